@@ -1,0 +1,40 @@
+# Conveyor: `make run` sets everything up and runs the demo; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: run start push stop test unit check system venv clean
+
+run: system venv            ## set up, start master+worker+repository, build the demo push
+	$(PY) -m ops run
+
+start: system venv          ## set up and start the services only
+	$(PY) -m ops start
+
+push: venv                  ## deliver one more signed push of the demo app and wait for it
+	$(PY) -m ops push
+
+stop: venv                  ## stop what run/start started (by pid)
+	$(PY) -m ops stop
+
+test: system venv           ## unit and integration tests
+	$(PY) -m pytest
+
+unit: venv                  ## unit tests only (seconds)
+	$(PY) -m pytest tests/unit
+
+check: venv                 ## buildbot checkconfig on pipeline.toml
+	$(PY) -m ops check
+
+system:                     ## Debian packages (apt-get, with sudo when not root)
+	bin/install-system-packages
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+clean: stop                 ## stop, then remove all runtime state (var/)
+	rm -rf var

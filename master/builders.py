@@ -1,0 +1,35 @@
+"""Builders are data: one CI builder per [projects.<name>] table, one publish builder."""
+
+from buildbot.plugins import util
+
+from master import factories
+from master.schedulers import PUBLISH
+from master.settings import Settings
+
+# Every change to the apt repository (publish now, promote and rollback later) takes this lock:
+# aptly commands race, and a distribution must change in exactly one place at a time.
+REPOSITORY_LOCK = util.MasterLock("apt-repository")
+
+
+def builders(settings: Settings) -> list[util.BuilderConfig]:
+    result = [
+        util.BuilderConfig(
+            name=project.ci_builder,
+            workernames=list(project.workers),
+            factory=factories.ci_factory(settings, project),
+            project=project.name,
+            tags=["ci", project.name],
+            # every push is its own build, with its own version and its own status
+            collapseRequests=False,
+        )
+        for project in settings.projects
+    ]
+    result.append(util.BuilderConfig(
+        name=PUBLISH,
+        workernames=[settings.repository.worker],
+        factory=factories.publish_factory(settings),
+        locks=[REPOSITORY_LOCK.access("exclusive")],
+        tags=["repository"],
+        collapseRequests=False,
+    ))
+    return result

@@ -1,0 +1,398 @@
+"""pipeline.toml + secrets -> typed, validated settings.
+
+Everything the master, the worker tools, `make run` and the tests need to know about a Conveyor
+installation is read here, once, and checked. A wrong file raises `SettingsError` naming the file,
+the key and what is wrong, so `buildbot checkconfig` stops with a sentence instead of a traceback.
+
+No Buildbot import here: `ops/` (make run) and the CLI read the same settings.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+# Debian policy: package names are lower case letters, digits, + - . ; at least two characters,
+# starting with an alphanumeric. Distribution names are used as aptly repo and snapshot names and
+# in URLs, so they are held to a conservative subset.
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+DISTRIBUTION_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9-]*$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+class SettingsError(ValueError):
+    """A pipeline.toml that cannot be used; the message names file, key and reason."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    # name of the secret (a file in the secrets directory) holding the worker's password
+    password_secret: str
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    github: str
+    clone_url: str
+    branch: str
+    packages: tuple[str, ...]
+    path: tuple[str, ...]
+    upload_to: str
+    workers: tuple[str, ...]
+    requirements: tuple[str, ...] = ("requirements-dev.txt",)
+    test_runner: str = "pytest"
+    test_args: tuple[str, ...] = ()
+    coverage_threshold: float = 80.0
+    coverage_below: str = "failure"
+    mail: tuple[str, ...] = ()
+    python: str = "python3"
+
+    @property
+    def ci_builder(self) -> str:
+        return f"{self.name}-ci"
+
+    @property
+    def push_scheduler(self) -> str:
+        return f"{self.name}-push"
+
+
+@dataclass(frozen=True)
+class Repository:
+    url: str
+    bind: str
+    port: int
+    worker: str
+    www_root: Path
+    aptly_root: Path
+    aptly_config: Path
+    gnupg_home: Path
+    signing_key_file: Path
+    public_key_name: str = "conveyor.gpg"
+    component: str = "main"
+    architectures: tuple[str, ...] = ("amd64", "all")
+    origin: str = "Conveyor"
+
+    @property
+    def public_key_url(self) -> str:
+        return self.url + self.public_key_name
+
+    def signing_key(self) -> str:
+        """The fingerprint of the signing key, written by `make run` (ops.keys)."""
+        try:
+            return self.signing_key_file.read_text().strip()
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    file: Path
+    root: Path
+    title: str
+    state_dir: Path
+    master_dir: Path
+    secrets_dir: Path
+    web_url: str
+    web_bind: str
+    web_port: int
+    worker_port: int
+    worker_bind: str
+    db_url: str
+    artifacts_dir: Path
+    artifacts_url: str
+    workers: tuple[Worker, ...]
+    projects: tuple[Project, ...]
+    repository: Repository
+    admins: tuple[str, ...] = field(default=())
+
+    @property
+    def distributions(self) -> tuple[str, ...]:
+        """Every distribution of every project's path, in path order, each once."""
+        seen: dict[str, None] = {}
+        for project in self.projects:
+            for dist in project.path:
+                seen.setdefault(dist, None)
+        return tuple(seen)
+
+    def project(self, name: str) -> Project:
+        for project in self.projects:
+            if project.name == name:
+                return project
+        raise KeyError(name)
+
+    def project_for_github(self, full_name: str) -> Project | None:
+        for project in self.projects:
+            if project.github.lower() == full_name.lower():
+                return project
+        return None
+
+    def read_secret(self, name: str) -> str | None:
+        try:
+            return (self.secrets_dir / name).read_text().strip()
+        except FileNotFoundError:
+            return None
+
+
+class _Table:
+    """A TOML table that knows its place in the file, for error messages."""
+
+    def __init__(self, file: Path, where: str, data: Any):
+        self.file = file
+        self.where = where
+        if not isinstance(data, dict):
+            raise self.error(f"must be a table, not {type(data).__name__}")
+        self.data = data
+        self.used: set[str] = set()
+
+    def error(self, message: str, key: str | None = None) -> SettingsError:
+        place = f"{self.where}.{key}" if key and self.where else (key or self.where or "top level")
+        return SettingsError(f"{self.file}: [{place}] {message}")
+
+    def _get(self, key: str, default: Any, kind: type | tuple[type, ...], what: str) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise self.error("is required", key)
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(f"must be {what}, not {value!r}", key)
+        return value
+
+    def str(self, key: str, default: Any = None, pattern: re.Pattern | None = None,
+            hint: str = "") -> Any:
+        value = self._get(key, default, str, "a string")
+        if value is None:
+            return None
+        if not value.strip():
+            raise self.error("must not be empty", key)
+        if pattern is not None and not pattern.match(value):
+            raise self.error(f"{value!r} is not valid{': ' + hint if hint else ''}", key)
+        return value
+
+    def int(self, key: str, default: Any = None, low: int = 1, high: int = 65535) -> Any:
+        value = self._get(key, default, int, "a whole number")
+        if value is not None and not low <= value <= high:
+            raise self.error(f"must be between {low} and {high}, not {value}", key)
+        return value
+
+    def number(self, key: str, default: Any, low: float, high: float) -> float:
+        value = self._get(key, default, (int, float), "a number")
+        if not low <= value <= high:
+            raise self.error(f"must be between {low} and {high}, not {value}", key)
+        return float(value)
+
+    def strs(self, key: str, default: Any = None, pattern: re.Pattern | None = None,
+             hint: str = "", nonempty: bool = True) -> Any:
+        value = self._get(key, default, list, "a list of strings")
+        if value is None:
+            return None
+        if nonempty and not value:
+            raise self.error("must not be an empty list", key)
+        for item in value:
+            if not isinstance(item, str) or not item.strip():
+                raise self.error(f"must be a list of strings, not {value!r}", key)
+            if pattern is not None and not pattern.match(item):
+                raise self.error(f"{item!r} is not valid{': ' + hint if hint else ''}", key)
+        return tuple(value)
+
+    def table(self, key: str, required: bool = True) -> _Table:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise self.error("is required", key)
+            return _Table(self.file, f"{self.where}.{key}".strip("."), {})
+        return _Table(self.file, f"{self.where}.{key}".strip("."), self.data[key])
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.error(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(self.used))})",
+                             unknown[0])
+
+
+_REQUIRED = object()
+
+
+def _resolve(root: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def _clone_url(root: Path, value: str) -> str:
+    # A URL (scheme://… or user@host:path) is kept; anything else is a local path, made absolute
+    # so that the worker, whatever its working directory, clones the same repository.
+    if "://" in value or re.match(r"^[\w.-]+@[\w.-]+:", value):
+        return value
+    return str(_resolve(root, value))
+
+
+def load(path: str | Path) -> Settings:
+    """Read and check a pipeline.toml; raise SettingsError naming file, key and reason."""
+    file = Path(path).resolve()
+    try:
+        with open(file, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"{file}: no such settings file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{file}: not valid TOML: {exc}") from None
+    return parse(data, file)
+
+
+def parse(data: dict, file: Path) -> Settings:
+    root = file.parent
+    top = _Table(file, "", data)
+
+    conveyor = top.table("conveyor")
+    title = conveyor.str("title", "Conveyor")
+    state_dir = _resolve(root, conveyor.str("state_dir", "var"))
+    web_bind = conveyor.str("web_bind", "127.0.0.1")
+    web_port = conveyor.int("web_port", 8010)
+    web_url = conveyor.str("web_url", f"http://{web_bind}:{web_port}/")
+    if not re.match(r"^https?://", web_url):
+        raise conveyor.error(f"must start with http:// or https://, not {web_url!r}", "web_url")
+    web_url = web_url.rstrip("/") + "/"
+    worker_port = conveyor.int("worker_port", 9989)
+    worker_bind = conveyor.str("worker_bind", "127.0.0.1")
+    db_url = conveyor.str("db_url", "sqlite:///state.sqlite")
+    admins = conveyor.strs("admins", (), EMAIL, "an e-mail address", nonempty=False)
+    conveyor.check_unknown()
+
+    repo = top.table("repository")
+    repo_bind = repo.str("bind", "127.0.0.1")
+    repo_port = repo.int("port", 8011)
+    repo_url = repo.str("url", f"http://{repo_bind}:{repo_port}/")
+    if not re.match(r"^https?://", repo_url):
+        raise repo.error(f"must start with http:// or https://, not {repo_url!r}", "url")
+    repo_url = repo_url.rstrip("/") + "/"
+    www_root = _resolve(root, repo.str("www_root", str(state_dir / "www")))
+    aptly_root = _resolve(root, repo.str("aptly_root", str(state_dir / "aptly")))
+    repository = Repository(
+        url=repo_url,
+        bind=repo_bind,
+        port=repo_port,
+        worker=repo.str("worker", "local", IDENTIFIER, "lower-case letters, digits and -"),
+        www_root=www_root,
+        aptly_root=aptly_root,
+        aptly_config=_resolve(root, repo.str("aptly_config", str(aptly_root / "aptly.conf"))),
+        gnupg_home=_resolve(root, repo.str("gnupg_home", str(state_dir / "gnupg"))),
+        signing_key_file=_resolve(root, repo.str("signing_key_file",
+                                                 str(state_dir / "gnupg" / "signing-key"))),
+        component=repo.str("component", "main", DISTRIBUTION_NAME),
+        architectures=repo.strs("architectures", ("amd64", "all"), DISTRIBUTION_NAME),
+        origin=repo.str("origin", "Conveyor"),
+    )
+    artifacts_dir = www_root / "artifacts"
+    repo.check_unknown()
+
+    workers_table = top.table("workers")
+    workers = []
+    for name in workers_table.data:
+        if not IDENTIFIER.match(name):
+            raise workers_table.error("worker names are lower-case letters, digits and -", name)
+        wt = workers_table.table(name)
+        workers.append(Worker(name=name,
+                              password_secret=wt.str("password_secret", f"worker-{name}-password")))
+        wt.check_unknown()
+    if not workers:
+        raise workers_table.error("at least one worker is required")
+    worker_names = tuple(w.name for w in workers)
+    if repository.worker not in worker_names:
+        raise repo.error(f"{repository.worker!r} is not one of the [workers]: "
+                         f"{', '.join(worker_names)}", "worker")
+
+    projects_table = top.table("projects")
+    projects = []
+    for name in projects_table.data:
+        if not IDENTIFIER.match(name):
+            raise projects_table.error("project names are lower-case letters, digits and -", name)
+        projects.append(_project(projects_table.table(name), name, root, worker_names))
+    if not projects:
+        raise projects_table.error("at least one project is required")
+    _check_paths(projects_table, projects)
+    top.check_unknown()
+
+    return Settings(
+        file=file,
+        root=root,
+        title=title,
+        state_dir=state_dir,
+        master_dir=state_dir / "master",
+        secrets_dir=state_dir / "secrets",
+        web_url=web_url,
+        web_bind=web_bind,
+        web_port=web_port,
+        worker_port=worker_port,
+        worker_bind=worker_bind,
+        db_url=db_url,
+        artifacts_dir=artifacts_dir,
+        artifacts_url=repo_url + "artifacts/",
+        workers=tuple(workers),
+        projects=tuple(projects),
+        repository=repository,
+        admins=admins,
+    )
+
+
+def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...]) -> Project:
+    path = t.strs("path", _REQUIRED, DISTRIBUTION_NAME,
+                  "lower-case letters, digits, . and -")
+    if len(set(path)) != len(path):
+        raise t.error(f"names a distribution twice: {list(path)}", "path")
+    upload_to = t.str("upload_to", path[0])
+    if upload_to not in path:
+        raise t.error(f"{upload_to!r} is not on this project's path {list(path)}", "upload_to")
+    workers = t.strs("workers", worker_names, IDENTIFIER)
+    for w in workers:
+        if w not in worker_names:
+            raise t.error(f"{w!r} is not one of the [workers]: {', '.join(worker_names)}",
+                          "workers")
+    coverage_below = t.str("coverage_below", "failure")
+    if coverage_below not in ("failure", "warnings"):
+        raise t.error(f"must be \"failure\" or \"warnings\", not {coverage_below!r}",
+                      "coverage_below")
+    project = Project(
+        name=name,
+        github=t.str("github", _REQUIRED, GITHUB_NAME, "write it as owner/name"),
+        clone_url=_clone_url(root, t.str("clone_url", _REQUIRED)),
+        branch=t.str("branch", "main"),
+        packages=t.strs("packages", _REQUIRED, PACKAGE_NAME, "a Debian package name"),
+        path=path,
+        upload_to=upload_to,
+        workers=workers,
+        requirements=t.strs("requirements", ("requirements-dev.txt",), nonempty=False),
+        test_runner=t.str("test_runner", "pytest", re.compile(r"^[A-Za-z_][\w.]*$"),
+                          "a Python module name, run as python -m MODULE"),
+        test_args=t.strs("test_args", (), nonempty=False),
+        coverage_threshold=t.number("coverage_threshold", 80, 0, 100),
+        coverage_below=coverage_below,
+        mail=t.strs("mail", (), EMAIL, "an e-mail address", nonempty=False),
+        python=t.str("python", "python3"),
+    )
+    t.check_unknown()
+    return project
+
+
+def _check_paths(t: _Table, projects: list[Project]) -> None:
+    """Projects may share distributions, but then they must agree on the order of the path."""
+    successor: dict[str, tuple[str | None, str]] = {}
+    for project in projects:
+        for i, dist in enumerate(project.path):
+            nxt = project.path[i + 1] if i + 1 < len(project.path) else None
+            known = successor.get(dist)
+            if known and known[0] and nxt and known[0] != nxt:
+                other = known[1]
+                raise t.error(
+                    f"path disagrees with project {other!r} on what follows {dist!r}",
+                    f"{project.name}.path")
+            if nxt or not known:
+                successor[dist] = (nxt, project.name)

@@ -1,0 +1,1 @@
+"""Operations: make an installation's state (setup), run its services (services), the demo."""

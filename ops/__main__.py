@@ -1,0 +1,81 @@
+"""`python -m ops run|start|stop|push` — what the Makefile's targets call.
+
+    run    set up what is missing, start everything, deliver one push of the demo app to the
+           change hook and wait for its build: result, URL and the apt sources line
+    start  set up and start the services only
+    push   deliver one more push of the demo app and wait for its build
+    stop   stop what `run`/`start` started
+    check  `buildbot checkconfig` on the settings (creates missing demo secrets first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from master import settings as settings_module
+from ops import demo
+from ops import services
+from ops import setup
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "start", "push", "stop", "check"])
+    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
+                                                             str(setup.ROOT / "pipeline.toml")))
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_module.load(args.settings)
+    except settings_module.SettingsError as exc:
+        print(f"conveyor: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "stop":
+        stopped = services.stop(settings)
+        setup.say("stopped " + (", ".join(stopped) if stopped else "nothing (nothing was running)"))
+        return 0
+
+    if args.command == "check":
+        setup.ensure_secrets(settings)
+        proc = subprocess.run([setup.venv_bin("buildbot"), "checkconfig",
+                               str(setup.ROOT / "master.cfg")], env=services.master_env(settings))
+        return proc.returncode
+
+    started = time.monotonic()
+    if args.command != "push":
+        setup.prepare(settings)
+        services.start(settings)
+        setup.say(f"services up after {time.monotonic() - started:.0f} s")
+    if args.command == "start":
+        return 0
+
+    project = settings.projects[0]
+    checkout = demo.ensure_demo_repo(settings, project)
+    parent = demo.git(checkout, "rev-list", "--max-count=1", "--skip=1", "HEAD") or demo.ZERO
+    build = demo.push_and_wait(settings, project, checkout, before=parent)
+    result = demo.result_name(build)
+    version = (build.get("properties", {}).get("package_version") or [None])[0]
+    print()
+    print(f"  build     {project.ci_builder} #{build['number']}: {result}"
+          f"  ({build['seconds']:.0f} s from webhook to result)")
+    print(f"  url       {build['url']}")
+    if result == "SUCCESS":
+        print(f"  package   {', '.join(project.packages)} {version} in {project.upload_to}")
+        print(f"  key       {settings.repository.public_key_url}")
+        print("  install   sudo install -d /etc/apt/keyrings && sudo curl -fsSo "
+              f"/etc/apt/keyrings/conveyor.gpg {settings.repository.public_key_url}")
+        print(f"            echo '{demo.sources_line(settings, project.upload_to)}' "
+              "| sudo tee /etc/apt/sources.list.d/conveyor.list")
+        print(f"            sudo apt-get update && sudo apt-get install -y {project.packages[0]}")
+    print(f"  apt line  {demo.sources_line(settings, project.upload_to)}")
+    print(f"  total     {time.monotonic() - started:.0f} s; `make stop` stops everything")
+    return 0 if result == "SUCCESS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Start and stop an installation's services: the repository's web server, master, workers.
+
+Each service leaves a pid file; `stop()` ends exactly those processes (by pid, never by name).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from master.settings import Settings
+from ops.setup import ROOT
+from ops.setup import gpg_env
+from ops.setup import run
+from ops.setup import say
+from ops.setup import venv_bin
+from ops.setup import worker_dir
+
+
+def run_dir(settings: Settings) -> Path:
+    path = settings.state_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pid_files(settings: Settings) -> dict[str, Path]:
+    """Every service's pid file, in the order they are stopped (workers first)."""
+    files = {f"worker {w.name}": worker_dir(settings, w.name) / "twistd.pid"
+             for w in settings.workers}
+    files["master"] = settings.master_dir / "twistd.pid"
+    files["repository web server"] = run_dir(settings) / "http.pid"
+    return files
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+            time.sleep(0.2)
+
+
+def master_env(settings: Settings) -> dict:
+    return {**os.environ, "CONVEYOR_SETTINGS": str(settings.file)}
+
+
+def start(settings: Settings) -> None:
+    start_web_server(settings)
+    start_master(settings)
+    for worker in settings.workers:
+        start_worker(settings, worker.name)
+
+
+def start_web_server(settings: Settings) -> None:
+    repo = settings.repository
+    pidfile = run_dir(settings) / "http.pid"
+    if read_pid(pidfile):
+        return
+    log = open(run_dir(settings) / "http.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", repo.bind, "--directory",
+         str(repo.www_root), str(repo.port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    pidfile.write_text(f"{proc.pid}\n")
+    wait_for_port(repo.bind, repo.port)
+    say(f"apt repository served at {repo.url}")
+
+
+def start_master(settings: Settings) -> None:
+    if read_pid(settings.master_dir / "twistd.pid"):
+        # a running master picks up changed settings and modules without a restart
+        run([venv_bin("buildbot"), "reconfig", str(settings.master_dir)],
+            env=master_env(settings))
+        return
+    proc = subprocess.run([venv_bin("buildbot"), "start", str(settings.master_dir)],
+                          env=master_env(settings), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        log = settings.master_dir / "twistd.log"
+        tail = log.read_text()[-4000:] if log.exists() else ""
+        raise RuntimeError(f"the master did not start:\n{proc.stdout}{proc.stderr}\n{tail}")
+    wait_for_port(settings.web_bind, settings.web_port)
+    say(f"web UI at {settings.web_url}")
+
+
+def start_worker(settings: Settings, name: str) -> None:
+    basedir = worker_dir(settings, name)
+    if read_pid(basedir / "twistd.pid"):
+        return
+    worker = next(w for w in settings.workers if w.name == name)
+    master_host = "127.0.0.1" if settings.worker_bind in ("0.0.0.0", "") else settings.worker_bind
+    env = {**os.environ,
+           "CONVEYOR_WORKER_NAME": name,
+           "CONVEYOR_MASTER": f"{master_host}:{settings.worker_port}",
+           "CONVEYOR_WORKER_PASSWORD_FILE": str(settings.secrets_dir / worker.password_secret),
+           # the project root on the worker's PYTHONPATH is not needed: workers run argv only
+           }
+    run([venv_bin("buildbot-worker"), "start", str(basedir)], env=env,
+        stdin=subprocess.DEVNULL, cwd=str(ROOT))
+    say(f"worker {name} started")
+
+
+def stop(settings: Settings) -> list[str]:
+    """Stop every service this installation started; return what was stopped."""
+    stopped = []
+    for what, pidfile in pid_files(settings).items():
+        pid = read_pid(pidfile)
+        if pid is None:
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while read_pid(pidfile) == pid and _alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.2)
+        pidfile.unlink(missing_ok=True)
+        stopped.append(what)
+    # gpg started an agent for the repository's key home while signing: end it too
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=gpg_env(settings),
+                   capture_output=True)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # reap it if it is our child (the web server), then look
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,157 @@
+"""Make an installation's state from its settings: secrets, signing key, repository, basedirs.
+
+Every function is idempotent: what exists is reused, what is missing is made. `make run` and the
+integration tests call `prepare()`; nothing here runs a service (see ops.services).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from datetime import timezone
+from pathlib import Path
+
+from master import repository
+from master.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBHOOK_SECRET = "github-webhook-secret"
+
+
+def say(message: str) -> None:
+    print(f"conveyor: {message}", flush=True)
+
+
+def run(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command (argv, no shell); on failure raise with its output."""
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}"
+                           f"{proc.stderr}")
+    return proc
+
+
+def venv_bin(name: str) -> str:
+    """A console script of the virtualenv that runs us (buildbot, buildbot-worker)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def prepare(settings: Settings) -> None:
+    for path in (settings.state_dir, settings.artifacts_dir, settings.repository.aptly_root):
+        path.mkdir(parents=True, exist_ok=True)
+    ensure_secrets(settings)
+    fingerprint = ensure_signing_key(settings)
+    ensure_repository(settings, fingerprint)
+    ensure_master(settings)
+    for worker in settings.workers:
+        ensure_worker(settings, worker.name)
+
+
+def write_secret(settings: Settings, name: str, value: str) -> None:
+    settings.secrets_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.secrets_dir, 0o700)
+    path = settings.secrets_dir / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+
+
+def ensure_secrets(settings: Settings) -> None:
+    """Demo values for every secret that is missing, said loudly (never their values)."""
+    wanted = [WEBHOOK_SECRET] + [w.password_secret for w in settings.workers]
+    for name in wanted:
+        if settings.read_secret(name) is None:
+            write_secret(settings, name, secrets.token_hex(24))
+            say(f"generated demo secret {settings.secrets_dir / name}")
+
+
+def gpg_env(settings: Settings) -> dict:
+    home = settings.repository.gnupg_home
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    return {**os.environ, "GNUPGHOME": str(home)}
+
+
+def ensure_signing_key(settings: Settings) -> str:
+    """A passphrase-less signing key in the repository's GnuPG home; its public half is served
+    as <repository url>/conveyor.gpg for clients' `signed-by=`."""
+    repo = settings.repository
+    env = gpg_env(settings)
+    fingerprint = repo.signing_key()
+    if not fingerprint:
+        run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
+             f"{settings.title} repository signing key <conveyor@localhost>",
+             "ed25519", "sign", "never"], env=env)
+        listing = run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env).stdout
+        fingerprint = next(line.split(":")[9] for line in listing.splitlines()
+                           if line.startswith("fpr:"))
+        repo.signing_key_file.write_text(fingerprint + "\n")
+        say(f"generated repository signing key {fingerprint}")
+    repo.www_root.mkdir(parents=True, exist_ok=True)
+    public = subprocess.run(["gpg", "--batch", "--export", fingerprint], env=env,
+                            capture_output=True, check=True).stdout
+    (repo.www_root / repo.public_key_name).write_bytes(public)
+    return fingerprint
+
+
+def aptly(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    argv = ["aptly", f"-config={settings.repository.aptly_config}", *args]
+    if check:
+        return run(argv, env=gpg_env(settings))
+    return subprocess.run(argv, env=gpg_env(settings), capture_output=True, text=True)
+
+
+def ensure_repository(settings: Settings, fingerprint: str) -> None:
+    """One aptly local repo per distribution, each published (signed) from a first snapshot;
+    the served tree links to aptly's published dists/ and pool/."""
+    repo = settings.repository
+    config = {
+        "rootDir": str(repo.aptly_root),
+        "architectures": list(repo.architectures),
+        "gpgProvider": "gpg",
+        "downloadConcurrency": 2,
+        "skipContentsPublishing": True,
+    }
+    repo.aptly_config.write_text(json.dumps(config, indent=2) + "\n")
+    published = aptly(settings, "publish", "list", "-raw").stdout.split("\n")
+    published = {line.split()[-1] for line in published if line.strip()}
+    for dist in settings.distributions:
+        if aptly(settings, "repo", "show", dist, check=False).returncode != 0:
+            aptly(settings, "repo", "create", f"-distribution={dist}",
+                  f"-component={repo.component}", dist)
+            say(f"created distribution {dist}")
+        if dist not in published:
+            snapshot = repository.snapshot_name(dist, datetime.now(timezone.utc), "setup", 0)
+            aptly(settings, "snapshot", "create", snapshot, "from", "repo", dist)
+            aptly(settings, "publish", "snapshot", "-batch", f"-gpg-key={fingerprint}",
+                  f"-architectures={','.join(repo.architectures)}", f"-distribution={dist}",
+                  f"-origin={repo.origin}", f"-label={dist}", snapshot, ".")
+    for part in ("dists", "pool"):
+        target = repo.aptly_root / "public" / part
+        target.mkdir(parents=True, exist_ok=True)
+        link = repo.www_root / part
+        if not link.is_symlink():
+            link.symlink_to(target)
+
+
+def ensure_master(settings: Settings) -> None:
+    if not (settings.master_dir / "buildbot.tac").exists():
+        settings.master_dir.parent.mkdir(parents=True, exist_ok=True)
+        run([venv_bin("buildbot"), "create-master", "--quiet", "--db", settings.db_url,
+             "--config", str(ROOT / "master.cfg"), str(settings.master_dir)])
+        say(f"created master in {settings.master_dir}")
+
+
+def worker_dir(settings: Settings, name: str) -> Path:
+    return settings.state_dir / "workers" / name
+
+
+def ensure_worker(settings: Settings, name: str) -> None:
+    basedir = worker_dir(settings, name)
+    basedir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")

@@ -1,0 +1,176 @@
+"""Debian packaging steps: stamp a unique version, build the .deb, hand it to the master."""
+
+from __future__ import annotations
+
+import posixpath
+
+from buildbot.process import buildstep
+from buildbot.process import results
+from buildbot.steps.transfer import FileUpload
+from buildbot.steps.worker import CompositeStepMixin
+from twisted.internet import defer
+
+from master import repository
+
+
+class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+    """Prepend a CI entry to debian/changelog: `<upstream>+ci<build>.g<sha>`, commit, build URL.
+
+    Sets the properties `package_version`, `source_package` and `commit_time` (the commit's
+    timestamp, used as SOURCE_DATE_EPOCH by the package build).
+    """
+
+    name = "version"
+    description = "stamping version"
+    descriptionDone = "version"
+
+    def __init__(self, changelog: str = "debian/changelog", **kwargs):
+        self.changelog = changelog
+        kwargs = self.setupShellMixin(kwargs)
+        super().__init__(**kwargs)
+        self.version: str | None = None
+
+    @defer.inlineCallbacks
+    def run(self):
+        log = yield self.addLog("stdio")
+        text = yield self.getFileContentFromWorker(self.changelog)
+        if text is None:
+            yield log.addStderr(f"{self.changelog} not found: the project needs a debian/ "
+                                "directory to be packaged\n")
+            return results.FAILURE
+        revision = self.getProperty("got_revision") or self.getProperty("revision")
+        try:
+            head = repository.parse_changelog_head(text)
+            version = repository.ci_version(head, self.build.number, revision)
+        except repository.ReleaseError as exc:
+            yield log.addStderr(f"{exc}\n")
+            return results.FAILURE
+
+        cmd = yield self.makeRemoteShellCommand(
+            command=["git", "log", "-1", "--format=%ct", revision],
+            collectStdout=True)
+        yield self.runCommand(cmd)
+        if cmd.didFail() or not cmd.stdout.strip().isdigit():
+            yield log.addStderr(f"cannot read the commit time of {revision}\n")
+            return results.FAILURE
+        commit_time = int(cmd.stdout.strip())
+
+        build_url = yield self.build.getUrl()
+        stanza = repository.changelog_stanza(
+            head.source, version, commit=revision, build_url=build_url, timestamp=commit_time,
+            message=f"Built by Conveyor from commit {revision[:12]}.")
+        yield self.downloadFileContentToWorker(self.changelog, stanza + text,
+                                               abandonOnFailure=True)
+        yield log.addStdout(stanza)
+        self.version = version
+        self.setProperty("package_version", version, "StampVersion")
+        self.setProperty("source_package", head.source, "StampVersion")
+        self.setProperty("commit_time", commit_time, "StampVersion")
+        return results.SUCCESS
+
+    def getResultSummary(self):
+        if self.version and self.results == results.SUCCESS:
+            return {"step": f"version {self.version}"}
+        return super().getResultSummary()
+
+
+class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
+    """`dpkg-buildpackage -b` in the checkout; the .deb files land next to it (`..`).
+
+    Needs `package_version` and `commit_time` from StampVersion; sets the property `debs`, the
+    file names of the packages built, and checks that every package the settings name is there.
+    """
+
+    name = "deb"
+    description = "building package"
+    descriptionDone = "package"
+    renderables = ["packages"]
+
+    def __init__(self, packages: list[str] | tuple[str, ...] = (), **kwargs):
+        self.packages = list(packages)
+        kwargs.setdefault("haltOnFailure", True)
+        kwargs = self.setupShellMixin(kwargs)
+        super().__init__(**kwargs)
+        self.debs: list[str] = []
+
+    @defer.inlineCallbacks
+    def run(self):
+        version = repository.deb_filename_version(self.getProperty("package_version"))
+        # previous builds' files in the shared parent directory must not be picked up
+        cmd = yield self.makeRemoteShellCommand(
+            command=["find", "..", "-maxdepth", "1", "-type", "f", "(", "-name", "*.deb",
+                     "-o", "-name", "*.changes", "-o", "-name", "*.buildinfo", ")", "-delete"],
+            stdioLogName="clean")
+        yield self.runCommand(cmd)
+
+        env = {"SOURCE_DATE_EPOCH": str(self.getProperty("commit_time")),
+               "DEB_BUILD_OPTIONS": "nocheck"}
+        cmd = yield self.makeRemoteShellCommand(
+            command=["dpkg-buildpackage", "-b", "-us", "-uc"], env=env)
+        yield self.runCommand(cmd)
+        if cmd.didFail():
+            return cmd.results()
+
+        cmd = yield self.makeRemoteShellCommand(
+            command=["find", "..", "-maxdepth", "1", "-type", "f", "-name",
+                     f"*_{version}_*.deb", "-printf", "%f\\n"],
+            collectStdout=True, stdioLogName="debs")
+        yield self.runCommand(cmd)
+        self.debs = sorted(cmd.stdout.split())
+        built = {deb.split("_", 1)[0] for deb in self.debs}
+        missing = [p for p in self.packages if p not in built]
+        log = yield self.addLog("packages")
+        yield log.addStdout("".join(f"{deb}\n" for deb in self.debs))
+        if missing:
+            yield log.addStderr(
+                f"debian/ built {sorted(built) or 'nothing'} but the settings name "
+                f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n")
+            return results.FAILURE
+        self.setProperty("debs", self.debs, "BuildDebianPackage")
+        return results.SUCCESS
+
+    def getResultSummary(self):
+        if self.debs and self.results == results.SUCCESS:
+            return {"step": "built " + ", ".join(self.debs)}
+        return super().getResultSummary()
+
+
+class UploadPackages(buildstep.BuildStep):
+    """Copy each built .deb (property `debs`) to the master's artifact store, linked from the build.
+
+    The store is served by the repository's web server, so every package of every build can be
+    downloaded from the build page; the publish builder takes them from there.
+    """
+
+    name = "upload"
+    description = "uploading packages"
+    descriptionDone = "uploaded"
+
+    def __init__(self, artifacts_dir: str, artifacts_url: str, **kwargs):
+        self.artifacts_dir = str(artifacts_dir)
+        self.artifacts_url = artifacts_url
+        super().__init__(**kwargs)
+
+    def run(self):
+        debs = self.getProperty("debs") or []
+        where = artifact_path(self.getProperty("buildername"), self.build.number)
+        self.setProperty("artifacts_path", where, "UploadPackages")
+        self.build.addStepsAfterCurrentStep([
+            FileUpload(
+                name=f"upload {deb}",
+                workersrc=f"../{deb}",
+                masterdest=posixpath.join(self.artifacts_dir, where, deb),
+                url=f"{self.artifacts_url}{where}/{deb}",
+                urlText=deb,
+                mode=0o644,
+                haltOnFailure=True,
+            )
+            for deb in debs
+        ])
+        self.descriptionDone = f"{len(debs)} package(s) to upload"
+        return defer.succeed(results.SUCCESS if debs else results.FAILURE)
+
+
+def artifact_path(builder: str, number: int) -> str:
+    """Where a build's artifacts live below the artifact store: `<builder>/<number>`."""
+    return f"{builder}/{int(number)}"

@@ -1,0 +1,316 @@
+"""Build steps for Python projects: virtualenv, requirements, tests under coverage, coverage.
+
+All paths are as seen from the step's workdir (the checkout, "build"): the virtualenv lives
+beside it in ../venv and reports go to ../reports.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from twisted.internet import defer
+
+from buildbot import config
+from buildbot.process import buildstep
+from buildbot.process.results import CANCELLED
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SKIPPED
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+from buildbot.process.results import worst_status
+from buildbot.steps.worker import CompositeStepMixin
+
+MAX_FAILED_NAMES = 20  # length limit of the tests_failed_names property
+
+
+def venv_python(venv):
+    return f"{venv}/bin/python"
+
+
+def format_percent(value):
+    """93.0 -> '93', 93.33 -> '93.33'."""
+    return f"{value:g}"
+
+
+class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
+    """A fresh virtualenv every build (pip's download/wheel cache in ~/.cache/pip is reused)."""
+
+    name = "virtualenv"
+    description = "creating virtualenv"
+    descriptionDone = "virtualenv"
+    renderables = ["python", "venv"]
+
+    def __init__(self, python="python3", venv="../venv", **kwargs):
+        self.python = python
+        self.venv = venv
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        cmd = yield self.makeRemoteShellCommand(
+            command=[self.python, "-m", "venv", "--clear", self.venv]
+        )
+        yield self.runCommand(cmd)
+        return cmd.results()
+
+
+class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
+    """pip install -r each requirements file into the virtualenv; SKIPPED when there are none."""
+
+    name = "install"
+    description = "installing requirements"
+    descriptionDone = "install"
+    renderables = ["requirements", "venv"]
+
+    def __init__(self, requirements=("requirements-dev.txt",), venv="../venv", **kwargs):
+        self.requirements = requirements
+        self.venv = venv
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        if not self.requirements:
+            return SKIPPED
+        command = [venv_python(self.venv), "-m", "pip", "install", "--disable-pip-version-check"]
+        for requirement in self.requirements:
+            command += ["-r", requirement]
+        cmd = yield self.makeRemoteShellCommand(command=command)
+        yield self.runCommand(cmd)
+        return cmd.results()
+
+    def getResultSummary(self):
+        if self.results == SKIPPED:
+            return {"step": "no requirements to install"}
+        return super().getResultSummary()
+
+
+@dataclass(frozen=True)
+class JUnitCase:
+    name: str
+    outcome: str  # "passed", "failed" or "skipped"
+    file: str | None = None
+    line: int | None = None
+    duration_ns: int | None = None
+
+
+def parse_junit(text):
+    """The test cases of a JUnit XML report (root <testsuites> or <testsuite>).
+
+    Raises xml.etree.ElementTree.ParseError when the text is not XML.
+    """
+    cases = []
+    for case in ET.fromstring(text).iter("testcase"):
+        classname, name = case.get("classname"), case.get("name", "?")
+        children = {child.tag for child in case}
+        if children & {"failure", "error"}:
+            outcome = "failed"
+        elif "skipped" in children:
+            outcome = "skipped"
+        else:
+            outcome = "passed"
+        cases.append(
+            JUnitCase(
+                name=f"{classname}::{name}" if classname else name,
+                outcome=outcome,
+                file=case.get("file"),
+                line=_to_number(int, case.get("line")),
+                duration_ns=_to_number(lambda t: int(float(t) * 1e9), case.get("time")),
+            )
+        )
+    return cases
+
+
+def _to_number(convert, value):
+    try:
+        return convert(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+    """Runs the test runner under coverage and records the JUnit XML results.
+
+    Sets tests_passed, tests_failed, tests_skipped (ints) and tests_failed_names (up to 20).
+    """
+
+    name = "tests"
+    description = "running tests"
+    descriptionDone = "tests"
+    haltOnFailure = True
+    renderables = ["runner", "args", "venv", "junit_xml"]
+
+    def __init__(
+        self,
+        runner="pytest",
+        args=(),
+        venv="../venv",
+        junit_xml="../reports/junit.xml",
+        **kwargs,
+    ):
+        self.runner = runner
+        self.args = args
+        self.venv = venv
+        self.junit_xml = junit_xml
+        self._summary = None
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+        super().__init__(**kwargs)
+
+    def builder_path(self, path):
+        """A workdir-relative path as the worker's mkdir/rmfile want it (builder-relative)."""
+        pm = self.build.path_module
+        return pm.normpath(pm.join(self.workdir, path))
+
+    @defer.inlineCallbacks
+    def run(self):
+        # never read a stale report from a previous build
+        yield self.runRmFile(self.builder_path(self.junit_xml), abandonOnFailure=False)
+        yield self.runMkdir(self.builder_path(self.build.path_module.dirname(self.junit_xml)))
+
+        command = [venv_python(self.venv), "-m", "coverage", "run", "-m", self.runner, *self.args]
+        if self.runner == "pytest":
+            command += ["--junit-xml", self.junit_xml]
+        cmd = yield self.makeRemoteShellCommand(command=command)
+        yield self.runCommand(cmd)
+        result = cmd.results()
+        if self.stopped or result == CANCELLED:
+            return CANCELLED
+        self._summary = "tests passed" if result == SUCCESS else "tests failed"
+
+        stdio = yield self.getLog("stdio")
+        text = yield self.getFileContentFromWorker(self.junit_xml)
+        if text is None:
+            if self.runner != "pytest":
+                return result  # a JUnit report is optional for other runners
+            yield stdio.addStderr(f"\nno JUnit XML report at {self.junit_xml}\n")
+            return worst_status(result, WARNINGS)
+        try:
+            cases = parse_junit(text)
+        except ET.ParseError as e:
+            yield stdio.addStderr(f"\ncannot parse JUnit XML report {self.junit_xml}: {e}\n")
+            self._summary += " (JUnit XML unreadable)"
+            return worst_status(result, WARNINGS)
+
+        yield self.record(cases)
+        if any(case.outcome == "failed" for case in cases):
+            return FAILURE
+        return result
+
+    @defer.inlineCallbacks
+    def record(self, cases):
+        """Test result set (pass_fail: '1' passed, '0' failed; skipped tests are not recorded),
+        properties and summary."""
+        setid = yield self.addTestResultSet(f"{self.runner} results", "pass_fail", "boolean")
+        for case in cases:
+            if case.outcome != "skipped":
+                self.addTestResult(
+                    setid,
+                    "1" if case.outcome == "passed" else "0",
+                    test_name=case.name,
+                    test_code_path=case.file,
+                    line=case.line,
+                    duration_ns=case.duration_ns,
+                )
+
+        counts = {o: sum(c.outcome == o for c in cases) for o in ("passed", "failed", "skipped")}
+        failed_names = [c.name for c in cases if c.outcome == "failed"][:MAX_FAILED_NAMES]
+        source = self.__class__.__name__
+        for outcome, count in counts.items():
+            self.setProperty(f"tests_{outcome}", count, source)
+        self.setProperty("tests_failed_names", failed_names, source)
+
+        self._summary = f"{counts['passed']} passed, {counts['failed']} failed"
+        if counts["skipped"]:
+            self._summary += f", {counts['skipped']} skipped"
+
+    def getResultSummary(self):
+        if self._summary is None:
+            return super().getResultSummary()
+        summary = self._summary
+        if self.timed_out:
+            summary += " (timed out)"
+        return {"step": summary}
+
+
+class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
+    """`coverage report` (its TOTAL percentage against a threshold), then `coverage html`.
+
+    Sets coverage_percent and coverage_threshold (floats).
+    """
+
+    name = "coverage"
+    description = "measuring coverage"
+    descriptionDone = "coverage"
+    haltOnFailure = True
+    renderables = ["threshold", "below", "venv", "html_dir"]
+
+    # "TOTAL   120   8   30   2   93%" (or "93.33%" with a precision setting)
+    TOTAL_LINE = re.compile(r"^TOTAL\s.*\s(\d+(?:\.\d+)?)%\s*$", re.MULTILINE)
+
+    def __init__(
+        self,
+        threshold=80.0,
+        below="failure",
+        venv="../venv",
+        html_dir="../reports/htmlcov",
+        **kwargs,
+    ):
+        if isinstance(below, str) and below not in ("failure", "warnings"):
+            config.error(f"Coverage: below must be 'failure' or 'warnings', not {below!r}")
+        self.threshold = threshold
+        self.below = below
+        self.venv = venv
+        self.html_dir = html_dir
+        self._summary = None
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        python = venv_python(self.venv)
+        report = yield self.makeRemoteShellCommand(
+            command=[python, "-m", "coverage", "report"], collectStdout=True
+        )
+        yield self.runCommand(report)
+        if self.stopped or report.results() == CANCELLED:
+            return CANCELLED
+
+        stdio = yield self.getLog("stdio")
+        totals = self.TOTAL_LINE.findall(report.stdout or "")
+        if not totals:
+            yield stdio.addStderr("\ncoverage report has no TOTAL line\n")
+            self._summary = "coverage report has no TOTAL line"
+            return FAILURE
+        if report.results() != SUCCESS:  # e.g. fail_under in the project's own config
+            yield stdio.addHeader(
+                f"\ncoverage report exited {report.rc}; judging by its TOTAL line instead\n"
+            )
+
+        percent, threshold = float(totals[-1]), float(self.threshold)
+        self.setProperty("coverage_percent", percent, self.__class__.__name__)
+        self.setProperty("coverage_threshold", threshold, self.__class__.__name__)
+        if percent >= threshold:
+            result = SUCCESS
+            self._summary = (
+                f"coverage {format_percent(percent)}% (threshold {format_percent(threshold)}%)"
+            )
+        else:
+            result = FAILURE if self.below == "failure" else WARNINGS
+            self._summary = f"coverage {format_percent(percent)}% < {format_percent(threshold)}%"
+
+        html = yield self.makeRemoteShellCommand(
+            command=[python, "-m", "coverage", "html", "-d", self.html_dir]
+        )
+        yield self.runCommand(html)
+        if html.results() != SUCCESS:
+            yield stdio.addStderr("\ncoverage html failed\n")
+            result = worst_status(result, CANCELLED if self.stopped else WARNINGS)
+        return result
+
+    def getResultSummary(self):
+        if self._summary is None:
+            return super().getResultSummary()
+        return {"step": self._summary}

@@ -1,0 +1,434 @@
+"""steps.python: exact argv, results, summaries, properties and recorded test results."""
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from buildbot import config
+from buildbot.process import remotetransfer
+from buildbot.process.properties import Interpolate
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SKIPPED
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectMkdir
+from buildbot.test.steps import ExpectRemoteRef
+from buildbot.test.steps import ExpectRmfile
+from buildbot.test.steps import ExpectShell
+from buildbot.test.steps import ExpectUploadFile
+from buildbot.test.steps import TestBuildStepMixin
+from buildbot.util import test_result_submitter
+
+from steps.python import Coverage
+from steps.python import CreateVirtualenv
+from steps.python import InstallRequirements
+from steps.python import RunTests
+from steps.python import parse_junit
+
+PY = "../venv/bin/python"
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="4">
+<testcase classname="tests.test_a" name="test_ok" file="tests/test_a.py" line="3" time="0.5"/>
+<testcase classname="tests.test_a" name="test_bad" time="0.25">
+  <failure message="assert 1 == 2">AssertionError</failure>
+</testcase>
+<testcase classname="tests.test_b" name="test_later" time="0.000">
+  <skipped type="pytest.skip" message="later">skip</skipped>
+</testcase>
+<testcase classname="tests.test_b" name="test_fine" time="1"/>
+</testsuite></testsuites>
+"""
+
+
+class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        yield self.setup_test_build_step()
+
+
+class TestCreateVirtualenv(StepTestCase):
+    def test_success(self):
+        self.setup_step(CreateVirtualenv(workdir="build"))
+        self.expect_commands(
+            ExpectShell(
+                workdir="build", command=["python3", "-m", "venv", "--clear", "../venv"]
+            ).exit(0)
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "virtualenv"})
+        return self.run_step()
+
+    def test_failure_and_renderable_python(self):
+        self.setup_step(CreateVirtualenv(python=Interpolate("%(prop:python)s"), venv="/tmp/v"))
+        self.build.setProperty("python", "python3.11", "test")
+        self.expect_commands(
+            ExpectShell(
+                workdir="wkdir", command=["python3.11", "-m", "venv", "--clear", "/tmp/v"]
+            ).exit(1)
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "virtualenv (failure)"})
+        return self.run_step()
+
+    def test_class_attributes(self):
+        self.assertEqual(CreateVirtualenv.name, "virtualenv")
+        self.assertEqual(CreateVirtualenv.description, "creating virtualenv")
+        self.assertEqual(CreateVirtualenv.descriptionDone, "virtualenv")
+
+
+class TestInstallRequirements(StepTestCase):
+    def test_default(self):
+        self.setup_step(InstallRequirements(workdir="build"))
+        self.expect_commands(
+            ExpectShell(
+                workdir="build",
+                command=[PY, "-m", "pip", "install", "--disable-pip-version-check",
+                         "-r", "requirements-dev.txt"],
+            ).exit(0)
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "install"})
+        return self.run_step()
+
+    def test_several_files_and_env(self):
+        self.setup_step(
+            InstallRequirements(
+                requirements=["requirements.txt", "requirements-dev.txt"],
+                venv="/v",
+                env={"PIP_NO_INPUT": "1"},
+            )
+        )
+        self.expect_commands(
+            ExpectShell(
+                workdir="wkdir",
+                env={"PIP_NO_INPUT": "1"},
+                command=["/v/bin/python", "-m", "pip", "install", "--disable-pip-version-check",
+                         "-r", "requirements.txt", "-r", "requirements-dev.txt"],
+            ).exit(1)
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "install (failure)"})
+        return self.run_step()
+
+    def test_no_requirements_is_skipped(self):
+        self.setup_step(InstallRequirements(requirements=()))
+        self.expect_outcome(result=SKIPPED)
+        self.expect_result_summary({"step": "no requirements to install"})
+        return self.run_step()
+
+
+class TestRunTests(StepTestCase):
+    def expect_prepare(self, path="reports/junit.xml", dir="reports"):
+        return [
+            ExpectRmfile(path=path, log_environ=True).exit(0),
+            ExpectMkdir(dir=dir, log_environ=True).exit(0),
+        ]
+
+    def expect_upload(self, content=None, workersrc="../reports/junit.xml"):
+        expect = ExpectUploadFile(
+            workersrc=workersrc,
+            workdir="build",
+            blocksize=32 * 1024,
+            maxsize=None,
+            writer=ExpectRemoteRef(remotetransfer.StringFileWriter),
+        )
+        if content is None:  # the worker cannot open the file
+            return expect.exit(1)
+        return expect.upload_string(content).exit(0)
+
+    def pytest_command(self, *args):
+        return [PY, "-m", "coverage", "run", "-m", "pytest", *args,
+                "--junit-xml", "../reports/junit.xml"]
+
+    def test_failure_pass_skip(self):
+        self.setup_step(RunTests(workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(workdir="build", command=self.pytest_command()).exit(1),
+            self.expect_upload(JUNIT),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "2 passed, 1 failed, 1 skipped"})
+        self.expect_property("tests_passed", 2, "RunTests")
+        self.expect_property("tests_failed", 1)
+        self.expect_property("tests_skipped", 1)
+        self.expect_property("tests_failed_names", ["tests.test_a::test_bad"])
+        self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
+        self.expect_test_results([
+            (1000, "1", "tests.test_a::test_ok", "tests/test_a.py", 3, 500000000),
+            (1000, "0", "tests.test_a::test_bad", None, None, 250000000),
+            (1000, "1", "tests.test_b::test_fine", None, None, 1000000000),
+        ])
+        return self.run_step()
+
+    @defer.inlineCallbacks
+    def test_recorded_values_are_accepted_by_buildbot(self):
+        # the test mixin fakes addTestResult; the real submitter insists on types
+        yield self.test_failure_pass_skip()
+        submitter = test_result_submitter.TestResultSubmitter()
+        for _, value, name, path, line, duration in self._got_test_results:
+            submitter.add_test_result(
+                value, test_name=name, test_code_path=path, line=line, duration_ns=duration
+            )
+
+    def test_all_passed_single_testsuite_root_and_args(self):
+        junit = """<testsuite name="x" tests="2">
+            <testcase classname="T" name="a"/><testcase name="b" time="0.1"/>
+        </testsuite>"""
+        self.setup_step(RunTests(args=["-x", "tests/unit"], workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(workdir="build", command=self.pytest_command("-x", "tests/unit")).exit(0),
+            self.expect_upload(junit),
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "2 passed, 0 failed"})
+        self.expect_property("tests_passed", 2)
+        self.expect_property("tests_failed", 0)
+        self.expect_property("tests_skipped", 0)
+        self.expect_property("tests_failed_names", [])
+        self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
+        self.expect_test_results([
+            (1000, "1", "T::a", None, None, None),
+            (1000, "1", "b", None, None, 100000000),
+        ])
+        return self.run_step()
+
+    def test_failed_test_with_exit_zero_still_fails(self):
+        junit = '<testsuite><testcase name="t"><error message="boom"/></testcase></testsuite>'
+        self.setup_step(RunTests(workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(workdir="build", command=self.pytest_command()).exit(0),
+            self.expect_upload(junit),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "0 passed, 1 failed"})
+        self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
+        self.expect_test_results([(1000, "0", "t", None, None, None)])
+        return self.run_step()
+
+    def test_failed_names_capped_at_20(self):
+        cases = "".join(f'<testcase name="t{i}"><failure/></testcase>' for i in range(25))
+        self.setup_step(RunTests(workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(workdir="build", command=self.pytest_command()).exit(1),
+            self.expect_upload(f"<testsuite>{cases}</testsuite>"),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "0 passed, 25 failed"})
+        self.expect_property("tests_failed", 25)
+        self.expect_property("tests_failed_names", [f"t{i}" for i in range(20)])
+        self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
+        self.expect_test_results([(1000, "0", f"t{i}", None, None, None) for i in range(25)])
+        return self.run_step()
+
+    def test_other_runner_without_junit(self):
+        self.setup_step(RunTests(runner="unittest", args=["discover"], workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(
+                workdir="build",
+                command=[PY, "-m", "coverage", "run", "-m", "unittest", "discover"],
+            ).exit(0),
+            self.expect_upload(None),
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "tests passed"})
+        self.expect_no_property("tests_passed")
+        return self.run_step()
+
+    def test_other_runner_failing_without_junit(self):
+        self.setup_step(RunTests(runner="unittest", workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(
+                workdir="build", command=[PY, "-m", "coverage", "run", "-m", "unittest"]
+            ).exit(1),
+            self.expect_upload(None),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "tests failed"})
+        return self.run_step()
+
+    def test_pytest_without_junit_warns(self):
+        self.setup_step(RunTests(workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(workdir="build", command=self.pytest_command()).exit(0),
+            self.expect_upload(None),
+        )
+        self.expect_outcome(result=WARNINGS)
+        self.expect_result_summary({"step": "tests passed"})
+        self.expect_log_file_stderr("stdio", "\nno JUnit XML report at ../reports/junit.xml\n")
+        return self.run_step()
+
+    def test_malformed_junit(self):
+        self.setup_step(RunTests(workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(workdir="build", command=self.pytest_command()).exit(0),
+            self.expect_upload("<testsuite><testcase"),
+        )
+        self.expect_outcome(result=WARNINGS)
+        self.expect_result_summary({"step": "tests passed (JUnit XML unreadable)"})
+        self.expect_no_property("tests_passed")
+        return self.run_step()
+
+    @defer.inlineCallbacks
+    def test_malformed_junit_logged(self):
+        yield self.test_malformed_junit()
+        stderr = self.get_nth_step(0).logs["stdio"].stderr
+        self.assertIn("cannot parse JUnit XML report ../reports/junit.xml", stderr)
+
+    def test_custom_junit_path(self):
+        self.setup_step(RunTests(junit_xml="out/junit.xml", workdir="build"))
+        self.expect_commands(
+            *self.expect_prepare(path="build/out/junit.xml", dir="build/out"),
+            ExpectShell(
+                workdir="build",
+                command=[PY, "-m", "coverage", "run", "-m", "pytest",
+                         "--junit-xml", "out/junit.xml"],
+            ).exit(0),
+            self.expect_upload("<testsuite/>", workersrc="out/junit.xml"),
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "0 passed, 0 failed"})
+        self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
+        return self.run_step()
+
+    def test_halt_on_failure_default(self):
+        self.assertTrue(RunTests().haltOnFailure)
+        self.assertFalse(RunTests(haltOnFailure=False).haltOnFailure)
+
+
+class TestParseJunit(unittest.TestCase):
+    def test_outcomes(self):
+        outcomes = [(c.name, c.outcome) for c in parse_junit(JUNIT)]
+        self.assertEqual(outcomes, [
+            ("tests.test_a::test_ok", "passed"),
+            ("tests.test_a::test_bad", "failed"),
+            ("tests.test_b::test_later", "skipped"),
+            ("tests.test_b::test_fine", "passed"),
+        ])
+
+    def test_bad_numbers_are_ignored(self):
+        (case,) = parse_junit('<testsuite><testcase name="t" line="x" time="?"/></testsuite>')
+        self.assertEqual((case.line, case.duration_ns), (None, None))
+
+
+REPORT = """\
+Name                 Stmts   Miss Branch BrPart  Cover
+------------------------------------------------------
+snowbird/__init__.py     2      0      0      0   100%
+snowbird/core.py       118      8     30      2    93%
+------------------------------------------------------
+TOTAL                  120      8     30      2    {}%
+"""
+
+
+class TestCoverage(StepTestCase):
+    def expect_coverage(self, report_stdout, report_exit=0, html_exit=0, html=True):
+        commands = [
+            ExpectShell(workdir="build", command=[PY, "-m", "coverage", "report"])
+            .stdout(report_stdout)
+            .exit(report_exit)
+        ]
+        if html:
+            commands.append(
+                ExpectShell(
+                    workdir="build",
+                    command=[PY, "-m", "coverage", "html", "-d", "../reports/htmlcov"],
+                ).exit(html_exit)
+            )
+        self.expect_commands(*commands)
+
+    def test_above_threshold(self):
+        self.setup_step(Coverage(workdir="build"))
+        self.expect_coverage(REPORT.format(93))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "coverage 93% (threshold 80%)"})
+        self.expect_property("coverage_percent", 93.0, "Coverage")
+        self.expect_property("coverage_threshold", 80.0)
+        return self.run_step()
+
+    def test_at_threshold_with_precision(self):
+        self.setup_step(Coverage(threshold=93.33, workdir="build"))
+        self.expect_coverage(REPORT.format("93.33"))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "coverage 93.33% (threshold 93.33%)"})
+        self.expect_property("coverage_percent", 93.33)
+        return self.run_step()
+
+    def test_below_threshold_failure(self):
+        self.setup_step(Coverage(workdir="build"))
+        self.expect_coverage(REPORT.format(72))
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "coverage 72% < 80%"})
+        self.expect_property("coverage_percent", 72.0)
+        self.expect_property("coverage_threshold", 80.0)
+        return self.run_step()
+
+    def test_below_threshold_warnings(self):
+        self.setup_step(Coverage(threshold=75, below="warnings", workdir="build"))
+        self.expect_coverage(REPORT.format(72))
+        self.expect_outcome(result=WARNINGS)
+        self.expect_result_summary({"step": "coverage 72% < 75%"})
+        self.expect_property("coverage_threshold", 75.0)
+        return self.run_step()
+
+    def test_show_missing_report(self):
+        report = (
+            "Name          Stmts   Miss  Cover   Missing\n"
+            "-------------------------------------------\n"
+            "pkg/mod.py       10      1    90%   7\n"
+            "-------------------------------------------\n"
+            "TOTAL            10      1    90%\n"
+        )
+        self.setup_step(Coverage(workdir="build"))
+        self.expect_coverage(report)
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("coverage_percent", 90.0)
+        return self.run_step()
+
+    def test_no_total_line(self):
+        self.setup_step(Coverage(workdir="build"))
+        self.expect_coverage("No data to report.\n", report_exit=1, html=False)
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "coverage report has no TOTAL line"})
+        self.expect_no_property("coverage_percent")
+        self.expect_log_file_stderr("stdio", "\ncoverage report has no TOTAL line\n")
+        return self.run_step()
+
+    def test_report_exit_code_from_fail_under_uses_total(self):
+        self.setup_step(Coverage(workdir="build"))
+        self.expect_coverage(REPORT.format(85), report_exit=2)
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("coverage_percent", 85.0)
+        return self.run_step()
+
+    def test_html_failure_warns(self):
+        self.setup_step(Coverage(workdir="build"))
+        self.expect_coverage(REPORT.format(93), html_exit=1)
+        self.expect_outcome(result=WARNINGS)
+        self.expect_result_summary({"step": "coverage 93% (threshold 80%)"})
+        return self.run_step()
+
+    def test_renderable_threshold(self):
+        self.setup_step(Coverage(threshold=Interpolate("%(prop:min)s"), workdir="build"))
+        self.build.setProperty("min", "95", "test")
+        self.expect_coverage(REPORT.format(93))
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "coverage 93% < 95%"})
+        self.expect_property("coverage_threshold", 95.0)
+        return self.run_step()
+
+    def test_bad_below(self):
+        with self.assertRaises(config.ConfigErrors):
+            Coverage(below="ignore")
+
+    def test_halt_on_failure_default(self):
+        self.assertTrue(Coverage().haltOnFailure)
