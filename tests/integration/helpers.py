@@ -1,0 +1,112 @@
+"""What the integration tests share: an installation on free loopback ports, and an apt client
+with its own sources list (APT_CONFIG) that trusts only the repository's key (signed-by)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from master import settings as settings_module
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_pipeline(base: Path, **project_overrides: str) -> settings_module.Settings:
+    """A pipeline.toml like the shipped one, with its state under base and free ports."""
+    project = {
+        "github": '"sprintly/snowbird"',
+        "clone_url": '"var/git/snowbird.git"',
+        "branch": '"main"',
+        "packages": '["snowbird"]',
+        "path": '["snowbird-development", "snowbird-staging", "snowbird"]',
+        "upload_to": '"snowbird-staging"',
+        "coverage_threshold": "80",
+        "mail": '["snowbird-team@example.com"]',
+        **project_overrides,
+    }
+    text = f"""
+[conveyor]
+state_dir = "var"
+web_port = {free_port()}
+worker_port = {free_port()}
+
+[repository]
+port = {free_port()}
+
+[workers.local]
+
+[projects.snowbird]
+""" + "".join(f"{key} = {value}\n" for key, value in project.items())
+    (base / "pipeline.toml").write_text(text)
+    return settings_module.load(base / "pipeline.toml")
+
+
+class AptClient:
+    """apt-get against one distribution only, trusting only the key fetched from the repository,
+    without touching the machine's own sources (APT_CONFIG with private lists and cache)."""
+
+    def __init__(self, base: Path, repo_url: str, distribution: str, component: str = "main"):
+        self.base = base
+        for sub in ("sources.list.d", "lists/partial", "cache/archives/partial", "preferences.d"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        self.keyring = base / "conveyor.gpg"
+        with urllib.request.urlopen(repo_url + "conveyor.gpg", timeout=30) as response:
+            self.keyring.write_bytes(response.read())
+        self.sources = base / "sources.list"
+        self.sources.write_text(
+            f"deb [signed-by={self.keyring}] {repo_url} {distribution} {component}\n")
+        self.config = base / "apt.conf"
+        self.config.write_text(
+            f'Dir::Etc::sourcelist "{self.sources}";\n'
+            f'Dir::Etc::sourceparts "{base / "sources.list.d"}";\n'
+            f'Dir::Etc::preferencesparts "{base / "preferences.d"}";\n'
+            f'Dir::State::Lists "{base / "lists"}";\n'
+            f'Dir::Cache "{base / "cache"}";\n'
+            'APT::Sandbox::User "root";\n')
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "APT_CONFIG": str(self.config), "DEBIAN_FRONTEND": "noninteractive"}
+        proc = subprocess.run(list(args), env=env, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def update(self) -> subprocess.CompletedProcess:
+        return self.run("apt-get", "update")
+
+    def install(self, package: str, version: str | None = None) -> subprocess.CompletedProcess:
+        return self.run("apt-get", "install", "-y", "--no-install-recommends",
+                        f"{package}={version}" if version else package)
+
+    def candidate(self, package: str) -> str:
+        out = self.run("apt-cache", "policy", package).stdout
+        for line in out.splitlines():
+            if line.strip().startswith("Candidate:"):
+                return line.split(":", 1)[1].strip()
+        raise AssertionError(f"apt-cache policy {package} shows no candidate:\n{out}")
+
+
+def installed_version(package: str) -> str | None:
+    proc = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", package],
+                          capture_output=True, text=True)
+    status, _, version = proc.stdout.partition(" ")
+    return version if proc.returncode == 0 and status == "installed" else None
+
+
+def purge(package: str) -> None:
+    subprocess.run(["apt-get", "purge", "-y", "-q", package], capture_output=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def version_gt(a: str, b: str) -> bool:
+    return subprocess.run(["dpkg", "--compare-versions", a, "gt", b]).returncode == 0

@@ -1,0 +1,189 @@
+"""Push to staging, end to end: a real master, worker, aptly repository and HTTP server on free
+loopback ports; a signed GitHub push of the demo app; apt-get installs the result from staging.
+
+Needs root (apt-get install into this machine, then purge) and the system packages of
+`make system`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from ops import demo
+from ops import services
+from ops import setup
+from tests.integration.helpers import AptClient
+from tests.integration.helpers import installed_version
+from tests.integration.helpers import purge
+from tests.integration.helpers import version_gt
+from tests.integration.helpers import write_pipeline
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="installs the built package: needs root"),
+]
+
+PACKAGE = "snowbird"
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory):
+    base = tmp_path_factory.mktemp("conveyor")
+    settings = write_pipeline(base)
+    purge(PACKAGE)
+    try:
+        setup.prepare(settings)
+        services.start(settings)
+        yield settings
+    finally:
+        services.stop(settings)
+        purge(PACKAGE)
+
+
+@pytest.fixture(scope="module")
+def checkout(installation):
+    return demo.ensure_demo_repo(installation, installation.projects[0])
+
+
+def changes_count(settings) -> int:
+    return len(demo.api(settings, "changes")["changes"])
+
+
+def http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
+
+
+def staging_index(settings) -> str:
+    return http_get(f"{settings.repository.url}dists/snowbird-staging/main/binary-amd64/Packages")
+
+
+def test_forged_and_unsigned_pushes_are_refused_and_build_nothing(installation, checkout):
+    project = installation.projects[0]
+    head = demo.git(checkout, "rev-parse", "HEAD")
+    payload = demo.push_payload(checkout, project, demo.ZERO, head)
+
+    status, body = demo.deliver(installation, "push", payload, secret="not-the-secret")
+    assert status == 400
+    assert "X-Hub-Signature-256 does not match the payload" in body
+
+    status, body = demo.deliver(installation, "push", payload,
+                                headers={"X-Hub-Signature-256": "", "X-Hub-Signature": ""})
+    assert status == 400
+    assert "missing X-Hub-Signature-256" in body
+
+    # a correctly signed push for a branch no project builds is accepted but records nothing
+    other = dict(payload, ref="refs/heads/feature-x")
+    status, body = demo.deliver(installation, "push", other)
+    assert status in (200, 202) and "no change" in body
+
+    status, _ = demo.deliver(installation, "ping", {"zen": "Keep it logically awesome.",
+                                                   "hook_id": 1})
+    assert status in (200, 202)
+
+    time.sleep(2)
+    assert changes_count(installation) == 0
+    assert demo.last_build_number(installation, project.ci_builder) == 0
+
+
+def test_push_is_built_tested_packaged_published_and_installable(installation, checkout):
+    project = installation.projects[0]
+    build = demo.push_and_wait(installation, project, checkout)
+    assert demo.result_name(build) == "SUCCESS", build["url"]
+
+    props = {name: value for name, (value, _source) in build["properties"].items()}
+    version = props["package_version"]
+    revision = build["revision"]
+    assert version == f"1.4.0+ci{build['number']}.g{revision[:7]}"
+    assert props["coverage_percent"] >= 80
+    assert props["tests_passed"] > 0 and props["tests_failed"] == 0
+
+    # every test's result is in Buildbot's test result sets
+    sets = demo.api(installation, f"builds/{build['buildid']}/test_result_sets")
+    (result_set,) = sets["test_result_sets"]
+    assert result_set["tests_passed"] == props["tests_passed"]
+    assert result_set["tests_failed"] == 0
+    results = demo.api(installation,
+                       f"test_result_sets/{result_set['test_result_setid']}/results")
+    assert len(results["test_results"]) == props["tests_passed"]
+
+    # the coverage report and the package are linked from the build and downloadable
+    steps = demo.api(installation, f"builds/{build['buildid']}/steps")["steps"]
+    urls = [u["url"] for step in steps for u in step["urls"]]
+    report = next(u for u in urls if u.endswith("coverage/index.html"))
+    assert "Coverage report" in http_get(report)
+    assert any(u.endswith(f"{PACKAGE}_{version}_amd64.deb") for u in urls)
+
+    # the version is in staging's index, served over HTTP, in a signed distribution
+    assert f"Version: {version}\n" in staging_index(installation)
+    in_release = http_get(f"{installation.repository.url}dists/snowbird-staging/InRelease")
+    assert in_release.startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+
+    # a machine that trusts only the repository's key installs it with apt-get
+    apt = AptClient(installation.state_dir / "apt-client", installation.repository.url,
+                    "snowbird-staging")
+    apt.update()
+    assert apt.candidate(PACKAGE) == version
+    apt.install(PACKAGE, version)
+    try:
+        assert installed_version(PACKAGE) == version
+        # the postinst ran: system user, built assets
+        assert subprocess.run(["getent", "passwd", "snowbird"]).returncode == 0
+        manifest = json.loads(open("/var/lib/snowbird/static/manifest.json").read())
+        assert "app.css" in manifest
+        # the package says where it came from
+        fields = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Conveyor-Commit} ${Conveyor-Build}", PACKAGE],
+            capture_output=True, text=True, check=True).stdout.split()
+        assert fields == [revision, build["url"]]
+    finally:
+        purge(PACKAGE)
+    assert installed_version(PACKAGE) is None
+
+
+def test_second_push_yields_a_higher_version_and_history_keeps_both(installation, checkout):
+    project = installation.projects[0]
+    first = demo.last_build_number(installation, project.ci_builder)
+    if first == 0:
+        first_build = demo.push_and_wait(installation, project, checkout)
+        assert demo.result_name(first_build) == "SUCCESS"
+    first_version = _version_of(installation, project, demo.last_build_number(
+        installation, project.ci_builder))
+
+    before = demo.git(checkout, "rev-parse", "HEAD")
+    (checkout / "NOTES.md").write_text("A second push.\n")
+    demo.git(checkout, "add", "NOTES.md")
+    demo.git(checkout, "commit", "-qm", "Add release notes")
+    demo.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
+    build = demo.push_and_wait(installation, project, checkout, before=before)
+    assert demo.result_name(build) == "SUCCESS", build["url"]
+    second_version = build["properties"]["package_version"][0]
+    assert version_gt(second_version, first_version)
+
+    index = staging_index(installation)
+    assert f"Version: {first_version}\n" in index
+    assert f"Version: {second_version}\n" in index
+
+    # history: one snapshot per publication, each holding what staging served then
+    snapshots = [s for s in setup.aptly(installation, "snapshot", "list", "-raw").stdout.split()
+                 if s.startswith("snowbird-staging@") and "@setup-" not in s]
+    assert len(snapshots) >= 2
+    latest, previous = sorted(snapshots)[-1], sorted(snapshots)[-2]
+    for snapshot, version, present in ((previous, second_version, False),
+                                       (latest, second_version, True),
+                                       (latest, first_version, True)):
+        found = setup.aptly(installation, "snapshot", "search", snapshot,
+                            f"{PACKAGE} (= {version})", check=False).returncode == 0
+        assert found == present, (snapshot, version)
+
+
+def _version_of(settings, project, number: int) -> str:
+    bid = demo.builder_id(settings, project.ci_builder)
+    build = demo.api(settings, f"builders/{bid}/builds/{number}?property=package_version")
+    return build["builds"][0]["properties"]["package_version"][0]

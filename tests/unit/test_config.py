@@ -1,0 +1,79 @@
+"""master.cfg as `buildbot checkconfig` sees it: the shipped settings, a multi-project example,
+and a wrong file that must stop it with file, key and reason."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from master import config
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILDBOT = str(Path(sys.executable).parent / "buildbot")
+
+
+def checkconfig(settings_file: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CONVEYOR_SETTINGS": str(settings_file)}
+    return subprocess.run([BUILDBOT, "checkconfig", str(ROOT / "master.cfg")], env=env,
+                          capture_output=True, text=True, cwd=settings_file.parent)
+
+
+def copy_settings(tmp_path: Path, source: Path, **replace: str) -> Path:
+    text = source.read_text()
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    target = tmp_path / "pipeline.toml"
+    target.write_text(text)
+    # both files keep their state in var/ beside them
+    (tmp_path / "var" / "secrets").mkdir(parents=True, mode=0o700)
+    return target
+
+
+def test_shipped_pipeline_passes_checkconfig(tmp_path):
+    target = copy_settings(tmp_path, ROOT / "pipeline.toml",
+                           **{'clone_url = "var/git/snowbird.git"':
+                              f'clone_url = "{tmp_path}/snowbird.git"'})
+    proc = checkconfig(target)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Config file is good!" in proc.stdout
+
+
+def test_multi_project_example_passes_checkconfig_and_has_a_builder_each(tmp_path):
+    target = copy_settings(tmp_path, ROOT / "examples" / "pipeline-multi.toml",
+                           **{'state_dir = "/srv/conveyor"': 'state_dir = "var"'})
+    proc = checkconfig(target)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cfg = config.load(str(target))
+    names = [b.name for b in cfg["builders"]]
+    assert names == ["snowbird-ci", "falcon-ci", "publish"]
+    publish = cfg["builders"][-1]
+    assert publish.workernames == ["apt"]
+    assert cfg["builders"][1].workernames == ["build-1", "build-2"]
+    assert {s.name for s in cfg["schedulers"]} >= {"snowbird-push", "falcon-push", "publish"}
+
+
+def test_wrong_settings_stop_checkconfig_with_file_key_and_reason(tmp_path):
+    target = copy_settings(tmp_path, ROOT / "pipeline.toml",
+                           **{"coverage_threshold = 80": "coverage_threshold = 180"})
+    proc = checkconfig(target)
+    assert proc.returncode != 0
+    assert (f"{target}: [projects.snowbird.coverage_threshold] must be between 0 and 100, "
+            "not 180") in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_reconfig_drops_changed_modules(tmp_path, monkeypatch):
+    """master.cfg removes master.* and steps.* from sys.modules so a reconfig re-imports them."""
+    import steps.debian  # noqa: F401
+    target = copy_settings(tmp_path, ROOT / "pipeline.toml")
+    monkeypatch.setenv("CONVEYOR_SETTINGS", str(target))
+    marker = object()
+    sys.modules["steps.debian"].marker = marker
+    namespace = {"__file__": str(ROOT / "master.cfg")}
+    exec(compile((ROOT / "master.cfg").read_text(), str(ROOT / "master.cfg"), "exec"), namespace)
+    assert "BuildmasterConfig" in namespace
+    assert getattr(sys.modules["steps.debian"], "marker", None) is not marker
