@@ -71,9 +71,15 @@ def test_reconfig_drops_changed_modules(tmp_path, monkeypatch):
     import steps.debian  # noqa: F401
     target = copy_settings(tmp_path, ROOT / "pipeline.toml")
     monkeypatch.setenv("CONVEYOR_SETTINGS", str(target))
+    before = dict(sys.modules)
     marker = object()
     sys.modules["steps.debian"].marker = marker
     namespace = {"__file__": str(ROOT / "master.cfg")}
-    exec(compile((ROOT / "master.cfg").read_text(), str(ROOT / "master.cfg"), "exec"), namespace)
-    assert "BuildmasterConfig" in namespace
-    assert getattr(sys.modules["steps.debian"], "marker", None) is not marker
+    try:
+        exec(compile((ROOT / "master.cfg").read_text(), str(ROOT / "master.cfg"), "exec"),
+             namespace)
+        assert "BuildmasterConfig" in namespace
+        assert getattr(sys.modules["steps.debian"], "marker", None) is not marker
+    finally:
+        # other tests hold the modules imported before: give them back
+        sys.modules.update(before)

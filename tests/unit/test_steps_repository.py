@@ -66,7 +66,7 @@ class AptlyStepsTest(StepTestCase):
     def test_snapshot_named_after_distribution_time_and_build(self):
         self.setup(repository.CreateSnapshot(distribution="snowbird-staging", **APTLY),
                    buildername="publish")
-        with mock.patch("steps.repository.repository.snapshot_name",
+        with mock.patch.object(repository.repository, "snapshot_name",
                         return_value="snowbird-staging@20261126T070000Z@publish-12") as name:
             self.expect_commands(
                 ExpectShell(workdir="wkdir", env=ENV,
