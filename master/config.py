@@ -9,7 +9,9 @@ from buildbot.plugins import secrets
 from buildbot.plugins import util
 
 from master import settings as settings_module
+from master import pullrequests
 from master.builders import builders
+from master.reporters import reporters
 from master.schedulers import schedulers_for
 from master.workers import workers
 from master.www import www
@@ -39,11 +41,11 @@ def build(settings: settings_module.Settings) -> dict:
                                      f":interface={settings.worker_bind}"}},
         "secretsProviders": [secrets.SecretInAFile(dirname=str(settings.secrets_dir))],
         "workers": workers(settings),
-        "schedulers": schedulers_for(settings),
-        "builders": builders(settings),
+        "schedulers": schedulers_for(settings) + pullrequests.schedulers(settings),
+        "builders": builders(settings) + pullrequests.builders(settings),
         "projects": [util.Project(name=p.name, description=f"{p.github} ({p.branch}) → "
                                   f"{' → '.join(p.path)}") for p in settings.projects],
-        "services": [],
+        "services": reporters(settings),
         "www": www(settings),
         "change_source": [],
         "collapseRequests": False,

@@ -13,13 +13,12 @@ VENV = "../venv"
 REPORTS = "../reports"
 
 
-def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
-    """checkout → virtualenv → install → tests → coverage → deb → upload → publish (staging)."""
+def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
+               checkout: steps.Git) -> None:
+    """checkout → virtualenv → install → tests → coverage (+ its HTML report): what a push and a
+    pull request have in common."""
     where = util.Interpolate("%(prop:buildername)s/%(prop:buildnumber)s")
-    f = util.BuildFactory()
-    # The worker clones the configured URL, never a URL taken from the webhook's payload.
-    f.addStep(steps.Git(repourl=project.clone_url, branch=project.branch, mode="full",
-                        method="fresh", haltOnFailure=True))
+    f.addStep(checkout)
     f.addStep(python.CreateVirtualenv(python=project.python, venv=VENV, haltOnFailure=True))
     f.addStep(python.InstallRequirements(requirements=project.requirements, venv=VENV,
                                          haltOnFailure=True))
@@ -39,6 +38,15 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
         doStepIf=lambda step: step.getProperty("coverage_percent") is not None,
         hideStepIf=lambda results, step: step.getProperty("coverage_percent") is None,
     ))
+
+
+def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
+    """tests (see test_steps) → version → deb → upload → publish into `upload_to`."""
+    f = util.BuildFactory()
+    # The worker clones the configured URL, never a URL taken from the webhook's payload.
+    test_steps(settings, project, f, steps.Git(
+        repourl=project.clone_url, branch=project.branch, mode="full", method="fresh",
+        haltOnFailure=True))
     f.addStep(debian.StampVersion(haltOnFailure=True))
     f.addStep(debian.BuildDebianPackage(packages=project.packages))
     f.addStep(debian.UploadPackages(artifacts_dir=str(settings.artifacts_dir),

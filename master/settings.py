@@ -54,6 +54,11 @@ class Project:
     coverage_below: str = "failure"
     mail: tuple[str, ...] = ()
     python: str = "python3"
+    pull_requests: bool = True
+
+    @property
+    def pr_builder(self) -> str:
+        return f"{self.name}-pr"
 
     @property
     def ci_builder(self) -> str:
@@ -93,6 +98,38 @@ class Repository:
 
 
 @dataclass(frozen=True)
+class Mail:
+    """Where Conveyor's mail goes out: an SMTP relay; its password is a secret."""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    from_address: str = "conveyor@localhost"
+    use_tls: bool = False          # SMTPS (implicit TLS)
+    starttls: bool = False         # STARTTLS on a plain connection
+    username: str | None = None
+    password_secret: str = "smtp-password"
+    every_failure: bool = False    # mail each still-failing build, not only the first failure
+
+
+@dataclass(frozen=True)
+class GitHub:
+    """The GitHub API that receives commit statuses; the token is a secret."""
+    api_url: str = "https://api.github.com"
+    token_secret: str = "github-token"
+    statuses: bool = True
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Web UI log-in and who may change the repository.
+
+    Users live in the secrets file `users_secret`: one `name:password:role,role` per line.
+    """
+    users_secret: str = "web-users"
+    releasers: tuple[str, ...] = ("releasers",)
+    production: tuple[str, ...] = ("releasers",)
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     root: Path
@@ -112,6 +149,9 @@ class Settings:
     projects: tuple[Project, ...]
     repository: Repository
     admins: tuple[str, ...] = field(default=())
+    mail: Mail = field(default_factory=Mail)
+    github: GitHub = field(default_factory=GitHub)
+    auth: Auth = field(default_factory=Auth)
 
     @property
     def distributions(self) -> tuple[str, ...]:
@@ -177,6 +217,9 @@ class _Table:
         if pattern is not None and not pattern.match(value):
             raise self.error(f"{value!r} is not valid{': ' + hint if hint else ''}", key)
         return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        return self._get(key, default, bool, "true or false")
 
     def int(self, key: str, default: Any = None, low: int = 1, high: int = 65535) -> Any:
         value = self._get(key, default, int, "a whole number")
@@ -319,6 +362,42 @@ def parse(data: dict, file: Path) -> Settings:
     if not projects:
         raise projects_table.error("at least one project is required")
     _check_paths(projects_table, projects)
+
+    m = top.table("mail", required=False)
+    mail = Mail(
+        smtp_host=m.str("smtp_host", "127.0.0.1"),
+        smtp_port=m.int("smtp_port", 25),
+        from_address=m.str("from", "conveyor@localhost", EMAIL, "an e-mail address"),
+        use_tls=m.bool("use_tls", False),
+        starttls=m.bool("starttls", False),
+        username=m.str("username", None),
+        password_secret=m.str("password_secret", "smtp-password"),
+        every_failure=m.bool("every_failure", False),
+    )
+    if mail.use_tls and mail.starttls:
+        raise m.error("use_tls (SMTPS) and starttls exclude each other: choose one", "starttls")
+    m.check_unknown()
+
+    g = top.table("github", required=False)
+    github = GitHub(
+        api_url=g.str("api_url", "https://api.github.com").rstrip("/"),
+        token_secret=g.str("token_secret", "github-token"),
+        statuses=g.bool("statuses", True),
+    )
+    if not re.match(r"^https?://", github.api_url):
+        raise g.error(f"must start with http:// or https://, not {github.api_url!r}", "api_url")
+    g.check_unknown()
+
+    a = top.table("auth", required=False)
+    role = re.compile(r"^[a-z][a-z0-9_-]*$")
+    auth = Auth(
+        users_secret=a.str("users_secret", "web-users"),
+        releasers=a.strs("releasers", ("releasers",), role, "a role name"),
+        production=a.strs("production", None, role, "a role name"),
+    )
+    if auth.production is None:
+        auth = Auth(auth.users_secret, auth.releasers, auth.releasers)
+    a.check_unknown()
     top.check_unknown()
 
     return Settings(
@@ -340,6 +419,9 @@ def parse(data: dict, file: Path) -> Settings:
         projects=tuple(projects),
         repository=repository,
         admins=admins,
+        mail=mail,
+        github=github,
+        auth=auth,
     )
 
 
@@ -377,6 +459,7 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...]) ->
         coverage_below=coverage_below,
         mail=t.strs("mail", (), EMAIL, "an e-mail address", nonempty=False),
         python=t.str("python", "python3"),
+        pull_requests=t.bool("pull_requests", True),
     )
     t.check_unknown()
     return project
