@@ -20,8 +20,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_pipeline(base: Path, **project_overrides: str) -> settings_module.Settings:
-    """A pipeline.toml like the shipped one, with its state under base and free ports."""
+def write_pipeline(base: Path, extra: str = "",
+                   **project_overrides: str) -> settings_module.Settings:
+    """A pipeline.toml like the shipped one, with its state under base and free ports.
+
+    project_overrides replace keys of [projects.snowbird] (values in TOML syntax); extra is TOML
+    appended at the end (more tables: [mail], [github], [auth] …)."""
     project = {
         "github": '"sprintly/snowbird"',
         "clone_url": '"var/git/snowbird.git"',
@@ -45,7 +49,7 @@ port = {free_port()}
 [workers.local]
 
 [projects.snowbird]
-""" + "".join(f"{key} = {value}\n" for key, value in project.items())
+""" + "".join(f"{key} = {value}\n" for key, value in project.items()) + extra
     (base / "pipeline.toml").write_text(text)
     return settings_module.load(base / "pipeline.toml")
 
