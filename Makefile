@@ -38,3 +38,22 @@ $(VENV)/.installed: requirements.txt
 
 clean: stop                 ## stop, then remove all runtime state (var/)
 	rm -rf var
+
+# --- releases (bin/conveyor): make promote PACKAGE=snowbird FROM=snowbird-staging TO=snowbird [VERSION=…]
+PACKAGE ?= snowbird
+FROM    ?= snowbird-staging
+TO      ?= snowbird
+DIST    ?= snowbird
+
+.PHONY: promote rollback status history
+promote: venv               ## promote PACKAGE from FROM to TO (VERSION: default the newest)
+	bin/conveyor promote $(PACKAGE) $(FROM) $(TO) $(if $(VERSION),--version $(VERSION))
+
+rollback: venv              ## put DIST back to its previous state (STATE=n for another)
+	bin/conveyor rollback $(DIST) $(if $(STATE),--to $(STATE))
+
+status: venv                ## which version of each package each distribution has
+	bin/conveyor status
+
+history: venv               ## every state DIST has had
+	bin/conveyor history $(DIST)

@@ -3,7 +3,9 @@
 from buildbot.plugins import util
 
 from master import factories
+from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
+from master.schedulers import ROLLBACK
 from master.settings import Settings
 
 # Every change to the apt repository (publish now, promote and rollback later) takes this lock:
@@ -24,12 +26,16 @@ def builders(settings: Settings) -> list[util.BuilderConfig]:
         )
         for project in settings.projects
     ]
-    result.append(util.BuilderConfig(
-        name=PUBLISH,
-        workernames=[settings.repository.worker],
-        factory=factories.publish_factory(settings),
-        locks=[REPOSITORY_LOCK.access("exclusive")],
-        tags=["repository"],
-        collapseRequests=False,
-    ))
+    for name, factory in ((PUBLISH, factories.publish_factory),
+                          (PROMOTE, factories.promote_factory),
+                          (ROLLBACK, factories.rollback_factory)):
+        result.append(util.BuilderConfig(
+            name=name,
+            workernames=[settings.repository.worker],
+            factory=factory(settings),
+            locks=[REPOSITORY_LOCK.access("exclusive")],
+            tags=["repository"],
+            # queued repository changes are never merged: each runs, in order
+            collapseRequests=False,
+        ))
     return result

@@ -2,7 +2,7 @@
 
 Buildbot's own `GitHubEventHandler` only knows the SHA1 `X-Hub-Signature` header. The handler here
 requires `X-Hub-Signature-256` on every request (there is no unsigned or SHA1 fallback) and records
-pushes only for the repositories and branches named in the settings.
+pushes and pull requests only for the repositories and branches named in the settings.
 
 A `ValueError` raised while handling a request becomes HTTP 400 with its message as the body
 (buildbot.www.change_hook.ChangeHookResource); any other exception becomes 500 "Error processing
@@ -23,6 +23,7 @@ from twisted.internet import defer
 from twisted.python import log
 
 from buildbot.process.properties import Properties
+from buildbot.util import httpclientservice
 from buildbot.util import unicode2bytes
 from buildbot.www.hooks.github import GitHubEventHandler
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from buildbot.util.twisted import InlineCallbacksType
 
 SIGNATURE_HEADER = b"X-Hub-Signature-256"
+PULL_REQUEST_ACTIONS = ("opened", "synchronize", "reopened")
+API_TIMEOUT = 5  # seconds; GitHub gives a webhook delivery 10
 
 Changes = tuple[list[dict[str, Any]], str]
 
@@ -47,10 +50,11 @@ class ConveyorGitHubHandler(GitHubEventHandler):
     """
 
     def __init__(self, secret: str | IRenderable | None, strict: bool, *,
-                 projects: Mapping[str, str], **kwargs: Any) -> None:
+                 projects: Mapping[str, str], use_api: bool = False, **kwargs: Any) -> None:
         if not secret:
             raise ValueError("the GitHub change hook needs a webhook secret")
         super().__init__(secret, True, **kwargs)
+        self._use_api = use_api
         # lower-cased full name -> (full name as configured, branch)
         self._projects: dict[str, tuple[str, str]] = {
             name.lower(): (name, branch) for name, branch in projects.items()}
@@ -126,18 +130,112 @@ class ConveyorGitHubHandler(GitHubEventHandler):
             # clones from the project's configured clone_url, never from a URL in a webhook.
         return changes, src
 
-    def handle_pull_request(self, payload: dict[str, Any], event: str) -> Deferred[Changes]:
-        # Configured repositories keep Buildbot's behaviour (branch refs/pull/N/merge, category
-        # 'pull'); no builder uses those changes yet.
+    @defer.inlineCallbacks
+    def handle_pull_request(self, payload: dict[str, Any],
+                            event: str) -> InlineCallbacksType[Changes]:
+        """A pull request opened, pushed to (synchronize) or reopened on a configured repository,
+        against its configured branch, from a branch of that same repository: one change with
+        category 'pull', branch refs/pull/N/head and the head commit as revision (the commit
+        status goes there). Other actions (closed, edited, labeled …) record nothing.
+
+        Pull requests from forks are ignored: their code would run on the build workers with
+        the master's machine at hand, and anybody can open one on a public repository.
+        """
         full_name, configured = self._configured(payload)
         if configured is None:
             log.msg(f"GitHub pull request on {full_name!r} ignored: repository not configured")
-            return defer.succeed(([], "git"))
-        return super().handle_pull_request(payload, event)
+            return [], "git"
+        name, branch = configured
+        number = payload.get("number")
+        action = payload.get("action")
+        pr = payload.get("pull_request") or {}
+        what = f"GitHub pull request #{number} on {full_name!r}"
+        if action not in PULL_REQUEST_ACTIONS:
+            log.msg(f"{what} ignored: action {action!r} is not one of "
+                    f"{', '.join(PULL_REQUEST_ACTIONS)}")
+            return [], "git"
+        base_ref = str((pr.get("base") or {}).get("ref") or "")
+        if base_ref != branch:
+            log.msg(f"{what} ignored: it targets {base_ref!r}, not the configured branch "
+                    f"{branch!r}")
+            return [], "git"
+        head = pr.get("head") or {}
+        head_repo = str((head.get("repo") or {}).get("full_name") or "")
+        if head_repo.lower() != full_name.lower():
+            log.msg(f"{what} ignored: its head is in another repository ({head_repo or 'deleted'}"
+                    "); pull requests from forks are not built")
+            return [], "git"
+
+        head_sha = str(head.get("sha") or "")
+        commit = yield self._fetch_commit(full_name, head_sha)
+        message = str(((commit or {}).get("commit") or {}).get("message") or "")
+        if message and self._has_skip(message):
+            log.msg(f"{what} ignored: its head commit message contains a skip pattern")
+            return [], "git"
+
+        changes, src = yield super().handle_pull_request(payload, event)
+        author = ((commit or {}).get("commit") or {}).get("author") or {}
+        for change in changes:
+            change["project"] = name  # the configured spelling, as for pushes
+            if author.get("name") and author.get("email"):
+                # the head commit's author, so that mail reaches a person (the payload only
+                # has the GitHub login of whoever triggered the event)
+                change["author"] = f"{author['name']} <{author['email']}>"
+        return changes, src
+
+    @defer.inlineCallbacks
+    def _fetch_commit(self, repo: str, sha: str) -> InlineCallbacksType[dict[str, Any] | None]:
+        """GET /repos/{repo}/commits/{sha} from the configured API, or None: without an API
+        (use_api false), on an error, or after API_TIMEOUT seconds. Never raises."""
+        if not self._use_api or not sha:
+            return None
+        try:
+            http = yield self._api_session(repo)
+            res = yield http.get(f"/repos/{repo}/commits/{sha}", timeout=API_TIMEOUT)
+            if 200 <= res.code < 300:
+                data = yield res.json()
+                return data if isinstance(data, dict) else None
+            log.msg(f"GitHub API: commit {sha[:12]} of {repo}: HTTP {res.code}")
+        except Exception as exc:  # the API is a nicety: a pull request is built without it
+            log.msg(f"GitHub API: commit {sha[:12]} of {repo} not fetched: "
+                    f"{type(exc).__name__}")
+        return None
+
+    @defer.inlineCallbacks
+    def _api_session(self, repo: str) -> InlineCallbacksType[Any]:
+        headers = {"User-Agent": "Buildbot"}
+        if self._token:
+            props = Properties()
+            props.master = self.master
+            props.setProperty("full_name", repo, "change_hook")
+            token = yield props.render(self._token)
+            if token:
+                headers["Authorization"] = "token " + token
+        return httpclientservice.HTTPSession(
+            self.master.httpservice, self.github_api_endpoint.rstrip("/"), headers=headers,
+            debug=False, verify=self.verify)
+
+    def _get_commit_msg(self, repo: str, sha: str) -> Deferred[str]:
+        # handle_pull_request has fetched the commit (once) and checked the skip patterns
+        return defer.succeed("")
+
+    @defer.inlineCallbacks
+    def _get_pr_files(self, repo: str, number: int) -> InlineCallbacksType[list[str]]:
+        if not self._use_api:
+            return []
+        try:
+            files = yield super()._get_pr_files(repo, number)
+        except Exception as exc:
+            log.msg(f"GitHub API: files of pull request #{number} of {repo} not fetched: "
+                    f"{type(exc).__name__}")
+            return []
+        return files
 
 
 def github_hook_dialect(secret: str | IRenderable,
-                        projects: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+                        projects: Mapping[str, str], *,
+                        api_url: str | None = None,
+                        token: str | IRenderable | None = None) -> dict[str, dict[str, Any]]:
     """The value for c['www']['change_hook_dialects']: POST /change_hook/github.
 
     `projects` maps GitHub "owner/name" to the branch to build. GitHubHandler hands the
@@ -145,6 +243,12 @@ def github_hook_dialect(secret: str | IRenderable,
     with functools.partial. The handler is built on the first request and then cached by
     ChangeHookResource, also across reconfigs: a changed `projects` takes a master restart
     (a util.Secret is rendered on each request, so a changed secret file does not).
+
+    Pull requests become changes on refs/pull/N/head (`pullrequest_ref` "head"), which GitHub
+    keeps in the base repository. With `api_url` (settings.github.api_url) and `token` (a
+    util.Secret) the handler asks that API for the head commit of a pull request (its author
+    for mail, its message for [skip ci]) and its files; without `api_url` it asks nothing and
+    the change's author is the GitHub login that sent the event.
     """
     if not secret:
         raise ValueError("the GitHub change hook needs a webhook secret")
@@ -154,5 +258,11 @@ def github_hook_dialect(secret: str | IRenderable,
             raise ValueError(f"GitHub repository {name!r} is configured twice "
                              f"(also as {seen[name.lower()]!r})")
         seen[name.lower()] = name
-    handler = functools.partial(ConveyorGitHubHandler, projects=dict(projects))
-    return {"github": {"class": handler, "secret": secret, "strict": True}}
+    handler = functools.partial(ConveyorGitHubHandler, projects=dict(projects),
+                                use_api=bool(api_url))
+    options: dict[str, Any] = {"class": handler, "secret": secret, "strict": True,
+                               "pullrequest_ref": "head"}
+    if api_url:
+        options["github_api_endpoint"] = api_url.rstrip("/")
+        options["token"] = token
+    return {"github": options}

@@ -1,16 +1,26 @@
 """Build factories: what a CI build and a publish build do, step by step."""
 
 from buildbot.plugins import steps
+from buildbot.process.results import SKIPPED
 from buildbot.plugins import util
 
 from master.settings import Project
 from master.settings import Settings
 from steps import debian
+from steps import promotion
 from steps import python
 from steps import repository as repo_steps
 
 VENV = "../venv"
 REPORTS = "../reports"
+
+
+@util.renderer
+def _authors(props) -> str:
+    """Who a CI build publishes for: the authors of its changes (or who forced it)."""
+    build = props.getBuild()
+    names = sorted({change.who for change in build.allChanges() if change.who})
+    return ", ".join(names) or props.getProperty("owner") or ""
 
 
 def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
@@ -62,23 +72,87 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
             "debs": util.Property("debs"),
             "package_version": util.Property("package_version"),
             "artifacts_path": util.Property("artifacts_path"),
+            "who": _authors,
         },
     ))
     return f
 
 
-def publish_factory(settings: Settings) -> util.BuildFactory:
-    """On the repository's worker: fetch → add → snapshot → publish switch (signed) → verify."""
+def _aptly(settings: Settings, distribution) -> dict:
     r = settings.repository
-    aptly = {"aptly_config": str(r.aptly_config), "gnupg_home": str(r.gnupg_home),
-             "distribution": util.Property("distribution")}
+    return {"aptly_config": str(r.aptly_config), "gnupg_home": str(r.gnupg_home),
+            "distribution": distribution}
+
+
+def _publish_steps(settings: Settings, f: util.BuildFactory, distribution, action: str,
+                   **when) -> None:
+    """switch (signed) → verify over HTTP → history: the end of every repository change."""
+    r = settings.repository
+    f.addStep(repo_steps.PublishSwitch(signing_key=r.signing_key(),
+                                       **_aptly(settings, distribution), **when))
+    f.addStep(repo_steps.VerifyPublished(repo_url=r.url, component=r.component,
+                                         architectures=r.architectures,
+                                         distribution=distribution, **when))
+    f.addStep(repo_steps.RecordHistory(history_dir=str(settings.history_dir), action=action,
+                                       distribution=distribution, **when))
+
+
+def publish_factory(settings: Settings) -> util.BuildFactory:
+    """On the repository's worker: fetch → import → merge with the current state → publish."""
+    dist = util.Property("distribution")
     f = util.BuildFactory()
     f.addStep(steps.RemoveDirectory(dir="incoming", name="clean incoming", hideStepIf=True))
     f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir)))
-    f.addStep(repo_steps.AddToRepository(**aptly))
-    f.addStep(repo_steps.CreateSnapshot(**aptly))
-    f.addStep(repo_steps.PublishSwitch(signing_key=r.signing_key(), **aptly))
-    f.addStep(repo_steps.VerifyPublished(repo_url=r.url, component=r.component,
-                                         architectures=r.architectures,
-                                         distribution=util.Property("distribution")))
+    f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist)))
+    f.addStep(repo_steps.ImportPackages(**_aptly(settings, dist)))
+    f.addStep(repo_steps.MergeSnapshot(**_aptly(settings, dist)))
+    _publish_steps(settings, f, dist, "publish")
+    return f
+
+
+def _changes(step) -> bool:
+    return not step.getProperty("promotion_noop")
+
+
+def promote_factory(settings: Settings) -> util.BuildFactory:
+    """check the rules → select the version from the source's published snapshot → merge into
+    the target's → publish → verify → history → release mail (into the end of a path)."""
+    r = settings.repository
+    target = util.Property("to_dist")
+    paths = {package: list(project.path)
+             for project in settings.projects for package in project.packages}
+    f = util.BuildFactory()
+    f.addStep(promotion.ResolvePromotion(paths=paths, repo_url=r.url, component=r.component,
+                                         architectures=r.architectures))
+    f.addStep(repo_steps.CurrentSnapshot(into="source_snapshot", name="source",
+                                         doStepIf=_changes,
+                                         **_aptly(settings, util.Property("from_dist"))))
+    f.addStep(repo_steps.CurrentSnapshot(doStepIf=_changes, **_aptly(settings, target)))
+    f.addStep(repo_steps.SelectVersion(doStepIf=_changes, **_aptly(settings, target)))
+    f.addStep(repo_steps.MergeSnapshot(doStepIf=_changes, **_aptly(settings, target)))
+    _publish_steps(settings, f, target, "promote", doStepIf=_changes)
+    ends = {project.path[-1] for project in settings.projects}
+
+    def into_production(step) -> bool:
+        return _changes(step) and step.getProperty("to_dist") in ends
+
+    f.addStep(promotion.CommitsBetween(
+        clone_urls={p: project.clone_url for project in settings.projects
+                    for p in project.packages},
+        doStepIf=into_production, hideStepIf=lambda results, step: results == SKIPPED))
+    f.addStep(promotion.ReleaseMail(
+        settings.mail, recipients={p: list(project.mail) for project in settings.projects
+                                   for p in project.packages},
+        doStepIf=into_production, hideStepIf=lambda results, step: results == SKIPPED))
+    return f
+
+
+def rollback_factory(settings: Settings) -> util.BuildFactory:
+    """current state → the state to return to (by the history) → publish it → verify → history."""
+    dist = util.Property("distribution")
+    f = util.BuildFactory()
+    f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist)))
+    f.addStep(promotion.ResolveRollback(history_dir=str(settings.history_dir),
+                                        distribution=dist))
+    _publish_steps(settings, f, dist, "rollback")
     return f

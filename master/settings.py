@@ -154,6 +154,18 @@ class Settings:
     auth: Auth = field(default_factory=Auth)
 
     @property
+    def history_dir(self) -> Path:
+        """One `<distribution>.jsonl` per distribution, served at <repository url>history/."""
+        return self.repository.www_root / "history"
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(p for project in self.projects for p in project.packages)
+
+    def project_of_package(self, package: str) -> Project | None:
+        return next((p for p in self.projects if package in p.packages), None)
+
+    @property
     def distributions(self) -> tuple[str, ...]:
         """Every distribution of every project's path, in path order, each once."""
         seen: dict[str, None] = {}

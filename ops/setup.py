@@ -45,6 +45,7 @@ def prepare(settings: Settings) -> None:
     for path in (settings.state_dir, settings.artifacts_dir, settings.repository.aptly_root):
         path.mkdir(parents=True, exist_ok=True)
     ensure_secrets(settings)
+    ensure_users(settings)
     fingerprint = ensure_signing_key(settings)
     ensure_repository(settings, fingerprint)
     ensure_master(settings)
@@ -107,8 +108,8 @@ def aptly(settings: Settings, *args: str, check: bool = True) -> subprocess.Comp
 
 
 def ensure_repository(settings: Settings, fingerprint: str) -> None:
-    """One aptly local repo per distribution, each published (signed) from a first snapshot;
-    the served tree links to aptly's published dists/ and pool/."""
+    """Every distribution published (signed) from a first, empty snapshot, with its history
+    file started; the served tree links to aptly's published dists/ and pool/."""
     repo = settings.repository
     config = {
         "rootDir": str(repo.aptly_root),
@@ -118,25 +119,53 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         "skipContentsPublishing": True,
     }
     repo.aptly_config.write_text(json.dumps(config, indent=2) + "\n")
+    settings.history_dir.mkdir(parents=True, exist_ok=True)
     published = aptly(settings, "publish", "list", "-raw").stdout.split("\n")
     published = {line.split()[-1] for line in published if line.strip()}
     for dist in settings.distributions:
-        if aptly(settings, "repo", "show", dist, check=False).returncode != 0:
-            aptly(settings, "repo", "create", f"-distribution={dist}",
-                  f"-component={repo.component}", dist)
-            say(f"created distribution {dist}")
-        if dist not in published:
-            snapshot = repository.snapshot_name(dist, datetime.now(timezone.utc), "setup", 0)
-            aptly(settings, "snapshot", "create", snapshot, "from", "repo", dist)
-            aptly(settings, "publish", "snapshot", "-batch", f"-gpg-key={fingerprint}",
-                  f"-architectures={','.join(repo.architectures)}", f"-distribution={dist}",
-                  f"-origin={repo.origin}", f"-label={dist}", snapshot, ".")
+        if dist in published:
+            continue
+        when = datetime.now(timezone.utc)
+        snapshot = repository.snapshot_name(dist, when, "setup", 0)
+        aptly(settings, "snapshot", "create", snapshot, "empty")
+        aptly(settings, "publish", "snapshot", "-batch", f"-gpg-key={fingerprint}",
+              f"-architectures={','.join(repo.architectures)}", f"-distribution={dist}",
+              f"-component={repo.component}", f"-origin={repo.origin}", f"-label={dist}",
+              snapshot, ".")
+        entry = {"n": 1, "when": when.isoformat(timespec="seconds"), "distribution": dist,
+                 "action": "create", "snapshot": snapshot, "previous_snapshot": None,
+                 "package": None, "version": None, "from": None, "who": "make run",
+                 "build": None}
+        (settings.history_dir / f"{dist}.jsonl").write_text(repository.history_line(entry))
+        say(f"created distribution {dist}")
     for part in ("dists", "pool"):
         target = repo.aptly_root / "public" / part
         target.mkdir(parents=True, exist_ok=True)
         link = repo.www_root / part
         if not link.is_symlink():
             link.symlink_to(target)
+
+
+DEMO_USERS = (("releaser", "releasers"), ("developer", "developers"))
+CLI_CREDENTIALS = "cli-credentials"
+
+
+def ensure_users(settings: Settings) -> None:
+    """Demo web users when there is no users file: a releaser (may promote) and a developer
+    (may not); the releaser's credentials also go to the CLI's credentials file."""
+    name = settings.auth.users_secret
+    if settings.read_secret(name) is not None:
+        return
+    lines, passwords = [], {}
+    for user, role in DEMO_USERS:
+        passwords[user] = secrets.token_urlsafe(12)
+        role = settings.auth.releasers[0] if role == "releasers" else role
+        lines.append(f"{user}:{passwords[user]}:{role}")
+    write_secret(settings, name, "\n".join(lines))
+    if settings.read_secret(CLI_CREDENTIALS) is None:
+        write_secret(settings, CLI_CREDENTIALS, f"releaser:{passwords['releaser']}")
+    say(f"generated demo web users {', '.join(u for u, _ in DEMO_USERS)} in "
+        f"{settings.secrets_dir / name}")
 
 
 def ensure_master(settings: Settings) -> None:

@@ -1,13 +1,18 @@
-"""Apt repository steps (aptly): add packages, snapshot, publish signed, verify over HTTP.
+"""Apt repository steps (aptly): every change of a distribution is a new immutable snapshot.
 
-They run in the `publish` builder on the worker that holds the repository, one build at a time
-(the builder takes the repository lock). Each step is one aptly command; a failure stops the
-build, and since only `publish switch` changes what clients see, the published distribution stays
-as it was until the very step that replaces it in one go.
+The published snapshot of a distribution is its state; the history file lists its states in
+order. A change (CI publish, promotion, rollback) builds the next snapshot from the current one
+and switches the publication to it in one step (`aptly publish switch`, signed); until then
+clients see the distribution as it was, and a failure leaves it so. Local aptly repos are only a
+scratch space to turn .deb files into a snapshot.
+
+These steps run in the `publish`, `promote` and `rollback` builders on the worker that holds the
+repository, one build at a time (the builders share the repository lock).
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 from datetime import datetime
 from datetime import timezone
@@ -16,6 +21,7 @@ import treq
 from buildbot.process import buildstep
 from buildbot.process import results
 from buildbot.steps.transfer import FileDownload
+from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
 from master import repository
@@ -72,13 +78,50 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
         yield self.runCommand(cmd)
         return cmd
 
+    def new_name(self, kind: str) -> str:
+        return repository.snapshot_name(f"{self.distribution}{kind}", datetime.now(timezone.utc),
+                                        self.getProperty("buildername"), self.build.number)
 
-class AddToRepository(AptlyCommand):
-    """`aptly repo add <distribution> incoming/`: the local repo keeps every version."""
+    @defer.inlineCallbacks
+    def refuse(self, message: str):
+        log = yield self.addLog("refused")
+        yield log.addStderr(message + "\n")
+        self.descriptionDone = message
+        return results.FAILURE
 
-    name = "add"
-    description = "adding packages"
-    descriptionDone = "added"
+
+class CurrentSnapshot(AptlyCommand):
+    """Which snapshot the distribution publishes now: sets the property named `into`."""
+
+    name = "current"
+    description = "reading published state"
+    descriptionDone = "published state"
+
+    def __init__(self, into: str = "current_snapshot", **kwargs):
+        self.into = into
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        cmd = yield self.run_aptly("publish", "show", "-json", self.distribution, ".",
+                                   collectStdout=True)
+        if cmd.didFail():
+            return (yield self.refuse(f"{self.distribution} is not published here"))
+        sources = json.loads(cmd.stdout).get("Sources") or []
+        if not sources:
+            return (yield self.refuse(f"{self.distribution} publishes no snapshot"))
+        self.setProperty(self.into, sources[0]["Name"], "CurrentSnapshot")
+        self.descriptionDone = f"{self.distribution}: {sources[0]['Name']}"
+        return results.SUCCESS
+
+
+class ImportPackages(AptlyCommand):
+    """The .deb files of `incoming/` as a snapshot (through a scratch local repo, dropped after):
+    sets `part_snapshot`."""
+
+    name = "import"
+    description = "importing packages"
+    descriptionDone = "imported"
 
     def __init__(self, incoming: str = "incoming", **kwargs):
         self.incoming = incoming
@@ -86,17 +129,50 @@ class AddToRepository(AptlyCommand):
 
     @defer.inlineCallbacks
     def run(self):
-        cmd = yield self.run_aptly("repo", "add", self.distribution, self.incoming)
-        if not cmd.didFail():
-            self.descriptionDone = f"added to {self.distribution}"
-        return cmd.results()
+        scratch = f"incoming-{self.getProperty('buildername')}-{self.build.number}"
+        part = self.new_name("+new")
+        # a scratch repo left by an interrupted build of the same number is dropped first
+        yield self.run_aptly("repo", "drop", "-force", scratch, stdioLogName="cleanup")
+        for args in (("repo", "create", scratch), ("repo", "add", scratch, self.incoming),
+                     ("snapshot", "create", part, "from", "repo", scratch),
+                     ("repo", "drop", "-force", scratch)):
+            cmd = yield self.run_aptly(*args)
+            if cmd.didFail():
+                return cmd.results()
+        self.setProperty("part_snapshot", part, "ImportPackages")
+        return results.SUCCESS
 
 
-class CreateSnapshot(AptlyCommand):
-    """An immutable snapshot of the distribution's repo: the distribution's next history entry.
+class SelectVersion(AptlyCommand):
+    """`package (= version)` out of the snapshot in property `source_snapshot`, as a snapshot of
+    its own (`part_snapshot`); fails if the source does not hold it — aptly's filter would
+    silently give an empty snapshot."""
 
-    Sets the property `snapshot`.
-    """
+    name = "select"
+    description = "selecting version"
+    descriptionDone = "selected"
+
+    @defer.inlineCallbacks
+    def run(self):
+        package, version = self.getProperty("package"), self.getProperty("package_version")
+        source = self.getProperty("source_snapshot")
+        query = f"{package} (= {version})"
+        part = self.new_name("+promoted")
+        cmd = yield self.run_aptly("snapshot", "filter", source, part, query)
+        if cmd.didFail():
+            return cmd.results()
+        cmd = yield self.run_aptly("snapshot", "search", part, query)
+        if cmd.didFail():
+            return (yield self.refuse(f"{package} {version} is not in {source}"))
+        self.setProperty("part_snapshot", part, "SelectVersion")
+        self.descriptionDone = f"{package} {version} from {source}"
+        return results.SUCCESS
+
+
+class MergeSnapshot(AptlyCommand):
+    """The distribution's next state: its current snapshot plus `part_snapshot`, every version
+    kept (`-no-remove`), as a new snapshot named `<distribution>@<time>@<builder>-<number>`:
+    sets `snapshot`."""
 
     name = "snapshot"
     description = "snapshotting"
@@ -104,19 +180,21 @@ class CreateSnapshot(AptlyCommand):
 
     @defer.inlineCallbacks
     def run(self):
-        snapshot = repository.snapshot_name(
-            self.distribution, datetime.now(timezone.utc),
-            self.getProperty("buildername"), self.build.number)
-        cmd = yield self.run_aptly("snapshot", "create", snapshot, "from", "repo",
-                                   self.distribution)
-        if not cmd.didFail():
-            self.setProperty("snapshot", snapshot, "CreateSnapshot")
-            self.descriptionDone = snapshot
-        return cmd.results()
+        snapshot = self.new_name("")
+        cmd = yield self.run_aptly("snapshot", "merge", "-no-remove", snapshot,
+                                   self.getProperty("current_snapshot"),
+                                   self.getProperty("part_snapshot"))
+        if cmd.didFail():
+            return cmd.results()
+        yield self.run_aptly("snapshot", "drop", self.getProperty("part_snapshot"),
+                             stdioLogName="cleanup")
+        self.setProperty("snapshot", snapshot, "MergeSnapshot")
+        self.descriptionDone = snapshot
+        return results.SUCCESS
 
 
 class PublishSwitch(AptlyCommand):
-    """`aptly publish switch`: the distribution now serves the snapshot, signed, in one step."""
+    """`aptly publish switch`: the distribution now serves `snapshot`, signed, in one step."""
 
     name = "publish"
     description = "publishing"
@@ -137,23 +215,8 @@ class PublishSwitch(AptlyCommand):
         return cmd.results()
 
 
-class VerifyPublished(buildstep.BuildStep):
-    """Fetch the distribution's `Packages` indexes over HTTP, as apt would, and check that every
-    package of `debs` is listed there at `package_version`. Runs on the master."""
-
-    name = "verify"
-    description = "verifying"
-    descriptionDone = "verified"
-    renderables = ["distribution"]
-
-    def __init__(self, repo_url: str, component: str, architectures, distribution=None,
-                 **kwargs):
-        self.repo_url = repo_url.rstrip("/") + "/"
-        self.component = component
-        self.architectures = [a for a in architectures if a != "all"] or list(architectures)
-        self.distribution = distribution
-        kwargs.setdefault("haltOnFailure", True)
-        super().__init__(**kwargs)
+class IndexReader:
+    """Reads a distribution's `Packages` index over HTTP, as apt does."""
 
     def fetch(self, url: str):
         """GET url -> (status code, body text). Replaced in unit tests."""
@@ -163,37 +226,124 @@ class VerifyPublished(buildstep.BuildStep):
         return d
 
     @defer.inlineCallbacks
-    def run(self):
-        log = yield self.addLog("stdio")
-        version = self.getProperty("package_version")
-        wanted = sorted({deb.split("_", 1)[0] for deb in self.getProperty("debs") or []})
-        listed: dict[str, set[str]] = {}
-        for arch in self.architectures:
-            url = (f"{self.repo_url}dists/{self.distribution}/{self.component}/"
+    def read_index(self, log, distribution: str):
+        """-> list of stanzas, or a string saying what went wrong."""
+        stanzas: list[dict] = []
+        for arch in self.index_architectures:
+            url = (f"{self.repo_url}dists/{distribution}/{self.component}/"
                    f"binary-{arch}/Packages")
             try:
                 code, body = yield self.fetch(url)
             except Exception as exc:  # connection refused, timeout…
                 yield log.addStderr(f"GET {url} failed: {exc}\n")
-                self.descriptionDone = "repository not reachable"
-                return results.FAILURE
+                return "repository not reachable"
             yield log.addStdout(f"GET {url} -> {code}\n")
             if code != 200:
                 yield log.addStderr(f"{url} answered {code}\n")
-                self.descriptionDone = f"index answered {code}"
-                return results.FAILURE
-            for name, versions in repository.parse_packages_index(body).items():
-                listed.setdefault(name, set()).update(versions)
-        missing = [name for name in wanted if version not in listed.get(name, set())]
-        if missing or not wanted:
-            for name in missing or ["(no packages named)"]:
-                have = ", ".join(sorted(listed.get(name, set()))) or "nothing"
-                yield log.addStderr(
-                    f"{name} {version} is not listed in {self.distribution}'s Packages index "
-                    f"(it lists {have})\n")
-            self.descriptionDone = f"{', '.join(missing) or 'nothing'} {version} missing"
+                return f"index answered {code}"
+            stanzas.extend(repository.parse_packages_stanzas(body))
+        return stanzas
+
+    def setup_index(self, repo_url: str, component: str, architectures) -> None:
+        self.repo_url = repo_url.rstrip("/") + "/"
+        self.component = component
+        # "all" packages are listed in every architecture's index
+        self.index_architectures = [a for a in architectures if a != "all"] or list(architectures)
+
+
+class VerifyPublished(IndexReader, buildstep.BuildStep):
+    """Check over HTTP that the distribution's `Packages` index lists every package (property
+    `verify_packages`, or the names of `debs`) at `package_version` — and, after a rollback, no
+    longer lists `verify_absent`. Runs on the master."""
+
+    name = "verify"
+    description = "verifying"
+    descriptionDone = "verified"
+    renderables = ["distribution"]
+
+    def __init__(self, repo_url: str, component: str, architectures, distribution=None,
+                 **kwargs):
+        self.setup_index(repo_url, component, architectures)
+        self.distribution = distribution
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        log = yield self.addLog("stdio")
+        version = self.getProperty("package_version")
+        absent = self.getProperty("verify_absent")
+        wanted = sorted(self.getProperty("verify_packages") or
+                        {deb.split("_", 1)[0] for deb in self.getProperty("debs") or []})
+        stanzas = yield self.read_index(log, self.distribution)
+        if isinstance(stanzas, str):
+            self.descriptionDone = stanzas
+            return results.FAILURE
+        listed: dict[str, set[str]] = {}
+        for fields in stanzas:
+            listed.setdefault(fields["Package"], set()).add(fields["Version"])
+        problems = []
+        if not wanted or not (version or absent):
+            problems.append(("nothing to verify", "no package or version named\n"))
+        for name in wanted:
+            have = ", ".join(sorted(listed.get(name, set()))) or "nothing"
+            if version and version not in listed.get(name, set()):
+                problems.append((f"{name} {version} missing",
+                                 f"{name} {version} is not listed in {self.distribution}'s "
+                                 f"Packages index (it lists {have})\n"))
+            if absent and absent in listed.get(name, set()):
+                problems.append((f"{name} {absent} still listed",
+                                 f"{name} {absent} is still listed in {self.distribution}\n"))
+        if problems:
+            for _, line in problems:
+                yield log.addStderr(line)
+            self.descriptionDone = "; ".join(summary for summary, _ in problems)
             return results.FAILURE
         for name in wanted:
-            yield log.addStdout(f"{name} {version} is in {self.distribution}\n")
-        self.descriptionDone = f"{' '.join(wanted)} {version} in {self.distribution}"
+            yield log.addStdout(f"{name} {version or '(none)'} is in {self.distribution}"
+                                f"{f', {absent} is not' if absent else ''}\n")
+        self.descriptionDone = (f"{' '.join(wanted)} {version or ''} in {self.distribution}"
+                                if version else f"{absent} left {self.distribution}")
+        return results.SUCCESS
+
+
+class RecordHistory(CompositeStepMixin, buildstep.BuildStep):
+    """Append the distribution's new state to its history file (`<history_dir>/<dist>.jsonl`,
+    served beside the repository): snapshot, action, package, version, who, when, the build."""
+
+    name = "history"
+    description = "recording history"
+    descriptionDone = "history"
+    renderables = ["distribution"]
+
+    def __init__(self, history_dir: str, action: str, distribution=None, **kwargs):
+        self.history_dir = str(history_dir)
+        self.action = action
+        self.distribution = distribution
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        path = posixpath.join(self.history_dir, f"{self.distribution}.jsonl")
+        text = (yield self.getFileContentFromWorker(path)) or ""
+        entry = {
+            "n": len(repository.parse_history(text)) + 1,
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "distribution": self.distribution,
+            "action": self.action,
+            "snapshot": self.getProperty("snapshot"),
+            "previous_snapshot": self.getProperty("current_snapshot"),
+            "package": self.getProperty("package") or ",".join(
+                sorted({d.split("_", 1)[0] for d in self.getProperty("debs") or []})),
+            "version": self.getProperty("package_version"),
+            "from": self.getProperty("from_dist"),
+            "who": self.getProperty("who") or self.getProperty("owner") or "",
+            "build": (yield self.build.getUrl()),
+        }
+        yield self.downloadFileContentToWorker(path, text + repository.history_line(entry),
+                                               abandonOnFailure=True, mode=0o644)
+        log = yield self.addLog("history")
+        yield log.addStdout(text + repository.history_line(entry))
+        self.descriptionDone = f"{self.distribution} state {entry['n']}: {self.action}"
         return results.SUCCESS
