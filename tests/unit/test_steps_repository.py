@@ -1,11 +1,15 @@
 """Unit tests of the apt repository steps: the aptly argv they run and the HTTP verification."""
 
+import json
+
 from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectShell
+from buildbot.test.steps import ExpectUploadFile
 from buildbot.test.steps import TestBuildStepMixin
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -43,54 +47,138 @@ class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         return step
 
 
+def aptly(*args):
+    return ExpectShell(workdir="wkdir", env=ENV, command=["aptly", CONF, *args])
+
+
+PUBLISHED = json.dumps({"Distribution": "snowbird-staging",
+                        "Sources": [{"Component": "main", "Name": "snowbird-staging@1"}]})
+
+
 class AptlyStepsTest(StepTestCase):
-    def test_add_runs_repo_add_on_incoming(self):
-        self.setup(repository.AddToRepository(distribution="snowbird-staging", **APTLY))
+    def named(self, *_args):
+        return "NEW"
+
+    def test_current_snapshot_reads_the_publication(self):
+        self.setup(repository.CurrentSnapshot(distribution="snowbird-staging", **APTLY))
         self.expect_commands(
-            ExpectShell(workdir="wkdir", env=ENV,
-                        command=["aptly", CONF, "repo", "add", "snowbird-staging", "incoming"])
-            .exit(0))
-        self.expect_outcome(result=SUCCESS, state_string="added to snowbird-staging")
+            aptly("publish", "show", "-json", "snowbird-staging", ".").stdout(PUBLISHED).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("current_snapshot", "snowbird-staging@1")
         return self.run_step()
 
-    def test_add_failure_halts(self):
-        step = self.setup(repository.AddToRepository(distribution="snowbird-staging", **APTLY))
-        self.expect_commands(
-            ExpectShell(workdir="wkdir", env=ENV,
-                        command=["aptly", CONF, "repo", "add", "snowbird-staging", "incoming"])
-            .exit(1))
-        self.expect_outcome(result=FAILURE)
-        self.assertTrue(step.haltOnFailure)
+    def test_current_snapshot_of_an_unpublished_distribution_fails(self):
+        self.setup(repository.CurrentSnapshot(distribution="nowhere", **APTLY))
+        self.expect_commands(aptly("publish", "show", "-json", "nowhere", ".").exit(1))
+        self.expect_outcome(result=FAILURE, state_string="nowhere is not published here "
+                                                         "(failure)")
         return self.run_step()
 
-    def test_snapshot_named_after_distribution_time_and_build(self):
-        self.setup(repository.CreateSnapshot(distribution="snowbird-staging", **APTLY),
+    def test_import_turns_incoming_into_a_snapshot_through_a_scratch_repo(self):
+        self.setup(repository.ImportPackages(distribution="snowbird-staging", **APTLY),
                    buildername="publish")
-        with mock.patch.object(repository.repository, "snapshot_name",
-                        return_value="snowbird-staging@20261126T070000Z@publish-12") as name:
+        with mock.patch.object(repository.repository, "snapshot_name", self.named):
             self.expect_commands(
-                ExpectShell(workdir="wkdir", env=ENV,
-                            command=["aptly", CONF, "snapshot", "create",
-                                     "snowbird-staging@20261126T070000Z@publish-12", "from",
-                                     "repo", "snowbird-staging"]).exit(0))
+                aptly("repo", "drop", "-force", "incoming-publish-12").exit(1),
+                aptly("repo", "create", "incoming-publish-12").exit(0),
+                aptly("repo", "add", "incoming-publish-12", "incoming").exit(0),
+                aptly("snapshot", "create", "NEW", "from", "repo",
+                      "incoming-publish-12").exit(0),
+                aptly("repo", "drop", "-force", "incoming-publish-12").exit(0))
             self.expect_outcome(result=SUCCESS)
-            self.expect_property("snapshot", "snowbird-staging@20261126T070000Z@publish-12")
-            yield_ = self.run_step()
-        self.assertEqual(name.call_args.args[0], "snowbird-staging")
-        self.assertEqual(name.call_args.args[2:], ("publish", 12))
-        return yield_
+            self.expect_property("part_snapshot", "NEW")
+            d = self.run_step()
+        return d
+
+    def test_import_stops_at_a_failed_add(self):
+        self.setup(repository.ImportPackages(distribution="snowbird-staging", **APTLY),
+                   buildername="publish")
+        self.expect_commands(
+            aptly("repo", "drop", "-force", "incoming-publish-12").exit(1),
+            aptly("repo", "create", "incoming-publish-12").exit(0),
+            aptly("repo", "add", "incoming-publish-12", "incoming").exit(1))
+        self.expect_outcome(result=FAILURE)
+        self.expect_no_property("part_snapshot")
+        return self.run_step()
+
+    def test_select_version_refuses_what_the_source_does_not_hold(self):
+        self.setup(repository.SelectVersion(distribution="snowbird", **APTLY),
+                   buildername="promote", package="snowbird", package_version="9.9",
+                   source_snapshot="snowbird-staging@1")
+        with mock.patch.object(repository.repository, "snapshot_name", self.named):
+            self.expect_commands(
+                aptly("snapshot", "filter", "snowbird-staging@1", "NEW",
+                      "snowbird (= 9.9)").exit(0),
+                aptly("snapshot", "search", "NEW", "snowbird (= 9.9)").exit(1))
+            self.expect_outcome(result=FAILURE,
+                                state_string="snowbird 9.9 is not in snowbird-staging@1 "
+                                             "(failure)")
+            d = self.run_step()
+        return d
+
+    def test_merge_keeps_every_version_and_drops_the_part(self):
+        self.setup(repository.MergeSnapshot(distribution="snowbird", **APTLY),
+                   buildername="promote", current_snapshot="snowbird@1", part_snapshot="part")
+        with mock.patch.object(repository.repository, "snapshot_name", self.named):
+            self.expect_commands(
+                aptly("snapshot", "merge", "-no-remove", "NEW", "snowbird@1", "part").exit(0),
+                aptly("snapshot", "drop", "part").exit(0))
+            self.expect_outcome(result=SUCCESS)
+            self.expect_property("snapshot", "NEW")
+            d = self.run_step()
+        return d
 
     def test_publish_switch_signs_with_the_configured_key(self):
         self.setup(repository.PublishSwitch(distribution="snowbird-staging",
                                             signing_key="ABCDEF0123", **APTLY),
                    snapshot="snap-1")
         self.expect_commands(
-            ExpectShell(workdir="wkdir", env=ENV,
-                        command=["aptly", CONF, "publish", "switch", "-batch",
-                                 "-gpg-key=ABCDEF0123", "snowbird-staging", ".", "snap-1"])
-            .exit(0))
+            aptly("publish", "switch", "-batch", "-gpg-key=ABCDEF0123", "snowbird-staging", ".",
+                  "snap-1").exit(0))
         self.expect_outcome(result=SUCCESS, state_string="snowbird-staging → snap-1")
         return self.run_step()
+
+    def test_publish_failure_halts(self):
+        step = self.setup(repository.PublishSwitch(distribution="snowbird", **APTLY),
+                          snapshot="snap-1")
+        self.expect_commands(aptly("publish", "switch", "-batch", "snowbird", ".",
+                                   "snap-1").exit(1))
+        self.expect_outcome(result=FAILURE)
+        self.assertTrue(step.haltOnFailure)
+        return self.run_step()
+
+
+class RecordHistoryTest(StepTestCase):
+    def test_appends_an_entry(self):
+        written = []
+        self.setup(repository.RecordHistory(history_dir="/srv/www/history", action="promote",
+                                            distribution="snowbird"),
+                   snapshot="snowbird@2", current_snapshot="snowbird@1", package="snowbird",
+                   package_version=VERSION, from_dist="snowbird-staging", owner="releaser")
+        self.build.getUrl = mock.Mock(return_value=defer.succeed("http://ci/#/builders/3/builds/4"))
+        old = '{"n": 1, "snapshot": "snowbird@1", "action": "create"}\n'
+        self.expect_commands(
+            ExpectUploadFile(workersrc="/srv/www/history/snowbird.jsonl", workdir="wkdir",
+                             blocksize=32768, maxsize=None, writer=mock.ANY)
+            .upload_string(old).exit(0),
+            ExpectDownloadFile(workerdest="/srv/www/history/snowbird.jsonl", workdir="wkdir",
+                               blocksize=32768, maxsize=None, reader=mock.ANY, mode=0o644)
+            .download_string(written.append, size=100000).exit(0))
+        self.expect_outcome(result=SUCCESS, state_string="snowbird state 2: promote")
+        d = self.run_step()
+
+        def check(_):
+            lines = b"".join(written).decode().splitlines()
+            self.assertEqual(lines[0], old.strip())
+            entry = json.loads(lines[1])
+            self.assertEqual({k: entry[k] for k in ("n", "action", "snapshot", "previous_snapshot",
+                                                    "package", "version", "from", "who",
+                                                    "build")},
+                             {"n": 2, "action": "promote", "snapshot": "snowbird@2",
+                              "previous_snapshot": "snowbird@1", "package": "snowbird",
+                              "version": VERSION, "from": "snowbird-staging",
+                              "who": "releaser", "build": "http://ci/#/builders/3/builds/4"})
+        return d.addCallback(check)
 
 
 class VerifyPublishedTest(StepTestCase):

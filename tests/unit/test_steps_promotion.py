@@ -1,0 +1,163 @@
+"""Unit tests of the promotion and rollback steps: the rules applied to what is published."""
+
+import json
+from unittest import mock
+
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectUploadFile
+from buildbot.test.steps import TestBuildStepMixin
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from steps import promotion
+from steps import repository as repo_steps
+
+PATHS = {"snowbird": ["snowbird-development", "snowbird-staging", "snowbird"]}
+URL = "http://repo/dists/{}/main/binary-amd64/Packages"
+
+
+def index(*versions):
+    return "\n".join(f"Package: snowbird\nVersion: {v}\nConveyor-Commit: c{v[-1]}\n"
+                     for v in versions)
+
+
+class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        yield self.setup_test_build_step()
+
+    def setup(self, step, **props):
+        step = self.setup_step(step)
+        for name, value in props.items():
+            self.build.setProperty(name, value, "test")
+        return step
+
+
+def resolver(published):
+    class Resolve(promotion.ResolvePromotion):
+        def fetch(self, url):
+            return defer.succeed((200, published[url]))
+    return Resolve(paths=PATHS, repo_url="http://repo/", component="main",
+                   architectures=["amd64", "all"])
+
+
+class ResolvePromotionTest(StepTestCase):
+    published = {URL.format("snowbird-staging"): index("1.0+ci1.g1", "1.0+ci2.g2"),
+                 URL.format("snowbird"): index("1.0+ci1.g1")}
+
+    def test_newest_of_the_source_goes_to_the_next_step(self):
+        self.setup(resolver(self.published), package="snowbird", version="",
+                   from_dist="snowbird-staging", to_dist="")
+        self.expect_outcome(result=SUCCESS, state_string="snowbird 1.0+ci2.g2: snowbird-staging "
+                                                         "→ snowbird (there: 1.0+ci1.g1)")
+        self.expect_property("to_dist", "snowbird")
+        self.expect_property("package_version", "1.0+ci2.g2")
+        self.expect_property("previous_version", "1.0+ci1.g1")
+        self.expect_property("package_commit", "c2")
+        self.expect_property("previous_commit", "c1")
+        self.expect_property("promotion_noop", False)
+        return self.run_step()
+
+    def test_skipping_a_step_is_refused_naming_the_rule(self):
+        self.setup(resolver(self.published), package="snowbird", version="",
+                   from_dist="snowbird-development", to_dist="snowbird")
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr(
+            "stdio", "refused: rule 'one step at a time': from snowbird-development a version "
+            "goes to snowbird-staging, not snowbird (path: snowbird-development → "
+            "snowbird-staging → snowbird)\n")
+        self.expect_no_property("package_version")
+        return self.run_step()
+
+    def test_unknown_package_and_bad_version_are_refused(self):
+        self.setup(resolver(self.published), package="snowbird", version="1.0 (>= 0)",
+                   from_dist="snowbird-staging", to_dist="snowbird")
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr("stdio", "refused: '1.0 (>= 0)' is not a Debian version "
+                                             "(deb-version(7))\n")
+        return self.run_step()
+
+    def test_version_already_there_is_a_success_that_changes_nothing(self):
+        self.setup(resolver(self.published), package="snowbird", version="1.0+ci1.g1",
+                   from_dist="snowbird-staging", to_dist="snowbird")
+        self.expect_outcome(result=SUCCESS, state_string="snowbird 1.0+ci1.g1 is already in "
+                                                         "snowbird: nothing changed")
+        self.expect_property("promotion_noop", True)
+        return self.run_step()
+
+
+HISTORY = "".join(json.dumps(e) + "\n" for e in [
+    {"n": 1, "snapshot": "snowbird@1", "package": None, "version": None},
+    {"n": 2, "snapshot": "snowbird@2", "package": "snowbird", "version": "1.0+ci1.g1"},
+    {"n": 3, "snapshot": "snowbird@3", "package": "snowbird", "version": "1.0+ci2.g2"},
+])
+
+
+class ResolveRollbackTest(StepTestCase):
+    def expect_history(self):
+        self.expect_commands(
+            ExpectUploadFile(workersrc="/srv/history/snowbird.jsonl", workdir="wkdir",
+                             blocksize=32768, maxsize=None, writer=mock.ANY)
+            .upload_string(HISTORY).exit(0))
+
+    def test_back_to_the_previous_state(self):
+        self.setup(promotion.ResolveRollback(history_dir="/srv/history",
+                                             distribution="snowbird"),
+                   current_snapshot="snowbird@3")
+        self.expect_history()
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("snapshot", "snowbird@2")
+        self.expect_property("package_version", "1.0+ci1.g1")
+        self.expect_property("verify_absent", "1.0+ci2.g2")
+        return self.run_step()
+
+    def test_unknown_state_is_refused(self):
+        self.setup(promotion.ResolveRollback(history_dir="/srv/history",
+                                             distribution="snowbird"),
+                   current_snapshot="snowbird@3", state="7")
+        self.expect_history()
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr("stdio", "refused: there is no state 7: the history has 3 "
+                                             "entries\n")
+        self.expect_no_property("snapshot")
+        return self.run_step()
+
+
+class VerifyAfterRollbackTest(StepTestCase):
+    def make(self, text):
+        class Verify(repo_steps.VerifyPublished):
+            def fetch(self, url):
+                return defer.succeed((200, text))
+        return Verify(repo_url="http://repo/", component="main", architectures=["amd64"],
+                      distribution="snowbird")
+
+    def test_the_version_that_left_must_not_be_listed(self):
+        self.setup(self.make(index("1.0+ci1.g1", "1.0+ci2.g2")), verify_packages=["snowbird"],
+                   package_version="1.0+ci1.g1", verify_absent="1.0+ci2.g2")
+        self.expect_outcome(result=FAILURE,
+                            state_string="snowbird 1.0+ci2.g2 still listed (failure)")
+        return self.run_step()
+
+    def test_rolled_back_index_passes(self):
+        self.setup(self.make(index("1.0+ci1.g1")), verify_packages=["snowbird"],
+                   package_version="1.0+ci1.g1", verify_absent="1.0+ci2.g2")
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+
+class ReleaseMailTest(StepTestCase):
+    def test_message_names_versions_who_and_commits(self):
+        from master.settings import Mail
+        step = self.setup(promotion.ReleaseMail(Mail(), recipients={"snowbird": ["t@x.org"]}),
+                          package="snowbird", package_version="1.0+ci2.g2",
+                          previous_version="1.0+ci1.g1", to_dist="snowbird",
+                          from_dist="snowbird-staging", owner="releaser",
+                          release_commits=["abc1234 Ada: Fix the board", "def5678 Bo: Faster"])
+        subject, body = step.message("http://ci/#/builders/3/builds/9")
+        self.assertEqual(subject, "[conveyor] snowbird 1.0+ci2.g2 released to snowbird")
+        self.assertIn("snowbird 1.0+ci1.g1 → 1.0+ci2.g2 in snowbird\n", body)
+        self.assertIn("promoted by releaser from snowbird-staging\n", body)
+        self.assertIn("commits (2):\n  abc1234 Ada: Fix the board\n  def5678 Bo: Faster\n", body)
