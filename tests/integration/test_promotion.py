@@ -1,0 +1,239 @@
+"""Promote and roll back, end to end: two CI builds land in staging; a releaser promotes through
+the REST API and the CLI; apt-get installs from production; refusals change nothing; a rollback
+makes the previous version apt's candidate again.
+
+Needs root (apt-get install into this machine, then purge).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+
+from ops import cli
+from ops import demo
+from ops import services
+from ops import setup
+from tests.integration.helpers import AptClient
+from tests.integration.helpers import installed_version
+from tests.integration.helpers import purge
+from tests.integration.helpers import version_gt
+from tests.integration.helpers import write_pipeline
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="installs the built package: needs root"),
+]
+
+PACKAGE = "snowbird"
+STAGING, PRODUCTION = "snowbird-staging", "snowbird"
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory):
+    base = tmp_path_factory.mktemp("conveyor-promote")
+    settings = write_pipeline(base)
+    purge(PACKAGE)
+    try:
+        setup.prepare(settings)
+        services.start(settings)
+        yield settings
+    finally:
+        services.stop(settings)
+        purge(PACKAGE)
+
+
+@pytest.fixture(scope="module")
+def versions(installation):
+    """Two CI builds in staging: (older, newer) versions."""
+    project = installation.projects[0]
+    checkout = demo.ensure_demo_repo(installation, project)
+    found = []
+    for n in range(2):
+        before = demo.git(checkout, "rev-parse", "HEAD")
+        if n:
+            (checkout / "NOTES.md").write_text("Second release.\n")
+            demo.git(checkout, "add", "NOTES.md")
+            demo.git(checkout, "commit", "-qm", "Write release notes")
+            demo.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
+        build = demo.push_and_wait(installation, project, checkout,
+                                   before=before if n else demo.ZERO)
+        assert demo.result_name(build) == "SUCCESS", build["url"]
+        found.append(build["properties"]["package_version"][0])
+    assert version_gt(found[1], found[0])
+    return tuple(found)
+
+
+def users(settings) -> dict[str, str]:
+    text = settings.read_secret(settings.auth.users_secret)
+    return {line.split(":")[0]: line.split(":")[1] for line in text.splitlines()}
+
+
+def session(settings, user: str | None) -> cli.Master:
+    master = cli.Master(settings.web_url)
+    if user:
+        master.login(user, users(settings)[user])
+    return master
+
+
+def index(settings, dist: str) -> str:
+    url = f"{settings.repository.url}dists/{dist}/main/binary-amd64/Packages"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
+
+
+def history(settings, dist: str) -> list[dict]:
+    return [json.loads(line) for line in
+            (settings.history_dir / f"{dist}.jsonl").read_text().splitlines()]
+
+
+def promote(master: cli.Master, version: str = "", source: str = STAGING,
+            target: str = PRODUCTION, package: str = PACKAGE) -> dict:
+    brid = master.force("promote", "promote", package=package, version=version,
+                        from_dist=source, to_dist=target, reason="test")
+    return master.follow(brid)
+
+
+def step_text(build: dict) -> str:
+    return "\n".join(step["state_string"] for step in build["steps"])
+
+
+def test_only_releasers_may_promote_and_refusals_change_nothing(installation, versions):
+    before = (index(installation, PRODUCTION), history(installation, PRODUCTION))
+
+    with pytest.raises(cli.CliError) as err:
+        promote(session(installation, None))
+    assert err.value.code == cli.FORBIDDEN and "403" in str(err.value)
+    with pytest.raises(cli.CliError) as err:
+        promote(session(installation, "developer"))
+    assert err.value.code == cli.FORBIDDEN
+    assert "you need to have role 'releasers'" in str(err.value)
+
+    releaser = session(installation, "releaser")
+    with pytest.raises(cli.CliError) as err:
+        promote(releaser, source="snowbird-development", target=PRODUCTION)
+    assert err.value.code == cli.REFUSED
+    assert "rule 'one step at a time'" in str(err.value)
+    with pytest.raises(cli.CliError) as err:
+        promote(releaser, package="snow;bird")
+    assert err.value.code == cli.REFUSED
+    with pytest.raises(cli.CliError) as err:
+        promote(releaser, version="1.0; rm -rf /")
+    assert err.value.code == cli.REFUSED and "does not match" in str(err.value)
+
+    build = promote(releaser, version="9.9.9")
+    assert demo.RESULTS[build["results"]] == "FAILURE"
+    assert (f"rule 'version must be in the source': snowbird 9.9.9 is not in {STAGING}"
+            in step_text(build))
+
+    assert (index(installation, PRODUCTION), history(installation, PRODUCTION)) == before
+
+
+def test_promote_then_apt_get_install_from_production(installation, versions):
+    older, newer = versions
+    build = promote(session(installation, "releaser"), version=older)
+    assert demo.RESULTS[build["results"]] == "SUCCESS", build["url"]
+    assert f"Version: {older}\n" in index(installation, PRODUCTION)
+    last = history(installation, PRODUCTION)[-1]
+    assert (last["action"], last["version"], last["who"], last["from"]) == (
+        "promote", older, "releaser", STAGING)
+
+    apt = AptClient(installation.state_dir / "apt-production", installation.repository.url,
+                    PRODUCTION)
+    apt.update()
+    apt.install(PACKAGE)
+    try:
+        assert installed_version(PACKAGE) == older
+        assert subprocess.run(["getent", "passwd", "snowbird"]).returncode == 0
+        assert os.path.exists("/var/lib/snowbird/static/manifest.json")
+    finally:
+        purge(PACKAGE)
+
+    # again: a success that changes nothing, and says so
+    build = promote(session(installation, "releaser"), version=older)
+    assert demo.RESULTS[build["results"]] == "SUCCESS"
+    assert f"{PACKAGE} {older} is already in {PRODUCTION}: nothing changed" in step_text(build)
+    assert history(installation, PRODUCTION)[-1] == last
+
+
+def test_two_promotions_at_once_both_run_in_order(installation, versions):
+    older, newer = versions
+    releaser = session(installation, "releaser")
+    # staging → production for the newer, and (already there) the older, forced back to back
+    first = releaser.force("promote", "promote", package=PACKAGE, version=newer,
+                           from_dist=STAGING, to_dist=PRODUCTION, reason="race 1")
+    second = releaser.force("promote", "promote", package=PACKAGE, version=newer,
+                            from_dist=STAGING, to_dist=PRODUCTION, reason="race 2")
+    a, b = releaser.follow(first), releaser.follow(second)
+    assert demo.RESULTS[a["results"]] == "SUCCESS" and demo.RESULTS[b["results"]] == "SUCCESS"
+    assert a["number"] < b["number"]
+    assert a["complete_at"] <= b["started_at"]  # the repository lock: one after the other
+    assert "already in" in step_text(b)
+
+    # the repository is consistent and signed: apt verifies it and sees the newer version
+    apt = AptClient(installation.state_dir / "apt-race", installation.repository.url,
+                    PRODUCTION)
+    apt.update()
+    assert apt.candidate(PACKAGE) == newer
+
+
+def test_rollback_makes_the_previous_version_the_candidate(installation, versions):
+    older, newer = versions
+    apt = AptClient(installation.state_dir / "apt-rollback", installation.repository.url,
+                    PRODUCTION)
+    apt.update()
+    assert apt.candidate(PACKAGE) == newer
+
+    brid = session(installation, "releaser").force("rollback", "rollback",
+                                                   distribution=PRODUCTION, state="",
+                                                   reason="bad release")
+    build = session(installation, "releaser").follow(brid)
+    assert demo.RESULTS[build["results"]] == "SUCCESS", build["url"]
+    assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
+
+    apt.update()
+    assert apt.candidate(PACKAGE) == older
+    assert f"Version: {newer}\n" not in index(installation, PRODUCTION)
+
+    # a developer may not roll back
+    with pytest.raises(cli.CliError) as err:
+        session(installation, "developer").force("rollback", "rollback",
+                                                 distribution=PRODUCTION, state="", reason="x")
+    assert err.value.code == cli.FORBIDDEN
+
+
+def test_cli_exit_codes(installation, versions, capsys, monkeypatch):
+    older, newer = versions
+    args = ["--settings", str(installation.file)]
+    assert cli.main(args + ["status"]) == cli.OK
+    assert f"snowbird  {STAGING}" in capsys.readouterr().out
+
+    # the demo releaser's credentials file is the default
+    assert cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION]) == cli.OK
+    out = capsys.readouterr().out
+    assert "promote #" in out and ": SUCCESS" in out and installation.web_url in out
+    assert newer in index(installation, PRODUCTION)
+
+    assert cli.main(args + ["promote", PACKAGE, "snowbird-development", PRODUCTION]) == \
+        cli.REFUSED
+    assert "rule 'one step at a time'" in capsys.readouterr().err
+    assert cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION,
+                            "--version", "0.0.1"]) == cli.FAILED
+    assert cli.main(args + ["rollback", PRODUCTION, "--to", "99"]) == cli.FAILED
+    assert "there is no state 99" in capsys.readouterr().out
+
+    monkeypatch.setenv("CONVEYOR_USER", "releaser")
+    monkeypatch.setenv("CONVEYOR_PASSWORD", "not-the-password")
+    assert cli.main(args + ["rollback", PRODUCTION]) == cli.FORBIDDEN
+    assert "wrong user name or password" in capsys.readouterr().err
+    monkeypatch.delenv("CONVEYOR_USER")
+    monkeypatch.delenv("CONVEYOR_PASSWORD")
+
+    assert cli.main(args + ["rollback", PRODUCTION]) == cli.OK
+    assert cli.main(args + ["history", PRODUCTION]) == cli.OK
+    out = capsys.readouterr().out
+    assert "rollback" in out and "<- published" in out
