@@ -73,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
               "| sudo tee /etc/apt/sources.list.d/conveyor.list")
         print(f"            sudo apt-get update && sudo apt-get install -y {project.packages[0]}")
     print(f"  apt line  {demo.sources_line(settings, project.upload_to)}")
+    users_file = settings.secrets_dir / settings.auth.users_secret
+    print(f"  log in    {settings.web_url} as releaser (may promote) or developer; passwords: "
+          f"grep releaser {users_file}")
+    nxt = project.path[project.path.index(project.upload_to) + 1:]
+    if nxt:
+        print(f"  promote   bin/conveyor promote {project.packages[0]} {project.upload_to} "
+              f"{nxt[0]}   (then: bin/conveyor status, bin/conveyor history {nxt[0]})")
     print(f"  total     {time.monotonic() - started:.0f} s; `make stop` stops everything")
     return 0 if result == "SUCCESS" else 1
 
