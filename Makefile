@@ -57,3 +57,8 @@ status: venv                ## which version of each package each distribution h
 
 history: venv               ## every state DIST has had
 	bin/conveyor history $(DIST)
+
+# --- notifications: break the demo's build, show the mail; fix it, show the "fixed" mail
+.PHONY: demo-red
+demo-red: system venv       ## push a failing test to the demo app, then its fix; print both mails
+	$(PY) -m ops.red

@@ -171,11 +171,17 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
     rows: list[tuple[str, list[str]]] = [("Build", [facts.url])]
     if facts.pull_request_url:
         rows.append(("Pull request", [facts.pull_request_url]))
-    commits = [f"{c.revision[:7]} {c.title} ({c.author})" for c in facts.changes]
-    if not commits and facts.revision:
-        commits = [facts.short_revision]
-    if commits:
-        rows.append(("Commit" if len(commits) == 1 else "Commits", commits))
+    # Buildbot's changes of a build: its own and those since the last green build (newest first)
+    own = [c for c in facts.changes if facts.revision and c.revision == facts.revision]
+    own = own or facts.changes[:1]
+    earlier = [c for c in facts.changes if c not in own]
+    if own:
+        rows.append(("Commit", [f"{c.revision[:7]} {c.title} ({c.author})" for c in own]))
+    elif facts.revision:
+        rows.append(("Commit", [facts.short_revision]))
+    if earlier:
+        rows.append(("Since last green", [f"{c.revision[:7]} {c.title} ({c.author})"
+                                          for c in earlier]))
     if facts.failing_step and facts.kind != FIXED:
         summary = f": {facts.failing_step_summary}" if facts.failing_step_summary else ""
         rows.append(("Failed step", [f"{facts.failing_step}{summary}"]))

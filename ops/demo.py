@@ -219,3 +219,131 @@ def sources_line(settings: Settings, distribution: str,
 
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%H:%M:%S")
+
+
+# --- pull requests and the red/green demo (`make demo-red`, ops/red.py) ----------------------
+
+def commit_file(checkout: Path, relpath: str, content: str, message: str) -> str:
+    """Write one file in the checkout, commit it; return the new HEAD."""
+    path = checkout / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    git(checkout, "add", relpath)
+    git(checkout, "commit", "--quiet", "-m", message)
+    return git(checkout, "rev-parse", "HEAD")
+
+
+def push_branch(checkout: Path, project: Project, ref: str | None = None) -> None:
+    """Push the checkout's HEAD to the bare repository (the configured branch by default)."""
+    git(checkout, "push", "--quiet", "--force", "origin",
+        f"HEAD:{ref or 'refs/heads/' + project.branch}")
+
+
+def pull_request_payload(checkout: Path, project: Project, number: int, head_sha: str,
+                         action: str = "opened", head_ref: str = "feature") -> dict:
+    """A GitHub `pull_request` event body, in GitHub's shape, for a pull request from the branch
+    head_ref of the project's own repository into its configured branch."""
+    full_name = project.github
+    owner, name = full_name.split("/")
+    html_url = f"https://github.com/{full_name}"
+    api_url = f"https://api.github.com/repos/{full_name}"
+    base_sha = git(checkout, "rev-parse", f"origin/{project.branch}")
+    commits = int(git(checkout, "rev-list", "--count", f"{base_sha}..{head_sha}") or 0)
+    user = {"login": AUTHOR["username"], "type": "User"}
+    repo = {
+        "id": int(hashlib.sha1(full_name.encode()).hexdigest()[:8], 16),
+        "name": name, "full_name": full_name, "private": True, "fork": False,
+        "owner": {"login": owner, "type": "Organization"},
+        "html_url": html_url, "url": api_url,
+        "clone_url": f"{html_url}.git", "ssh_url": f"git@github.com:{full_name}.git",
+        "default_branch": project.branch,
+    }
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "url": f"{api_url}/pulls/{number}", "number": number,
+            "html_url": f"{html_url}/pull/{number}",
+            "state": "closed" if action == "closed" else "open",
+            "title": git(checkout, "show", "-s", "--format=%s", head_sha),
+            "body": "Opened by the Conveyor demo.",
+            "user": user,
+            "created_at": stamp, "updated_at": stamp,
+            "head": {"label": f"{owner}:{head_ref}", "ref": head_ref, "sha": head_sha,
+                     "user": user, "repo": repo},
+            "base": {"label": f"{owner}:{project.branch}", "ref": project.branch,
+                     "sha": base_sha, "user": user, "repo": repo},
+            "_links": {"html": {"href": f"{html_url}/pull/{number}"}},
+            "merged": False, "draft": False,
+            "commits": commits, "additions": 1, "deletions": 0, "changed_files": 1,
+        },
+        "repository": repo,
+        "sender": user,
+    }
+
+
+def open_pull_request(settings: Settings, project: Project, checkout: Path, number: int,
+                      action: str = "opened") -> tuple[int, str]:
+    """Do what GitHub does when the checkout's HEAD is pushed as pull request #number: keep it
+    as refs/pull/<number>/head in the (bare) repository, deliver the signed `pull_request`
+    event. Returns the hook's (HTTP status, body)."""
+    head = git(checkout, "rev-parse", "HEAD")
+    push_branch(checkout, project, f"refs/pull/{number}/head")
+    return deliver(settings, "pull_request",
+                   pull_request_payload(checkout, project, number, head, action=action))
+
+
+def wait_for_mail(mail_dir: Path, known: set[Path], timeout: float = 60) -> list[Path]:
+    """Mail files (ops/mailsink.py) that are not in `known`, waiting up to timeout for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        new = sorted(p for p in mail_dir.glob("*.eml") if p not in known) \
+            if mail_dir.is_dir() else []
+        if new or time.monotonic() > deadline:
+            return new
+        time.sleep(0.5)
+
+
+RED_TEST = "tests/test_demo_red.py"
+RED_SOURCE = '''"""Added by `make demo-red`: a test that fails, then its fix."""
+import snowbird
+
+
+def test_version_has_three_parts():
+    assert len(snowbird.__version__.split(".")) == {parts}
+'''
+
+
+def red_green(settings: Settings, project: Project, mail_dir: Path) -> int:
+    """`make demo-red`: push a commit with a failing test, wait for the red build and show the
+    mail naming the test; push the fix, wait for the green build and show the 'fixed' mail."""
+    from ops.mailsink import read
+    from ops.mailsink import text_of
+
+    checkout = ensure_demo_repo(settings, project)
+    status = 0
+    for parts, message, expected in ((4, "Check that the version has three parts", "FAILURE"),
+                                     (3, "Fix the version check: three parts", "SUCCESS")):
+        before = git(checkout, "rev-parse", "HEAD")
+        commit_file(checkout, RED_TEST, RED_SOURCE.format(parts=parts), message)
+        push_branch(checkout, project)
+        known = set(mail_dir.glob("*.eml")) if mail_dir.is_dir() else set()
+        started = time.monotonic()
+        build = push_and_wait(settings, project, checkout, before=before)
+        result = result_name(build)
+        print(f"\n  build     {project.ci_builder} #{build['number']}: {result}"
+              f"  ({build['seconds']:.0f} s from webhook to result)\n  url       {build['url']}")
+        mails = wait_for_mail(mail_dir, known, timeout=30)
+        if not mails:
+            print(f"  mail      none within 30 s in {mail_dir}/ (is the [mail] sink running?)")
+            status = 1
+        for path in mails:
+            mail = read(path)
+            print(f"  mail      {path}  ({time.monotonic() - started:.0f} s from webhook)\n"
+                  f"  to        {mail['To']}\n  cc        {mail['Cc']}\n"
+                  f"  subject   {mail['Subject']}\n")
+            print("    " + text_of(mail).replace("\n", "\n    "))
+        if result != expected:
+            status = 1
+    return status

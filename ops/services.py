@@ -34,6 +34,7 @@ def pid_files(settings: Settings) -> dict[str, Path]:
              for w in settings.workers}
     files["master"] = settings.master_dir / "twistd.pid"
     files["repository web server"] = run_dir(settings) / "http.pid"
+    files["mail sink"] = run_dir(settings) / "mailsink.pid"  # last: the master's last mails
     return files
 
 
@@ -67,6 +68,7 @@ def master_env(settings: Settings) -> dict:
 
 def start(settings: Settings) -> None:
     start_web_server(settings)
+    start_mail_sink(settings)
     start_master(settings)
     for worker in settings.workers:
         start_worker(settings, worker.name)
@@ -154,3 +156,42 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# --- the mail sink (ops/mailsink.py): where the demo's and the tests' mail goes ----------------
+
+def mail_dir(settings: Settings) -> Path:
+    return settings.state_dir / "mail"
+
+
+def wants_mail_sink(settings: Settings) -> bool:
+    """Mail to a non-privileged port on this machine, without TLS, is taken for a development
+    set-up (the demo's 127.0.0.1:8025): a sink there keeps each message in var/mail/. A real
+    relay (port 25, 465, 587, another host, TLS) is never shadowed."""
+    mail = settings.mail
+    return (mail.smtp_host in ("127.0.0.1", "localhost", "::1") and mail.smtp_port >= 1024
+            and not mail.use_tls and not mail.starttls)
+
+
+def start_mail_sink(settings: Settings) -> None:
+    if not wants_mail_sink(settings):
+        return
+    pidfile = run_dir(settings) / "mailsink.pid"
+    if read_pid(pidfile):
+        return
+    host, port = settings.mail.smtp_host, settings.mail.smtp_port
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            say(f"something already listens on {host}:{port}: mail goes there, no sink started")
+            return
+    except OSError:
+        pass
+    log = open(run_dir(settings) / "mailsink.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ops.mailsink", "--host", host, "--port", str(port),
+         "--dir", str(mail_dir(settings))],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        cwd=str(ROOT))
+    pidfile.write_text(f"{proc.pid}\n")
+    wait_for_port(host, port)
+    say(f"mail sink on {host}:{port}: every mail Conveyor sends is kept in {mail_dir(settings)}/")

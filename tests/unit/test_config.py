@@ -49,8 +49,10 @@ def test_multi_project_example_passes_checkconfig_and_has_a_builder_each(tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cfg = config.load(str(target))
     names = [b.name for b in cfg["builders"]]
-    assert names == ["snowbird-ci", "falcon-ci", "publish"]
-    publish = cfg["builders"][-1]
+    assert names[:3] == ["snowbird-ci", "falcon-ci", "publish"]
+    # pull requests: a builder per project (master/pullrequests.py), appended after the rest
+    assert names[-2:] == ["snowbird-pr", "falcon-pr"]
+    publish = cfg["builders"][2]
     assert publish.workernames == ["apt"]
     assert cfg["builders"][1].workernames == ["build-1", "build-2"]
     assert {s.name for s in cfg["schedulers"]} >= {"snowbird-push", "falcon-push", "publish"}

@@ -261,26 +261,20 @@ class ProjectFilterTest(GitHubHookTest):
         self.assertNothingRecorded(request, "refs/heads/master was deleted")
 
     @defer.inlineCallbacks
-    def test_pull_request_on_configured_repository_keeps_buildbot_behaviour(self) -> Any:
+    def test_pull_request_on_configured_repository_is_a_change_on_its_head(self) -> Any:
+        # without an API URL in the dialect, the hook asks GitHub nothing
+        # (more in tests/unit/test_pull_requests.py)
         head = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
-        self.http.expect("get", f"/repos/{REPO}/commits/{head}",
-                         content_json={"commit": {"message": "Update README.md"}})
-        self.http.expect("get", f"/repos/{REPO}/pulls/2/files",
-                         content_json=[{"filename": "README.md"}])
         request = yield self.post(b"pull_request", fixture("pull_request-opened.payload.json"))
         self.assertEqual(request.written, b"1 change found")
         [change] = self.changes
         self.assertEqual((change["branch"], change["category"], change["revision"]),
-                         ("refs/pull/2/merge", "pull", head))
+                         ("refs/pull/2/head", "pull", head))
 
     @defer.inlineCallbacks
     def test_closed_pull_request_is_ignored(self) -> Any:
-        head = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
-        self.http.expect("get", f"/repos/{REPO}/commits/{head}",
-                         content_json={"commit": {"message": "Update README.md"}})
         request = yield self.post(b"pull_request", fixture("pull_request-closed.payload.json"))
-        self.assertEqual(request.written, b"no change found")
-        self.assertEqual(self.changes, [])
+        self.assertNothingRecorded(request, "action 'closed' is not one of")
 
 
 class ForeignRepositoryTest(GitHubHookTest):
@@ -322,7 +316,9 @@ class DialectTest(unittest.TestCase):
         self.assertEqual(set(dialect), {"github"})
         options = dialect["github"]
         self.assertEqual(options["strict"], True)
-        self.assertEqual(options["class"].keywords, {"projects": {REPO: "master"}})
+        self.assertEqual(options["class"].keywords,
+                         {"projects": {REPO: "master"}, "use_api": False})
+        self.assertEqual(options["pullrequest_ref"], "head")
 
     def test_secret_is_required(self) -> None:
         with self.assertRaises(ValueError):

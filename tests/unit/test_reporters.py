@@ -1,0 +1,442 @@
+"""Mail and commit status text (plain functions), which builds are worth a mail (the generator on
+a fake master's database), the mail notifier's message, and the reporters the settings make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet import defer
+
+# before buildbot.test, which turns warnings into errors: buildbot.reporters.mail imports
+# twisted.internet.ssl's deprecated names (a DeprecationWarning on Twisted 26.10)
+from master import reporters  # noqa: I001
+from twisted.trial import unittest
+
+from buildbot.process.results import CANCELLED
+from buildbot.process.results import EXCEPTION
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SKIPPED
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+from buildbot.process.properties import Secret
+from buildbot.reporters.github import GitHubStatusPush
+from buildbot.test import fakedb
+from buildbot.test.fake import fakemaster
+from buildbot.test.reactor import TestReactorMixin
+
+from master.reporters import FAILED
+from master.reporters import FIXED
+from master.reporters import STILL_FAILING
+from master.reporters import ChangeFacts
+from master.reporters import MailFacts
+from tests.integration.helpers import write_pipeline
+
+URL = "http://ci.example/#/builders/1/builds/7"
+SHA = "3f2a9c1e5d6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f"
+OLDER = "0123456789abcdef0123456789abcdef01234567"
+
+
+def facts(**overrides: Any) -> MailFacts:
+    values: dict[str, Any] = dict(
+        project="snowbird", branch="main", kind=FAILED, results=FAILURE,
+        previous_results=SUCCESS, builder="snowbird-ci", number=7, url=URL, revision=SHA,
+        changes=[ChangeFacts(SHA, "Break the board", "Ada Sprintly <ada@sprintly.example>")],
+        failing_step="tests", failing_step_summary="41 passed, 2 failed",
+        tests_passed=41, tests_failed=2,
+        tests_failed_names=["tests.test_app::test_health", "tests.test_app::test_index"],
+        coverage_percent=None, coverage_threshold=None,
+        log_name="stdio", log_tail=["FAILED tests/test_app.py::test_health", "1 failed"])
+    values.update(overrides)
+    return MailFacts(**values)
+
+
+# ---- when -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("results, previous, every_failure, expected", [
+    (FAILURE, SUCCESS, False, FAILED),          # a push breaks the build
+    (FAILURE, None, False, FAILED),             # the very first build fails
+    (EXCEPTION, SUCCESS, False, FAILED),
+    (FAILURE, WARNINGS, False, FAILED),
+    (FAILURE, FAILURE, False, None),            # still broken: one mail was enough
+    (FAILURE, EXCEPTION, False, None),
+    (FAILURE, FAILURE, True, STILL_FAILING),    # [mail] every_failure
+    (SUCCESS, FAILURE, False, FIXED),
+    (WARNINGS, EXCEPTION, False, FIXED),
+    (SUCCESS, SUCCESS, False, None),            # silence means green
+    (SUCCESS, None, False, None),
+    (WARNINGS, SUCCESS, True, None),
+    (CANCELLED, FAILURE, True, None),
+    (SKIPPED, FAILURE, False, None),
+])
+def test_mail_kind(results, previous, every_failure, expected):
+    assert reporters.mail_kind(results, previous, every_failure) == expected
+
+
+# ---- what -----------------------------------------------------------------------------------
+
+def test_subject_of_a_failure_names_project_branch_result_commit_and_step():
+    assert reporters.mail_subject(facts()) == "[snowbird] main FAILURE 3f2a9c1: tests failed"
+
+
+def test_subjects_of_still_failing_fixed_pull_request_and_exception():
+    assert reporters.mail_subject(facts(kind=STILL_FAILING, previous_results=FAILURE)) == \
+        "[snowbird] main FAILURE 3f2a9c1: tests still failing"
+    assert reporters.mail_subject(facts(kind=FIXED, results=SUCCESS)) == \
+        "[snowbird] main SUCCESS 3f2a9c1: fixed"
+    assert reporters.mail_subject(facts(branch="refs/pull/12/head")) == \
+        "[snowbird] PR #12 FAILURE 3f2a9c1: tests failed"
+    assert reporters.mail_subject(facts(results=EXCEPTION, failing_step=None)) == \
+        "[snowbird] main EXCEPTION 3f2a9c1: build failed"
+
+
+def test_subject_is_one_line_whatever_the_names_hold():
+    subject = reporters.mail_subject(facts(failing_step="two\nlines", branch="a\r\nb"))
+    assert "\n" not in subject and "\r" not in subject
+
+
+def test_failure_text_has_step_tests_log_tail_and_link():
+    text = reporters.render_text(facts())
+    assert text.startswith("snowbird main is broken: build snowbird-ci #7 is FAILURE at 3f2a9c1 "
+                           "(the previous build: SUCCESS).\n")
+    assert f"Build          {URL}\n" in text
+    assert "Commit         3f2a9c1 Break the board (Ada Sprintly <ada@sprintly.example>)\n" in text
+    assert "Failed step    tests: 41 passed, 2 failed\n" in text
+    assert ("Failing tests  tests.test_app::test_health\n"
+            "               tests.test_app::test_index\n") in text
+    assert "The last 2 lines of tests (stdio):\n\n    FAILED tests/test_app.py::test_health\n" \
+           "    1 failed\n" in text
+    assert "Coverage" not in text  # the coverage step did not run
+
+
+def test_failure_text_says_how_many_more_tests_failed_than_named():
+    text = reporters.render_text(facts(tests_failed=25, tests_failed_names=["t1", "t2"]))
+    assert "… and 23 more" in text
+
+
+def test_coverage_failure_shows_percent_and_threshold():
+    text = reporters.render_text(facts(failing_step="coverage",
+                                       failing_step_summary="coverage 71% < 80%",
+                                       tests_failed=0, tests_failed_names=[],
+                                       coverage_percent=71.0, coverage_threshold=80.0))
+    assert "Failed step  coverage: coverage 71% < 80%\n" in text
+    assert "Coverage     71% (threshold 80%)\n" in text
+    assert "Failing tests" not in text
+
+
+def test_fixed_text_has_no_failure_details_and_lists_the_commits_since_green():
+    text = reporters.render_text(facts(
+        kind=FIXED, results=SUCCESS, previous_results=FAILURE, tests_passed=43, tests_failed=0,
+        tests_failed_names=[], coverage_percent=93.0, coverage_threshold=80.0,
+        changes=[ChangeFacts(SHA, "Repair the board", "Ada <ada@x.example>"),
+                 ChangeFacts(OLDER, "Break the board", "Bob <bob@x.example>")]))
+    assert text.startswith("snowbird main is fixed: build snowbird-ci #7 is SUCCESS at 3f2a9c1 "
+                           "(the previous build: FAILURE).\n")
+    assert "Commit            3f2a9c1 Repair the board (Ada <ada@x.example>)\n" in text
+    assert "Since last green  0123456 Break the board (Bob <bob@x.example>)\n" in text
+    assert "Coverage          93% (threshold 80%)\n" in text
+    assert "Failed step" not in text and "The last" not in text
+
+
+def test_html_is_escaped_and_has_link_tests_and_log():
+    body = reporters.render_html(facts(tests_failed_names=["tests::test_<script>"],
+                                       log_tail=["assert a < b & c"]))
+    assert f'<a href="{URL}">{URL}</a>' in body
+    assert "<code>tests::test_&lt;script&gt;</code>" in body
+    assert "<pre" in body and "assert a &lt; b &amp; c" in body
+    assert "<script>" not in body
+
+
+def test_pull_request_mail_links_the_pull_request():
+    f = facts(branch="refs/pull/3/head", pull_request_url="https://github.com/s/n/pull/3")
+    subject, text, body = reporters.render_mail(f)
+    assert "Pull request   https://github.com/s/n/pull/3\n" in text
+    assert text.startswith("snowbird PR #3 is broken")
+    assert 'href="https://github.com/s/n/pull/3"' in body
+
+
+def test_status_descriptions():
+    assert reporters.status_description(SUCCESS, None, None, 42, 0, 93.0) == \
+        "success: 42 passed, coverage 93%"
+    assert reporters.status_description(FAILURE, "tests", "41 passed, 1 failed", 41, 1,
+                                        None) == "tests failed: 41 passed, 1 failed"
+    assert reporters.status_description(EXCEPTION, None, None, None, None, None) == "exception"
+    long = reporters.status_description(FAILURE, "tests", "x" * 300, None, None, None)
+    assert len(long) == 140 and long.endswith("…")
+
+
+def test_failing_step_is_the_first_failed_visible_step():
+    build = {"steps": [
+        {"name": "git", "results": SUCCESS},
+        {"name": "clean", "results": FAILURE, "hidden": True},
+        {"name": "tests", "results": FAILURE, "hidden": False},
+        {"name": "coverage", "results": EXCEPTION, "hidden": False},
+    ]}
+    assert reporters.failing_step(build)["name"] == "tests"
+    assert reporters.failing_step({"steps": [{"name": "a", "results": SUCCESS}]}) is None
+
+
+# ---- which reporters the settings make ------------------------------------------------------
+
+def kwargs_of(service) -> dict:
+    return service._config_kwargs
+
+
+def test_one_mail_notifier_per_project_and_one_for_the_admins(tmp_path):
+    settings = write_pipeline(tmp_path)
+    services = reporters.reporters(settings)
+    mail = [s for s in services if isinstance(s, reporters.ConveyorMailNotifier)]
+    assert [s.name for s in mail] == ["mail-snowbird"]  # write_pipeline has no admins
+    kw = kwargs_of(mail[0])
+    assert kw["extraRecipients"] == ["snowbird-team@example.com"]
+    assert kw["sendToInterestedUsers"] is True
+    assert (kw["relayhost"], kw["smtpPort"], kw["useTls"], kw["useSmtps"]) == \
+        ("127.0.0.1", 25, False, False)
+    assert "smtpUser" not in kw and "smtpPassword" not in kw
+    (generator,) = kw["generators"]
+    assert isinstance(generator, reporters.FailureAndFixGenerator)
+    assert generator.builders == ["snowbird-ci", "snowbird-pr"]
+    assert generator.mode == ("problem", "change") and generator.every_failure is False
+    # no token secret: no GitHub statuses
+    assert not any(isinstance(s, GitHubStatusPush) for s in services)
+
+
+def test_smtp_settings_and_password_secret(tmp_path):
+    settings = write_pipeline(tmp_path, extra=(
+        '[mail]\nsmtp_host = "smtp.example"\nsmtp_port = 587\nstarttls = true\n'
+        'username = "conveyor"\nevery_failure = true\n'))
+    (notifier,) = reporters.mail_notifiers(settings)
+    kw = kwargs_of(notifier)
+    assert (kw["relayhost"], kw["smtpPort"], kw["useTls"], kw["useSmtps"]) == \
+        ("smtp.example", 587, True, False)
+    assert kw["smtpUser"] == "conveyor"
+    assert isinstance(kw["smtpPassword"], Secret)
+    assert kw["smtpPassword"].secret_name == "smtp-password"
+    assert kw["generators"][0].mode == ("failing", "change")
+
+
+def test_admins_hear_about_a_lost_worker(tmp_path):
+    settings = write_pipeline(tmp_path)
+    settings = type(settings)(**{**settings.__dict__, "admins": ("ops@example.com",)})
+    admins = [s for s in reporters.mail_notifiers(settings) if s.name == "mail-admins"]
+    (generator,) = kwargs_of(admins[0])["generators"]
+    assert isinstance(generator, reporters.AdminsWorkerMissingGenerator)
+    assert generator.admins == ["ops@example.com"]
+
+
+def test_github_statuses_with_a_token(tmp_path):
+    settings = write_pipeline(tmp_path, extra='[github]\napi_url = "http://127.0.0.1:9/api/v3"\n')
+    settings.secrets_dir.mkdir(parents=True)
+    (settings.secrets_dir / "github-token").write_text("t0ken\n")
+    (push,) = [s for s in reporters.reporters(settings) if isinstance(s, GitHubStatusPush)]
+    kw = kwargs_of(push)
+    assert push.name == "github-snowbird"
+    assert isinstance(kw["token"], Secret) and kw["token"].secret_name == "github-token"
+    assert kw["baseURL"] == "http://127.0.0.1:9/api/v3"
+    assert kw["context"] == "conveyor/snowbird"
+    assert all(g.builders == ["snowbird-ci", "snowbird-pr"] for g in kw["generators"])
+
+
+def test_no_github_statuses_when_switched_off(tmp_path):
+    settings = write_pipeline(tmp_path, extra="[github]\nstatuses = false\n")
+    settings.secrets_dir.mkdir(parents=True)
+    (settings.secrets_dir / "github-token").write_text("t0ken\n")
+    assert not any(isinstance(s, GitHubStatusPush) for s in reporters.reporters(settings))
+
+
+def test_projects_without_pull_requests_report_their_ci_builder_only(tmp_path):
+    settings = write_pipeline(tmp_path, pull_requests="false")
+    (notifier,) = reporters.mail_notifiers(settings)
+    assert kwargs_of(notifier)["generators"][0].builders == ["snowbird-ci"]
+
+
+# ---- the generator and the formatter on a master's data -------------------------------------
+
+class FakeReporter:
+    def __init__(self, master: Any):
+        self.master = master
+
+    def getResponsibleUsersForBuild(self, master: Any, buildid: int) -> Any:
+        from buildbot.reporters import utils
+        return utils.getResponsibleUsersForBuild(master, buildid)
+
+
+class GeneratorTest(TestReactorMixin, unittest.TestCase):
+    """Builds of snowbird-ci (and of a PR builder) in a fake database; the last one is reported."""
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantData=True, wantDb=True,
+                                                   wantMq=True)
+        self.rows: list = [
+            fakedb.Master(id=92), fakedb.Worker(id=13, name="local"),
+            fakedb.Builder(id=79, name="snowbird-ci"),
+        ]
+        self.inserted = 0
+
+    def add_build(self, number: int, results: int | None, branch: str = "main",
+                  failing_test: bool = False) -> int:
+        buildid = 100 + number
+        ssid, bsid, brid = 200 + number, 300 + number, 400 + number
+        sha = (f"{number:x}" * 40)[:40]
+        self.rows += [
+            fakedb.SourceStamp(id=ssid, branch=branch, revision=sha, project="sprintly/snowbird",
+                               repository="https://github.com/sprintly/snowbird"),
+            fakedb.Buildset(id=bsid, results=results),
+            fakedb.BuildsetSourceStamp(buildsetid=bsid, sourcestampid=ssid),
+            fakedb.BuildRequest(id=brid, buildsetid=bsid, builderid=79),
+            fakedb.Build(id=buildid, number=number, builderid=79, buildrequestid=brid,
+                         workerid=13, masterid=92, results=results, state_string="built",
+                         started_at=1000 + number, complete_at=None if results is None
+                         else 1010 + number),
+            fakedb.Change(changeid=500 + number, branch=branch, revision=sha,
+                          author=f"Dev {number} <dev{number}@example.com>",
+                          comments=f"Commit {number}\n\nbody", project="sprintly/snowbird",
+                          sourcestampid=ssid),
+            fakedb.BuildProperty(buildid=buildid, name="branch", value=branch),
+            fakedb.BuildProperty(buildid=buildid, name="got_revision", value=sha),
+            fakedb.BuildProperty(buildid=buildid, name="buildername", value="snowbird-ci"),
+            fakedb.Step(id=600 + number, buildid=buildid, number=0, name="git",
+                        results=SUCCESS),
+            fakedb.Step(id=700 + number, buildid=buildid, number=1, name="tests",
+                        results=FAILURE if failing_test else SUCCESS,
+                        state_string="3 passed, 1 failed (failure)" if failing_test
+                        else "4 passed"),
+        ]
+        if failing_test:
+            lines = ["hcommand: python -m coverage run -m pytest\n"] + \
+                [f"oline {i}\n" for i in range(40)] + ["eFAILED tests/test_x.py::test_y\n",
+                                                       "hprogram finished with exit code 1\n"]
+            self.rows += [
+                fakedb.Log(id=800 + number, stepid=700 + number, name="stdio", slug="stdio",
+                           type="s", num_lines=len(lines)),
+                fakedb.LogChunk(logid=800 + number, first_line=0, last_line=len(lines) - 1,
+                                compressed=0, content="".join(lines)),
+                fakedb.BuildProperty(buildid=buildid, name="tests_failed_names",
+                                     value=["tests.test_x::test_y"]),
+                fakedb.BuildProperty(buildid=buildid, name="tests_passed", value=3),
+                fakedb.BuildProperty(buildid=buildid, name="tests_failed", value=1),
+            ]
+        return buildid
+
+    @defer.inlineCallbacks
+    def report(self, buildid: int, every_failure: bool = False) -> Any:
+        yield self.master.db.insert_test_data(self.rows[self.inserted:])
+        self.inserted = len(self.rows)
+        generator = reporters.FailureAndFixGenerator(
+            builders=["snowbird-ci"], every_failure=every_failure,
+            message_formatter=reporters.ConveyorMailFormatter("snowbird"))
+        build = yield self.master.data.get(("builds", buildid))
+        report = yield generator.generate(self.master, FakeReporter(self.master),
+                                          ("builds", buildid, "finished"), build)
+        return report
+
+    @defer.inlineCallbacks
+    def test_first_failure_of_the_first_build(self) -> Any:
+        report = yield self.report(self.add_build(1, FAILURE, failing_test=True))
+        self.assertEqual(report["subject"], "[snowbird] main FAILURE 1111111: tests failed")
+        self.assertEqual(report["users"], ["Dev 1 <dev1@example.com>"])
+        body = report["body"]
+        self.assertIn("Failed step    tests: 3 passed, 1 failed\n", body)
+        self.assertIn("Failing tests  tests.test_x::test_y\n", body)
+        # the last 30 output lines, without the stream markers and the header lines
+        self.assertIn("The last 30 lines of tests (stdio):", body)
+        self.assertIn("    line 11\n", body)
+        self.assertNotIn("    line 10\n", body)
+        self.assertIn("    FAILED tests/test_x.py::test_y\n", body)
+        self.assertNotIn("exit code", body)
+        self.assertIn("tests.test_x::test_y", report["extra_info"]["conveyor"]["html"])
+
+    @defer.inlineCallbacks
+    def test_failure_after_success(self) -> Any:
+        self.add_build(1, SUCCESS)
+        report = yield self.report(self.add_build(2, FAILURE, failing_test=True))
+        self.assertTrue(report["subject"].endswith(": tests failed"))
+        self.assertIn("(the previous build: SUCCESS)", report["body"])
+
+    @defer.inlineCallbacks
+    def test_fix(self) -> Any:
+        self.add_build(1, FAILURE, failing_test=True)
+        report = yield self.report(self.add_build(2, SUCCESS))
+        self.assertEqual(report["subject"], "[snowbird] main SUCCESS 2222222: fixed")
+
+    @defer.inlineCallbacks
+    def test_green_after_green_is_silent(self) -> Any:
+        self.add_build(1, SUCCESS)
+        report = yield self.report(self.add_build(2, SUCCESS))
+        self.assertIsNone(report)
+
+    @defer.inlineCallbacks
+    def test_still_failing_is_silent_unless_every_failure(self) -> Any:
+        self.add_build(1, FAILURE, failing_test=True)
+        buildid = self.add_build(2, FAILURE, failing_test=True)
+        self.assertIsNone((yield self.report(buildid)))
+        report = yield self.report(buildid, every_failure=True)
+        self.assertTrue(report["subject"].endswith(": tests still failing"))
+
+    @defer.inlineCallbacks
+    def test_cancelled_and_unfinished_builds_are_not_the_previous_build(self) -> Any:
+        self.add_build(1, FAILURE, failing_test=True)
+        self.add_build(2, CANCELLED)
+        self.add_build(3, None)  # still running (another worker)
+        report = yield self.report(self.add_build(4, SUCCESS))
+        self.assertTrue(report["subject"].endswith(": fixed"))
+
+    @defer.inlineCallbacks
+    def test_previous_build_is_of_the_same_branch(self) -> Any:
+        # pull requests share a builder: each has its own history
+        self.add_build(1, FAILURE, branch="refs/pull/1/head", failing_test=True)
+        self.add_build(2, SUCCESS, branch="refs/pull/2/head")
+        report = yield self.report(self.add_build(3, FAILURE, branch="refs/pull/2/head",
+                                                  failing_test=True))
+        self.assertTrue(report["subject"].startswith("[snowbird] PR #2 FAILURE"))
+        self.assertIsNone((yield self.report(self.add_build(4, SUCCESS,
+                                                            branch="refs/pull/5/head"))))
+
+
+class MailNotifierTest(unittest.TestCase):
+    def notifier(self) -> reporters.ConveyorMailNotifier:
+        n = reporters.ConveyorMailNotifier(name="mail-test", fromaddr="conveyor@example.com",
+                                           extraRecipients=["team@example.com"],
+                                           generators=[])
+        # what reconfigService sets
+        n.fromaddr, n.extraRecipients, n.sendToInterestedUsers, n.lookup = (
+            "conveyor@example.com", ["team@example.com"], True, None)
+        self.sent: list = []
+        n.sendMail = lambda m, recipients: self.sent.append((m, recipients))
+        return n
+
+    def report(self, users: list[str]) -> dict:
+        return {"body": "plain text\n", "type": "plain", "subject": "[snowbird] main FAILURE x",
+                "extra_info": {"conveyor": {"html": "<p>html</p>"}}, "users": users,
+                "builds": [{"builder": {"name": "snowbird-ci"}, "results": FAILURE,
+                            "url": URL}]}
+
+    def test_multipart_alternative_to_the_authors_cc_the_team(self) -> None:
+        self.notifier().sendMessage([self.report(["Ada <ada@sprintly.example>", "nobody"])])
+        ((m, recipients),) = self.sent
+        self.assertEqual(sorted(recipients), ["Ada <ada@sprintly.example>", "team@example.com"])
+        self.assertEqual(m.get_content_type(), "multipart/alternative")
+        self.assertEqual([p.get_content_type() for p in m.get_payload()],
+                         ["text/plain", "text/html"])
+        self.assertIn("ada@sprintly.example", m["To"])
+        self.assertEqual(m["Cc"], "team@example.com")
+        self.assertEqual(m["X-Conveyor-Result"], "FAILURE")
+        self.assertEqual(m["X-Conveyor-Build-URL"], URL)
+
+    def test_without_authors_the_team_is_the_recipient(self) -> None:
+        self.notifier().sendMessage([self.report([])])
+        ((m, recipients),) = self.sent
+        self.assertEqual(recipients, ["team@example.com"])
+        self.assertEqual(m["To"], "team@example.com")
+
+    def test_lost_worker_mail_goes_to_the_admins(self) -> None:
+        report = {"body": b"worker local is missing", "type": "plain",
+                  "subject": "[Conveyor] worker local is missing", "users": ["ops@example.com"],
+                  "worker": "local", "builds": None}
+        self.notifier().sendMessage([report])
+        ((m, recipients),) = self.sent
+        self.assertEqual(recipients, ["ops@example.com"])
+        self.assertEqual(m["To"], "ops@example.com")
+        self.assertEqual(m.get_content_type(), "text/plain")
