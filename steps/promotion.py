@@ -5,14 +5,12 @@ The aptly work itself is done by the steps of steps/repository.py.
 
 from __future__ import annotations
 
-import posixpath
-
 from buildbot.process import buildstep
 from buildbot.process import results
-from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
 from master import repository
+from steps.repository import HistoryStep
 from steps.repository import IndexReader
 
 
@@ -83,7 +81,7 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         return results.SUCCESS
 
 
-class ResolveRollback(CompositeStepMixin, buildstep.BuildStep):
+class ResolveRollback(HistoryStep):
     """Which earlier state a rollback of `distribution` returns to: the one before the current
     (property `current_snapshot`), or the state named by property `state` (a snapshot name or a
     history entry number). Sets `snapshot`, `package`, `package_version`, `verify_packages` and
@@ -92,20 +90,11 @@ class ResolveRollback(CompositeStepMixin, buildstep.BuildStep):
     name = "check"
     description = "checking the request"
     descriptionDone = "request checked"
-    renderables = ["distribution"]
-
-    def __init__(self, history_dir: str, distribution=None, **kwargs):
-        self.history_dir = str(history_dir)
-        self.distribution = distribution
-        kwargs.setdefault("haltOnFailure", True)
-        super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
         log = yield self.addLog("stdio")
-        path = posixpath.join(self.history_dir, f"{self.distribution}.jsonl")
-        text = yield self.getFileContentFromWorker(path)
-        history = repository.parse_history(text or "")
+        _, history = yield self.read_history()
         current = self.getProperty("current_snapshot")
         try:
             target = repository.rollback_target(history, current,

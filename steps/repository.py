@@ -307,28 +307,47 @@ class VerifyPublished(IndexReader, buildstep.BuildStep):
         return results.SUCCESS
 
 
-class RecordHistory(CompositeStepMixin, buildstep.BuildStep):
-    """Append the distribution's new state to its history file (`<history_dir>/<dist>.jsonl`,
-    served beside the repository): snapshot, action, package, version, who, when, the build."""
+class HistoryStep(CompositeStepMixin, buildstep.BuildStep):
+    """Base: a step that reads a distribution's history file on the repository's worker
+    (`<history_dir>/<distribution>.jsonl`, served beside the repository)."""
 
-    name = "history"
-    description = "recording history"
-    descriptionDone = "history"
     renderables = ["distribution"]
 
-    def __init__(self, history_dir: str, action: str, distribution=None, **kwargs):
+    def __init__(self, history_dir: str, distribution=None, **kwargs):
         self.history_dir = str(history_dir)
-        self.action = action
         self.distribution = distribution
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(**kwargs)
 
+    @property
+    def history_path(self) -> str:
+        return posixpath.join(self.history_dir, f"{self.distribution}.jsonl")
+
+    @defer.inlineCallbacks
+    def read_history(self):
+        """-> (the file's text, its entries)"""
+        text = (yield self.getFileContentFromWorker(self.history_path)) or ""
+        return text, repository.parse_history(text)
+
+
+class RecordHistory(HistoryStep):
+    """Append the distribution's new state to its history: snapshot, action, package, version,
+    who, when, the build."""
+
+    name = "history"
+    description = "recording history"
+    descriptionDone = "history"
+
+    def __init__(self, history_dir: str, action: str, **kwargs):
+        self.action = action
+        super().__init__(history_dir, **kwargs)
+
     @defer.inlineCallbacks
     def run(self):
-        path = posixpath.join(self.history_dir, f"{self.distribution}.jsonl")
-        text = (yield self.getFileContentFromWorker(path)) or ""
+        path = self.history_path
+        text, history = yield self.read_history()
         entry = {
-            "n": len(repository.parse_history(text)) + 1,
+            "n": len(history) + 1,
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "distribution": self.distribution,
             "action": self.action,

@@ -3,6 +3,7 @@ with its own sources list (APT_CONFIG) that trusts only the repository's key (si
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -114,3 +115,25 @@ def purge(package: str) -> None:
 
 def version_gt(a: str, b: str) -> bool:
     return subprocess.run(["dpkg", "--compare-versions", a, "gt", b]).returncode == 0
+
+
+@contextlib.contextmanager
+def running_installation(base: Path, package: str = "snowbird", extra: str = "",
+                         before_start=None):
+    """Set up and start an installation under base (free ports); stop it and purge the
+    package from this machine afterwards, whatever happens. before_start(settings) may add
+    secrets before the services read them."""
+    from ops import services
+    from ops import setup
+
+    settings = write_pipeline(base, extra=extra)
+    purge(package)
+    try:
+        if before_start:
+            before_start(settings)
+        setup.prepare(settings)
+        services.start(settings)
+        yield settings
+    finally:
+        services.stop(settings)
+        purge(package)

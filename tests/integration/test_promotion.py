@@ -16,13 +16,11 @@ import pytest
 
 from ops import cli
 from ops import demo
-from ops import services
-from ops import setup
 from tests.integration.helpers import AptClient
 from tests.integration.helpers import installed_version
 from tests.integration.helpers import purge
 from tests.integration.helpers import version_gt
-from tests.integration.helpers import write_pipeline
+from tests.integration.helpers import running_installation
 
 pytestmark = [
     pytest.mark.integration,
@@ -35,16 +33,8 @@ STAGING, PRODUCTION = "snowbird-staging", "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    base = tmp_path_factory.mktemp("conveyor-promote")
-    settings = write_pipeline(base)
-    purge(PACKAGE)
-    try:
-        setup.prepare(settings)
-        services.start(settings)
+    with running_installation(tmp_path_factory.mktemp("conveyor-promote"), PACKAGE) as settings:
         yield settings
-    finally:
-        services.stop(settings)
-        purge(PACKAGE)
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,12 @@ import urllib.request
 import pytest
 
 from ops import demo
-from ops import services
 from ops import setup
 from tests.integration.helpers import AptClient
 from tests.integration.helpers import installed_version
 from tests.integration.helpers import purge
 from tests.integration.helpers import version_gt
-from tests.integration.helpers import write_pipeline
+from tests.integration.helpers import running_installation
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,16 +33,8 @@ PACKAGE = "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    base = tmp_path_factory.mktemp("conveyor")
-    settings = write_pipeline(base)
-    purge(PACKAGE)
-    try:
-        setup.prepare(settings)
-        services.start(settings)
+    with running_installation(tmp_path_factory.mktemp("conveyor"), PACKAGE) as settings:
         yield settings
-    finally:
-        services.stop(settings)
-        purge(PACKAGE)
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +161,16 @@ def test_second_push_yields_a_higher_version_and_history_keeps_both(installation
     assert f"Version: {first_version}\n" in index
     assert f"Version: {second_version}\n" in index
 
-    # history: one snapshot per publication, each holding what staging served then
-    snapshots = [s for s in setup.aptly(installation, "snapshot", "list", "-raw").stdout.split()
-                 if s.startswith("snowbird-staging@") and "@setup-" not in s]
-    assert len(snapshots) >= 2
-    latest, previous = sorted(snapshots)[-1], sorted(snapshots)[-2]
+    # history, served beside the repository: one state per publication, each an immutable
+    # snapshot holding what staging served then
+    history = [json.loads(line) for line in http_get(
+        f"{installation.repository.url}history/snowbird-staging.jsonl").splitlines()]
+    assert [e["action"] for e in history][0] == "create"
+    publications = [e for e in history if e["action"] == "publish"]
+    assert [e["version"] for e in publications][-2:] == [first_version, second_version]
+    assert all(e["build"].startswith(installation.web_url) for e in publications)
+    assert "Ada Sprintly" in publications[-1]["who"]
+    previous, latest = publications[-2]["snapshot"], publications[-1]["snapshot"]
     for snapshot, version, present in ((previous, second_version, False),
                                        (latest, second_version, True),
                                        (latest, first_version, True)):

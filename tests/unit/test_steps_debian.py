@@ -4,14 +4,12 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
-from buildbot.test.steps import TestBuildStepMixin
 from twisted.internet import defer
-from twisted.trial import unittest
 
+from tests.unit import stepcase
 from steps import debian
 
 SHA = "3f2a9c1d5e6f708192a3b4c5d6e7f8091a2b3c4d"
@@ -24,17 +22,11 @@ CHANGELOG = """snowbird (1.4.0) unstable; urgency=medium
 BUILD_URL = "http://127.0.0.1:8010/#/builders/1/builds/57"
 
 
-class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.setup_test_reactor()
-        yield self.setup_test_build_step()
+class StepTestCase(stepcase.StepTestCase):
+    build_number = 57
 
     def setup(self, step, **props):
-        step = self.setup_step(step)
-        for name, value in props.items():
-            self.build.setProperty(name, value, "test")
-        self.build.number = 57
+        step = super().setup(step, **props)
         self.build.getUrl = mock.Mock(return_value=defer.succeed(BUILD_URL))
         return step
 

@@ -5,12 +5,10 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectUploadFile
-from buildbot.test.steps import TestBuildStepMixin
 from twisted.internet import defer
-from twisted.trial import unittest
 
+from tests.unit import stepcase
 from steps import promotion
 from steps import repository as repo_steps
 
@@ -23,17 +21,7 @@ def index(*versions):
                      for v in versions)
 
 
-class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.setup_test_reactor()
-        yield self.setup_test_build_step()
-
-    def setup(self, step, **props):
-        step = self.setup_step(step)
-        for name, value in props.items():
-            self.build.setProperty(name, value, "test")
-        return step
+StepTestCase = stepcase.StepTestCase
 
 
 def resolver(published):

@@ -6,14 +6,12 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
-from buildbot.test.steps import TestBuildStepMixin
 from twisted.internet import defer
-from twisted.trial import unittest
 
+from tests.unit import stepcase
 from steps import repository
 
 APTLY = {"aptly_config": "/var/lib/conveyor/aptly.conf", "gnupg_home": "/var/lib/conveyor/gpg"}
@@ -33,18 +31,7 @@ Description: demo
 """
 
 
-class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.setup_test_reactor()
-        yield self.setup_test_build_step()
-
-    def setup(self, step, **props):
-        step = self.setup_step(step)
-        for name, value in props.items():
-            self.build.setProperty(name, value, "test")
-        self.build.number = 12
-        return step
+StepTestCase = stepcase.StepTestCase
 
 
 def aptly(*args):

@@ -1,0 +1,24 @@
+"""The base of the step unit tests: Buildbot's TestBuildStepMixin on a fake master, no
+processes; commands are expected with ExpectShell and friends."""
+
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import TestBuildStepMixin
+from twisted.internet import defer
+from twisted.trial import unittest
+
+
+class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
+    build_number = 12
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        yield self.setup_test_build_step()
+
+    def setup(self, step, **props):
+        """Set up `step` in a fake build with these build properties."""
+        step = self.setup_step(step)
+        for name, value in props.items():
+            self.build.setProperty(name, value, "test")
+        self.build.number = self.build_number
+        return step
