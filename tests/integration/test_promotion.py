@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 
 import pytest
 
 from ops import cli
 from ops import demo
+from ops import mailsink
+from ops import services
 from tests.integration.helpers import AptClient
+from tests.integration.helpers import free_port
 from tests.integration.helpers import installed_version
 from tests.integration.helpers import purge
 from tests.integration.helpers import version_gt
@@ -33,7 +37,8 @@ STAGING, PRODUCTION = "snowbird-staging", "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation(tmp_path_factory.mktemp("conveyor-promote"), PACKAGE) as settings:
+    with running_installation(tmp_path_factory.mktemp("conveyor-promote"), PACKAGE,
+                              extra=f"[mail]\nsmtp_port = {free_port()}\n") as settings:
         yield settings
 
 
@@ -86,6 +91,16 @@ def promote(master: cli.Master, version: str = "", source: str = STAGING,
     brid = master.force("promote", "promote", package=package, version=version,
                         from_dist=source, to_dist=target, reason="test")
     return master.follow(brid)
+
+
+def wait_for_mail(settings, subject: str, timeout: float = 30) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in map(mailsink.read, mailsink.messages(services.mail_dir(settings)))
+                 if m["Subject"] == subject]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def step_text(build: dict) -> str:
@@ -207,6 +222,17 @@ def test_cli_exit_codes(installation, versions, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "promote #" in out and ": SUCCESS" in out and installation.web_url in out
     assert newer in index(installation, PRODUCTION)
+
+    # the release mail: to the team, old → new, who, the commits in between
+    subject = f"[conveyor] {PACKAGE} {newer} released to {PRODUCTION}"
+    mails = wait_for_mail(installation, subject)
+    # newer reached production twice: in the race test, and now after the rollback
+    assert len(mails) == 2
+    assert mails[-1]["To"] == "snowbird-team@example.com"
+    body = mailsink.text_of(mails[-1])
+    assert f"{PACKAGE} {older} → {newer} in {PRODUCTION}" in body
+    assert "promoted by releaser from snowbird-staging" in body
+    assert "commits (1):" in body and "Write release notes" in body
 
     assert cli.main(args + ["promote", PACKAGE, "snowbird-development", PRODUCTION]) == \
         cli.REFUSED
