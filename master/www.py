@@ -46,6 +46,10 @@ def www(settings: Settings) -> dict:
         "change_hook_dialects": github_hook_dialect(
             util.Secret(WEBHOOK_SECRET),
             {project.github: project.branch for project in settings.projects},
+            # pull requests: the hook asks the API for the head commit (skip ci, files, author)
+            api_url=settings.github.api_url,
+            token=(util.Secret(settings.github.token_secret)
+                   if settings.read_secret(settings.github.token_secret) else None),
         ),
         "authz": authz(settings, users),
     }
