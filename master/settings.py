@@ -142,6 +142,7 @@ class Settings:
     web_port: int
     worker_port: int
     worker_bind: str
+    worker_missing_timeout: int
     db_url: str
     artifacts_dir: Path
     artifacts_url: str
@@ -318,6 +319,7 @@ def parse(data: dict, file: Path) -> Settings:
     web_url = web_url.rstrip("/") + "/"
     worker_port = conveyor.int("worker_port", 9989)
     worker_bind = conveyor.str("worker_bind", "127.0.0.1")
+    worker_missing_timeout = conveyor.int("worker_missing_timeout", 300, low=10, high=86400)
     db_url = conveyor.str("db_url", "sqlite:///state.sqlite")
     admins = conveyor.strs("admins", (), EMAIL, "an e-mail address", nonempty=False)
     conveyor.check_unknown()
@@ -424,6 +426,7 @@ def parse(data: dict, file: Path) -> Settings:
         web_port=web_port,
         worker_port=worker_port,
         worker_bind=worker_bind,
+        worker_missing_timeout=worker_missing_timeout,
         db_url=db_url,
         artifacts_dir=artifacts_dir,
         artifacts_url=repo_url + "artifacts/",
