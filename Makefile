@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run start push stop test unit check system venv clean
+.PHONY: run start push stop test unit check system system-tests venv clean
 
 run: system venv            ## set up, start master+worker+repository, build the demo push
 	$(PY) -m ops run
@@ -17,7 +17,7 @@ push: venv                  ## deliver one more signed push of the demo app and 
 stop: venv                  ## stop what run/start started (by pid)
 	$(PY) -m ops stop
 
-test: system venv           ## unit and integration tests
+test: system-tests venv     ## unit and integration tests
 	$(PY) -m pytest
 
 unit: venv                  ## unit tests only (seconds)
@@ -28,6 +28,9 @@ check: venv                 ## buildbot checkconfig on pipeline.toml
 
 system:                     ## Debian packages (apt-get, with sudo when not root)
 	bin/install-system-packages
+
+system-tests:               ## the same, and what only the tests need (headless Chromium)
+	bin/install-system-packages --tests
 
 venv: $(VENV)/.installed
 
