@@ -64,4 +64,4 @@ history: venv               ## every state DIST has had
 # --- notifications: break the demo's build, show the mail; fix it, show the "fixed" mail
 .PHONY: demo-red
 demo-red: system venv       ## push a failing test to the demo app, then its fix; print both mails
-	$(PY) -m ops.red
+	$(PY) -m ops red

@@ -6,6 +6,8 @@
     push   deliver one more push of the demo app and wait for its build
     stop   stop what `run`/`start` started
     check  `buildbot checkconfig` on the settings (creates missing demo secrets first)
+    red    (make demo-red) push a failing test to the demo app, wait for the red build and
+           print the mail that names the test; then push the fix and print the "fixed" mail
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ops import setup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "start", "push", "stop", "check"])
+    parser.add_argument("command", choices=["run", "start", "push", "stop", "check", "red"])
     parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
                                                              str(setup.ROOT / "pipeline.toml")))
     args = parser.parse_args(argv)
@@ -53,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         setup.say(f"services up after {time.monotonic() - started:.0f} s")
     if args.command == "start":
         return 0
+    if args.command == "red":
+        if not services.wants_mail_sink(settings):
+            setup.say(f"mail goes to {settings.mail.smtp_host}:{settings.mail.smtp_port}, not "
+                      "to a local sink: the mails will not be shown here")
+        return demo.red_green(settings, settings.projects[0], services.mail_dir(settings))
 
     project = settings.projects[0]
     checkout = demo.ensure_demo_repo(settings, project)

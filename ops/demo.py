@@ -221,7 +221,7 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%H:%M:%S")
 
 
-# --- pull requests and the red/green demo (`make demo-red`, ops/red.py) ----------------------
+# --- pull requests and the red/green demo (`make demo-red`, python -m ops red) ----------------------
 
 def commit_file(checkout: Path, relpath: str, content: str, message: str) -> str:
     """Write one file in the checkout, commit it; return the new HEAD."""
