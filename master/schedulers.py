@@ -6,7 +6,6 @@ from buildbot.schedulers.forcesched import CollectedValidationError
 from twisted.internet import defer
 
 from master import repository
-from master import users as users_module
 from master.settings import Settings
 
 PUBLISH = "publish"
@@ -30,10 +29,23 @@ def _value(kwargs: dict, name: str) -> str:
     return (value or "").strip()
 
 
+def promotion_target(settings: Settings, options: dict) -> tuple[str, str, str]:
+    """(package, from, to) of a promote request, `to` defaulting to the step after `from`.
+    Raises ReleaseError for an unknown package or a distribution off its path."""
+    package, source = _value(options, "package"), _value(options, "from_dist")
+    project = settings.project_of_package(package)
+    if project is None:
+        raise repository.ReleaseError(
+            f"{package!r} is not a package of any project (known: "
+            f"{', '.join(settings.packages)})")
+    target = _value(options, "to_dist") or repository.next_step(project.path, source) or ""
+    return package, source, target
+
+
 class PromoteScheduler(schedulers.ForceScheduler):
-    """The promote button. Refuses, before any build, what the path and the roles forbid:
-    skipping a step, and promoting into the end of a path (production) without one of the
-    production roles. What needs the repository (is the version there?) is checked by the
+    """The promote button. Refuses, before any build, a request that skips a step of the path
+    or names an unknown package. Who may promote into production is the web server's authz
+    (master/www.py); what needs the repository (is the version there?) is checked by the
     build's first step."""
 
     def __init__(self, settings: Settings, **kwargs):
@@ -41,29 +53,12 @@ class PromoteScheduler(schedulers.ForceScheduler):
         super().__init__(**kwargs)
 
     def force(self, owner, builderNames=None, builderid=None, **kwargs):
-        settings = self.conveyor
-        package, source = _value(kwargs, "package"), _value(kwargs, "from_dist")
-        target = _value(kwargs, "to_dist")
-        project = settings.project_of_package(package)
-        errors = {}
         try:
-            if project is None:
-                raise repository.ReleaseError(
-                    f"{package!r} is not a package of any project (known: "
-                    f"{', '.join(settings.packages)})")
-            target = target or repository.next_step(project.path, source) or ""
+            package, source, target = promotion_target(self.conveyor, kwargs)
+            project = self.conveyor.project_of_package(package)
             repository.check_step(project.path, source, target)
-            if target == project.path[-1]:
-                roles = users_module.roles_of(users_module.load(settings), owner)
-                if not set(roles) & set(settings.auth.production):
-                    raise repository.ReleaseError(
-                        f"rule 'production needs a release role': promoting into {target} "
-                        f"needs one of the roles {', '.join(settings.auth.production)}; "
-                        f"{owner} has {', '.join(roles) or 'none'}")
         except repository.ReleaseError as exc:
-            errors["to_dist"] = str(exc)
-        if errors:
-            return defer.fail(CollectedValidationError(errors))
+            return defer.fail(CollectedValidationError({"to_dist": str(exc)}))
         return super().force(owner, builderNames=builderNames, builderid=builderid, **kwargs)
 
 

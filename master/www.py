@@ -5,27 +5,57 @@ only the releaser roles may promote, roll back, or touch the repository's builde
 """
 
 from buildbot.plugins import util
+from buildbot.www.authz.endpointmatchers import EndpointMatcherBase
+from buildbot.www.authz.endpointmatchers import Match
+from twisted.internet import defer
 
 from master import users as users_module
 from master.changes import github_hook_dialect
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
+from master.repository import ReleaseError
 from master.schedulers import ROLLBACK
+from master.schedulers import promotion_target
 from master.settings import Settings
 
 WEBHOOK_SECRET = "github-webhook-secret"
 REPOSITORY_BUILDERS = (PROMOTE, ROLLBACK, PUBLISH)
 
 
+class PromoteIntoProductionMatcher(EndpointMatcherBase):
+    """Matches a promote request whose target is the last distribution of its path, so that
+    it can need the narrower [auth] production roles (any auth: users file or other)."""
+
+    def __init__(self, settings: Settings, **kwargs):
+        self.conveyor = settings
+        super().__init__(**kwargs)
+
+    def match_ForceSchedulerEndpoint_force(self, epobject, epdict, options):
+        if epdict.get("schedulername") != PROMOTE:
+            return defer.succeed(None)
+        try:
+            package, _, target = promotion_target(self.conveyor, options)
+        except ReleaseError:
+            return defer.succeed(None)  # the scheduler refuses it with the reason
+        project = self.conveyor.project_of_package(package)
+        if target != project.path[-1]:
+            return defer.succeed(None)
+        return defer.succeed(Match(self.master))
+
+
+def _any_of(matcher, roles, **kwargs) -> list:
+    """One rule per role; a user passes with any of them, the last rule denies the rest."""
+    return [matcher(role=role, defaultDeny=(i == len(roles) - 1), **kwargs)
+            for i, role in enumerate(roles)]
+
+
 def authz(settings: Settings, users: dict) -> util.Authz:
     releasers = settings.auth.releasers
-    rules = []
+    rules = _any_of(PromoteIntoProductionMatcher, settings.auth.production, settings=settings)
     for builder in REPOSITORY_BUILDERS:
         for matcher in (util.ForceBuildEndpointMatcher, util.RebuildBuildEndpointMatcher,
                         util.StopBuildEndpointMatcher):
-            # a user passes with any one of the releaser roles; the last rule denies the rest
-            rules += [matcher(builder=builder, role=role, defaultDeny=(i == len(releasers) - 1))
-                      for i, role in enumerate(releasers)]
+            rules += _any_of(matcher, releasers, builder=builder)
     rules.append(util.AnyControlEndpointMatcher(role="*"))
     by_role: dict[str, list[str]] = {}
     for user in users.values():

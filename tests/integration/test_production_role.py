@@ -1,0 +1,59 @@
+"""[auth] production: promotion into the last distribution of a path needs a narrower role than
+the other steps. No package is needed: who may ask is decided before any build."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ops import cli
+from ops import demo
+from ops import setup
+from tests.integration.helpers import running_installation
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="starts the services as root like make run"),
+]
+
+USERS = {"releaser": ("releaser-password", "releasers"),
+         "manager": ("manager-password", "releasers,release-managers")}
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory):
+    def users(settings):
+        setup.write_secret(settings, settings.auth.users_secret, "\n".join(
+            f"{name}:{password}:{roles}" for name, (password, roles) in USERS.items()))
+
+    with running_installation(tmp_path_factory.mktemp("conveyor-roles"),
+                              extra='[auth]\nproduction = ["release-managers"]\n',
+                              before_start=users) as settings:
+        yield settings
+
+
+def promote(settings, user: str, source: str, target: str) -> dict:
+    master = cli.Master(settings.web_url)
+    master.login(user, USERS[user][0])
+    return master.follow(master.force("promote", "promote", package="snowbird", version="",
+                                      from_dist=source, to_dist=target, reason="test"))
+
+
+def test_production_needs_the_production_role(installation):
+    with pytest.raises(cli.CliError) as err:
+        promote(installation, "releaser", "snowbird-staging", "snowbird")
+    assert err.value.code == cli.FORBIDDEN
+    assert "you need to have role 'release-managers'" in str(err.value)
+    assert demo.last_build_number(installation, "promote") == 0
+
+
+def test_other_steps_and_the_production_role_pass_to_the_rules(installation):
+    # allowed to ask; the build then refuses by the rules, as there is nothing to promote yet
+    build = promote(installation, "releaser", "snowbird-development", "snowbird-staging")
+    assert demo.RESULTS[build["results"]] == "FAILURE"
+    assert any("snowbird-development has no snowbird" in s["state_string"]
+               for s in build["steps"])
+    build = promote(installation, "manager", "snowbird-staging", "")
+    assert demo.RESULTS[build["results"]] == "FAILURE"
+    assert any("snowbird-staging has no snowbird" in s["state_string"] for s in build["steps"])
