@@ -1,6 +1,7 @@
 """The GitHub change hook (master/changes.py), driven through Buildbot's real ChangeHookResource.
 
-The payloads are real GitHub webhook deliveries (/work/shared/fixtures/github-webhooks/), all for
+The payloads are real GitHub webhook deliveries (tests/fixtures/github-webhooks/, a copy of the
+team's shared fixtures, MIT licence beside them), all for
 Codertocat/Hello-World except ping (Octocoders/Hello-World). Each test signs the exact bytes it
 sends, as GitHub does, with the secret served by a fake secret provider.
 """
@@ -28,7 +29,7 @@ from buildbot.www.change_hook import ChangeHookResource
 
 from master.changes import github_hook_dialect
 
-FIXTURES = Path("/work/shared/fixtures/github-webhooks")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "github-webhooks"
 SECRET_NAME = "github-webhook-secret"
 SECRET = "s3cret-for-tests"
 REPO = "Codertocat/Hello-World"
