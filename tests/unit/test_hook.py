@@ -59,17 +59,25 @@ def make_request(event: bytes, body: bytes, headers: dict[bytes, bytes] | None =
     return request
 
 
-class GitHubHookTest(TestReactorMixin, unittest.TestCase):
+class HookTestCase(TestReactorMixin, unittest.TestCase):
+    """Buildbot's real ChangeHookResource on a fake master with a fake secret store, the hook
+    configured by master.changes.github_hook_dialect; any GitHub API call that a test does not
+    expect fails it. Subclasses set `api_url` (and get the token) to let the hook ask the API."""
+
     projects: dict[str, str] = {"codertocat/hello-world": "master"}
     secret: Any = util.Secret(SECRET_NAME)
+    api_url: str | None = None
+    token: tuple[str, str] | None = None  # (secret name, value) for the API
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         self.setup_test_reactor()
         self.master = yield fakeMasterForHooks(self)
-        # any GitHub API call not expected by a test fails it
+        headers = {"User-Agent": "Buildbot"}
+        if self.api_url and self.token:
+            headers["Authorization"] = f"token {self.token[1]}"
         self.http = yield fakehttpclientservice.HTTPClientService.getService(
-            self.master, self, "https://api.github.com", headers={"User-Agent": "Buildbot"},
+            self.master, self, self.api_url or "https://api.github.com", headers=headers,
             debug=False, verify=True)
         storage = FakeSecretStorage()
         secrets = SecretManager()
@@ -77,10 +85,11 @@ class GitHubHookTest(TestReactorMixin, unittest.TestCase):
         yield secrets.setServiceParent(self.master)
         yield self.master.startService()
         self.addCleanup(self.master.stopService)
-        storage.reconfigService(secretdict={SECRET_NAME: SECRET})
-
-        self.hook = ChangeHookResource(
-            dialects=github_hook_dialect(self.secret, self.projects), master=self.master)
+        storage.reconfigService(secretdict={SECRET_NAME: SECRET, **dict([self.token] if
+                                                                         self.token else [])})
+        token = util.Secret(self.token[0]) if self.api_url and self.token else None
+        self.hook = ChangeHookResource(dialects=github_hook_dialect(
+            self.secret, self.projects, api_url=self.api_url, token=token), master=self.master)
         self.logged: list[str] = []
 
         def observe(event: dict[str, Any]) -> None:
@@ -92,6 +101,8 @@ class GitHubHookTest(TestReactorMixin, unittest.TestCase):
     def changes(self) -> list[dict[str, Any]]:
         return self.master.data.updates.changesAdded
 
+
+class GitHubHookTest(HookTestCase):
     @defer.inlineCallbacks
     def post(self, event: bytes, body: bytes, **kwargs: Any) -> Any:
         request = make_request(event, body, **kwargs)

@@ -7,21 +7,15 @@ import json
 from typing import Any
 
 from twisted.internet import defer
-from twisted.python import log
 from twisted.trial import unittest
 
 from buildbot.plugins import util
-from buildbot.secrets.manager import SecretManager
-from buildbot.test.fake import httpclientservice as fakehttpclientservice
-from buildbot.test.fake.secrets import FakeSecretStorage
-from buildbot.test.fake.web import fakeMasterForHooks
-from buildbot.test.reactor import TestReactorMixin
-from buildbot.www.change_hook import ChangeHookResource
 
 from master import pullrequests
 from master.changes import github_hook_dialect
 from tests.integration.helpers import write_pipeline
 from tests.unit.test_hook import REPO
+from tests.unit.test_hook import HookTestCase
 from tests.unit.test_hook import SECRET
 from tests.unit.test_hook import SECRET_NAME
 from tests.unit.test_hook import fixture
@@ -39,42 +33,11 @@ def payload(name: str = "pull_request-opened.payload.json", **changes: Any) -> d
     return data
 
 
-class PullRequestHookTest(TestReactorMixin, unittest.TestCase):
+class PullRequestHookTest(HookTestCase):
     """The hook with the GitHub API configured (settings.github.api_url and its token)."""
 
-    projects = {"codertocat/hello-world": "master"}
     api_url: str | None = API
-
-    @defer.inlineCallbacks
-    def setUp(self) -> Any:
-        self.setup_test_reactor()
-        self.master = yield fakeMasterForHooks(self)
-        headers = {"User-Agent": "Buildbot"}
-        if self.api_url:
-            headers["Authorization"] = f"token {TOKEN}"
-        self.http = yield fakehttpclientservice.HTTPClientService.getService(
-            self.master, self, self.api_url or "https://api.github.com", headers=headers,
-            debug=False, verify=True)
-        storage = FakeSecretStorage()
-        secrets = SecretManager()
-        secrets.services = [storage]
-        yield secrets.setServiceParent(self.master)
-        yield self.master.startService()
-        self.addCleanup(self.master.stopService)
-        storage.reconfigService(secretdict={SECRET_NAME: SECRET, TOKEN_NAME: TOKEN})
-        self.hook = ChangeHookResource(dialects=github_hook_dialect(
-            util.Secret(SECRET_NAME), self.projects, api_url=self.api_url,
-            token=util.Secret(TOKEN_NAME) if self.api_url else None), master=self.master)
-        self.logged: list[str] = []
-
-        def observe(event: dict[str, Any]) -> None:
-            self.logged.append(" ".join(str(m) for m in event.get("message", ())))
-        log.addObserver(observe)
-        self.addCleanup(log.removeObserver, observe)
-
-    @property
-    def changes(self) -> list[dict[str, Any]]:
-        return self.master.data.updates.changesAdded
+    token = (TOKEN_NAME, TOKEN)
 
     @defer.inlineCallbacks
     def post(self, body: dict | bytes) -> Any:
