@@ -138,6 +138,29 @@ def test_only_releasers_may_promote_and_refusals_change_nothing(installation, ve
     assert (index(installation, PRODUCTION), history(installation, PRODUCTION)) == before
 
 
+def test_a_failed_change_leaves_the_published_state_as_it_was(installation, versions):
+    """The signing key is unusable while a promotion runs: the build fails at `publish`, and
+    production still serves its last signed state, which apt still verifies."""
+    older, _ = versions
+    before = (index(installation, PRODUCTION), history(installation, PRODUCTION))
+    home = installation.repository.gnupg_home
+    hidden = home.with_name(home.name + ".away")
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)})
+    home.rename(hidden)
+    try:
+        build = promote(session(installation, "releaser"), version=older)
+    finally:
+        hidden.rename(home)
+    assert demo.RESULTS[build["results"]] == "FAILURE"
+    failed = [s["name"] for s in build["steps"] if s["results"] == 2]
+    assert failed == ["publish"]
+    assert (index(installation, PRODUCTION), history(installation, PRODUCTION)) == before
+    apt = AptClient(installation.state_dir / "apt-after-failure", installation.repository.url,
+                    PRODUCTION)
+    out = apt.update()  # fails if the Release file's signature does not verify
+    assert "not signed" not in out.stderr and "NO_PUBKEY" not in out.stderr
+
+
 def test_promote_then_apt_get_install_from_production(installation, versions):
     older, newer = versions
     build = promote(session(installation, "releaser"), version=older)
