@@ -127,6 +127,11 @@ class Auth:
     users_secret: str = "web-users"
     releasers: tuple[str, ...] = ("releasers",)
     production: tuple[str, ...] = ("releasers",)
+    # GitHub OAuth log-in instead of the users file, when a client id is set
+    github_client_id: str | None = None
+    github_client_secret: str = "github-oauth-client-secret"
+    # role -> GitHub organisations ("sprintly") or teams ("sprintly/release-team")
+    github_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -404,13 +409,23 @@ def parse(data: dict, file: Path) -> Settings:
 
     a = top.table("auth", required=False)
     role = re.compile(r"^[a-z][a-z0-9_-]*$")
+    releasers = a.strs("releasers", ("releasers",), role, "a role name")
+    roles_table = a.table("github_roles", required=False)
+    github_roles = {}
+    for name in roles_table.data:
+        if not role.match(name):
+            raise roles_table.error("is not a valid role name", name)
+        github_roles[name] = roles_table.strs(
+            name, None, re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$"),
+            "a GitHub organisation or org/team")
     auth = Auth(
         users_secret=a.str("users_secret", "web-users"),
-        releasers=a.strs("releasers", ("releasers",), role, "a role name"),
-        production=a.strs("production", None, role, "a role name"),
+        releasers=releasers,
+        production=a.strs("production", releasers, role, "a role name"),
+        github_client_id=a.str("github_client_id", None),
+        github_client_secret=a.str("github_client_secret", "github-oauth-client-secret"),
+        github_roles=github_roles,
     )
-    if auth.production is None:
-        auth = Auth(auth.users_secret, auth.releasers, auth.releasers)
     a.check_unknown()
     top.check_unknown()
 

@@ -6,6 +6,7 @@ only the releaser roles may promote, roll back, or touch the repository's builde
 
 from buildbot.plugins import util
 from buildbot.www.authz.endpointmatchers import EndpointMatcherBase
+from buildbot.www.authz.roles import RolesFromBase
 from buildbot.www.authz.endpointmatchers import Match
 from twisted.internet import defer
 
@@ -49,6 +50,31 @@ def _any_of(matcher, roles, **kwargs) -> list:
             for i, role in enumerate(roles)]
 
 
+class RolesFromGitHub(RolesFromBase):
+    """Roles from the GitHub organisations and teams a user belongs to ([auth.github_roles]);
+    GitHubAuth lists them in the user's groups as "org" and "org/team-slug"."""
+
+    def __init__(self, roles: dict[str, tuple[str, ...]]):
+        super().__init__()
+        self.roles = roles
+
+    def getRolesFromUser(self, userDetails: dict) -> list[str]:
+        groups = {g.lower() for g in userDetails.get("groups") or []}
+        return sorted(role for role, names in self.roles.items()
+                      if groups & {n.lower() for n in names})
+
+
+def github_auth(settings: Settings):
+    """GitHub (or GitHub Enterprise, from [github] api_url) OAuth log-in."""
+    api = settings.github.api_url
+    server = None if api == "https://api.github.com" else api.removesuffix("/api/v3")
+    teams = any("/" in name for names in settings.auth.github_roles.values() for name in names)
+    return util.GitHubAuth(settings.auth.github_client_id,
+                           util.Secret(settings.auth.github_client_secret),
+                           serverURL=server, apiVersion=4 if teams else 3,
+                           getTeamsMembership=teams)
+
+
 def authz(settings: Settings, users: dict) -> util.Authz:
     releasers = settings.auth.releasers
     rules = _any_of(PromoteIntoProductionMatcher, settings.auth.production, settings=settings)
@@ -64,7 +90,8 @@ def authz(settings: Settings, users: dict) -> util.Authz:
     return util.Authz(
         allowRules=rules,
         roleMatchers=[util.RolesFromUsername(roles=[role], usernames=names)
-                      for role, names in sorted(by_role.items())],
+                      for role, names in sorted(by_role.items())]
+        + [RolesFromGitHub(settings.auth.github_roles)],
     )
 
 
@@ -83,6 +110,8 @@ def www(settings: Settings) -> dict:
         ),
         "authz": authz(settings, users),
     }
-    if users:
+    if settings.auth.github_client_id:
+        config["auth"] = github_auth(settings)
+    elif users:
         config["auth"] = util.UserPasswordAuth({u.name: u.password for u in users.values()})
     return config
