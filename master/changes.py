@@ -55,9 +55,19 @@ class ConveyorGitHubHandler(GitHubEventHandler):
             raise ValueError("the GitHub change hook needs a webhook secret")
         super().__init__(secret, True, **kwargs)
         self._use_api = use_api
-        # lower-cased full name -> (full name as configured, branch)
-        self._projects: dict[str, tuple[str, str]] = {
-            name.lower(): (name, branch) for name, branch in projects.items()}
+        self._initial_projects = dict(projects)
+
+    @property
+    def _projects(self) -> dict[str, tuple[str, str]]:
+        """Lower-cased full name -> (full name as configured, branch), as of the master's
+        current config: ChangeHookResource keeps this handler across reconfigs, so the
+        projects are looked up in the config's own dialect on every request; a project added
+        to pipeline.toml is accepted after `buildbot reconfig`, without a restart."""
+        config = getattr(self.master, "config", None)
+        www = getattr(config, "www", None) or {}
+        current = www.get("change_hook_dialects", {}).get("github", {}).get("class")
+        projects = getattr(current, "keywords", {}).get("projects", self._initial_projects)
+        return {name.lower(): (name, branch) for name, branch in projects.items()}
 
     @defer.inlineCallbacks
     def _get_payload(self, request: Request) -> InlineCallbacksType[dict[str, Any]]:
@@ -241,8 +251,9 @@ def github_hook_dialect(secret: str | IRenderable,
     `projects` maps GitHub "owner/name" to the branch to build. GitHubHandler hands the
     `class` option a fixed set of keyword arguments, so `projects` is bound into the class
     with functools.partial. The handler is built on the first request and then cached by
-    ChangeHookResource, also across reconfigs: a changed `projects` takes a master restart
-    (a util.Secret is rendered on each request, so a changed secret file does not).
+    ChangeHookResource, also across reconfigs: it reads `projects` from the current config's
+    partial on each request, so a reconfig changes them; a util.Secret is rendered on each
+    request too. A changed api_url or token takes a master restart.
 
     Pull requests become changes on refs/pull/N/head (`pullrequest_ref` "head"), which GitHub
     keeps in the base repository. With `api_url` (settings.github.api_url) and `token` (a

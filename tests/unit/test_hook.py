@@ -312,6 +312,19 @@ class ForeignRepositoryTest(GitHubHookTest):
         self.assertRejected(request, MISMATCH)
 
 
+    @defer.inlineCallbacks
+    def test_a_project_added_by_reconfig_is_accepted_without_restart(self) -> Any:
+        body = fixture("push-with-new-branch.payload.json")
+        request = yield self.post(b"push", body)  # the handler is built and cached now
+        self.assertNothingRecorded(request, "repository not configured")
+        # `buildbot reconfig` with the repository added to pipeline.toml
+        self.master.config.www = {"change_hook_dialects": github_hook_dialect(
+            self.secret, {**self.projects, REPO: "master"})}
+        request = yield self.post(b"push", body)
+        self.assertEqual(request.written, b"1 change found")
+        self.assertEqual(self.changes[0]["project"], REPO)
+
+
 class OtherBranchTest(GitHubHookTest):
     projects = {"Codertocat/Hello-World": "main"}
 
