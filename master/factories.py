@@ -1,8 +1,8 @@
-"""Build factories: what a CI build and a publish build do, step by step."""
+"""Build factories: what CI, pull-request, publish, promote and rollback builds do, step by step."""
 
 from buildbot.plugins import steps
-from buildbot.process.results import SKIPPED
 from buildbot.plugins import util
+from buildbot.process.results import SKIPPED
 
 from master.settings import Project
 from master.settings import Settings
