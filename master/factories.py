@@ -95,6 +95,7 @@ def _publish_steps(settings: Settings, f: util.BuildFactory, distribution, actio
                                          distribution=distribution, **when))
     f.addStep(repo_steps.RecordHistory(history_dir=str(settings.history_dir), action=action,
                                        distribution=distribution, **when))
+    f.addStep(repo_steps.DropUnpublished(**_aptly(settings, distribution)))
 
 
 def publish_factory(settings: Settings) -> util.BuildFactory:

@@ -20,6 +20,7 @@ from datetime import timezone
 import treq
 from buildbot.process import buildstep
 from buildbot.process import results
+from buildbot.process.results import SKIPPED as results_SKIPPED
 from buildbot.steps.transfer import FileDownload
 from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
@@ -186,9 +187,14 @@ class MergeSnapshot(AptlyCommand):
                                    self.getProperty("part_snapshot"))
         if cmd.didFail():
             return cmd.results()
-        yield self.run_aptly("snapshot", "drop", self.getProperty("part_snapshot"),
-                             stdioLogName="cleanup")
+        # the merged snapshot holds its own package list: its source part can go (-force: aptly
+        # would otherwise keep every source of every snapshot forever)
+        cmd = yield self.run_aptly("snapshot", "drop", "-force",
+                                   self.getProperty("part_snapshot"), stdioLogName="cleanup")
+        if not cmd.didFail():
+            self.setProperty("part_snapshot", None, "MergeSnapshot")
         self.setProperty("snapshot", snapshot, "MergeSnapshot")
+        self.setProperty("new_snapshot", snapshot, "MergeSnapshot")
         self.descriptionDone = snapshot
         return results.SUCCESS
 
@@ -211,8 +217,40 @@ class PublishSwitch(AptlyCommand):
         cmd = yield self.run_aptly("publish", "switch", "-batch", *key,
                                    self.distribution, ".", snapshot)
         if not cmd.didFail():
+            self.setProperty("published", snapshot, "PublishSwitch")
             self.descriptionDone = f"{self.distribution} → {snapshot}"
         return cmd.results()
+
+
+class DropUnpublished(AptlyCommand):
+    """After a failed change: drop the snapshots this build made and never published (the
+    published state and the history are untouched). Runs only when there are such snapshots."""
+
+    name = "cleanup"
+    description = "dropping unpublished snapshots"
+    descriptionDone = "dropped unpublished snapshots"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("alwaysRun", True)
+        kwargs.setdefault("haltOnFailure", False)
+        kwargs.setdefault("doStepIf", lambda step: bool(step.leftovers()))
+        kwargs.setdefault("hideStepIf", lambda results, step: results == results_SKIPPED)
+        super().__init__(**kwargs)
+
+    def leftovers(self) -> list[str]:
+        made = [self.getProperty("new_snapshot"), self.getProperty("part_snapshot")]
+        published = self.getProperty("published")
+        return [name for name in made if name and name != published]
+
+    @defer.inlineCallbacks
+    def run(self):
+        dropped = []
+        for name in self.leftovers():
+            cmd = yield self.run_aptly("snapshot", "drop", "-force", name)
+            if not cmd.didFail():
+                dropped.append(name)
+        self.descriptionDone = f"dropped {', '.join(dropped) or 'nothing'}"
+        return results.SUCCESS
 
 
 class IndexReader:

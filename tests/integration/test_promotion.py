@@ -19,6 +19,7 @@ from ops import cli
 from ops import demo
 from ops import mailsink
 from ops import services
+from ops import setup
 from tests.integration.helpers import AptClient
 from tests.integration.helpers import free_port
 from tests.integration.helpers import installed_version
@@ -155,6 +156,10 @@ def test_a_failed_change_leaves_the_published_state_as_it_was(installation, vers
     failed = [s["name"] for s in build["steps"] if s["results"] == 2]
     assert failed == ["publish"]
     assert (index(installation, PRODUCTION), history(installation, PRODUCTION)) == before
+    # the snapshots the failed build made are dropped: no state that never was stays behind
+    snapshots = setup.aptly(installation, "snapshot", "list", "-raw").stdout.split()
+    assert not [s for s in snapshots if s.endswith(f"@promote-{build['number']}")]
+    assert any(s["name"] == "cleanup" and s["results"] == 0 for s in build["steps"])
     apt = AptClient(installation.state_dir / "apt-after-failure", installation.repository.url,
                     PRODUCTION)
     out = apt.update()  # fails if the Release file's signature does not verify

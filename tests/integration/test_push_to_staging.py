@@ -171,6 +171,9 @@ def test_second_push_yields_a_higher_version_and_history_keeps_both(installation
     assert all(e["build"].startswith(installation.web_url) for e in publications)
     assert "Ada Sprintly" in publications[-1]["who"]
     previous, latest = publications[-2]["snapshot"], publications[-1]["snapshot"]
+    # only states are kept: the scratch snapshots of each publication are gone
+    snapshots = setup.aptly(installation, "snapshot", "list", "-raw").stdout.split()
+    assert not [s for s in snapshots if "+new@" in s]
     for snapshot, version, present in ((previous, second_version, False),
                                        (latest, second_version, True),
                                        (latest, first_version, True)):

@@ -109,7 +109,7 @@ class AptlyStepsTest(StepTestCase):
         with mock.patch.object(repository.repository, "snapshot_name", self.named):
             self.expect_commands(
                 aptly("snapshot", "merge", "-no-remove", "NEW", "snowbird@1", "part").exit(0),
-                aptly("snapshot", "drop", "part").exit(0))
+                aptly("snapshot", "drop", "-force", "part").exit(0))
             self.expect_outcome(result=SUCCESS)
             self.expect_property("snapshot", "NEW")
             d = self.run_step()
@@ -133,6 +133,23 @@ class AptlyStepsTest(StepTestCase):
         self.expect_outcome(result=FAILURE)
         self.assertTrue(step.haltOnFailure)
         return self.run_step()
+
+
+class DropUnpublishedTest(StepTestCase):
+    def test_drops_what_this_build_made_and_did_not_publish(self):
+        self.setup(repository.DropUnpublished(distribution="snowbird", **APTLY),
+                   new_snapshot="snowbird@new", part_snapshot="snowbird+promoted@x")
+        self.expect_commands(
+            aptly("snapshot", "drop", "-force", "snowbird@new").exit(0),
+            aptly("snapshot", "drop", "-force", "snowbird+promoted@x").exit(0))
+        self.expect_outcome(result=SUCCESS,
+                            state_string="dropped snowbird@new, snowbird+promoted@x")
+        return self.run_step()
+
+    def test_nothing_to_do_after_a_publication(self):
+        step = self.setup(repository.DropUnpublished(distribution="snowbird", **APTLY),
+                          new_snapshot="snowbird@new", published="snowbird@new")
+        self.assertEqual(step.leftovers(), [])
 
 
 class RecordHistoryTest(StepTestCase):
