@@ -31,10 +31,10 @@ from pathlib import Path
 
 from master import repository
 from master import settings as settings_module
+from ops.demo import RESULTS
 from ops.setup import CLI_CREDENTIALS
 from ops.setup import ROOT
 
-RESULTS = ["SUCCESS", "WARNINGS", "FAILURE", "SKIPPED", "EXCEPTION", "RETRY", "CANCELLED"]
 OK, FAILED, REFUSED, FORBIDDEN, UNREACHABLE = 0, 1, 2, 3, 4
 
 

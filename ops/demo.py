@@ -217,10 +217,6 @@ def sources_line(settings: Settings, distribution: str,
     return f"deb [signed-by={keyring}] {repo.url} {distribution} {repo.component}"
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%H:%M:%S")
-
-
 # --- pull requests and the red/green demo (`make demo-red`, python -m ops red) ----------------------
 
 def commit_file(checkout: Path, relpath: str, content: str, message: str) -> str:
