@@ -19,6 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ops import github  # noqa: E402
+from ops import api  # noqa: E402
+from conveyor.results import result_name  # noqa: E402
+from conveyor.results import NAMES  # noqa: E402
 from ops import cli  # noqa: E402
 from ops import demo  # noqa: E402
 from ops import services  # noqa: E402
@@ -53,18 +57,18 @@ def main() -> int:
             checkout = demo.ensure_demo_repo(settings, project)
             pushes, versions = [], []
             for n in range(args.pushes):
-                before = demo.git(checkout, "rev-parse", "HEAD")
+                before = github.git(checkout, "rev-parse", "HEAD")
                 (checkout / "BENCH.txt").write_text(f"push {n}\n")
-                demo.git(checkout, "add", "BENCH.txt")
-                demo.git(checkout, "commit", "-qm", f"bench push {n}")
-                demo.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
-                build = demo.push_and_wait(settings, project, checkout, before=before)
-                assert demo.result_name(build) == "SUCCESS", build["url"]
+                github.git(checkout, "add", "BENCH.txt")
+                github.git(checkout, "commit", "-qm", f"bench push {n}")
+                github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
+                build = github.push_and_wait(settings, project, checkout, before=before)
+                assert result_name(build["results"]) == "SUCCESS", build["url"]
                 pushes.append(build["seconds"])
                 versions.append(build["properties"]["package_version"][0])
             figure("webhook → package in staging (verified)", pushes)
 
-            master = cli.Master(settings.web_url)
+            master = api.Master(settings.web_url)
             master.login(*cli.credentials(settings))
             apt = AptClient(base / "apt", settings.repository.url, project.path[-1])
             promotions = []
@@ -73,7 +77,7 @@ def main() -> int:
                 build = master.follow(master.force(
                     "promote", "promote", package=project.packages[0], version=version,
                     from_dist=project.upload_to, to_dist=project.path[-1], reason="bench"))
-                assert cli.RESULTS[build["results"]] == "SUCCESS", build["url"]
+                assert NAMES[build["results"]] == "SUCCESS", build["url"]
                 apt.update()
                 assert apt.candidate(project.packages[0]) == version
                 promotions.append(time.monotonic() - t)
@@ -83,7 +87,7 @@ def main() -> int:
             build = master.follow(master.force("rollback", "rollback",
                                                distribution=project.path[-1], state="",
                                                reason="bench"))
-            assert cli.RESULTS[build["results"]] == "SUCCESS", build["url"]
+            assert NAMES[build["results"]] == "SUCCESS", build["url"]
             apt.update()
             figure("rollback request → previous version candidate", [time.monotonic() - t])
             if len(versions) > 1:

@@ -1,4 +1,6 @@
-"""Builders are data: one CI builder per [projects.<name>] table, one publish builder."""
+"""Builders are data: one CI builder per [projects.<name>] table (pull-request builders: see
+master/pullrequests.py), and the three repository builders, publish, promote and rollback, on
+the repository's worker under one lock."""
 
 from buildbot.plugins import util
 
@@ -6,7 +8,7 @@ from master import factories
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
 from master.schedulers import ROLLBACK
-from master.settings import Settings
+from conveyor.settings import Settings
 
 # Every change to the apt repository (publish now, promote and rollback later) takes this lock:
 # aptly commands race, and a distribution must change in exactly one place at a time.

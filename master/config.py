@@ -8,7 +8,7 @@ from buildbot.config.errors import ConfigErrors
 from buildbot.plugins import secrets
 from buildbot.plugins import util
 
-from master import settings as settings_module
+from conveyor import settings as settings_module
 from master import pullrequests
 from master.builders import builders
 from master.reporters import reporters

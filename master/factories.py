@@ -4,8 +4,8 @@ from buildbot.plugins import steps
 from buildbot.plugins import util
 from buildbot.process.results import SKIPPED
 
-from master.settings import Project
-from master.settings import Settings
+from conveyor.settings import Project
+from conveyor.settings import Settings
 from steps import debian
 from steps import promotion
 from steps import python
@@ -117,7 +117,8 @@ def _changes(step) -> bool:
 
 def promote_factory(settings: Settings) -> util.BuildFactory:
     """check the rules → select the version from the source's published snapshot → merge into
-    the target's → publish → verify → history → release mail (into the end of a path)."""
+    the target's → publish → verify → history → the commits it brings (into the end of a path,
+    for the release mail that master/reporters/mail.py sends)."""
     r = settings.repository
     target = util.Property("to_dist")
     paths = {package: list(project.path)
@@ -140,10 +141,6 @@ def promote_factory(settings: Settings) -> util.BuildFactory:
     f.addStep(promotion.CommitsBetween(
         clone_urls={p: project.clone_url for project in settings.projects
                     for p in project.packages},
-        doStepIf=into_production, hideStepIf=lambda results, step: results == SKIPPED))
-    f.addStep(promotion.ReleaseMail(
-        settings.mail, recipients={p: list(project.mail) for project in settings.projects
-                                   for p in project.packages},
         doStepIf=into_production, hideStepIf=lambda results, step: results == SKIPPED))
     return f
 

@@ -14,8 +14,8 @@ from buildbot.plugins import steps
 from buildbot.plugins import util
 
 from master import factories
-from master.settings import Project
-from master.settings import Settings
+from conveyor.settings import Project
+from conveyor.settings import Settings
 
 PULL_CATEGORY = "pull"
 PULL_BRANCH = r"^refs/pull/[0-9]+/head$"

@@ -5,13 +5,13 @@ from buildbot.plugins import util
 from buildbot.schedulers.forcesched import CollectedValidationError
 from twisted.internet import defer
 
-from master import repository
-from master.settings import Settings
+from conveyor import grammar
+from conveyor import release
+from conveyor.settings import Settings
 
 PUBLISH = "publish"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
-VERSION_REGEX = r"^$|^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$"
 
 
 def _no_codebase(project: str = "") -> list:
@@ -35,10 +35,10 @@ def promotion_target(settings: Settings, options: dict) -> tuple[str, str, str]:
     package, source = _value(options, "package"), _value(options, "from_dist")
     project = settings.project_of_package(package)
     if project is None:
-        raise repository.ReleaseError(
+        raise release.ReleaseError(
             f"{package!r} is not a package of any project (known: "
             f"{', '.join(settings.packages)})")
-    target = _value(options, "to_dist") or repository.next_step(project.path, source) or ""
+    target = _value(options, "to_dist") or release.next_step(project.path, source) or ""
     return package, source, target
 
 
@@ -56,8 +56,8 @@ class PromoteScheduler(schedulers.ForceScheduler):
         try:
             package, source, target = promotion_target(self.conveyor, kwargs)
             project = self.conveyor.project_of_package(package)
-            repository.check_step(project.path, source, target)
-        except repository.ReleaseError as exc:
+            release.check_step(project.path, source, target)
+        except release.ReleaseError as exc:
             return defer.fail(CollectedValidationError({"to_dist": str(exc)}))
         return super().force(owner, builderNames=builderNames, builderid=builderid, **kwargs)
 
@@ -78,7 +78,7 @@ def promote_scheduler(settings: Settings) -> schedulers.ForceScheduler:
                                        choices=list(settings.packages),
                                        default=first.packages[0], strict=True),
             util.StringParameter(name="version", label="Version (empty: the newest in From)",
-                                 default="", regex=VERSION_REGEX, size=40),
+                                 default="", regex=grammar.optional(grammar.DEBIAN_VERSION), size=40),
             util.ChoiceStringParameter(name="from_dist", label="From", choices=dists,
                                        default=first.upload_to, strict=True),
             util.ChoiceStringParameter(name="to_dist", label="To (empty: the next step)",
@@ -102,7 +102,7 @@ def rollback_scheduler(settings: Settings) -> schedulers.ForceScheduler:
             util.StringParameter(
                 name="state", label="State (empty: the previous one; a number or snapshot "
                                     "from the history)",
-                default="", regex=r"^$|^[0-9]+$|^[a-z0-9][a-z0-9.+@-]*$", size=60),
+                default="", regex=grammar.optional(grammar.HISTORY_STATE), size=60),
         ],
     )
 

@@ -3,7 +3,7 @@
 from buildbot.plugins import util
 from buildbot.plugins import worker
 
-from master.settings import Settings
+from conveyor.settings import Settings
 
 
 def workers(settings: Settings) -> list:

@@ -1,6 +1,6 @@
 """The web UI, the REST API, log-in and who may do what, and the GitHub change hook.
 
-Anyone may look. Logged-in users (users file: see master/users.py) may build and stop CI builds;
+Anyone may look. Logged-in users (users file: see conveyor/users.py) may build and stop CI builds;
 only the releaser roles may promote, roll back, or touch the repository's builders.
 """
 
@@ -10,16 +10,16 @@ from buildbot.www.authz.roles import RolesFromBase
 from buildbot.www.authz.endpointmatchers import Match
 from twisted.internet import defer
 
-from master import users as users_module
+from conveyor import users as users_module
 from master.changes import github_hook_dialect
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
-from master.repository import ReleaseError
+from conveyor.release import ReleaseError
 from master.schedulers import ROLLBACK
 from master.schedulers import promotion_target
-from master.settings import Settings
+from conveyor.settings import WEBHOOK_SECRET
+from conveyor.settings import Settings
 
-WEBHOOK_SECRET = "github-webhook-secret"
 REPOSITORY_BUILDERS = (PROMOTE, ROLLBACK, PUBLISH)
 
 

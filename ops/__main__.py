@@ -18,8 +18,10 @@ import subprocess
 import sys
 import time
 
-from master import settings as settings_module
+from conveyor import settings as settings_module
+from conveyor.results import result_name
 from ops import demo
+from ops import github
 from ops import services
 from ops import setup
 
@@ -63,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
     project = settings.projects[0]
     checkout = demo.ensure_demo_repo(settings, project)
-    parent = demo.git(checkout, "rev-list", "--max-count=1", "--skip=1", "HEAD") or demo.ZERO
-    build = demo.push_and_wait(settings, project, checkout, before=parent)
-    result = demo.result_name(build)
+    parent = github.git(checkout, "rev-list", "--max-count=1", "--skip=1", "HEAD") or github.ZERO
+    build = github.push_and_wait(settings, project, checkout, before=parent)
+    result = result_name(build["results"])
     version = (build.get("properties", {}).get("package_version") or [None])[0]
     print()
     print(f"  build     {project.ci_builder} #{build['number']}: {result}"

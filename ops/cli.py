@@ -18,10 +18,6 @@ refused before any build (invalid input, a rule of the path), 3 not allowed (log
 from __future__ import annotations
 
 import argparse
-import ast
-import base64
-import http.cookiejar
-import json
 import os
 import sys
 import time
@@ -29,99 +25,18 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from master import repository
-from master import settings as settings_module
-from ops.demo import RESULTS
+from conveyor import release
+from conveyor import settings as settings_module
+from conveyor.results import result_name
+from ops.api import FAILED
+from ops.api import FORBIDDEN
+from ops.api import OK
+from ops.api import REFUSED
+from ops.api import UNREACHABLE
+from ops.api import ApiError
+from ops.api import Master
 from ops.setup import CLI_CREDENTIALS
 from ops.setup import ROOT
-
-OK, FAILED, REFUSED, FORBIDDEN, UNREACHABLE = 0, 1, 2, 3, 4
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-class Master:
-    """A logged-in session on the master's REST API (session cookie from /auth/login)."""
-
-    def __init__(self, web_url: str):
-        self.web_url = web_url
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
-
-    def request(self, path: str, data: dict | None = None, headers: dict | None = None):
-        body = json.dumps(data).encode() if data is not None else None
-        request = urllib.request.Request(
-            self.web_url + path, data=body,
-            headers={"Content-Type": "application/json", **(headers or {})},
-            method="POST" if data is not None else "GET")
-        try:
-            with self.opener.open(request, timeout=30) as response:
-                text = response.read().decode()
-                return json.loads(text) if text.strip().startswith(("{", "[")) else text
-        except urllib.error.HTTPError as exc:
-            if exc.code in (301, 302, 303):  # /auth/login sends the browser back to the UI
-                return ""
-            text = exc.read().decode(errors="replace")
-            try:
-                message = json.loads(text)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = text.strip() or exc.reason
-            try:  # a refused force: {'field': 'what is wrong', …}
-                message = "; ".join(ast.literal_eval(message).values())
-            except (ValueError, SyntaxError, AttributeError, TypeError):
-                pass
-            code = FORBIDDEN if exc.code in (401, 403) else REFUSED
-            raise CliError(f"{exc.code}: {message}", code) from None
-        except urllib.error.URLError as exc:
-            raise CliError(f"cannot reach {self.web_url}: {exc.reason}", UNREACHABLE) from None
-
-    def login(self, user: str, password: str) -> None:
-        """Basic auth on /auth/login answers 401 to a wrong password and sets the session
-        cookie otherwise; the API itself ignores basic auth."""
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        try:
-            self.request("auth/login", headers={"Authorization": f"Basic {token}"})
-        except CliError as exc:
-            if exc.code == FORBIDDEN:
-                raise CliError(f"log-in as {user} failed: wrong user name or password",
-                               FORBIDDEN) from None
-            raise
-
-    def force(self, scheduler: str, builder: str, **params) -> int:
-        """Force a build; return its build request id."""
-        builders = self.request(f"api/v2/builders?name={builder}")["builders"]
-        if not builders:
-            raise CliError(f"the master has no builder {builder!r}", UNREACHABLE)
-        reply = self.request(f"api/v2/forceschedulers/{scheduler}", {
-            "jsonrpc": "2.0", "method": "force", "id": 1,
-            "params": {"builderid": builders[0]["builderid"], **params}})
-        if "error" in reply:
-            raise CliError(reply["error"].get("message", str(reply["error"])), REFUSED)
-        _bsid, brids = reply["result"]
-        return int(next(iter(brids.values())))
-
-    def follow(self, brid: int, timeout: float = 900) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            builds = self.request(f"api/v2/builds?buildrequestid={brid}")["builds"]
-            if builds and builds[-1]["complete"]:
-                build = builds[-1]
-                build["url"] = (f"{self.web_url}#/builders/{build['builderid']}/builds/"
-                                f"{build['number']}")
-                build["steps"] = self.request(f"api/v2/builds/{build['buildid']}/steps")["steps"]
-                return build
-            time.sleep(0.5)
-        raise CliError(f"build request {brid} did not finish within {timeout:.0f} s", FAILED)
-
 
 def credentials(settings: settings_module.Settings) -> tuple[str, str]:
     user, password = os.environ.get("CONVEYOR_USER"), os.environ.get("CONVEYOR_PASSWORD")
@@ -131,25 +46,23 @@ def credentials(settings: settings_module.Settings) -> tuple[str, str]:
     try:
         user, _, password = file.read_text().strip().partition(":")
     except OSError:
-        raise CliError(f"no credentials: set CONVEYOR_USER and CONVEYOR_PASSWORD, or "
+        raise ApiError(f"no credentials: set CONVEYOR_USER and CONVEYOR_PASSWORD, or "
                        f"CONVEYOR_CREDENTIALS to a file with user:password ({file} is not "
                        "readable)", FORBIDDEN) from None
     return user, password
-
 
 def run_build(settings, scheduler: str, builder: str, **params) -> int:
     master = Master(settings.web_url)
     master.login(*credentials(settings))
     started = time.monotonic()
     build = master.follow(master.force(scheduler, builder, **params))
-    result = RESULTS[build["results"]]
+    result = result_name(build["results"])
     for step in build["steps"]:
         if step["results"] not in (None, 0, 3) or step["name"] in ("check", "verify", "history"):
             print(f"  {step['name']}: {step['state_string']}")
     print(f"{builder} #{build['number']}: {result} in {time.monotonic() - started:.1f} s")
     print(build["url"])
     return OK if result in ("SUCCESS", "WARNINGS") else FAILED
-
 
 def fetch_text(url: str) -> str | None:
     try:
@@ -158,10 +71,9 @@ def fetch_text(url: str) -> str | None:
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
-        raise CliError(f"{url}: {exc.code}", UNREACHABLE) from None
+        raise ApiError(f"{url}: {exc.code}", UNREACHABLE) from None
     except urllib.error.URLError as exc:
-        raise CliError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None
-
+        raise ApiError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None
 
 def status(settings) -> int:
     repo = settings.repository
@@ -169,12 +81,12 @@ def status(settings) -> int:
     rows = []
     for dist in settings.distributions:
         text = fetch_text(f"{repo.url}dists/{dist}/{repo.component}/binary-{arch}/Packages")
-        listed = repository.parse_packages_index(text or "")
+        listed = release.parse_packages_index(text or "")
         for package in settings.packages:
             project = settings.project_of_package(package)
             if dist in project.path:
                 versions = listed.get(package, set())
-                rows.append((package, dist, repository.newest(versions) or "-",
+                rows.append((package, dist, release.newest(versions) or "-",
                              f"{len(versions)} version(s)"))
     width = [max(len(r[i]) for r in rows + [("package", "distribution", "newest", "")])
              for i in range(3)]
@@ -183,12 +95,11 @@ def status(settings) -> int:
         print(f"{row[0]:{width[0]}}  {row[1]:{width[1]}}  {row[2]:{width[2]}}  {row[3]}")
     return OK
 
-
 def history(settings, dist: str) -> int:
     if dist not in settings.distributions:
-        raise CliError(f"{dist!r} is not a distribution (known: "
+        raise ApiError(f"{dist!r} is not a distribution (known: "
                        f"{', '.join(settings.distributions)})", REFUSED)
-    entries = repository.parse_history(
+    entries = release.parse_history(
         fetch_text(f"{settings.repository.url}history/{dist}.jsonl") or "")
     for entry in entries:
         current = " <- published" if entry is entries[-1] else ""
@@ -197,7 +108,6 @@ def history(settings, dist: str) -> int:
         print(f"{entry['n']:>3}  {entry['when']}  {entry['action']:<8}  {what}{origin}  "
               f"by {entry.get('who') or '?'}  {entry['snapshot']}{current}")
     return OK
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__,
@@ -232,10 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)
         return REFUSED
-    except CliError as exc:
+    except ApiError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)
         return exc.code
-
 
 if __name__ == "__main__":
     sys.exit(main())

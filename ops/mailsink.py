@@ -19,6 +19,7 @@ import itertools
 import os
 import signal
 import sys
+import time
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
@@ -62,6 +63,16 @@ def text_of(message: email.message.EmailMessage, subtype: str = "plain") -> str:
     """The text/<subtype> part of a message (multipart/alternative or not)."""
     part = message.get_body(preferencelist=(subtype,))
     return part.get_content() if part is not None else ""
+
+
+def wait_for_mail(mail_dir: Path, known: set[Path], timeout: float = 60) -> list[Path]:
+    """Stored messages that are not in `known`, waiting up to timeout for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        new = [p for p in messages(mail_dir) if p not in known]
+        if new or time.monotonic() > deadline:
+            return new
+        time.sleep(0.5)
 
 
 async def serve(host: str, port: int, directory: Path) -> None:

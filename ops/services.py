@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from master.settings import Settings
+from conveyor.settings import Settings
 from ops.setup import ROOT
 from ops.setup import gpg_env
 from ops.setup import run
@@ -79,12 +79,11 @@ def start_web_server(settings: Settings) -> None:
     pidfile = run_dir(settings) / "http.pid"
     if read_pid(pidfile):
         return
-    log = open(run_dir(settings) / "http.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", repo.bind, "--directory",
-         str(repo.www_root), str(repo.port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    pidfile.write_text(f"{proc.pid}\n")
+    # Twisted's web server (twistd web): a static tree, a daemon that writes its own pid file
+    run([venv_bin("twistd"), f"--pidfile={pidfile}",
+         f"--logfile={run_dir(settings) / 'http.log'}", "web",
+         f"--listen=tcp:{repo.port}:interface={repo.bind}", f"--path={repo.www_root}"],
+        stdin=subprocess.DEVNULL)
     wait_for_port(repo.bind, repo.port)
     say(f"apt repository served at {repo.url}")
 

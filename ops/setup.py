@@ -16,11 +16,11 @@ from datetime import datetime
 from datetime import timezone
 from pathlib import Path
 
-from master import repository
-from master.settings import Settings
+from conveyor import release
+from conveyor.settings import WEBHOOK_SECRET
+from conveyor.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-WEBHOOK_SECRET = "github-webhook-secret"
 
 
 def say(message: str) -> None:
@@ -126,7 +126,7 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         if dist in published:
             continue
         when = datetime.now(timezone.utc)
-        snapshot = repository.snapshot_name(dist, when, "setup", 0)
+        snapshot = release.snapshot_name(dist, when, "setup", 0)
         aptly(settings, "snapshot", "create", snapshot, "empty")
         aptly(settings, "publish", "snapshot", "-batch", f"-gpg-key={fingerprint}",
               f"-architectures={','.join(repo.architectures)}", f"-distribution={dist}",
@@ -136,7 +136,7 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
                  "action": "create", "snapshot": snapshot, "previous_snapshot": None,
                  "package": None, "version": None, "from": None, "who": "make run",
                  "build": None}
-        (settings.history_dir / f"{dist}.jsonl").write_text(repository.history_line(entry))
+        (settings.history_dir / f"{dist}.jsonl").write_text(release.history_line(entry))
         say(f"created distribution {dist}")
     for part in ("dists", "pool"):
         target = repo.aptly_root / "public" / part

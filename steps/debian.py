@@ -10,7 +10,7 @@ from buildbot.steps.transfer import FileUpload
 from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
-from master import repository
+from conveyor import release
 
 
 class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
@@ -40,9 +40,9 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             return results.FAILURE
         revision = self.getProperty("got_revision") or self.getProperty("revision")
         try:
-            head = repository.parse_changelog_head(text)
-            version = repository.ci_version(head, self.build.number, revision)
-        except repository.ReleaseError as exc:
+            head = release.parse_changelog_head(text)
+            version = release.ci_version(head, self.build.number, revision)
+        except release.ReleaseError as exc:
             yield log.addStderr(f"{exc}\n")
             return results.FAILURE
 
@@ -56,7 +56,7 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         commit_time = int(cmd.stdout.strip())
 
         build_url = yield self.build.getUrl()
-        stanza = repository.changelog_stanza(
+        stanza = release.changelog_stanza(
             head.source, version, commit=revision, build_url=build_url, timestamp=commit_time,
             message=f"Built by Conveyor from commit {revision[:12]}.")
         yield self.downloadFileContentToWorker(self.changelog, stanza + text,
@@ -95,7 +95,7 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        version = repository.deb_filename_version(self.getProperty("package_version"))
+        version = release.deb_filename_version(self.getProperty("package_version"))
         # previous builds' files in the shared parent directory must not be picked up
         cmd = yield self.makeRemoteShellCommand(
             command=["find", "..", "-maxdepth", "1", "-type", "f", "(", "-name", "*.deb",

@@ -1,4 +1,6 @@
-"""Promotion and rollback: decide what a request will do, by the rules, before anything changes.
+"""Promotion and rollback: decide what a request will do, by the rules, before anything changes;
+after a release into production, list the commits it brings (for the release mail, which
+master/reporters/mail.py sends).
 
 The aptly work itself is done by the steps of steps/repository.py.
 """
@@ -9,7 +11,7 @@ from buildbot.process import buildstep
 from buildbot.process import results
 from twisted.internet import defer
 
-from master import repository
+from conveyor import release
 from steps.repository import HistoryStep
 from steps.repository import IndexReader
 
@@ -40,25 +42,25 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         source, target = self.getProperty("from_dist") or "", self.getProperty("to_dist") or ""
         try:
             if package not in self.paths:
-                raise repository.ReleaseError(
+                raise release.ReleaseError(
                     f"{package!r} is not a package of any project (known: "
                     f"{', '.join(sorted(self.paths))})")
             if version:
-                repository.split_version(version)
+                release.check_version(version)
             path = self.paths[package]
             if not target:
-                target = repository.next_step(path, source) or ""
+                target = release.next_step(path, source) or ""
                 self.setProperty("to_dist", target, "ResolvePromotion")
-            repository.check_step(path, source, target)
+            release.check_step(path, source, target)
             indexes = {}
             for dist in (source, target):
                 stanzas = yield self.read_index(log, dist)
                 if isinstance(stanzas, str):
-                    raise repository.ReleaseError(f"{dist}: {stanzas}")
+                    raise release.ReleaseError(f"{dist}: {stanzas}")
                 indexes[dist] = {s["Version"]: s for s in stanzas if s["Package"] == package}
-            plan = repository.plan_promotion(package, version, source, target,
+            plan = release.plan_promotion(package, version, source, target,
                                              set(indexes[source]), set(indexes[target]))
-        except repository.ReleaseError as exc:
+        except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
             self.descriptionDone = f"refused: {exc}"
             return results.FAILURE
@@ -97,9 +99,9 @@ class ResolveRollback(HistoryStep):
         _, history = yield self.read_history()
         current = self.getProperty("current_snapshot")
         try:
-            target = repository.rollback_target(history, current,
+            target = release.rollback_target(history, current,
                                                 (self.getProperty("state") or "").strip())
-        except repository.ReleaseError as exc:
+        except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
             self.descriptionDone = f"refused: {exc}"
             return results.FAILURE
@@ -141,6 +143,17 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
             self.setProperty("release_commits", [], "CommitsBetween")
             self.descriptionDone = "no commit recorded in the package"
             return results.WARNINGS
+        try:
+            # read from package indexes: never let a value become an option or a ref for git
+            for commit in (new, old):
+                if commit:
+                    release.check_commit(commit)
+        except release.ReleaseError as exc:
+            self.setProperty("release_commits", [], "CommitsBetween")
+            log = yield self.addLog("refused")
+            yield log.addStderr(f"Conveyor-Commit: {exc}\n")
+            self.descriptionDone = "the package records no valid commit id"
+            return results.WARNINGS
         cmd = yield self.makeRemoteShellCommand(
             command=["rm", "-rf", "release.git"], stdioLogName="clone")
         yield self.runCommand(cmd)
@@ -153,7 +166,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
         span = [f"{old}..{new}"] if old else ["--max-count=20", new]
         cmd = yield self.makeRemoteShellCommand(
             command=["git", "--git-dir=release.git", "log", "--no-merges",
-                     "--format=%h %an: %s", *span],
+                     "--format=%h %an: %s", *span, "--"],
             collectStdout=True)
         yield self.runCommand(cmd)
         if cmd.didFail():
@@ -162,82 +175,3 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
         self.setProperty("release_commits", commits, "CommitsBetween")
         self.descriptionDone = f"{len(commits)} commit(s)"
         return results.SUCCESS
-
-
-class ReleaseMail(buildstep.BuildStep):
-    """Mail the team that a version reached production: package, old → new, who, the commits."""
-
-    name = "release mail"
-    description = "mailing the team"
-    descriptionDone = "mailed"
-
-    def __init__(self, mail, recipients: dict[str, list[str]], **kwargs):
-        self.mail = mail              # settings.Mail
-        self.recipients = recipients  # package -> its project's team addresses
-        kwargs.setdefault("haltOnFailure", False)
-        super().__init__(**kwargs)
-
-    def message(self, url: str) -> tuple[str, str]:
-        package = self.getProperty("package")
-        new, old = self.getProperty("package_version"), self.getProperty("previous_version")
-        target, who = self.getProperty("to_dist"), self.getProperty("owner") or "?"
-        commits = self.getProperty("release_commits") or []
-        subject = f"[conveyor] {package} {new} released to {target}"
-        lines = [
-            f"{package} {old or '(none)'} → {new} in {target}",
-            f"promoted by {who} from {self.getProperty('from_dist')}",
-            f"build: {url}",
-            "",
-            f"commits ({len(commits)}):" if commits else "commits: none recorded",
-            *[f"  {c}" for c in commits],
-        ]
-        return subject, "\n".join(lines) + "\n"
-
-    @defer.inlineCallbacks
-    def run(self):
-        from email.message import EmailMessage
-
-        from buildbot.plugins import util
-        from twisted.internet import threads
-
-        to = self.recipients.get(self.getProperty("package")) or []
-        if not to:
-            self.descriptionDone = "nobody to mail (no `mail` in the project's settings)"
-            return results.SKIPPED
-        url = yield self.build.getUrl()
-        subject, body = self.message(url)
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self.mail.from_address, ", ".join(to), subject
-        msg.set_content(body)
-        password = None
-        if self.mail.username:
-            password = yield self.build.render(util.Secret(self.mail.password_secret))
-        log = yield self.addLog("mail")
-        yield log.addStdout(f"To: {msg['To']}\nSubject: {subject}\n\n{body}")
-        try:
-            yield threads.deferToThread(send, self.mail, password, msg)
-        except Exception as exc:  # the release stands; say that the mail did not go
-            yield log.addStderr(f"could not send the mail through {self.mail.smtp_host}:"
-                                f"{self.mail.smtp_port}: {exc}\n")
-            self.descriptionDone = "mail not sent"
-            return results.WARNINGS
-        self.descriptionDone = f"mailed {', '.join(to)}"
-        return results.SUCCESS
-
-
-def send(mail, password: str | None, msg) -> None:
-    """Send one message through the configured SMTP relay (blocking: run it in a thread)."""
-    import smtplib
-    import ssl
-
-    context = ssl.create_default_context()
-    if mail.use_tls:
-        client = smtplib.SMTP_SSL(mail.smtp_host, mail.smtp_port, timeout=30, context=context)
-    else:
-        client = smtplib.SMTP(mail.smtp_host, mail.smtp_port, timeout=30)
-    with client:
-        if mail.starttls:
-            client.starttls(context=context)
-        if mail.username:
-            client.login(mail.username, password or "")
-        client.send_message(msg)

@@ -6,7 +6,6 @@ beside it in ../venv and reports go to ../reports.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -22,16 +21,13 @@ from buildbot.process.results import WARNINGS
 from buildbot.process.results import worst_status
 from buildbot.steps.worker import CompositeStepMixin
 
+from conveyor.results import format_percent
+
 MAX_FAILED_NAMES = 20  # length limit of the tests_failed_names property
 
 
 def venv_python(venv):
     return f"{venv}/bin/python"
-
-
-def format_percent(value):
-    """93.0 -> '93', 93.33 -> '93.33'."""
-    return f"{value:g}"
 
 
 class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
@@ -236,7 +232,8 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
 
 
 class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
-    """`coverage report` (its TOTAL percentage against a threshold), then `coverage html`.
+    """`coverage report --format=total` (the total percentage, as the project's own report
+    settings round it) against a threshold, then `coverage html`.
 
     Sets coverage_percent and coverage_threshold (floats).
     """
@@ -246,9 +243,6 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
     descriptionDone = "coverage"
     haltOnFailure = True
     renderables = ["threshold", "below", "venv", "html_dir"]
-
-    # "TOTAL   120   8   30   2   93%" (or "93.33%" with a precision setting)
-    TOTAL_LINE = re.compile(r"^TOTAL\s.*\s(\d+(?:\.\d+)?)%\s*$", re.MULTILINE)
 
     def __init__(
         self,
@@ -272,24 +266,25 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
     def run(self):
         python = venv_python(self.venv)
         report = yield self.makeRemoteShellCommand(
-            command=[python, "-m", "coverage", "report"], collectStdout=True
+            command=[python, "-m", "coverage", "report", "--format=total"], collectStdout=True
         )
         yield self.runCommand(report)
         if self.stopped or report.results() == CANCELLED:
             return CANCELLED
 
         stdio = yield self.getLog("stdio")
-        totals = self.TOTAL_LINE.findall(report.stdout or "")
-        if not totals:
-            yield stdio.addStderr("\ncoverage report has no TOTAL line\n")
-            self._summary = "coverage report has no TOTAL line"
+        try:
+            percent = float((report.stdout or "").strip())
+        except ValueError:
+            yield stdio.addStderr("\ncoverage report gave no total\n")
+            self._summary = "coverage report gave no total"
             return FAILURE
         if report.results() != SUCCESS:  # e.g. fail_under in the project's own config
             yield stdio.addHeader(
-                f"\ncoverage report exited {report.rc}; judging by its TOTAL line instead\n"
+                f"\ncoverage report exited {report.rc}; judging by its total instead\n"
             )
 
-        percent, threshold = float(totals[-1]), float(self.threshold)
+        threshold = float(self.threshold)
         self.setProperty("coverage_percent", percent, self.__class__.__name__)
         self.setProperty("coverage_threshold", threshold, self.__class__.__name__)
         if percent >= threshold:

@@ -25,7 +25,7 @@ from buildbot.steps.transfer import FileDownload
 from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
-from master import repository
+from conveyor import release
 
 
 class FetchPackages(buildstep.BuildStep):
@@ -80,7 +80,7 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
         return cmd
 
     def new_name(self, kind: str) -> str:
-        return repository.snapshot_name(f"{self.distribution}{kind}", datetime.now(timezone.utc),
+        return release.snapshot_name(f"{self.distribution}{kind}", datetime.now(timezone.utc),
                                         self.getProperty("buildername"), self.build.number)
 
     @defer.inlineCallbacks
@@ -279,7 +279,7 @@ class IndexReader:
             if code != 200:
                 yield log.addStderr(f"{url} answered {code}\n")
                 return f"index answered {code}"
-            stanzas.extend(repository.parse_packages_stanzas(body))
+            stanzas.extend(release.parse_packages_stanzas(body))
         return stanzas
 
     def setup_index(self, repo_url: str, component: str, architectures) -> None:
@@ -365,7 +365,7 @@ class HistoryStep(CompositeStepMixin, buildstep.BuildStep):
     def read_history(self):
         """-> (the file's text, its entries)"""
         text = (yield self.getFileContentFromWorker(self.history_path)) or ""
-        return text, repository.parse_history(text)
+        return text, release.parse_history(text)
 
 
 class RecordHistory(HistoryStep):
@@ -398,9 +398,9 @@ class RecordHistory(HistoryStep):
             "who": self.getProperty("who") or self.getProperty("owner") or "",
             "build": (yield self.build.getUrl()),
         }
-        yield self.downloadFileContentToWorker(path, text + repository.history_line(entry),
+        yield self.downloadFileContentToWorker(path, text + release.history_line(entry),
                                                abandonOnFailure=True, mode=0o644)
         log = yield self.addLog("history")
-        yield log.addStdout(text + repository.history_line(entry))
+        yield log.addStdout(text + release.history_line(entry))
         self.descriptionDone = f"{self.distribution} state {entry['n']}: {self.action}"
         return results.SUCCESS

@@ -10,7 +10,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from master import settings as settings_module
+from conveyor import settings as settings_module
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from master.settings import Settings
+from conveyor.settings import Settings
+from ops import github
+from ops import api
+from conveyor.results import result_name
+from ops import mailsink
 from ops import demo
 from ops import services
 from ops import setup
@@ -37,7 +41,7 @@ pytestmark = [
 ]
 
 TOKEN = "ghp_ConveyorTest" + secrets.token_hex(16)
-AUTHOR = demo.AUTHOR["email"]
+AUTHOR = github.AUTHOR["email"]
 TEAM = "snowbird-team@example.com"
 FAILING_TEST = "tests.test_demo_red::test_version_has_three_parts"
 FINAL = ("success", "failure", "error")
@@ -145,16 +149,16 @@ def inst(tmp_path_factory):
 
 
 def commit_and_push(inst: Installation, parts: int, message: str) -> tuple[str, str]:
-    before = demo.git(inst.checkout, "rev-parse", "HEAD")
-    after = demo.commit_file(inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=parts),
+    before = github.git(inst.checkout, "rev-parse", "HEAD")
+    after = github.commit_file(inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=parts),
                              message)
-    demo.push_branch(inst.checkout, inst.project)
+    github.push_branch(inst.checkout, inst.project)
     return before, after
 
 
 def new_mails(inst: Installation, known: set[Path], settle: float = 3) -> list[Path]:
     """Mails that arrived after `known`: waits for the first, then `settle` s for any more."""
-    first = demo.wait_for_mail(inst.mail_dir, known, timeout=30)
+    first = mailsink.wait_for_mail(inst.mail_dir, known, timeout=30)
     if first:
         time.sleep(settle)
     return sorted(inst.mails() - known)
@@ -176,10 +180,10 @@ def test_red_build_mails_the_team_and_the_author_once_naming_the_failing_test(in
     known = inst.mails()
     before, sha = commit_and_push(inst, 4, "Check that the version has three parts")
     started = time.monotonic()
-    build = demo.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
-    assert demo.result_name(build) == "FAILURE", build["url"]
+    build = github.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
+    assert result_name(build["results"]) == "FAILURE", build["url"]
 
-    first = demo.wait_for_mail(inst.mail_dir, known, timeout=30)
+    first = mailsink.wait_for_mail(inst.mail_dir, known, timeout=30)
     print(f"\npush to mail: {time.monotonic() - started:.1f} s "
           f"(build {build['seconds']:.1f} s)")
     time.sleep(3)
@@ -209,8 +213,8 @@ def test_red_build_mails_the_team_and_the_author_once_naming_the_failing_test(in
 def test_next_green_build_sends_one_fixed_mail(inst):
     known = inst.mails()
     before, sha = commit_and_push(inst, 3, "Fix the version check: three parts")
-    build = demo.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
-    assert demo.result_name(build) == "SUCCESS", build["url"]
+    build = github.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
+    assert result_name(build["results"]) == "SUCCESS", build["url"]
 
     mails = new_mails(inst, known)
     assert len(mails) == 1, mails
@@ -227,26 +231,26 @@ def test_next_green_build_sends_one_fixed_mail(inst):
 def test_three_quick_pushes_are_three_builds_leave_nothing_pending_and_mail_nobody(inst):
     known = inst.mails()
     project = inst.project
-    last = demo.last_build_number(inst.settings, project.ci_builder)
+    last = api.last_build_number(inst.settings, project.ci_builder)
     shas = []
     for i in range(3):
-        shas.append(demo.commit_file(inst.checkout, f"notes/{i}.txt", f"note {i}\n",
+        shas.append(github.commit_file(inst.checkout, f"notes/{i}.txt", f"note {i}\n",
                                      f"Add note {i}"))
-    demo.push_branch(inst.checkout, project)
-    before = demo.git(inst.checkout, "rev-parse", "HEAD~3")
+    github.push_branch(inst.checkout, project)
+    before = github.git(inst.checkout, "rev-parse", "HEAD~3")
     for sha in shas:  # three deliveries, back to back, as GitHub sends three pushes
-        status, body = demo.deliver(inst.settings, "push",
-                                    demo.push_payload(inst.checkout, project, before, sha))
+        status, body = github.deliver(inst.settings, "push",
+                                    github.push_payload(inst.checkout, project, before, sha))
         assert status in (200, 202), body
         before = sha
 
     builds = []
     for _ in shas:
-        build = demo.wait_for_build(inst.settings, project.ci_builder, last, timeout=300)
+        build = api.wait_for_build(inst.settings, project.ci_builder, last, timeout=300)
         builds.append(build)
         last = build["number"]
     assert [b["properties"]["got_revision"][0] for b in builds] == shas
-    assert all(demo.result_name(b) == "SUCCESS" for b in builds), [b["url"] for b in builds]
+    assert all(result_name(b["results"]) == "SUCCESS" for b in builds), [b["url"] for b in builds]
 
     for sha, build in zip(shas, builds):
         assert_reported(inst, sha, build, "success")
@@ -264,27 +268,27 @@ def staging_index(settings: Settings) -> str:
 def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     settings, project, checkout = inst.settings, inst.project, inst.checkout
     index_before = staging_index(settings)
-    publish_before = demo.last_build_number(settings, "publish")
-    ci_before = demo.last_build_number(settings, project.ci_builder)
-    pr_before = demo.last_build_number(settings, project.pr_builder)
+    publish_before = api.last_build_number(settings, "publish")
+    ci_before = api.last_build_number(settings, project.ci_builder)
+    pr_before = api.last_build_number(settings, project.pr_builder)
 
-    demo.git(checkout, "checkout", "--quiet", "-b", "feature")
+    github.git(checkout, "checkout", "--quiet", "-b", "feature")
     try:
-        head = demo.commit_file(checkout, "notes/pr.txt", "from a pull request\n",
+        head = github.commit_file(checkout, "notes/pr.txt", "from a pull request\n",
                                 "Add a note from a pull request")
-        status, body = demo.open_pull_request(settings, project, checkout, 1)
+        status, body = github.open_pull_request(settings, project, checkout, 1)
     finally:
-        demo.git(checkout, "checkout", "--quiet", project.branch)
+        github.git(checkout, "checkout", "--quiet", project.branch)
     assert status in (200, 202) and "1 change" in body, body
 
-    build = demo.wait_for_build(settings, project.pr_builder, pr_before, timeout=300)
-    assert demo.result_name(build) == "SUCCESS", build["url"]
+    build = api.wait_for_build(settings, project.pr_builder, pr_before, timeout=300)
+    assert result_name(build["results"]) == "SUCCESS", build["url"]
     props = {name: value for name, (value, _source) in build["properties"].items()}
     assert props["got_revision"] == head
     assert props["branch"] == "refs/pull/1/head"
     assert props["tests_passed"] > 0 and props["tests_failed"] == 0
     assert "package_version" not in props
-    steps = demo.api(settings, f"builds/{build['buildid']}/steps")["steps"]
+    steps = api.api(settings, f"builds/{build['buildid']}/steps")["steps"]
     names = [s["name"] for s in steps]
     assert "tests" in names and "coverage" in names
     assert not any(n.startswith(("publish", "deb", "version", "upload")) for n in names), names
@@ -292,14 +296,14 @@ def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     assert_reported(inst, head, build, "success")
 
     # a closed pull request records nothing
-    status, body = demo.deliver(settings, "pull_request", demo.pull_request_payload(
+    status, body = github.deliver(settings, "pull_request", github.pull_request_payload(
         checkout, project, 1, head, action="closed"))
     assert status in (200, 202) and "no change" in body, body
 
     time.sleep(2)
-    assert demo.last_build_number(settings, project.pr_builder) == build["number"]
-    assert demo.last_build_number(settings, "publish") == publish_before
-    assert demo.last_build_number(settings, project.ci_builder) == ci_before
+    assert api.last_build_number(settings, project.pr_builder) == build["number"]
+    assert api.last_build_number(settings, "publish") == publish_before
+    assert api.last_build_number(settings, project.ci_builder) == ci_before
     assert staging_index(settings) == index_before
 
 
@@ -319,11 +323,11 @@ def test_the_token_is_used_but_appears_in_no_log(inst):
         places[str(path)] = path.read_text(errors="replace")
     for path in list((settings.state_dir / "run").glob("*.log")) + sorted(inst.mails()):
         places[str(path)] = path.read_text(errors="replace")
-    builds = demo.api(settings, "builds")["builds"]
+    builds = api.api(settings, "builds")["builds"]
     assert len(builds) >= 6
     for build in builds:
-        for step in demo.api(settings, f"builds/{build['buildid']}/steps")["steps"]:
-            for log in demo.api(settings, f"steps/{step['stepid']}/logs")["logs"]:
+        for step in api.api(settings, f"builds/{build['buildid']}/steps")["steps"]:
+            for log in api.api(settings, f"steps/{step['stepid']}/logs")["logs"]:
                 places[f"log {log['logid']}"] = raw(settings, f"logs/{log['logid']}/raw")
     assert len(places) > 20
     leaked = [where for where, text in places.items() if TOKEN in text]

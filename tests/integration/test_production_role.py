@@ -7,8 +7,9 @@ import os
 
 import pytest
 
+from ops import api
+from conveyor.results import NAMES
 from ops import cli
-from ops import demo
 from ops import setup
 from tests.integration.helpers import running_installation
 
@@ -34,26 +35,26 @@ def installation(tmp_path_factory):
 
 
 def promote(settings, user: str, source: str, target: str) -> dict:
-    master = cli.Master(settings.web_url)
+    master = api.Master(settings.web_url)
     master.login(user, USERS[user][0])
     return master.follow(master.force("promote", "promote", package="snowbird", version="",
                                       from_dist=source, to_dist=target, reason="test"))
 
 
 def test_production_needs_the_production_role(installation):
-    with pytest.raises(cli.CliError) as err:
+    with pytest.raises(api.ApiError) as err:
         promote(installation, "releaser", "snowbird-staging", "snowbird")
     assert err.value.code == cli.FORBIDDEN
     assert "you need to have role 'release-managers'" in str(err.value)
-    assert demo.last_build_number(installation, "promote") == 0
+    assert api.last_build_number(installation, "promote") == 0
 
 
 def test_other_steps_and_the_production_role_pass_to_the_rules(installation):
     # allowed to ask; the build then refuses by the rules, as there is nothing to promote yet
     build = promote(installation, "releaser", "snowbird-development", "snowbird-staging")
-    assert demo.RESULTS[build["results"]] == "FAILURE"
+    assert NAMES[build["results"]] == "FAILURE"
     assert any("snowbird-development has no snowbird" in s["state_string"]
                for s in build["steps"])
     build = promote(installation, "manager", "snowbird-staging", "")
-    assert demo.RESULTS[build["results"]] == "FAILURE"
+    assert NAMES[build["results"]] == "FAILURE"
     assert any("snowbird-staging has no snowbird" in s["state_string"] for s in build["steps"])

@@ -15,6 +15,10 @@ import urllib.request
 
 import pytest
 
+from ops import github
+from ops import api
+from conveyor.results import result_name
+from conveyor.results import NAMES
 from ops import cli
 from ops import demo
 from ops import mailsink
@@ -50,15 +54,15 @@ def versions(installation):
     checkout = demo.ensure_demo_repo(installation, project)
     found = []
     for n in range(2):
-        before = demo.git(checkout, "rev-parse", "HEAD")
+        before = github.git(checkout, "rev-parse", "HEAD")
         if n:
             (checkout / "NOTES.md").write_text("Second release.\n")
-            demo.git(checkout, "add", "NOTES.md")
-            demo.git(checkout, "commit", "-qm", "Write release notes")
-            demo.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
-        build = demo.push_and_wait(installation, project, checkout,
-                                   before=before if n else demo.ZERO)
-        assert demo.result_name(build) == "SUCCESS", build["url"]
+            github.git(checkout, "add", "NOTES.md")
+            github.git(checkout, "commit", "-qm", "Write release notes")
+            github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
+        build = github.push_and_wait(installation, project, checkout,
+                                   before=before if n else github.ZERO)
+        assert result_name(build["results"]) == "SUCCESS", build["url"]
         found.append(build["properties"]["package_version"][0])
     assert version_gt(found[1], found[0])
     return tuple(found)
@@ -69,8 +73,8 @@ def users(settings) -> dict[str, str]:
     return {line.split(":")[0]: line.split(":")[1] for line in text.splitlines()}
 
 
-def session(settings, user: str | None) -> cli.Master:
-    master = cli.Master(settings.web_url)
+def session(settings, user: str | None) -> api.Master:
+    master = api.Master(settings.web_url)
     if user:
         master.login(user, users(settings)[user])
     return master
@@ -87,7 +91,7 @@ def history(settings, dist: str) -> list[dict]:
             (settings.history_dir / f"{dist}.jsonl").read_text().splitlines()]
 
 
-def promote(master: cli.Master, version: str = "", source: str = STAGING,
+def promote(master: api.Master, version: str = "", source: str = STAGING,
             target: str = PRODUCTION, package: str = PACKAGE) -> dict:
     brid = master.force("promote", "promote", package=package, version=version,
                         from_dist=source, to_dist=target, reason="test")
@@ -111,28 +115,28 @@ def step_text(build: dict) -> str:
 def test_only_releasers_may_promote_and_refusals_change_nothing(installation, versions):
     before = (index(installation, PRODUCTION), history(installation, PRODUCTION))
 
-    with pytest.raises(cli.CliError) as err:
+    with pytest.raises(api.ApiError) as err:
         promote(session(installation, None))
     assert err.value.code == cli.FORBIDDEN and "403" in str(err.value)
-    with pytest.raises(cli.CliError) as err:
+    with pytest.raises(api.ApiError) as err:
         promote(session(installation, "developer"))
     assert err.value.code == cli.FORBIDDEN
     assert "you need to have role 'releasers'" in str(err.value)
 
     releaser = session(installation, "releaser")
-    with pytest.raises(cli.CliError) as err:
+    with pytest.raises(api.ApiError) as err:
         promote(releaser, source="snowbird-development", target=PRODUCTION)
     assert err.value.code == cli.REFUSED
     assert "rule 'one step at a time'" in str(err.value)
-    with pytest.raises(cli.CliError) as err:
+    with pytest.raises(api.ApiError) as err:
         promote(releaser, package="snow;bird")
     assert err.value.code == cli.REFUSED
-    with pytest.raises(cli.CliError) as err:
+    with pytest.raises(api.ApiError) as err:
         promote(releaser, version="1.0; rm -rf /")
     assert err.value.code == cli.REFUSED and "does not match" in str(err.value)
 
     build = promote(releaser, version="9.9.9")
-    assert demo.RESULTS[build["results"]] == "FAILURE"
+    assert NAMES[build["results"]] == "FAILURE"
     assert (f"rule 'version must be in the source': snowbird 9.9.9 is not in {STAGING}"
             in step_text(build))
 
@@ -152,7 +156,7 @@ def test_a_failed_change_leaves_the_published_state_as_it_was(installation, vers
         build = promote(session(installation, "releaser"), version=older)
     finally:
         hidden.rename(home)
-    assert demo.RESULTS[build["results"]] == "FAILURE"
+    assert NAMES[build["results"]] == "FAILURE"
     failed = [s["name"] for s in build["steps"] if s["results"] == 2]
     assert failed == ["publish"]
     assert (index(installation, PRODUCTION), history(installation, PRODUCTION)) == before
@@ -169,7 +173,7 @@ def test_a_failed_change_leaves_the_published_state_as_it_was(installation, vers
 def test_promote_then_apt_get_install_from_production(installation, versions):
     older, newer = versions
     build = promote(session(installation, "releaser"), version=older)
-    assert demo.RESULTS[build["results"]] == "SUCCESS", build["url"]
+    assert NAMES[build["results"]] == "SUCCESS", build["url"]
     assert f"Version: {older}\n" in index(installation, PRODUCTION)
     last = history(installation, PRODUCTION)[-1]
     assert (last["action"], last["version"], last["who"], last["from"]) == (
@@ -188,7 +192,7 @@ def test_promote_then_apt_get_install_from_production(installation, versions):
 
     # again: a success that changes nothing, and says so
     build = promote(session(installation, "releaser"), version=older)
-    assert demo.RESULTS[build["results"]] == "SUCCESS"
+    assert NAMES[build["results"]] == "SUCCESS"
     assert f"{PACKAGE} {older} is already in {PRODUCTION}: nothing changed" in step_text(build)
     assert history(installation, PRODUCTION)[-1] == last
 
@@ -202,7 +206,7 @@ def test_two_promotions_at_once_both_run_in_order(installation, versions):
     second = releaser.force("promote", "promote", package=PACKAGE, version=newer,
                             from_dist=STAGING, to_dist=PRODUCTION, reason="race 2")
     a, b = releaser.follow(first), releaser.follow(second)
-    assert demo.RESULTS[a["results"]] == "SUCCESS" and demo.RESULTS[b["results"]] == "SUCCESS"
+    assert NAMES[a["results"]] == "SUCCESS" and NAMES[b["results"]] == "SUCCESS"
     assert a["number"] < b["number"]
     assert a["complete_at"] <= b["started_at"]  # the repository lock: one after the other
     assert "already in" in step_text(b)
@@ -225,7 +229,7 @@ def test_rollback_makes_the_previous_version_the_candidate(installation, version
                                                    distribution=PRODUCTION, state="",
                                                    reason="bad release")
     build = session(installation, "releaser").follow(brid)
-    assert demo.RESULTS[build["results"]] == "SUCCESS", build["url"]
+    assert NAMES[build["results"]] == "SUCCESS", build["url"]
     assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
 
     apt.update()
@@ -233,7 +237,7 @@ def test_rollback_makes_the_previous_version_the_candidate(installation, version
     assert f"Version: {newer}\n" not in index(installation, PRODUCTION)
 
     # a developer may not roll back
-    with pytest.raises(cli.CliError) as err:
+    with pytest.raises(api.ApiError) as err:
         session(installation, "developer").force("rollback", "rollback",
                                                  distribution=PRODUCTION, state="", reason="x")
     assert err.value.code == cli.FORBIDDEN

@@ -15,6 +15,9 @@ import urllib.request
 
 import pytest
 
+from ops import github
+from ops import api
+from conveyor.results import result_name
 from ops import demo
 from ops import setup
 from tests.integration.helpers import AptClient
@@ -43,7 +46,7 @@ def checkout(installation):
 
 
 def changes_count(settings) -> int:
-    return len(demo.api(settings, "changes")["changes"])
+    return len(api.api(settings, "changes")["changes"])
 
 
 def http_get(url: str) -> str:
@@ -57,36 +60,36 @@ def staging_index(settings) -> str:
 
 def test_forged_and_unsigned_pushes_are_refused_and_build_nothing(installation, checkout):
     project = installation.projects[0]
-    head = demo.git(checkout, "rev-parse", "HEAD")
-    payload = demo.push_payload(checkout, project, demo.ZERO, head)
+    head = github.git(checkout, "rev-parse", "HEAD")
+    payload = github.push_payload(checkout, project, github.ZERO, head)
 
-    status, body = demo.deliver(installation, "push", payload, secret="not-the-secret")
+    status, body = github.deliver(installation, "push", payload, secret="not-the-secret")
     assert status == 400
     assert "X-Hub-Signature-256 does not match the payload" in body
 
-    status, body = demo.deliver(installation, "push", payload,
+    status, body = github.deliver(installation, "push", payload,
                                 headers={"X-Hub-Signature-256": "", "X-Hub-Signature": ""})
     assert status == 400
     assert "missing X-Hub-Signature-256" in body
 
     # a correctly signed push for a branch no project builds is accepted but records nothing
     other = dict(payload, ref="refs/heads/feature-x")
-    status, body = demo.deliver(installation, "push", other)
+    status, body = github.deliver(installation, "push", other)
     assert status in (200, 202) and "no change" in body
 
-    status, _ = demo.deliver(installation, "ping", {"zen": "Keep it logically awesome.",
+    status, _ = github.deliver(installation, "ping", {"zen": "Keep it logically awesome.",
                                                    "hook_id": 1})
     assert status in (200, 202)
 
     time.sleep(2)
     assert changes_count(installation) == 0
-    assert demo.last_build_number(installation, project.ci_builder) == 0
+    assert api.last_build_number(installation, project.ci_builder) == 0
 
 
 def test_push_is_built_tested_packaged_published_and_installable(installation, checkout):
     project = installation.projects[0]
-    build = demo.push_and_wait(installation, project, checkout)
-    assert demo.result_name(build) == "SUCCESS", build["url"]
+    build = github.push_and_wait(installation, project, checkout)
+    assert result_name(build["results"]) == "SUCCESS", build["url"]
 
     props = {name: value for name, (value, _source) in build["properties"].items()}
     version = props["package_version"]
@@ -96,16 +99,16 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     assert props["tests_passed"] > 0 and props["tests_failed"] == 0
 
     # every test's result is in Buildbot's test result sets
-    sets = demo.api(installation, f"builds/{build['buildid']}/test_result_sets")
+    sets = api.api(installation, f"builds/{build['buildid']}/test_result_sets")
     (result_set,) = sets["test_result_sets"]
     assert result_set["tests_passed"] == props["tests_passed"]
     assert result_set["tests_failed"] == 0
-    results = demo.api(installation,
+    results = api.api(installation,
                        f"test_result_sets/{result_set['test_result_setid']}/results")
     assert len(results["test_results"]) == props["tests_passed"]
 
     # the coverage report and the package are linked from the build and downloadable
-    steps = demo.api(installation, f"builds/{build['buildid']}/steps")["steps"]
+    steps = api.api(installation, f"builds/{build['buildid']}/steps")["steps"]
     urls = [u["url"] for step in steps for u in step["urls"]]
     report = next(u for u in urls if u.endswith("coverage/index.html"))
     assert "Coverage report" in http_get(report)
@@ -140,20 +143,20 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
 
 def test_second_push_yields_a_higher_version_and_history_keeps_both(installation, checkout):
     project = installation.projects[0]
-    first = demo.last_build_number(installation, project.ci_builder)
+    first = api.last_build_number(installation, project.ci_builder)
     if first == 0:
-        first_build = demo.push_and_wait(installation, project, checkout)
-        assert demo.result_name(first_build) == "SUCCESS"
-    first_version = _version_of(installation, project, demo.last_build_number(
+        first_build = github.push_and_wait(installation, project, checkout)
+        assert result_name(first_build["results"]) == "SUCCESS"
+    first_version = _version_of(installation, project, api.last_build_number(
         installation, project.ci_builder))
 
-    before = demo.git(checkout, "rev-parse", "HEAD")
+    before = github.git(checkout, "rev-parse", "HEAD")
     (checkout / "NOTES.md").write_text("A second push.\n")
-    demo.git(checkout, "add", "NOTES.md")
-    demo.git(checkout, "commit", "-qm", "Add release notes")
-    demo.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
-    build = demo.push_and_wait(installation, project, checkout, before=before)
-    assert demo.result_name(build) == "SUCCESS", build["url"]
+    github.git(checkout, "add", "NOTES.md")
+    github.git(checkout, "commit", "-qm", "Add release notes")
+    github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
+    build = github.push_and_wait(installation, project, checkout, before=before)
+    assert result_name(build["results"]) == "SUCCESS", build["url"]
     second_version = build["properties"]["package_version"][0]
     assert version_gt(second_version, first_version)
 
@@ -183,6 +186,6 @@ def test_second_push_yields_a_higher_version_and_history_keeps_both(installation
 
 
 def _version_of(settings, project, number: int) -> str:
-    bid = demo.builder_id(settings, project.ci_builder)
-    build = demo.api(settings, f"builders/{bid}/builds/{number}?property=package_version")
+    bid = api.builder_id(settings, project.ci_builder)
+    build = api.api(settings, f"builders/{bid}/builds/{number}?property=package_version")
     return build["builds"][0]["properties"]["package_version"][0]

@@ -12,6 +12,9 @@ import time
 
 import pytest
 
+from ops import github
+from ops import api
+from conveyor.results import result_name
 from ops import cli
 from ops import demo
 from tests.integration.helpers import running_installation
@@ -29,8 +32,8 @@ PACKAGE = "snowbird"
 def installation(tmp_path_factory):
     with running_installation(tmp_path_factory.mktemp("conveyor-ui"), PACKAGE) as settings:
         project = settings.projects[0]
-        build = demo.push_and_wait(settings, project, demo.ensure_demo_repo(settings, project))
-        assert demo.result_name(build) == "SUCCESS", build["url"]
+        build = github.push_and_wait(settings, project, demo.ensure_demo_repo(settings, project))
+        assert result_name(build["results"]) == "SUCCESS", build["url"]
         settings_build = (settings, build)
         yield settings_build
 
@@ -96,7 +99,7 @@ def log_in(driver, settings, user: str) -> None:
 
 
 def promote_builder_url(settings) -> str:
-    return f"{settings.web_url}#/builders/{demo.builder_id(settings, 'promote')}"
+    return f"{settings.web_url}#/builders/{api.builder_id(settings, 'promote')}"
 
 
 def test_anyone_sees_builders_builds_tests_and_coverage(installation, browser):
@@ -115,28 +118,28 @@ def test_anyone_sees_builders_builds_tests_and_coverage(installation, browser):
 
 def test_anonymous_promote_is_refused_in_the_form(installation, browser):
     settings, _ = installation
-    before = demo.last_build_number(settings, "promote")
+    before = api.last_build_number(settings, "promote")
     browser.get(promote_builder_url(settings))
     click_button(browser, "Promote")
     click_button(browser, "Start build")
     wait_for_text(browser, "you need to have role 'releasers'")
     time.sleep(1)
-    assert demo.last_build_number(settings, "promote") == before
+    assert api.last_build_number(settings, "promote") == before
 
 
 def test_releaser_logs_in_and_promotes_with_the_button(installation, browser, tmp_path):
     settings, build = installation
     version = build["properties"]["package_version"][0]
     log_in(browser, settings, "releaser")
-    before = demo.last_build_number(settings, "promote")
+    before = api.last_build_number(settings, "promote")
     browser.get(promote_builder_url(settings))
     wait_for_text(browser, "releaser")  # the user menu shows who is logged in
     click_button(browser, "Promote")
     wait_for_text(browser, "Promote a package one step along its path")
     click_button(browser, "Start build")  # defaults: the newest of staging → the next step
-    promoted = demo.wait_for_build(settings, "promote", before, timeout=120)
+    promoted = api.wait_for_build(settings, "promote", before, timeout=120)
     browser.save_screenshot(str(tmp_path / "promote.png"))
-    assert demo.result_name(promoted) == "SUCCESS", promoted["url"]
+    assert result_name(promoted["results"]) == "SUCCESS", promoted["url"]
     assert promoted["properties"]["owner"][0] == "releaser"
     text = cli.fetch_text(f"{settings.repository.url}dists/{PACKAGE}/main/binary-amd64/Packages")
     assert f"Version: {version}\n" in text

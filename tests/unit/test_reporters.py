@@ -11,6 +11,7 @@ from twisted.internet import defer
 # before buildbot.test, which turns warnings into errors: buildbot.reporters.mail imports
 # twisted.internet.ssl's deprecated names (a DeprecationWarning on Twisted 26.10)
 from master import reporters  # noqa: I001
+from master.reporters import mail as mail_reporters
 from twisted.trial import unittest
 
 from buildbot.process.results import CANCELLED
@@ -25,11 +26,14 @@ from buildbot.test import fakedb
 from buildbot.test.fake import fakemaster
 from buildbot.test.reactor import TestReactorMixin
 
-from master.reporters import FAILED
-from master.reporters import FIXED
-from master.reporters import STILL_FAILING
-from master.reporters import ChangeFacts
-from master.reporters import MailFacts
+from conveyor import mail as mail_text
+from conveyor.mail import FAILED
+from conveyor.mail import FIXED
+from conveyor.mail import STILL_FAILING
+from conveyor.mail import ChangeFacts
+from conveyor.mail import MailFacts
+from conveyor.mail import ReleaseFacts
+from master.reporters.facts import failing_step
 from tests.integration.helpers import write_pipeline
 
 URL = "http://ci.example/#/builders/1/builds/7"
@@ -70,33 +74,33 @@ def facts(**overrides: Any) -> MailFacts:
     (SKIPPED, FAILURE, False, None),
 ])
 def test_mail_kind(results, previous, every_failure, expected):
-    assert reporters.mail_kind(results, previous, every_failure) == expected
+    assert mail_text.mail_kind(results, previous, every_failure) == expected
 
 
 # ---- what -----------------------------------------------------------------------------------
 
 def test_subject_of_a_failure_names_project_branch_result_commit_and_step():
-    assert reporters.mail_subject(facts()) == "[snowbird] main FAILURE 3f2a9c1: tests failed"
+    assert mail_text.mail_subject(facts()) == "[snowbird] main FAILURE 3f2a9c1: tests failed"
 
 
 def test_subjects_of_still_failing_fixed_pull_request_and_exception():
-    assert reporters.mail_subject(facts(kind=STILL_FAILING, previous_results=FAILURE)) == \
+    assert mail_text.mail_subject(facts(kind=STILL_FAILING, previous_results=FAILURE)) == \
         "[snowbird] main FAILURE 3f2a9c1: tests still failing"
-    assert reporters.mail_subject(facts(kind=FIXED, results=SUCCESS)) == \
+    assert mail_text.mail_subject(facts(kind=FIXED, results=SUCCESS)) == \
         "[snowbird] main SUCCESS 3f2a9c1: fixed"
-    assert reporters.mail_subject(facts(branch="refs/pull/12/head")) == \
+    assert mail_text.mail_subject(facts(branch="refs/pull/12/head")) == \
         "[snowbird] PR #12 FAILURE 3f2a9c1: tests failed"
-    assert reporters.mail_subject(facts(results=EXCEPTION, failing_step=None)) == \
+    assert mail_text.mail_subject(facts(results=EXCEPTION, failing_step=None)) == \
         "[snowbird] main EXCEPTION 3f2a9c1: build failed"
 
 
 def test_subject_is_one_line_whatever_the_names_hold():
-    subject = reporters.mail_subject(facts(failing_step="two\nlines", branch="a\r\nb"))
+    subject = mail_text.mail_subject(facts(failing_step="two\nlines", branch="a\r\nb"))
     assert "\n" not in subject and "\r" not in subject
 
 
 def test_failure_text_has_step_tests_log_tail_and_link():
-    text = reporters.render_text(facts())
+    text = mail_text.render_text(facts())
     assert text.startswith("snowbird main is broken: build snowbird-ci #7 is FAILURE at 3f2a9c1 "
                            "(the previous build: SUCCESS).\n")
     assert f"Build          {URL}\n" in text
@@ -110,12 +114,12 @@ def test_failure_text_has_step_tests_log_tail_and_link():
 
 
 def test_failure_text_says_how_many_more_tests_failed_than_named():
-    text = reporters.render_text(facts(tests_failed=25, tests_failed_names=["t1", "t2"]))
+    text = mail_text.render_text(facts(tests_failed=25, tests_failed_names=["t1", "t2"]))
     assert "… and 23 more" in text
 
 
 def test_coverage_failure_shows_percent_and_threshold():
-    text = reporters.render_text(facts(failing_step="coverage",
+    text = mail_text.render_text(facts(failing_step="coverage",
                                        failing_step_summary="coverage 71% < 80%",
                                        tests_failed=0, tests_failed_names=[],
                                        coverage_percent=71.0, coverage_threshold=80.0))
@@ -125,7 +129,7 @@ def test_coverage_failure_shows_percent_and_threshold():
 
 
 def test_fixed_text_has_no_failure_details_and_lists_the_commits_since_green():
-    text = reporters.render_text(facts(
+    text = mail_text.render_text(facts(
         kind=FIXED, results=SUCCESS, previous_results=FAILURE, tests_passed=43, tests_failed=0,
         tests_failed_names=[], coverage_percent=93.0, coverage_threshold=80.0,
         changes=[ChangeFacts(SHA, "Repair the board", "Ada <ada@x.example>"),
@@ -139,7 +143,7 @@ def test_fixed_text_has_no_failure_details_and_lists_the_commits_since_green():
 
 
 def test_html_is_escaped_and_has_link_tests_and_log():
-    body = reporters.render_html(facts(tests_failed_names=["tests::test_<script>"],
+    body = mail_text.render_html(facts(tests_failed_names=["tests::test_<script>"],
                                        log_tail=["assert a < b & c"]))
     assert f'<a href="{URL}">{URL}</a>' in body
     assert "<code>tests::test_&lt;script&gt;</code>" in body
@@ -149,19 +153,19 @@ def test_html_is_escaped_and_has_link_tests_and_log():
 
 def test_pull_request_mail_links_the_pull_request():
     f = facts(branch="refs/pull/3/head", pull_request_url="https://github.com/s/n/pull/3")
-    subject, text, body = reporters.render_mail(f)
+    subject, text, body = mail_text.render_mail(f)
     assert "Pull request   https://github.com/s/n/pull/3\n" in text
     assert text.startswith("snowbird PR #3 is broken")
     assert 'href="https://github.com/s/n/pull/3"' in body
 
 
 def test_status_descriptions():
-    assert reporters.status_description(SUCCESS, None, None, 42, 0, 93.0) == \
+    assert mail_text.status_description(SUCCESS, None, None, 42, 0, 93.0) == \
         "success: 42 passed, coverage 93%"
-    assert reporters.status_description(FAILURE, "tests", "41 passed, 1 failed", 41, 1,
+    assert mail_text.status_description(FAILURE, "tests", "41 passed, 1 failed", 41, 1,
                                         None) == "tests failed: 41 passed, 1 failed"
-    assert reporters.status_description(EXCEPTION, None, None, None, None, None) == "exception"
-    long = reporters.status_description(FAILURE, "tests", "x" * 300, None, None, None)
+    assert mail_text.status_description(EXCEPTION, None, None, None, None, None) == "exception"
+    long = mail_text.status_description(FAILURE, "tests", "x" * 300, None, None, None)
     assert len(long) == 140 and long.endswith("…")
 
 
@@ -172,8 +176,8 @@ def test_failing_step_is_the_first_failed_visible_step():
         {"name": "tests", "results": FAILURE, "hidden": False},
         {"name": "coverage", "results": EXCEPTION, "hidden": False},
     ]}
-    assert reporters.failing_step(build)["name"] == "tests"
-    assert reporters.failing_step({"steps": [{"name": "a", "results": SUCCESS}]}) is None
+    assert failing_step(build)["name"] == "tests"
+    assert failing_step({"steps": [{"name": "a", "results": SUCCESS}]}) is None
 
 
 # ---- which reporters the settings make ------------------------------------------------------
@@ -185,8 +189,9 @@ def kwargs_of(service) -> dict:
 def test_one_mail_notifier_per_project_and_one_for_the_admins(tmp_path):
     settings = write_pipeline(tmp_path)
     services = reporters.reporters(settings)
-    mail = [s for s in services if isinstance(s, reporters.ConveyorMailNotifier)]
-    assert [s.name for s in mail] == ["mail-snowbird"]  # write_pipeline has no admins
+    mail = [s for s in services if isinstance(s, mail_reporters.ConveyorMailNotifier)]
+    # write_pipeline has no admins; the team's list also hears of releases into production
+    assert [s.name for s in mail] == ["mail-snowbird", "release-mail-snowbird"]
     kw = kwargs_of(mail[0])
     assert kw["extraRecipients"] == ["snowbird-team@example.com"]
     assert kw["sendToInterestedUsers"] is True
@@ -194,7 +199,7 @@ def test_one_mail_notifier_per_project_and_one_for_the_admins(tmp_path):
         ("127.0.0.1", 25, False, False)
     assert "smtpUser" not in kw and "smtpPassword" not in kw
     (generator,) = kw["generators"]
-    assert isinstance(generator, reporters.FailureAndFixGenerator)
+    assert isinstance(generator, mail_reporters.FailureAndFixGenerator)
     assert generator.builders == ["snowbird-ci", "snowbird-pr"]
     assert generator.mode == ("problem", "change") and generator.every_failure is False
     # no token secret: no GitHub statuses
@@ -205,7 +210,7 @@ def test_smtp_settings_and_password_secret(tmp_path):
     settings = write_pipeline(tmp_path, extra=(
         '[mail]\nsmtp_host = "smtp.example"\nsmtp_port = 587\nstarttls = true\n'
         'username = "conveyor"\nevery_failure = true\n'))
-    (notifier,) = reporters.mail_notifiers(settings)
+    (notifier, _release) = mail_reporters.mail_notifiers(settings)
     kw = kwargs_of(notifier)
     assert (kw["relayhost"], kw["smtpPort"], kw["useTls"], kw["useSmtps"]) == \
         ("smtp.example", 587, True, False)
@@ -218,9 +223,9 @@ def test_smtp_settings_and_password_secret(tmp_path):
 def test_admins_hear_about_a_lost_worker(tmp_path):
     settings = write_pipeline(tmp_path)
     settings = type(settings)(**{**settings.__dict__, "admins": ("ops@example.com",)})
-    admins = [s for s in reporters.mail_notifiers(settings) if s.name == "mail-admins"]
+    admins = [s for s in mail_reporters.mail_notifiers(settings) if s.name == "mail-admins"]
     (generator,) = kwargs_of(admins[0])["generators"]
-    assert isinstance(generator, reporters.AdminsWorkerMissingGenerator)
+    assert isinstance(generator, mail_reporters.AdminsWorkerMissingGenerator)
     assert generator.admins == ["ops@example.com"]
 
 
@@ -246,7 +251,7 @@ def test_no_github_statuses_when_switched_off(tmp_path):
 
 def test_projects_without_pull_requests_report_their_ci_builder_only(tmp_path):
     settings = write_pipeline(tmp_path, pull_requests="false")
-    (notifier,) = reporters.mail_notifiers(settings)
+    (notifier, _release) = mail_reporters.mail_notifiers(settings)
     assert kwargs_of(notifier)["generators"][0].builders == ["snowbird-ci"]
 
 
@@ -324,9 +329,9 @@ class GeneratorTest(TestReactorMixin, unittest.TestCase):
     def report(self, buildid: int, every_failure: bool = False) -> Any:
         yield self.master.db.insert_test_data(self.rows[self.inserted:])
         self.inserted = len(self.rows)
-        generator = reporters.FailureAndFixGenerator(
+        generator = mail_reporters.FailureAndFixGenerator(
             builders=["snowbird-ci"], every_failure=every_failure,
-            message_formatter=reporters.ConveyorMailFormatter("snowbird"))
+            message_formatter=mail_reporters.ConveyorMailFormatter("snowbird"))
         build = yield self.master.data.get(("builds", buildid))
         report = yield generator.generate(self.master, FakeReporter(self.master),
                                           ("builds", buildid, "finished"), build)
@@ -396,8 +401,8 @@ class GeneratorTest(TestReactorMixin, unittest.TestCase):
 
 
 class MailNotifierTest(unittest.TestCase):
-    def notifier(self) -> reporters.ConveyorMailNotifier:
-        n = reporters.ConveyorMailNotifier(name="mail-test", fromaddr="conveyor@example.com",
+    def notifier(self) -> mail_reporters.ConveyorMailNotifier:
+        n = mail_reporters.ConveyorMailNotifier(name="mail-test", fromaddr="conveyor@example.com",
                                            extraRecipients=["team@example.com"],
                                            generators=[])
         # what reconfigService sets
@@ -440,3 +445,79 @@ class MailNotifierTest(unittest.TestCase):
         self.assertEqual(recipients, ["ops@example.com"])
         self.assertEqual(m["To"], "ops@example.com")
         self.assertEqual(m.get_content_type(), "text/plain")
+
+
+# ---- the release mail ------------------------------------------------------------------------
+
+def test_release_mail_names_versions_who_and_commits():
+    subject, body = mail_text.render_release(ReleaseFacts(
+        package="snowbird", version="1.0+ci2.g2", previous="1.0+ci1.g1",
+        source="snowbird-staging", target="snowbird", who="releaser",
+        url="http://ci/#/builders/3/builds/9",
+        commits=["abc1234 Ada: Fix the board", "def5678 Bo: Faster"]))
+    assert subject == "[conveyor] snowbird 1.0+ci2.g2 released to snowbird"
+    assert "snowbird 1.0+ci1.g1 → 1.0+ci2.g2 in snowbird\n" in body
+    assert "promoted by releaser from snowbird-staging\n" in body
+    assert "build: http://ci/#/builders/3/builds/9\n" in body
+    assert "commits (2):\n  abc1234 Ada: Fix the board\n  def5678 Bo: Faster\n" in body
+
+
+def test_release_mail_without_commits_or_previous_version():
+    _, body = mail_text.render_release(ReleaseFacts(
+        package="snowbird", version="1.0+ci2.g2", previous=None, source="snowbird-staging",
+        target="snowbird", who="", url="http://ci/"))
+    assert body.startswith("snowbird (none) → 1.0+ci2.g2 in snowbird\npromoted by ? from")
+    assert body.endswith("commits: none recorded\n")
+
+
+class ReleaseGeneratorTest(TestReactorMixin, unittest.TestCase):
+    """Promote builds in a fake database: only a successful change into the end of the path
+    is mailed, to the team's list only."""
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantData=True, wantDb=True,
+                                                   wantMq=True)
+        yield self.master.db.insert_test_data([
+            fakedb.Master(id=92), fakedb.Worker(id=13, name="local"),
+            fakedb.Builder(id=80, name="promote")])
+        self.number = 0
+
+    @defer.inlineCallbacks
+    def report(self, results: int, **props: Any) -> Any:
+        self.number += 1
+        n = self.number
+        rows = [fakedb.Buildset(id=300 + n, results=results),
+                fakedb.BuildRequest(id=400 + n, buildsetid=300 + n, builderid=80),
+                fakedb.Build(id=100 + n, number=n, builderid=80, buildrequestid=400 + n,
+                             workerid=13, masterid=92, results=results, state_string="done",
+                             started_at=1000, complete_at=1010)]
+        values = {"package": "snowbird", "package_version": "1.0+ci2.g2",
+                  "previous_version": "1.0+ci1.g1", "from_dist": "snowbird-staging",
+                  "to_dist": "snowbird", "owner": "releaser", "promotion_noop": False,
+                  "release_commits": ["abc1234 Ada: Fix the board"], **props}
+        rows += [fakedb.BuildProperty(buildid=100 + n, name=k, value=v)
+                 for k, v in values.items()]
+        yield self.master.db.insert_test_data(rows)
+        generator = mail_reporters.ReleaseMailGenerator(["promote"], ["snowbird"], ["snowbird"])
+        build = yield self.master.data.get(("builds", 100 + n))
+        report = yield generator.generate(self.master, FakeReporter(self.master),
+                                          ("builds", 100 + n, "finished"), build)
+        return report
+
+    @defer.inlineCallbacks
+    def test_a_promotion_into_production_is_mailed_to_the_list_only(self) -> Any:
+        report = yield self.report(SUCCESS)
+        self.assertEqual(report["subject"],
+                         "[conveyor] snowbird 1.0+ci2.g2 released to snowbird")
+        self.assertIn("abc1234 Ada: Fix the board", report["body"])
+        self.assertEqual(report["users"], [])
+
+    @defer.inlineCallbacks
+    def test_staging_nothing_changed_or_failed_is_not_mailed(self) -> Any:
+        self.assertIsNone((yield self.report(SUCCESS, to_dist="snowbird-staging")))
+        self.assertIsNone((yield self.report(SUCCESS, promotion_noop=True)))
+        self.assertIsNone((yield self.report(FAILURE)))
+        self.assertIsNone((yield self.report(SUCCESS, package="other")))
+

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from master import settings
+from conveyor import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -134,18 +134,3 @@ class VerifyAfterRollbackTest(StepTestCase):
                    package_version="1.0+ci1.g1", verify_absent="1.0+ci2.g2")
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
-
-
-class ReleaseMailTest(StepTestCase):
-    def test_message_names_versions_who_and_commits(self):
-        from master.settings import Mail
-        step = self.setup(promotion.ReleaseMail(Mail(), recipients={"snowbird": ["t@x.org"]}),
-                          package="snowbird", package_version="1.0+ci2.g2",
-                          previous_version="1.0+ci1.g1", to_dist="snowbird",
-                          from_dist="snowbird-staging", owner="releaser",
-                          release_commits=["abc1234 Ada: Fix the board", "def5678 Bo: Faster"])
-        subject, body = step.message("http://ci/#/builders/3/builds/9")
-        self.assertEqual(subject, "[conveyor] snowbird 1.0+ci2.g2 released to snowbird")
-        self.assertIn("snowbird 1.0+ci1.g1 → 1.0+ci2.g2 in snowbird\n", body)
-        self.assertIn("promoted by releaser from snowbird-staging\n", body)
-        self.assertIn("commits (2):\n  abc1234 Ada: Fix the board\n  def5678 Bo: Faster\n", body)

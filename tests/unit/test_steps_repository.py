@@ -64,7 +64,7 @@ class AptlyStepsTest(StepTestCase):
     def test_import_turns_incoming_into_a_snapshot_through_a_scratch_repo(self):
         self.setup(repository.ImportPackages(distribution="snowbird-staging", **APTLY),
                    buildername="publish")
-        with mock.patch.object(repository.repository, "snapshot_name", self.named):
+        with mock.patch.object(repository.release, "snapshot_name", self.named):
             self.expect_commands(
                 aptly("repo", "drop", "-force", "incoming-publish-12").exit(1),
                 aptly("repo", "create", "incoming-publish-12").exit(0),
@@ -92,7 +92,7 @@ class AptlyStepsTest(StepTestCase):
         self.setup(repository.SelectVersion(distribution="snowbird", **APTLY),
                    buildername="promote", package="snowbird", package_version="9.9",
                    source_snapshot="snowbird-staging@1")
-        with mock.patch.object(repository.repository, "snapshot_name", self.named):
+        with mock.patch.object(repository.release, "snapshot_name", self.named):
             self.expect_commands(
                 aptly("snapshot", "filter", "snowbird-staging@1", "NEW",
                       "snowbird (= 9.9)").exit(0),
@@ -106,7 +106,7 @@ class AptlyStepsTest(StepTestCase):
     def test_merge_keeps_every_version_and_drops_the_part(self):
         self.setup(repository.MergeSnapshot(distribution="snowbird", **APTLY),
                    buildername="promote", current_snapshot="snowbird@1", part_snapshot="part")
-        with mock.patch.object(repository.repository, "snapshot_name", self.named):
+        with mock.patch.object(repository.release, "snapshot_name", self.named):
             self.expect_commands(
                 aptly("snapshot", "merge", "-no-remove", "NEW", "snowbird@1", "part").exit(0),
                 aptly("snapshot", "drop", "-force", "part").exit(0))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from master import settings as settings_module
+from conveyor import settings as settings_module
 from master import www
 from tests.unit.test_settings import MINIMAL
 from tests.unit.test_settings import write

@@ -4,7 +4,8 @@ Everything the master, the worker tools, `make run` and the tests need to know a
 installation is read here, once, and checked. A wrong file raises `SettingsError` naming the file,
 the key and what is wrong, so `buildbot checkconfig` stops with a sentence instead of a traceback.
 
-No Buildbot import here: `ops/` (make run) and the CLI read the same settings.
+Part of the pure core (conveyor/): `master/`, `ops/` (make run) and the CLI read the same
+settings.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-# Debian policy: package names are lower case letters, digits, + - . ; at least two characters,
-# starting with an alphanumeric. Distribution names are used as aptly repo and snapshot names and
-# in URLs, so they are held to a conservative subset.
-PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-DISTRIBUTION_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9-]*$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+from conveyor.grammar import DISTRIBUTION_NAME
+from conveyor.grammar import EMAIL
+from conveyor.grammar import GITHUB_NAME
+from conveyor.grammar import GITHUB_ORG_OR_TEAM
+from conveyor.grammar import IDENTIFIER
+from conveyor.grammar import PACKAGE_NAME
+from conveyor.grammar import ROLE
+
+
+# the secret that signs GitHub's webhooks (a file in the secrets directory)
+WEBHOOK_SECRET = "github-webhook-secret"
 
 
 class SettingsError(ValueError):
@@ -408,20 +412,18 @@ def parse(data: dict, file: Path) -> Settings:
     g.check_unknown()
 
     a = top.table("auth", required=False)
-    role = re.compile(r"^[a-z][a-z0-9_-]*$")
-    releasers = a.strs("releasers", ("releasers",), role, "a role name")
+    releasers = a.strs("releasers", ("releasers",), ROLE, "a role name")
     roles_table = a.table("github_roles", required=False)
     github_roles = {}
     for name in roles_table.data:
-        if not role.match(name):
+        if not ROLE.match(name):
             raise roles_table.error("is not a valid role name", name)
         github_roles[name] = roles_table.strs(
-            name, None, re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$"),
-            "a GitHub organisation or org/team")
+            name, None, GITHUB_ORG_OR_TEAM, "a GitHub organisation or org/team")
     auth = Auth(
         users_secret=a.str("users_secret", "web-users"),
         releasers=releasers,
-        production=a.strs("production", releasers, role, "a role name"),
+        production=a.strs("production", releasers, ROLE, "a role name"),
         github_client_id=a.str("github_client_id", None),
         github_client_secret=a.str("github_client_secret", "github-oauth-client-secret"),
         github_roles=github_roles,

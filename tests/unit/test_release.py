@@ -1,14 +1,15 @@
-"""The release model (master/repository.py): versions, the path rules, rollback targets, users."""
+"""The release model (conveyor/release.py): versions, the path rules, rollback targets, users."""
 
 import shutil
 import subprocess
 
 import pytest
 
-from master import repository
-from master import users
-from master.repository import ReleaseError
-from master.settings import SettingsError
+from conveyor import release
+from conveyor import results
+from conveyor import users
+from conveyor.release import ReleaseError
+from conveyor.settings import SettingsError
 
 PATH = ("snowbird-development", "snowbird-staging", "snowbird")
 
@@ -20,39 +21,39 @@ PAIRS = [("1.0", "1.0"), ("1.0~rc1", "1.0"), ("1.4.0+ci9.gabc1234", "1.4.0+ci10.
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is the oracle")
 @pytest.mark.parametrize("a, b", PAIRS)
 def test_version_order_is_dpkgs(a, b):
-    ours = repository.compare_versions(a, b)
+    ours = release.compare_versions(a, b)
     for op, holds in (("lt", ours < 0), ("eq", ours == 0), ("gt", ours > 0)):
         dpkg = subprocess.run(["dpkg", "--compare-versions", a, op, b]).returncode == 0
         assert dpkg == holds, (a, op, b)
 
 
 def test_newest():
-    assert repository.newest({"1.4.0+ci9.g1", "1.4.0+ci10.g2", "1.3.9"}) == "1.4.0+ci10.g2"
-    assert repository.newest(set()) is None
+    assert release.newest({"1.4.0+ci9.g1", "1.4.0+ci10.g2", "1.3.9"}) == "1.4.0+ci10.g2"
+    assert release.newest(set()) is None
 
 
 def test_ci_version_keeps_epoch_and_drops_revision():
-    head = repository.parse_changelog_head("foo (2:1.4.0-3) unstable; urgency=low\n")
-    assert repository.ci_version(head, 57, "3f2a9c1d5e") == "2:1.4.0+ci57.g3f2a9c1"
+    head = release.parse_changelog_head("foo (2:1.4.0-3) unstable; urgency=low\n")
+    assert release.ci_version(head, 57, "3f2a9c1d5e") == "2:1.4.0+ci57.g3f2a9c1"
     with pytest.raises(ReleaseError, match="not a git commit id"):
-        repository.ci_version(head, 57, "main")
+        release.ci_version(head, 57, "main")
 
 
 def test_one_step_at_a_time():
-    repository.check_step(PATH, "snowbird-staging", "snowbird")
+    release.check_step(PATH, "snowbird-staging", "snowbird")
     with pytest.raises(ReleaseError, match="rule 'one step at a time': from snowbird-development "
                                            "a version goes to snowbird-staging, not snowbird"):
-        repository.check_step(PATH, "snowbird-development", "snowbird")
+        release.check_step(PATH, "snowbird-development", "snowbird")
     with pytest.raises(ReleaseError, match="rule 'one step at a time'"):
-        repository.check_step(PATH, "snowbird-staging", "snowbird-development")
+        release.check_step(PATH, "snowbird-staging", "snowbird-development")
     with pytest.raises(ReleaseError, match="snowbird is the end of the path"):
-        repository.check_step(PATH, "snowbird", "snowbird")
+        release.check_step(PATH, "snowbird", "snowbird")
     with pytest.raises(ReleaseError, match="'elsewhere' is not on the promotion path"):
-        repository.check_step(PATH, "snowbird-staging", "elsewhere")
+        release.check_step(PATH, "snowbird-staging", "elsewhere")
 
 
 def test_plan_takes_the_newest_by_default():
-    plan = repository.plan_promotion("snowbird", "", "snowbird-staging", "snowbird",
+    plan = release.plan_promotion("snowbird", "", "snowbird-staging", "snowbird",
                                      {"1.0+ci2.ga", "1.0+ci10.gb"}, {"1.0+ci1.gc"})
     assert (plan.version, plan.previous, plan.noop) == ("1.0+ci10.gb", "1.0+ci1.gc", False)
 
@@ -61,14 +62,14 @@ def test_plan_refuses_a_version_not_in_the_source():
     with pytest.raises(ReleaseError, match=r"rule 'version must be in the source': snowbird 9.9 "
                                            r"is not in snowbird-staging \(it has 1.0\+ci2.ga, "
                                            r"1.0\+ci10.gb\)"):
-        repository.plan_promotion("snowbird", "9.9", "snowbird-staging", "snowbird",
+        release.plan_promotion("snowbird", "9.9", "snowbird-staging", "snowbird",
                                   {"1.0+ci10.gb", "1.0+ci2.ga"}, set())
     with pytest.raises(ReleaseError, match="snowbird-staging has no snowbird"):
-        repository.plan_promotion("snowbird", "", "snowbird-staging", "snowbird", set(), set())
+        release.plan_promotion("snowbird", "", "snowbird-staging", "snowbird", set(), set())
 
 
 def test_plan_already_there_changes_nothing():
-    plan = repository.plan_promotion("snowbird", "1.0+ci2.ga", "snowbird-staging", "snowbird",
+    plan = release.plan_promotion("snowbird", "1.0+ci2.ga", "snowbird-staging", "snowbird",
                                      {"1.0+ci2.ga"}, {"1.0+ci2.ga", "1.0+ci1.gx"})
     assert plan.noop
 
@@ -77,7 +78,7 @@ def test_plan_refuses_a_downgrade():
     with pytest.raises(ReleaseError, match="rule 'no downgrade by promotion': snowbird 1.0\\+ci2"
                                            ".ga is older than 1.0\\+ci5.gb in snowbird; to go "
                                            "back, use the rollback builder"):
-        repository.plan_promotion("snowbird", "1.0+ci2.ga", "snowbird-staging", "snowbird",
+        release.plan_promotion("snowbird", "1.0+ci2.ga", "snowbird-staging", "snowbird",
                                   {"1.0+ci2.ga"}, {"1.0+ci5.gb"})
 
 
@@ -86,30 +87,30 @@ HISTORY = [{"n": i + 1, "snapshot": s, "version": v}
 
 
 def test_rollback_walks_back_one_state_each_time():
-    assert repository.rollback_target(HISTORY[:3], "s3", None)["snapshot"] == "s2"
+    assert release.rollback_target(HISTORY[:3], "s3", None)["snapshot"] == "s2"
     # after rolling back to s2, the previous state is the one before s2, not s3 again
-    assert repository.rollback_target(HISTORY, "s2", None)["snapshot"] == "s1"
+    assert release.rollback_target(HISTORY, "s2", None)["snapshot"] == "s1"
     with pytest.raises(ReleaseError, match="at its first state"):
-        repository.rollback_target(HISTORY[:1], "s1", None)
+        release.rollback_target(HISTORY[:1], "s1", None)
 
 
 def test_rollback_to_a_chosen_state():
-    assert repository.rollback_target(HISTORY[:3], "s3", "1")["snapshot"] == "s1"
-    assert repository.rollback_target(HISTORY[:3], "s3", "s2")["version"] == "1"
+    assert release.rollback_target(HISTORY[:3], "s3", "1")["snapshot"] == "s1"
+    assert release.rollback_target(HISTORY[:3], "s3", "s2")["version"] == "1"
     with pytest.raises(ReleaseError, match="there is no state 9"):
-        repository.rollback_target(HISTORY[:3], "s3", "9")
+        release.rollback_target(HISTORY[:3], "s3", "9")
     with pytest.raises(ReleaseError, match="'s7' is not a state"):
-        repository.rollback_target(HISTORY[:3], "s3", "s7")
+        release.rollback_target(HISTORY[:3], "s3", "s7")
     with pytest.raises(ReleaseError, match="is what the distribution publishes now"):
-        repository.rollback_target(HISTORY[:3], "s3", "3")
+        release.rollback_target(HISTORY[:3], "s3", "3")
 
 
 def test_packages_index_stanzas_keep_conveyor_fields():
     text = ("Package: snowbird\nVersion: 1.0+ci2.ga\nConveyor-Commit: abc\nDescription: x\n"
             " more: Version: 9\n\nPackage: other\nVersion: 3\n")
-    stanzas = repository.parse_packages_stanzas(text)
+    stanzas = release.parse_packages_stanzas(text)
     assert stanzas[0]["Conveyor-Commit"] == "abc"
-    assert repository.parse_packages_index(text) == {"snowbird": {"1.0+ci2.ga"},
+    assert release.parse_packages_index(text) == {"snowbird": {"1.0+ci2.ga"},
                                                      "other": {"3"}}
 
 
@@ -133,3 +134,39 @@ def test_bad_users_file_says_which_line_and_why(text, reason):
         users.parse(text, "var/secrets/web-users")
     assert str(err.value).startswith("var/secrets/web-users: line ")
     assert "long-enough" not in str(err.value)  # never echo a password
+
+
+def test_result_names_are_buildbots():
+    from buildbot.process import results as buildbot_results
+    assert results.NAMES == tuple(name.upper() for name in buildbot_results.Results)
+    assert (results.SUCCESS, results.FAILURE, results.CANCELLED) == (
+        buildbot_results.SUCCESS, buildbot_results.FAILURE, buildbot_results.CANCELLED)
+    assert results.result_name(None) == "UNKNOWN"
+
+
+def test_changelog_stanza_is_a_changelog_entry_with_conveyor_fields():
+    stanza = release.changelog_stanza("snowbird", "1.4.0+ci7.g3f2a9c1", commit="3f2a9c1d5e",
+                                      build_url="http://ci/#/builders/1/builds/7",
+                                      timestamp=0, message="Built by Conveyor.")
+    assert stanza.startswith("snowbird (1.4.0+ci7.g3f2a9c1) UNRELEASED; urgency=medium, "
+                             "XB-Conveyor-Commit=3f2a9c1d5e, "
+                             "XB-Conveyor-Build=http://ci/#/builders/1/builds/7\n")
+    assert " -- Conveyor <conveyor@localhost>  Thu, 01 Jan 1970 00:00:00 +0000\n\n" in stanza
+    head = release.parse_changelog_head(stanza + "snowbird (1.4.0) unstable; urgency=low\n")
+    assert (head.source, head.version) == ("snowbird", "1.4.0+ci7.g3f2a9c1")
+
+
+@pytest.mark.parametrize("commit", ["--output=/tmp/x", "HEAD", "main", "3f2a9c", "g3f2a9c1"])
+def test_a_commit_id_is_only_hex(commit):
+    with pytest.raises(ReleaseError, match="is not a git commit id"):
+        release.check_commit(commit)
+    with pytest.raises(ReleaseError, match="is not a git commit id"):
+        release.changelog_stanza("snowbird", "1.0", commit=commit, build_url="u", timestamp=0,
+                                 message="m")
+
+
+def test_a_changelog_that_does_not_start_with_an_entry_is_refused():
+    with pytest.raises(ReleaseError, match="does not start with an entry header"):
+        release.parse_changelog_head("Not a changelog\n")
+    with pytest.raises(ReleaseError, match="is empty"):
+        release.parse_changelog_head("\n\n")

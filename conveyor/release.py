@@ -1,25 +1,28 @@
-"""The release model: versions, changelog stamps, snapshots, the Packages index.
+"""The release model: versions, changelog stamps, snapshots, the `Packages` index, the promotion
+path's rules, the history and rollback targets.
 
-Plain functions with no Buildbot inside, shared by the steps, `ops/` and the tests.
+Plain functions with no Buildbot inside, shared by the steps, `ops/` and the tests. Debian's
+formats are read and written with python-debian: `Version` orders versions as dpkg does,
+`Changelog` reads and writes debian/changelog, `deb822.Packages` reads an index.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone
 from email.utils import format_datetime
 
-# deb-policy 5.6.1: package names; what a promote request may name
-PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-# deb-version(7): [epoch:]upstream[-revision]; upstream starts with a digit.
-DEBIAN_VERSION = re.compile(
-    r"^(?:(?P<epoch>[0-9]+):)?(?P<upstream>[0-9][A-Za-z0-9.+~:-]*?)(?:-(?P<revision>[A-Za-z0-9.+~]+))?$"
-)
-CHANGELOG_HEAD = re.compile(
-    r"^(?P<source>[a-z0-9][a-z0-9+.-]+) \((?P<version>[^()\s]+)\) (?P<dists>[^;]+);(?P<rest>.*)$"
-)
+from debian import deb822
+from debian.changelog import ChangeBlock
+from debian.changelog import Changelog
+from debian.changelog import ChangelogParseError
+from debian.changelog import topline as changelog_topline
+from debian.debian_support import Version
+
+from conveyor.grammar import COMMIT_ID
+from conveyor.grammar import DEBIAN_VERSION
 
 
 class ReleaseError(ValueError):
@@ -33,31 +36,41 @@ class ChangelogHead:
 
     @property
     def epoch(self) -> str | None:
-        return split_version(self.version)[0]
+        return Version(self.version).epoch
 
     @property
     def upstream(self) -> str:
-        return split_version(self.version)[1]
+        return Version(self.version).upstream_version
 
 
-def split_version(version: str) -> tuple[str | None, str, str | None]:
-    match = DEBIAN_VERSION.match(version)
-    if not match:
+def check_version(version: str) -> Version:
+    """The version, parsed; ReleaseError unless it is a Debian version (deb-version(7))."""
+    if not isinstance(version, str) or not DEBIAN_VERSION.match(version):
         raise ReleaseError(f"{version!r} is not a Debian version (deb-version(7))")
-    return match.group("epoch"), match.group("upstream"), match.group("revision")
+    return Version(version)
+
+
+def check_commit(commit: str) -> str:
+    """The commit id, if it is one (7-40 hex digits): never an option or a ref name for git."""
+    if not isinstance(commit, str) or not COMMIT_ID.match(commit):
+        raise ReleaseError(f"{commit!r} is not a git commit id")
+    return commit
 
 
 def parse_changelog_head(text: str) -> ChangelogHead:
     """The source name and version of the newest entry of a debian/changelog."""
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        match = CHANGELOG_HEAD.match(line)
-        if not match:
-            raise ReleaseError(f"debian/changelog does not start with an entry header: {line!r}")
-        split_version(match.group("version"))
-        return ChangelogHead(match.group("source"), match.group("version"))
-    raise ReleaseError("debian/changelog is empty")
+    if not text.strip():
+        raise ReleaseError("debian/changelog is empty")
+    first = next(line for line in text.splitlines() if line.strip())
+    if not changelog_topline.match(first):
+        raise ReleaseError(f"debian/changelog does not start with an entry header: {first!r}")
+    try:
+        changelog = Changelog(text, max_blocks=1, strict=False)
+    except (ChangelogParseError, ValueError) as exc:
+        raise ReleaseError(f"debian/changelog: {exc}") from None
+    version = str(changelog.version)
+    check_version(version)
+    return ChangelogHead(changelog.package, version)
 
 
 def ci_version(head: ChangelogHead, build_number: int, revision: str) -> str:
@@ -66,8 +79,7 @@ def ci_version(head: ChangelogHead, build_number: int, revision: str) -> str:
     The epoch is kept (dropping it would sort below released versions); the Debian revision is
     dropped, so the result is a native version, as built from a CI checkout.
     """
-    if not re.fullmatch(r"[0-9a-f]{7,40}", revision or ""):
-        raise ReleaseError(f"{revision!r} is not a git commit id")
+    check_commit(revision or "")
     version = f"{head.upstream}+ci{int(build_number)}.g{revision[:7]}"
     return f"{head.epoch}:{version}" if head.epoch else version
 
@@ -80,17 +92,16 @@ def changelog_stanza(source: str, version: str, *, commit: str, build_url: str,
     binary package's control file (deb-changelog(5)), so an installed package says where it came
     from. The date is the commit's, which makes the build reproducible (SOURCE_DATE_EPOCH).
     """
-    when = format_datetime(datetime.fromtimestamp(timestamp, tz=timezone.utc))
-    build_url = build_url.replace(",", "%2C").replace(" ", "%20")
-    return (
-        f"{source} ({version}) UNRELEASED; urgency=medium, "
-        f"XB-Conveyor-Commit={commit}, XB-Conveyor-Build={build_url}\n"
-        f"\n"
-        f"  * {message}\n"
-        f"\n"
-        f" -- Conveyor <conveyor@localhost>  {when}\n"
-        f"\n"
+    block = ChangeBlock(
+        package=source, version=version, distributions="UNRELEASED", urgency="medium",
+        urgency_comment="",
+        changes=["", f"  * {message}", ""],
+        author="Conveyor <conveyor@localhost>",
+        date=format_datetime(datetime.fromtimestamp(timestamp, tz=timezone.utc)),
+        other_pairs={"XB-Conveyor-Commit": check_commit(commit),
+                     "XB-Conveyor-Build": build_url.replace(",", "%2C").replace(" ", "%20")},
     )
+    return str(block).rstrip("\n") + "\n\n"
 
 
 def deb_filename_version(version: str) -> str:
@@ -105,17 +116,11 @@ def snapshot_name(distribution: str, when: datetime, builder: str, number: int) 
 
 
 def parse_packages_stanzas(text: str) -> list[dict[str, str]]:
-    """The stanzas of a `Packages` index, each as {field: value} (continuation lines dropped)."""
-    stanzas = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields = {
-            key.strip(): value.strip()
-            for key, value in (line.split(":", 1) for line in stanza.splitlines()
-                               if line and not line.startswith((" ", "\t")) and ":" in line)
-        }
-        if fields.get("Package") and fields.get("Version"):
-            stanzas.append(fields)
-    return stanzas
+    """The stanzas of a `Packages` index that name a package and a version, each as
+    {field: value}."""
+    return [dict(stanza) for stanza in deb822.Packages.iter_paragraphs(text or "",
+                                                                      use_apt_pkg=False)
+            if stanza.get("Package") and stanza.get("Version")]
 
 
 def parse_packages_index(text: str) -> dict[str, set[str]]:
@@ -126,60 +131,18 @@ def parse_packages_index(text: str) -> dict[str, set[str]]:
     return found
 
 
-# --- Debian version order (deb-version(7)), for "newest" and "older than" ---------------------
-
-def _order(char: str) -> int:
-    if char == "~":
-        return -1
-    if char.isdigit():
-        return 0
-    if char.isalpha():
-        return ord(char)
-    return ord(char) + 256
-
-
-def _compare_part(a: str, b: str) -> int:
-    """dpkg's verrevcmp: alternate non-digit runs (char order, ~ first) and digit runs."""
-    i = j = 0
-    while i < len(a) or j < len(b):
-        first_diff = 0
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
-            ac = _order(a[i]) if i < len(a) else 0
-            bc = _order(b[j]) if j < len(b) else 0
-            if ac != bc:
-                return ac - bc
-            i += 1
-            j += 1
-        while i < len(a) and a[i] == "0":
-            i += 1
-        while j < len(b) and b[j] == "0":
-            j += 1
-        while i < len(a) and a[i].isdigit() and j < len(b) and b[j].isdigit():
-            if not first_diff:
-                first_diff = ord(a[i]) - ord(b[j])
-            i += 1
-            j += 1
-        if i < len(a) and a[i].isdigit():
-            return 1
-        if j < len(b) and b[j].isdigit():
-            return -1
-        if first_diff:
-            return first_diff
-    return 0
-
-
 def compare_versions(a: str, b: str) -> int:
     """<0, 0, >0 as Debian orders versions a and b (dpkg --compare-versions)."""
-    ea, ua, ra = split_version(a)
-    eb, ub, rb = split_version(b)
-    return ((int(ea or 0) > int(eb or 0)) - (int(ea or 0) < int(eb or 0))
-            or _compare_part(ua, ub) or _compare_part(ra or "", rb or ""))
+    va, vb = check_version(a), check_version(b)
+    return (va > vb) - (va < vb)
 
 
 def newest(versions) -> str | None:
-    from functools import cmp_to_key
-    ordered = sorted(versions, key=cmp_to_key(compare_versions))
-    return ordered[-1] if ordered else None
+    return max(versions, key=check_version, default=None)
+
+
+def oldest_first(versions) -> list[str]:
+    return sorted(versions, key=check_version)
 
 
 # --- The promotion path -----------------------------------------------------------------------
@@ -227,7 +190,7 @@ def plan_promotion(package: str, version: str | None, source: str, target: str,
     elif version not in source_versions:
         raise ReleaseError(
             f"rule 'version must be in the source': {package} {version} is not in {source} "
-            f"(it has {', '.join(sorted(source_versions, key=_sort_key))})")
+            f"(it has {', '.join(oldest_first(source_versions))})")
     previous = newest(target_versions)
     if version in target_versions:
         return Plan(package, version, source, target, previous, True)
@@ -238,20 +201,13 @@ def plan_promotion(package: str, version: str | None, source: str, target: str,
     return Plan(package, version, source, target, previous, False)
 
 
-def _sort_key(version: str):
-    from functools import cmp_to_key
-    return cmp_to_key(compare_versions)(version)
-
-
 # --- History: one JSON line per change of a distribution ---------------------------------------
 
 def parse_history(text: str) -> list[dict]:
-    import json
     return [json.loads(line) for line in (text or "").splitlines() if line.strip()]
 
 
 def history_line(entry: dict) -> str:
-    import json
     return json.dumps(entry, sort_keys=True) + "\n"
 
 

@@ -6,14 +6,12 @@ leave this module but to Buildbot's UserPasswordAuth.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from master.settings import Settings
-from master.settings import SettingsError
-
-USERNAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
-ROLE = re.compile(r"^[a-z][a-z0-9_-]*$")
+from conveyor.grammar import ROLE
+from conveyor.grammar import USERNAME
+from conveyor.settings import Settings
+from conveyor.settings import SettingsError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""The grammar of every name Conveyor takes from a person or a file: one pattern per kind, used
+by the settings, the users file, the release model and the web forms alike."""
+
+import re
+
+# deb-policy 5.6.1: package names are lower case letters, digits, + - . ; at least two
+# characters, starting with an alphanumeric.
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+# Distribution names are aptly snapshot names and URL parts: a conservative subset.
+DISTRIBUTION_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+# deb-version(7): [epoch:]upstream[-revision]; upstream starts with a digit.
+DEBIAN_VERSION = re.compile(
+    r"^(?:(?P<epoch>[0-9]+):)?(?P<upstream>[0-9][A-Za-z0-9.+~:-]*?)"
+    r"(?:-(?P<revision>[A-Za-z0-9.+~]+))?$")
+# a git commit id as Conveyor records it (Conveyor-Commit, got_revision): 7 to 40 hex digits
+COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
+# a state of a distribution's history: its number, or its snapshot's name
+HISTORY_STATE = re.compile(r"^[0-9]+$|^[a-z0-9][a-z0-9.+@-]*$")
+GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+GITHUB_ORG_OR_TEAM = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9-]*$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
+ROLE = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def optional(pattern: re.Pattern) -> str:
+    """The pattern as a form field's regex that also accepts an empty value (the default)."""
+    return r"^$|" + pattern.pattern

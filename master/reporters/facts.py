@@ -1,0 +1,139 @@
+"""From the master's data API to the facts a mail or a commit status tells (conveyor.mail).
+
+Which step failed, the tail of its log, the build's changes and figures, and the previous build
+of the same builder and branch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python import log
+
+from buildbot.data import resultspec
+from buildbot.process.results import CANCELLED
+from buildbot.process.results import RETRY
+from buildbot.process.results import SKIPPED
+from buildbot.reporters import utils as reporter_utils
+
+from conveyor.mail import FIXED
+from conveyor.mail import ChangeFacts
+from conveyor.mail import MailFacts
+from conveyor.results import FAILING
+
+LOG_TAIL_LINES = 30
+LOG_LOOKBACK_LINES = 400      # read at most this many lines from the end of the failing log
+PREVIOUS_BUILDS_SEARCHED = 50
+
+
+def prop(build: dict, name: str, default: Any = None) -> Any:
+    value = (build.get("properties") or {}).get(name)
+    return value[0] if value else default
+
+
+def step_summary(step: dict) -> str | None:
+    """The step's summary without the trailing ' (failure)' Buildbot appends."""
+    text = step.get("state_string") or ""
+    text = re.sub(r"\s*\((failure|exception|warnings|cancelled|skipped)\)$", "", text)
+    return text or None
+
+
+def failing_step(build: dict) -> dict | None:
+    """The first step that failed (or raised): the one a mail and a status name."""
+    for step in build.get("steps") or []:
+        if step.get("results") in FAILING and not step.get("hidden"):
+            return step
+    for step in build.get("steps") or []:
+        if step.get("results") in FAILING:
+            return step
+    return None
+
+
+@defer.inlineCallbacks
+def log_tail(master: Any, step: dict, lines: int = LOG_TAIL_LINES) -> Any:
+    """(log name, the last `lines` output lines of the step's stdio log — or its first log)."""
+    logs = yield master.data.get(("steps", step["stepid"], "logs"))
+    logs = list(logs or [])
+    chosen = next((entry for entry in logs if entry["slug"] == "stdio"), None)
+    if chosen is None and logs:
+        chosen = logs[0]
+    if chosen is None or not chosen.get("num_lines"):
+        return None, []
+    count = chosen["num_lines"]
+    first = max(0, count - LOG_LOOKBACK_LINES)
+    content = yield master.data.get(("logs", chosen["logid"], "contents"), offset=first,
+                                    limit=count - first)
+    text = (content or {}).get("content") or ""
+    out = []
+    for line in text.splitlines():
+        if chosen.get("type") == "s":
+            # stdio lines start with their stream: o(ut), e(rr), h(eader: argv, env, exit code)
+            if line[:1] == "h":
+                continue
+            line = line[1:]
+        out.append(line)
+    return chosen["name"], out[-lines:]
+
+
+@defer.inlineCallbacks
+def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
+    """MailFacts of a finished build (with properties and steps, as the generator fetched it)."""
+    changes = yield master.data.get(("builds", build["buildid"], "changes"))
+    sourcestamps = (build.get("buildset") or {}).get("sourcestamps") or []
+    revision = (prop(build, "got_revision") or prop(build, "revision")
+                or next((ss.get("revision") for ss in sourcestamps if ss.get("revision")), None))
+    if isinstance(revision, dict):  # got_revision per codebase
+        revision = next(iter(revision.values()), None)
+    prev = build.get("prev_build")
+    facts = MailFacts(
+        project=project,
+        branch=prop(build, "branch"),
+        kind=kind,
+        results=build["results"],
+        previous_results=prev["results"] if prev else None,
+        builder=build["builder"]["name"],
+        number=build["number"],
+        url=build.get("url") or reporter_utils.getURLForBuild(master, build["builderid"],
+                                                              build["number"]),
+        revision=revision,
+        changes=[ChangeFacts(revision=c.get("revision") or "",
+                             title=((c.get("comments") or "").strip().splitlines() or [""])[0],
+                             author=c.get("author") or "")
+                 for c in (changes or [])],
+        tests_passed=prop(build, "tests_passed"),
+        tests_failed=prop(build, "tests_failed"),
+        tests_failed_names=list(prop(build, "tests_failed_names") or []),
+        coverage_percent=prop(build, "coverage_percent"),
+        coverage_threshold=prop(build, "coverage_threshold"),
+        pull_request_url=prop(build, "pullrequesturl"),
+    )
+    step = failing_step(build)
+    if step is not None and kind != FIXED:
+        facts.failing_step = step["name"]
+        facts.failing_step_summary = step_summary(step)
+        try:
+            facts.log_name, facts.log_tail = yield log_tail(master, step)
+        except Exception as exc:  # a mail without the log beats no mail
+            log.msg(f"conveyor mail: no log tail for {facts.builder} #{facts.number}: {exc!r}")
+    return facts
+
+
+@defer.inlineCallbacks
+def previous_build(master: Any, build: dict) -> Any:
+    """The last finished build of the same builder and branch before this one, not counting
+    cancelled, skipped or retried builds; None if there is none."""
+    branch = prop(build, "branch")
+    candidates = yield master.data.get(
+        ("builders", build["builderid"], "builds"),
+        filters=[resultspec.Filter("number", "lt", [build["number"]])],
+        order=["-number"], limit=PREVIOUS_BUILDS_SEARCHED)
+    for candidate in candidates or []:
+        if not candidate.get("complete") or candidate.get("results") in (
+                None, CANCELLED, SKIPPED, RETRY):
+            continue
+        props = yield master.data.get(("builds", candidate["buildid"], "properties"))
+        if (props.get("branch") or [None])[0] == branch:
+            return candidate
+    return None

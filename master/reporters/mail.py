@@ -1,0 +1,253 @@
+"""Mail: failure and fix mails to the authors and the team, a lost worker to the admins, and
+the release mail when a version reaches the end of its path.
+
+One notifier per project, for its CI and pull-request builders: to the authors of the changes
+in the build and (CC) the team's list, when a build breaks (its first failure), when it is fixed
+and, with `[mail] every_failure`, on every build that is still failing. Silence means green. The
+previous build is the last finished one of the same builder and branch (so each pull request
+has its own history). The same notifier mails the team when a promote build put one of the
+project's packages into the last distribution of its path. The text comes from conveyor.mail.
+"""
+
+from __future__ import annotations
+
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formatdate
+from email.utils import make_msgid
+from typing import Any
+from typing import ClassVar
+from typing import Sequence
+
+from twisted.internet import defer
+from twisted.python import log
+
+from buildbot.plugins import util
+from buildbot.process.results import SUCCESS
+from buildbot.reporters import utils as reporter_utils
+from buildbot.reporters.generators.build import BuildStatusGenerator
+from buildbot.reporters.generators.worker import WorkerMissingGenerator
+from buildbot.reporters.mail import MailNotifier
+from buildbot.reporters.message import MessageFormatterBase
+from buildbot.reporters.message import MessageFormatterMissingWorker
+
+from conveyor.mail import FAILED
+from conveyor.mail import ReleaseFacts
+from conveyor.mail import mail_kind
+from conveyor.mail import render_mail
+from conveyor.mail import render_release
+from conveyor.results import result_name
+from conveyor.settings import Settings
+from master.reporters.facts import gather_facts
+from master.reporters.facts import previous_build
+from master.reporters.facts import prop
+from master.schedulers import PROMOTE
+
+
+class ConveyorMailFormatter(MessageFormatterBase):
+    """Subject + plain text body; the HTML alternative rides along in extra_info."""
+
+    compare_attrs: ClassVar[Sequence[str]] = ["project"]
+
+    def __init__(self, project: str):
+        super().__init__(want_properties=True, want_steps=True, want_logs=False,
+                         want_logs_content=False)
+        self.project = project
+
+    @defer.inlineCallbacks
+    def format_message_for_build(self, master: Any, build: dict, **kwargs: Any) -> Any:
+        kind = build.get("conveyor_mail") or FAILED
+        facts = yield gather_facts(master, build, self.project, kind)
+        subject, text, html_body = render_mail(facts)
+        return {"body": text, "type": "plain", "subject": subject,
+                "extra_info": {"conveyor": {"html": html_body}}}
+
+    def format_message_for_buildset(self, master: Any, buildset: dict, builds: list,
+                                    **kwargs: Any) -> Any:
+        raise NotImplementedError("Conveyor mails are per build")
+
+
+class FailureAndFixGenerator(BuildStatusGenerator):
+    """Reports a finished build when `mail_kind` says so (see there), comparing with
+    `previous_build` (same builder and branch) rather than Buildbot's build number - 1."""
+
+    compare_attrs: ClassVar[Sequence[str]] = ["every_failure"]
+
+    def __init__(self, builders: list[str], every_failure: bool,
+                 message_formatter: MessageFormatterBase):
+        # the modes only name the behaviour (generate_name, checkConfig): `generate` decides
+        super().__init__(mode=("failing", "change") if every_failure else ("problem", "change"),
+                         builders=builders, message_formatter=message_formatter)
+        self.every_failure = every_failure
+
+    @defer.inlineCallbacks
+    def generate(self, master: Any, reporter: Any, key: Any, build: dict) -> Any:
+        yield reporter_utils.getDetailsForBuild(master, build, want_properties=True,
+                                                want_steps=True)
+        if not self.is_message_needed_by_props(build):
+            return None
+        previous = yield previous_build(master, build)
+        build["prev_build"] = previous
+        kind = mail_kind(build["results"], previous["results"] if previous else None,
+                         self.every_failure)
+        if kind is None:
+            return None
+        build["conveyor_mail"] = kind
+        report = yield self.build_message(self.formatter, master, reporter, build)
+        return report
+
+
+class AdminsWorkerMissingGenerator(WorkerMissingGenerator):
+    """A worker missing for its missing_timeout mails the admins (not the worker's own
+    notify_on_missing list)."""
+
+    compare_attrs: ClassVar[Sequence[str]] = ["admins"]
+
+    def __init__(self, admins: Sequence[str]):
+        super().__init__(workers="all", message_formatter=MessageFormatterMissingWorker(
+            subject="[{{ buildbot_title }}] worker {{ worker.name }} is missing"))
+        self.admins = list(admins)
+
+    def generate(self, master: Any, reporter: Any, key: Any, worker: dict) -> Any:
+        return super().generate(master, reporter, key, {**worker, "notify": self.admins})
+
+
+class ReleaseMailFormatter(MessageFormatterBase):
+    """Subject and plain text of a release mail (conveyor.mail.render_release), from the
+    promote build's properties."""
+
+    def __init__(self):
+        super().__init__(want_properties=True, want_steps=False, want_logs=False,
+                         want_logs_content=False)
+
+    def format_message_for_build(self, master: Any, build: dict, **kwargs: Any) -> Any:
+        subject, text = render_release(ReleaseFacts(
+            package=prop(build, "package"), version=prop(build, "package_version"),
+            previous=prop(build, "previous_version"), source=prop(build, "from_dist"),
+            target=prop(build, "to_dist"), who=prop(build, "owner") or "?",
+            url=build.get("url") or reporter_utils.getURLForBuild(
+                master, build["builderid"], build["number"]),
+            commits=list(prop(build, "release_commits") or [])))
+        return defer.succeed({"body": text, "type": "plain", "subject": subject,
+                              "extra_info": None})
+
+    def format_message_for_buildset(self, master: Any, buildset: dict, builds: list,
+                                    **kwargs: Any) -> Any:
+        raise NotImplementedError("release mails are per build")
+
+
+class ReleaseMailGenerator(BuildStatusGenerator):
+    """A promote build that succeeded, changed something and put one of `packages` into one of
+    `ends` (the last distribution of their path): one mail to the team's list."""
+
+    compare_attrs: ClassVar[Sequence[str]] = ["packages", "ends"]
+
+    def __init__(self, builders: list[str], packages: Sequence[str], ends: Sequence[str]):
+        super().__init__(mode=("passing",), builders=builders,
+                         message_formatter=ReleaseMailFormatter())
+        self.packages = list(packages)
+        self.ends = list(ends)
+
+    @defer.inlineCallbacks
+    def generate(self, master: Any, reporter: Any, key: Any, build: dict) -> Any:
+        yield reporter_utils.getDetailsForBuild(master, build, want_properties=True)
+        if (build["results"] != SUCCESS or prop(build, "promotion_noop")
+                or prop(build, "package") not in self.packages
+                or prop(build, "to_dist") not in self.ends):
+            return None
+        report = yield self.build_message(self.formatter, master, reporter, build)
+        report["users"] = []  # the team's list only, not whoever forced the build
+        return report
+
+
+class ConveyorMailNotifier(MailNotifier):
+    """MailNotifier sending multipart/alternative (plain text and HTML) mails, To: the authors
+    of the changes, Cc: the team's list; never a mail without recipients."""
+
+    @defer.inlineCallbacks
+    def sendMessage(self, reports: list[dict]) -> Any:
+        for report in reports:
+            yield self._send_one(report)
+
+    @defer.inlineCallbacks
+    def _send_one(self, report: dict) -> Any:
+        text = report["body"]
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        html_body = ((report.get("extra_info") or {}).get("conveyor") or {}).get("html")
+        if html_body:
+            m = MIMEMultipart("alternative")
+            m.attach(MIMEText(text, "plain", "utf-8"))
+            m.attach(MIMEText(html_body, "html", "utf-8"))
+        else:
+            m = MIMEText(text, report.get("type") or "plain", "utf-8")
+        subject = report["subject"]
+        m["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+        m["From"] = self.fromaddr
+        m["Date"] = formatdate(localtime=True)
+        m["Message-ID"] = make_msgid(domain="conveyor")
+        builds = report.get("builds") or []
+        if builds:
+            m["X-Conveyor-Builder"] = builds[0]["builder"]["name"]
+            m["X-Conveyor-Result"] = result_name(builds[0]["results"])
+            m["X-Conveyor-Build-URL"] = builds[0].get("url") or ""
+
+        if report.get("worker") is not None:
+            recipients = [u for u in report.get("users") or []]
+            if recipients:
+                m["To"] = ", ".join(self.formatAddress(a) for a in sorted(recipients))
+        else:
+            users = yield self.findInterrestedUsersEmails(list(report.get("users") or []))
+            recipients = self.processRecipients(users, m)
+        if not recipients:
+            log.msg(f"conveyor mail: nobody to tell about {subject!r}: no recipients")
+            return
+        yield self.sendMail(m, recipients)
+
+
+def _mail_auth(settings: Settings) -> dict:
+    mail = settings.mail
+    kwargs: dict[str, Any] = {
+        "fromaddr": mail.from_address,
+        "relayhost": mail.smtp_host,
+        "smtpPort": mail.smtp_port,
+        "useTls": mail.starttls,      # STARTTLS on a plain connection, required
+        "useSmtps": mail.use_tls,     # SMTPS: TLS from the first byte
+    }
+    if mail.username:
+        kwargs["smtpUser"] = mail.username
+        kwargs["smtpPassword"] = util.Secret(mail.password_secret)
+    return kwargs
+
+
+def mail_notifiers(settings: Settings) -> list:
+    result: list = []
+    for project in settings.projects:
+        builders = [project.ci_builder] + ([project.pr_builder] if project.pull_requests else [])
+        result.append(ConveyorMailNotifier(
+            name=f"mail-{project.name}",
+            extraRecipients=list(project.mail),
+            sendToInterestedUsers=True,
+            generators=[FailureAndFixGenerator(
+                builders=builders, every_failure=settings.mail.every_failure,
+                message_formatter=ConveyorMailFormatter(project.name))],
+            **_mail_auth(settings),
+        ))
+        if project.mail:
+            result.append(ConveyorMailNotifier(
+                name=f"release-mail-{project.name}",
+                extraRecipients=list(project.mail),
+                sendToInterestedUsers=False,
+                generators=[ReleaseMailGenerator([PROMOTE], project.packages,
+                                                 [project.path[-1]])],
+                **_mail_auth(settings),
+            ))
+    if settings.admins:
+        result.append(ConveyorMailNotifier(
+            name="mail-admins",
+            sendToInterestedUsers=False,
+            generators=[AdminsWorkerMissingGenerator(settings.admins)],
+            **_mail_auth(settings),
+        ))
+    return result

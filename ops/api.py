@@ -1,0 +1,153 @@
+"""A client of the master's REST API (/api/v2): log in, force a build, wait for a build.
+
+One client for every program that talks to a running master: the release CLI, the GitHub
+simulator (ops/github.py) and the demo, the tests and bench/. Errors carry the exit code the CLI
+gives them (see ops/cli.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import http.cookiejar
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from conveyor.settings import Settings
+
+OK, FAILED, REFUSED, FORBIDDEN, UNREACHABLE = 0, 1, 2, 3, 4
+
+
+class ApiError(Exception):
+    """A request the master refused or could not answer; `code` is the CLI's exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class Master:
+    """A session on the master's REST API: anonymous, or logged in (the session cookie that
+    /auth/login sets; the API itself ignores basic auth)."""
+
+    def __init__(self, web_url: str):
+        self.web_url = web_url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
+
+    def request(self, path: str, data: dict | None = None, headers: dict | None = None):
+        body = json.dumps(data).encode() if data is not None else None
+        request = urllib.request.Request(
+            self.web_url + path, data=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            method="POST" if data is not None else "GET")
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                text = response.read().decode()
+                return json.loads(text) if text.strip().startswith(("{", "[")) else text
+        except urllib.error.HTTPError as exc:
+            if exc.code in (301, 302, 303):  # /auth/login sends the browser back to the UI
+                return ""
+            text = exc.read().decode(errors="replace")
+            try:
+                message = json.loads(text)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = text.strip() or exc.reason
+            try:  # a refused force: {'field': 'what is wrong', …}
+                message = "; ".join(ast.literal_eval(message).values())
+            except (ValueError, SyntaxError, AttributeError, TypeError):
+                pass
+            code = FORBIDDEN if exc.code in (401, 403) else REFUSED
+            raise ApiError(f"{exc.code}: {message}", code) from None
+        except urllib.error.URLError as exc:
+            raise ApiError(f"cannot reach {self.web_url}: {exc.reason}", UNREACHABLE) from None
+
+    def get(self, path: str) -> dict:
+        """GET /api/v2/<path> (a data API path with its query)."""
+        return self.request(f"api/v2/{path}")
+
+    def login(self, user: str, password: str) -> None:
+        """Basic auth on /auth/login answers 401 to a wrong password and sets the session
+        cookie otherwise."""
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        try:
+            self.request("auth/login", headers={"Authorization": f"Basic {token}"})
+        except ApiError as exc:
+            if exc.code == FORBIDDEN:
+                raise ApiError(f"log-in as {user} failed: wrong user name or password",
+                               FORBIDDEN) from None
+            raise
+
+    def builder_id(self, name: str) -> int:
+        builders = self.get(f"builders?name={urllib.parse.quote(name)}")["builders"]
+        if not builders:
+            raise ApiError(f"the master has no builder {name!r}: is it in the settings the "
+                           "master runs with?", REFUSED)
+        return builders[0]["builderid"]
+
+    def last_build_number(self, builder: str) -> int:
+        builds = self.get(f"builders/{self.builder_id(builder)}/builds"
+                          "?order=-number&limit=1")["builds"]
+        return builds[0]["number"] if builds else 0
+
+    def force(self, scheduler: str, builder: str, **params) -> int:
+        """Force a build; return its build request id."""
+        reply = self.request(f"api/v2/forceschedulers/{scheduler}", {
+            "jsonrpc": "2.0", "method": "force", "id": 1,
+            "params": {"builderid": self.builder_id(builder), **params}})
+        if "error" in reply:
+            raise ApiError(reply["error"].get("message", str(reply["error"])), REFUSED)
+        _bsid, brids = reply["result"]
+        return int(next(iter(brids.values())))
+
+    def wait(self, query: str, order: str, what: str, timeout: float = 900) -> dict:
+        """The build that `builds?<query>&order=<order>` lists first, once it has finished,
+        with its properties, its steps and its URL in the web UI."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            builds = self.get(f"builds?{query}&order={order}&limit=1&property=*")["builds"]
+            if builds and builds[0]["complete"]:
+                build = builds[0]
+                build["url"] = (f"{self.web_url}#/builders/{build['builderid']}/builds/"
+                                f"{build['number']}")
+                build["steps"] = self.get(f"builds/{build['buildid']}/steps")["steps"]
+                return build
+            time.sleep(0.5)
+        raise ApiError(f"{what} did not finish within {timeout:.0f} s", FAILED)
+
+    def follow(self, brid: int, timeout: float = 900) -> dict:
+        """The last build of a build request (a retried request has several), once finished."""
+        return self.wait(f"buildrequestid={int(brid)}", "-number",
+                         f"build request {brid}", timeout)
+
+    def wait_for_build(self, builder: str, after_number: int, timeout: float = 900) -> dict:
+        """The first build of `builder` numbered above `after_number`, once finished."""
+        return self.wait(f"builderid={self.builder_id(builder)}&number__gt={int(after_number)}",
+                         "number", f"the first build of {builder} after #{after_number}", timeout)
+
+
+# --- anonymous shortcuts for an installation's settings ---------------------------------------
+
+def api(settings: Settings, path: str) -> dict:
+    return Master(settings.web_url).get(path)
+
+
+def builder_id(settings: Settings, name: str) -> int:
+    return Master(settings.web_url).builder_id(name)
+
+
+def last_build_number(settings: Settings, builder: str) -> int:
+    return Master(settings.web_url).last_build_number(builder)
+
+
+def wait_for_build(settings: Settings, builder: str, after_number: int,
+                   timeout: float = 900) -> dict:
+    return Master(settings.web_url).wait_for_build(builder, after_number, timeout)
