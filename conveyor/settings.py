@@ -129,8 +129,11 @@ class Auth:
     Users live in the secrets file `users_secret`: one `name:password:role,role` per line.
     """
     users_secret: str = "web-users"
-    releasers: tuple[str, ...] = ("releasers",)
-    production: tuple[str, ...] = ("releasers",)
+    # who may do what: see master/authz.py (each list also has the rights of the lists below)
+    developers: tuple[str, ...] = ("developers",)  # CI and pull-request builds
+    releasers: tuple[str, ...] = ("releasers",)    # + promote, roll back, publish
+    production: tuple[str, ...] = ("releasers",)   # + into the last distribution of a path
+    admins: tuple[str, ...] = ("admins",)          # + workers, schedulers, everything else
     # GitHub OAuth log-in instead of the users file, when a client id is set
     github_client_id: str | None = None
     github_client_secret: str = "github-oauth-client-secret"
@@ -346,7 +349,7 @@ def parse(data: dict, file: Path) -> Settings:
         url=repo_url,
         bind=repo_bind,
         port=repo_port,
-        worker=repo.str("worker", "local", IDENTIFIER, "lower-case letters, digits and -"),
+        worker=repo.str("worker", "repository", IDENTIFIER, "lower-case letters, digits and -"),
         www_root=www_root,
         aptly_root=aptly_root,
         aptly_config=_resolve(root, repo.str("aptly_config", str(aptly_root / "aptly.conf"))),
@@ -381,7 +384,8 @@ def parse(data: dict, file: Path) -> Settings:
     for name in projects_table.data:
         if not IDENTIFIER.match(name):
             raise projects_table.error("project names are lower-case letters, digits and -", name)
-        projects.append(_project(projects_table.table(name), name, root, worker_names))
+        projects.append(_project(projects_table.table(name), name, root, worker_names,
+                                 repository.worker))
     if not projects:
         raise projects_table.error("at least one project is required")
     _check_paths(projects_table, projects)
@@ -422,8 +426,10 @@ def parse(data: dict, file: Path) -> Settings:
             name, None, GITHUB_ORG_OR_TEAM, "a GitHub organisation or org/team")
     auth = Auth(
         users_secret=a.str("users_secret", "web-users"),
+        developers=a.strs("developers", ("developers",), ROLE, "a role name"),
         releasers=releasers,
         production=a.strs("production", releasers, ROLE, "a role name"),
+        admins=a.strs("admins", ("admins",), ROLE, "a role name"),
         github_client_id=a.str("github_client_id", None),
         github_client_secret=a.str("github_client_secret", "github-oauth-client-secret"),
         github_roles=github_roles,
@@ -457,7 +463,8 @@ def parse(data: dict, file: Path) -> Settings:
     )
 
 
-def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...]) -> Project:
+def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
+             repository_worker: str) -> Project:
     path = t.strs("path", _REQUIRED, DISTRIBUTION_NAME,
                   "lower-case letters, digits, . and -")
     if len(set(path)) != len(path):
@@ -465,11 +472,21 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...]) ->
     upload_to = t.str("upload_to", path[0])
     if upload_to not in path:
         raise t.error(f"{upload_to!r} is not on this project's path {list(path)}", "upload_to")
-    workers = t.strs("workers", worker_names, IDENTIFIER)
+    # build workers run the project's own code: never the worker that holds the signing key
+    build_workers = tuple(w for w in worker_names if w != repository_worker)
+    workers = t.strs("workers", build_workers or None, IDENTIFIER)
+    if workers is None:
+        raise t.error(f"needs a build worker: the only worker, {repository_worker!r}, is the "
+                      "repository's, which must never run a project's code; add one to "
+                      "[workers]", "workers")
     for w in workers:
         if w not in worker_names:
             raise t.error(f"{w!r} is not one of the [workers]: {', '.join(worker_names)}",
                           "workers")
+        if w == repository_worker:
+            raise t.error(f"{w!r} is the repository's worker ([repository] worker): it holds "
+                          "the signing key and aptly's state, and must never run a project's "
+                          "code (tests, setup.py, debian/rules); name a build worker", "workers")
     coverage_below = t.str("coverage_below", "failure")
     if coverage_below not in ("failure", "warnings"):
         raise t.error(f"must be \"failure\" or \"warnings\", not {coverage_below!r}",

@@ -22,7 +22,7 @@ def _no_codebase(project: str = "") -> list:
         project=util.FixedParameter(name="project", default=project))]
 
 
-def _value(kwargs: dict, name: str) -> str:
+def form_value(kwargs: dict, name: str) -> str:
     value = kwargs.get(name, "")
     if isinstance(value, list):  # form posts send lists
         value = value[0] if value else ""
@@ -32,13 +32,13 @@ def _value(kwargs: dict, name: str) -> str:
 def promotion_target(settings: Settings, options: dict) -> tuple[str, str, str]:
     """(package, from, to) of a promote request, `to` defaulting to the step after `from`.
     Raises ReleaseError for an unknown package or a distribution off its path."""
-    package, source = _value(options, "package"), _value(options, "from_dist")
+    package, source = form_value(options, "package"), form_value(options, "from_dist")
     project = settings.project_of_package(package)
     if project is None:
         raise release.ReleaseError(
             f"{package!r} is not a package of any project (known: "
             f"{', '.join(settings.packages)})")
-    target = _value(options, "to_dist") or release.next_step(project.path, source) or ""
+    target = form_value(options, "to_dist") or release.next_step(project.path, source) or ""
     return package, source, target
 
 

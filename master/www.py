@@ -1,53 +1,17 @@
 """The web UI, the REST API, log-in and who may do what, and the GitHub change hook.
 
-Anyone may look. Logged-in users (users file: see conveyor/users.py) may build and stop CI builds;
-only the releaser roles may promote, roll back, or touch the repository's builders.
+Anyone may look; who may do what (the roles of the users file, conveyor/users.py, or of GitHub)
+is the matrix in master/authz.py.
 """
 
 from buildbot.plugins import util
-from buildbot.www.authz.endpointmatchers import EndpointMatcherBase
 from buildbot.www.authz.roles import RolesFromBase
-from buildbot.www.authz.endpointmatchers import Match
-from twisted.internet import defer
 
 from conveyor import users as users_module
+from master import authz
 from master.changes import github_hook_dialect
-from master.schedulers import PROMOTE
-from master.schedulers import PUBLISH
-from conveyor.release import ReleaseError
-from master.schedulers import ROLLBACK
-from master.schedulers import promotion_target
 from conveyor.settings import WEBHOOK_SECRET
 from conveyor.settings import Settings
-
-REPOSITORY_BUILDERS = (PROMOTE, ROLLBACK, PUBLISH)
-
-
-class PromoteIntoProductionMatcher(EndpointMatcherBase):
-    """Matches a promote request whose target is the last distribution of its path, so that
-    it can need the narrower [auth] production roles (any auth: users file or other)."""
-
-    def __init__(self, settings: Settings, **kwargs):
-        self.conveyor = settings
-        super().__init__(**kwargs)
-
-    def match_ForceSchedulerEndpoint_force(self, epobject, epdict, options):
-        if epdict.get("schedulername") != PROMOTE:
-            return defer.succeed(None)
-        try:
-            package, _, target = promotion_target(self.conveyor, options)
-        except ReleaseError:
-            return defer.succeed(None)  # the scheduler refuses it with the reason
-        project = self.conveyor.project_of_package(package)
-        if target != project.path[-1]:
-            return defer.succeed(None)
-        return defer.succeed(Match(self.master))
-
-
-def _any_of(matcher, roles, **kwargs) -> list:
-    """One rule per role; a user passes with any of them, the last rule denies the rest."""
-    return [matcher(role=role, defaultDeny=(i == len(roles) - 1), **kwargs)
-            for i, role in enumerate(roles)]
 
 
 class RolesFromGitHub(RolesFromBase):
@@ -75,26 +39,6 @@ def github_auth(settings: Settings):
                            getTeamsMembership=teams)
 
 
-def authz(settings: Settings, users: dict) -> util.Authz:
-    releasers = settings.auth.releasers
-    rules = _any_of(PromoteIntoProductionMatcher, settings.auth.production, settings=settings)
-    for builder in REPOSITORY_BUILDERS:
-        for matcher in (util.ForceBuildEndpointMatcher, util.RebuildBuildEndpointMatcher,
-                        util.StopBuildEndpointMatcher):
-            rules += _any_of(matcher, releasers, builder=builder)
-    rules.append(util.AnyControlEndpointMatcher(role="*"))
-    by_role: dict[str, list[str]] = {}
-    for user in users.values():
-        for role in user.roles:
-            by_role.setdefault(role, []).append(user.name)
-    return util.Authz(
-        allowRules=rules,
-        roleMatchers=[util.RolesFromUsername(roles=[role], usernames=names)
-                      for role, names in sorted(by_role.items())]
-        + [RolesFromGitHub(settings.auth.github_roles)],
-    )
-
-
 def www(settings: Settings) -> dict:
     users = users_module.load(settings)
     config = {
@@ -108,7 +52,7 @@ def www(settings: Settings) -> dict:
             token=(util.Secret(settings.github.token_secret)
                    if settings.read_secret(settings.github.token_secret) else None),
         ),
-        "authz": authz(settings, users),
+        "authz": authz.authz(settings, users, RolesFromGitHub(settings.auth.github_roles)),
     }
     if settings.auth.github_client_id:
         config["auth"] = github_auth(settings)

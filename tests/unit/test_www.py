@@ -62,3 +62,12 @@ def test_bad_github_roles_are_refused_with_the_key(tmp_path):
     with pytest.raises(settings_module.SettingsError,
                        match=r"\[auth.github_roles.releasers\] 'sprintly/a/b' is not valid"):
         load(tmp_path, GITHUB.replace('"sprintly/maintainers"', '"sprintly/a/b"'))
+
+
+def test_the_authz_is_the_matrix_ending_in_default_deny(tmp_path):
+    rules = www.www(load(tmp_path))["authz"].allowRules
+    last = rules[-1]
+    assert type(last).__name__ == "AnyControlEndpointMatcher"
+    assert (last.role, last.defaultDeny) == ("admins", True)
+    # nothing allows every logged-in user any more
+    assert not any(r.role == "*" for r in rules)

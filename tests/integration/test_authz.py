@@ -1,0 +1,209 @@
+"""The authorization matrix (master/authz.py), cell by cell, against a running master's REST API:
+every control action as anonymous, a developer, a releaser, a manager (the production role) and
+an admin. One table of expected cells, one assert: a failure shows the whole matrix.
+
+While the matrix is walked every worker is paused, so that an allowed force or rebuild only
+queues a build request (cancelled afterwards) and nothing runs. Needs root like make run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from conveyor.results import result_name
+from ops import api
+from ops import demo
+from ops import github
+from ops import setup
+from tests.integration.helpers import running_installation
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="starts the services as root like make run"),
+]
+
+STAGING, PRODUCTION, DEVELOPMENT = "snowbird-staging", "snowbird", "snowbird-development"
+USERS = {"developer": ("developer-password", "developers"),
+         "releaser": ("releaser-password", "releasers"),
+         "manager": ("manager-password", "releasers,release-managers"),
+         "admin": ("admin-password", "admins")}
+WHO = ("anonymous", "developer", "releaser", "manager", "admin")
+
+# the matrix: action -> the users allowed ("ok"); everyone else gets 403
+_DEV, _REL, _PROD, _ADMIN = WHO[1:], WHO[2:], WHO[3:], WHO[4:]
+ALLOWED = {
+    "read the builders": WHO,
+    "force CI (snowbird-force)": _DEV,
+    "rebuild a CI build": _DEV,
+    "stop a CI build": _DEV,
+    "cancel a CI build request": _DEV,
+    "promote into staging": _REL,
+    "roll back staging": _REL,
+    "stop a promote build": _REL,
+    "cancel a promote build request": _REL,
+    "promote into production": _PROD,
+    "rebuild a promotion into production": _PROD,
+    "roll back production": _PROD,
+    "pause a worker": _ADMIN,
+    "unpause a worker": _ADMIN,
+    "enable/disable a scheduler": _ADMIN,
+    "set a build request's priority": _ADMIN,
+    "stop a worker (graceful)": _ADMIN,
+    "kill a worker": _ADMIN,
+}
+# authz lets the admin through; Buildbot 4.3's set_priority itself then fails (SQLAlchemy 2.x)
+EXCEPT = {("set a build request's priority", "admin"): "500"}
+EXPECTED = {action: {who: EXCEPT.get((action, who), "ok" if who in allowed else "403")
+                     for who in WHO}
+            for action, allowed in ALLOWED.items()}
+
+
+def rpc(method: str, **params) -> dict:
+    return {"jsonrpc": "2.0", "method": method, "id": 1, "params": params}
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory):
+    def users(settings):
+        setup.write_secret(settings, settings.auth.users_secret, "\n".join(
+            f"{name}:{password}:{roles}" for name, (password, roles) in USERS.items()))
+
+    with running_installation(tmp_path_factory.mktemp("conveyor-authz"),
+                              extra='[auth]\nproduction = ["release-managers"]\n',
+                              before_start=users) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def sessions(installation) -> dict[str, api.Master]:
+    result = {}
+    for who in WHO:
+        result[who] = api.Master(installation.web_url)
+        if who in USERS:
+            result[who].login(who, USERS[who][0])
+    return result
+
+
+@pytest.fixture(scope="module")
+def builds(installation, sessions) -> dict:
+    """A finished CI build (its version is in staging) and a finished promotion of it into
+    production, by the manager."""
+    project = installation.projects[0]
+    checkout = demo.ensure_demo_repo(installation, project)
+    ci = github.push_and_wait(installation, project, checkout, before=github.ZERO)
+    assert result_name(ci["results"]) == "SUCCESS", ci["url"]
+    manager = sessions["manager"]
+    promotion = manager.follow(manager.force("promote", "promote", package="snowbird",
+                                             version="", from_dist=STAGING, to_dist=PRODUCTION,
+                                             reason="authz test"))
+    assert result_name(promotion["results"]) == "SUCCESS", promotion["url"]
+    return {"ci": ci, "promotion": promotion}
+
+
+def attempt(master: api.Master, path: str, method: str, **params) -> tuple[str, object]:
+    """("ok", result), ("403", None) or ("<HTTP status>", None)."""
+    try:
+        reply = master.request(f"api/v2/{path}", rpc(method, **params) if method else None)
+    except api.ApiError as exc:
+        return ("403" if exc.code == api.FORBIDDEN else str(exc).split(":")[0]), None
+    if isinstance(reply, dict) and "error" in reply:
+        return f"error {reply['error']}", None
+    return "ok", reply.get("result") if isinstance(reply, dict) else reply
+
+
+def pending(admin: api.Master) -> list[int]:
+    return [br["buildrequestid"]
+            for br in admin.get("buildrequests?complete=false")["buildrequests"]]
+
+
+def cancel_pending(admin: api.Master) -> None:
+    """Cancel every queued request, and wait until none is left."""
+    deadline = time.monotonic() + 30
+    while brids := pending(admin):
+        assert time.monotonic() < deadline, f"build requests {brids} are still not cancelled"
+        for brid in brids:
+            attempt(admin, f"buildrequests/{brid}", "cancel", reason="authz test")
+        time.sleep(0.5)
+
+
+def test_the_matrix(installation, sessions, builds):
+    admin = sessions["admin"]
+    ids = {b["name"]: b["builderid"] for b in admin.get("builders")["builders"]}
+    workers = admin.get("workers")["workers"]
+    for w in workers:  # nothing runs while the matrix is walked: requests only queue
+        assert attempt(admin, f"workers/{w['workerid']}", "pause", reason="authz test")[0] == "ok"
+    worker = workers[0]["workerid"]
+    (scheduler,) = admin.get("schedulers?name=snowbird-force")["schedulers"]
+    ci, promotion = builds["ci"]["buildid"], builds["promotion"]["buildid"]
+
+    def force(scheduler_name, builder, **params):
+        return (f"forceschedulers/{scheduler_name}", "force",
+                {"builderid": ids[builder], "reason": "authz test", **params})
+
+    def queued(scheduler_name, builder, **params) -> int:
+        """A new pending build request, forced by the admin."""
+        path, method, options = force(scheduler_name, builder, **params)
+        status, result = attempt(admin, path, method, **options)
+        assert status == "ok", (path, status)
+        return int(next(iter(result[1].values())))
+
+    promote = dict(package="snowbird", version="")
+    to_staging = dict(promote, from_dist=DEVELOPMENT, to_dist=STAGING)
+    calls = {  # action -> who -> (path, method, params); a callable makes a fresh target
+        "read the builders": ("builders", None, {}),
+        "force CI (snowbird-force)": force("snowbird-force", "snowbird-ci"),
+        "rebuild a CI build": (f"builds/{ci}", "rebuild", {}),
+        "stop a CI build": (f"builds/{ci}", "stop", {"reason": "authz test"}),
+        "cancel a CI build request": lambda: (
+            f"buildrequests/{queued('snowbird-force', 'snowbird-ci')}", "cancel", {}),
+        "promote into staging": force("promote", "promote", **to_staging),
+        "roll back staging": force("rollback", "rollback", distribution=STAGING, state=""),
+        "stop a promote build": (f"builds/{promotion}", "stop", {"reason": "authz test"}),
+        "cancel a promote build request": lambda: (
+            f"buildrequests/{queued('promote', 'promote', **to_staging)}", "cancel", {}),
+        "promote into production": force("promote", "promote", **promote, from_dist=STAGING,
+                                         to_dist=PRODUCTION),
+        "rebuild a promotion into production": (f"builds/{promotion}", "rebuild", {}),
+        "roll back production": force("rollback", "rollback", distribution=PRODUCTION,
+                                      state=""),
+        "pause a worker": (f"workers/{worker}", "pause", {"reason": "authz test"}),
+        "unpause a worker": (f"workers/{worker}", "unpause", {}),
+        "enable/disable a scheduler": (f"schedulers/{scheduler['schedulerid']}", "enable",
+                                       {"enabled": False}),
+        "set a build request's priority": (
+            f"buildrequests/{builds['ci']['buildrequestid']}", "set_priority", {"priority": 5}),
+        "stop a worker (graceful)": (f"workers/{worker}", "stop", {"reason": "authz test"}),
+        "kill a worker": (f"workers/{worker}", "kill", {"reason": "authz test"}),
+    }
+    observed: dict[str, dict[str, str]] = {}
+    for action, call in calls.items():
+        observed[action] = {}
+        for who in WHO:
+            if action in ("stop a worker (graceful)", "kill a worker") and who == "admin":
+                continue  # done last: the worker goes away
+            if action == "unpause a worker":
+                cancel_pending(admin)  # an unpaused worker would start what is queued
+            path, method, params = call() if callable(call) else call
+            observed[action][who], _ = attempt(sessions[who], path, method, **params)
+            if action == "enable/disable a scheduler" and observed[action][who] == "ok":
+                assert attempt(sessions[who], path, method, enabled=True)[0] == "ok"
+            if action == "unpause a worker" and observed[action][who] == "ok":
+                attempt(admin, path, "pause", reason="authz test")
+    cancel_pending(admin)
+    for action in ("stop a worker (graceful)", "kill a worker"):  # the last thing this test does
+        path, method, params = calls[action]
+        observed[action]["admin"], _ = attempt(admin, path, method, **params)
+
+    assert observed == EXPECTED, "\n" + grid(observed, "observed") + "\n" + grid(EXPECTED,
+                                                                               "expected")
+
+
+def grid(table: dict[str, dict[str, str]], title: str) -> str:
+    width = max(map(len, table)) + 2
+    lines = [title.ljust(width) + "".join(who.ljust(11) for who in WHO)]
+    lines += [action.ljust(width) + "".join(cells.get(who, "?").ljust(11) for who in WHO)
+              for action, cells in table.items()]
+    return "\n".join(lines)

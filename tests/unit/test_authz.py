@@ -1,0 +1,205 @@
+"""The authorization matrix (master/authz.py): the rule list, and every cell against a stand-in
+for Buildbot's data API (the same Authz loop and matchers the master runs; the integration test
+tests/integration/test_authz.py walks the matrix against a running master)."""
+
+from buildbot.www.authz.endpointmatchers import AnyControlEndpointMatcher
+from buildbot.www.authz.authz import Forbidden
+from twisted.internet import defer
+
+from conveyor import settings as settings_module
+from conveyor import users as users_module
+from master import authz
+from master import www
+from tests.unit.test_settings import MINIMAL
+from tests.unit.test_settings import write
+
+PIPELINE = MINIMAL.replace('path = ["app-dev", "app"]', 'path = ["app-dev", "app-staging", "app"]')
+AUTH = '[auth]\nproduction = ["release-managers"]\n'
+USERS = users_module.parse(
+    "dev:dev-password:developers\nrel:rel-password:releasers\n"
+    "man:man-password:releasers,release-managers\nadm:adm-password:admins\n"
+    "nobody:nobody-password:\n", "users")
+
+
+def load(tmp_path, extra=AUTH):
+    return settings_module.load(write(tmp_path, PIPELINE + extra))
+
+
+# --- a stand-in for master.data: endpoints by path, and the objects they point at ---------------
+
+BUILDERS = {1: "app-ci", 2: "app-pr", 3: "promote", 4: "rollback", 5: "publish"}
+PROMOTE_INTO = {"app-staging": {"package": "app", "from_dist": "app-dev", "to_dist": ""},
+                "app": {"package": "app", "from_dist": "app-staging", "to_dist": ""},
+                "unknown": {"package": "nope", "from_dist": "app-staging", "to_dist": ""}}
+# build id -> (builder id, buildset properties)
+BUILDS = {10: (1, {}), 11: (2, {}), 12: (5, {}),
+          20: (3, PROMOTE_INTO["app-staging"]), 21: (3, PROMOTE_INTO["app"]),
+          22: (3, PROMOTE_INTO["unknown"]),
+          30: (4, {"distribution": "app-staging"}), 31: (4, {"distribution": "app"})}
+
+
+class _Endpoint:
+    def __init__(self, obj):
+        self.obj = obj
+
+    def get(self, resultSpec, kwargs):
+        return defer.succeed(self.obj)
+
+
+def _endpoint(name):
+    return type(name, (_Endpoint,), {})
+
+
+class _Scheduler:
+    def __init__(self, builders):
+        self.builders = builders
+
+    def computeBuilderNames(self, builderNames=None, builderid=None):
+        return defer.succeed(self.builders)
+
+
+class ForceSchedulerEndpoint(_Endpoint):
+    SCHEDULERS = {"app-force": ["app-ci"], "promote": ["promote"], "rollback": ["rollback"]}
+
+    def findForceScheduler(self, name):
+        return defer.succeed(_Scheduler(self.SCHEDULERS[name]))
+
+
+class FakeData:
+    def getEndpoint(self, ep):
+        kind, key = ep[0], ep[-1]
+        if kind == "forceschedulers":
+            return ForceSchedulerEndpoint(None), {"schedulername": key}
+        if kind == "builds":
+            builderid, _ = BUILDS[key]
+            build = {"buildid": key, "builderid": builderid, "buildrequestid": key}
+            return _endpoint("BuildEndpoint")(build), {"buildid": key}
+        if kind == "buildrequests":
+            br = {"buildrequestid": key, "builderid": BUILDS[key][0], "buildsetid": key}
+            return _endpoint("BuildRequestEndpoint")(br), {"buildrequestid": key}
+        if kind == "workers":
+            return _endpoint("WorkerEndpoint")({"workerid": key}), {"workerid": key}
+        if kind == "schedulers":
+            return _endpoint("SchedulerEndpoint")({"name": "app"}), {"schedulerid": key}
+        return _endpoint("BuildersEndpoint")([]), {}
+
+    def get(self, path):
+        if path[0] == "builders":
+            return defer.succeed({"builderid": path[1], "name": BUILDERS[path[1]]})
+        if path[0] == "buildrequests":
+            key = path[1]
+            return defer.succeed({"buildrequestid": key, "builderid": BUILDS[key][0],
+                                  "buildsetid": key})
+        assert path[0] == "buildsets" and path[2] == "properties"
+        return defer.succeed({k: (v, "Force Build Form") for k, v in BUILDS[path[1]][1].items()})
+
+
+class FakeMaster:
+    data = FakeData()
+
+
+ACTIONS = {  # name -> (path, action, options)
+    "read": (("builders",), "get", {}),
+    "force CI": (("forceschedulers", "app-force"), "force", {}),
+    "rebuild CI": (("builds", 10), "rebuild", {}),
+    "stop CI": (("builds", 10), "stop", {}),
+    "cancel CI": (("buildrequests", 10), "cancel", {}),
+    "rebuild PR": (("builds", 11), "rebuild", {}),
+    "cancel PR": (("buildrequests", 11), "cancel", {}),
+    "promote to staging": (("forceschedulers", "promote"), "force",
+                           {"package": "app", "from_dist": "app-dev", "to_dist": ""}),
+    "promote to production": (("forceschedulers", "promote"), "force",
+                              {"package": "app", "from_dist": "app-staging", "to_dist": "app"}),
+    "rebuild promote to staging": (("builds", 20), "rebuild", {}),
+    "rebuild promote to production": (("builds", 21), "rebuild", {}),
+    "rebuild promote unknown package": (("builds", 22), "rebuild", {}),
+    "stop promote": (("builds", 21), "stop", {}),
+    "cancel promote": (("buildrequests", 21), "cancel", {}),
+    "cancel publish": (("buildrequests", 12), "cancel", {}),
+    "roll back staging": (("forceschedulers", "rollback"), "force",
+                          {"distribution": "app-staging"}),
+    "roll back production": (("forceschedulers", "rollback"), "force", {"distribution": "app"}),
+    "rebuild rollback of staging": (("builds", 30), "rebuild", {}),
+    "rebuild rollback of production": (("builds", 31), "rebuild", {}),
+    "pause worker": (("workers", 1), "pause", {}),
+    "kill worker": (("workers", 1), "kill", {}),
+    "enable scheduler": (("schedulers", 1), "enable", {"enabled": False}),
+    "set priority": (("buildrequests", 10), "set_priority", {"priority": 5}),
+    "unknown action": (("builds", 10), "frobnicate", {}),
+}
+D, R, M, A = "dev", "rel", "man", "adm"
+EXPECTED = {
+    "read": {None, "nobody", D, R, M, A},
+    **{a: {D, R, M, A} for a in ("force CI", "rebuild CI", "stop CI", "cancel CI",
+                                 "rebuild PR", "cancel PR")},
+    **{a: {R, M, A} for a in ("promote to staging", "rebuild promote to staging",
+                              "stop promote", "cancel promote", "cancel publish",
+                              "roll back staging", "rebuild rollback of staging")},
+    **{a: {M, A} for a in ("promote to production", "rebuild promote to production",
+                           "rebuild promote unknown package", "roll back production",
+                           "rebuild rollback of production")},
+    **{a: {A} for a in ("pause worker", "kill worker", "enable scheduler", "set priority",
+                        "unknown action")},
+}
+
+
+def allowed(rule_set, action, user) -> bool:
+    path, method, options = ACTIONS[action]
+    result = []
+    d = rule_set.assertUserAllowed(path, method, options, {"username": user} if user else {})
+    d.addCallbacks(lambda _: result.append(True),
+                   lambda f: result.append(False) if f.check(Forbidden) else f)
+    assert result, f"{action} as {user}: no answer at once ({d.result!r})"
+    return result[0]
+
+
+def the_authz(settings):
+    rule_set = authz.authz(settings, USERS, www.RolesFromGitHub(settings.auth.github_roles))
+    rule_set.setMaster(FakeMaster())
+    return rule_set
+
+
+def test_every_cell_of_the_matrix(tmp_path):
+    rule_set = the_authz(load(tmp_path))
+    users = [None, "nobody", D, R, M, A]
+    observed = {action: {u for u in users if allowed(rule_set, action, u)} for action in ACTIONS}
+    assert observed == EXPECTED
+
+
+def test_production_defaults_to_the_releasers(tmp_path):
+    rule_set = the_authz(load(tmp_path, extra=""))
+    assert allowed(rule_set, "promote to production", R)
+    assert allowed(rule_set, "rebuild rollback of production", R)
+    assert not allowed(rule_set, "promote to production", D)
+
+
+def test_a_refusal_names_the_role_of_its_level(tmp_path):
+    rule_set = the_authz(load(tmp_path))
+    d = rule_set.assertUserAllowed(*ACTIONS["rebuild promote to production"][:2], {},
+                                   {"username": R})
+    failures = []
+    d.addErrback(failures.append)
+    assert "you need to have role 'release-managers'" in str(failures[0].value)
+
+
+def test_the_rule_list_ends_denying_every_control_action_but_to_admins(tmp_path):
+    settings = load(tmp_path, AUTH + 'admins = ["ops", "root"]\n')
+    rules = authz.rules(settings)
+    last = rules[-2:]
+    assert all(isinstance(r, AnyControlEndpointMatcher) for r in last)
+    assert [(r.role, r.defaultDeny) for r in last] == [("ops", False), ("root", True)]
+    # every level lists the admins, its own roles last (a refusal names them)
+    assert authz.role_lists(settings) == {
+        "admins": ("ops", "root"),
+        "production": ("ops", "root", "release-managers"),
+        "releasers": ("ops", "root", "release-managers", "releasers"),
+        "developers": ("ops", "root", "release-managers", "releasers", "developers"),
+    }
+
+
+def test_github_roles_pass_the_rules_too(tmp_path):
+    settings = load(tmp_path, AUTH + '[auth.github_roles]\nadmins = ["acme/ops"]\n')
+    rule_set = the_authz(settings)
+    path, method, options = ACTIONS["kill worker"]
+    d = rule_set.assertUserAllowed(path, method, options, {"groups": ["acme/ops"]})
+    assert d.called and d.result is None
