@@ -28,6 +28,7 @@ from ops import demo  # noqa: E402
 from ops import services  # noqa: E402
 from ops import setup  # noqa: E402
 from tests.integration.helpers import AptClient  # noqa: E402
+from tests.integration.helpers import traversable  # noqa: E402
 from tests.integration.helpers import write_pipeline  # noqa: E402
 
 
@@ -46,6 +47,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
         base = Path(tmp)
         settings = write_pipeline(base)
+        traversable(base)
         project = settings.projects[0]
         t = time.monotonic()
         setup.prepare(settings)

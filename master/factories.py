@@ -13,6 +13,10 @@ from steps import repository as repo_steps
 
 VENV = "../venv"
 REPORTS = "../reports"
+# The project's own code (pip install, tests, coverage's report, debian/rules) runs in the
+# worker's sandbox (worker/bin/conveyor-sandbox): read-only system, private /tmp, writable only
+# the build's directory and the worker's caches.
+SANDBOX = ["conveyor-sandbox", util.Property("builddir"), "--"]
 
 
 @util.renderer
@@ -31,11 +35,11 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
     f.addStep(checkout)
     f.addStep(python.CreateVirtualenv(python=project.python, venv=VENV, haltOnFailure=True))
     f.addStep(python.InstallRequirements(requirements=project.requirements, venv=VENV,
-                                         haltOnFailure=True))
+                                         sandbox=SANDBOX, haltOnFailure=True))
     f.addStep(python.RunTests(runner=project.test_runner, args=project.test_args, venv=VENV,
-                              junit_xml=f"{REPORTS}/junit.xml"))
+                              junit_xml=f"{REPORTS}/junit.xml", sandbox=SANDBOX))
     f.addStep(python.Coverage(threshold=project.coverage_threshold, below=project.coverage_below,
-                              venv=VENV, html_dir=f"{REPORTS}/htmlcov"))
+                              venv=VENV, html_dir=f"{REPORTS}/htmlcov", sandbox=SANDBOX))
     f.addStep(steps.DirectoryUpload(
         name="coverage report",
         workersrc=f"{REPORTS}/htmlcov",
@@ -58,7 +62,7 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
         repourl=project.clone_url, branch=project.branch, mode="full", method="fresh",
         haltOnFailure=True))
     f.addStep(debian.StampVersion(haltOnFailure=True))
-    f.addStep(debian.BuildDebianPackage(packages=project.packages))
+    f.addStep(debian.BuildDebianPackage(packages=project.packages, sandbox=SANDBOX))
     f.addStep(debian.UploadPackages(artifacts_dir=str(settings.artifacts_dir),
                                     artifacts_url=settings.artifacts_url, haltOnFailure=True))
     f.addStep(steps.Trigger(

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from conveyor.settings import Settings
+from ops import setup
 from ops.setup import ROOT
 from ops.setup import gpg_env
 from ops.setup import run
@@ -111,15 +112,49 @@ def start_worker(settings: Settings, name: str) -> None:
         return
     worker = next(w for w in settings.workers if w.name == name)
     master_host = "127.0.0.1" if settings.worker_bind in ("0.0.0.0", "") else settings.worker_bind
-    env = {**os.environ,
-           "CONVEYOR_WORKER_NAME": name,
+    env = {"CONVEYOR_WORKER_NAME": name,
            "CONVEYOR_MASTER": f"{master_host}:{settings.worker_port}",
            "CONVEYOR_WORKER_PASSWORD_FILE": str(settings.secrets_dir / worker.password_secret),
-           # the project root on the worker's PYTHONPATH is not needed: workers run argv only
-           }
-    run([venv_bin("buildbot-worker"), "start", str(basedir)], env=env,
-        stdin=subprocess.DEVNULL, cwd=str(ROOT))
+           # conveyor-sandbox (worker/bin) on the PATH of the worker's commands
+           "PATH": f"{basedir / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    argv = [venv_bin("buildbot-worker"), "start", str(basedir)]
+    if name in setup.build_workers(settings):
+        password = setup.worker_password_copy(settings, name)
+        env.update({
+            "CONVEYOR_WORKER_PASSWORD_FILE": str(password),
+            "HOME": str(basedir),  # pip's cache in ~/.cache, git's safe.directory
+            # what the sandbox hides from a build, even from a user that could read it
+            "CONVEYOR_SANDBOX_HIDE": ":".join(str(p) for p in [
+                *setup.protected_paths(settings), password]),
+        })
+        blocked = setup.build_user_blocked(settings) if setup.separate_build_user() else None
+        if setup.separate_build_user() and not blocked:
+            # its own buildbot-worker, and a fresh environment: nothing of the caller's (root's)
+            # but what is set here
+            argv = ["runuser", "-u", setup.BUILD_USER, "--", "env", "-i",
+                    *(f"{k}={v}" for k, v in env.items()), "LANG=C.UTF-8",
+                    str(setup.WORKER_VENV / "bin" / "buildbot-worker"), "start", str(basedir)]
+        else:
+            if blocked:
+                say(f"warning: the build worker cannot run as {setup.BUILD_USER}: {blocked}")
+            warn_shared_user(name)
+    run(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, cwd=str(ROOT))
     say(f"worker {name} started")
+
+
+_warned: set[str] = set()
+
+
+def warn_shared_user(name: str) -> None:
+    """Once: without root, the build worker runs as the caller, like the master."""
+    if name in _warned:
+        return
+    _warned.add(name)
+    say(f"warning: the build worker {name} runs as {os.environ.get('USER') or os.getuid()}, the "
+        "same user as the master and the repository worker. Code under test (tests, setup.py, "
+        "debian/rules) runs in the sandbox, which hides the secrets, the signing key and "
+        "aptly's state, but the user could read them. Run `make run` as root (or with sudo) "
+        f"to give the build worker its own user, {setup.BUILD_USER}.")
 
 
 def stop(settings: Settings) -> list[str]:

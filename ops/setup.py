@@ -51,6 +51,7 @@ def prepare(settings: Settings) -> None:
     ensure_master(settings)
     for worker in settings.workers:
         ensure_worker(settings, worker.name)
+    lock_down(settings)
 
 
 def write_secret(settings: Settings, name: str, value: str) -> None:
@@ -146,20 +147,23 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
             link.symlink_to(target)
 
 
-DEMO_USERS = (("releaser", "releasers"), ("developer", "developers"))
+DEMO_USERS = (("releaser", "releasers"), ("developer", "developers"), ("admin", "admins"))
 CLI_CREDENTIALS = "cli-credentials"
 
 
 def ensure_users(settings: Settings) -> None:
-    """Demo web users when there is no users file: a releaser (may promote) and a developer
-    (may not); the releaser's credentials also go to the CLI's credentials file."""
+    """Demo web users when there is no users file: a releaser (may promote), a developer (may
+    build, not promote) and an admin (workers, schedulers); the releaser's credentials also go
+    to the CLI's credentials file."""
     name = settings.auth.users_secret
     if settings.read_secret(name) is not None:
         return
     lines, passwords = [], {}
     for user, role in DEMO_USERS:
         passwords[user] = secrets.token_urlsafe(12)
-        role = settings.auth.releasers[0] if role == "releasers" else role
+        role = {"releasers": settings.auth.releasers[0],
+                "developers": settings.auth.developers[0],
+                "admins": settings.auth.admins[0]}[role]
         lines.append(f"{user}:{passwords[user]}:{role}")
     write_secret(settings, name, "\n".join(lines))
     if settings.read_secret(CLI_CREDENTIALS) is None:
@@ -180,7 +184,121 @@ def worker_dir(settings: Settings, name: str) -> Path:
     return settings.state_dir / "workers" / name
 
 
+# --- the trust boundary on one machine: build workers hold nothing of value -------------------
+
+BUILD_USER = "conveyor-build"
+
+
+# The build user's own buildbot-worker: the master's .venv may use a Python the build user
+# cannot run (e.g. one under /root), so it gets a virtualenv of the system's Python, at the
+# version pinned in requirements.txt, shared by the installations of this machine.
+WORKER_VENV = Path("/opt/conveyor-worker/venv")
+
+
+def separate_build_user() -> bool:
+    """Run as root, `make run` runs the build workers as BUILD_USER; otherwise they share the
+    caller's user (and only the sandbox stands between a test and the secrets)."""
+    return os.geteuid() == 0
+
+
+def build_user_blocked(settings: Settings) -> str | None:
+    """Why the build user cannot run its worker here (None: it can)."""
+    for name in build_workers(settings):
+        basedir = worker_dir(settings, name)
+        if subprocess.run(["runuser", "-u", BUILD_USER, "--", "test", "-w",
+                           str(basedir)]).returncode != 0:
+            return (f"it cannot reach {basedir}: let others traverse the parents of the state "
+                    "directory (chmod o+x), or keep the state directory elsewhere")
+    if subprocess.run(["runuser", "-u", BUILD_USER, "--", str(WORKER_VENV / "bin" / "python"),
+                       "-c", "import buildbot_worker"], capture_output=True).returncode != 0:
+        return f"it cannot run {WORKER_VENV}/bin/python"
+    return None
+
+
+def ensure_worker_venv() -> Path:
+    """The build user's buildbot-worker (see WORKER_VENV); made once, at the pinned versions."""
+    pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.lower().startswith(("buildbot-worker==", "twisted=="))]
+    marker = WORKER_VENV / "conveyor-pins.txt"
+    if marker.exists() and marker.read_text().split() == pins:
+        return WORKER_VENV
+    run(["/usr/bin/python3", "-m", "venv", "--clear", str(WORKER_VENV)])
+    run([str(WORKER_VENV / "bin" / "pip"), "install", "--quiet",
+         "--disable-pip-version-check", *pins])
+    os.chmod(WORKER_VENV.parent, 0o755)
+    marker.write_text("\n".join(pins) + "\n")
+    say(f"installed {' '.join(pins)} for the build user in {WORKER_VENV}")
+    return WORKER_VENV
+
+
+def build_workers(settings: Settings) -> list[str]:
+    return [w.name for w in settings.workers if w.name != settings.repository.worker]
+
+
+def protected_paths(settings: Settings) -> list[Path]:
+    """What a build worker must never read: secrets, the signing key, aptly's state (database
+    and pool), the master's database, the repository worker's directory."""
+    repo = settings.repository
+    return [settings.secrets_dir, repo.gnupg_home, repo.aptly_root, settings.master_dir,
+            worker_dir(settings, repo.worker)]
+
+
+def worker_password_copy(settings: Settings, name: str) -> Path:
+    """A build worker's own copy of its password (it cannot read the secrets directory)."""
+    return worker_dir(settings, name) / "worker-password"
+
+
 def ensure_worker(settings: Settings, name: str) -> None:
     basedir = worker_dir(settings, name)
     basedir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
+    (basedir / "bin").mkdir(exist_ok=True)
+    sandbox = basedir / "bin" / "conveyor-sandbox"
+    shutil.copyfile(ROOT / "worker" / "bin" / "conveyor-sandbox", sandbox)
+    os.chmod(sandbox, 0o755)
+    if name == settings.repository.worker:
+        os.chmod(basedir, 0o700)
+        return
+    password = next(w for w in settings.workers if w.name == name).password_secret
+    copy = worker_password_copy(settings, name)
+    copy.unlink(missing_ok=True)
+    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "w") as fh:
+        fh.write((settings.read_secret(password) or "") + "\n")
+    (basedir / ".cache").mkdir(exist_ok=True)
+    # git refuses a repository another user owns ("dubious ownership"): the local clone URLs
+    local = [p.clone_url for p in settings.projects if p.clone_url.startswith("/")]
+    (basedir / ".gitconfig").write_text("".join(f"[safe]\n\tdirectory = {url}\n"
+                                                for url in local))
+    if separate_build_user():
+        ensure_build_user()
+        ensure_worker_venv()
+        run(["chown", "-R", f"{BUILD_USER}:{BUILD_USER}", str(basedir)])
+        os.chmod(basedir, 0o700)
+
+
+def ensure_build_user() -> None:
+    import pwd
+    try:
+        pwd.getpwnam(BUILD_USER)
+    except KeyError:
+        run(["useradd", "--system", "--user-group", "--no-create-home",
+             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", BUILD_USER])
+        say(f"created the system user {BUILD_USER} for the build workers")
+
+
+def lock_down(settings: Settings) -> None:
+    """Owner-only modes on everything a build worker must not read (see protected_paths); as
+    root, check that the build user really cannot read any of it."""
+    for path in protected_paths(settings):
+        if path.exists():
+            os.chmod(path, 0o700)
+    if not separate_build_user():
+        return
+    readable = [str(path) for path in protected_paths(settings) + [
+        settings.repository.signing_key_file]
+        if path.exists() and subprocess.run(
+            ["runuser", "-u", BUILD_USER, "--", "test", "-r", str(path)]).returncode == 0]
+    if readable:
+        raise RuntimeError(f"the build user {BUILD_USER} can read {', '.join(readable)}: "
+                           "check their owners and modes (and their parents')")

@@ -84,10 +84,11 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
     name = "deb"
     description = "building package"
     descriptionDone = "package"
-    renderables = ["packages"]
+    renderables = ["packages", "sandbox"]
 
-    def __init__(self, packages: list[str] | tuple[str, ...] = (), **kwargs):
+    def __init__(self, packages: list[str] | tuple[str, ...] = (), sandbox=(), **kwargs):
         self.packages = list(packages)
+        self.sandbox = sandbox  # argv prefix: debian/rules is the project's own code
         kwargs.setdefault("haltOnFailure", True)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
@@ -106,7 +107,7 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
         env = {"SOURCE_DATE_EPOCH": str(self.getProperty("commit_time")),
                "DEB_BUILD_OPTIONS": "nocheck"}
         cmd = yield self.makeRemoteShellCommand(
-            command=["dpkg-buildpackage", "-b", "-us", "-uc"], env=env)
+            command=[*self.sandbox, "dpkg-buildpackage", "-b", "-us", "-uc"], env=env)
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()

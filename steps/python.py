@@ -1,7 +1,8 @@
 """Build steps for Python projects: virtualenv, requirements, tests under coverage, coverage.
 
 All paths are as seen from the step's workdir (the checkout, "build"): the virtualenv lives
-beside it in ../venv and reports go to ../reports.
+beside it in ../venv and reports go to ../reports. `sandbox` is an argv prefix (the factory's:
+`conveyor-sandbox <builddir> --`) for every command that runs the project's own code.
 """
 
 from __future__ import annotations
@@ -59,11 +60,13 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
     name = "install"
     description = "installing requirements"
     descriptionDone = "install"
-    renderables = ["requirements", "venv"]
+    renderables = ["requirements", "venv", "sandbox"]
 
-    def __init__(self, requirements=("requirements-dev.txt",), venv="../venv", **kwargs):
+    def __init__(self, requirements=("requirements-dev.txt",), venv="../venv", sandbox=(),
+                 **kwargs):
         self.requirements = requirements
         self.venv = venv
+        self.sandbox = sandbox
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
@@ -71,7 +74,8 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
     def run(self):
         if not self.requirements:
             return SKIPPED
-        command = [venv_python(self.venv), "-m", "pip", "install", "--disable-pip-version-check"]
+        command = [*self.sandbox, venv_python(self.venv), "-m", "pip", "install",
+                   "--disable-pip-version-check"]
         for requirement in self.requirements:
             command += ["-r", requirement]
         cmd = yield self.makeRemoteShellCommand(command=command)
@@ -137,7 +141,7 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
     description = "running tests"
     descriptionDone = "tests"
     haltOnFailure = True
-    renderables = ["runner", "args", "venv", "junit_xml"]
+    renderables = ["runner", "args", "venv", "junit_xml", "sandbox"]
 
     def __init__(
         self,
@@ -145,8 +149,10 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         args=(),
         venv="../venv",
         junit_xml="../reports/junit.xml",
+        sandbox=(),
         **kwargs,
     ):
+        self.sandbox = sandbox
         self.runner = runner
         self.args = args
         self.venv = venv
@@ -166,7 +172,8 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         yield self.runRmFile(self.builder_path(self.junit_xml), abandonOnFailure=False)
         yield self.runMkdir(self.builder_path(self.build.path_module.dirname(self.junit_xml)))
 
-        command = [venv_python(self.venv), "-m", "coverage", "run", "-m", self.runner, *self.args]
+        command = [*self.sandbox, venv_python(self.venv), "-m", "coverage", "run", "-m",
+                   self.runner, *self.args]
         if self.runner == "pytest":
             command += ["--junit-xml", self.junit_xml]
         cmd = yield self.makeRemoteShellCommand(command=command)
@@ -242,7 +249,7 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
     description = "measuring coverage"
     descriptionDone = "coverage"
     haltOnFailure = True
-    renderables = ["threshold", "below", "venv", "html_dir"]
+    renderables = ["threshold", "below", "venv", "html_dir", "sandbox"]
 
     def __init__(
         self,
@@ -250,8 +257,10 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
         below="failure",
         venv="../venv",
         html_dir="../reports/htmlcov",
+        sandbox=(),
         **kwargs,
     ):
+        self.sandbox = sandbox
         if isinstance(below, str) and below not in ("failure", "warnings"):
             config.error(f"Coverage: below must be 'failure' or 'warnings', not {below!r}")
         self.threshold = threshold
@@ -266,7 +275,8 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
     def run(self):
         python = venv_python(self.venv)
         report = yield self.makeRemoteShellCommand(
-            command=[python, "-m", "coverage", "report", "--format=total"], collectStdout=True
+            command=[*self.sandbox, python, "-m", "coverage", "report", "--format=total"],
+            collectStdout=True
         )
         yield self.runCommand(report)
         if self.stopped or report.results() == CANCELLED:
@@ -297,7 +307,7 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
             self._summary = f"coverage {format_percent(percent)}% < {format_percent(threshold)}%"
 
         html = yield self.makeRemoteShellCommand(
-            command=[python, "-m", "coverage", "html", "-d", self.html_dir]
+            command=[*self.sandbox, python, "-m", "coverage", "html", "-d", self.html_dir]
         )
         yield self.runCommand(html)
         if html.results() != SUCCESS:

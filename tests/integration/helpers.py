@@ -47,7 +47,8 @@ worker_port = {free_port()}
 [repository]
 port = {free_port()}
 
-[workers.local]
+[workers.build]
+[workers.repository]
 
 [projects.snowbird]
 """ + "".join(f"{key} = {value}\n" for key, value in project.items()) + extra
@@ -117,6 +118,15 @@ def version_gt(a: str, b: str) -> bool:
     return subprocess.run(["dpkg", "--compare-versions", a, "gt", b]).returncode == 0
 
 
+def traversable(base: Path) -> None:
+    """pytest's and mkdtemp's directories are private (0700): let the build worker's own user
+    pass through them to its directory (o+x, not o+r)."""
+    for path in [base, *base.parents]:
+        if path == Path("/tmp") or path == Path("/"):
+            break
+        os.chmod(path, path.stat().st_mode | 0o111)
+
+
 @contextlib.contextmanager
 def running_installation(base: Path, package: str = "snowbird", extra: str = "",
                          before_start=None):
@@ -127,6 +137,7 @@ def running_installation(base: Path, package: str = "snowbird", extra: str = "",
     from ops import setup
 
     settings = write_pipeline(base, extra=extra)
+    traversable(base)
     purge(package)
     try:
         if before_start:

@@ -182,7 +182,7 @@ def test_a_scheduler_and_a_builder_per_project_that_builds_pull_requests(tmp_pat
     (builder,) = pullrequests.builders(settings)
     assert builder.name == "snowbird-pr"
     assert builder.collapseRequests is False
-    assert builder.workernames == ["local"]
+    assert builder.workernames == ["build"]
 
 
 def test_the_scheduler_takes_pull_request_changes_of_its_project_only(tmp_path):

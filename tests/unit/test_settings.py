@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = """
 [conveyor]
 [repository]
-[workers.local]
+[workers.build]
+[workers.repository]
 [projects.app]
 github = "acme/app"
 clone_url = "git/app.git"
@@ -46,7 +47,7 @@ def test_minimal_file_gets_defaults(tmp_path):
     s = settings.load(write(tmp_path, MINIMAL))
     (project,) = s.projects
     assert project.upload_to == "app-dev"  # the first step of the path
-    assert project.workers == ("local",)
+    assert project.workers == ("build",)  # every worker but the repository's
     assert project.coverage_threshold == 80.0
     assert project.clone_url == str(tmp_path / "git" / "app.git")
     assert s.state_dir == tmp_path / "var"
@@ -88,15 +89,20 @@ upload_to = "sprintly-staging"
      "must be a whole number, not '8010'"),
     (('[conveyor]', '[conveyor]\nwebport = 8010'), "conveyor.webport", "unknown key 'webport'"),
     (('[repository]', '[repository]\nworker = "far"'), "repository.worker",
-     "'far' is not one of the [workers]: local"),
+     "'far' is not one of the [workers]: build, repository"),
     (('packages = ["app"]', 'packages = ["app"]\ncoverage_threshold = 120'),
      "projects.app.coverage_threshold", "must be between 0 and 100, not 120"),
     (('packages = ["app"]', 'packages = ["app"]\ncoverage_below = "ignore"'),
      "projects.app.coverage_below", 'must be "failure" or "warnings"'),
     (('packages = ["app"]', 'packages = ["app"]\nmail = ["nobody"]'),
      "projects.app.mail", "'nobody' is not valid: an e-mail address"),
-    (('[workers.local]', '[workers.Local]'), "workers.Local",
+    (('[workers.build]', '[workers.Build]'), "workers.Build",
      "worker names are lower-case letters"),
+    (('packages = ["app"]', 'packages = ["app"]\nworkers = ["build", "repository"]'),
+     "projects.app.workers", "'repository' is the repository's worker ([repository] worker): "
+     "it holds the signing key"),
+    (('[workers.build]\n', ''), "projects.app.workers",
+     "needs a build worker: the only worker, 'repository', is the repository's"),
 ])
 def test_wrong_file_names_file_key_and_reason(tmp_path, change, key, reason):
     old, new = change
@@ -132,3 +138,24 @@ path = ["app-dev", "other-prod"]
                        match=r"\[projects.other.path\] path disagrees with project 'app' "
                              r"on what follows 'app-dev'"):
         settings.load(write(tmp_path, text))
+
+
+def test_auth_roles_default_and_can_be_set(tmp_path):
+    auth = settings.load(write(tmp_path, MINIMAL)).auth
+    assert (auth.developers, auth.releasers, auth.production, auth.admins) == \
+        (("developers",), ("releasers",), ("releasers",), ("admins",))
+    text = MINIMAL + ('[auth]\ndevelopers = ["devs", "interns"]\nreleasers = ["rel"]\n'
+                      'admins = ["ops"]\n')
+    auth = settings.load(write(tmp_path, text)).auth
+    assert (auth.developers, auth.releasers, auth.production, auth.admins) == \
+        (("devs", "interns"), ("rel",), ("rel",), ("ops",))
+
+
+@pytest.mark.parametrize("key", ["developers", "releasers", "production", "admins"])
+def test_a_bad_role_name_is_refused_with_its_key(tmp_path, key):
+    file = write(tmp_path, MINIMAL + f'[auth]\n{key} = ["Ops Team"]\n')
+    with pytest.raises(settings.SettingsError,
+                       match=rf"^{file}: \[auth.{key}\] 'Ops Team' is not valid: a role name"):
+        settings.load(file)
+    with pytest.raises(settings.SettingsError, match=rf"\[auth.{key}\] must not be an empty"):
+        settings.load(write(tmp_path, MINIMAL + f'[auth]\n{key} = []\n'))

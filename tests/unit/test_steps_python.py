@@ -92,6 +92,23 @@ class TestInstallRequirements(StepTestCase):
         self.expect_result_summary({"step": "install"})
         return self.run_step()
 
+    def test_the_project_code_runs_in_the_sandbox(self):
+        # the factory's prefix: conveyor-sandbox <the build's directory> -- <command>
+        self.setup_step(InstallRequirements(
+            workdir="build", sandbox=["conveyor-sandbox", Interpolate("%(prop:builddir)s"),
+                                      "--"]))
+        self.build.setProperty("builddir", "/srv/worker/snowbird-ci", "worker")
+        self.expect_commands(
+            ExpectShell(
+                workdir="build",
+                command=["conveyor-sandbox", "/srv/worker/snowbird-ci", "--", PY, "-m", "pip",
+                         "install", "--disable-pip-version-check", "-r",
+                         "requirements-dev.txt"],
+            ).exit(0)
+        )
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
     def test_several_files_and_env(self):
         self.setup_step(
             InstallRequirements(
