@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ops import github  # noqa: E402
-from ops import api  # noqa: E402
-from conveyor.results import result_name  # noqa: E402
 from conveyor.results import NAMES  # noqa: E402
+from conveyor.results import result_name  # noqa: E402
+from ops import api  # noqa: E402
 from ops import cli  # noqa: E402
 from ops import demo  # noqa: E402
+from ops import github  # noqa: E402
 from ops import services  # noqa: E402
 from ops import setup  # noqa: E402
 from tests.integration.helpers import AptClient  # noqa: E402

@@ -88,6 +88,8 @@ class Repository:
     component: str = "main"
     architectures: tuple[str, ...] = ("amd64", "all")
     origin: str = "Conveyor"
+    # a file holding the signing key's passphrase (a secret), or None: a key without one
+    passphrase_file: Path | None = None
 
     @property
     def public_key_url(self) -> str:
@@ -99,6 +101,15 @@ class Repository:
             return self.signing_key_file.read_text().strip()
         except FileNotFoundError:
             return ""
+
+    def signing_args(self) -> list[str]:
+        """aptly's options to sign with the key (and its passphrase, by file: never on a
+        command line or in a log)."""
+        key = self.signing_key()
+        args = [f"-gpg-key={key}"] if key else []
+        if self.passphrase_file is not None:
+            args.append(f"-passphrase-file={self.passphrase_file}")
+        return args
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,8 @@ class Auth:
     github_client_secret: str = "github-oauth-client-secret"
     # role -> GitHub organisations ("sprintly") or teams ("sprintly/release-team")
     github_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # coverage reports (the project's source) and built packages without log-in
+    public_reports: bool = False
 
 
 @dataclass(frozen=True)
@@ -359,8 +372,9 @@ def parse(data: dict, file: Path) -> Settings:
         component=repo.str("component", "main", DISTRIBUTION_NAME),
         architectures=repo.strs("architectures", ("amd64", "all"), DISTRIBUTION_NAME),
         origin=repo.str("origin", "Conveyor"),
+        passphrase_file=(state_dir / "secrets" / passphrase
+                         if (passphrase := repo.str("passphrase_secret", None)) else None),
     )
-    artifacts_dir = www_root / "artifacts"
     repo.check_unknown()
 
     workers_table = top.table("workers")
@@ -433,6 +447,7 @@ def parse(data: dict, file: Path) -> Settings:
         github_client_id=a.str("github_client_id", None),
         github_client_secret=a.str("github_client_secret", "github-oauth-client-secret"),
         github_roles=github_roles,
+        public_reports=a.bool("public_reports", False),
     )
     a.check_unknown()
     top.check_unknown()
@@ -451,8 +466,9 @@ def parse(data: dict, file: Path) -> Settings:
         worker_bind=worker_bind,
         worker_missing_timeout=worker_missing_timeout,
         db_url=db_url,
-        artifacts_dir=artifacts_dir,
-        artifacts_url=repo_url + "artifacts/",
+        # the master's: served by its web server, behind log-in (master/artifacts.py)
+        artifacts_dir=state_dir / "artifacts",
+        artifacts_url=web_url + "artifacts/",
         workers=tuple(workers),
         projects=tuple(projects),
         repository=repository,

@@ -10,6 +10,7 @@ from buildbot.plugins import util
 
 from conveyor import settings as settings_module
 from master import pullrequests
+from master.artifacts import ArtifactsService
 from master.builders import builders
 from master.reporters import reporters
 from master.schedulers import schedulers_for
@@ -45,7 +46,8 @@ def build(settings: settings_module.Settings) -> dict:
         "builders": builders(settings) + pullrequests.builders(settings),
         "projects": [util.Project(name=p.name, description=f"{p.github} ({p.branch}) → "
                                   f"{' → '.join(p.path)}") for p in settings.projects],
-        "services": reporters(settings),
+        "services": reporters(settings) + [
+            ArtifactsService(str(settings.artifacts_dir), settings.auth.public_reports)],
         "www": www(settings),
         "change_source": [],
         "collapseRequests": False,

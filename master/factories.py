@@ -90,15 +90,19 @@ def _aptly(settings: Settings, distribution) -> dict:
 
 def _publish_steps(settings: Settings, f: util.BuildFactory, distribution, action: str,
                    **when) -> None:
-    """switch (signed) → verify over HTTP → history: the end of every repository change."""
+    """switch (signed) → verify over HTTP → history: the end of every repository change; when
+    the verification or the history fails after the switch, the previous state is put back."""
     r = settings.repository
-    f.addStep(repo_steps.PublishSwitch(signing_key=r.signing_key(),
+    f.addStep(repo_steps.PublishSwitch(signing=r.signing_args(),
                                        **_aptly(settings, distribution), **when))
     f.addStep(repo_steps.VerifyPublished(repo_url=r.url, component=r.component,
                                          architectures=r.architectures,
                                          distribution=distribution, **when))
     f.addStep(repo_steps.RecordHistory(history_dir=str(settings.history_dir), action=action,
                                        distribution=distribution, **when))
+    # a switched-to state that failed its check goes: the history knows what is served
+    f.addStep(repo_steps.RestorePublished(signing=r.signing_args(),
+                                          **_aptly(settings, distribution)))
     f.addStep(repo_steps.DropUnpublished(**_aptly(settings, distribution)))
 
 

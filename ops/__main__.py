@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"            sudo apt-get update && sudo apt-get install -y {project.packages[0]}")
     print(f"  apt line  {demo.sources_line(settings, project.upload_to)}")
     users_file = settings.secrets_dir / settings.auth.users_secret
-    print(f"  log in    {settings.web_url} as releaser (may promote) or developer; passwords: "
-          f"grep releaser {users_file}")
+    print(f"  log in    {settings.web_url} as releaser (may promote), developer (may build) or "
+          f"admin (workers, schedulers); passwords: grep releaser {users_file}")
     nxt = project.path[project.path.index(project.upload_to) + 1:]
     if nxt:
         print(f"  promote   bin/conveyor promote {project.packages[0]} {project.upload_to} "

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from conveyor.results import result_name
 from conveyor.settings import Settings
 
 OK, FAILED, REFUSED, FORBIDDEN, UNREACHABLE = 0, 1, 2, 3, 4
@@ -132,6 +133,14 @@ class Master:
         """The first build of `builder` numbered above `after_number`, once finished."""
         return self.wait(f"builderid={self.builder_id(builder)}&number__gt={int(after_number)}",
                          "number", f"the first build of {builder} after #{after_number}", timeout)
+
+
+def describe(build: dict) -> str:
+    """A finished build in a line or a few: its URL, and each step that did not pass."""
+    lines = [f"{build.get('url', '')} {result_name(build.get('results'))}"]
+    lines += [f"  {step['name']}: {step.get('state_string')} ({result_name(step.get('results'))})"
+              for step in build.get("steps") or [] if step.get("results") not in (0, 3)]
+    return "\n".join(lines)
 
 
 # --- anonymous shortcuts for an installation's settings ---------------------------------------

@@ -122,13 +122,17 @@ def start_worker(settings: Settings, name: str) -> None:
         password = setup.worker_password_copy(settings, name)
         env.update({
             "CONVEYOR_WORKER_PASSWORD_FILE": str(password),
-            "HOME": str(basedir),  # pip's cache in ~/.cache, git's safe.directory
             # what the sandbox hides from a build, even from a user that could read it
             "CONVEYOR_SANDBOX_HIDE": ":".join(str(p) for p in [
                 *setup.protected_paths(settings), password]),
         })
         blocked = setup.build_user_blocked(settings) if setup.separate_build_user() else None
         if setup.separate_build_user() and not blocked:
+            env.update({
+                "HOME": str(basedir),  # git's safe.directory (basedir/.gitconfig)
+                # pip's downloads and wheels, shared by the machine's build workers
+                "XDG_CACHE_HOME": str(setup.BUILD_CACHE),
+            })
             # its own buildbot-worker, and a fresh environment: nothing of the caller's (root's)
             # but what is set here
             argv = ["runuser", "-u", setup.BUILD_USER, "--", "env", "-i",

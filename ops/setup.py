@@ -80,13 +80,20 @@ def gpg_env(settings: Settings) -> dict:
 
 
 def ensure_signing_key(settings: Settings) -> str:
-    """A passphrase-less signing key in the repository's GnuPG home; its public half is served
-    as <repository url>/conveyor.gpg for clients' `signed-by=`."""
+    """A signing key in the repository's GnuPG home, with the passphrase of
+    `[repository] passphrase_secret` if there is one (the demo's has none); its public half is
+    served as <repository url>/conveyor.gpg for clients' `signed-by=`."""
     repo = settings.repository
     env = gpg_env(settings)
     fingerprint = repo.signing_key()
     if not fingerprint:
-        run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
+        if repo.passphrase_file is not None and not repo.passphrase_file.exists():
+            raise RuntimeError(f"[repository] passphrase_secret: {repo.passphrase_file} does not "
+                               "exist; put the signing key's passphrase there (mode 0600)")
+        passphrase = (["--pinentry-mode", "loopback", "--passphrase-file",
+                       str(repo.passphrase_file)] if repo.passphrase_file else
+                      ["--passphrase", ""])
+        run(["gpg", "--batch", *passphrase, "--quick-gen-key",
              f"{settings.title} repository signing key <conveyor@localhost>",
              "ed25519", "sign", "never"], env=env)
         listing = run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env).stdout
@@ -129,7 +136,7 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         when = datetime.now(timezone.utc)
         snapshot = release.snapshot_name(dist, when, "setup", 0)
         aptly(settings, "snapshot", "create", snapshot, "empty")
-        aptly(settings, "publish", "snapshot", "-batch", f"-gpg-key={fingerprint}",
+        aptly(settings, "publish", "snapshot", "-batch", *repo.signing_args(),
               f"-architectures={','.join(repo.architectures)}", f"-distribution={dist}",
               f"-component={repo.component}", f"-origin={repo.origin}", f"-label={dist}",
               snapshot, ".")
@@ -193,6 +200,8 @@ BUILD_USER = "conveyor-build"
 # cannot run (e.g. one under /root), so it gets a virtualenv of the system's Python, at the
 # version pinned in requirements.txt, shared by the installations of this machine.
 WORKER_VENV = Path("/opt/conveyor-worker/venv")
+# the build user's cache (XDG_CACHE_HOME: pip's downloads and wheels), writable in the sandbox
+BUILD_CACHE = Path("/var/cache/conveyor-build")
 
 
 def separate_build_user() -> bool:
@@ -237,10 +246,10 @@ def build_workers(settings: Settings) -> list[str]:
 
 def protected_paths(settings: Settings) -> list[Path]:
     """What a build worker must never read: secrets, the signing key, aptly's state (database
-    and pool), the master's database, the repository worker's directory."""
+    and pool), the master's database and artifact store, the repository worker's directory."""
     repo = settings.repository
     return [settings.secrets_dir, repo.gnupg_home, repo.aptly_root, settings.master_dir,
-            worker_dir(settings, repo.worker)]
+            settings.artifacts_dir, worker_dir(settings, repo.worker)]
 
 
 def worker_password_copy(settings: Settings, name: str) -> Path:
@@ -265,7 +274,6 @@ def ensure_worker(settings: Settings, name: str) -> None:
     fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     with os.fdopen(fd, "w") as fh:
         fh.write((settings.read_secret(password) or "") + "\n")
-    (basedir / ".cache").mkdir(exist_ok=True)
     # git refuses a repository another user owns ("dubious ownership"): the local clone URLs
     local = [p.clone_url for p in settings.projects if p.clone_url.startswith("/")]
     (basedir / ".gitconfig").write_text("".join(f"[safe]\n\tdirectory = {url}\n"
@@ -273,6 +281,8 @@ def ensure_worker(settings: Settings, name: str) -> None:
     if separate_build_user():
         ensure_build_user()
         ensure_worker_venv()
+        BUILD_CACHE.mkdir(mode=0o700, parents=True, exist_ok=True)
+        run(["chown", f"{BUILD_USER}:{BUILD_USER}", str(BUILD_CACHE)])
         run(["chown", "-R", f"{BUILD_USER}:{BUILD_USER}", str(basedir)])
         os.chmod(basedir, 0o700)
 

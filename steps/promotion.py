@@ -35,11 +35,33 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
+    def rebuilt(self):
+        """The properties of the build this one rebuilds, or None when it is no rebuild."""
+        try:
+            bsid = self.build.requests[0].bsid
+        except (AttributeError, IndexError, TypeError):
+            return None
+        buildset = yield self.master.data.get(("buildsets", bsid))
+        rebuilt_id = (buildset or {}).get("rebuilt_buildid") if isinstance(buildset, dict) \
+            else None
+        if not rebuilt_id:
+            return None
+        properties = yield self.master.data.get(("builds", rebuilt_id, "properties"))
+        return {name: value for name, (value, _source) in (properties or {}).items()}
+
+    @defer.inlineCallbacks
     def run(self):
         log = yield self.addLog("stdio")
         package = self.getProperty("package") or ""
         version = (self.getProperty("version") or "").strip()
         source, target = self.getProperty("from_dist") or "", self.getProperty("to_dist") or ""
+        original = yield self.rebuilt()
+        if original and original.get("package_version"):
+            # a rebuild promotes what the original build promoted, never "the newest" of today
+            version = original["package_version"]
+            target = original.get("to_dist") or target
+            yield log.addStdout(f"a rebuild: {package} {version} to {target or 'the next step'}, "
+                                "as the original build\n")
         try:
             if package not in self.paths:
                 raise release.ReleaseError(

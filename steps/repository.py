@@ -206,20 +206,51 @@ class PublishSwitch(AptlyCommand):
     description = "publishing"
     descriptionDone = "published"
 
-    def __init__(self, signing_key: str = "", **kwargs):
-        self.signing_key = signing_key
+    def __init__(self, signing: list[str] | tuple[str, ...] = (), **kwargs):
+        self.signing = list(signing)  # settings.Repository.signing_args(): key, passphrase file
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
         snapshot = self.getProperty("snapshot")
-        key = [f"-gpg-key={self.signing_key}"] if self.signing_key else []
-        cmd = yield self.run_aptly("publish", "switch", "-batch", *key,
+        cmd = yield self.run_aptly("publish", "switch", "-batch", *self.signing,
                                    self.distribution, ".", snapshot)
         if not cmd.didFail():
             self.setProperty("published", snapshot, "PublishSwitch")
             self.descriptionDone = f"{self.distribution} → {snapshot}"
         return cmd.results()
+
+
+class RestorePublished(PublishSwitch):
+    """After a change that was switched to but then failed (its verification, or its history),
+    switch the distribution back to the state it had (`current_snapshot`), signed, so that it
+    always serves a state its history knows and a rollback works from it. Runs only then."""
+
+    name = "restore"
+    description = "putting back the previous state"
+    descriptionDone = "previous state put back"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("alwaysRun", True)
+        kwargs.setdefault("haltOnFailure", False)
+        kwargs.setdefault("doStepIf", lambda step: bool(
+            step.getProperty("published") and not step.getProperty("recorded")
+            and step.getProperty("published") != step.getProperty("current_snapshot")))
+        kwargs.setdefault("hideStepIf", lambda results, step: results == results_SKIPPED)
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        previous = self.getProperty("current_snapshot")
+        cmd = yield self.run_aptly("publish", "switch", "-batch", *self.signing,
+                                   self.distribution, ".", previous)
+        if cmd.didFail():
+            self.descriptionDone = (f"{self.distribution} could NOT be put back to {previous}: "
+                                    "roll it back by hand")
+            return results.FAILURE
+        self.setProperty("published", previous, "RestorePublished")
+        self.descriptionDone = f"{self.distribution} back to {previous}"
+        return results.SUCCESS
 
 
 class DropUnpublished(AptlyCommand):
@@ -400,6 +431,7 @@ class RecordHistory(HistoryStep):
         }
         yield self.downloadFileContentToWorker(path, text + release.history_line(entry),
                                                abandonOnFailure=True, mode=0o644)
+        self.setProperty("recorded", True, "RecordHistory")
         log = yield self.addLog("history")
         yield log.addStdout(text + release.history_line(entry))
         self.descriptionDone = f"{self.distribution} state {entry['n']}: {self.action}"

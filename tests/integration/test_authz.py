@@ -94,12 +94,12 @@ def builds(installation, sessions) -> dict:
     project = installation.projects[0]
     checkout = demo.ensure_demo_repo(installation, project)
     ci = github.push_and_wait(installation, project, checkout, before=github.ZERO)
-    assert result_name(ci["results"]) == "SUCCESS", ci["url"]
+    assert result_name(ci["results"]) == "SUCCESS", api.describe(ci)
     manager = sessions["manager"]
     promotion = manager.follow(manager.force("promote", "promote", package="snowbird",
                                              version="", from_dist=STAGING, to_dist=PRODUCTION,
                                              reason="authz test"))
-    assert result_name(promotion["results"]) == "SUCCESS", promotion["url"]
+    assert result_name(promotion["results"]) == "SUCCESS", api.describe(promotion)
     return {"ci": ci, "promotion": promotion}
 
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.settings import Settings
-from ops import github
-from ops import api
 from conveyor.results import result_name
-from ops import mailsink
+from conveyor.settings import Settings
+from ops import api
 from ops import demo
+from ops import github
+from ops import mailsink
 from ops import services
 from ops import setup
 from ops.mailsink import read
@@ -181,7 +181,7 @@ def test_red_build_mails_the_team_and_the_author_once_naming_the_failing_test(in
     before, sha = commit_and_push(inst, 4, "Check that the version has three parts")
     started = time.monotonic()
     build = github.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
-    assert result_name(build["results"]) == "FAILURE", build["url"]
+    assert result_name(build["results"]) == "FAILURE", api.describe(build)
 
     first = mailsink.wait_for_mail(inst.mail_dir, known, timeout=30)
     print(f"\npush to mail: {time.monotonic() - started:.1f} s "
@@ -214,7 +214,7 @@ def test_next_green_build_sends_one_fixed_mail(inst):
     known = inst.mails()
     before, sha = commit_and_push(inst, 3, "Fix the version check: three parts")
     build = github.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
-    assert result_name(build["results"]) == "SUCCESS", build["url"]
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
 
     mails = new_mails(inst, known)
     assert len(mails) == 1, mails
@@ -282,7 +282,7 @@ def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     assert status in (200, 202) and "1 change" in body, body
 
     build = api.wait_for_build(settings, project.pr_builder, pr_before, timeout=300)
-    assert result_name(build["results"]) == "SUCCESS", build["url"]
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     props = {name: value for name, (value, _source) in build["properties"].items()}
     assert props["got_revision"] == head
     assert props["branch"] == "refs/pull/1/head"

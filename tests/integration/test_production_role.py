@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from ops import api
 from conveyor.results import NAMES
+from ops import api
 from ops import cli
 from ops import setup
 from tests.integration.helpers import running_installation

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from ops import github
-from ops import api
-from conveyor.results import result_name
 from conveyor.results import NAMES
+from conveyor.results import result_name
+from ops import api
 from ops import cli
 from ops import demo
+from ops import github
 from ops import mailsink
 from ops import services
 from ops import setup
@@ -28,8 +29,8 @@ from tests.integration.helpers import AptClient
 from tests.integration.helpers import free_port
 from tests.integration.helpers import installed_version
 from tests.integration.helpers import purge
-from tests.integration.helpers import version_gt
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import version_gt
 
 pytestmark = [
     pytest.mark.integration,
@@ -62,7 +63,7 @@ def versions(installation):
             github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
         build = github.push_and_wait(installation, project, checkout,
                                    before=before if n else github.ZERO)
-        assert result_name(build["results"]) == "SUCCESS", build["url"]
+        assert result_name(build["results"]) == "SUCCESS", api.describe(build)
         found.append(build["properties"]["package_version"][0])
     assert version_gt(found[1], found[0])
     return tuple(found)
@@ -175,7 +176,7 @@ def test_a_failed_change_leaves_the_published_state_as_it_was(installation, vers
 def test_promote_then_apt_get_install_from_production(installation, versions):
     older, newer = versions
     build = promote(session(installation, "releaser"), version=older)
-    assert NAMES[build["results"]] == "SUCCESS", build["url"]
+    assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
     assert f"Version: {older}\n" in index(installation, PRODUCTION)
     last = history(installation, PRODUCTION)[-1]
     assert (last["action"], last["version"], last["who"], last["from"]) == (
@@ -231,7 +232,7 @@ def test_rollback_makes_the_previous_version_the_candidate(installation, version
                                                    distribution=PRODUCTION, state="",
                                                    reason="bad release")
     build = session(installation, "releaser").follow(brid)
-    assert NAMES[build["results"]] == "SUCCESS", build["url"]
+    assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
     assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
 
     apt.update()
@@ -287,3 +288,45 @@ def test_cli_exit_codes(installation, versions, capsys, monkeypatch):
     assert cli.main(args + ["history", PRODUCTION]) == cli.OK
     out = capsys.readouterr().out
     assert "rollback" in out and "<- published" in out
+
+
+def published_snapshot(settings, dist: str) -> str:
+    shown = setup.aptly(settings, "publish", "show", "-json", dist, ".").stdout
+    return json.loads(shown)["Sources"][0]["Name"]
+
+
+def test_a_change_that_fails_its_check_is_undone_and_rollback_still_works(installation,
+                                                                          versions):
+    """Verification fails after the switch (the web server serves a stale index): the previous
+    state is put back, the served state is one the history knows, and a rollback works."""
+    older, newer = versions
+    releaser = session(installation, "releaser")
+    before = history(installation, PRODUCTION)
+    assert published_snapshot(installation, PRODUCTION) == before[-1]["snapshot"]
+    dists = installation.repository.www_root / "dists"
+    target = dists.resolve()
+    dists.unlink()
+    shutil.copytree(target, dists)  # a stale copy: what the web server serves stops changing
+    try:
+        brid = releaser.force("rollback", "rollback", distribution=PRODUCTION, state="",
+                              reason="stale mirror")
+        build = releaser.follow(brid)
+    finally:
+        shutil.rmtree(dists)
+        dists.symlink_to(target)
+    assert NAMES[build["results"]] == "FAILURE", api.describe(build)
+    steps = {step["name"]: step for step in build["steps"]}
+    assert NAMES[steps["verify"]["results"]] == "FAILURE"
+    assert NAMES[steps["restore"]["results"]] == "SUCCESS", steps["restore"]["state_string"]
+    # the history did not grow, and what aptly publishes is its last state
+    assert history(installation, PRODUCTION) == before
+    assert published_snapshot(installation, PRODUCTION) == before[-1]["snapshot"]
+    assert f"Version: {before[-1]['version']}\n" in index(installation, PRODUCTION)
+
+    # and a rollback from there works
+    build = releaser.follow(releaser.force("rollback", "rollback", distribution=PRODUCTION,
+                                           state="", reason="after the stale mirror"))
+    assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
+    assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
+    assert published_snapshot(installation, PRODUCTION) == \
+        history(installation, PRODUCTION)[-1]["snapshot"]

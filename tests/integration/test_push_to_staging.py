@@ -11,20 +11,21 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 
-from ops import github
-from ops import api
 from conveyor.results import result_name
+from ops import api
 from ops import demo
+from ops import github
 from ops import setup
 from tests.integration.helpers import AptClient
 from tests.integration.helpers import installed_version
 from tests.integration.helpers import purge
-from tests.integration.helpers import version_gt
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import version_gt
 
 pytestmark = [
     pytest.mark.integration,
@@ -89,7 +90,7 @@ def test_forged_and_unsigned_pushes_are_refused_and_build_nothing(installation, 
 def test_push_is_built_tested_packaged_published_and_installable(installation, checkout):
     project = installation.projects[0]
     build = github.push_and_wait(installation, project, checkout)
-    assert result_name(build["results"]) == "SUCCESS", build["url"]
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
 
     props = {name: value for name, (value, _source) in build["properties"].items()}
     version = props["package_version"]
@@ -107,12 +108,28 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
                        f"test_result_sets/{result_set['test_result_setid']}/results")
     assert len(results["test_results"]) == props["tests_passed"]
 
-    # the coverage report and the package are linked from the build and downloadable
+    # the coverage report and the package are linked from the build, served by the master
+    # behind log-in: anonymous gets 401, a logged-in user the file
     steps = api.api(installation, f"builds/{build['buildid']}/steps")["steps"]
     urls = [u["url"] for step in steps for u in step["urls"]]
     report = next(u for u in urls if u.endswith("coverage/index.html"))
-    assert "Coverage report" in http_get(report)
-    assert any(u.endswith(f"{PACKAGE}_{version}_amd64.deb") for u in urls)
+    deb = next(u for u in urls if u.endswith(f"{PACKAGE}_{version}_amd64.deb"))
+    for url in (report, deb, installation.artifacts_url):
+        assert url.startswith(installation.artifacts_url)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            http_get(url)
+        assert refused.value.code == 401, url
+    developer = api.Master(installation.web_url)
+    user, password = next(line.split(":")[:2] for line in installation.read_secret(
+        installation.auth.users_secret).splitlines() if line.startswith("developer:"))
+    developer.login(user, password)
+    assert "Coverage report" in developer.request(report.removeprefix(installation.web_url))
+    with developer.opener.open(deb, timeout=30) as response:
+        assert response.read(4) == b"!<ar"  # a Debian package (an ar archive)
+    # the repository's own web server serves the apt repository only
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        http_get(installation.repository.url + "artifacts/")
+    assert gone.value.code == 404
 
     # the version is in staging's index, served over HTTP, in a signed distribution
     assert f"Version: {version}\n" in staging_index(installation)
@@ -156,7 +173,7 @@ def test_second_push_yields_a_higher_version_and_history_keeps_both(installation
     github.git(checkout, "commit", "-qm", "Add release notes")
     github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
     build = github.push_and_wait(installation, project, checkout, before=before)
-    assert result_name(build["results"]) == "SUCCESS", build["url"]
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     second_version = build["properties"]["package_version"][0]
     assert version_gt(second_version, first_version)
 

@@ -152,7 +152,7 @@ def test_a_hostile_pull_request_reaches_nothing(installation):
     assert set(hostile) == expected, sorted(hostile)
     # "1": passed, so the attempt failed; a "0" names an attempt that got through
     assert [name for name, value in hostile.items() if value != "1"] == [], build["url"]
-    assert result_name(build["results"]) == "SUCCESS", build["url"]
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
 
     assert not any(Path(p).exists() for p in outside + private)
     assert tree_digest(*served) == published  # not one byte of the repository changed

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from ops import github
-from ops import api
 from conveyor.results import result_name
+from ops import api
 from ops import cli
 from ops import demo
+from ops import github
 from tests.integration.helpers import running_installation
 
 pytestmark = [
@@ -33,7 +33,7 @@ def installation(tmp_path_factory):
     with running_installation(tmp_path_factory.mktemp("conveyor-ui"), PACKAGE) as settings:
         project = settings.projects[0]
         build = github.push_and_wait(settings, project, demo.ensure_demo_repo(settings, project))
-        assert result_name(build["results"]) == "SUCCESS", build["url"]
+        assert result_name(build["results"]) == "SUCCESS", api.describe(build)
         settings_build = (settings, build)
         yield settings_build
 
@@ -139,7 +139,7 @@ def test_releaser_logs_in_and_promotes_with_the_button(installation, browser, tm
     click_button(browser, "Start build")  # defaults: the newest of staging → the next step
     promoted = api.wait_for_build(settings, "promote", before, timeout=120)
     browser.save_screenshot(str(tmp_path / "promote.png"))
-    assert result_name(promoted["results"]) == "SUCCESS", promoted["url"]
+    assert result_name(promoted["results"]) == "SUCCESS", api.describe(promoted)
     assert promoted["properties"]["owner"][0] == "releaser"
     text = cli.fetch_text(f"{settings.repository.url}dists/{PACKAGE}/main/binary-amd64/Packages")
     assert f"Version: {version}\n" in text

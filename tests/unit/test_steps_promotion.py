@@ -49,6 +49,25 @@ class ResolvePromotionTest(StepTestCase):
         self.expect_property("promotion_noop", False)
         return self.run_step()
 
+    def test_a_rebuild_promotes_what_the_original_build_promoted(self):
+        # the original promoted 1.0+ci1.g1 into staging... here: into production, although
+        # staging has a newer version today and the rebuild's own fields are empty
+        published = {**self.published, URL.format("snowbird"): ""}
+        step = self.setup(resolver(published), package="snowbird", version="",
+                          from_dist="snowbird-staging", to_dist="")
+        self.build.requests = [mock.Mock(bsid=31)]
+        answers = {("buildsets", 31): {"bsid": 31, "rebuilt_buildid": 7},
+                   ("builds", 7, "properties"): {
+                       "package_version": ("1.0+ci1.g1", "ResolvePromotion"),
+                       "to_dist": ("snowbird", "ResolvePromotion")}}
+        real_get = step.master.data.get
+        step.master.data.get = lambda path, **kw: (
+            defer.succeed(answers[path]) if path in answers else real_get(path, **kw))
+        self.expect_outcome(result=SUCCESS, state_string="snowbird 1.0+ci1.g1: snowbird-staging "
+                                                         "→ snowbird (there: none)")
+        self.expect_property("package_version", "1.0+ci1.g1")
+        return self.run_step()
+
     def test_skipping_a_step_is_refused_naming_the_rule(self):
         self.setup(resolver(self.published), package="snowbird", version="",
                    from_dist="snowbird-development", to_dist="snowbird")

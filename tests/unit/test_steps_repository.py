@@ -117,13 +117,30 @@ class AptlyStepsTest(StepTestCase):
 
     def test_publish_switch_signs_with_the_configured_key(self):
         self.setup(repository.PublishSwitch(distribution="snowbird-staging",
-                                            signing_key="ABCDEF0123", **APTLY),
+                                            signing=["-gpg-key=ABCDEF0123"], **APTLY),
                    snapshot="snap-1")
         self.expect_commands(
             aptly("publish", "switch", "-batch", "-gpg-key=ABCDEF0123", "snowbird-staging", ".",
                   "snap-1").exit(0))
         self.expect_outcome(result=SUCCESS, state_string="snowbird-staging → snap-1")
         return self.run_step()
+
+    def test_a_failed_check_after_the_switch_puts_the_previous_state_back(self):
+        step = self.setup(repository.RestorePublished(
+            distribution="snowbird", signing=["-gpg-key=AB", "-passphrase-file=/s/p"], **APTLY),
+            published="snowbird@2", current_snapshot="snowbird@1")
+        self.assertTrue(step.doStepIf(step))
+        self.expect_commands(
+            aptly("publish", "switch", "-batch", "-gpg-key=AB", "-passphrase-file=/s/p",
+                  "snowbird", ".", "snowbird@1").exit(0))
+        self.expect_outcome(result=SUCCESS, state_string="snowbird back to snowbird@1")
+        self.expect_property("published", "snowbird@1")
+        return self.run_step()
+
+    def test_nothing_to_put_back_once_the_history_has_the_new_state(self):
+        step = self.setup(repository.RestorePublished(distribution="snowbird", **APTLY),
+                          published="snowbird@2", current_snapshot="snowbird@1", recorded=True)
+        self.assertFalse(step.doStepIf(step))
 
     def test_publish_failure_halts(self):
         step = self.setup(repository.PublishSwitch(distribution="snowbird", **APTLY),
