@@ -205,3 +205,19 @@ def open_pull_request(settings: Settings, project: Project, checkout: Path, numb
     push_branch(checkout, project, f"refs/pull/{number}/head")
     return deliver(settings, "pull_request",
                    pull_request_payload(checkout, project, number, head, action=action))
+
+
+def pull_request_with_file(settings: Settings, project: Project, checkout: Path, number: int,
+                           branch: str, relpath: str, content: str,
+                           message: str) -> tuple[str, int, str]:
+    """A developer's pull request: on a new branch of the checkout, one commit writing one file,
+    opened as pull request #number (see open_pull_request); the checkout is back on the
+    project's branch afterwards. Returns (head commit, HTTP status, body of the hook's answer)."""
+    git(checkout, "checkout", "--quiet", "-b", branch)
+    try:
+        head = commit_file(checkout, relpath, content, message)
+        status, body = open_pull_request(settings, project, checkout, number)
+    finally:
+        git(checkout, "checkout", "--quiet", project.branch)
+    return head, status, body
+

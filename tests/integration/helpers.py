@@ -118,6 +118,16 @@ def version_gt(a: str, b: str) -> bool:
     return subprocess.run(["dpkg", "--compare-versions", a, "gt", b]).returncode == 0
 
 
+def users_file(users: dict[str, tuple[str, str]]):
+    """A `before_start` for running_installation: the web users file with these users,
+    name -> (password, "role,role")."""
+    def write(settings: settings_module.Settings) -> None:
+        from ops import setup
+        setup.write_secret(settings, settings.auth.users_secret, "\n".join(
+            f"{name}:{password}:{roles}" for name, (password, roles) in users.items()))
+    return write
+
+
 def traversable(base: Path) -> None:
     """pytest's and mkdtemp's directories are private (0700): let the build worker's own user
     pass through them to its directory (o+x, not o+r)."""

@@ -17,8 +17,8 @@ from conveyor.results import result_name
 from ops import api
 from ops import demo
 from ops import github
-from ops import setup
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import users_file
 
 pytestmark = [
     pytest.mark.integration,
@@ -67,13 +67,9 @@ def rpc(method: str, **params) -> dict:
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    def users(settings):
-        setup.write_secret(settings, settings.auth.users_secret, "\n".join(
-            f"{name}:{password}:{roles}" for name, (password, roles) in USERS.items()))
-
     with running_installation(tmp_path_factory.mktemp("conveyor-authz"),
                               extra='[auth]\nproduction = ["release-managers"]\n',
-                              before_start=users) as settings:
+                              before_start=users_file(USERS)) as settings:
         yield settings
 
 

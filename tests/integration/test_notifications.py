@@ -272,13 +272,9 @@ def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     ci_before = api.last_build_number(settings, project.ci_builder)
     pr_before = api.last_build_number(settings, project.pr_builder)
 
-    github.git(checkout, "checkout", "--quiet", "-b", "feature")
-    try:
-        head = github.commit_file(checkout, "notes/pr.txt", "from a pull request\n",
-                                "Add a note from a pull request")
-        status, body = github.open_pull_request(settings, project, checkout, 1)
-    finally:
-        github.git(checkout, "checkout", "--quiet", project.branch)
+    head, status, body = github.pull_request_with_file(
+        settings, project, checkout, 1, "feature", "notes/pr.txt", "from a pull request\n",
+        "Add a note from a pull request")
     assert status in (200, 202) and "1 change" in body, body
 
     build = api.wait_for_build(settings, project.pr_builder, pr_before, timeout=300)

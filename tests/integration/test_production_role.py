@@ -10,8 +10,8 @@ import pytest
 from conveyor.results import NAMES
 from ops import api
 from ops import cli
-from ops import setup
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import users_file
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,13 +24,9 @@ USERS = {"releaser": ("releaser-password", "releasers"),
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    def users(settings):
-        setup.write_secret(settings, settings.auth.users_secret, "\n".join(
-            f"{name}:{password}:{roles}" for name, (password, roles) in USERS.items()))
-
     with running_installation(tmp_path_factory.mktemp("conveyor-roles"),
                               extra='[auth]\nproduction = ["release-managers"]\n',
-                              before_start=users) as settings:
+                              before_start=users_file(USERS)) as settings:
         yield settings
 
 

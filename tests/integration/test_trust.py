@@ -127,15 +127,10 @@ def test_a_hostile_pull_request_reaches_nothing(installation):
 
     checkout = demo.ensure_demo_repo(settings, project)
     before = api.last_build_number(settings, project.pr_builder)
-    github.git(checkout, "checkout", "--quiet", "-b", "hostile")
-    try:
-        github.commit_file(checkout, "tests/test_hostile.py", HOSTILE.format(
+    _head, status, body = github.pull_request_with_file(
+        settings, project, checkout, 7, "hostile", "tests/test_hostile.py", HOSTILE.format(
             files=files, aptly_config=str(repo.aptly_config), outside=outside,
-            private=[str(p) for p in private]),
-            "Try to reach the signing key")
-        status, body = github.open_pull_request(settings, project, checkout, 7)
-    finally:
-        github.git(checkout, "checkout", "--quiet", project.branch)
+            private=[str(p) for p in private]), "Try to reach the signing key")
     assert status in (200, 202) and "1 change" in body, body
 
     build = api.wait_for_build(settings, project.pr_builder, before, timeout=300)

@@ -16,7 +16,6 @@ from master.changes import github_hook_dialect
 from tests.integration.helpers import write_pipeline
 from tests.unit.test_hook import REPO
 from tests.unit.test_hook import HookTestCase
-from tests.unit.test_hook import SECRET
 from tests.unit.test_hook import SECRET_NAME
 from tests.unit.test_hook import fixture
 from tests.unit.test_hook import make_request
