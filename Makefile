@@ -17,8 +17,9 @@ push: venv                  ## deliver one more signed push of the demo app and 
 stop: venv                  ## stop what run/start started (by pid)
 	$(PY) -m ops stop
 
-test: system-tests venv     ## unit and integration tests
-	$(PY) -m pytest
+test: system-tests venv     ## unit tests, then the integration tests, three modules at a time
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -n 3 --dist loadfile tests/integration
 
 unit: venv                  ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit

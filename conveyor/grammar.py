@@ -16,12 +16,20 @@ DEBIAN_VERSION = re.compile(
 COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 # a state of a distribution's history: its number, or its snapshot's name
 HISTORY_STATE = re.compile(r"^[0-9]+$|^[a-z0-9][a-z0-9.+@-]*$")
+# what a rollback request names: a state's number, or its snapshot's name as
+# release.snapshot_name makes it, with the UTC time's upper-case T and Z
+ROLLBACK_STATE = re.compile(r"^[0-9]+$|^[a-z0-9][A-Za-z0-9.+@-]*$")
 GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 GITHUB_ORG_OR_TEAM = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9-]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
 ROLE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# one line a person types (the reason of a forced build): 1 to 200 characters, not all blank,
+# none of them a control, format, line or paragraph separator, private-use, non-character or
+# lone surrogate
+ONE_LINE = re.compile("^(?!\\s*$)[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                      "\u2060-\u206f\ud800-\uf8ff\ufdd0-\ufdef\ufeff\ufff0-\uffff]{1,200}$")
 
 
 def optional(pattern: re.Pattern) -> str:

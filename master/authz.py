@@ -54,13 +54,17 @@ class PromoteIntoProductionMatcher(EndpointMatcherBase):
     def _into_production(self, scheduler: str, options: dict) -> bool:
         if scheduler == ROLLBACK:
             # strict choices: an empty or unknown distribution is refused by the scheduler,
-            # except that a missing one is the last distribution: treat both as production
-            dist = form_value(options, "distribution")
+            # except that a missing one is the last distribution: treat both as production,
+            # and a malformed one too (the scheduler refuses it; fail closed meanwhile)
+            try:
+                dist = form_value(options, "distribution")
+            except ReleaseError:
+                return True
             return not dist or dist in {p.path[-1] for p in self.conveyor.projects}
         try:
             package, _, target = promotion_target(self.conveyor, options)
         except ReleaseError:
-            return False  # the scheduler refuses it with the reason
+            return False  # malformed or unknown: the scheduler refuses it with the reason
         return target == self.conveyor.project_of_package(package).path[-1]
 
     def match_ForceSchedulerEndpoint_force(self, epobject, epdict, options):

@@ -4,9 +4,12 @@ Buildbot's own `GitHubEventHandler` only knows the SHA1 `X-Hub-Signature` header
 requires `X-Hub-Signature-256` on every request (there is no unsigned or SHA1 fallback) and records
 pushes and pull requests only for the repositories and branches named in the settings.
 
-A `ValueError` raised while handling a request becomes HTTP 400 with its message as the body
-(buildbot.www.change_hook.ChangeHookResource); any other exception becomes 500 "Error processing
-changes." and is logged. Either way nothing is recorded.
+Every request is checked cheapest first (method, content type, headers, size, HMAC, JSON depth,
+shape: master/hookguard.py) and answered by the handler itself: 4xx naming what is wrong,
+202 with what was recorded, 200 "already received" for a delivery (or a push head) recorded
+before (master/pushes.py), 500 only for a server-side problem (an unreadable secret).
+A push's commits are recorded as one change each, the head last; its build is one
+(master/pushes.PushScheduler).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
@@ -27,6 +29,9 @@ from buildbot.util import httpclientservice
 from buildbot.util import unicode2bytes
 from buildbot.www.hooks.github import GitHubEventHandler
 
+from master import hookguard
+from master import pushes
+
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
     from twisted.web.server import Request
@@ -34,7 +39,6 @@ if TYPE_CHECKING:
     from buildbot.interfaces import IRenderable
     from buildbot.util.twisted import InlineCallbacksType
 
-SIGNATURE_HEADER = b"X-Hub-Signature-256"
 PULL_REQUEST_ACTIONS = ("opened", "synchronize", "reopened")
 API_TIMEOUT = 5  # seconds; GitHub gives a webhook delivery 10
 
@@ -56,6 +60,8 @@ class ConveyorGitHubHandler(GitHubEventHandler):
         super().__init__(secret, True, **kwargs)
         self._use_api = use_api
         self._initial_projects = dict(projects)
+        self._deliveries = pushes.DeliveryLog(self.master)
+        self._lock = defer.DeferredLock()  # recording is one delivery at a time
 
     @property
     def _projects(self) -> dict[str, tuple[str, str]]:
@@ -70,33 +76,45 @@ class ConveyorGitHubHandler(GitHubEventHandler):
         return {name.lower(): (name, branch) for name, branch in projects.items()}
 
     @defer.inlineCallbacks
-    def _get_payload(self, request: Request) -> InlineCallbacksType[dict[str, Any]]:
-        # Replaces the parent's version entirely: the body can be read only once, and the
-        # signature must be checked on exactly those bytes before anything is parsed.
-        assert request.content is not None
-        body: bytes = request.content.read()
-        yield self._verify_signature(body, request.getHeader(SIGNATURE_HEADER))
-
-        content_type = request.getHeader(b"Content-Type") or b""
-        if content_type.split(b";")[0].strip().lower() != b"application/json":
-            raise ValueError("unsupported Content-Type: set the webhook's content type to "
-                             "application/json")
-        payload = json.loads(body)  # JSONDecodeError / UnicodeDecodeError are ValueErrors
-        if not isinstance(payload, dict):
-            raise ValueError("the payload is not a JSON object")
-        return payload
+    def process(self, request: Request) -> InlineCallbacksType[Changes]:
+        """Check, record and answer the request here (see master/hookguard.py): the answer
+        may be 200, 405, 413 or 415 besides ChangeHookResource's 202, 400 and 500, and no input
+        gets a 5xx. The returned Deferred never fires: the request is answered, and
+        ChangeHookResource, which waits on it, has nothing to add."""
+        try:
+            code, message = yield self._receive(request)
+        except ValueError as exc:  # hookguard.Refused, and the parent's ValueErrors
+            code, message = getattr(exc, "code", 400), str(exc)
+        except Exception:  # a server-side problem (the secret …), never the payload's
+            log.err(None, "GitHub change hook")
+            code, message = 500, "Error processing changes."
+        hookguard.answer(request, code, message)
+        return (yield defer.Deferred())
 
     @defer.inlineCallbacks
-    def _verify_signature(self, body: bytes, header: bytes | None) -> InlineCallbacksType[None]:
-        if not header:
-            raise ValueError("missing X-Hub-Signature-256 header: the request is not signed "
-                             "with the webhook secret")
-        kind, sep, digest = header.partition(b"=")
-        if not sep or not digest:
-            raise ValueError("malformed X-Hub-Signature-256 header: expected sha256=<hex digest>")
-        if kind != b"sha256":
-            raise ValueError("unsupported X-Hub-Signature-256 type: expected sha256=<hex digest>")
+    def _receive(self, request: Request) -> InlineCallbacksType[tuple[int, str]]:
+        event, signature, delivery = hookguard.check_headers(request)
+        body = hookguard.read_body(request)
+        yield self._verify_signature(body, signature)
+        payload = hookguard.parse(body)
+        handler = getattr(self, f"handle_{event}", None)
+        if handler is None:
+            raise hookguard.Refused(f"Unknown event: {event}")
+        hookguard.SHAPES.get(event, lambda payload: None)(payload)
+        delivery = delivery or "sha256-" + hashlib.sha256(body).hexdigest()
+        if (yield self._deliveries.seen(delivery)):
+            return 200, f"already received: delivery {delivery}; nothing recorded"
+        changes, src = yield handler(payload, event)
+        if not changes:
+            return 202, "no change found"
+        head = payload["head_commit"]["id"] if event == "push" else None
+        changes = pushes.mark(changes, delivery, head)
+        return (yield self._lock.run(pushes.record, self.master, self._deliveries, changes, src,
+                                     delivery, head))
 
+    @defer.inlineCallbacks
+    def _verify_signature(self, body: bytes, header: bytes) -> InlineCallbacksType[None]:
+        """`header` is sha256=<64 lower-case hex digits> (hookguard.check_headers)."""
         # the secret may be a renderable such as util.Secret(...): render it as the parent does
         props = Properties()
         props.master = self.master
@@ -104,12 +122,10 @@ class ConveyorGitHubHandler(GitHubEventHandler):
         if not secret:
             # a server-side problem (500), and an empty key would make any signature forgeable
             raise RuntimeError("the GitHub webhook secret is empty")
-
         expected = hmac.new(unicode2bytes(secret), body, hashlib.sha256).hexdigest()
-        # compare bytes: compare_digest refuses non-ASCII str, and the header is untrusted input
-        if not hmac.compare_digest(expected.encode("ascii"), digest.lower()):
-            raise ValueError("X-Hub-Signature-256 does not match the payload: wrong secret or "
-                             "altered body")
+        if not hmac.compare_digest(b"sha256=" + expected.encode("ascii"), header):
+            raise hookguard.Refused("X-Hub-Signature-256 does not match the payload: wrong "
+                                    "secret or altered body")
 
     def _configured(self, payload: dict[str, Any]) -> tuple[str, tuple[str, str] | None]:
         """The payload's repository full name, and its (configured name, branch) if any."""
@@ -132,6 +148,9 @@ class ConveyorGitHubHandler(GitHubEventHandler):
                     f"branch refs/heads/{branch}")
             return [], "git"
 
+        head, commits = payload["head_commit"], payload["commits"]
+        if not payload.get("created") and head["id"] not in {c["id"] for c in commits}:
+            payload = {**payload, "commits": [*commits, head]}  # the head is always built
         changes, src = super().handle_push(payload, event)
         for change in changes:
             # the configured spelling, so schedulers can filter on project == settings' github

@@ -10,7 +10,7 @@ from buildbot.plugins import util
 
 from conveyor import settings as settings_module
 from master import pullrequests
-from master.artifacts import ArtifactsService
+from master.site import SiteService
 from master.builders import builders
 from master.reporters import reporters
 from master.schedulers import schedulers_for
@@ -47,7 +47,7 @@ def build(settings: settings_module.Settings) -> dict:
         "projects": [util.Project(name=p.name, description=f"{p.github} ({p.branch}) → "
                                   f"{' → '.join(p.path)}") for p in settings.projects],
         "services": reporters(settings) + [
-            ArtifactsService(str(settings.artifacts_dir), settings.auth.public_reports)],
+            SiteService(str(settings.artifacts_dir), settings.auth.public_reports)],
         "www": www(settings),
         "change_source": [],
         "collapseRequests": False,

@@ -76,6 +76,7 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
             "debs": util.Property("debs"),
             "package_version": util.Property("package_version"),
             "artifacts_path": util.Property("artifacts_path"),
+            "commit": util.Property("got_revision"),
             "who": _authors,
         },
     ))
@@ -107,15 +108,21 @@ def _publish_steps(settings: Settings, f: util.BuildFactory, distribution, actio
 
 
 def publish_factory(settings: Settings) -> util.BuildFactory:
-    """On the repository's worker: fetch → import → merge with the current state → publish."""
+    """On the repository's worker: (a commit already published: nothing) → fetch → import →
+    merge with the current state → publish."""
     dist = util.Property("distribution")
     f = util.BuildFactory()
-    f.addStep(steps.RemoveDirectory(dir="incoming", name="clean incoming", hideStepIf=True))
-    f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir)))
-    f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist)))
-    f.addStep(repo_steps.ImportPackages(**_aptly(settings, dist)))
-    f.addStep(repo_steps.MergeSnapshot(**_aptly(settings, dist)))
-    _publish_steps(settings, f, dist, "publish")
+    r = settings.repository
+    new = {"doStepIf": lambda step: not step.getProperty("already_published")}
+    f.addStep(repo_steps.SkipPublishedCommit(repo_url=r.url, component=r.component,
+                                             architectures=r.architectures, distribution=dist))
+    f.addStep(steps.RemoveDirectory(dir="incoming", name="clean incoming", hideStepIf=True,
+                                    **new))
+    f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
+    f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist), **new))
+    f.addStep(repo_steps.ImportPackages(**_aptly(settings, dist), **new))
+    f.addStep(repo_steps.MergeSnapshot(**_aptly(settings, dist), **new))
+    _publish_steps(settings, f, dist, "publish", **new)
     return f
 
 

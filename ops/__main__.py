@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     project = settings.projects[0]
     checkout = demo.ensure_demo_repo(settings, project)
-    parent = github.git(checkout, "rev-list", "--max-count=1", "--skip=1", "HEAD") or github.ZERO
+    parent = demo.new_demo_commit(settings, project, checkout)
     build = github.push_and_wait(settings, project, checkout, before=parent)
     result = result_name(build["results"])
     version = (build.get("properties", {}).get("package_version") or [None])[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 from conveyor.results import result_name
 from conveyor.settings import Project
 from conveyor.settings import Settings
+from ops import api
 from ops import github
 from ops.mailsink import messages
 from ops.mailsink import read
@@ -49,6 +50,18 @@ def ensure_demo_repo(settings: Settings, project: Project, source: Path = DEMO_S
         github.git(checkout, "push", "--quiet", "origin", f"HEAD:refs/heads/{project.branch}")
         say(f"committed the demo app to {bare}")
     return checkout
+
+
+def new_demo_commit(settings: Settings, project: Project, checkout: Path) -> str:
+    """The checkout's HEAD if no push has delivered it yet; else a new (empty) commit on top,
+    pushed to the bare repository: each `make push` is a new commit, built and published as a
+    new version (a commit already built is refused as a redelivery, and published only once).
+    Returns the commit before the push's head (the push event's `before`)."""
+    head = github.git(checkout, "rev-parse", "HEAD")
+    if api.api(settings, f"changes?revision={head}&limit=1")["changes"]:
+        github.git(checkout, "commit", "--quiet", "--allow-empty", "-m", "Demo push")
+        github.push_branch(checkout, project)
+    return github.git(checkout, "rev-list", "--max-count=1", "--skip=1", "HEAD") or github.ZERO
 
 
 def sync_tree(source: Path, checkout: Path) -> None:

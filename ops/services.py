@@ -95,15 +95,38 @@ def start_master(settings: Settings) -> None:
         run([venv_bin("buildbot"), "reconfig", str(settings.master_dir)],
             env=master_env(settings))
         return
-    proc = subprocess.run([venv_bin("buildbot"), "start", str(settings.master_dir)],
-                          env=master_env(settings), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    if setup.master_database_missing(settings):
+        upgrade_master(settings, "the master's database is missing")
+    proc = _buildbot_start(settings)
+    if proc.returncode != 0 and "upgrade-master" in _master_log_tail(settings):
+        # an empty or older database (e.g. a new PostgreSQL database): make it, start again
+        upgrade_master(settings, "the master's database is empty or older than this Buildbot")
+        proc = _buildbot_start(settings)
     if proc.returncode != 0:
-        log = settings.master_dir / "twistd.log"
-        tail = log.read_text()[-4000:] if log.exists() else ""
-        raise RuntimeError(f"the master did not start:\n{proc.stdout}{proc.stderr}\n{tail}")
+        raise RuntimeError(f"the master did not start:\n{proc.stdout}{proc.stderr}\n"
+                           f"{_master_log_tail(settings)}")
     wait_for_port(settings.web_bind, settings.web_port)
     say(f"web UI at {settings.web_url}")
+
+
+def _buildbot_start(settings: Settings) -> subprocess.CompletedProcess:
+    return subprocess.run([venv_bin("buildbot"), "start", str(settings.master_dir)],
+                          env=master_env(settings), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+
+
+def _master_log_tail(settings: Settings) -> str:
+    log = settings.master_dir / "twistd.log"
+    return log.read_text(errors="replace")[-4000:] if log.exists() else ""
+
+
+def upgrade_master(settings: Settings, why: str) -> None:
+    """`buildbot upgrade-master`: a fresh (or upgraded) database for the master. The builds'
+    history starts again; the repository and its versions are kept."""
+    run([venv_bin("buildbot"), "upgrade-master", str(settings.master_dir)],
+        env=master_env(settings), stdin=subprocess.DEVNULL)
+    say(f"{why}: made a fresh one with `buildbot upgrade-master` (the build history starts "
+        "again; the repository, its versions and its history are kept)")
 
 
 def start_worker(settings: Settings, name: str) -> None:

@@ -6,6 +6,8 @@ integration tests call `prepare()`; nothing here runs a service (see ops.service
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -125,6 +127,8 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         "gpgProvider": "gpg",
         "downloadConcurrency": 2,
         "skipContentsPublishing": True,
+        # a database held by another process: aptly retries (about 10 s apart), then fails
+        "databaseOpenAttempts": 3,
     }
     repo.aptly_config.write_text(json.dumps(config, indent=2) + "\n")
     settings.history_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +191,15 @@ def ensure_master(settings: Settings) -> None:
         say(f"created master in {settings.master_dir}")
 
 
+def master_database_missing(settings: Settings) -> bool:
+    """An embedded (SQLite) database whose file is gone, e.g. deleted or lost with its disk."""
+    url = settings.db_url
+    if not url.startswith("sqlite:///") or not (settings.master_dir / "buildbot.tac").exists():
+        return False
+    path = Path(url.removeprefix("sqlite:///"))
+    return not (path if path.is_absolute() else settings.master_dir / path).exists()
+
+
 def worker_dir(settings: Settings, name: str) -> Path:
     return settings.state_dir / "workers" / name
 
@@ -224,13 +237,28 @@ def build_user_blocked(settings: Settings) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def machine_lock(name: str):
+    """One installation at a time makes what the machine's installations share (the build
+    user, its virtualenv): e.g. `make run` beside the tests, or tests run in parallel."""
+    Path("/run/lock").mkdir(parents=True, exist_ok=True)
+    with open(f"/run/lock/conveyor-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_worker_venv() -> Path:
     """The build user's buildbot-worker (see WORKER_VENV); made once, at the pinned versions."""
     pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
             if line.lower().startswith(("buildbot-worker==", "twisted=="))]
     marker = WORKER_VENV / "conveyor-pins.txt"
-    if marker.exists() and marker.read_text().split() == pins:
-        return WORKER_VENV
+    with machine_lock("worker-venv"):
+        if marker.exists() and marker.read_text().split() == pins:
+            return WORKER_VENV
+        return _make_worker_venv(pins, marker)
+
+
+def _make_worker_venv(pins: list[str], marker: Path) -> Path:
     run(["/usr/bin/python3", "-m", "venv", "--clear", str(WORKER_VENV)])
     run([str(WORKER_VENV / "bin" / "pip"), "install", "--quiet",
          "--disable-pip-version-check", *pins])
@@ -288,10 +316,9 @@ def ensure_worker(settings: Settings, name: str) -> None:
 
 
 def ensure_build_user() -> None:
-    import pwd
-    try:
-        pwd.getpwnam(BUILD_USER)
-    except KeyError:
+    with machine_lock("build-user"):
+        if subprocess.run(["id", "-u", BUILD_USER], capture_output=True).returncode == 0:
+            return
         run(["useradd", "--system", "--user-group", "--no-create-home",
              "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", BUILD_USER])
         say(f"created the system user {BUILD_USER} for the build workers")

@@ -57,6 +57,10 @@ class FetchPackages(buildstep.BuildStep):
         return defer.succeed(results.SUCCESS)
 
 
+LOCKED_MESSAGE = ("aptly's database is locked by another process (aptly retried, then gave up): "
+                  "nothing was changed; find the process holding <aptly root>/db/LOCK")
+
+
 class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
     """Base: `aptly -config=<config> <args…>` with the repository's GnuPG home."""
 
@@ -70,14 +74,28 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
 
+    # what aptly says when another process holds its database (after its own bounded retries:
+    # `databaseOpenAttempts` in aptly.conf, see ops/setup.py)
+    LOCKED = ("Unable to open database", "unable to reopen the DB")
+    locked = False
+
     def aptly(self, *args: str) -> list[str]:
         return ["aptly", f"-config={self.aptly_config}", *args]
 
     @defer.inlineCallbacks
     def run_aptly(self, *args: str, **kwargs):
+        kwargs.setdefault("collectStderr", True)
         cmd = yield self.makeRemoteShellCommand(command=self.aptly(*args), **kwargs)
         yield self.runCommand(cmd)
+        if cmd.didFail() and any(text in (cmd.stderr or "") for text in self.LOCKED):
+            self.locked = True
+            self.descriptionDone = LOCKED_MESSAGE
         return cmd
+
+    def getResultSummary(self):
+        if self.locked:
+            return {"step": LOCKED_MESSAGE}
+        return super().getResultSummary()
 
     def new_name(self, kind: str) -> str:
         return release.snapshot_name(f"{self.distribution}{kind}", datetime.now(timezone.utc),
@@ -85,6 +103,8 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def refuse(self, message: str):
+        if self.locked:  # not what the command would have found: it could not look
+            message = LOCKED_MESSAGE
         log = yield self.addLog("refused")
         yield log.addStderr(message + "\n")
         self.descriptionDone = message
@@ -255,7 +275,9 @@ class RestorePublished(PublishSwitch):
 
 class DropUnpublished(AptlyCommand):
     """After a failed change: drop the snapshots this build made and never published (the
-    published state and the history are untouched). Runs only when there are such snapshots."""
+    published state and the history are untouched), then `aptly db cleanup`, so that no package
+    it imported stays in aptly's database or pool. Runs only after a failure or when there are
+    such snapshots."""
 
     name = "cleanup"
     description = "dropping unpublished snapshots"
@@ -264,7 +286,7 @@ class DropUnpublished(AptlyCommand):
     def __init__(self, **kwargs):
         kwargs.setdefault("alwaysRun", True)
         kwargs.setdefault("haltOnFailure", False)
-        kwargs.setdefault("doStepIf", lambda step: bool(step.leftovers()))
+        kwargs.setdefault("doStepIf", lambda step: bool(step.leftovers()) or step.failed())
         kwargs.setdefault("hideStepIf", lambda results, step: results == results_SKIPPED)
         super().__init__(**kwargs)
 
@@ -273,6 +295,9 @@ class DropUnpublished(AptlyCommand):
         published = self.getProperty("published")
         return [name for name in made if name and name != published]
 
+    def failed(self) -> bool:
+        return self.build.results in (results.FAILURE, results.EXCEPTION)
+
     @defer.inlineCallbacks
     def run(self):
         dropped = []
@@ -280,6 +305,8 @@ class DropUnpublished(AptlyCommand):
             cmd = yield self.run_aptly("snapshot", "drop", "-force", name)
             if not cmd.didFail():
                 dropped.append(name)
+        # packages imported by this build and referenced by no snapshot: out of the pool
+        yield self.run_aptly("db", "cleanup", stdioLogName="db cleanup")
         self.descriptionDone = f"dropped {', '.join(dropped) or 'nothing'}"
         return results.SUCCESS
 
@@ -436,3 +463,46 @@ class RecordHistory(HistoryStep):
         yield log.addStdout(text + release.history_line(entry))
         self.descriptionDone = f"{self.distribution} state {entry['n']}: {self.action}"
         return results.SUCCESS
+
+
+class SkipPublishedCommit(IndexReader, buildstep.BuildStep):
+    """Before a publish: is a package built from this commit (property `commit`, compared with
+    the Conveyor-Commit of each package of `debs`) already in the distribution? Then this build
+    is a retry of one that got that far (e.g. its master was killed mid-publish) or a rebuild of
+    the same commit: it publishes nothing, so that a commit is one version, never two. Sets
+    `already_published` to that version. Runs on the master, reading the index over HTTP."""
+
+    name = "already published?"
+    description = "looking for the commit"
+    descriptionDone = "new commit"
+    renderables = ["distribution"]
+
+    def __init__(self, repo_url: str, component: str, architectures, distribution=None,
+                 **kwargs):
+        self.setup_index(repo_url, component, architectures)
+        self.distribution = distribution
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        log = yield self.addLog("stdio")
+        commit = self.getProperty("commit")
+        names = {deb.split("_", 1)[0] for deb in self.getProperty("debs") or []}
+        if not commit or not names:
+            return results.SUCCESS
+        stanzas = yield self.read_index(log, self.distribution)
+        if isinstance(stanzas, str):
+            self.descriptionDone = stanzas
+            return results.FAILURE
+        found = sorted({s["Version"] for s in stanzas
+                        if s["Package"] in names and s.get("Conveyor-Commit") == commit},
+                       key=release.check_version)
+        if not found:
+            return results.SUCCESS
+        self.setProperty("already_published", found[-1], "SkipPublishedCommit")
+        self.descriptionDone = (f"commit {commit[:12]} is already in {self.distribution} as "
+                                f"{found[-1]}: nothing to publish")
+        yield log.addStdout(self.descriptionDone + "\n")
+        return results.SUCCESS
+

@@ -4,6 +4,8 @@ with its own sources list (APT_CONFIG) that trusts only the repository's key (si
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import os
 import socket
 import subprocess
@@ -110,8 +112,12 @@ def installed_version(package: str) -> str | None:
 
 
 def purge(package: str) -> None:
+    if installed_version(package) is None and subprocess.run(
+            ["dpkg-query", "-W", package], capture_output=True).returncode != 0:
+        return  # neither installed nor half-removed: nothing to do (and no dpkg lock taken)
     subprocess.run(["apt-get", "purge", "-y", "-q", package], capture_output=True,
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
 
 
 def version_gt(a: str, b: str) -> bool:
@@ -129,32 +135,66 @@ def users_file(users: dict[str, tuple[str, str]]):
 
 
 def traversable(base: Path) -> None:
-    """pytest's and mkdtemp's directories are private (0700): let the build worker's own user
-    pass through them to its directory (o+x, not o+r)."""
+    """mkdtemp's directories are private (0700): let the build worker's own user pass through
+    them to its directory (o+x, not o+r)."""
     for path in [base, *base.parents]:
-        if path == Path("/tmp") or path == Path("/"):
+        if path in (Path("/tmp"), Path("/srv"), Path("/")):
             break
         os.chmod(path, path.stat().st_mode | 0o111)
 
 
+# Where the integration tests keep their installations: not below pytest's own temporary
+# root, which pytest makes 0700 again whenever a session starts (it would lock the build
+# worker's user out of its directory), and not below /tmp, which the sandbox replaces by a
+# private one (that alone would hide the state from a build, and prove less).
+TEST_ROOT = Path("/srv/conveyor-tests")
+
+
 @contextlib.contextmanager
-def running_installation(base: Path, package: str = "snowbird", extra: str = "",
+def dpkg_turn(needed: bool):
+    """The test modules that install the built package into this machine share its dpkg
+    database: under pytest-xdist (make test) they take turns, a whole module at a time."""
+    if not needed:
+        yield
+        return
+    from ops import setup
+    with setup.machine_lock("dpkg-tests"):
+        yield
+
+
+@contextlib.contextmanager
+def installation_base(name: str):
+    """A fresh directory for one test installation, removed afterwards."""
+    TEST_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=TEST_ROOT))
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_installation(name: str, package: str | None = None, extra: str = "",
                          before_start=None):
-    """Set up and start an installation under base (free ports); stop it and purge the
-    package from this machine afterwards, whatever happens. before_start(settings) may add
-    secrets before the services read them."""
+    """Set up and start an installation (free ports, its own directory: installation_base);
+    stop it afterwards, whatever happens. A test module that installs `package` into this
+    machine names it: it waits for its dpkg_turn, and the package is purged before and after.
+    before_start(settings) may add secrets before the services read them."""
     from ops import services
     from ops import setup
 
-    settings = write_pipeline(base, extra=extra)
-    traversable(base)
-    purge(package)
-    try:
-        if before_start:
-            before_start(settings)
-        setup.prepare(settings)
-        services.start(settings)
-        yield settings
-    finally:
-        services.stop(settings)
-        purge(package)
+    with installation_base(name) as base, dpkg_turn(bool(package)):
+        settings = write_pipeline(base, extra=extra)
+        traversable(base)
+        if package:
+            purge(package)
+        try:
+            if before_start:
+                before_start(settings)
+            setup.prepare(settings)
+            services.start(settings)
+            yield settings
+        finally:
+            services.stop(settings)
+            if package:
+                purge(package)

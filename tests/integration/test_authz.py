@@ -67,7 +67,7 @@ def rpc(method: str, **params) -> dict:
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation(tmp_path_factory.mktemp("conveyor-authz"),
+    with running_installation("authz",
                               extra='[auth]\nproduction = ["release-managers"]\n',
                               before_start=users_file(USERS)) as settings:
         yield settings

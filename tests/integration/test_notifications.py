@@ -33,7 +33,7 @@ from ops import setup
 from ops.mailsink import read
 from ops.mailsink import text_of
 from tests.integration.helpers import free_port
-from tests.integration.helpers import write_pipeline
+from tests.integration.helpers import running_installation
 
 pytestmark = [
     pytest.mark.integration,
@@ -131,20 +131,17 @@ class Installation:
 
 
 @pytest.fixture(scope="module")
-def inst(tmp_path_factory):
+def inst():
     github = GitHubStandIn()
-    base = tmp_path_factory.mktemp("notifications")
-    settings = write_pipeline(base, extra=(
-        f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n'
-        f'[github]\napi_url = "{github.url}"\n'))
-    setup.write_secret(settings, "github-token", TOKEN)
     try:
-        setup.prepare(settings)
-        services.start(settings)
-        checkout = demo.ensure_demo_repo(settings, settings.projects[0])
-        yield Installation(settings, github, checkout)
+        with running_installation(
+                "notifications",
+                extra=(f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n'
+                       f'[github]\napi_url = "{github.url}"\n'),
+                before_start=lambda s: setup.write_secret(s, "github-token", TOKEN)) as settings:
+            checkout = demo.ensure_demo_repo(settings, settings.projects[0])
+            yield Installation(settings, github, checkout)
     finally:
-        services.stop(settings)
         github.close()
 
 

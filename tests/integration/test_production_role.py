@@ -24,7 +24,7 @@ USERS = {"releaser": ("releaser-password", "releasers"),
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation(tmp_path_factory.mktemp("conveyor-roles"),
+    with running_installation("roles",
                               extra='[auth]\nproduction = ["release-managers"]\n',
                               before_start=users_file(USERS)) as settings:
         yield settings

@@ -43,7 +43,7 @@ STAGING, PRODUCTION = "snowbird-staging", "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation(tmp_path_factory.mktemp("conveyor-promote"), PACKAGE,
+    with running_installation("promote", PACKAGE,
                               extra=f"[mail]\nsmtp_port = {free_port()}\n") as settings:
         yield settings
 

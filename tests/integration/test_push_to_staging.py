@@ -37,7 +37,7 @@ PACKAGE = "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation(tmp_path_factory.mktemp("conveyor"), PACKAGE) as settings:
+    with running_installation("staging", PACKAGE) as settings:
         yield settings
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -90,15 +88,11 @@ def files_below(path: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def installation():
-    # not below /tmp: the sandbox gives every build a private /tmp, which would hide the
-    # state directory on its own; here only the build user and the sandbox's hiding stand
-    # between the tests and the state, as in a `make run` installation
-    base = Path(tempfile.mkdtemp(prefix="conveyor-trust-", dir="/srv"))
-    try:
-        with running_installation(base) as settings:
-            yield settings
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    # (installation_base is not below /tmp: there, the sandbox's private /tmp would hide the
+    # state on its own; here only the build user and the sandbox's hiding stand between the
+    # tests and the state, as in a `make run` installation)
+    with running_installation("trust") as settings:
+        yield settings
 
 
 def test_a_hostile_pull_request_reaches_nothing(installation):

@@ -30,7 +30,7 @@ PACKAGE = "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation(tmp_path_factory.mktemp("conveyor-ui"), PACKAGE) as settings:
+    with running_installation("ui") as settings:
         project = settings.projects[0]
         build = github.push_and_wait(settings, project, demo.ensure_demo_repo(settings, project))
         assert result_name(build["results"]) == "SUCCESS", api.describe(build)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from buildbot.test.fake.web import fakeMasterForHooks
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.www.change_hook import ChangeHookResource
 
+from master import hookguard
 from master.changes import github_hook_dialect
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "github-webhooks"
@@ -37,6 +39,8 @@ NEW_BRANCH_SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 
 MISSING = b"missing X-Hub-Signature-256 header: the request is not signed with the webhook secret"
 MISMATCH = b"X-Hub-Signature-256 does not match the payload: wrong secret or altered body"
+MALFORMED = (b"malformed X-Hub-Signature-256 header: expected sha256=<64 lower-case hex "
+             b"digits>")
 
 
 def fixture(name: str) -> bytes:
@@ -52,10 +56,13 @@ def make_request(event: bytes, body: bytes, headers: dict[bytes, bytes] | None =
     request = FakeRequest(content=body)
     request.uri = b"/change_hook/github"
     request.method = b"POST"
-    request.received_headers = {b"X-GitHub-Event": event, b"Content-Type": b"application/json"}
+    request.received_headers = {b"X-GitHub-Event": event, b"Content-Type": b"application/json",
+                                b"X-GitHub-Delivery": str(uuid.uuid4()).encode()}
     if signed:
         request.received_headers[b"X-Hub-Signature-256"] = sign(body)
     request.received_headers.update(headers or {})
+    request.received_headers = {k: v for k, v in request.received_headers.items()
+                                if v is not None}
     return request
 
 
@@ -109,8 +116,8 @@ class GitHubHookTest(HookTestCase):
         yield request.test_render(self.hook)
         return request
 
-    def assertRejected(self, request: FakeRequest, message: bytes) -> None:
-        request.setResponseCode.assert_called_with(400, message)
+    def assertRejected(self, request: FakeRequest, message: bytes, code: int = 400) -> None:
+        request.setResponseCode.assert_called_with(code)
         self.assertEqual(request.written, message)
         self.assertEqual(self.changes, [])
 
@@ -175,16 +182,14 @@ class SignatureTest(GitHubHookTest):
         body = fixture("push-with-new-branch.payload.json")
         sha1 = b"sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest().encode()
         request = yield self.post(b"push", body, headers={b"X-Hub-Signature-256": sha1})
-        self.assertRejected(
-            request, b"unsupported X-Hub-Signature-256 type: expected sha256=<hex digest>")
+        self.assertRejected(request, MALFORMED)
 
     @defer.inlineCallbacks
     def test_malformed_signature(self) -> Any:
         body = fixture("push-with-new-branch.payload.json")
         bare = sign(body)[len(b"sha256="):]
         request = yield self.post(b"push", body, headers={b"X-Hub-Signature-256": bare})
-        self.assertRejected(
-            request, b"malformed X-Hub-Signature-256 header: expected sha256=<hex digest>")
+        self.assertRejected(request, MALFORMED)
 
     @defer.inlineCallbacks
     def test_form_encoded_content_type_is_refused(self) -> Any:
@@ -193,13 +198,15 @@ class SignatureTest(GitHubHookTest):
             b"push", body, headers={b"Content-Type": b"application/x-www-form-urlencoded"})
         self.assertRejected(
             request,
-            b"unsupported Content-Type: set the webhook's content type to application/json")
+            b"unsupported Content-Type: set the webhook's content type to application/json", 415)
 
     @defer.inlineCallbacks
     def test_signed_body_that_is_not_json(self) -> Any:
         request = yield self.post(b"push", b"not json")
-        request.setResponseCode.assert_called_with(400, request.written)
-        self.assertIn(b"Expecting value", request.written)
+        request.setResponseCode.assert_called_with(400)
+        self.assertEqual(request.written,
+                         b"the payload is not valid JSON: Expecting value: line 1 column 1 "
+                         b"(char 0)")
         self.assertEqual(self.changes, [])
 
     @defer.inlineCallbacks
@@ -238,7 +245,8 @@ class UnknownSecretTest(GitHubHookTest):
     @defer.inlineCallbacks
     def test_push_is_not_recorded(self) -> Any:
         request = yield self.post(b"push", fixture("push-with-new-branch.payload.json"))
-        request.setResponseCode.assert_called_with(500, b"Error processing changes.")
+        request.setResponseCode.assert_called_with(500)
+        self.assertEqual(request.written, b"Error processing changes.")
         self.assertEqual(self.changes, [])
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
 
@@ -352,3 +360,210 @@ class DialectTest(unittest.TestCase):
     def test_repository_configured_twice(self) -> None:
         with self.assertRaisesRegex(ValueError, "configured twice"):
             github_hook_dialect(SECRET, {REPO: "master", REPO.lower(): "main"})
+
+
+# ---- hostile input: cheap checks first, every refusal a 4xx naming what is wrong ------------
+
+class _Unreadable:
+    """A body that fails the test if the hook reads it."""
+
+    def seek(self, *args: Any) -> None:
+        raise AssertionError("the body was read")
+
+    read = seek
+
+
+class OrderTest(GitHubHookTest):
+    """method → content type → event → signature form → size → HMAC → depth → shape."""
+
+    @defer.inlineCallbacks
+    def render(self, request: FakeRequest) -> Any:
+        yield request.test_render(self.hook)
+        return request
+
+    def request(self, **headers: bytes | None) -> FakeRequest:
+        body = fixture("push-with-new-branch.payload.json")
+        return make_request(b"push", body, headers={k.replace("_", "-").encode(): v
+                                                    for k, v in headers.items()})
+
+    @defer.inlineCallbacks
+    def test_get_is_405_before_anything_else(self) -> Any:
+        request = self.request(**{"Content_Type": b"text/plain", "X_Hub_Signature_256": None})
+        request.method = b"GET"
+        request.content = _Unreadable()
+        yield self.render(request)
+        self.assertRejected(request, b"the GitHub change hook only accepts POST", 405)
+
+    @defer.inlineCallbacks
+    def test_content_type_must_be_exactly_json(self) -> Any:
+        for value in (b"application/json; charset=utf-8", b"text/plain", b"", None):
+            request = self.request(Content_Type=value, X_Hub_Signature_256=None)
+            yield self.render(request)
+            self.assertEqual(request.setResponseCode.call_args.args, (415,), value)
+
+    @defer.inlineCallbacks
+    def test_event_header_before_signature(self) -> Any:
+        request = self.request(X_GitHub_Event=None, X_Hub_Signature_256=None)
+        yield self.render(request)
+        self.assertRejected(request, b"missing X-GitHub-Event header")
+
+    @defer.inlineCallbacks
+    def test_signature_must_have_the_exact_form(self) -> Any:
+        good = sign(fixture("push-with-new-branch.payload.json"))
+        for bad in (b" " + good, good + b" ", good.upper(), b"sha256 =" + good[7:],
+                    good[:-1], good + b"0", b"sha256=" + b"g" * 64, b"sha256=" + good):
+            request = self.request(X_Hub_Signature_256=bad)
+            yield self.render(request)
+            self.assertRejected(request, MALFORMED)
+
+    @defer.inlineCallbacks
+    def test_declared_oversize_is_413_without_reading_the_body(self) -> Any:
+        request = self.request(Content_Length=b"%d" % (hookguard.MAX_BODY + 1))
+        request.content = _Unreadable()
+        yield self.render(request)
+        self.assertRejected(request, b"the payload is larger than 25 MB", 413)
+
+    @defer.inlineCallbacks
+    def test_undeclared_oversize_is_413_even_if_signed(self) -> Any:
+        body = b" " * (hookguard.MAX_BODY + 1)
+        request = make_request(b"push", body)
+        yield self.render(request)
+        self.assertRejected(request, b"the payload is larger than 25 MB", 413)
+
+    @defer.inlineCallbacks
+    def test_unsigned_oversize_is_refused_for_its_signature_first(self) -> Any:
+        request = self.request(X_Hub_Signature_256=None,
+                               Content_Length=b"%d" % (hookguard.MAX_BODY * 8))
+        request.content = _Unreadable()
+        yield self.render(request)
+        self.assertRejected(request, MISSING)
+
+    @defer.inlineCallbacks
+    def test_malformed_delivery_id(self) -> Any:
+        request = self.request(X_GitHub_Delivery=b"a b")
+        yield self.render(request)
+        self.assertRejected(request, b"malformed X-GitHub-Delivery header")
+
+    @defer.inlineCallbacks
+    def test_deep_nesting_is_400_not_a_recursion_error(self) -> Any:
+        for depth in (65, 1000, 200_000):
+            body = b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
+            request = yield self.post(b"push", body)
+            self.assertRejected(request, b"the payload is nested deeper than 64 levels (or its "
+                                         b"brackets do not match)")
+
+    @defer.inlineCallbacks
+    def test_json_that_is_not_an_object(self) -> Any:
+        for body in (b"[]", b"null", b"42", b'"x"'):
+            request = yield self.post(b"push", body)
+            self.assertRejected(request, b"the payload is not a JSON object")
+
+
+class DepthTest(unittest.TestCase):
+    def test_depth_limit(self) -> None:
+        hookguard.check_depth(b"[" * 64 + b"]" * 64)
+        hookguard.check_depth(b'["' + b"[" * 1000 + b'"]')  # brackets in strings do not count
+        hookguard.check_depth(b'["\\"' + b"{" * 1000 + b'"]')
+        hookguard.check_depth(b"[" + b"[[]]," * 10_000 + b"[]]")
+        for body in (b"[" * 65 + b"]" * 65, b"[" * 100, b"[" * 60 + b"{}" * 100 + b"]" * 59):
+            with self.assertRaises(hookguard.Refused):
+                hookguard.check_depth(body)
+
+
+def push_with(path: str, value: Any, name: str = "push-with-new-branch.payload.json") -> bytes:
+    """The fixture with the field at `path` ("a.b", "commits.0.id") set to value, or removed
+    if value is the class Missing."""
+    data = json.loads(fixture(name))
+    *parents, last = path.split(".")
+    target: Any = data
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    key: Any = int(last) if isinstance(target, list) else last
+    if value is Missing:
+        del target[key]
+    else:
+        target[key] = value
+    return json.dumps(data).encode()
+
+
+class Missing:
+    pass
+
+
+PUSH_SHAPES = [
+    ("repository", None, "repository must be an object"),
+    ("repository", Missing, "repository is missing"),
+    ("repository.full_name", 7, "repository.full_name must be a string"),
+    ("repository.html_url", ["x"], "repository.html_url must be a string"),
+    ("ref", None, "ref must be a string"),
+    ("deleted", "yes", "deleted must be true or false or null"),
+    ("commits", "x", "commits must be a list"),
+    ("commits", Missing, "commits is missing"),
+    ("commits.0", 1, "commits[0] must be an object"),
+    ("commits.0.id", 5, "commits[0].id must be a string"),
+    ("commits.0.id", "not-a-sha",
+     "commits[0].id must be a commit id (40 or 64 lower-case hex digits)"),
+    ("commits.0.message", None, "commits[0].message must be a string"),
+    ("commits.0.author", None, "commits[0].author must be an object"),
+    ("commits.0.author.email", {}, "commits[0].author.email must be a string"),
+    ("commits.0.committer", Missing, "commits[0].committer is missing"),
+    ("commits.0.timestamp", "yesterday-ish", "commits[0].timestamp is not a date"),
+    ("commits.0.timestamp", "99999999999999999999", "commits[0].timestamp is not a date"),
+    ("commits.0.timestamp", 5, "commits[0].timestamp must be a string"),
+    ("commits.0.added", "README.md", "commits[0].added must be a list"),
+    ("commits.0.added", [1], "commits[0].added[0] must be a string"),
+    ("commits.0.distinct", "true", "commits[0].distinct must be true or false"),
+    ("commits.0.url", "u" * 300, "commits[0].url is longer than 256 characters"),
+    ("commits.0.message", "a\x00b", "commits[0].message contains a NUL character"),
+    ("commits.0.message", "\ud800", "commits[0].message is not valid Unicode"),
+    ("head_commit", None, "head_commit must be an object"),
+    ("head_commit", [], "head_commit must be an object"),
+    ("head_commit.id", True, "head_commit.id must be a string"),
+]
+
+PR_SHAPES = [
+    ("number", "2", "number must be a number"),
+    ("number", True, "number must be a number"),
+    ("action", None, "action must be a string"),
+    ("pull_request", None, "pull_request must be an object"),
+    ("pull_request.head", "x", "pull_request.head must be an object"),
+    ("pull_request.head.sha", 1, "pull_request.head.sha must be a string"),
+    ("pull_request.base.ref", None, "pull_request.base.ref must be a string"),
+    ("pull_request.created_at", "never", "pull_request.created_at is not a date"),
+    ("pull_request._links", Missing, "pull_request._links is missing"),
+    ("sender", None, "sender must be an object"),
+]
+
+
+class ShapeTest(GitHubHookTest):
+    """Validly signed payloads of the wrong shape: 400 naming the field, nothing recorded."""
+
+    @defer.inlineCallbacks
+    def test_push_fields(self) -> Any:
+        for path, value, message in PUSH_SHAPES:
+            request = yield self.post(b"push", push_with(path, value))
+            self.assertEqual((request.setResponseCode.call_args.args, request.written),
+                             ((400,), message.encode()), path)
+        self.assertEqual(self.changes, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    @defer.inlineCallbacks
+    def test_pull_request_fields(self) -> Any:
+        for path, value, message in PR_SHAPES:
+            request = yield self.post(b"pull_request", push_with(
+                path, value, "pull_request-opened.payload.json"))
+            self.assertEqual((request.setResponseCode.call_args.args, request.written),
+                             ((400,), message.encode()), path)
+        self.assertEqual(self.changes, [])
+
+    @defer.inlineCallbacks
+    def test_more_commits_than_github_sends(self) -> Any:
+        data = json.loads(fixture("push-with-new-branch.payload.json"))
+        data["commits"] = data["commits"] * (hookguard.MAX_COMMITS + 1)
+        request = yield self.post(b"push", json.dumps(data).encode())
+        self.assertRejected(request, b"commits has 2049 entries: GitHub lists at most 2048")
+
+    @defer.inlineCallbacks
+    def test_a_deleted_branch_may_have_no_head_commit(self) -> Any:
+        request = yield self.post(b"push", fixture("push-payload.json"))
+        self.assertNothingRecorded(request, "was deleted")

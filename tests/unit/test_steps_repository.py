@@ -158,7 +158,8 @@ class DropUnpublishedTest(StepTestCase):
                    new_snapshot="snowbird@new", part_snapshot="snowbird+promoted@x")
         self.expect_commands(
             aptly("snapshot", "drop", "-force", "snowbird@new").exit(0),
-            aptly("snapshot", "drop", "-force", "snowbird+promoted@x").exit(0))
+            aptly("snapshot", "drop", "-force", "snowbird+promoted@x").exit(0),
+            aptly("db", "cleanup").exit(0))
         self.expect_outcome(result=SUCCESS,
                             state_string="dropped snowbird@new, snowbird+promoted@x")
         return self.run_step()

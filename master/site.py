@@ -1,6 +1,11 @@
-"""Reports and packages behind log-in: the master's web server serves the artifact store
+"""What Conveyor adds to the master's web site (Buildbot 4 has no place for it in the config).
+
+Reports and packages behind log-in: the master's web server serves the artifact store
 (coverage reports, which are the project's source, and every built .deb, pull requests' too)
 at <web url>artifacts/, to logged-in users only; `[auth] public_reports = true` opens it to all.
+
+The change hook's body limit: the site's requests keep at most 25 MB of a /change_hook body
+(master/hookguard.py), before Twisted has buffered it.
 
 Only the apt repository itself (dists/, pool/, the public key, the history) is served without
 log-in, by the repository's own web server. Buildbot 4 serves no files of its own, so a small
@@ -19,6 +24,8 @@ from twisted.web import resource
 from twisted.web import static
 
 from buildbot.util import service
+
+from master import hookguard
 
 ARTIFACTS = b"artifacts"
 
@@ -55,11 +62,12 @@ class ArtifactsResource(resource.Resource):
         return self.files.render(request)
 
 
-class ArtifactsService(service.BuildbotService):
-    """Mounts ArtifactsResource at /artifacts on the master's site, as soon as the site
-    exists, and again after each reconfig (the directory or `public` may change)."""
+class SiteService(service.BuildbotService):
+    """As soon as the master's site exists, and again after each reconfig (the directory or
+    `public` may change): mounts ArtifactsResource at /artifacts, and makes the site's requests
+    LimitedRequests (the change hook's body limit)."""
 
-    name = "conveyor-artifacts"
+    name = "conveyor-site"
 
     def checkConfig(self, directory: str, public: bool = False) -> None:
         pass
@@ -76,4 +84,5 @@ class ArtifactsService(service.BuildbotService):
                 reactor.callLater(0.1, self.mount, tries - 1)
             return defer.succeed(None)
         root.putChild(ARTIFACTS, ArtifactsResource(self.directory, self.public))
+        hookguard.install_body_limit(self.master)
         return defer.succeed(None)

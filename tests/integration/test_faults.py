@@ -1,0 +1,140 @@
+"""Faults end in a known state: the master killed mid-publish, aptly's database held by another
+process, the master's database lost. Real master, workers, aptly and web server.
+
+Needs root (the build worker's own user) and `make system`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import time
+import urllib.request
+
+import pytest
+
+from conveyor import release
+from conveyor.results import result_name
+from ops import api
+from ops import demo
+from ops import github
+from ops import services
+from tests.integration.helpers import running_installation
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the build worker's own user needs root"),
+]
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory):
+    with running_installation("faults") as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def checkout(installation):
+    return demo.ensure_demo_repo(installation, installation.projects[0])
+
+
+def staging_stanzas(settings) -> list[dict]:
+    url = f"{settings.repository.url}dists/snowbird-staging/main/binary-amd64/Packages"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return release.parse_packages_stanzas(response.read().decode())
+
+
+def new_commit(settings, checkout, text: str) -> tuple[str, str]:
+    """(before, after) of a new commit pushed to the demo's bare repository."""
+    before = github.git(checkout, "rev-parse", "HEAD")
+    (checkout / "FAULTS.txt").write_text(text)
+    github.git(checkout, "add", "FAULTS.txt")
+    github.git(checkout, "commit", "-qm", text)
+    github.push_branch(checkout, settings.projects[0])
+    return before, github.git(checkout, "rev-parse", "HEAD")
+
+
+def deliver_push(settings, checkout, before: str, after: str) -> None:
+    status, body = github.deliver(settings, "push", github.push_payload(
+        checkout, settings.projects[0], before, after))
+    assert status in (200, 202), body
+
+
+def wait_until_settled(settings, timeout: float = 240) -> None:
+    """No build running and no request waiting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            running = api.api(settings, "builds?complete=false")["builds"]
+            waiting = api.api(settings, "buildrequests?complete=false")["buildrequests"]
+        except api.ApiError:  # the master is still starting
+            running = waiting = [None]
+        if not running and not waiting:
+            return
+        time.sleep(1)
+    raise AssertionError(f"builds still running after {timeout} s: {running} {waiting}")
+
+
+def test_the_master_killed_mid_publish_publishes_the_commit_once(installation, checkout):
+    settings = installation
+    before, after = new_commit(settings, checkout, "killed mid-publish")
+    publish_before = api.last_build_number(settings, "publish")
+    deliver_push(settings, checkout, before, after)
+    publish_id = api.builder_id(settings, "publish")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the publish build has started: kill the master
+        builds = api.api(settings, f"builders/{publish_id}/builds?number__gt={publish_before}")
+        if builds["builds"]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no publish build started")
+    pid = int((settings.master_dir / "twistd.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    while services._alive(pid):
+        time.sleep(0.1)
+
+    services.start_master(settings)
+    wait_until_settled(settings)
+
+    builds = api.api(settings, "builds")["builds"]
+    assert all(b["complete"] for b in builds)  # nothing left "building"
+    from_commit = [s["Version"] for s in staging_stanzas(settings)
+                   if s.get("Conveyor-Commit") == after]
+    assert len(from_commit) == 1, from_commit  # one version of the commit, not two
+
+
+def test_a_locked_aptly_database_fails_saying_so(installation, checkout):
+    settings = installation
+    before, after = new_commit(settings, checkout, "while aptly is locked")
+    ci_before = api.last_build_number(settings, settings.projects[0].ci_builder)
+    with open(settings.repository.aptly_root / "db" / "LOCK", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what another aptly process holds
+        deliver_push(settings, checkout, before, after)
+        build = api.wait_for_build(settings, settings.projects[0].ci_builder, ci_before,
+                                   timeout=300)
+    assert result_name(build["results"]) == "FAILURE", api.describe(build)
+    publishes = api.api(settings, "builders/{}/builds?order=-number&limit=1".format(
+        api.builder_id(settings, "publish")))["builds"]
+    steps = api.api(settings, f"builds/{publishes[0]['buildid']}/steps")["steps"]
+    texts = [s["state_string"] for s in steps]
+    assert any("aptly's database is locked by another process" in t for t in texts), texts
+    assert not any(s.get("Conveyor-Commit") == after for s in staging_stanzas(settings))
+
+
+def test_a_lost_master_database_comes_back_with_start(installation, checkout, capsys):
+    settings = installation
+    pid = int((settings.master_dir / "twistd.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    while services._alive(pid):
+        time.sleep(0.2)
+    (settings.master_dir / "state.sqlite").unlink()
+
+    services.start(settings)
+    assert "the master's database is missing: made a fresh one" in capsys.readouterr().out
+
+    before, after = new_commit(settings, checkout, "after the database was lost")
+    build = github.push_and_wait(settings, settings.projects[0], checkout, before=before)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    assert any(s.get("Conveyor-Commit") == after for s in staging_stanzas(settings))

@@ -1,0 +1,297 @@
+"""Hostile webhooks against a real master: more than 1,000 generated requests (seeded, so a
+failure replays), none answered 5xx, none recording a change or a build, the served repository
+byte-identical; a 30 MB body refused with 413 without the master growing; then a 50-commit push
+is one build with its 50 changes, and a replayed or redelivered push builds nothing.
+
+Needs root (the installation builds and publishes a Debian package) and `make system`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conveyor.results import result_name
+from conveyor.settings import WEBHOOK_SECRET
+from ops import api
+from ops import demo
+from ops import github
+from tests.integration.helpers import running_installation
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="builds a Debian package: needs root"),
+]
+
+SEED = 20240611
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def installation():
+    with running_installation("hostile-webhooks") as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def checkout(installation):
+    return demo.ensure_demo_repo(installation, installation.projects[0])
+
+
+class Hook:
+    """Raw HTTP to /change_hook/github: any method, any headers (also twice), any body."""
+
+    def __init__(self, settings) -> None:
+        url = urlsplit(settings.web_url)
+        self.host, self.port = url.hostname, url.port
+        self.secret = (settings.read_secret(WEBHOOK_SECRET) or "").encode()
+
+    def sign(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+
+    def headers(self, body: bytes, event: str = "push", **extra: str | None) -> list:
+        base = {"Content-Type": "application/json", "X-GitHub-Event": event,
+                "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": self.sign(body)}
+        base.update(extra)
+        return [(k, v) for k, v in base.items() if v is not None]
+
+    def send(self, body: bytes | None, headers: list, method: str = "POST",
+             chunked: bool = False) -> tuple[int, str]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            conn.putrequest(method, "/change_hook/github", skip_accept_encoding=True)
+            for name, value in headers:
+                conn.putheader(name, value)
+            if chunked:
+                conn.putheader("Transfer-Encoding", "chunked")
+            elif body is not None and not any(k.lower() == "content-length" for k, _ in headers):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders()
+            if body is not None:
+                if chunked:
+                    for start in range(0, len(body), MB):
+                        piece = body[start:start + MB]
+                        conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    conn.send(b"0\r\n\r\n")
+                else:
+                    conn.send(body)
+            response = conn.getresponse()
+            return response.status, response.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+
+def tree_hash(settings) -> str:
+    digest = hashlib.sha256()
+    for root in (settings.repository.www_root / "dists", settings.repository.www_root / "pool",
+                 settings.history_dir):
+        for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+            digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def master_rss_kb(settings) -> int:
+    pid = int((settings.master_dir / "twistd.pid").read_text().strip())
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+# --- the generated requests ------------------------------------------------------------------
+
+WRONG = [None, 0, -1, 1.5, True, "", "x", "0" * 40, [], [1], {}, {"a": 1}, "\u0000", "9" * 30]
+PUSH_FIELDS = ["repository", "repository.full_name", "repository.name", "repository.html_url",
+               "ref", "after", "deleted", "created", "commits", "head_commit",
+               "head_commit.id", "head_commit.message", "head_commit.timestamp",
+               "head_commit.url", "head_commit.author", "head_commit.author.name",
+               "head_commit.author.email", "head_commit.committer",
+               "head_commit.committer.email", "head_commit.added", "head_commit.distinct",
+               "commits.0", "commits.0.id", "commits.0.message", "commits.0.timestamp",
+               "commits.0.author", "commits.0.author.name", "commits.0.committer",
+               "commits.0.modified", "commits.0.removed", "commits.0.url"]
+PR_FIELDS = ["action", "number", "repository", "repository.full_name", "repository.html_url",
+             "pull_request", "pull_request.base", "pull_request.base.ref",
+             "pull_request.base.repo", "pull_request.head", "pull_request.head.sha",
+             "pull_request.head.repo", "pull_request.commits", "pull_request.title",
+             "pull_request.created_at", "pull_request._links", "sender", "sender.login"]
+
+
+def set_path(data, path: str, value) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    data[int(last) if isinstance(data, list) else last] = value
+
+
+def generate(hook: Hook, push: dict, pull: dict, rng: random.Random) -> list[tuple]:
+    """(class, expected statuses, send arguments) for every generated request."""
+    cases: list[tuple] = []
+    good = json.dumps(push).encode()
+
+    # bad bodies, validly signed
+    bodies = [b"", b"not json", b"{", b"[]", b"null", b"42", b'"x"', b"\xff\xfe{}",
+              b'{"a": NaN}', b'{"a": 1e999999}', b"{" + b'"a":1,' * 5000 + b"}",
+              b'{"a": "\\ud800"}', b'{"a":' + b"1" * 20000 + b"}", good[:-1], good + b"x"]
+    for _ in range(200):
+        body = rng.choice(bodies) if rng.random() < 0.5 else bytes(
+            rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+        cases.append(("bad body", {400}, (body, hook.headers(body))))
+
+    # bad headers and signatures
+    sig = hook.sign(good)
+    variants = [
+        {"X-Hub-Signature-256": None}, {"X-Hub-Signature-256": " " + sig},
+        {"X-Hub-Signature-256": sig + " "}, {"X-Hub-Signature-256": sig.upper()},
+        {"X-Hub-Signature-256": sig.replace("sha256=", "sha1=")},
+        {"X-Hub-Signature-256": sig[:-1] + ("0" if sig[-1] != "0" else "1")},
+        {"X-Hub-Signature-256": "sha256=" + hmac.new(b"guess", good, "sha256").hexdigest()},
+        {"X-Hub-Signature-256": "sha256="}, {"X-Hub-Signature-256": sig + sig[7:]},
+        {"Content-Type": None}, {"Content-Type": "application/json; charset=utf-8"},
+        {"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"},
+        {"X-GitHub-Event": None}, {"X-GitHub-Event": "PUSH"}, {"X-GitHub-Event": "issues"},
+        {"X-GitHub-Event": "push push"}, {"X-GitHub-Delivery": "a b"},
+        {"X-GitHub-Delivery": "x" * 300},
+    ]
+    for _ in range(220):
+        extra = rng.choice(variants)
+        cases.append(("bad header", {400, 415}, (good, hook.headers(good, **extra))))
+    for _ in range(20):
+        cases.append(("twice", {400}, (good, hook.headers(good) + [("X-Hub-Signature-256",
+                                                                    sig)])))
+    for method, expected in (("GET", {405}), ("PUT", {405}), ("DELETE", {405}),
+                             ("HEAD", {405}), ("PATCH", {405})):
+        for _ in range(4):
+            cases.append(("method", expected, (good, hook.headers(good), method)))
+
+    # deep nesting, signed
+    for _ in range(100):
+        depth = rng.choice([65, 66, 100, 1000, 10_000, 100_000])
+        open_, close = rng.choice([(b"[", b"]"), (b'{"a":', b"}")])
+        body = b'{"ref": ' + open_ * depth + b"1" + close * depth + b"}"
+        cases.append(("deep", {400}, (body, hook.headers(body))))
+
+    # wrong types in each field, signed
+    for _ in range(300):
+        event, payload, fields = rng.choice([("push", push, PUSH_FIELDS),
+                                             ("pull_request", pull, PR_FIELDS)])
+        data = json.loads(json.dumps(payload))
+        field = rng.choice(fields)
+        value = rng.choice(WRONG)
+        try:
+            set_path(data, field, value)
+        except (KeyError, IndexError, TypeError):
+            continue
+        body = json.dumps(data).encode()
+        # a wrong value may still be a valid one (an empty list of commits, "" for a title):
+        # then the push is simply not for a configured repository and branch
+        cases.append(("wrong type", {400, 202, 200}, (body, hook.headers(body, event=event))))
+
+    # well-formed, but for repositories and branches that are not configured
+    for _ in range(160):
+        data = json.loads(good)
+        kind = rng.randrange(4)
+        if kind == 0:
+            data["repository"]["full_name"] = rng.choice(["mallory/snowbird", "sprintly/other"])
+        elif kind == 1:
+            data["ref"] = rng.choice(["refs/heads/feature", "refs/tags/v9", "refs/notes/x"])
+        elif kind == 2:
+            data.update(deleted=True, head_commit=None, commits=[])
+        else:
+            data["repository"]["full_name"] = "sprintly/snowbird-" + str(rng.randrange(1000))
+        body = json.dumps(data).encode()
+        cases.append(("not configured", {202}, (body, hook.headers(body))))
+    return cases
+
+
+def test_hostile_requests_get_4xx_and_change_nothing(installation, checkout):
+    hook = Hook(installation)
+    project = installation.projects[0]
+    head = github.git(checkout, "rev-parse", "HEAD")
+    # a branch no project builds, a closed pull request: a request that is valid after all
+    # (a mutation may give a valid value) records nothing either
+    push = dict(github.push_payload(checkout, project, github.ZERO, head),
+                ref="refs/heads/not-built")
+    pull = github.pull_request_payload(checkout, project, 7, head, action="closed")
+    tree_before = tree_hash(installation)
+    started = time.monotonic()
+
+    cases = generate(hook, push, pull, random.Random(SEED))
+    assert len(cases) >= 1000
+
+    def run(case):
+        kind, expected, args = case
+        status, text = hook.send(*args)
+        return kind, expected, status, text
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, cases))
+    server_errors = [(k, s, t) for k, _, s, t in results if s >= 500]
+    assert server_errors == []
+    unexpected = [(k, s, t[:120], c[2][1]) for c, (k, e, s, t) in zip(cases, results)
+                  if s not in e]
+    assert unexpected == []
+    # every refusal says what is wrong (a HEAD request's answer has no body)
+    assert [k for k, _, s, t in results if s >= 400 and not t.strip() and s != 405] == []
+
+    # one real oversize body, declared and then chunked (no Content-Length): 413, no growth
+    rss_before = master_rss_kb(installation)
+    big = b'{"a": "' + b"x" * (30 * MB) + b'"}'
+    status, text = hook.send(big, hook.headers(big))
+    assert (status, text) == (413, "the payload is larger than 25 MB")
+    status, text = hook.send(big, hook.headers(big), chunked=True)
+    assert (status, text) == (413, "the payload is larger than 25 MB")
+    grown_mb = (master_rss_kb(installation) - rss_before) / 1024
+    assert grown_mb < 50, f"the master grew by {grown_mb:.0f} MB"
+    assert "bodies larger than" in (installation.master_dir / "twistd.log").read_text()
+
+    time.sleep(2)
+    assert api.api(installation, "changes")["changes"] == []
+    assert api.last_build_number(installation, project.ci_builder) == 0
+    assert api.api(installation, "buildrequests")["buildrequests"] == []
+    assert tree_hash(installation) == tree_before
+    print(f"\n{len(results)} hostile requests + 2 x 30 MB in {time.monotonic() - started:.1f} s")
+
+
+def test_a_50_commit_push_is_one_build_and_a_replay_builds_nothing(installation, checkout):
+    project = installation.projects[0]
+    hook = Hook(installation)
+    before = github.git(checkout, "rev-parse", "HEAD")
+    shas = [github.commit_file(checkout, f"notes/{i}.txt", f"note {i}\n", f"Add note {i}")
+            for i in range(50)]
+    github.push_branch(checkout, project)
+    payload = github.push_payload(checkout, project, before, shas[-1])
+    payload["commits"] = [github.commit_dict(checkout, sha, project.github) for sha in shas]
+    payload["head_commit"] = payload["commits"][-1]
+    body = json.dumps(payload).encode()
+    delivery = str(uuid.uuid4())
+    last = api.last_build_number(installation, project.ci_builder)
+
+    status, text = hook.send(body, hook.headers(body, **{"X-GitHub-Delivery": delivery}))
+    assert (status, text) == (202, "50 change found")
+    build = api.wait_for_build(installation, project.ci_builder, last, timeout=300)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    assert build["properties"]["got_revision"][0] == shas[-1]
+    changes = api.api(installation, f"builds/{build['buildid']}/changes")["changes"]
+    assert sorted(c["revision"] for c in changes) == sorted(shas)
+
+    # the same delivery again, and GitHub's "redeliver" (a new id, the same body)
+    for headers in (hook.headers(body, **{"X-GitHub-Delivery": delivery}), hook.headers(body)):
+        status, text = hook.send(body, headers)
+        assert status == 200 and text.startswith("already received"), (status, text)
+    time.sleep(3)
+    assert api.last_build_number(installation, project.ci_builder) == build["number"]
+    assert len(api.api(installation, "changes")["changes"]) == 50
+    pending = api.api(installation, "buildrequests?complete=false")["buildrequests"]
+    assert pending == []

@@ -1,0 +1,244 @@
+"""One push, one build; each delivery recorded once (master/pushes.py, through the hook)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from twisted.internet import defer
+from twisted.trial import unittest
+from twisted.web import server
+from twisted.web.test.requesthelper import DummyChannel
+
+from buildbot.changes.filter import ChangeFilter
+from buildbot.test import fakedb
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.util.scheduler import SchedulerMixin
+
+from master import hookguard
+from master import pushes
+from tests.unit.test_hook import GitHubHookTest
+from tests.unit.test_hook import fixture
+from tests.unit.test_hook import make_request
+
+SHAS = [f"{i:x}" * 40 for i in range(1, 4)]  # 111…, 222…, 333…
+
+
+def three_commit_push(head: str = SHAS[-1]) -> dict:
+    data = json.loads(fixture("push-with-new-branch.payload.json"))
+    commits = []
+    for sha in SHAS:
+        commit = copy.deepcopy(data["head_commit"])
+        commit.update(id=sha, message=f"commit {sha[:3]}",
+                      author={"name": f"Author {sha[0]}", "email": f"a{sha[0]}@example.com"})
+        commits.append(commit)
+    head_commit = next((c for c in commits if c["id"] == head), None) or dict(
+        copy.deepcopy(commits[-1]), id=head)
+    data.update(created=False, before=SHAS[0], after=head, commits=commits,
+                head_commit=head_commit)
+    return data
+
+
+class DeliveryTest(GitHubHookTest):
+    @defer.inlineCallbacks
+    def push(self, data: dict | bytes, delivery: bytes | None = b"d-1") -> Any:
+        body = data if isinstance(data, bytes) else json.dumps(data).encode()
+        request = make_request(b"push", body, headers={b"X-GitHub-Delivery": delivery})
+        yield request.test_render(self.hook)
+        return request
+
+    @defer.inlineCallbacks
+    def test_each_commit_is_a_change_the_head_last_and_marked(self) -> Any:
+        request = yield self.push(three_commit_push(head=SHAS[1]))
+        self.assertEqual(request.written, b"3 change found")
+        self.assertEqual([c["revision"] for c in self.changes], [SHAS[0], SHAS[2], SHAS[1]])
+        self.assertEqual([c["properties"].get("push_head") for c in self.changes],
+                         [None, None, True])
+        self.assertEqual({c["properties"]["github_delivery"] for c in self.changes}, {"d-1"})
+        # the properties Buildbot's handler sets stay; each change keeps its own author
+        self.assertEqual(self.changes[0]["properties"]["event"], "push")
+        self.assertIn("github_distinct", self.changes[0]["properties"])
+        self.assertEqual([c["author"] for c in self.changes],
+                         ["Author 1 <a1@example.com>", "Author 3 <a3@example.com>",
+                          "Author 2 <a2@example.com>"])
+
+    @defer.inlineCallbacks
+    def test_a_head_not_listed_in_commits_is_built_too(self) -> Any:
+        request = yield self.push(three_commit_push(head="f" * 40))
+        self.assertEqual(request.written, b"4 change found")
+        self.assertEqual(self.changes[-1]["revision"], "f" * 40)
+        self.assertTrue(self.changes[-1]["properties"]["push_head"])
+
+    @defer.inlineCallbacks
+    def test_a_commit_listed_twice_is_one_change(self) -> Any:
+        data = three_commit_push()
+        data["commits"] = data["commits"] + data["commits"][:1]
+        request = yield self.push(data)
+        self.assertEqual(request.written, b"3 change found")
+
+    @defer.inlineCallbacks
+    def test_the_same_delivery_twice_is_recorded_once(self) -> Any:
+        first = yield self.push(three_commit_push())
+        again = yield self.push(three_commit_push())
+        self.assertEqual(first.written, b"3 change found")
+        again.setResponseCode.assert_called_with(200)
+        self.assertEqual(again.written,
+                         b"already received: delivery d-1; nothing recorded")
+        self.assertEqual(len(self.changes), 3)
+
+    @defer.inlineCallbacks
+    def test_concurrent_copies_of_a_delivery_record_once(self) -> Any:
+        body = json.dumps(three_commit_push()).encode()
+        requests = [make_request(b"push", body, headers={b"X-GitHub-Delivery": b"d-2"})
+                    for _ in range(3)]
+        yield defer.gatherResults([r.test_render(self.hook) for r in requests])
+        self.assertEqual(sorted(r.written.split(b":")[0] for r in requests),
+                         [b"3 change found", b"already received", b"already received"])
+        self.assertEqual(len(self.changes), 3)
+
+    @defer.inlineCallbacks
+    def test_without_a_delivery_id_the_same_body_is_recorded_once(self) -> Any:
+        yield self.push(three_commit_push(), delivery=None)
+        again = yield self.push(three_commit_push(), delivery=None)
+        self.assertTrue(again.written.startswith(b"already received: delivery sha256-"))
+        self.assertEqual(len(self.changes), 3)
+
+    @defer.inlineCallbacks
+    def test_redelivery_of_a_head_already_recorded_is_already_received(self) -> Any:
+        # GitHub's "redeliver": a new delivery id, the same body; the head is a change already
+        yield self.master.db.insert_test_data([
+            fakedb.SourceStamp(id=1, revision=SHAS[-1]),
+            fakedb.Change(changeid=1, revision=SHAS[-1], branch="master",
+                          project="codertocat/hello-world", sourcestampid=1)])
+        request = yield self.push(three_commit_push(), delivery=b"d-new")
+        request.setResponseCode.assert_called_with(200)
+        self.assertEqual(request.written, (
+            f"already received: {SHAS[-1]} is already a change of codertocat/hello-world "
+            "master; nothing recorded").encode())
+        self.assertEqual(self.changes, [])
+
+    @defer.inlineCallbacks
+    def test_an_ignored_delivery_is_not_remembered(self) -> Any:
+        data = three_commit_push()
+        data["ref"] = "refs/heads/other"
+        request = yield self.push(data)
+        self.assertEqual(request.written, b"no change found")
+        request = yield self.push(three_commit_push())
+        self.assertEqual(request.written, b"3 change found")
+
+
+class DeliveryLogTest(TestReactorMixin, unittest.TestCase):
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        from buildbot.test.fake import fakemaster
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantDb=True)
+        self.log = pushes.DeliveryLog(self.master)
+
+    @defer.inlineCallbacks
+    def test_ids_are_kept_for_seven_days_then_pruned(self) -> Any:
+        self.reactor.advance(1_000_000)
+        yield self.log.record("a")
+        self.assertTrue((yield self.log.seen("a")))
+        self.assertFalse((yield self.log.seen("b")))
+        self.reactor.advance(pushes.WINDOW - 10)
+        self.assertTrue((yield self.log.seen("a")))
+        self.reactor.advance(20)
+        self.assertFalse((yield self.log.seen("a")))
+        objectid = yield self.log._objectid()
+        self.assertEqual((yield self.log.prune(objectid)), 1)
+        self.assertIsNone((yield self.master.db.state.getState(objectid, "delivery:a", None)))
+
+
+class PushSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
+    OBJECTID, SCHEDULERID = 19, 9
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.setup_test_reactor()
+        yield self.setUpScheduler()
+        self.sched = pushes.PushScheduler(
+            name="snowbird-push", builderNames=["snowbird-ci"], treeStableTimer=None,
+            change_filter=ChangeFilter(project="sprintly/snowbird", branch="main"))
+        yield self.attachScheduler(self.sched, self.OBJECTID, self.SCHEDULERID,
+                                   overrideBuildsetMethods=True, createBuilderDB=True)
+        yield self.sched.configureService()
+
+    @defer.inlineCallbacks
+    def change(self, number: int, delivery: str | None, head: bool = False) -> Any:
+        props: dict[str, Any] = {}
+        if delivery is not None:
+            props["github_delivery"] = delivery
+        if head:
+            props["push_head"] = True
+        change = self.makeFakeChange(number=number, revision=f"{number:040x}", branch="main",
+                                     project="sprintly/snowbird", properties=props)
+        return (yield self.addFakeChange(change))
+
+    def built(self) -> list[list[int]]:
+        return [kwargs["changeids"] for _, kwargs in self.addBuildsetCalls]
+
+    @defer.inlineCallbacks
+    def test_a_push_is_one_buildset_of_all_its_changes(self) -> Any:
+        other = yield self.change(1, "d-0", head=True)  # an earlier push
+        changes = []
+        for n in (2, 3, 4, 5):
+            changes.append((yield self.change(n, "d-1", head=n == 5)))
+        for change in changes:
+            yield self.sched.gotChange(change, True)
+        self.assertEqual(self.built(), [[2, 3, 4, 5]])
+        yield self.sched.gotChange(other, True)
+        self.assertEqual(self.built(), [[2, 3, 4, 5], [1]])
+
+    @defer.inlineCallbacks
+    def test_two_pushes_are_two_builds(self) -> Any:
+        for delivery, numbers in (("d-1", (1, 2)), ("d-2", (3, 4))):
+            for n in numbers:
+                change = yield self.change(n, delivery, head=n == numbers[-1])
+                yield self.sched.gotChange(change, True)
+        self.assertEqual(self.built(), [[1, 2], [3, 4]])
+
+    @defer.inlineCallbacks
+    def test_a_change_from_elsewhere_is_built_alone(self) -> Any:
+        change = yield self.change(7, None)
+        yield self.sched.gotChange(change, True)
+        self.assertEqual(self.built(), [[7]])
+
+
+class BodyLimitTest(unittest.TestCase):
+    def request(self, path: bytes = b"/change_hook/github") -> hookguard.LimitedRequest:
+        channel = DummyChannel()
+        channel._path = path
+        return hookguard.LimitedRequest(channel)
+
+    def test_a_declared_oversize_body_is_not_kept(self) -> None:
+        request = self.request()
+        request.gotLength(hookguard.MAX_BODY + 1)
+        request.handleContentChunk(b"x" * 1000)
+        self.assertTrue(request.body_too_large)
+        self.assertEqual(request.content.getvalue(), b"")
+
+    def test_an_undeclared_body_is_kept_up_to_the_limit_only(self) -> None:
+        request = self.request()
+        request.gotLength(None)
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(hookguard.MAX_BODY // len(chunk)):
+            request.handleContentChunk(chunk)
+        self.assertFalse(request.body_too_large)
+        request.handleContentChunk(b"y")
+        self.assertTrue(request.body_too_large)
+        self.assertEqual(request.content.getvalue(), b"")
+
+    def test_other_resources_are_not_limited(self) -> None:
+        request = self.request(b"/api/v2/builds")
+        request.gotLength(hookguard.MAX_BODY + 1)
+        self.assertFalse(request.body_too_large)
+
+    def test_installed_on_the_site(self) -> None:
+        class Master:
+            class www:
+                site = server.Site(None)
+        self.assertTrue(hookguard.install_body_limit(Master))
+        self.assertIs(Master.www.site.requestFactory, hookguard.LimitedRequest)
+        self.assertFalse(hookguard.install_body_limit(object()))
