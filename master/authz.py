@@ -15,7 +15,8 @@ role lists are [auth] developers, releasers, production and admins. Reading is o
       (force, and rebuild of such a rollback)        -          -          -         yes      yes
     workers: stop, kill, pause, unpause              -          -          -          -       yes
     schedulers: enable (and disable)                 -          -          -          -       yes
-    build requests: set_priority                     -          -          -          -       yes
+    build requests: set_priority                     -          -          -          -        -
+      (Buildbot 4.3 fails on it with a 500: refused to all, with a 403 that says so)
     any other control action                         -          -          -          -       yes
 
 Each column has the rights of the columns to its left (a production role can do what releasers
@@ -38,6 +39,8 @@ from master.schedulers import form_value
 from master.schedulers import promotion_target
 
 REPOSITORY_BUILDERS = (PROMOTE, ROLLBACK, PUBLISH)
+# a role nobody has: what the 403 of an action Conveyor does not support says
+UNSUPPORTED = "none (not supported: Buildbot 4.3 cannot change a request's priority)"
 
 
 class PromoteIntoProductionMatcher(EndpointMatcherBase):
@@ -117,7 +120,7 @@ class BuildRequestEndpointMatcher(EndpointMatcherBase):
 
 
 class SetPriorityEndpointMatcher(EndpointMatcherBase):
-    """set_priority of any build request (Buildbot 4.3 answers it with a 500 anyway)."""
+    """set_priority of any build request."""
 
     def match_BuildRequestEndpoint_set_priority(self, epobject, epdict, options):
         return defer.succeed(Match(self.master))
@@ -176,8 +179,10 @@ def rules(settings: Settings) -> list:
         for builder in (project.ci_builder, project.pr_builder):
             for matcher in build_matchers:
                 result += _any_of(matcher, roles["developers"], builder=builder)
+    # Buildbot 4.3's set_priority fails inside (SQLAlchemy 2): a clear 403 for all, not a 500
+    result.append(SetPriorityEndpointMatcher(role=UNSUPPORTED, defaultDeny=True))
     for matcher in (WorkerControlEndpointMatcher, SchedulerEnableEndpointMatcher,
-                    SetPriorityEndpointMatcher, util.AnyControlEndpointMatcher):
+                    util.AnyControlEndpointMatcher):
         result += _any_of(matcher, roles["admins"])
     return result
 

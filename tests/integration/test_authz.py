@@ -50,13 +50,11 @@ ALLOWED = {
     "pause a worker": _ADMIN,
     "unpause a worker": _ADMIN,
     "enable/disable a scheduler": _ADMIN,
-    "set a build request's priority": _ADMIN,
+    "set a build request's priority": (),  # Buildbot 4.3 fails on it: refused to all
     "stop a worker (graceful)": _ADMIN,
     "kill a worker": _ADMIN,
 }
-# authz lets the admin through; Buildbot 4.3's set_priority itself then fails (SQLAlchemy 2.x)
-EXCEPT = {("set a build request's priority", "admin"): "500"}
-EXPECTED = {action: {who: EXCEPT.get((action, who), "ok" if who in allowed else "403")
+EXPECTED = {action: {who: "ok" if who in allowed else "403"
                      for who in WHO}
             for action, allowed in ALLOWED.items()}
 
