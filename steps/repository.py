@@ -347,14 +347,9 @@ class IndexReader:
         self.index_architectures = [a for a in architectures if a != "all"] or list(architectures)
 
 
-class VerifyPublished(IndexReader, buildstep.BuildStep):
-    """Check over HTTP that the distribution's `Packages` index lists every package (property
-    `verify_packages`, or the names of `debs`) at `package_version` — and, after a rollback, no
-    longer lists `verify_absent`. Runs on the master."""
+class DistributionIndexStep(IndexReader, buildstep.BuildStep):
+    """Base: a step on the master that reads one distribution's `Packages` index over HTTP."""
 
-    name = "verify"
-    description = "verifying"
-    descriptionDone = "verified"
     renderables = ["distribution"]
 
     def __init__(self, repo_url: str, component: str, architectures, distribution=None,
@@ -363,6 +358,16 @@ class VerifyPublished(IndexReader, buildstep.BuildStep):
         self.distribution = distribution
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(**kwargs)
+
+
+class VerifyPublished(DistributionIndexStep):
+    """Check over HTTP that the distribution's `Packages` index lists every package (property
+    `verify_packages`, or the names of `debs`) at `package_version` — and, after a rollback, no
+    longer lists `verify_absent`. Runs on the master."""
+
+    name = "verify"
+    description = "verifying"
+    descriptionDone = "verified"
 
     @defer.inlineCallbacks
     def run(self):
@@ -465,7 +470,7 @@ class RecordHistory(HistoryStep):
         return results.SUCCESS
 
 
-class SkipPublishedCommit(IndexReader, buildstep.BuildStep):
+class SkipPublishedCommit(DistributionIndexStep):
     """Before a publish: is a package built from this commit (property `commit`, compared with
     the Conveyor-Commit of each package of `debs`) already in the distribution? Then this build
     is a retry of one that got that far (e.g. its master was killed mid-publish) or a rebuild of
@@ -475,14 +480,6 @@ class SkipPublishedCommit(IndexReader, buildstep.BuildStep):
     name = "already published?"
     description = "looking for the commit"
     descriptionDone = "new commit"
-    renderables = ["distribution"]
-
-    def __init__(self, repo_url: str, component: str, architectures, distribution=None,
-                 **kwargs):
-        self.setup_index(repo_url, component, architectures)
-        self.distribution = distribution
-        kwargs.setdefault("haltOnFailure", True)
-        super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
