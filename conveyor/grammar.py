@@ -15,7 +15,6 @@ DEBIAN_VERSION = re.compile(
 # a git commit id as Conveyor records it (Conveyor-Commit, got_revision): 7 to 40 hex digits
 COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 # a state of a distribution's history: its number, or its snapshot's name
-HISTORY_STATE = re.compile(r"^[0-9]+$|^[a-z0-9][a-z0-9.+@-]*$")
 # what a rollback request names: a state's number, or its snapshot's name as
 # release.snapshot_name makes it, with the UTC time's upper-case T and Z
 ROLLBACK_STATE = re.compile(r"^[0-9]+$|^[a-z0-9][A-Za-z0-9.+@-]*$")

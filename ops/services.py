@@ -149,8 +149,9 @@ def start_worker(settings: Settings, name: str) -> None:
             "CONVEYOR_SANDBOX_HIDE": ":".join(str(p) for p in [
                 *setup.protected_paths(settings), password]),
         })
-        blocked = setup.build_user_blocked(settings) if setup.separate_build_user() else None
-        if setup.separate_build_user() and not blocked:
+        own_user = setup.separate_build_user()
+        blocked = setup.build_user_blocked(settings, name) if own_user else None
+        if own_user and not blocked:
             env.update({
                 "HOME": str(basedir),  # git's safe.directory (basedir/.gitconfig)
                 # pip's downloads and wheels, shared by the machine's build workers

@@ -223,14 +223,13 @@ def separate_build_user() -> bool:
     return os.geteuid() == 0
 
 
-def build_user_blocked(settings: Settings) -> str | None:
-    """Why the build user cannot run its worker here (None: it can)."""
-    for name in build_workers(settings):
-        basedir = worker_dir(settings, name)
-        if subprocess.run(["runuser", "-u", BUILD_USER, "--", "test", "-w",
-                           str(basedir)]).returncode != 0:
-            return (f"it cannot reach {basedir}: let others traverse the parents of the state "
-                    "directory (chmod o+x), or keep the state directory elsewhere")
+def build_user_blocked(settings: Settings, name: str) -> str | None:
+    """Why the build user cannot run the build worker `name` here (None: it can)."""
+    basedir = worker_dir(settings, name)
+    if subprocess.run(["runuser", "-u", BUILD_USER, "--", "test", "-w",
+                       str(basedir)]).returncode != 0:
+        return (f"it cannot reach {basedir}: let others traverse the parents of the state "
+                "directory (chmod o+x), or keep the state directory elsewhere")
     if subprocess.run(["runuser", "-u", BUILD_USER, "--", str(WORKER_VENV / "bin" / "python"),
                        "-c", "import buildbot_worker"], capture_output=True).returncode != 0:
         return f"it cannot run {WORKER_VENV}/bin/python"

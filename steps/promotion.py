@@ -42,11 +42,10 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         except (AttributeError, IndexError, TypeError):
             return None
         buildset = yield self.master.data.get(("buildsets", bsid))
-        rebuilt_id = (buildset or {}).get("rebuilt_buildid") if isinstance(buildset, dict) \
-            else None
-        if not rebuilt_id:
+        if not isinstance(buildset, dict) or not buildset.get("rebuilt_buildid"):
             return None
-        properties = yield self.master.data.get(("builds", rebuilt_id, "properties"))
+        properties = yield self.master.data.get(("builds", buildset["rebuilt_buildid"],
+                                                 "properties"))
         return {name: value for name, (value, _source) in (properties or {}).items()}
 
     @defer.inlineCallbacks
@@ -81,7 +80,7 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
                     raise release.ReleaseError(f"{dist}: {stanzas}")
                 indexes[dist] = {s["Version"]: s for s in stanzas if s["Package"] == package}
             plan = release.plan_promotion(package, version, source, target,
-                                             set(indexes[source]), set(indexes[target]))
+                                          set(indexes[source]), set(indexes[target]))
         except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
             self.descriptionDone = f"refused: {exc}"
@@ -122,7 +121,7 @@ class ResolveRollback(HistoryStep):
         current = self.getProperty("current_snapshot")
         try:
             target = release.rollback_target(history, current,
-                                                (self.getProperty("state") or "").strip())
+                                             (self.getProperty("state") or "").strip())
         except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
             self.descriptionDone = f"refused: {exc}"
