@@ -9,6 +9,7 @@ from buildbot.www.authz.roles import RolesFromBase
 
 from conveyor import users as users_module
 from master import authz
+from master import board
 from master.changes import github_hook_dialect
 from conveyor.settings import WEBHOOK_SECRET
 from conveyor.settings import Settings
@@ -43,7 +44,8 @@ def www(settings: Settings) -> dict:
     users = users_module.load(settings)
     config = {
         "port": f"tcp:{settings.web_port}:interface={settings.web_bind}",
-        "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}},
+        "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {},
+                    "wsgi_dashboards": board.dashboards(settings)},  # the release board
         "change_hook_dialects": github_hook_dialect(
             util.Secret(WEBHOOK_SECRET),
             {project.github: project.branch for project in settings.projects},

@@ -18,6 +18,7 @@ import urllib.request
 
 from conveyor.results import result_name
 from conveyor.settings import Settings
+from ops.progress import follow_with_progress
 
 OK, FAILED, REFUSED, FORBIDDEN, UNREACHABLE = 0, 1, 2, 3, 4
 
@@ -41,6 +42,7 @@ class Master:
 
     def __init__(self, web_url: str):
         self.web_url = web_url
+        self.user = None  # who logged in, if anyone
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
 
@@ -86,6 +88,7 @@ class Master:
                 raise ApiError(f"log-in as {user} failed: wrong user name or password",
                                FORBIDDEN) from None
             raise
+        self.user = user
 
     def builder_id(self, name: str) -> int:
         builders = self.get(f"builders?name={urllib.parse.quote(name)}")["builders"]
@@ -109,12 +112,16 @@ class Master:
         _bsid, brids = reply["result"]
         return int(next(iter(brids.values())))
 
-    def wait(self, query: str, order: str, what: str, timeout: float = 900) -> dict:
+    def wait(self, query: str, order: str, what: str, timeout: float = 900,
+             progress=None) -> dict:
         """The build that `builds?<query>&order=<order>` lists first, once it has finished,
-        with its properties, its steps and its URL in the web UI."""
+        with its properties, its steps and its URL in the web UI. With a progress printer
+        (ops/progress.StepPrinter), each step is printed as it finishes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             builds = self.get(f"builds?{query}&order={order}&limit=1&property=*")["builds"]
+            if builds and progress is not None:
+                follow_with_progress(self, builds[0], progress)
             if builds and builds[0]["complete"]:
                 build = builds[0]
                 build["url"] = (f"{self.web_url}#/builders/{build['builderid']}/builds/"
@@ -124,15 +131,17 @@ class Master:
             time.sleep(0.5)
         raise ApiError(f"{what} did not finish within {timeout:.0f} s", FAILED)
 
-    def follow(self, brid: int, timeout: float = 900) -> dict:
+    def follow(self, brid: int, timeout: float = 900, progress=None) -> dict:
         """The last build of a build request (a retried request has several), once finished."""
         return self.wait(f"buildrequestid={int(brid)}", "-number",
-                         f"build request {brid}", timeout)
+                         f"build request {brid}", timeout, progress)
 
-    def wait_for_build(self, builder: str, after_number: int, timeout: float = 900) -> dict:
+    def wait_for_build(self, builder: str, after_number: int, timeout: float = 900,
+                       progress=None) -> dict:
         """The first build of `builder` numbered above `after_number`, once finished."""
         return self.wait(f"builderid={self.builder_id(builder)}&number__gt={int(after_number)}",
-                         "number", f"the first build of {builder} after #{after_number}", timeout)
+                         "number", f"the first build of {builder} after #{after_number}", timeout,
+                         progress)
 
 
 def describe(build: dict) -> str:
@@ -158,5 +167,5 @@ def last_build_number(settings: Settings, builder: str) -> int:
 
 
 def wait_for_build(settings: Settings, builder: str, after_number: int,
-                   timeout: float = 900) -> dict:
-    return Master(settings.web_url).wait_for_build(builder, after_number, timeout)
+                   timeout: float = 900, progress=None) -> dict:
+    return Master(settings.web_url).wait_for_build(builder, after_number, timeout, progress)

@@ -2,7 +2,8 @@
 
     conveyor promote PACKAGE FROM TO [--version V]   e.g. conveyor promote snowbird snowbird-staging snowbird
     conveyor rollback DIST [--to STATE]             STATE: a history entry number or snapshot name
-    conveyor status                                 which version of each package each distribution has
+    conveyor status [--json]                        what each distribution has, the commits waiting
+                                                    at each step (--json: all of the release board)
     conveyor history DIST                           every state DIST has had
 
 promote and rollback log in to the master's REST API, force the build, follow it to its end and
@@ -35,6 +36,8 @@ from ops.api import REFUSED
 from ops.api import UNREACHABLE
 from ops.api import ApiError
 from ops.api import Master
+from ops.board import status as board_status
+from ops.progress import StepPrinter
 from ops.setup import CLI_CREDENTIALS
 from ops.setup import ROOT
 
@@ -55,11 +58,10 @@ def run_build(settings, scheduler: str, builder: str, **params) -> int:
     master = Master(settings.web_url)
     master.login(*credentials(settings))
     started = time.monotonic()
-    build = master.follow(master.force(scheduler, builder, **params))
+    brid = master.force(scheduler, builder, **params)
+    print(f"{builder}: requested as {master.user}; its steps as they finish:", flush=True)
+    build = master.follow(brid, progress=StepPrinter())
     result = result_name(build["results"])
-    for step in build["steps"]:
-        if step["results"] not in (None, 0, 3) or step["name"] in ("check", "verify", "history"):
-            print(f"  {step['name']}: {step['state_string']}")
     print(f"{builder} #{build['number']}: {result} in {time.monotonic() - started:.1f} s")
     print(build["url"])
     return OK if result in ("SUCCESS", "WARNINGS") else FAILED
@@ -74,26 +76,6 @@ def fetch_text(url: str) -> str | None:
         raise ApiError(f"{url}: {exc.code}", UNREACHABLE) from None
     except urllib.error.URLError as exc:
         raise ApiError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None
-
-def status(settings) -> int:
-    repo = settings.repository
-    arch = next((a for a in repo.architectures if a != "all"), repo.architectures[0])
-    rows = []
-    for dist in settings.distributions:
-        text = fetch_text(f"{repo.url}dists/{dist}/{repo.component}/binary-{arch}/Packages")
-        listed = release.parse_packages_index(text or "")
-        for package in settings.packages:
-            project = settings.project_of_package(package)
-            if dist in project.path:
-                versions = listed.get(package, set())
-                rows.append((package, dist, release.newest(versions) or "-",
-                             f"{len(versions)} version(s)"))
-    width = [max(len(r[i]) for r in rows + [("package", "distribution", "newest", "")])
-             for i in range(3)]
-    print(f"{'package':{width[0]}}  {'distribution':{width[1]}}  {'newest':{width[2]}}  kept")
-    for row in rows:
-        print(f"{row[0]:{width[0]}}  {row[1]:{width[1]}}  {row[2]:{width[2]}}  {row[3]}")
-    return OK
 
 def history(settings, dist: str) -> int:
     if dist not in settings.distributions:
@@ -123,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("rollback", help="rollback DIST [--to STATE]")
     p.add_argument("distribution")
     p.add_argument("--to", default="", dest="state")
-    sub.add_parser("status", help="which version of each package each distribution has")
+    p = sub.add_parser("status", help="what each distribution has, what waits to be promoted")
+    p.add_argument("--json", action="store_true",
+                   help="the release board's data (grid, waiting commits, history, CI) as JSON")
     p = sub.add_parser("history", help="history DIST")
     p.add_argument("distribution")
     args = parser.parse_args(argv)
@@ -137,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_build(settings, "rollback", "rollback", distribution=args.distribution,
                              state=args.state, reason=f"conveyor rollback {args.distribution}")
         if args.command == "status":
-            return status(settings)
+            return board_status(settings, args.json)
         return history(settings, args.distribution)
     except settings_module.SettingsError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from ops.mailsink import messages
 from ops.mailsink import read
 from ops.mailsink import text_of
 from ops.mailsink import wait_for_mail
+from ops.progress import StepPrinter
 from ops.setup import ROOT
 from ops.setup import run
 from ops.setup import say
@@ -103,7 +104,8 @@ def red_green(settings: Settings, project: Project, mail_dir: Path) -> int:
         github.push_branch(checkout, project)
         known = set(messages(mail_dir))
         started = time.monotonic()
-        build = github.push_and_wait(settings, project, checkout, before=before)
+        build = github.push_and_wait(settings, project, checkout, before=before,
+                                     progress=StepPrinter())
         result = result_name(build["results"])
         print(f"\n  build     {project.ci_builder} #{build['number']}: {result}"
               f"  ({build['seconds']:.0f} s from webhook to result)\n  url       {build['url']}")

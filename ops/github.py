@@ -119,8 +119,9 @@ def deliver(settings: Settings, event: str, payload: dict | bytes,
 
 
 def push_and_wait(settings: Settings, project: Project, checkout: Path,
-                  before: str = ZERO) -> dict:
-    """Deliver a push of the checkout's HEAD and wait for the build it starts."""
+                  before: str = ZERO, progress=None) -> dict:
+    """Deliver a push of the checkout's HEAD and wait for the build it starts (printing each
+    step as it finishes, with a progress printer: ops/progress.StepPrinter)."""
     after = git(checkout, "rev-parse", "HEAD")
     number = last_build_number(settings, project.ci_builder)
     started = time.monotonic()
@@ -128,7 +129,7 @@ def push_and_wait(settings: Settings, project: Project, checkout: Path,
     if status not in (200, 202):
         raise RuntimeError(f"the change hook refused the push: {status} {body}")
     say(f"delivered push {after[:12]} to {settings.web_url}change_hook/github ({status} {body})")
-    build = wait_for_build(settings, project.ci_builder, number)
+    build = wait_for_build(settings, project.ci_builder, number, progress=progress)
     build["seconds"] = time.monotonic() - started
     build["revision"] = after
     return build

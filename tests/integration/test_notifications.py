@@ -203,6 +203,10 @@ def test_red_build_mails_the_team_and_the_author_once_naming_the_failing_test(in
     # the tail of the failing step's log: pytest's own summary of the failure
     assert "FAILED tests/test_demo_red.py::test_version_has_three_parts" in text
     assert "<pre" in html_body
+    # the failure text of the JUnit XML, test by test
+    assert f"{FAILING_TEST} failed:" in text
+    assert "    E       AssertionError: assert 3 == 4" in text
+    assert "AssertionError: assert 3 == 4" in html_body
 
     assert_reported(inst, sha, build, "failure")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -257,6 +258,14 @@ def test_cli_exit_codes(installation, versions, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "promote #" in out and ": SUCCESS" in out and installation.web_url in out
     assert newer in index(installation, PRODUCTION)
+    # waiting is visible: each step as it finished, in order, with its summary line; in a
+    # pipe (pytest's capture) plain lines, no live line
+    steps = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert steps.index("check") < steps.index("publish") < steps.index("verify")
+    assert re.search(rf"^  verify +{PACKAGE} {re.escape(newer)} in {PRODUCTION} +\d+ s$", out,
+                     re.M), out
+    assert "\r" not in out and "\x1b" not in out
+    assert out.rstrip().splitlines()[-1].startswith(installation.web_url)
 
     # the release mail: to the team, old → new, who, the commits in between
     subject = f"[conveyor] {PACKAGE} {newer} released to {PRODUCTION}"

@@ -118,6 +118,20 @@ def test_failure_text_says_how_many_more_tests_failed_than_named():
     assert "… and 23 more" in text
 
 
+def test_failure_mail_carries_each_failing_tests_text_from_the_junit_xml():
+    failures = [{"name": "tests.test_app::test_health",
+                 "text": "assert 500 == 200\nE  where 500 = get('/health').status <x>"},
+                {"name": "tests.test_app::test_long", "text": "\n".join(map(str, range(40)))}]
+    text = mail_text.render_text(facts(tests_failures=failures))
+    assert ("tests.test_app::test_health failed:\n\n    assert 500 == 200\n"
+            "    E  where 500 = get('/health').status <x>\n") in text
+    assert "    29\n    … (10 more lines in the build's log \"failures\")\n" in text
+    body = mail_text.render_html(facts(tests_failures=failures))
+    assert "E  where 500 = get(&#39;/health&#39;).status &lt;x&gt;" in body
+    fixed = mail_text.render_text(facts(kind=FIXED, results=SUCCESS, tests_failures=failures))
+    assert "assert 500" not in fixed
+
+
 def test_coverage_failure_shows_percent_and_threshold():
     text = mail_text.render_text(facts(failing_step="coverage",
                                        failing_step_summary="coverage 71% < 80%",

@@ -172,6 +172,10 @@ class TestRunTests(StepTestCase):
         self.expect_property("tests_failed", 1)
         self.expect_property("tests_skipped", 1)
         self.expect_property("tests_failed_names", ["tests.test_a::test_bad"])
+        self.expect_property("tests_failures", [{"name": "tests.test_a::test_bad",
+                                                 "text": "assert 1 == 2\nAssertionError"}])
+        self.expect_log_file("failures", "=== tests.test_a::test_bad\n"
+                                         "assert 1 == 2\nAssertionError\n\n")
         self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
         self.expect_test_results([
             (1000, "1", "tests.test_a::test_ok", "tests/test_a.py", 3, 500000000),
@@ -331,6 +335,25 @@ class TestParseJunit(unittest.TestCase):
             ("tests.test_b::test_later", "skipped"),
             ("tests.test_b::test_fine", "passed"),
         ])
+
+    def test_failure_text_is_kept(self):
+        (ok, bad, skipped, _) = parse_junit(JUNIT)
+        self.assertEqual(bad.failure, "assert 1 == 2\nAssertionError")
+        self.assertIsNone(ok.failure)
+        self.assertIsNone(skipped.failure)
+
+    def test_failure_text_of_pytest(self):
+        """pytest puts the message in the attribute and the traceback, which repeats it, in the
+        text: the text is kept once; an <error> counts too."""
+        (case,) = parse_junit(
+            '<testsuite><testcase classname="t" name="x"><failure message="assert 1 == 2&#10;'
+            ' +  where 1 = f()">def test_x():\n&gt;       assert f() == 2\n'
+            'E       assert 1 == 2\nE        +  where 1 = f()</failure>'
+            '<error message="teardown">boom</error></testcase></testsuite>')
+        self.assertEqual(case.outcome, "failed")
+        self.assertEqual(case.failure, "def test_x():\n>       assert f() == 2\n"
+                                       "E       assert 1 == 2\nE        +  where 1 = f()"
+                                       "\n\nteardown\nboom")
 
     def test_bad_numbers_are_ignored(self):
         (case,) = parse_junit('<testsuite><testcase name="t" line="x" time="?"/></testsuite>')

@@ -1,0 +1,327 @@
+"""The release board's data: what runs where, what waits, and how the CI builds have gone.
+
+Pure functions, no Buildbot inside: the web page (master/board/) and `bin/conveyor status`
+(ops/cli.py) both call `collect()` with a `Source`, which reads
+
+- the repository as apt sees it: each distribution's `Packages` index (the version, and the
+  `Conveyor-Commit` and `Conveyor-Build` fields every CI package carries) and its history
+  (`<repository url>history/<distribution>.jsonl`: who put which version there, when, by which
+  build);
+- Buildbot's data API: the changes (one per pushed commit, with author and message) and the
+  CI builds with their properties and test results.
+
+The commits waiting between two distributions are the pushed commits after the one recorded in
+the older version's package, up to the one recorded in the newer's: the same two
+`Conveyor-Commit`s the release mail starts from, looked up among the changes Buildbot already
+holds (no clone, no network at page time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone
+from typing import Any
+from typing import Protocol
+
+from conveyor import release
+from conveyor.settings import Project
+from conveyor.settings import Settings
+
+BUILDS = 30          # CI builds shown per project
+WAITING_LIMIT = 50   # commits listed per step at most
+NO_BASE_LIMIT = 20   # commits listed when the next distribution has no version yet
+
+
+class Source(Protocol):
+    """Where collect() reads from (ops/cli.py: HTTP and REST; master/board: the data API)."""
+
+    def text(self, url: str) -> str | None:
+        """The body at `url`, None when it does not exist (404)."""
+
+    def changes(self, project: Project) -> list[dict]:
+        """The project's changes (data API dicts), any order."""
+
+    def builds(self, project: Project, limit: int) -> list[dict]:
+        """The newest CI builds of the project, newest first, each with `properties` as
+        {name: value} and `failing_tests` as [names] (from its test results; [] if none
+        failed, None if it recorded no test results)."""
+
+
+# --- small things -----------------------------------------------------------------------------
+
+def commit_url(github: str, sha: str | None) -> str | None:
+    return f"https://github.com/{github}/commit/{sha}" if sha else None
+
+
+def parse_when(value: Any) -> datetime | None:
+    """A history timestamp (ISO 8601) or epoch seconds as an aware datetime."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        when = datetime.fromisoformat(str(value))
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def ago(when: datetime | None, now: datetime) -> str:
+    """'just now', '5 min ago', '3 h ago', '2 days ago'."""
+    if when is None:
+        return ""
+    seconds = int((now - when).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "day"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            count = seconds // size
+            name = unit + ("s" if unit == "day" and count != 1 else "")
+            return f"{count} {name} ago"
+    return ""  # unreachable
+
+
+def build_number(url: str | None) -> int | None:
+    """The build number at the end of a build URL (…/builders/1/builds/7 → 7)."""
+    tail = (url or "").rstrip("/").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def subject(comments: str | None) -> str:
+    return ((comments or "").strip().splitlines() or [""])[0]
+
+
+# --- the grid ---------------------------------------------------------------------------------
+
+def cell(project: Project, package: str, dist: str, stanzas: list[dict] | None,
+         history: list[dict], now: datetime) -> dict:
+    """What `dist` holds of `package`: the newest version its index lists (what apt installs),
+    that package's commit and CI build, and the history entry that put it there."""
+    mine = {s["Version"]: s for s in stanzas or [] if s.get("Package") == package}
+    version = release.newest(mine)
+    result = {"distribution": dist, "package": package, "version": version,
+              "versions_kept": len(mine), "reachable": stanzas is not None,
+              "commit": None, "commit_url": None, "build_url": None, "build_number": None,
+              "who": None, "when": None, "ago": "", "action": None, "by_build": None}
+    if version is None:
+        return result
+    stanza = mine[version]
+    commit = stanza.get("Conveyor-Commit") or None
+    build = stanza.get("Conveyor-Build") or None
+    result.update(commit=commit, commit_url=commit_url(project.github, commit),
+                  build_url=build, build_number=build_number(build))
+    entry = next((e for e in reversed(history) if e.get("version") == version
+                  and package in (e.get("package") or package).split(",")), None)
+    if entry is not None:
+        when = parse_when(entry.get("when"))
+        result.update(who=entry.get("who") or None, when=entry.get("when"),
+                      ago=ago(when, now), action=entry.get("action"),
+                      by_build=entry.get("build"))
+    return result
+
+
+def waiting_commits(changes: list[dict], github: str, branch: str, old: str | None,
+                    new: str | None) -> dict:
+    """The pushed commits after `old` up to `new` (both Conveyor-Commits), oldest first, each
+    {revision, short, author, subject, url}, from the project's changes on its branch (pull
+    requests and other branches left out). `known` is False when `new` is not among the
+    changes (pushed before the master's database began, say): then the list is empty."""
+    pushed = sorted((c for c in changes if (c.get("branch") or "") == branch
+                     and (c.get("category") or "") != "pull"),
+                    key=lambda c: c.get("changeid") or 0)
+    result = {"from_commit": old, "to_commit": new, "known": True, "commits": [],
+              "truncated": False}
+    if not new or new == old:
+        return result
+    ends = [i for i, c in enumerate(pushed) if c.get("revision") == new]
+    if not ends:
+        result["known"] = False
+        return result
+    end = ends[-1]
+    starts = [i for i, c in enumerate(pushed[:end]) if old and c.get("revision") == old]
+    start = starts[-1] + 1 if starts else max(0, end + 1 - NO_BASE_LIMIT)
+    if old and not starts:
+        result["known"] = False  # the older commit is not a change here: the last few only
+    seen: set[str] = set()
+    commits = []
+    for change in pushed[start:end + 1]:
+        revision = change.get("revision") or ""
+        if not revision or revision in seen:
+            continue
+        seen.add(revision)
+        commits.append({"revision": revision, "short": revision[:7],
+                        "author": change.get("author") or "",
+                        "subject": subject(change.get("comments")),
+                        "url": commit_url(github, revision)})
+    result["truncated"] = len(commits) > WAITING_LIMIT
+    result["commits"] = commits[-WAITING_LIMIT:]
+    return result
+
+
+def paths(settings: Settings, indexes: dict[str, list[dict] | None],
+          histories: dict[str, list[dict]], changes: dict[str, list[dict]],
+          now: datetime) -> list[dict]:
+    """For each project and package: its cells along the path, and for each adjacent pair
+    (source → target) the commits waiting in the source."""
+    result = []
+    for project in settings.projects:
+        for package in project.packages:
+            cells = [cell(project, package, dist, indexes.get(dist), histories.get(dist, []),
+                          now) for dist in project.path]
+            steps = []
+            for source, target in zip(cells, cells[1:]):
+                waiting = waiting_commits(changes.get(project.name, []), project.github,
+                                          project.branch, target["commit"], source["commit"])
+                newer = (source["version"] is not None and (
+                    target["version"] is None
+                    or release.compare_versions(source["version"], target["version"]) > 0))
+                steps.append({"source": source["distribution"],
+                              "target": target["distribution"],
+                              "version": source["version"], "previous": target["version"],
+                              "promotable": newer, "production": target is cells[-1],
+                              **waiting})
+            result.append({"project": project.name, "github": project.github,
+                           "package": package, "path": list(project.path), "cells": cells,
+                           "steps": steps})
+    return result
+
+
+# --- CI builds: results, coverage, failing since ----------------------------------------------
+
+def failing_since(builds: list[dict], test: str) -> int | None:
+    """The number of the first build of the current run in which `test` fails. `builds` are
+    newest first, each with `number` and `failing_tests` (names, or None: no test results, e.g.
+    the build stopped before the tests; such builds neither end nor extend the run)."""
+    since = None
+    for build in builds:
+        failing = build.get("failing_tests")
+        if failing is None:
+            continue
+        if test not in failing:
+            break
+        since = build["number"]
+    return since
+
+
+def trend_svg(points: list[tuple[int, float | None]], width: int = 320, height: int = 64,
+              threshold: float | None = None) -> str:
+    """Coverage over builds as an inline SVG: a line through (build number, percent), oldest
+    first, on a 0-100 % scale; builds without a figure are skipped; a dashed line marks the
+    threshold. Each point has a <title> (build and percent)."""
+    known = [(n, float(p)) for n, p in points if p is not None]
+    pad = 4
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="conveyor-trend" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="coverage trend">']
+    parts.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa" '
+                 'stroke="#ddd"/>')
+
+    def y(percent: float) -> float:
+        return round(pad + (height - 2 * pad) * (1 - max(0.0, min(100.0, percent)) / 100), 1)
+
+    if threshold is not None:
+        parts.append(f'<line x1="0" x2="{width}" y1="{y(threshold)}" y2="{y(threshold)}" '
+                     'stroke="#c62828" stroke-dasharray="4 3" stroke-width="1"/>')
+    if known:
+        span = max(1, len(known) - 1)
+        xy = [(round(pad + (width - 2 * pad) * i / span, 1), y(p))
+              for i, (_, p) in enumerate(known)]
+        if len(known) > 1:
+            parts.append('<polyline fill="none" stroke="#1565c0" stroke-width="2" points="'
+                         + " ".join(f"{a},{b}" for a, b in xy) + '"/>')
+        for (a, b), (number, percent) in zip(xy, known):
+            parts.append(f'<circle cx="{a}" cy="{b}" r="2.5" fill="#1565c0"><title>'
+                         f'#{int(number)}: {percent:g}%</title></circle>')
+    else:
+        parts.append(f'<text x="{pad + 4}" y="{height / 2 + 4}" font-size="12" fill="#777">'
+                     'no coverage yet</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def ci_summary(project: Project, builds: list[dict], build_url) -> dict:
+    """The CI builds of a project (newest first) as the board shows them: a row per build,
+    the coverage trend, and the failing tests of the newest red build, each with its failure
+    text and the build it has been failing since."""
+    rows = []
+    for build in builds:
+        props = build.get("properties") or {}
+        rows.append({"number": build["number"], "results": build.get("results"),
+                     "complete": build.get("complete", True),
+                     "url": build_url(build),
+                     "revision": props.get("got_revision") or props.get("revision"),
+                     "tests_passed": props.get("tests_passed"),
+                     "tests_failed": props.get("tests_failed"),
+                     "coverage": props.get("coverage_percent"),
+                     "version": props.get("package_version"),
+                     "started_at": build.get("started_at")})
+    threshold = next(((b.get("properties") or {}).get("coverage_threshold") for b in builds
+                      if (b.get("properties") or {}).get("coverage_threshold") is not None),
+                     None)
+    red = next((b for b in builds if b.get("complete", True) and b.get("failing_tests")), None)
+    failing = []
+    if red is not None:
+        texts = {f.get("name"): f.get("text") for f in
+                 (red.get("properties") or {}).get("tests_failures") or []
+                 if isinstance(f, dict)}
+        older = [b for b in builds if b["number"] <= red["number"]]
+        urls = {r["number"]: r["url"] for r in rows}
+        failing = []
+        for name in red["failing_tests"]:
+            since = failing_since(older, name)
+            failing.append({"name": name, "text": texts.get(name) or "", "since": since,
+                            "since_url": urls.get(since)})
+    coverage = [(r["number"], r["coverage"]) for r in reversed(rows)]
+    return {"project": project.name, "builder": project.ci_builder, "builds": rows,
+            "trend_svg": trend_svg(coverage, threshold=threshold), "threshold": threshold,
+            "latest_coverage": next((c for _, c in reversed(coverage) if c is not None), None),
+            "red_build": red["number"] if red is not None else None,
+            "red_build_url": build_url(red) if red is not None else None,
+            "failing": failing}
+
+
+# --- everything -------------------------------------------------------------------------------
+
+def index_url(settings: Settings, dist: str) -> str:
+    repo = settings.repository
+    arch = next((a for a in repo.architectures if a != "all"), repo.architectures[0])
+    return f"{repo.url}dists/{dist}/{repo.component}/binary-{arch}/Packages"
+
+
+def history_url(settings: Settings, dist: str) -> str:
+    return f"{settings.repository.url}history/{dist}.jsonl"
+
+
+@dataclass
+class Board:
+    paths: list[dict]
+    histories: dict[str, list[dict]]
+    ci: list[dict]
+    generated: str
+
+    def as_json(self) -> dict:
+        return {"generated": self.generated, "paths": self.paths,
+                "histories": self.histories,
+                "ci": [{k: v for k, v in c.items() if k != "trend_svg"} for c in self.ci]}
+
+
+def collect(settings: Settings, source: Source, build_url, now: datetime | None = None,
+            with_builds: bool = True) -> Board:
+    """Read everything the board shows through `source`; `build_url(build)` makes a build's
+    link in the web UI."""
+    now = now or datetime.now(timezone.utc)
+    indexes: dict[str, list[dict] | None] = {}
+    histories: dict[str, list[dict]] = {}
+    for dist in settings.distributions:
+        text = source.text(index_url(settings, dist))
+        indexes[dist] = release.parse_packages_stanzas(text) if text is not None else None
+        histories[dist] = release.parse_history(source.text(history_url(settings, dist)) or "")
+    changes = {p.name: source.changes(p) for p in settings.projects}
+    ci = ([ci_summary(p, source.builds(p, BUILDS), build_url) for p in settings.projects]
+          if with_builds else [])
+    for entries in histories.values():
+        for entry in entries:
+            entry["ago"] = ago(parse_when(entry.get("when")), now)
+    return Board(paths(settings, indexes, histories, changes, now), histories, ci,
+                 now.isoformat(timespec="seconds"))

@@ -1,0 +1,79 @@
+"""ops/progress.py: each step printed once, when it finishes, with its summary line and time;
+a triggered build's steps below the step that triggered it; a live line only on a terminal."""
+
+import io
+
+from ops.progress import StepPrinter
+from ops.progress import follow_with_progress
+
+
+def step(stepid, name, summary, started=None, complete=None, results=None, hidden=False):
+    return {"stepid": stepid, "name": name, "state_string": summary, "started_at": started,
+            "complete_at": complete, "complete": complete is not None, "results": results,
+            "hidden": hidden}
+
+
+class FakeMaster:
+    """The data API paths follow_with_progress reads, from a dict."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def get(self, path):
+        return self.answers[path]
+
+
+def test_a_finished_step_is_printed_once_with_its_summary_and_time():
+    out = io.StringIO()
+    printer = StepPrinter(out, live=False)
+    build = {"buildid": 1, "number": 7}
+    steps = [step(1, "worker_preparation", "worker build ready", 0, 1, 0),
+             step(2, "tests", "68 passed, 0 failed", 100, 102, 0),
+             step(3, "coverage", "", 102)]
+    printer.update(build, steps)
+    printer.update(build, steps)
+    assert out.getvalue().splitlines() == [
+        "  tests                     68 passed, 0 failed" + " " * 25 + "    2 s"]
+
+
+def test_a_failed_or_warned_step_names_its_result_and_a_skipped_one_is_left_out():
+    out = io.StringIO()
+    printer = StepPrinter(out, live=False)
+    printer.update({"buildid": 1, "number": 7}, [
+        step(1, "tests", "1 passed, 2 failed", 0, 5, 2),
+        step(2, "deb", "skipped", 5, 5, 3),
+        step(3, "hidden", "", 5, 6, 0, hidden=True)])
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("5 s  [FAILURE]")
+
+
+def test_in_a_pipe_the_running_step_prints_nothing_on_a_terminal_it_is_a_live_line():
+    build = {"buildid": 1, "number": 7}
+    steps = [step(1, "deb", "building", 0)]
+    pipe, tty = io.StringIO(), io.StringIO()
+    for out, live in ((pipe, False), (tty, True)):
+        printer = StepPrinter(out, live=live)
+        printer.show_running(printer.update(build, steps, now=4), now=4)
+        printer.update(build, [step(1, "deb", "built x.deb", 0, 9, 0)], now=9)
+    assert len(pipe.getvalue().splitlines()) == 1
+    assert "built x.deb" in pipe.getvalue() and "building" not in pipe.getvalue()
+    assert "building" in tty.getvalue() and "\r\x1b[2K" in tty.getvalue()
+    assert tty.getvalue().endswith("9 s\n")
+
+
+def test_a_triggered_builds_steps_come_below_and_before_the_step_that_triggered_it():
+    out = io.StringIO()
+    master = FakeMaster({
+        "builds/1/steps": {"steps": [step(1, "publish to staging", "1 success", 10, 20, 0)]},
+        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
+        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
+        "builds?buildrequestid=9&order=number": {"builds": [
+            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 11}]},
+        "builders/4": {"builders": [{"name": "publish"}]},
+        "builds/2/steps": {"steps": [step(1, "verify", "snowbird 1.0 in staging", 12, 13, 0)]},
+    })
+    follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["publish", "verify", "publish"]
+    assert lines[0] == "    publish #3"
+    assert lines[1].startswith("      verify") and lines[2].startswith("  publish to staging")
