@@ -56,7 +56,7 @@ promote: venv               ## promote PACKAGE from FROM to TO (VERSION: default
 rollback: venv              ## put DIST back to its previous state (STATE=n for another)
 	bin/conveyor rollback $(DIST) $(if $(STATE),--to $(STATE))
 
-status: venv                ## which version of each package each distribution has
+status: venv                ## what each distribution has, and the commits waiting to be promoted
 	bin/conveyor status
 
 history: venv               ## every state DIST has had

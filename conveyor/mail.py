@@ -83,8 +83,11 @@ class MailFacts:
     tests_passed: int | None = None
     tests_failed: int | None = None
     tests_failed_names: list[str] = field(default_factory=list)
+    tests_failures: list[dict] = field(default_factory=list)  # [{name, text}] from the JUnit XML
     coverage_percent: float | None = None
     coverage_threshold: float | None = None
+    lint_problems: int | None = None
+    lint_first: list[str] = field(default_factory=list)  # "file:line:col: code message"
     log_name: str | None = None
     log_tail: list[str] = field(default_factory=list)
     pull_request_url: str | None = None
@@ -154,7 +157,30 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
         threshold = (f" (threshold {format_percent(facts.coverage_threshold)}%)"
                      if facts.coverage_threshold is not None else "")
         rows.append(("Coverage", [f"{format_percent(facts.coverage_percent)}%{threshold}"]))
+    if facts.lint_problems:
+        first = list(facts.lint_first) if facts.kind != FIXED else []
+        rows.append(("Lint", [f"{facts.lint_problems} problem(s)"
+                              + (", the first:" if first else "")] + first))
     return rows
+
+
+FAILURE_LINES = 30  # lines of each failing test's text in a mail (the rest: the build's log)
+
+
+def _failures(facts: MailFacts) -> list[tuple[str, list[str]]]:
+    """(test name, lines of its failure text) of each failing test, as the JUnit XML gave it."""
+    if facts.kind == FIXED:
+        return []
+    result = []
+    for failure in facts.tests_failures:
+        if not isinstance(failure, dict) or not failure.get("text"):
+            continue
+        lines = str(failure["text"]).splitlines()
+        if len(lines) > FAILURE_LINES:
+            lines = lines[:FAILURE_LINES] + [f"… ({len(lines) - FAILURE_LINES} more lines in "
+                                             "the build's log \"failures\")"]
+        result.append((str(failure.get("name") or "?"), lines))
+    return result
 
 
 def _log_title(facts: MailFacts) -> str:
@@ -169,6 +195,7 @@ def _context(facts: MailFacts) -> dict[str, Any]:
         "rows": rows,
         "width": max(len(label) for label, _ in rows) + 2,
         "log_tail": facts.log_tail if facts.kind != FIXED else [],
+        "failures": _failures(facts),
         "log_title": _log_title(facts),
         "color": {FAILED: "#b00020", STILL_FAILING: "#b00020", FIXED: "#1b5e20"}[facts.kind],
     }

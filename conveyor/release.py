@@ -73,14 +73,21 @@ def parse_changelog_head(text: str) -> ChangelogHead:
     return ChangelogHead(changelog.package, version)
 
 
-def ci_version(head: ChangelogHead, build_number: int, revision: str) -> str:
-    """`<upstream>+ci<build number>.g<short sha>`: unique per build and newer than the last.
+def ci_version(head: ChangelogHead, build_number: int, revision: str,
+               submitted: datetime) -> str:
+    """`<upstream>+ci<YYYYMMDD>.<HHMMSS>.<build number>.g<short sha>`: unique per build and
+    newer than the last, across a lost, reset or migrated master database.
 
-    The epoch is kept (dropping it would sort below released versions); the Debian revision is
-    dropped, so the result is a native version, as built from a CI checkout.
+    `submitted` is when the push reached the master (its build request, UTC, the master's
+    clock); the build number breaks ties within a second. dpkg compares the date, then the
+    time, then the build number as numbers, so versions sort as the pushes came, and above
+    every version of the old scheme `+ci<build number>.g<sha>` (a date is a larger number than
+    any build number). The epoch is kept (dropping it would sort below released versions); the
+    Debian revision is dropped, so the result is a native version, as built from a CI checkout.
     """
     check_commit(revision or "")
-    version = f"{head.upstream}+ci{int(build_number)}.g{revision[:7]}"
+    stamp = submitted.astimezone(timezone.utc).strftime("%Y%m%d.%H%M%S")
+    version = f"{head.upstream}+ci{stamp}.{int(build_number)}.g{revision[:7]}"
     return f"{head.epoch}:{version}" if head.epoch else version
 
 
@@ -107,6 +114,17 @@ def changelog_stanza(source: str, version: str, *, commit: str, build_url: str,
 def deb_filename_version(version: str) -> str:
     """The version as it appears in a .deb's file name (dpkg drops the epoch)."""
     return version.split(":", 1)[1] if ":" in version else version
+
+
+def deb_step_name(verb: str, deb: str) -> str:
+    """A step's name for one .deb (Buildbot allows 50 characters): `<verb> <file name>`, or
+    `<verb> <package> <architecture>` when that is too long (CI versions are long)."""
+    name = f"{verb} {deb}"
+    if len(name) <= 50:
+        return name
+    parts = deb.removesuffix(".deb").split("_")
+    short = f"{verb} {parts[0]} {parts[-1]}" if len(parts) >= 3 else name
+    return short if len(short) <= 50 else short[:49] + "…"
 
 
 def snapshot_name(distribution: str, when: datetime, builder: str, number: int) -> str:

@@ -59,6 +59,14 @@ class Project:
     mail: tuple[str, ...] = ()
     python: str = "python3"
     pull_requests: bool = True
+    # the install check (steps/install.py): on by default; the smoke command (argv) runs inside
+    # the throwaway root after the install and after the upgrade
+    install_check: bool = True
+    smoke: tuple[str, ...] = ()
+    # the lint step (steps/lint.py): the linter's argv, run from the build's virtualenv, and what
+    # its problems do to the build ("warnings" or "failure"); no lint: no step
+    lint: tuple[str, ...] = ()
+    lint_below: str = "warnings"
 
     @property
     def pr_builder(self) -> str:
@@ -90,22 +98,41 @@ class Repository:
     origin: str = "Conveyor"
     # a file holding the signing key's passphrase (a secret), or None: a key without one
     passphrase_file: Path | None = None
+    # The repository's own host (`[repository] home`), where every path above lives as seen
+    # there: the master never reads them (it knows only `url` and `fingerprint`). None: the
+    # repository shares the master's machine and state_dir (make run).
+    home: Path | None = None
+    # the signing key's fingerprint (`[repository] fingerprint`); empty: the master reads it from
+    # signing_key_file (one machine) or fetches the served key (master/repository.py)
+    fingerprint: str = ""
+
+    @property
+    def apart(self) -> bool:
+        """The repository lives on a host of its own (see `home`)."""
+        return self.home is not None
 
     @property
     def public_key_url(self) -> str:
         return self.url + self.public_key_name
 
     def signing_key(self) -> str:
-        """The fingerprint of the signing key, written by `make run` (ops.keys)."""
+        """The fingerprint of the signing key: from the settings, or (the repository on the
+        master's machine) from the file `make run` wrote; never read from a host apart."""
+        if self.fingerprint or self.apart:
+            return self.fingerprint
+        return self.key_on_host()
+
+    def key_on_host(self) -> str:
+        """On the repository's host: the fingerprint of the key it generated (or "")."""
         try:
             return self.signing_key_file.read_text().strip()
         except FileNotFoundError:
             return ""
 
-    def signing_args(self) -> list[str]:
+    def signing_args(self, key: str | None = None) -> list[str]:
         """aptly's options to sign with the key (and its passphrase, by file: never on a
         command line or in a log)."""
-        key = self.signing_key()
+        key = key or self.signing_key()
         args = [f"-gpg-key={key}"] if key else []
         if self.passphrase_file is not None:
             args.append(f"-passphrase-file={self.passphrase_file}")
@@ -155,6 +182,16 @@ class Auth:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long things are kept ([retention]); the defaults keep a busy team's disk flat."""
+    logs_days: int = 30             # build logs (Buildbot's JanitorConfigurator)
+    artifacts_days: int = 30        # built packages and coverage reports on the master
+    snapshots_keep_states: int = 20  # aptly snapshots: those of each distribution's last N states
+    hour: int = 3                   # the nightly run (master's local time), as Nightly's hour
+    minute: int = 17
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     root: Path
@@ -178,6 +215,9 @@ class Settings:
     mail: Mail = field(default_factory=Mail)
     github: GitHub = field(default_factory=GitHub)
     auth: Auth = field(default_factory=Auth)
+    # the secret (file in the secrets directory) with the database's password; None: no password
+    db_password_secret: str | None = None
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def history_dir(self) -> Path:
@@ -346,6 +386,9 @@ def parse(data: dict, file: Path) -> Settings:
     worker_bind = conveyor.str("worker_bind", "127.0.0.1")
     worker_missing_timeout = conveyor.int("worker_missing_timeout", 300, low=10, high=86400)
     db_url = conveyor.str("db_url", "sqlite:///state.sqlite")
+    _check_db_url(conveyor, db_url)
+    db_password_secret = conveyor.str("db_password_secret",
+                                      None if db_url.startswith("sqlite") else "db-password")
     admins = conveyor.strs("admins", (), EMAIL, "an e-mail address", nonempty=False)
     conveyor.check_unknown()
 
@@ -356,8 +399,18 @@ def parse(data: dict, file: Path) -> Settings:
     if not re.match(r"^https?://", repo_url):
         raise repo.error(f"must start with http:// or https://, not {repo_url!r}", "url")
     repo_url = repo_url.rstrip("/") + "/"
-    www_root = _resolve(root, repo.str("www_root", str(state_dir / "www")))
-    aptly_root = _resolve(root, repo.str("aptly_root", str(state_dir / "aptly")))
+    # [repository] home: the repository's own host keeps everything below it (default: the
+    # master's state_dir, one machine); the paths are those of that host
+    home = repo.str("home", None)
+    repo_home = _resolve(root, home) if home else state_dir
+    if home and not Path(home).is_absolute():
+        raise repo.error(f"must be an absolute path on the repository's host, not {home!r}",
+                         "home")
+    fingerprint = repo.str("fingerprint", None, re.compile(r"^[0-9A-Fa-f]{40}$"),
+                           "the key's full fingerprint, 40 hex digits (gpg --fingerprint)") or ""
+    relative_to = repo_home if home else root  # where a relative path of the table starts
+    www_root = _resolve(relative_to, repo.str("www_root", str(repo_home / "www")))
+    aptly_root = _resolve(relative_to, repo.str("aptly_root", str(repo_home / "aptly")))
     repository = Repository(
         url=repo_url,
         bind=repo_bind,
@@ -365,15 +418,18 @@ def parse(data: dict, file: Path) -> Settings:
         worker=repo.str("worker", "repository", IDENTIFIER, "lower-case letters, digits and -"),
         www_root=www_root,
         aptly_root=aptly_root,
-        aptly_config=_resolve(root, repo.str("aptly_config", str(aptly_root / "aptly.conf"))),
-        gnupg_home=_resolve(root, repo.str("gnupg_home", str(state_dir / "gnupg"))),
-        signing_key_file=_resolve(root, repo.str("signing_key_file",
-                                                 str(state_dir / "gnupg" / "signing-key"))),
+        aptly_config=_resolve(relative_to, repo.str("aptly_config",
+                                                    str(aptly_root / "aptly.conf"))),
+        gnupg_home=_resolve(relative_to, repo.str("gnupg_home", str(repo_home / "gnupg"))),
+        signing_key_file=_resolve(relative_to, repo.str("signing_key_file",
+                                                      str(repo_home / "gnupg" / "signing-key"))),
         component=repo.str("component", "main", DISTRIBUTION_NAME),
         architectures=repo.strs("architectures", ("amd64", "all"), DISTRIBUTION_NAME),
         origin=repo.str("origin", "Conveyor"),
-        passphrase_file=(state_dir / "secrets" / passphrase
+        passphrase_file=(repo_home / "secrets" / passphrase
                          if (passphrase := repo.str("passphrase_secret", None)) else None),
+        home=repo_home if home else None,
+        fingerprint=fingerprint.upper(),
     )
     repo.check_unknown()
 
@@ -450,6 +506,15 @@ def parse(data: dict, file: Path) -> Settings:
         public_reports=a.bool("public_reports", False),
     )
     a.check_unknown()
+    r = top.table("retention", required=False)
+    retention = Retention(
+        logs_days=r.int("logs_days", 30, high=36500),
+        artifacts_days=r.int("artifacts_days", 30, high=36500),
+        snapshots_keep_states=r.int("snapshots_keep_states", 20, high=100000),
+        hour=r.int("hour", 3, low=0, high=23),
+        minute=r.int("minute", 17, low=0, high=59),
+    )
+    r.check_unknown()
     top.check_unknown()
 
     return Settings(
@@ -476,7 +541,23 @@ def parse(data: dict, file: Path) -> Settings:
         mail=mail,
         github=github,
         auth=auth,
+        db_password_secret=db_password_secret,
+        retention=retention,
     )
+
+
+def _check_db_url(t: _Table, url: str) -> None:
+    """A database URL SQLAlchemy can read, without a password: that is a secret file."""
+    match = re.match(r"^([a-z][a-z0-9+]*)://([^/?#]*)", url)
+    if not match:
+        raise t.error(f"{url!r} is not a database URL (sqlite:///state.sqlite, "
+                      "postgresql://user@host:5432/name)", "db_url")
+    userinfo = match.group(2).rpartition("@")[0]
+    if ":" in userinfo:
+        raise t.error("must not hold a password (pipeline.toml is no place for secrets): write "
+                      "postgresql://user@host:port/name and put the password in the secrets "
+                      "file named by [conveyor] db_password_secret (default: db-password)",
+                      "db_url")
 
 
 def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
@@ -507,6 +588,9 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
     if coverage_below not in ("failure", "warnings"):
         raise t.error(f"must be \"failure\" or \"warnings\", not {coverage_below!r}",
                       "coverage_below")
+    lint_below = t.str("lint_below", "warnings")
+    if lint_below not in ("failure", "warnings"):
+        raise t.error(f"must be \"failure\" or \"warnings\", not {lint_below!r}", "lint_below")
     project = Project(
         name=name,
         github=t.str("github", _REQUIRED, GITHUB_NAME, "write it as owner/name"),
@@ -525,6 +609,10 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
         mail=t.strs("mail", (), EMAIL, "an e-mail address", nonempty=False),
         python=t.str("python", "python3"),
         pull_requests=t.bool("pull_requests", True),
+        install_check=t.bool("install_check", True),
+        smoke=t.strs("smoke", None) or (),  # argv, e.g. ["/opt/venvs/myapp/bin/myapp", "--version"]
+        lint=t.strs("lint", None) or (),  # argv: ["ruff", "check", "--output-format=json", "."]
+        lint_below=lint_below,
     )
     t.check_unknown()
     return project

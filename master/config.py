@@ -10,6 +10,8 @@ from buildbot.plugins import util
 
 from conveyor import settings as settings_module
 from master import pullrequests
+from master import repository
+from master import retention
 from master.site import SiteService
 from master.builders import builders
 from master.reporters import reporters
@@ -31,19 +33,37 @@ def load(path: str) -> dict:
     return build(settings)
 
 
+def database_url(settings: settings_module.Settings) -> str:
+    """db_url with the password of its secret file, read here, when the config loads. Buildbot
+    4.3 renders a secret inside c['db'] in the master and upgrade-master, but not in copy-db
+    or cleanupdb (their secrets manager is never set up). The master logs the URL without
+    its password; nothing of ours logs it."""
+    password = (settings.read_secret(settings.db_password_secret)
+                if settings.db_password_secret else None)
+    if not password:
+        return settings.db_url  # e.g. SQLite, or a server that trusts this host (pg_hba)
+    from sqlalchemy.engine import make_url
+    return make_url(settings.db_url).set(password=password).render_as_string(
+        hide_password=False)
+
+
 def build(settings: settings_module.Settings) -> dict:
+    settings = repository.with_fingerprint(settings)  # a repository apart: its key, served
     return {
         "title": settings.title,
         "titleURL": settings.web_url,
         "buildbotURL": settings.web_url,
         "buildbotNetUsageData": None,
-        "db": {"db_url": settings.db_url},
+        "db": {"db_url": database_url(settings)},
         "protocols": {"pb": {"port": f"tcp:{settings.worker_port}"
                                      f":interface={settings.worker_bind}"}},
         "secretsProviders": [secrets.SecretInAFile(dirname=str(settings.secrets_dir))],
         "workers": workers(settings),
-        "schedulers": schedulers_for(settings) + pullrequests.schedulers(settings),
-        "builders": builders(settings) + pullrequests.builders(settings),
+        "schedulers": schedulers_for(settings) + pullrequests.schedulers(settings)
+        + retention.schedulers(settings),
+        "builders": builders(settings) + retention.builders(settings)
+        + pullrequests.builders(settings),
+        "configurators": retention.configurators(settings),
         "projects": [util.Project(name=p.name, description=f"{p.github} ({p.branch}) → "
                                   f"{' → '.join(p.path)}") for p in settings.projects],
         "services": reporters(settings) + [

@@ -7,6 +7,8 @@ from buildbot.process.results import SKIPPED
 from conveyor.settings import Project
 from conveyor.settings import Settings
 from steps import debian
+from steps import install
+from steps import lint
 from steps import promotion
 from steps import python
 from steps import repository as repo_steps
@@ -40,6 +42,9 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
                               junit_xml=f"{REPORTS}/junit.xml", sandbox=SANDBOX))
     f.addStep(python.Coverage(threshold=project.coverage_threshold, below=project.coverage_below,
                               venv=VENV, html_dir=f"{REPORTS}/htmlcov", sandbox=SANDBOX))
+    if project.lint:
+        f.addStep(lint.Lint(command=list(project.lint), below=project.lint_below, venv=VENV,
+                            sandbox=SANDBOX))
     f.addStep(steps.DirectoryUpload(
         name="coverage report",
         workersrc=f"{REPORTS}/htmlcov",
@@ -55,7 +60,8 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
 
 
 def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
-    """tests (see test_steps) → version → deb → upload → publish into `upload_to`."""
+    """tests (see test_steps) → version → deb → upload → install check → publish into
+    `upload_to`."""
     f = util.BuildFactory()
     # The worker clones the configured URL, never a URL taken from the webhook's payload.
     test_steps(settings, project, f, steps.Git(
@@ -65,6 +71,8 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
     f.addStep(debian.BuildDebianPackage(packages=project.packages, sandbox=SANDBOX))
     f.addStep(debian.UploadPackages(artifacts_dir=str(settings.artifacts_dir),
                                     artifacts_url=settings.artifacts_url, haltOnFailure=True))
+    if project.install_check:
+        f.addStep(install_check(settings, project))
     f.addStep(steps.Trigger(
         name=f"publish to {project.upload_to}",
         schedulerNames=["publish"],
@@ -81,6 +89,19 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
         },
     ))
     return f
+
+
+def install_check(settings: Settings, project: Project) -> install.InstallCheck:
+    """Install, upgrade (from what the next distribution holds) and purge the built packages
+    in a throwaway root on the build worker, then the smoke command: nothing that fails it is
+    published. The uploaded .debs stay linked from the build, to try by hand."""
+    path = list(project.path)
+    after = path.index(project.upload_to) + 1
+    r = settings.repository
+    return install.InstallCheck(repo_url=r.url, key_url=r.public_key_url, component=r.component,
+                                deps=project.upload_to,
+                                upgrade_from=path[after] if after < len(path) else None,
+                                smoke=project.smoke)
 
 
 def _aptly(settings: Settings, distribution) -> dict:

@@ -8,6 +8,8 @@
     check  `buildbot checkconfig` on the settings (creates missing demo secrets first)
     red    (make demo-red) push a failing test to the demo app, wait for the red build and
            print the mail that names the test; then push the fix and print the "fixed" mail
+    repository-host, build-worker, master-host
+           one host of an installation on several machines (ops/hosts.py; --help)
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ from conveyor import settings as settings_module
 from conveyor.results import result_name
 from ops import demo
 from ops import github
+from ops import hosts
 from ops import services
 from ops import setup
+from ops.progress import StepPrinter
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in hosts.COMMANDS:  # one host of several: ops/hosts.py
+        return hosts.main(argv)
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "start", "push", "stop", "check", "red"])
@@ -66,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     project = settings.projects[0]
     checkout = demo.ensure_demo_repo(settings, project)
     parent = demo.new_demo_commit(settings, project, checkout)
-    build = github.push_and_wait(settings, project, checkout, before=parent)
+    build = github.push_and_wait(settings, project, checkout, before=parent,
+                                 progress=StepPrinter())
     result = result_name(build["results"])
     version = (build.get("properties", {}).get("package_version") or [None])[0]
     print()

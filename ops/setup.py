@@ -87,7 +87,8 @@ def ensure_signing_key(settings: Settings) -> str:
     served as <repository url>/conveyor.gpg for clients' `signed-by=`."""
     repo = settings.repository
     env = gpg_env(settings)
-    fingerprint = repo.signing_key()
+    # on the repository's host: the key it made (or the one `[repository] fingerprint` names)
+    fingerprint = repo.key_on_host() or repo.fingerprint
     if not fingerprint:
         if repo.passphrase_file is not None and not repo.passphrase_file.exists():
             raise RuntimeError(f"[repository] passphrase_secret: {repo.passphrase_file} does not "
@@ -106,6 +107,9 @@ def ensure_signing_key(settings: Settings) -> str:
     repo.www_root.mkdir(parents=True, exist_ok=True)
     public = subprocess.run(["gpg", "--batch", "--export", fingerprint], env=env,
                             capture_output=True, check=True).stdout
+    if not public:
+        raise RuntimeError(f"the signing key {fingerprint} is not in {repo.gnupg_home}: import it "
+                           "there (gpg --import), or leave [repository] fingerprint out")
     (repo.www_root / repo.public_key_name).write_bytes(public)
     return fingerprint
 
@@ -140,7 +144,7 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         when = datetime.now(timezone.utc)
         snapshot = release.snapshot_name(dist, when, "setup", 0)
         aptly(settings, "snapshot", "create", snapshot, "empty")
-        aptly(settings, "publish", "snapshot", "-batch", *repo.signing_args(),
+        aptly(settings, "publish", "snapshot", "-batch", *repo.signing_args(fingerprint),
               f"-architectures={','.join(repo.architectures)}", f"-distribution={dist}",
               f"-component={repo.component}", f"-origin={repo.origin}", f"-label={dist}",
               snapshot, ".")
@@ -186,7 +190,10 @@ def ensure_users(settings: Settings) -> None:
 def ensure_master(settings: Settings) -> None:
     if not (settings.master_dir / "buildbot.tac").exists():
         settings.master_dir.parent.mkdir(parents=True, exist_ok=True)
-        run([venv_bin("buildbot"), "create-master", "--quiet", "--db", settings.db_url,
+        # a database server's tables are made by upgrade-master at the first start
+        # (ops/services.py), with the password of its secret file: never on a command line
+        db = settings.db_url if settings.db_url.startswith("sqlite") else "sqlite://"
+        run([venv_bin("buildbot"), "create-master", "--quiet", "--db", db,
              "--config", str(ROOT / "master.cfg"), str(settings.master_dir)])
         say(f"created master in {settings.master_dir}")
 
@@ -289,9 +296,9 @@ def ensure_worker(settings: Settings, name: str) -> None:
     basedir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
     (basedir / "bin").mkdir(exist_ok=True)
-    sandbox = basedir / "bin" / "conveyor-sandbox"
-    shutil.copyfile(ROOT / "worker" / "bin" / "conveyor-sandbox", sandbox)
-    os.chmod(sandbox, 0o755)
+    for tool in ("conveyor-sandbox", "conveyor-install-check"):  # on the worker's PATH
+        shutil.copyfile(ROOT / "worker" / "bin" / tool, basedir / "bin" / tool)
+        os.chmod(basedir / "bin" / tool, 0o755)
     if name == settings.repository.worker:
         os.chmod(basedir, 0o700)
         return
@@ -317,10 +324,25 @@ def ensure_worker(settings: Settings, name: str) -> None:
 def ensure_build_user() -> None:
     with machine_lock("build-user"):
         if subprocess.run(["id", "-u", BUILD_USER], capture_output=True).returncode == 0:
+            ensure_subordinate_ids(BUILD_USER)
             return
         run(["useradd", "--system", "--user-group", "--no-create-home",
              "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", BUILD_USER])
         say(f"created the system user {BUILD_USER} for the build workers")
+        ensure_subordinate_ids(BUILD_USER)
+
+
+def ensure_subordinate_ids(user: str, count: int = 65536) -> None:
+    """Subordinate user and group ids (/etc/subuid, /etc/subgid) for `user`: the install
+    check's user namespace maps them to the throwaway root's users (worker/bin/
+    conveyor-install-check), so the build user needs no root. A free range after the others."""
+    for kind, file in (("uids", Path("/etc/subuid")), ("gids", Path("/etc/subgid"))):
+        lines = file.read_text().splitlines() if file.exists() else []
+        ranges = [line.split(":") for line in lines if line.count(":") == 2]
+        if any(name == user for name, _, _ in ranges):
+            continue
+        start = max([100000] + [int(first) + int(n) for _, first, n in ranges])
+        run(["usermod", f"--add-sub{kind}", f"{start}-{start + count - 1}", user])
 
 
 def lock_down(settings: Settings) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import posixpath
+from datetime import datetime
+from datetime import timezone
 
 from buildbot.process import buildstep
 from buildbot.process import results
@@ -14,7 +16,8 @@ from conveyor import release
 
 
 class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
-    """Prepend a CI entry to debian/changelog: `<upstream>+ci<build>.g<sha>`, commit, build URL.
+    """Prepend a CI entry to debian/changelog: `<upstream>+ci<date>.<time>.<build>.g<sha>`
+    (conveyor.release.ci_version), commit, build URL.
 
     Sets the properties `package_version`, `source_package` and `commit_time` (the commit's
     timestamp, used as SOURCE_DATE_EPOCH by the package build).
@@ -41,7 +44,8 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         revision = self.getProperty("got_revision") or self.getProperty("revision")
         try:
             head = release.parse_changelog_head(text)
-            version = release.ci_version(head, self.build.number, revision)
+            version = release.ci_version(head, self.build.number, revision,
+                                         self.submitted())
         except release.ReleaseError as exc:
             yield log.addStderr(f"{exc}\n")
             return results.FAILURE
@@ -67,6 +71,14 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         self.setProperty("source_package", head.source, "StampVersion")
         self.setProperty("commit_time", commit_time, "StampVersion")
         return results.SUCCESS
+
+    def submitted(self) -> datetime:
+        """When the build's (first) request reached the master: the push, on the master's
+        clock; now, for a build without one."""
+        stamps = [r.submittedAt for r in getattr(self.build, "requests", None) or []
+                  if getattr(r, "submittedAt", None)]
+        return (datetime.fromtimestamp(min(stamps), tz=timezone.utc) if stamps
+                else datetime.now(timezone.utc))
 
     def getResultSummary(self):
         if self.version and self.results == results.SUCCESS:
@@ -158,7 +170,7 @@ class UploadPackages(buildstep.BuildStep):
         self.setProperty("artifacts_path", where, "UploadPackages")
         self.build.addStepsAfterCurrentStep([
             FileUpload(
-                name=f"upload {deb}",
+                name=release.deb_step_name("upload", deb),
                 workersrc=f"../{deb}",
                 masterdest=posixpath.join(self.artifacts_dir, where, deb),
                 url=f"{self.artifacts_url}{where}/{deb}",

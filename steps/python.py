@@ -25,6 +25,7 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor.results import format_percent
 
 MAX_FAILED_NAMES = 20  # length limit of the tests_failed_names property
+MAX_FAILURE_TEXT = 2000  # characters of each failure's text kept in tests_failures
 
 
 def venv_python(venv):
@@ -95,10 +96,22 @@ class JUnitCase:
     file: str | None = None
     line: int | None = None
     duration_ns: int | None = None
+    failure: str | None = None  # the <failure>/<error> message and text, for a failed case
+
+
+def failure_text(element) -> str:
+    """What a <failure> or <error> says: its message attribute, then its text (pytest puts the
+    traceback there, which ends with the message: then the text alone)."""
+    message = (element.get("message") or "").strip()
+    text = (element.text or "").strip()
+    if message and message.splitlines()[0] not in text:
+        return f"{message}\n{text}".strip()
+    return text or message or element.tag
 
 
 def parse_junit(text):
-    """The test cases of a JUnit XML report (root <testsuites> or <testsuite>).
+    """The test cases of a JUnit XML report (root <testsuites> or <testsuite>), a failed case
+    with its failure text.
 
     Raises xml.etree.ElementTree.ParseError when the text is not XML.
     """
@@ -106,8 +119,11 @@ def parse_junit(text):
     for case in ET.fromstring(text).iter("testcase"):
         classname, name = case.get("classname"), case.get("name", "?")
         children = {child.tag for child in case}
+        failure = None
         if children & {"failure", "error"}:
             outcome = "failed"
+            failure = "\n\n".join(failure_text(child) for child in case
+                                   if child.tag in ("failure", "error"))
         elif "skipped" in children:
             outcome = "skipped"
         else:
@@ -119,6 +135,7 @@ def parse_junit(text):
                 file=case.get("file"),
                 line=_to_number(int, case.get("line")),
                 duration_ns=_to_number(lambda t: int(float(t) * 1e9), case.get("time")),
+                failure=failure,
             )
         )
     return cases
@@ -224,6 +241,15 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         for outcome, count in counts.items():
             self.setProperty(f"tests_{outcome}", count, source)
         self.setProperty("tests_failed_names", failed_names, source)
+        # the failure text of each failed test (the board and the failure mail show it), and
+        # all of it, uncut, in the log "failures"
+        failures = [c for c in cases if c.outcome == "failed"]
+        self.setProperty("tests_failures", [
+            {"name": c.name, "text": (c.failure or "")[:MAX_FAILURE_TEXT]}
+            for c in failures[:MAX_FAILED_NAMES]], source)
+        if failures:
+            yield self.addCompleteLog("failures", "".join(
+                f"=== {c.name}\n{c.failure or ''}\n\n" for c in failures))
 
         self._summary = f"{counts['passed']} passed, {counts['failed']} failed"
         if counts["skipped"]:

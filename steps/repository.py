@@ -48,7 +48,7 @@ class FetchPackages(buildstep.BuildStep):
             self.descriptionDone = "no packages named"
             return defer.succeed(results.FAILURE)
         self.build.addStepsAfterCurrentStep([
-            FileDownload(name=f"fetch {deb}",
+            FileDownload(name=release.deb_step_name("fetch", deb),
                          mastersrc=posixpath.join(self.artifacts_dir, where, deb),
                          workerdest=f"{self.incoming}/{deb}", haltOnFailure=True)
             for deb in debs

@@ -32,8 +32,16 @@ if os.environ.get("CONVEYOR_WORKER_PASSWORD_FILE"):
 else:
     passwd = _setting("CONVEYOR_WORKER_PASSWORD")
 
-s = Worker(host, int(port), workername, passwd, basedir, keepalive=600, umask=0o022,
-           maxdelay=10, numcpus=None, allow_shutdown=None, maxRetries=None, protocol="pb",
-           useTls=0, delete_leftover_dirs=0, connection_string=None,
+# CONVEYOR_WORKER_BIND: the address this host connects from (one of several on a machine)
+bind = os.environ.get("CONVEYOR_WORKER_BIND")
+connection_string = None
+if bind:
+    connection_string = "tcp:host={}:port={}:bindAddress={}".format(
+        host.replace(":", r"\:"), port, bind.replace(":", r"\:"))
+    host, port = None, None
+
+s = Worker(host, int(port) if port else None, workername, passwd, basedir, keepalive=600,
+           umask=0o022, maxdelay=10, numcpus=None, allow_shutdown=None, maxRetries=None,
+           protocol="pb", useTls=0, delete_leftover_dirs=0, connection_string=connection_string,
            proxy_connection_string=None)
 s.setServiceParent(application)

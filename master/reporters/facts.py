@@ -26,6 +26,7 @@ from conveyor.results import FAILING
 LOG_TAIL_LINES = 30
 LOG_LOOKBACK_LINES = 400      # read at most this many lines from the end of the failing log
 PREVIOUS_BUILDS_SEARCHED = 50
+DIGEST_LOGS = ("problems", "stdio")  # the log a mail quotes, the first a step has
 
 
 def prop(build: dict, name: str, default: Any = None) -> Any:
@@ -53,10 +54,12 @@ def failing_step(build: dict) -> dict | None:
 
 @defer.inlineCallbacks
 def log_tail(master: Any, step: dict, lines: int = LOG_TAIL_LINES) -> Any:
-    """(log name, the last `lines` output lines of the step's stdio log — or its first log)."""
+    """(log name, the last `lines` output lines of the step's digest log — e.g. the lint
+    step's `problems` — or of its stdio log, or of its first log)."""
     logs = yield master.data.get(("steps", step["stepid"], "logs"))
     logs = list(logs or [])
-    chosen = next((entry for entry in logs if entry["slug"] == "stdio"), None)
+    chosen = next((entry for slug in DIGEST_LOGS for entry in logs if entry["slug"] == slug),
+                  None)
     if chosen is None and logs:
         chosen = logs[0]
     if chosen is None or not chosen.get("num_lines"):
@@ -105,8 +108,11 @@ def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
         tests_passed=prop(build, "tests_passed"),
         tests_failed=prop(build, "tests_failed"),
         tests_failed_names=list(prop(build, "tests_failed_names") or []),
+        tests_failures=list(prop(build, "tests_failures") or []),
         coverage_percent=prop(build, "coverage_percent"),
         coverage_threshold=prop(build, "coverage_threshold"),
+        lint_problems=prop(build, "lint_problems"),
+        lint_first=list(prop(build, "lint_first") or []),
         pull_request_url=prop(build, "pullrequesturl"),
     )
     step = failing_step(build)

@@ -38,6 +38,9 @@ def write_pipeline(base: Path, extra: str = "",
         "upload_to": '"snowbird-staging"',
         "coverage_threshold": "80",
         "mail": '["snowbird-team@example.com"]',
+        # the install check adds a throwaway root to every CI build: on only in the modules
+        # that test it (install_check="true"); the shipped pipeline.toml keeps it on
+        "install_check": "false",
         **project_overrides,
     }
     text = f"""
@@ -175,16 +178,17 @@ def installation_base(name: str):
 
 @contextlib.contextmanager
 def running_installation(name: str, package: str | None = None, extra: str = "",
-                         before_start=None):
+                         before_start=None, project: dict[str, str] | None = None):
     """Set up and start an installation (free ports, its own directory: installation_base);
     stop it afterwards, whatever happens. A test module that installs `package` into this
     machine names it: it waits for its dpkg_turn, and the package is purged before and after.
-    before_start(settings) may add secrets before the services read them."""
+    before_start(settings) may add secrets before the services read them; project: keys of
+    [projects.snowbird] in TOML syntax (see write_pipeline)."""
     from ops import services
     from ops import setup
 
     with installation_base(name) as base, dpkg_turn(bool(package)):
-        settings = write_pipeline(base, extra=extra)
+        settings = write_pipeline(base, extra=extra, **(project or {}))
         traversable(base)
         if package:
             purge(package)

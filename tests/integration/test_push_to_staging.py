@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -37,7 +38,10 @@ PACKAGE = "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation("staging", PACKAGE) as settings:
+    # the install check on, as shipped: the happy path of tests/integration/test_install_check
+    with running_installation("staging", PACKAGE, project={
+            "install_check": "true",
+            "smoke": '["/opt/venvs/snowbird/bin/snowbird", "--version"]'}) as settings:
         yield settings
 
 
@@ -95,7 +99,9 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     props = {name: value for name, (value, _source) in build["properties"].items()}
     version = props["package_version"]
     revision = build["revision"]
-    assert version == f"1.4.0+ci{build['number']}.g{revision[:7]}"
+    # +ci<date>.<time>.<build>.g<sha> (conveyor/release.py ci_version), UTC, when pushed
+    assert re.fullmatch(rf"1\.4\.0\+ci20\d{{6}}\.\d{{6}}\.{build['number']}\.g{revision[:7]}",
+                        version), version
     assert props["coverage_percent"] >= 80
     assert props["tests_passed"] > 0 and props["tests_failed"] == 0
 
@@ -111,6 +117,8 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     # the coverage report and the package are linked from the build, served by the master
     # behind log-in: anonymous gets 401, a logged-in user the file
     steps = api.api(installation, f"builds/{build['buildid']}/steps")["steps"]
+    # the install check ran before the publish and passed (tests/integration/test_install_check)
+    assert [s["results"] for s in steps if s["name"] == "install-check"] == [0], steps
     urls = [u["url"] for step in steps for u in step["urls"]]
     report = next(u for u in urls if u.endswith("coverage/index.html"))
     deb = next(u for u in urls if u.endswith(f"{PACKAGE}_{version}_amd64.deb"))

@@ -2,6 +2,8 @@
 
 import shutil
 import subprocess
+from datetime import datetime
+from datetime import timezone
 
 import pytest
 
@@ -32,11 +34,48 @@ def test_newest():
     assert release.newest(set()) is None
 
 
+WHEN = datetime(2026, 11, 26, 14, 30, 5, tzinfo=timezone.utc)
+
+
 def test_ci_version_keeps_epoch_and_drops_revision():
     head = release.parse_changelog_head("foo (2:1.4.0-3) unstable; urgency=low\n")
-    assert release.ci_version(head, 57, "3f2a9c1d5e") == "2:1.4.0+ci57.g3f2a9c1"
+    assert (release.ci_version(head, 57, "3f2a9c1d5e", WHEN)
+            == "2:1.4.0+ci20261126.143005.57.g3f2a9c1")
     with pytest.raises(ReleaseError, match="not a git commit id"):
-        release.ci_version(head, 57, "main")
+        release.ci_version(head, 57, "main", WHEN)
+
+
+def dpkg_sorted(versions: list[str]) -> list[str]:
+    """The versions in dpkg's order (insertion sort with dpkg --compare-versions as the oracle)."""
+    result: list[str] = []
+    for v in versions:
+        i = len(result)
+        while i and subprocess.run(["dpkg", "--compare-versions", result[i - 1], "gt",
+                                    v]).returncode == 0:
+            i -= 1
+        result.insert(i, v)
+    return result
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is the oracle")
+def test_ci_versions_sort_as_the_pushes_came_across_a_lost_database():
+    """Pushes in this order: build numbers 41, 42 on one master database, then the database is
+    lost and numbers start at 1 again (even within the same second as the last push), and the
+    clock crosses a day, a year, a minute's digit count. dpkg orders them as they came, and
+    every one above the old scheme's versions already published (+ci<number>.g<sha>)."""
+    head = release.parse_changelog_head("snowbird (1.4.0) unstable; urgency=low\n")
+    pushes = [(41, datetime(2026, 11, 26, 9, 59, 59)), (42, datetime(2026, 11, 26, 10, 0, 0)),
+              (43, datetime(2026, 11, 26, 10, 0, 0)),   # same second: the number decides
+              (1, datetime(2026, 11, 26, 10, 0, 1)),    # database lost: numbers start again
+              (2, datetime(2026, 11, 26, 23, 59, 59)), (3, datetime(2026, 11, 27, 0, 0, 0)),
+              (4, datetime(2026, 12, 31, 23, 59, 59)), (5, datetime(2027, 1, 1, 0, 0, 0)),
+              (100000, datetime(2027, 1, 1, 0, 0, 1))]
+    made = [release.ci_version(head, number, f"{i:07x}", when.replace(tzinfo=timezone.utc))
+            for i, (number, when) in enumerate(pushes)]
+    old_scheme = ["1.4.0", "1.4.0+ci1.g0000000", "1.4.0+ci57.gabcdef0", "1.4.0+ci99999.g1"]
+    assert dpkg_sorted(list(reversed(old_scheme + made))) == old_scheme + made
+    # and the next upstream release still sorts above every CI build of this one
+    assert dpkg_sorted([made[-1], "1.4.1"]) == [made[-1], "1.4.1"]
 
 
 def test_one_step_at_a_time():
@@ -170,3 +209,10 @@ def test_a_changelog_that_does_not_start_with_an_entry_is_refused():
         release.parse_changelog_head("Not a changelog\n")
     with pytest.raises(ReleaseError, match="is empty"):
         release.parse_changelog_head("\n\n")
+
+
+def test_deb_step_names_fit_buildbots_50_characters():
+    assert release.deb_step_name("upload", "snowbird_1.4.0_all.deb") == "upload snowbird_1.4.0_all.deb"
+    long = "snowbird_1.4.0+ci20261126.144811.1.g0d02e3d_amd64.deb"
+    assert release.deb_step_name("upload", long) == "upload snowbird amd64"
+    assert len(release.deb_step_name("fetch", "x" * 80 + "_1_all.deb")) <= 50

@@ -142,6 +142,19 @@ def test_coverage_failure_shows_percent_and_threshold():
     assert "Failing tests" not in text
 
 
+def test_lint_failure_shows_the_count_and_the_first_problems_with_file_and_line():
+    first = ["snowbird/app.py:3:1: F401 `os` imported but unused"]
+    text = mail_text.render_text(facts(failing_step="lint", tests_failed=0,
+                                       failing_step_summary=f"1 lint problem, first: {first[0]}",
+                                       tests_failed_names=[], lint_problems=1, lint_first=first,
+                                       log_name="problems", log_tail=first))
+    assert "Failed step  lint: 1 lint problem, first: snowbird/app.py:3:1: F401" in text
+    assert "Lint         1 problem(s), the first:\n" \
+           "             snowbird/app.py:3:1: F401 `os` imported but unused\n" in text
+    html = mail_text.render_html(facts(failing_step="lint", lint_problems=1, lint_first=first))
+    assert "snowbird/app.py:3:1: F401 `os` imported but unused" in html
+
+
 def test_fixed_text_has_no_failure_details_and_lists_the_commits_since_green():
     text = mail_text.render_text(facts(
         kind=FIXED, results=SUCCESS, previous_results=FAILURE, tests_passed=43, tests_failed=0,

@@ -53,6 +53,15 @@ def test_minimal_file_gets_defaults(tmp_path):
     assert s.state_dir == tmp_path / "var"
 
 
+def test_lint_is_off_unless_declared_and_then_warns_by_default(tmp_path):
+    (project,) = settings.load(write(tmp_path, MINIMAL)).projects
+    assert project.lint == ()
+    text = MINIMAL + 'lint = ["ruff", "check", "--output-format=json", "."]\n'
+    (project,) = settings.load(write(tmp_path, text)).projects
+    assert project.lint == ("ruff", "check", "--output-format=json", ".")
+    assert project.lint_below == "warnings"
+
+
 def test_several_projects_share_a_path(tmp_path):
     text = MINIMAL.replace('path = ["app-dev", "app"]',
                            'path = ["sprintly-staging", "sprintly"]') + """
@@ -94,6 +103,10 @@ upload_to = "sprintly-staging"
      "projects.app.coverage_threshold", "must be between 0 and 100, not 120"),
     (('packages = ["app"]', 'packages = ["app"]\ncoverage_below = "ignore"'),
      "projects.app.coverage_below", 'must be "failure" or "warnings"'),
+    (('packages = ["app"]', 'packages = ["app"]\nlint_below = "error"'),
+     "projects.app.lint_below", 'must be "failure" or "warnings", not \'error\''),
+    (('packages = ["app"]', 'packages = ["app"]\nlint = "ruff check ."'),
+     "projects.app.lint", "must be a list of strings"),
     (('packages = ["app"]', 'packages = ["app"]\nmail = ["nobody"]'),
      "projects.app.mail", "'nobody' is not valid: an e-mail address"),
     (('[workers.build]', '[workers.Build]'), "workers.Build",

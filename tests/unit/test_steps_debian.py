@@ -20,6 +20,8 @@ CHANGELOG = """snowbird (1.4.0) unstable; urgency=medium
  -- Sprintly <dev@sprintly.example>  Mon, 02 Nov 2026 10:00:00 +0000
 """
 BUILD_URL = "http://127.0.0.1:8010/#/builders/1/builds/57"
+SUBMITTED = 1795703405  # 2026-11-26 14:30:05 UTC
+VERSION = "1.4.0+ci20261126.143005.57.g3f2a9c1"
 
 
 class StepTestCase(stepcase.StepTestCase):
@@ -28,6 +30,8 @@ class StepTestCase(stepcase.StepTestCase):
     def setup(self, step, **props):
         step = super().setup(step, **props)
         self.build.getUrl = mock.Mock(return_value=defer.succeed(BUILD_URL))
+        # the push reached the master at 2026-11-26 14:30:05 UTC (its build request)
+        self.build.requests = [mock.Mock(submittedAt=SUBMITTED)]
         return step
 
 
@@ -45,10 +49,10 @@ class StampVersionTest(StepTestCase):
             .download_string(written.append, size=100000).exit(0),
         )
         self.expect_outcome(result=SUCCESS)
-        self.expect_property("package_version", "1.4.0+ci57.g3f2a9c1")
+        self.expect_property("package_version", VERSION)
         self.expect_property("source_package", "snowbird")
         self.expect_property("commit_time", 1764150000)
-        self.expect_result_summary({"step": "version 1.4.0+ci57.g3f2a9c1"})
+        self.expect_result_summary({"step": f"version {VERSION}"})
         d = self.run_step()
 
         def check(_):
@@ -56,7 +60,7 @@ class StampVersionTest(StepTestCase):
             head = text.splitlines()[0]
             self.assertEqual(
                 head,
-                "snowbird (1.4.0+ci57.g3f2a9c1) UNRELEASED; urgency=medium, "
+                f"snowbird ({VERSION}) UNRELEASED; urgency=medium, "
                 f"XB-Conveyor-Commit={SHA}, XB-Conveyor-Build={BUILD_URL}")
             self.assertIn(" -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 09:40:00 +0000",
                           text)

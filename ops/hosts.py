@@ -1,0 +1,473 @@
+"""One machine of an installation on several hosts, each set up by one command (as root):
+
+    python -m ops repository-host --master HOST:PORT --password-file FILE [--user U] [--start]
+        aptly, the signing key and the published tree below `[repository] home`, the web server
+        that serves them (twistd web) and the repository's worker, as the user U
+    python -m ops build-worker --name NAME --master HOST:PORT --password-file FILE [--start]
+        a build worker: system packages, its user, its buildbot-worker, its systemd unit
+    python -m ops master-host [--user U] [--start]
+        the master: secrets, web users, its directory, its service virtualenv and unit
+
+Each writes systemd units (ops/systemd/, its paths and user filled in) into --unit-dir
+(/etc/systemd/system) and, with systemd running, enables and starts them. Without systemd as
+PID 1 (a container, the tests), `--start` runs each unit's ExecStart as its User=, with its
+Environment= and EnvironmentFile=, the way systemd would; `--stop` stops what that started.
+Nothing here reads another host's files: the repository host reads the settings (its paths
+below `home`, the distributions) and its worker's password; a build worker needs no settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import hashlib
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conveyor import settings as settings_module
+from conveyor.settings import Settings
+from ops import setup
+from ops.setup import ROOT
+from ops.setup import run
+from ops.setup import say
+
+UNITS = ROOT / "ops" / "systemd"
+COMMANDS = ("repository-host", "build-worker", "master-host")
+# the master's own virtualenv (the system's Python, requirements.txt): a service user cannot
+# run a virtualenv whose Python lives in someone's home
+MASTER_VENV = Path("/opt/conveyor/venv")
+# systemd's default PATH for services (sbin too: e.g. chroot for the install check's piuparts)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# --- what every host needs ---------------------------------------------------------------------
+
+def system_packages(listing: Path) -> None:
+    """apt-get install what the list names and dpkg does not have yet."""
+    wanted = [line.split("#")[0].strip() for line in listing.read_text().splitlines()]
+    wanted = [name for name in wanted if name]
+    missing = [name for name in wanted if subprocess.run(
+        ["dpkg-query", "-W", "-f=${db:Status-Status}", name],
+        capture_output=True, text=True).stdout != "installed"]
+    if not missing:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update", "-q"], env=env)
+    run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q",
+         "--no-install-recommends", *missing], env=env)
+    say(f"installed {' '.join(missing)}")
+
+
+def ensure_user(name: str, home: Path) -> None:
+    """A system user (and group) for a service, without a login shell."""
+    with setup.machine_lock("users"):
+        if subprocess.run(["id", "-u", name], capture_output=True).returncode == 0:
+            return
+        run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home),
+             "--shell", "/usr/sbin/nologin", name])
+        say(f"created the system user {name}")
+
+
+def chown_tree(path: Path, user: str) -> None:
+    run(["chown", "-R", f"{user}:{user}", str(path)])
+
+
+def copy_private(source: Path, target: Path, user: str | None) -> None:
+    """A secret's own copy on this host, readable by the service user only (0400)."""
+    target.unlink(missing_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(source.read_text().strip() + "\n")
+    if user:
+        shutil.chown(target, user, user)
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+
+
+def render_unit(name: str, paths: dict[str, str], user: str | None, exec_start: str | None = None
+                ) -> str:
+    """A shipped unit (ops/systemd/NAME) with this host's paths (longest first), user and
+    ExecStart filled in."""
+    text = (UNITS / name).read_text()
+    for default in sorted(paths, key=len, reverse=True):
+        text = text.replace(default, paths[default])
+    if user:
+        text = re.sub(r"(?m)^User=.*$", f"User={user}", text)
+        text = re.sub(r"(?m)^Group=.*$", f"Group={user}", text)
+    if exec_start:
+        text = re.sub(r"(?m)^ExecStart=.*$", lambda _: f"ExecStart={exec_start}", text)
+    return text
+
+
+def install_units(unit_dir: Path, units: dict[str, str], enable: list[str]) -> None:
+    """Write the units; with systemd running, reload it and enable and start `enable`."""
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in units.items():
+        (unit_dir / name).write_text(text)
+        say(f"wrote {unit_dir / name}")
+    if systemd_running() and unit_dir == Path("/etc/systemd/system"):
+        run(["systemctl", "daemon-reload"])
+        run(["systemctl", "enable", "--now", *enable])
+        say(f"enabled and started {', '.join(enable)}")
+
+
+def systemd_running() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> int:
+    """Run a unit's ExecStart as systemd would (its User=, WorkingDirectory=, Environment=,
+    EnvironmentFile=, UMask=, after its ExecStartPre=), in the background; returns its pid,
+    also written to `pidfile` (what --stop reads). For machines without systemd as PID 1."""
+    fields: dict[str, list[str]] = {}
+    for line in unit.read_text().replace("%i", instance).splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith(("#", ";", "[")):
+            fields.setdefault(key.strip(), []).append(value.strip())
+    env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"}
+    for assignment in fields.get("Environment", []):
+        for word in shlex.split(assignment):
+            key, _, value = word.partition("=")
+            env[key] = value
+    for file in fields.get("EnvironmentFile", []):
+        for line in Path(file.lstrip("-")).read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.startswith("#"):
+                env[key.strip()] = value.strip()
+    user = fields.get("User", [None])[-1]
+    if user:
+        entry = pwd.getpwnam(user)
+        env.update({"HOME": env.get("HOME", entry.pw_dir), "USER": user, "LOGNAME": user})
+    workdir = fields.get("WorkingDirectory", ["/"])[-1]
+    umask = int(fields.get("UMask", ["0022"])[-1], 8)
+    log = open(Path(workdir) / f"{unit.name.replace('@', '-')}.start.log", "ab")
+
+    def enter():
+        os.umask(umask)
+    as_user = {"cwd": workdir, "env": env, "stdin": subprocess.DEVNULL, "stdout": log,
+               "stderr": subprocess.STDOUT, "preexec_fn": enter, "user": user,
+               "group": grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name if user else None,
+               "extra_groups": [] if user else None}
+    for command in fields.get("ExecStartPre", []):
+        if subprocess.run(shlex.split(command), **as_user).returncode != 0:
+            log.close()
+            raise RuntimeError(f"{unit.name}: ExecStartPre={command} failed: see {log.name}")
+    proc = subprocess.Popen(shlex.split(fields["ExecStart"][-1]), start_new_session=True,
+                            **as_user)
+    log.close()
+    if pidfile:  # `buildbot start --nodaemon` writes none
+        pidfile.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_pids(pidfiles: list[Path], pids: list[int] = ()) -> None:
+    """Stop each process named by a pid file (or pid), waiting up to 20 s each."""
+    for pid in [*(setup_pid(p) for p in pidfiles), *pids]:
+        if not pid:
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 20
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.2)
+    for path in pidfiles:
+        path.unlink(missing_ok=True)
+
+
+def setup_pid(path: Path) -> int | None:
+    from ops.services import read_pid
+    return read_pid(path)
+
+
+def running(pidfile: Path) -> bool:
+    """What --start started before is still running: it is left alone."""
+    return setup_pid(pidfile) is not None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def ensure_master_venv() -> Path:
+    """The master host's virtualenv of the system's Python with requirements.txt (made once,
+    again when requirements.txt changes)."""
+    wanted = hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
+    marker = MASTER_VENV / "conveyor-requirements.sha256"
+    with setup.machine_lock("master-venv"):
+        if marker.exists() and marker.read_text().strip() == wanted:
+            return MASTER_VENV
+        run(["/usr/bin/python3", "-m", "venv", "--clear", str(MASTER_VENV)])
+        run([str(MASTER_VENV / "bin" / "pip"), "install", "--quiet",
+             "--disable-pip-version-check", "-r", str(ROOT / "requirements.txt")])
+        for path in (MASTER_VENV.parent, MASTER_VENV):
+            os.chmod(path, 0o755)
+        marker.write_text(wanted + "\n")
+        say(f"installed requirements.txt for the master in {MASTER_VENV}")
+        return MASTER_VENV
+
+
+# --- the repository host -----------------------------------------------------------------------
+
+def repository_paths(settings: Settings) -> dict[str, Path]:
+    repo = settings.repository
+    home = repo.home or settings.state_dir
+    return {"home": home, "worker": home / "worker", "run": home / "run",
+            "env": home / "worker.env", "password": home / "worker-password"}
+
+
+def repository_units(settings: Settings, user: str | None) -> dict[str, str]:
+    repo = settings.repository
+    paths = repository_paths(settings)
+    venv = str(setup.WORKER_VENV)
+    swap = {"/srv/conveyor-repository/www": str(repo.www_root),
+            "/srv/conveyor-repository": str(paths["home"]),
+            "/opt/conveyor-worker/venv": venv}
+    web = (f"{venv}/bin/twistd --nodaemon --pidfile={paths['run'] / 'http.pid'} "
+           f"--logfile={paths['run'] / 'http.log'} web "
+           f"--listen=tcp:{repo.port}:interface={repo.bind} --path={repo.www_root}")
+    return {"conveyor-repository-web.service": render_unit(
+                "conveyor-repository-web.service", swap, user, web),
+            "conveyor-repository-worker.service": render_unit(
+                "conveyor-repository-worker.service", swap, user)}
+
+
+def repository_host(settings: Settings, master: str, password_file: Path, user: str | None,
+                    unit_dir: Path, start: bool, packages: bool = True,
+                    bind: str | None = None) -> None:
+    """Everything the repository's machine holds and serves; see the module's docstring."""
+    repo = settings.repository
+    paths = repository_paths(settings)
+    if packages:
+        system_packages(ROOT / "worker" / "system-packages.txt")
+    home = paths["home"]
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o711)  # the web server's user may pass to www/; nothing else is listed
+    if user:
+        ensure_user(user, home)
+        setup.ensure_worker_venv()
+    fingerprint = setup.ensure_signing_key(settings)
+    repo.aptly_root.mkdir(parents=True, exist_ok=True)
+    setup.ensure_repository(settings, fingerprint)
+    # what gpg started while making the key and publishing: ended, the service user signs
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=setup.gpg_env(settings),
+                   capture_output=True)
+    worker = paths["worker"]
+    worker.mkdir(exist_ok=True)
+    shutil.copyfile(ROOT / "worker" / "buildbot.tac", worker / "buildbot.tac")
+    paths["run"].mkdir(exist_ok=True)
+    copy_private(password_file, paths["password"], None)
+    write_env_file(paths["env"], {
+        "CONVEYOR_WORKER_NAME": repo.worker, "CONVEYOR_MASTER": master,
+        "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
+        "HOME": str(worker), "PATH": SYSTEM_PATH,
+        **({"CONVEYOR_WORKER_BIND": bind} if bind else {})})
+    for path in (repo.aptly_root, repo.gnupg_home, worker, paths["env"]):
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+    if user:
+        for path in {home, repo.www_root, repo.aptly_root, repo.aptly_config.parent,
+                     repo.gnupg_home}:  # below home, unless the settings put them elsewhere
+            chown_tree(path, user)
+    units = repository_units(settings, user)
+    install_units(unit_dir, units, list(units))
+    say(f"repository host ready in {home}: key {fingerprint}, served at {repo.url}")
+    if start and not systemd_running():
+        if not running(paths["run"] / "http.pid"):
+            start_unit(unit_dir / "conveyor-repository-web.service")  # writes run/http.pid
+        from ops.services import wait_for_port
+        wait_for_port(repo.bind, repo.port)
+        if not running(paths["worker"] / "twistd.pid"):
+            start_unit(unit_dir / "conveyor-repository-worker.service",
+                       pidfile=paths["worker"] / "twistd.pid")
+        say(f"started the web server ({repo.url}) and the worker {repo.worker} "
+            f"(master {master})")
+
+
+def repository_pidfiles(settings: Settings) -> list[Path]:
+    paths = repository_paths(settings)
+    return [paths["worker"] / "twistd.pid", paths["run"] / "http.pid"]
+
+
+# --- a build worker ----------------------------------------------------------------------------
+
+def build_worker_paths(root: Path, name: str) -> dict[str, Path]:
+    basedir = root / name
+    return {"basedir": basedir, "env": basedir / "worker.env",
+            "password": basedir / "worker-password", "pid": basedir / "twistd.pid"}
+
+
+def build_worker(name: str, master: str, password_file: Path, user: str, root: Path,
+                 cache: Path, unit_dir: Path, start: bool, packages: bool = True,
+                 bind: str | None = None) -> Path:
+    """A build worker from a clean Debian machine; returns the unit file written."""
+    if packages:
+        system_packages(ROOT / "worker" / "system-packages.txt")
+    paths = build_worker_paths(root, name)
+    basedir = paths["basedir"]
+    ensure_user(user, basedir)
+    # the install check's user namespace maps the user's subordinate ids (/etc/subuid)
+    setup.ensure_subordinate_ids(user)
+    venv = setup.ensure_worker_venv()
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    # buildbot-worker's own layout (info/); its buildbot.tac is then Conveyor's, which takes the
+    # name, the master and the password file from the unit's environment: no password in it
+    run([str(venv / "bin" / "buildbot-worker"), "create-worker", "--quiet", "--force",
+         "--umask=0o22", str(basedir), master, name, "see-worker-password"])
+    shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
+    (basedir / "bin").mkdir(exist_ok=True)
+    for tool in sorted((ROOT / "worker" / "bin").glob("conveyor-*")):  # on the worker's PATH
+        shutil.copyfile(tool, basedir / "bin" / tool.name)
+        os.chmod(basedir / "bin" / tool.name, 0o755)
+    copy_private(password_file, paths["password"], None)
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_env_file(paths["env"], {
+        "CONVEYOR_MASTER": master,
+        "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
+        # what a build's sandbox hides: the worker's password
+        "CONVEYOR_SANDBOX_HIDE": str(paths["password"]),
+        "HOME": str(basedir), "XDG_CACHE_HOME": str(cache),
+        "PATH": f"{basedir / 'bin'}:{SYSTEM_PATH}",
+        **({"CONVEYOR_WORKER_BIND": bind} if bind else {})})
+    chown_tree(basedir, user)
+    chown_tree(cache, user)
+    os.chmod(basedir, 0o700)
+    unit = render_unit("conveyor-worker@.service", {
+        "/srv/conveyor-worker": str(root), "/opt/conveyor-worker/venv": str(venv),
+        "/var/cache/conveyor-build": str(cache)}, user)
+    install_units(unit_dir, {"conveyor-worker@.service": unit}, [f"conveyor-worker@{name}"])
+    say(f"build worker {name} ready in {basedir} (user {user}, master {master})")
+    if start and not systemd_running() and not running(paths["pid"]):
+        start_unit(unit_dir / "conveyor-worker@.service", name, pidfile=paths["pid"])
+        say(f"started the build worker {name}")
+    return unit_dir / "conveyor-worker@.service"
+
+
+# --- the master host ---------------------------------------------------------------------------
+
+def master_unit(settings: Settings, user: str | None) -> str:
+    venv = MASTER_VENV
+    return render_unit("conveyor-master.service", {
+        "/srv/conveyor/pipeline.toml": str(settings.file),
+        "/srv/conveyor/var/master": str(settings.master_dir),
+        "/srv/conveyor/var": str(settings.state_dir),
+        "/opt/conveyor/src": str(ROOT), "/opt/conveyor/venv": str(venv)}, user)
+
+
+def master_host(settings: Settings, user: str | None, unit_dir: Path, start: bool) -> None:
+    """The master's machine: secrets, web users, the master's directory (and database), its
+    virtualenv and unit. Its workers and the repository are set up on their own hosts."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    setup.ensure_secrets(settings)
+    setup.ensure_users(settings)
+    # its database's tables: made (or upgraded) by the unit's ExecStartPre, `buildbot
+    # upgrade-master`, through master.cfg (which reads the database's password, and the
+    # repository's key once the repository host serves it)
+    setup.ensure_master(settings)
+    if user:
+        ensure_user(user, settings.state_dir)
+        ensure_master_venv()
+        chown_tree(settings.state_dir, user)
+        shutil.chown(settings.file, user, user)
+    for path in (settings.state_dir, settings.secrets_dir, settings.master_dir):
+        os.chmod(path, 0o700)
+    install_units(unit_dir, {"conveyor-master.service": master_unit(settings, user)},
+                  ["conveyor-master.service"])
+    if start and not systemd_running():
+        if not running(settings.master_dir / "twistd.pid"):
+            start_unit(unit_dir / "conveyor-master.service",
+                       pidfile=settings.master_dir / "twistd.pid")
+        from ops.services import wait_for_port
+        wait_for_port(settings.web_bind, settings.web_port, timeout=60)
+        say(f"master started: {settings.web_url}")
+
+
+# --- python -m ops <command> -------------------------------------------------------------------
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
+                                                             str(ROOT / "pipeline.toml")))
+    parser.add_argument("--name", help="build-worker: the worker's name in the settings")
+    parser.add_argument("--master", help="the master's workers address, HOST:PORT")
+    parser.add_argument("--password-file", type=Path, help="the worker's password (a copy of "
+                        "the master's secrets/worker-<name>-password)")
+    parser.add_argument("--user", help="the service user (default: conveyor-build, "
+                        "conveyor-repository, conveyor)")
+    parser.add_argument("--root", type=Path, default=Path("/srv/conveyor-worker"),
+                        help="build-worker: where workers live (ROOT/NAME)")
+    parser.add_argument("--cache", type=Path, default=setup.BUILD_CACHE,
+                        help="build-worker: pip's cache for the builds")
+    parser.add_argument("--bind", help="the worker's own address to connect to the master from "
+                        "(default: the system's choice)")
+    parser.add_argument("--unit-dir", type=Path, default=Path("/etc/systemd/system"))
+    parser.add_argument("--start", action="store_true",
+                        help="without systemd: run the units' commands now")
+    parser.add_argument("--stop", action="store_true", help="stop what --start started")
+    parser.add_argument("--no-packages", action="store_true",
+                        help="do not install the system packages")
+    args = parser.parse_args(argv)
+    if args.command == "build-worker":
+        if not (args.name and args.master):
+            parser.error("build-worker needs --name and --master")
+        paths = build_worker_paths(args.root, args.name)
+        if args.stop:
+            stop_pids([paths["pid"]])
+            return 0
+        if not args.password_file:
+            parser.error("build-worker needs --password-file")
+        build_worker(args.name, args.master, args.password_file, args.user or setup.BUILD_USER,
+                     args.root, args.cache, args.unit_dir, args.start, not args.no_packages,
+                     args.bind)
+        return 0
+    try:
+        settings = settings_module.load(args.settings)
+    except settings_module.SettingsError as exc:
+        print(f"conveyor: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "repository-host":
+        if args.stop:
+            stop_pids(repository_pidfiles(settings))
+            gnupg = settings.repository.gnupg_home
+            if gnupg.exists():  # the agent that signed, as the user it ran as
+                owner = pwd.getpwuid(gnupg.stat().st_uid).pw_name
+                subprocess.run(["runuser", "-u", owner, "--", "env", f"GNUPGHOME={gnupg}",
+                                "gpgconf", "--kill", "gpg-agent"], capture_output=True)
+            return 0
+        if not (args.master and args.password_file):
+            parser.error("repository-host needs --master and --password-file")
+        repository_host(settings, args.master, args.password_file,
+                        args.user or "conveyor-repository", args.unit_dir, args.start,
+                        not args.no_packages, args.bind)
+        return 0
+    if args.stop:
+        stop_pids([settings.master_dir / "twistd.pid"])
+        return 0
+    master_host(settings, args.user or "conveyor", args.unit_dir, args.start)
+    return 0

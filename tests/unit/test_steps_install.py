@@ -1,0 +1,162 @@
+"""Unit tests of the install check step (no processes: ExpectShell), its settings and its place
+in the CI factory."""
+
+from pathlib import Path
+
+import pytest
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+
+from buildbot.test.steps import ExpectShell
+
+from conveyor import settings
+from master import factories
+from steps import install
+from tests.unit import stepcase
+
+ROOT = Path(__file__).resolve().parents[2]
+DEB = "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"
+REPO = "http://127.0.0.1:8011/"
+TOOL = ["conveyor-install-check", "--repo", REPO, "--component", "main",
+        "--key-url", REPO + "conveyor.gpg", "--deps", "snowbird-staging"]
+PASSED = "conveyor-install-check: passed (install, purge, upgrade, smoke) in 11.4 s\n"
+POSTINST = """0m9.1s ERROR: Command failed (status=100): ['chroot', '/x', 'apt-get', 'install']
+  Setting up snowbird (1.4.0+ci57.g3f2a9c1) ...
+  dpkg: error processing package snowbird (--configure):
+   installed snowbird package post-installation script subprocess returned error exit status 1
+conveyor-install-check: FAILED (install, purge) after 9.8 s: the postinst of snowbird failed \
+(exit status 1)
+"""
+
+
+def step(**kwargs):
+    return install.InstallCheck(repo_url=REPO, key_url=REPO + "conveyor.gpg",
+                                deps="snowbird-staging", **kwargs)
+
+
+class InstallCheckTest(stepcase.StepTestCase):
+    def test_passes_with_upgrade_and_smoke(self):
+        self.setup(step(upgrade_from="snowbird",
+                        smoke=["/opt/venvs/snowbird/bin/snowbird", "--version"]), debs=[DEB])
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=[
+                *TOOL, "--upgrade-from", "snowbird",
+                "--smoke=/opt/venvs/snowbird/bin/snowbird", "--smoke=--version",
+                "--", f"../{DEB}"]).stdout("0m1.0s INFO: piuparts version 1.1.7\n" + PASSED)
+            .exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("install_check_seconds", 11.4)
+        self.expect_result_summary(
+            {"step": "install check: install, purge, upgrade, smoke passed  11 s"})
+        return self.run_step()
+
+    def test_without_next_distribution_or_smoke_install_and_purge_only(self):
+        self.setup(step(), debs=[DEB])
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=[*TOOL, "--", f"../{DEB}"])
+            .stdout("conveyor-install-check: passed (install, purge) in 8.0 s\n").exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "install check: install, purge passed  8 s"})
+        return self.run_step()
+
+    def test_a_failing_postinst_fails_the_step_and_says_which_script(self):
+        self.setup(step(upgrade_from="snowbird"), debs=[DEB])
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=[
+                *TOOL, "--upgrade-from", "snowbird", "--", f"../{DEB}"])
+            .stdout(POSTINST).exit(1))
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("install_check_seconds", 9.8)
+        self.expect_result_summary(
+            {"step": "install check failed: the postinst of snowbird failed (exit status 1)"})
+        return self.run_step()
+
+    def test_a_tool_that_says_nothing_still_fails(self):
+        self.setup(step(), debs=[DEB])
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=[*TOOL, "--", f"../{DEB}"])
+            .stderr("conveyor-install-check: unshare is missing\n").exit(3))
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "install check failed: see its log"})
+        return self.run_step()
+
+    def test_no_packages_fails_without_running_anything(self):
+        self.setup(step(), debs=[])
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr("stdio",
+                                    "no packages to check: the property `debs` is empty\n")
+        return self.run_step()
+
+
+MINIMAL = """
+[conveyor]
+[repository]
+[workers.build]
+[workers.repository]
+[projects.app]
+github = "acme/app"
+clone_url = "git/app.git"
+packages = ["app"]
+path = ["app-staging", "app"]
+upload_to = "app-staging"
+"""
+
+
+def load(tmp_path, extra=""):
+    file = tmp_path / "pipeline.toml"
+    file.write_text(MINIMAL + extra)
+    return settings.load(file)
+
+
+def test_install_check_is_on_by_default_without_smoke(tmp_path):
+    (project,) = load(tmp_path).projects
+    assert project.install_check is True
+    assert project.smoke == ()
+
+
+def test_smoke_and_install_check_are_read(tmp_path):
+    (project,) = load(tmp_path, 'smoke = ["/opt/venvs/app/bin/app", "--version"]\n'
+                                "install_check = false\n").projects
+    assert project.smoke == ("/opt/venvs/app/bin/app", "--version")
+    assert project.install_check is False
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('smoke = "/opt/venvs/app/bin/app --version"', "must be a list of strings"),
+    ("smoke = []", "must not be an empty list"),
+    ('smoke = ["app", 3]', "must be a list of strings"),
+    ('install_check = "no"', "must be true or false"),
+])
+def test_bad_values_fail_fast_with_file_and_key(tmp_path, line, reason):
+    with pytest.raises(settings.SettingsError) as error:
+        load(tmp_path, line + "\n")
+    message = str(error.value)
+    assert str(tmp_path / "pipeline.toml") in message
+    assert f"[projects.app.{line.split()[0]}]" in message
+    assert reason in message
+
+
+
+def test_ci_checks_the_install_between_upload_and_publish(tmp_path):
+    s = load(tmp_path, 'smoke = ["/opt/venvs/app/bin/app", "--version"]\n')
+    steps = factories.ci_factory(s, s.projects[0]).steps
+    order = [st.step_class.__name__ for st in steps]
+    check = order.index("InstallCheck")
+    assert order[check - 1] == "UploadPackages"
+    assert order[check + 1] == "Trigger"
+    kwargs = steps[check].kwargs
+    assert kwargs["deps"] == "app-staging"
+    assert kwargs["upgrade_from"] == "app"  # the next distribution of the path
+    assert kwargs["smoke"] == ("/opt/venvs/app/bin/app", "--version")
+
+
+def test_install_check_false_leaves_the_step_out(tmp_path):
+    s = load(tmp_path, "install_check = false\n")
+    order = [st.step_class.__name__ for st in factories.ci_factory(s, s.projects[0]).steps]
+    assert "InstallCheck" not in order
+
+
+def test_shipped_pipeline_declares_the_demo_smoke_command():
+    (project,) = settings.load(ROOT / "pipeline.toml").projects
+    assert project.install_check is True
+    assert project.smoke == ("/opt/venvs/snowbird/bin/snowbird", "--version")
