@@ -67,6 +67,9 @@ class Project:
     # its problems do to the build ("warnings" or "failure"); no lint: no step
     lint: tuple[str, ...] = ()
     lint_below: str = "warnings"
+    # what makes the build's fresh virtualenv and installs the requirements: "uv" (the worker's,
+    # with its download/wheel cache) or "pip"
+    installer: str = "uv"
 
     @property
     def pr_builder(self) -> str:
@@ -588,6 +591,9 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
     if coverage_below not in ("failure", "warnings"):
         raise t.error(f"must be \"failure\" or \"warnings\", not {coverage_below!r}",
                       "coverage_below")
+    installer = t.str("installer", "uv")
+    if installer not in ("uv", "pip"):
+        raise t.error(f"must be \"uv\" or \"pip\", not {installer!r}", "installer")
     lint_below = t.str("lint_below", "warnings")
     if lint_below not in ("failure", "warnings"):
         raise t.error(f"must be \"failure\" or \"warnings\", not {lint_below!r}", "lint_below")
@@ -613,6 +619,7 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
         smoke=t.strs("smoke", None) or (),  # argv, e.g. ["/opt/venvs/myapp/bin/myapp", "--version"]
         lint=t.strs("lint", None) or (),  # argv: ["ruff", "check", "--output-format=json", "."]
         lint_below=lint_below,
+        installer=installer,
     )
     t.check_unknown()
     return project

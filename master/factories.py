@@ -35,8 +35,10 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
     pull request have in common."""
     where = util.Interpolate("%(prop:buildername)s/%(prop:buildnumber)s")
     f.addStep(checkout)
-    f.addStep(python.CreateVirtualenv(python=project.python, venv=VENV, haltOnFailure=True))
+    f.addStep(python.CreateVirtualenv(python=project.python, venv=VENV,
+                                      installer=project.installer, haltOnFailure=True))
     f.addStep(python.InstallRequirements(requirements=project.requirements, venv=VENV,
+                                         installer=project.installer,
                                          sandbox=SANDBOX, haltOnFailure=True))
     f.addStep(python.RunTests(runner=project.test_runner, args=project.test_args, venv=VENV,
                               junit_xml=f"{REPORTS}/junit.xml", sandbox=SANDBOX))

@@ -256,7 +256,7 @@ def machine_lock(name: str):
 def ensure_worker_venv() -> Path:
     """The build user's buildbot-worker (see WORKER_VENV); made once, at the pinned versions."""
     pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-            if line.lower().startswith(("buildbot-worker==", "twisted=="))]
+            if line.lower().startswith(("buildbot-worker==", "twisted==", "uv=="))]
     marker = WORKER_VENV / "conveyor-pins.txt"
     with machine_lock("worker-venv"):
         if marker.exists() and marker.read_text().split() == pins:

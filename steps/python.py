@@ -32,42 +32,65 @@ def venv_python(venv):
     return f"{venv}/bin/python"
 
 
+INSTALLERS = ("uv", "pip")
+# uv: never download a Python of its own (the project's `python` is the machine's), copy rather
+# than warn when its cache (the worker's ~/.cache/uv) is on another file system than the build,
+# and trust the machine's certificate store (as pip and apt do), not only uv's bundled one
+UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1",
+          "UV_SYSTEM_CERTS": "1"}
+
+
+def _installer(installer):
+    if isinstance(installer, str) and installer not in INSTALLERS:
+        config.error(f"installer must be one of {', '.join(INSTALLERS)}, not {installer!r}")
+    return installer
+
+
 class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
-    """A fresh virtualenv every build (pip's download/wheel cache in ~/.cache/pip is reused)."""
+    """A fresh virtualenv every build: `uv venv --clear` (uv, the worker's, from its venv), or
+    `python -m venv --clear` (pip). Only caches of downloads and wheels are reused, never an
+    environment."""
 
     name = "virtualenv"
     description = "creating virtualenv"
     descriptionDone = "virtualenv"
-    renderables = ["python", "venv"]
+    renderables = ["python", "venv", "installer"]
 
-    def __init__(self, python="python3", venv="../venv", **kwargs):
+    def __init__(self, python="python3", venv="../venv", installer="pip", **kwargs):
         self.python = python
         self.venv = venv
+        self.installer = _installer(installer)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
-        cmd = yield self.makeRemoteShellCommand(
-            command=[self.python, "-m", "venv", "--clear", self.venv]
-        )
+        if self.installer == "uv":
+            cmd = yield self.makeRemoteShellCommand(
+                command=["uv", "venv", "--quiet", "--clear", "--python", self.python, self.venv],
+                env=UV_ENV)
+        else:
+            cmd = yield self.makeRemoteShellCommand(
+                command=[self.python, "-m", "venv", "--clear", self.venv])
         yield self.runCommand(cmd)
         return cmd.results()
 
 
 class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
-    """pip install -r each requirements file into the virtualenv; SKIPPED when there are none."""
+    """`uv pip install` (or `pip install`) -r each requirements file into the virtualenv, in the
+    sandbox; SKIPPED when there are none."""
 
     name = "install"
     description = "installing requirements"
     descriptionDone = "install"
-    renderables = ["requirements", "venv", "sandbox"]
+    renderables = ["requirements", "venv", "sandbox", "installer"]
 
     def __init__(self, requirements=("requirements-dev.txt",), venv="../venv", sandbox=(),
-                 **kwargs):
+                 installer="pip", **kwargs):
         self.requirements = requirements
         self.venv = venv
         self.sandbox = sandbox
+        self.installer = _installer(installer)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
@@ -75,11 +98,16 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
     def run(self):
         if not self.requirements:
             return SKIPPED
-        command = [*self.sandbox, venv_python(self.venv), "-m", "pip", "install",
-                   "--disable-pip-version-check"]
+        if self.installer == "uv":
+            command = [*self.sandbox, "uv", "pip", "install", "--python",
+                       venv_python(self.venv)]
+        else:
+            command = [*self.sandbox, venv_python(self.venv), "-m", "pip", "install",
+                       "--disable-pip-version-check"]
         for requirement in self.requirements:
             command += ["-r", requirement]
-        cmd = yield self.makeRemoteShellCommand(command=command)
+        extra = {"env": UV_ENV} if self.installer == "uv" else {}
+        cmd = yield self.makeRemoteShellCommand(command=command, **extra)
         yield self.runCommand(cmd)
         return cmd.results()
 

@@ -3,6 +3,7 @@
 #   CONVEYOR_WORKER_PASSWORD_FILE=/path/to/secret buildbot-worker start BASEDIR
 # Name, password and the master's address come from the environment, never from this file.
 import os
+import sys
 
 from buildbot_worker.bot import Worker
 from twisted.application import service
@@ -17,6 +18,10 @@ def _setting(name):
         raise SystemExit(f"conveyor worker: set {name} in the environment")
     return value
 
+
+# the worker's own tools, installed beside buildbot-worker (uv), come first on the steps' PATH
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
+                                      os.environ.get("PATH", os.defpath)])
 
 basedir = os.path.abspath(os.path.dirname(__file__))
 application = service.Application('buildbot-worker')  # this exact text: buildbot-worker looks for it

@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from conveyor.results import result_name
+from ops import api
 from ops import demo
 from ops import github
 from ops import mailsink
@@ -50,7 +51,7 @@ def test_a_clean_push_passes_lint_and_is_published(installation):
     project = installation.projects[0]
     checkout = demo.ensure_demo_repo(installation, project)
     build = github.push_and_wait(installation, project, checkout)
-    assert result_name(build["results"]) == "SUCCESS", build["url"]
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     assert step(build, "lint")["state_string"] == "no lint problems"
     assert build["properties"]["lint_problems"][0] == 0
     version = build["properties"]["package_version"][0]

@@ -56,6 +56,7 @@ def test_minimal_file_gets_defaults(tmp_path):
 def test_lint_is_off_unless_declared_and_then_warns_by_default(tmp_path):
     (project,) = settings.load(write(tmp_path, MINIMAL)).projects
     assert project.lint == ()
+    assert project.installer == "uv"  # pip: installer = "pip"
     text = MINIMAL + 'lint = ["ruff", "check", "--output-format=json", "."]\n'
     (project,) = settings.load(write(tmp_path, text)).projects
     assert project.lint == ("ruff", "check", "--output-format=json", ".")
@@ -103,6 +104,8 @@ upload_to = "sprintly-staging"
      "projects.app.coverage_threshold", "must be between 0 and 100, not 120"),
     (('packages = ["app"]', 'packages = ["app"]\ncoverage_below = "ignore"'),
      "projects.app.coverage_below", 'must be "failure" or "warnings"'),
+    (('packages = ["app"]', 'packages = ["app"]\ninstaller = "conda"'),
+     "projects.app.installer", 'must be "uv" or "pip", not \'conda\''),
     (('packages = ["app"]', 'packages = ["app"]\nlint_below = "error"'),
      "projects.app.lint_below", 'must be "failure" or "warnings", not \'error\''),
     (('packages = ["app"]', 'packages = ["app"]\nlint = "ruff check ."'),

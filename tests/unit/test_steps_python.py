@@ -78,6 +78,41 @@ class TestCreateVirtualenv(StepTestCase):
         self.assertEqual(CreateVirtualenv.descriptionDone, "virtualenv")
 
 
+UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1",
+          "UV_SYSTEM_CERTS": "1"}
+
+
+class TestUv(StepTestCase):
+    """installer = "uv": the same fresh environment, made and filled by uv."""
+
+    def test_uv_makes_a_fresh_venv_with_the_projects_python_and_never_downloads_one(self):
+        self.setup_step(CreateVirtualenv(installer="uv", python="python3.11", workdir="build"))
+        self.expect_commands(ExpectShell(
+            workdir="build", env=UV_ENV,
+            command=["uv", "venv", "--quiet", "--clear", "--python", "python3.11", "../venv"],
+        ).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+    def test_uv_installs_into_the_venv_in_the_sandbox(self):
+        self.setup_step(InstallRequirements(installer="uv", requirements=["a.txt", "b.txt"],
+                                            sandbox=["conveyor-sandbox", "/b", "--"],
+                                            workdir="build"))
+        self.expect_commands(ExpectShell(
+            workdir="build", env=UV_ENV,
+            command=["conveyor-sandbox", "/b", "--", "uv", "pip", "install", "--python", PY,
+                     "-r", "a.txt", "-r", "b.txt"],
+        ).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+    def test_an_unknown_installer_is_a_config_error(self):
+        with self.assertRaises(config.ConfigErrors):
+            CreateVirtualenv(installer="conda")
+        with self.assertRaises(config.ConfigErrors):
+            InstallRequirements(installer="poetry")
+
+
 class TestInstallRequirements(StepTestCase):
     def test_default(self):
         self.setup_step(InstallRequirements(workdir="build"))
