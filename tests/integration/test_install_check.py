@@ -14,6 +14,8 @@ minute, bench/install_check.py measures it).
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -141,12 +143,14 @@ def test_a_postinst_that_exits_1_fails_the_build_and_publishes_nothing(inst, pub
         "    configure)\n        echo 'snowbird: cannot configure (a test)' >&2\n        exit 1\n", 1)
     assert "cannot configure" in postinst
     known, staging = inst.mails(), inst.index("snowbird-staging")
-    build = inst.push("debian/postinst", postinst, "A postinst that fails")
+    try:
+        build = inst.push("debian/postinst", postinst, "A postinst that fails")
+    finally:
+        inst.restore("debian/postinst")  # for the next tests' pushes, whatever happens here
     assert_fails_at_the_install_check(inst, build, known, staging,
                                       "the postinst of snowbird failed (exit status 1)")
     text = mailsink.text_of(mailsink.read(sorted(inst.mails() - known)[-1]), "plain")
     assert "snowbird: cannot configure (a test)" in text  # the script's own output
-    inst.restore("debian/postinst")
 
 
 def test_a_package_that_fails_the_smoke_command_fails_the_build(inst, published):
@@ -158,12 +162,14 @@ def test_a_package_that_fails_the_smoke_command_fails_the_build(inst, published)
         "$(VENV)/lib/python3*/site-packages/snowbird/__pycache__\n", 1)
     assert "server.py" in rules
     known, staging = inst.mails(), inst.index("snowbird-staging")
-    build = inst.push("debian/rules", rules, "A package without its server module")
+    try:
+        build = inst.push("debian/rules", rules, "A package without its server module")
+    finally:
+        inst.restore("debian/rules")
     assert_fails_at_the_install_check(inst, build, known, staging, "the smoke command failed",
                                       subject="install-check still failing")
     text = mailsink.text_of(mailsink.read(sorted(inst.mails() - known)[-1]), "plain")
     assert "ModuleNotFoundError: No module named 'snowbird.server'" in text
-    inst.restore("debian/rules")
 
 
 def test_a_good_push_checks_the_upgrade_from_production(inst, published):
@@ -180,3 +186,57 @@ def test_a_good_push_checks_the_upgrade_from_production(inst, published):
     version = build["properties"]["package_version"][0]
     assert f"Version: {version}\n" in inst.index("snowbird-staging")
     assert f"Version: {published}\n" in inst.index("snowbird")
+
+
+ESCAPE = """#!/usr/bin/python3
+# leaves its chroot the classic way (root of the namespace may chroot), then tries to write
+import os
+os.makedirs("/escape", exist_ok=True)
+here = os.open("/", os.O_RDONLY)
+os.chroot("/escape")
+os.fchdir(here)
+for _ in range(40):
+    os.chdir("..")
+os.chroot(".")
+for path in {paths!r}:
+    try:
+        open(path, "w").write("x")
+        print("WROTE", path)
+    except OSError as exc:
+        print("REFUSED", path, exc.strerror)
+"""
+
+
+def test_a_postinst_out_of_its_chroot_writes_nothing_on_the_machine(inst):
+    """The tool itself, as the build user: a package whose postinst breaks out of the chroot
+    (the namespace's root may chroot) can write neither the build user's cache nor /tmp."""
+    from ops import setup
+    cache = setup.BUILD_CACHE / "conveyor-install-check-escape-test"
+    # the build user's own cache and worker directory (writable for it outside), and /tmp
+    targets = [str(cache), str(inst.settings.state_dir / "workers" / "build" / "escaped"),
+               "/tmp/conveyor-install-check-escaped"]
+    with tempfile.TemporaryDirectory(dir="/srv/conveyor-tests") as tmp:
+        os.chmod(tmp, 0o755)
+        root = Path(tmp) / "pkg"
+        (root / "DEBIAN").mkdir(parents=True)
+        (root / "DEBIAN" / "control").write_text(
+            "Package: escape-test\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@e.x>\n"
+            "Description: leaves its chroot\n test\n")
+        (root / "DEBIAN" / "postinst").write_text(ESCAPE.format(paths=targets))
+        (root / "DEBIAN" / "postinst").chmod(0o755)
+        deb = Path(tmp) / "escape-test.deb"
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)],
+                       check=True, capture_output=True)
+        deb.chmod(0o644)
+        tool = inst.settings.state_dir / "workers" / "build" / "bin" / "conveyor-install-check"
+        proc = subprocess.run(
+            ["runuser", "-u", setup.BUILD_USER, "--", "env", "-i", "PATH=/usr/bin:/bin",
+             f"XDG_CACHE_HOME={setup.BUILD_CACHE}", f"HOME={tmp}", str(tool), str(deb)],
+            capture_output=True, text=True)
+    out = proc.stdout
+    assert f"REFUSED {targets[0]} Read-only file system" in out, out[-3000:]
+    assert f"REFUSED {targets[1]} Read-only file system" in out, out[-3000:]
+    assert not os.path.exists(targets[0]) and not os.path.exists(targets[1])
+    assert not os.path.exists(targets[2])  # written in the namespace's own /tmp, gone with it
+    # and piuparts still saw what the package left behind
+    assert "FAILED" in out and "/escape/" in out
