@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import http.client
 import http.cookiejar
 import json
 import time
@@ -21,6 +22,7 @@ from conveyor.settings import Settings
 from ops.progress import follow_with_progress
 
 OK, FAILED, REFUSED, FORBIDDEN, UNREACHABLE = 0, 1, 2, 3, 4
+GET_TRIES = 3
 
 
 class ApiError(Exception):
@@ -47,6 +49,19 @@ class Master:
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
 
     def request(self, path: str, data: dict | None = None, headers: dict | None = None):
+        """GET (data None) or POST (JSON) a path of the master's site. A GET whose answer the
+        master cut short (seen under load: the headers, then the connection closed) is asked
+        again, up to GET_TRIES times; a POST never is."""
+        for attempt in range(1, GET_TRIES + 1):
+            try:
+                return self._request(path, data, headers)
+            except (http.client.IncompleteRead, http.client.RemoteDisconnected,
+                    ConnectionResetError):
+                if data is not None or attempt == GET_TRIES:
+                    raise
+                time.sleep(0.5 * attempt)
+
+    def _request(self, path: str, data: dict | None, headers: dict | None):
         body = json.dumps(data).encode() if data is not None else None
         request = urllib.request.Request(
             self.web_url + path, data=body,

@@ -77,3 +77,30 @@ def test_a_triggered_builds_steps_come_below_and_before_the_step_that_triggered_
     assert [line.split()[0] for line in lines] == ["publish", "verify", "publish"]
     assert lines[0] == "    publish #3"
     assert lines[1].startswith("      verify") and lines[2].startswith("  publish to staging")
+
+
+def test_a_get_cut_short_by_the_master_is_asked_again_a_post_never(monkeypatch):
+    import http.client
+
+    from ops import api
+
+    master = api.Master("http://127.0.0.1:1/")
+    calls = []
+
+    def flaky(path, data, headers):
+        calls.append((path, data))
+        if len(calls) < 3:
+            raise http.client.IncompleteRead(b"{", 10)
+        return {"builds": []}
+
+    monkeypatch.setattr(master, "_request", flaky)
+    monkeypatch.setattr(api.time, "sleep", lambda s: None)
+    assert master.get("builds") == {"builds": []} and len(calls) == 3
+    calls.clear()
+    try:
+        master.request("api/v2/forceschedulers/x", {"method": "force"})
+    except http.client.IncompleteRead:
+        pass
+    else:
+        raise AssertionError("a POST was retried or swallowed")
+    assert len(calls) == 1
