@@ -167,6 +167,19 @@ def describe(build: dict) -> str:
     return "\n".join(lines)
 
 
+def fetch_text(url: str) -> str | None:
+    """A file the repository serves (an index, a history), as text; None if it is not there."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read().decode()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise ApiError(f"{url}: {exc.code}", UNREACHABLE) from None
+    except urllib.error.URLError as exc:
+        raise ApiError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None
+
+
 # --- anonymous shortcuts for an installation's settings ---------------------------------------
 
 def api(settings: Settings, path: str) -> dict:

@@ -19,6 +19,7 @@ from conveyor.settings import Settings
 from ops.api import UNREACHABLE
 from ops.api import ApiError
 from ops.api import Master
+from ops.api import fetch_text
 
 CHANGES = 500  # as the web page: the newest changes of a project
 
@@ -30,15 +31,7 @@ class RestSource:
         self.master = master
 
     def text(self, url: str) -> str | None:
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                return response.read().decode()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise ApiError(f"{url}: {exc.code}", UNREACHABLE) from None
-        except urllib.error.URLError as exc:
-            raise ApiError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None
+        return fetch_text(url)
 
     def changes(self, project: Project) -> list[dict]:
         """The project's changes; none (said on stderr) when the master cannot be reached:

@@ -22,8 +22,6 @@ import argparse
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from conveyor import release
@@ -33,9 +31,9 @@ from ops.api import FAILED
 from ops.api import FORBIDDEN
 from ops.api import OK
 from ops.api import REFUSED
-from ops.api import UNREACHABLE
 from ops.api import ApiError
 from ops.api import Master
+from ops.api import fetch_text
 from ops.board import status as board_status
 from ops.progress import StepPrinter
 from ops.setup import CLI_CREDENTIALS
@@ -65,17 +63,6 @@ def run_build(settings, scheduler: str, builder: str, **params) -> int:
     print(f"{builder} #{build['number']}: {result} in {time.monotonic() - started:.1f} s")
     print(build["url"])
     return OK if result in ("SUCCESS", "WARNINGS") else FAILED
-
-def fetch_text(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.read().decode()
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise ApiError(f"{url}: {exc.code}", UNREACHABLE) from None
-    except urllib.error.URLError as exc:
-        raise ApiError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None
 
 def history(settings, dist: str) -> int:
     if dist not in settings.distributions:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from conveyor import settings as settings_module
 from conveyor.settings import Settings
+from ops import services
 from ops import setup
 from ops.setup import ROOT
 from ops.setup import run
@@ -180,7 +181,7 @@ def stop_pids(pidfiles: list[Path], pids: list[int] = ()) -> None:
         except ProcessLookupError:
             continue
         deadline = time.monotonic() + 20
-        while _alive(pid):
+        while services.alive(pid):
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 break
@@ -197,19 +198,6 @@ def setup_pid(path: Path) -> int | None:
 def running(pidfile: Path) -> bool:
     """What --start started before is still running: it is left alone."""
     return setup_pid(pidfile) is not None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def ensure_master_venv() -> Path:

@@ -194,7 +194,7 @@ def stop(settings: Settings) -> list[str]:
             continue
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while read_pid(pidfile) == pid and _alive(pid):
+        while read_pid(pidfile) == pid and alive(pid):
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 break
@@ -207,7 +207,7 @@ def stop(settings: Settings) -> list[str]:
     return stopped
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         # reap it if it is our child (the web server), then look
         os.waitpid(pid, os.WNOHANG)

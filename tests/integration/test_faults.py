@@ -92,7 +92,7 @@ def test_the_master_killed_mid_publish_publishes_the_commit_once(installation, c
         raise AssertionError("no publish build started")
     pid = int((settings.master_dir / "twistd.pid").read_text())
     os.kill(pid, signal.SIGKILL)
-    while services._alive(pid):
+    while services.alive(pid):
         time.sleep(0.1)
 
     services.start_master(settings)
@@ -127,7 +127,7 @@ def test_a_lost_master_database_comes_back_with_start(installation, checkout, ca
     settings = installation
     pid = int((settings.master_dir / "twistd.pid").read_text())
     os.kill(pid, signal.SIGTERM)
-    while services._alive(pid):
+    while services.alive(pid):
         time.sleep(0.2)
     (settings.master_dir / "state.sqlite").unlink()
 
