@@ -17,7 +17,7 @@ from conveyor.results import result_name
 SKIPPED = 3
 # Buildbot's own bookkeeping, not the build's work
 BOOKKEEPING = ("worker_preparation", "locks_acquire")
-NAME, SUMMARY = 24, 44
+NAME, SUMMARY = 28, 44
 
 
 def _fit(text: str, width: int) -> str:
@@ -110,19 +110,27 @@ def follow_with_progress(master, build: dict, printer: StepPrinter, builder: str
     names: dict[int, str] = {}
 
     def children(step: dict) -> list:
+        """The builds `step` triggered: those that began after it began, and before any later
+        step began (Buildbot's times are whole seconds: a build triggered by the step after
+        `step` may begin in the second `step` ended)."""
         nonlocal kids
         if kids is None:
             kids = triggered_builds(master, build["buildid"])
+        begun_steps = [s for s in steps if s.get("started_at") is not None]
         found = []
         for child in kids:
             begun = child.get("started_at") or 0
-            if begun >= step["started_at"] and (not step.get("complete_at")
-                                                or begun <= step["complete_at"]):
-                if child["builderid"] not in names:
-                    names[child["builderid"]] = master.get(
-                        f"builders/{child['builderid']}")["builders"][0]["name"]
-                found.append((child, master.get(f"builds/{child['buildid']}/steps")["steps"],
-                              names[child["builderid"]]))
+            owner = None
+            for candidate in begun_steps:
+                if candidate["started_at"] <= begun:
+                    owner = candidate
+            if owner is None or owner["stepid"] != step["stepid"]:
+                continue
+            if child["builderid"] not in names:
+                names[child["builderid"]] = master.get(
+                    f"builders/{child['builderid']}")["builders"][0]["name"]
+            found.append((child, master.get(f"builds/{child['buildid']}/steps")["steps"],
+                          names[child["builderid"]]))
         return found
 
     running = printer.update(build, steps, builder=builder, children=children)

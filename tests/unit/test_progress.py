@@ -33,7 +33,7 @@ def test_a_finished_step_is_printed_once_with_its_summary_and_time():
     printer.update(build, steps)
     printer.update(build, steps)
     assert out.getvalue().splitlines() == [
-        "  tests                     68 passed, 0 failed" + " " * 25 + "    2 s"]
+        "  tests" + " " * 25 + "68 passed, 0 failed" + " " * 25 + "    2 s"]
 
 
 def test_a_failed_or_warned_step_names_its_result_and_a_skipped_one_is_left_out():
@@ -104,3 +104,20 @@ def test_a_get_cut_short_by_the_master_is_asked_again_a_post_never(monkeypatch):
     else:
         raise AssertionError("a POST was retried or swallowed")
     assert len(calls) == 1
+
+
+def test_a_build_that_begins_in_the_second_a_step_ends_belongs_to_the_next_step():
+    out = io.StringIO()
+    master = FakeMaster({
+        "builds/1/steps": {"steps": [step(1, "install-check", "passed", 10, 20, 0),
+                                     step(2, "publish to staging", "1 success", 20, 25, 0)]},
+        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
+        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
+        "builds?buildrequestid=9&order=number": {"builds": [
+            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 20}]},
+        "builders/4": {"builders": [{"name": "publish"}]},
+        "builds/2/steps": {"steps": [step(1, "verify", "ok", 21, 22, 0)]},
+    })
+    follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
+    assert [line.split()[0] for line in out.getvalue().splitlines()] == [
+        "install-check", "publish", "verify", "publish"]
