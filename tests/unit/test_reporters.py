@@ -548,3 +548,35 @@ class ReleaseGeneratorTest(TestReactorMixin, unittest.TestCase):
         self.assertIsNone((yield self.report(FAILURE)))
         self.assertIsNone((yield self.report(SUCCESS, package="other")))
 
+
+
+class _FakeData:
+    """master.data.get for log_tail: a step's logs and their contents."""
+
+    def __init__(self, logs: list[dict], contents: dict[int, str]):
+        self.logs, self.contents = logs, contents
+
+    def get(self, path, **kwargs):
+        if path[0] == "steps":
+            return defer.succeed(self.logs)
+        return defer.succeed({"content": self.contents[path[1]]})
+
+
+@pytest.mark.parametrize("logs, name, tail", [
+    # the lint step: its digest `problems`, not the linter's raw JSON on stdio
+    ([{"slug": "stdio", "name": "stdio", "logid": 1, "num_lines": 1, "type": "s"},
+      {"slug": "problems", "name": "problems", "logid": 2, "num_lines": 1, "type": "t"}],
+     "problems", ["a.py:1:8: F401 `os` imported but unused"]),
+    # any other step: stdio, without the header lines (argv, exit code)
+    ([{"slug": "stdio", "name": "stdio", "logid": 1, "num_lines": 3, "type": "s"}],
+     "stdio", ['[{"filename": "a.py"}]']),
+])
+def test_a_mail_quotes_a_steps_digest_log_before_its_stdio(logs, name, tail):
+    from master.reporters.facts import log_tail
+
+    contents = {1: "hruff check .\no[{\"filename\": \"a.py\"}]\nhexit 1\n",
+                2: "a.py:1:8: F401 `os` imported but unused\n"}
+    master = type("Master", (), {"data": _FakeData(logs, contents)})()
+    result = []
+    log_tail(master, {"stepid": 7}).addCallback(result.append)
+    assert result == [(name, tail)]
