@@ -53,6 +53,8 @@ ALLOWED = {
     "set a build request's priority": (),  # Buildbot 4.3 fails on it: refused to all
     "stop a worker (graceful)": _ADMIN,
     "kill a worker": _ADMIN,
+    "force a retention prune": _ADMIN,
+    "force the log janitor": _ADMIN,
 }
 EXPECTED = {action: {who: "ok" if who in allowed else "403"
                      for who in WHO}
@@ -171,6 +173,8 @@ def test_the_matrix(installation, sessions, builds):
             f"buildrequests/{builds['ci']['buildrequestid']}", "set_priority", {"priority": 5}),
         "stop a worker (graceful)": (f"workers/{worker}", "stop", {"reason": "authz test"}),
         "kill a worker": (f"workers/{worker}", "kill", {"reason": "authz test"}),
+        "force a retention prune": force("retention-force", "retention"),
+        "force the log janitor": force("__Janitor_force", "__Janitor"),
     }
     observed: dict[str, dict[str, str]] = {}
     for action, call in calls.items():
