@@ -29,6 +29,7 @@ from conveyor.settings import Project
 from conveyor.settings import Settings
 
 BUILDS = 30          # CI builds shown per project
+CHANGES = 500        # newest changes read per project: the commits waiting are among them
 WAITING_LIMIT = 50   # commits listed per step at most
 NO_BASE_LIMIT = 20   # commits listed when the next distribution has no version yet
 

@@ -15,12 +15,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 
-from conveyor import settings as settings_module
 from conveyor.results import result_name
 from ops import demo
 from ops import github
@@ -37,13 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "start", "push", "stop", "check", "red"])
-    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
-                                                             str(setup.ROOT / "pipeline.toml")))
+    setup.settings_argument(parser)
     args = parser.parse_args(argv)
-    try:
-        settings = settings_module.load(args.settings)
-    except settings_module.SettingsError as exc:
-        print(f"conveyor: {exc}", file=sys.stderr)
+    settings = setup.load_settings(args.settings)
+    if settings is None:
         return 2
 
     if args.command == "stop":

@@ -21,8 +21,6 @@ from ops.api import ApiError
 from ops.api import Master
 from ops.api import fetch_text
 
-CHANGES = 500  # as the web page: the newest changes of a project
-
 
 class RestSource:
     """conveyor.board.Source over HTTP and the master's REST API."""
@@ -39,7 +37,7 @@ class RestSource:
         name = urllib.parse.quote(project.github)
         try:
             return self.master.get(f"changes?project={name}&order=-changeid"
-                                   f"&limit={CHANGES}")["changes"]
+                                   f"&limit={board.CHANGES}")["changes"]
         except ApiError as exc:
             if exc.code != UNREACHABLE:
                 raise

@@ -36,8 +36,8 @@ from ops.api import Master
 from ops.api import fetch_text
 from ops.board import status as board_status
 from ops.progress import StepPrinter
+from ops import setup
 from ops.setup import CLI_CREDENTIALS
-from ops.setup import ROOT
 
 def credentials(settings: settings_module.Settings) -> tuple[str, str]:
     user, password = os.environ.get("CONVEYOR_USER"), os.environ.get("CONVEYOR_PASSWORD")
@@ -81,8 +81,7 @@ def history(settings, dist: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
-                                                             str(ROOT / "pipeline.toml")))
+    setup.settings_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("promote", help="promote PACKAGE FROM TO [--version V]")
     p.add_argument("package")

@@ -11,7 +11,6 @@ pipeline.toml and start again.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -52,16 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.copydb", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url", help="the destination, e.g. postgresql://conveyor@db:5432/conveyor")
-    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
-                                                             str(setup.ROOT / "pipeline.toml")))
+    setup.settings_argument(parser)
     parser.add_argument("--password-secret", default=None,
                         help="the secret file with the password (default: [conveyor] "
                              "db_password_secret, else db-password)")
     args = parser.parse_args(argv)
-    try:
-        settings = settings_module.load(args.settings)
-    except settings_module.SettingsError as exc:
-        print(f"conveyor: {exc}", file=sys.stderr)
+    settings = setup.load_settings(args.settings)
+    if settings is None:
         return 2
     secret = args.password_secret or settings.db_password_secret or "db-password"
     return copy_db(settings, args.url, secret)

@@ -28,11 +28,9 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conveyor import settings as settings_module
 from conveyor.settings import Settings
 from ops import services
 from ops import setup
@@ -53,28 +51,7 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def system_packages(listing: Path) -> None:
     """apt-get install what the list names and dpkg does not have yet."""
-    wanted = [line.split("#")[0].strip() for line in listing.read_text().splitlines()]
-    wanted = [name for name in wanted if name]
-    missing = [name for name in wanted if subprocess.run(
-        ["dpkg-query", "-W", "-f=${db:Status-Status}", name],
-        capture_output=True, text=True).stdout != "installed"]
-    if not missing:
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update", "-q"], env=env)
-    run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q",
-         "--no-install-recommends", *missing], env=env)
-    say(f"installed {' '.join(missing)}")
-
-
-def ensure_user(name: str, home: Path) -> None:
-    """A system user (and group) for a service, without a login shell."""
-    with setup.machine_lock("users"):
-        if subprocess.run(["id", "-u", name], capture_output=True).returncode == 0:
-            return
-        run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home),
-             "--shell", "/usr/sbin/nologin", name])
-        say(f"created the system user {name}")
+    run([str(ROOT / "bin" / "install-system-packages"), str(listing)])
 
 
 def chown_tree(path: Path, user: str) -> None:
@@ -173,7 +150,7 @@ def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> i
 
 def stop_pids(pidfiles: list[Path], pids: list[int] = ()) -> None:
     """Stop each process named by a pid file (or pid), waiting up to 20 s each."""
-    for pid in [*(setup_pid(p) for p in pidfiles), *pids]:
+    for pid in [*(services.read_pid(p) for p in pidfiles), *pids]:
         if not pid:
             continue
         try:
@@ -190,32 +167,18 @@ def stop_pids(pidfiles: list[Path], pids: list[int] = ()) -> None:
         path.unlink(missing_ok=True)
 
 
-def setup_pid(path: Path) -> int | None:
-    from ops.services import read_pid
-    return read_pid(path)
-
-
 def running(pidfile: Path) -> bool:
     """What --start started before is still running: it is left alone."""
-    return setup_pid(pidfile) is not None
+    return services.read_pid(pidfile) is not None
 
 
 def ensure_master_venv() -> Path:
     """The master host's virtualenv of the system's Python with requirements.txt (made once,
     again when requirements.txt changes)."""
-    wanted = hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
-    marker = MASTER_VENV / "conveyor-requirements.sha256"
-    with setup.machine_lock("master-venv"):
-        if marker.exists() and marker.read_text().strip() == wanted:
-            return MASTER_VENV
-        run(["/usr/bin/python3", "-m", "venv", "--clear", str(MASTER_VENV)])
-        run([str(MASTER_VENV / "bin" / "pip"), "install", "--quiet",
-             "--disable-pip-version-check", "-r", str(ROOT / "requirements.txt")])
-        for path in (MASTER_VENV.parent, MASTER_VENV):
-            os.chmod(path, 0o755)
-        marker.write_text(wanted + "\n")
-        say(f"installed requirements.txt for the master in {MASTER_VENV}")
-        return MASTER_VENV
+    requirements = ROOT / "requirements.txt"
+    return setup.pinned_venv(MASTER_VENV, ["-r", str(requirements)],
+                             hashlib.sha256(requirements.read_bytes()).hexdigest(),
+                             "master-venv", "requirements.txt for the master")
 
 
 # --- the repository host -----------------------------------------------------------------------
@@ -255,7 +218,7 @@ def repository_host(settings: Settings, master: str, password_file: Path, user: 
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o711)  # the web server's user may pass to www/; nothing else is listed
     if user:
-        ensure_user(user, home)
+        setup.ensure_user(user, home)
         setup.ensure_worker_venv()
     fingerprint = setup.ensure_signing_key(settings)
     repo.aptly_root.mkdir(parents=True, exist_ok=True)
@@ -315,7 +278,7 @@ def build_worker(name: str, master: str, password_file: Path, user: str, root: P
         system_packages(ROOT / "worker" / "system-packages.txt")
     paths = build_worker_paths(root, name)
     basedir = paths["basedir"]
-    ensure_user(user, basedir)
+    setup.ensure_user(user, basedir)
     # the install check's user namespace maps the user's subordinate ids (/etc/subuid)
     setup.ensure_subordinate_ids(user)
     venv = setup.ensure_worker_venv()
@@ -377,7 +340,7 @@ def master_host(settings: Settings, user: str | None, unit_dir: Path, start: boo
     # repository's key once the repository host serves it)
     setup.ensure_master(settings)
     if user:
-        ensure_user(user, settings.state_dir)
+        setup.ensure_user(user, settings.state_dir)
         ensure_master_venv()
         chown_tree(settings.state_dir, user)
         shutil.chown(settings.file, user, user)
@@ -400,8 +363,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=COMMANDS)
-    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
-                                                             str(ROOT / "pipeline.toml")))
+    setup.settings_argument(parser)
     parser.add_argument("--name", help="build-worker: the worker's name in the settings")
     parser.add_argument("--master", help="the master's workers address, HOST:PORT")
     parser.add_argument("--password-file", type=Path, help="the worker's password (a copy of "
@@ -434,10 +396,8 @@ def main(argv: list[str]) -> int:
                      args.root, args.cache, args.unit_dir, args.start, not args.no_packages,
                      args.bind)
         return 0
-    try:
-        settings = settings_module.load(args.settings)
-    except settings_module.SettingsError as exc:
-        print(f"conveyor: {exc}", file=sys.stderr)
+    settings = setup.load_settings(args.settings)
+    if settings is None:
         return 2
     if args.command == "repository-host":
         if args.stop:

@@ -19,6 +19,7 @@ from datetime import timezone
 from pathlib import Path
 
 from conveyor import release
+from conveyor import settings as settings_module
 from conveyor.settings import WEBHOOK_SECRET
 from conveyor.settings import Settings
 
@@ -36,6 +37,21 @@ def run(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Comple
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}"
                            f"{proc.stderr}")
     return proc
+
+
+def settings_argument(parser) -> None:
+    """--settings: the pipeline.toml to use (default: $CONVEYOR_SETTINGS, else the checkout's)."""
+    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
+                                                             str(ROOT / "pipeline.toml")))
+
+
+def load_settings(path: str) -> Settings | None:
+    """The settings, or None after saying on stderr what is wrong with the file."""
+    try:
+        return settings_module.load(path)
+    except settings_module.SettingsError as exc:
+        print(f"conveyor: {exc}", file=sys.stderr)
+        return None
 
 
 def venv_bin(name: str) -> str:
@@ -257,21 +273,26 @@ def ensure_worker_venv() -> Path:
     """The build user's buildbot-worker (see WORKER_VENV); made once, at the pinned versions."""
     pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
             if line.lower().startswith(("buildbot-worker==", "twisted==", "uv=="))]
-    marker = WORKER_VENV / "conveyor-pins.txt"
-    with machine_lock("worker-venv"):
-        if marker.exists() and marker.read_text().split() == pins:
-            return WORKER_VENV
-        return _make_worker_venv(pins, marker)
+    return pinned_venv(WORKER_VENV, pins, "\n".join(pins), "worker-venv",
+                       f"{' '.join(pins)} for the build user")
 
 
-def _make_worker_venv(pins: list[str], marker: Path) -> Path:
-    run(["/usr/bin/python3", "-m", "venv", "--clear", str(WORKER_VENV)])
-    run([str(WORKER_VENV / "bin" / "pip"), "install", "--quiet",
-         "--disable-pip-version-check", *pins])
-    os.chmod(WORKER_VENV.parent, 0o755)
-    marker.write_text("\n".join(pins) + "\n")
-    say(f"installed {' '.join(pins)} for the build user in {WORKER_VENV}")
-    return WORKER_VENV
+def pinned_venv(venv: Path, pip_args: list[str], wanted: str, lock: str, what: str) -> Path:
+    """A virtualenv of the system's Python with `pip install pip_args`, readable by every
+    service user: made once, and again when `wanted` (what it should hold: its pins, a hash of
+    a requirements file) changes."""
+    marker = venv / "conveyor-pins.txt"
+    with machine_lock(lock):
+        if marker.exists() and marker.read_text().strip() == wanted.strip():
+            return venv
+        run(["/usr/bin/python3", "-m", "venv", "--clear", str(venv)])
+        run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+             *pip_args])
+        for path in (venv.parent, venv):
+            os.chmod(path, 0o755)
+        marker.write_text(wanted.strip() + "\n")
+        say(f"installed {what} in {venv}")
+        return venv
 
 
 def build_workers(settings: Settings) -> list[str]:
@@ -321,15 +342,20 @@ def ensure_worker(settings: Settings, name: str) -> None:
         os.chmod(basedir, 0o700)
 
 
-def ensure_build_user() -> None:
-    with machine_lock("build-user"):
-        if subprocess.run(["id", "-u", BUILD_USER], capture_output=True).returncode == 0:
-            ensure_subordinate_ids(BUILD_USER)
+def ensure_user(name: str, home: Path) -> None:
+    """A system user (and group) for a service, without a login shell."""
+    with machine_lock("users"):
+        if subprocess.run(["id", "-u", name], capture_output=True).returncode == 0:
             return
-        run(["useradd", "--system", "--user-group", "--no-create-home",
-             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", BUILD_USER])
-        say(f"created the system user {BUILD_USER} for the build workers")
-        ensure_subordinate_ids(BUILD_USER)
+        run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home),
+             "--shell", "/usr/sbin/nologin", name])
+        say(f"created the system user {name}")
+
+
+def ensure_build_user() -> None:
+    """The build workers' user, with subordinate ids for the install check's namespace."""
+    ensure_user(BUILD_USER, Path("/nonexistent"))
+    ensure_subordinate_ids(BUILD_USER)
 
 
 def ensure_subordinate_ids(user: str, count: int = 65536) -> None:

@@ -15,9 +15,8 @@ from buildbot.www import auth
 from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
+from conveyor import board
 from conveyor.settings import Project
-
-CHANGES = 500  # newest changes read per project: the commits waiting are among them
 
 
 class DataSource:
@@ -44,7 +43,7 @@ class DataSource:
 
     def changes(self, project: Project) -> list[dict]:
         return list(self.get(("changes",), filters=[Filter("project", "eq", [project.github])],
-                             order=["-changeid"], limit=CHANGES) or [])
+                             order=["-changeid"], limit=board.CHANGES) or [])
 
     def builder_id(self, name: str) -> int | None:
         builders = self.get(("builders",), filters=[Filter("name", "eq", [name])]) or []

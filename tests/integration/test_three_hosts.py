@@ -143,7 +143,7 @@ def three():
         os.chmod(base, 0o711)
         roots = {name: base / name for name in HOSTS}
         for name in HOSTS:
-            hosts.ensure_user(USERS[name], roots[name])
+            setup.ensure_user(USERS[name], roots[name])
             roots[name].mkdir(mode=0o700)
             shutil.chown(roots[name], USERS[name], USERS[name])
         pg = stack.enter_context(postgres_server(base / "db", host=ADDRESS["db"]))
