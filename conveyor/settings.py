@@ -80,6 +80,11 @@ class Project:
         return f"{self.name}-ci"
 
     @property
+    def package_builder(self) -> str:
+        """The builder (and the triggerable scheduler) of the package build beside CI's."""
+        return f"{self.name}-package"
+
+    @property
     def push_scheduler(self) -> str:
         return f"{self.name}-push"
 

@@ -1,4 +1,5 @@
-"""Builders are data: one CI builder per [projects.<name>] table (pull-request builders: see
+"""Builders are data: one CI builder and one package builder (its builds run beside CI's: see
+steps/package.py) per [projects.<name>] table (pull-request builders: see
 master/pullrequests.py), and the three repository builders, publish, promote and rollback, on
 the repository's worker under one lock."""
 
@@ -24,6 +25,16 @@ def builders(settings: Settings) -> list[util.BuilderConfig]:
             project=project.name,
             tags=["ci", project.name],
             # every push is its own build, with its own version and its own status
+            collapseRequests=False,
+        )
+        for project in settings.projects
+    ] + [
+        util.BuilderConfig(
+            name=project.package_builder,
+            workernames=list(project.workers),
+            factory=factories.package_factory(settings, project),
+            project=project.name,
+            tags=["package", project.name],
             collapseRequests=False,
         )
         for project in settings.projects

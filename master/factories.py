@@ -9,6 +9,7 @@ from conveyor.settings import Settings
 from steps import debian
 from steps import install
 from steps import lint
+from steps import package
 from steps import promotion
 from steps import python
 from steps import repository as repo_steps
@@ -61,20 +62,19 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
     ))
 
 
-def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
-    """tests (see test_steps) → version → deb → upload → install check → publish into
-    `upload_to`."""
-    f = util.BuildFactory()
+def _checkout(project: Project) -> steps.Git:
     # The worker clones the configured URL, never a URL taken from the webhook's payload.
-    test_steps(settings, project, f, steps.Git(
-        repourl=project.clone_url, branch=project.branch, mode="full", method="fresh",
-        haltOnFailure=True))
-    f.addStep(debian.StampVersion(haltOnFailure=True))
-    f.addStep(debian.BuildDebianPackage(packages=project.packages, sandbox=SANDBOX))
-    f.addStep(debian.UploadPackages(artifacts_dir=str(settings.artifacts_dir),
-                                    artifacts_url=settings.artifacts_url, haltOnFailure=True))
-    if project.install_check:
-        f.addStep(install_check(settings, project))
+    return steps.Git(repourl=project.clone_url, branch=project.branch, mode="full",
+                     method="fresh", haltOnFailure=True)
+
+
+def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
+    """start the package build (package_factory, beside this one) → tests (see test_steps) →
+    wait for the package → publish into `upload_to`: only when both succeeded."""
+    f = util.BuildFactory()
+    f.addStep(package.StartPackage(scheduler=project.package_builder))
+    test_steps(settings, project, f, _checkout(project))
+    f.addStep(package.AwaitPackage())
     f.addStep(steps.Trigger(
         name=f"publish to {project.upload_to}",
         schedulerNames=["publish"],
@@ -90,6 +90,20 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
             "who": _authors,
         },
     ))
+    return f
+
+
+def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
+    """checkout → version (the CI build's) → deb → upload → install check: a CI build's package,
+    built while its tests run (steps/package.py)."""
+    f = util.BuildFactory()
+    f.addStep(_checkout(project))
+    f.addStep(debian.StampVersion(haltOnFailure=True))
+    f.addStep(debian.BuildDebianPackage(packages=project.packages, sandbox=SANDBOX))
+    f.addStep(debian.UploadPackages(artifacts_dir=str(settings.artifacts_dir),
+                                    artifacts_url=settings.artifacts_url, haltOnFailure=True))
+    if project.install_check:
+        f.addStep(install_check(settings, project))
     return f
 
 

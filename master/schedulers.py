@@ -263,6 +263,8 @@ def schedulers_for(settings: Settings) -> list:
     result: list = [schedulers.Triggerable(name=PUBLISH, builderNames=[PUBLISH]),
                     promote_scheduler(settings), rollback_scheduler(settings)]
     for project in settings.projects:
+        result.append(schedulers.Triggerable(name=project.package_builder,
+                                             builderNames=[project.package_builder]))
         result.append(pushes.PushScheduler(  # one build per push (master/pushes.py)
             name=project.push_scheduler,
             # the change hook sets `project` to the configured GitHub name (owner/name)

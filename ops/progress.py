@@ -120,8 +120,13 @@ def follow_with_progress(master, build: dict, printer: StepPrinter, builder: str
         found = []
         for child in kids:
             begun = child.get("started_at") or 0
+            # the last step linking the child's request (CI's "package" waits for the package
+            # build its "start package" began), else the last step begun before it
             owner = None
             for candidate in begun_steps:
+                if _links(candidate, child):
+                    owner = candidate
+            for candidate in begun_steps if owner is None else ():
                 if candidate["started_at"] <= begun:
                     owner = candidate
             if owner is None or owner["stepid"] != step["stepid"]:
@@ -138,6 +143,12 @@ def follow_with_progress(master, build: dict, printer: StepPrinter, builder: str
         printer.finish()
     else:
         printer.show_running(running)
+
+
+def _links(step: dict, build: dict) -> bool:
+    """Whether `step` links the build request of `build` (Buildbot's `#/buildrequests/<id>`)."""
+    suffix = f"/buildrequests/{build.get('buildrequestid')}"
+    return any((url.get("url") or "").endswith(suffix) for url in step.get("urls") or [])
 
 
 def triggered_builds(master, buildid: int) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import time
 from datetime import datetime
 from datetime import timezone
 
@@ -20,7 +21,9 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
     (conveyor.release.ci_version), commit, build URL.
 
     Sets the properties `package_version`, `source_package` and `commit_time` (the commit's
-    timestamp, used as SOURCE_DATE_EPOCH by the package build).
+    timestamp, used as SOURCE_DATE_EPOCH by the package build). In a package build started by a
+    CI build (steps/package.py), the version is the CI build's: its number (`ci_number`) and
+    when its request reached the master (`ci_submitted`).
     """
 
     name = "version"
@@ -44,8 +47,8 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         revision = self.getProperty("got_revision") or self.getProperty("revision")
         try:
             head = release.parse_changelog_head(text)
-            version = release.ci_version(head, self.build.number, revision,
-                                         self.submitted())
+            version = release.ci_version(head, self.getProperty("ci_number") or self.build.number,
+                                         revision, self.submitted())
         except release.ReleaseError as exc:
             yield log.addStderr(f"{exc}\n")
             return results.FAILURE
@@ -73,17 +76,24 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         return results.SUCCESS
 
     def submitted(self) -> datetime:
-        """When the build's (first) request reached the master: the push, on the master's
-        clock; now, for a build without one."""
-        stamps = [r.submittedAt for r in getattr(self.build, "requests", None) or []
-                  if getattr(r, "submittedAt", None)]
-        return (datetime.fromtimestamp(min(stamps), tz=timezone.utc) if stamps
-                else datetime.now(timezone.utc))
+        """When the (CI) build's first request reached the master: the push, on the master's
+        clock."""
+        given = self.getProperty("ci_submitted")
+        return datetime.fromtimestamp(given if given else submitted_at(self.build),
+                                      tz=timezone.utc)
 
     def getResultSummary(self):
         if self.version and self.results == results.SUCCESS:
             return {"step": f"version {self.version}"}
         return super().getResultSummary()
+
+
+def submitted_at(build) -> float:
+    """When `build`'s first request reached the master (a Unix time); now, for a build without
+    one."""
+    stamps = [r.submittedAt for r in getattr(build, "requests", None) or []
+              if getattr(r, "submittedAt", None)]
+    return min(stamps) if stamps else time.time()
 
 
 class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):

@@ -27,6 +27,7 @@ from ops import demo
 from ops import github
 from ops import mailsink
 from ops import services
+from ops.progress import triggered_builds
 from tests.integration.helpers import free_port
 from tests.integration.helpers import running_installation
 
@@ -85,7 +86,11 @@ def inst():
 
 
 def steps_of(inst: Installation, build: dict) -> dict[str, dict]:
+    """The steps of a CI build and of its package build (where the install check runs)."""
     steps = api.api(inst.settings, f"builds/{build['buildid']}/steps")["steps"]
+    for child in triggered_builds(api.Master(inst.settings.web_url), build["buildid"]):
+        if child["builderid"] != build["builderid"]:
+            steps += api.api(inst.settings, f"builds/{child['buildid']}/steps")["steps"]
     return {step["name"]: step for step in steps}
 
 

@@ -75,8 +75,10 @@ def test_a_lint_problem_is_counted_shown_and_mailed_and_stops_the_publish(instal
     first = f"{PROBLEM}:1:8: F401 `os` imported but unused"
     assert lint["state_string"].startswith(f"1 lint problem, first: {first}")
     assert build["properties"]["lint_problems"][0] == 1
-    # lint_below = "failure": the build stopped there; nothing reached staging
-    assert all(s["name"] not in ("deb", f"publish to {project.upload_to}")
+    # lint_below = "failure": the build stopped there, and its package build with it; nothing
+    # reached staging
+    assert step(build, "package")["state_string"].startswith("package build stopped")
+    assert all(s["name"] != f"publish to {project.upload_to}"
                for s in build["steps"] if s.get("results") is not None and s["results"] != 3)
     assert staging_index(installation) == index
 

@@ -27,12 +27,13 @@ def load(tmp_path, extra=AUTH):
 
 # --- a stand-in for master.data: endpoints by path, and the objects they point at ---------------
 
-BUILDERS = {1: "app-ci", 2: "app-pr", 3: "promote", 4: "rollback", 5: "publish"}
+BUILDERS = {1: "app-ci", 2: "app-pr", 3: "promote", 4: "rollback", 5: "publish",
+            6: "app-package"}
 PROMOTE_INTO = {"app-staging": {"package": "app", "from_dist": "app-dev", "to_dist": ""},
                 "app": {"package": "app", "from_dist": "app-staging", "to_dist": ""},
                 "unknown": {"package": "nope", "from_dist": "app-staging", "to_dist": ""}}
 # build id -> (builder id, buildset properties)
-BUILDS = {10: (1, {}), 11: (2, {}), 12: (5, {}),
+BUILDS = {10: (1, {}), 11: (2, {}), 12: (5, {}), 13: (6, {}),
           20: (3, PROMOTE_INTO["app-staging"]), 21: (3, PROMOTE_INTO["app"]),
           22: (3, PROMOTE_INTO["unknown"]),
           30: (4, {"distribution": "app-staging"}), 31: (4, {"distribution": "app"})}
@@ -116,6 +117,9 @@ ACTIONS = {  # name -> (path, action, options)
     "stop promote": (("builds", 21), "stop", {}),
     "cancel promote": (("buildrequests", 21), "cancel", {}),
     "cancel publish": (("buildrequests", 12), "cancel", {}),
+    # a package build is part of a CI build (steps/package.py): stopped with it, not alone redone
+    "stop package": (("builds", 13), "stop", {}),
+    "rebuild package": (("builds", 13), "rebuild", {}),
     "roll back staging": (("forceschedulers", "rollback"), "force",
                           {"distribution": "app-staging"}),
     "roll back production": (("forceschedulers", "rollback"), "force", {"distribution": "app"}),
@@ -131,14 +135,15 @@ D, R, M, A = "dev", "rel", "man", "adm"
 EXPECTED = {
     "read": {None, "nobody", D, R, M, A},
     **{a: {D, R, M, A} for a in ("force CI", "rebuild CI", "stop CI", "cancel CI",
-                                 "rebuild PR", "cancel PR")},
+                                 "rebuild PR", "cancel PR", "stop package")},
     **{a: {R, M, A} for a in ("promote to staging", "rebuild promote to staging",
                               "stop promote", "cancel promote", "cancel publish",
                               "roll back staging", "rebuild rollback of staging")},
     **{a: {M, A} for a in ("promote to production", "rebuild promote to production",
                            "rebuild promote unknown package", "roll back production",
                            "rebuild rollback of production")},
-    **{a: {A} for a in ("pause worker", "kill worker", "enable scheduler", "unknown action")},
+    **{a: {A} for a in ("pause worker", "kill worker", "enable scheduler", "unknown action",
+                        "rebuild package")},
     "set priority": set(),  # Buildbot 4.3 fails on it: refused to all, with a clear 403
 }
 

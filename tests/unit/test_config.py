@@ -49,13 +49,17 @@ def test_multi_project_example_passes_checkconfig_and_has_a_builder_each(tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cfg = config.load(str(target))
     names = [b.name for b in cfg["builders"]]
-    assert names[:3] == ["snowbird-ci", "falcon-ci", "publish"]
+    # a CI and a package builder per project, on the project's build workers (steps/package.py)
+    assert names[:5] == ["snowbird-ci", "falcon-ci", "snowbird-package", "falcon-package",
+                         "publish"]
     # pull requests: a builder per project (master/pullrequests.py), appended after the rest
     assert names[-2:] == ["snowbird-pr", "falcon-pr"]
-    publish = cfg["builders"][2]
+    publish = cfg["builders"][4]
     assert publish.workernames == ["apt"]
     assert cfg["builders"][1].workernames == ["build-1", "build-2"]
-    assert {s.name for s in cfg["schedulers"]} >= {"snowbird-push", "falcon-push", "publish"}
+    assert cfg["builders"][3].workernames == ["build-1", "build-2"]
+    assert {s.name for s in cfg["schedulers"]} >= {"snowbird-push", "falcon-push", "publish",
+                                                   "snowbird-package", "falcon-package"}
 
 
 def test_wrong_settings_stop_checkconfig_with_file_key_and_reason(tmp_path):

@@ -121,3 +121,27 @@ def test_a_build_that_begins_in_the_second_a_step_ends_belongs_to_the_next_step(
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     assert [line.split()[0] for line in out.getvalue().splitlines()] == [
         "install-check", "publish", "verify", "publish"]
+
+
+def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_it():
+    out = io.StringIO()
+    request = "http://127.0.0.1:8010/#/buildrequests/9"
+    master = FakeMaster({
+        "builds/1/steps": {"steps": [
+            dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
+                 urls=[{"name": "snowbird-package #9", "url": request}]),
+            step(2, "tests", "12 passed", 10, 14, 0),
+            dict(step(3, "package", "1.0+ci1 from snowbird-package #3", 14, 20, 0),
+                 urls=[{"name": "package build request #9", "url": request}])]},
+        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
+        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
+        "builds?buildrequestid=9&order=number": {"builds": [
+            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 10,
+             "buildrequestid": 9}]},
+        "builders/4": {"builders": [{"name": "snowbird-package"}]},
+        "builds/2/steps": {"steps": [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19,
+                                          0)]},
+    })
+    follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
+    assert [line.split()[0] for line in out.getvalue().splitlines()] == [
+        "start", "tests", "snowbird-package", "deb", "package"]

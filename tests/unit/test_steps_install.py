@@ -137,13 +137,15 @@ def test_bad_values_fail_fast_with_file_and_key(tmp_path, line, reason):
 
 
 
-def test_ci_checks_the_install_between_upload_and_publish(tmp_path):
+def test_the_package_build_checks_the_install_after_the_upload_before_ci_publishes(tmp_path):
     s = load(tmp_path, 'smoke = ["/opt/venvs/app/bin/app", "--version"]\n')
-    steps = factories.ci_factory(s, s.projects[0]).steps
+    steps = factories.package_factory(s, s.projects[0]).steps
     order = [st.step_class.__name__ for st in steps]
     check = order.index("InstallCheck")
     assert order[check - 1] == "UploadPackages"
-    assert order[check + 1] == "Trigger"
+    assert check == len(order) - 1  # the last step: CI waits for it (AwaitPackage)
+    ci = [st.step_class.__name__ for st in factories.ci_factory(s, s.projects[0]).steps]
+    assert ci[-2:] == ["AwaitPackage", "Trigger"]
     kwargs = steps[check].kwargs
     assert kwargs["deps"] == "app-staging"
     assert kwargs["upgrade_from"] == "app"  # the next distribution of the path
@@ -152,8 +154,9 @@ def test_ci_checks_the_install_between_upload_and_publish(tmp_path):
 
 def test_install_check_false_leaves_the_step_out(tmp_path):
     s = load(tmp_path, "install_check = false\n")
-    order = [st.step_class.__name__ for st in factories.ci_factory(s, s.projects[0]).steps]
-    assert "InstallCheck" not in order
+    for factory in (factories.ci_factory, factories.package_factory):
+        order = [st.step_class.__name__ for st in factory(s, s.projects[0]).steps]
+        assert "InstallCheck" not in order
 
 
 def test_shipped_pipeline_declares_the_demo_smoke_command():

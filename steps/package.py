@@ -1,0 +1,197 @@
+"""The package build beside the tests.
+
+A CI build starts its project's package build first (StartPackage: a build of the
+`<project>-package` builder on any build worker, same commit), runs its own checkout, virtualenv,
+install, tests, coverage and lint meanwhile, then waits for the package (AwaitPackage) and takes
+over what the publish needs (version, .debs, where they were uploaded). The publish comes after
+both, so a failing test still publishes nothing; a CI build that has already failed stops its
+package build instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+from buildbot.process import buildstep
+from buildbot.process.properties import Property
+from buildbot.process.properties import renderer
+from buildbot.process.results import CANCELLED
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SKIPPED
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+from buildbot.reporters.utils import getURLForBuild
+from buildbot.reporters.utils import getURLForBuildrequest
+from buildbot.steps.trigger import Trigger
+from twisted.internet import defer
+
+from steps import buildlogs
+from conveyor.results import FAILING
+from steps.debian import submitted_at
+
+# what the publish (and the board, the mails) need of the package build
+RECHECK = 2.0  # seconds: how often a waiting CI build checks its package build all the same
+HANDED_OVER = ("package_version", "source_package", "commit_time", "debs", "artifacts_path")
+
+
+@renderer
+def _submitted(props) -> float:
+    return submitted_at(props.getBuild())
+
+
+class StartPackage(Trigger):
+    """Trigger the package build and go on at once; sets `package_request` (its build request).
+
+    The package build gets this build's commit, number and request time: its version is this
+    build's (steps/debian.py StampVersion)."""
+
+    name = "start package"
+    description = "starting package build"
+
+    def __init__(self, scheduler: str, **kwargs):
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(schedulerNames=[scheduler], waitForFinish=False,
+                         set_properties={"ci_number": Property("buildnumber"),
+                                         "ci_submitted": _submitted},
+                         **kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        result = yield super().run()
+        if self.brids:
+            self.setProperty("package_request", self.brids[0], "StartPackage")
+        return result
+
+    def getResultSummary(self):
+        if self.brids:
+            return {"step": f"started {', '.join(self.triggeredNames or ())}"}
+        return super().getResultSummary()
+
+    def _add_results(self, brid):
+        """Trigger's own wait for the build's result, for its summary: AwaitPackage tells it. (And
+        a second consumer of the same `complete` event could make Buildbot skip the first.)"""
+        return defer.succeed(None)
+
+
+class AwaitPackage(buildstep.BuildStep):
+    """Wait for the package build StartPackage started, then take over its HANDED_OVER
+    properties. Its failure is this build's, told with the failing step and its log's tail.
+
+    When this build has already failed (tests, coverage, lint), or is stopped, the package build
+    is cancelled: nothing of this build is published, so its package is not needed."""
+
+    name = "package"
+    description = "waiting for the package build"
+    alwaysRun = True
+    haltOnFailure = True
+    flunkOnFailure = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.summary: str | None = None
+        self.brid: int | None = None
+
+    @defer.inlineCallbacks
+    def run(self):
+        self.brid = self.getProperty("package_request")
+        if self.brid is None:
+            self.summary = "no package build was started"
+            return FAILURE
+        if self.build.results in (*FAILING, CANCELLED) or self.build.stopped:
+            yield self._cancel("the CI build failed: nothing of it is published")
+            self.summary = "package build stopped: nothing is published"
+            return SKIPPED
+        yield self.addURL(f"package build request #{self.brid}",
+                          getURLForBuildrequest(self.master, self.brid))
+        yield self._wait()
+        builds = yield self.master.db.builds.getBuilds(buildrequestid=self.brid)
+        if not builds:
+            self.summary = "the package build was cancelled before it began"
+            return FAILURE
+        child = builds[-1]
+        builder = yield self.master.data.get(("builders", child.builderid))
+        name = f"{builder['name']} #{child.number}"
+        yield self.addURL(name, getURLForBuild(self.master, child.builderid, child.number))
+        if child.results not in (SUCCESS, WARNINGS):
+            return (yield self._failed(child, name))
+        props = yield self.master.data.get(("builds", child.id, "properties"))
+        got, ours = (props.get("got_revision") or (None,))[0], self.getProperty("got_revision")
+        if got and ours and got != ours:
+            # a forced build of a branch that moved between the two checkouts
+            self.summary = f"{name} built {got[:12]}, the tests ran on {ours[:12]}"
+            log = yield self.addLog("stdio")
+            yield log.addStderr(f"the branch moved between the checkouts: {name} packaged "
+                                f"{got}, this build tested {ours}; nothing is published, build "
+                                "again\n")
+            return FAILURE
+        for key in HANDED_OVER:
+            if key in props:
+                self.setProperty(key, props[key][0], name)
+        self.summary = f"{self.getProperty('package_version')} from {name}"
+        return SUCCESS
+
+    @defer.inlineCallbacks
+    def _wait(self):
+        """Until the package build's request is complete: woken by its `complete` event, and
+        checked again every RECHECK seconds all the same. Buildbot 4.3's SimpleMQ.produce
+        removes consumers from the list it iterates: a consumer that stops during a message
+        makes it skip the next one, which then misses that message."""
+        wake: list = [None]
+
+        def nudge(*_):
+            waiting, wake[0] = wake[0], None
+            if waiting is not None and not waiting.called:
+                waiting.callback(None)
+
+        consumer = yield self.master.mq.startConsuming(
+            nudge, ("buildrequests", str(self.brid), "complete"))
+        try:
+            while True:
+                wake[0] = defer.Deferred()
+                if (yield self._complete()):
+                    return
+                later = self.master.reactor.callLater(RECHECK, nudge)
+                yield wake[0]
+                if later.active():
+                    later.cancel()
+        finally:
+            yield consumer.stopConsuming()
+
+    @defer.inlineCallbacks
+    def _complete(self):
+        request = yield self.master.db.buildrequests.getBuildRequest(self.brid)
+        return request is None or request.complete
+
+    @defer.inlineCallbacks
+    def _failed(self, child, name: str):
+        """The package build failed: say which of its steps, with the tail of its log."""
+        steps = yield self.master.data.get(("builds", child.id, "steps"))
+        step = buildlogs.failing_step({"steps": list(steps or [])})
+        what = f"{step['name']} failed" if step else "failed"
+        self.summary = f"{what} in {name}"
+        if step is not None:  # the step a failure mail tells of (master/reporters/facts.py)
+            self.setProperty("package_failed_step", step["stepid"], "AwaitPackage")
+        log = yield self.addLog("stdio")
+        if step is not None:
+            detail = buildlogs.step_summary(step)
+            yield log.addStderr(f"{name}: step {step['name']!r} failed"
+                                + (f": {detail}" if detail else "") + "\n")
+            _, tail = yield buildlogs.log_tail(self.master, step)
+            if tail:
+                yield log.addStdout("".join(f"{line}\n" for line in tail))
+        else:
+            yield log.addStderr(f"{name} ended without a package\n")
+        return CANCELLED if child.results == CANCELLED else FAILURE
+
+    @defer.inlineCallbacks
+    def _cancel(self, reason: str):
+        yield self.master.data.control("cancel", {"reason": reason},
+                                       ("buildrequests", self.brid))
+
+    def interrupt(self, reason):
+        if self.brid is not None:
+            self._cancel("the CI build was stopped")
+        super().interrupt(reason)
+
+    def getResultSummary(self):
+        if self.summary:
+            return {"step": self.summary}
+        return super().getResultSummary()
