@@ -6,6 +6,7 @@ from buildbot.process.results import SKIPPED
 
 from conveyor.settings import Project
 from conveyor.settings import Settings
+from steps import checkout
 from steps import debian
 from steps import install
 from steps import lint
@@ -31,11 +32,11 @@ def _authors(props) -> str:
 
 
 def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
-               checkout: steps.Git) -> None:
+               clone) -> None:
     """checkout → virtualenv → install → tests → coverage (+ its HTML report): what a push and a
     pull request have in common."""
     where = util.Interpolate("%(prop:buildername)s/%(prop:buildnumber)s")
-    f.addStep(checkout)
+    f.addStep(clone)
     f.addStep(python.CreateVirtualenv(python=project.python, venv=VENV,
                                       installer=project.installer, haltOnFailure=True))
     f.addStep(python.InstallRequirements(requirements=project.requirements, venv=VENV,
@@ -62,10 +63,9 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
     ))
 
 
-def _checkout(project: Project) -> steps.Git:
+def _checkout(project: Project) -> checkout.Checkout:
     # The worker clones the configured URL, never a URL taken from the webhook's payload.
-    return steps.Git(repourl=project.clone_url, branch=project.branch, mode="full",
-                     method="fresh", haltOnFailure=True)
+    return checkout.Checkout(repourl=project.clone_url, branch=project.branch)
 
 
 def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
@@ -145,8 +145,8 @@ def _publish_steps(settings: Settings, f: util.BuildFactory, distribution, actio
 
 
 def publish_factory(settings: Settings) -> util.BuildFactory:
-    """On the repository's worker: (a commit already published: nothing) → fetch → import →
-    merge with the current state → publish."""
+    """On the repository's worker: (a commit already published: nothing) → fetch → the next
+    snapshot (current state + the packages, one step) → publish."""
     dist = util.Property("distribution")
     f = util.BuildFactory()
     r = settings.repository
@@ -156,9 +156,7 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
     f.addStep(steps.RemoveDirectory(dir="incoming", name="clean incoming", hideStepIf=True,
                                     **new))
     f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
-    f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist), **new))
-    f.addStep(repo_steps.ImportPackages(**_aptly(settings, dist), **new))
-    f.addStep(repo_steps.MergeSnapshot(**_aptly(settings, dist), **new))
+    f.addStep(repo_steps.NextSnapshot(**_aptly(settings, dist), **new))
     _publish_steps(settings, f, dist, "publish", **new)
     return f
 

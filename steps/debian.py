@@ -53,14 +53,16 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             yield log.addStderr(f"{exc}\n")
             return results.FAILURE
 
-        cmd = yield self.makeRemoteShellCommand(
-            command=["git", "log", "-1", "--format=%ct", revision],
-            collectStdout=True)
-        yield self.runCommand(cmd)
-        if cmd.didFail() or not cmd.stdout.strip().isdigit():
-            yield log.addStderr(f"cannot read the commit time of {revision}\n")
-            return results.FAILURE
-        commit_time = int(cmd.stdout.strip())
+        commit_time = self.getProperty("commit_time")  # the checkout's (steps/checkout.py)
+        if commit_time is None:
+            cmd = yield self.makeRemoteShellCommand(
+                command=["git", "log", "-1", "--format=%ct", revision],
+                collectStdout=True)
+            yield self.runCommand(cmd)
+            if cmd.didFail() or not cmd.stdout.strip().isdigit():
+                yield log.addStderr(f"cannot read the commit time of {revision}\n")
+                return results.FAILURE
+            commit_time = int(cmd.stdout.strip())
 
         build_url = yield self.build.getUrl()
         stanza = release.changelog_stanza(

@@ -1,0 +1,117 @@
+"""steps/checkout.py: its script against real git repositories (a push's commit, a forced build's
+branch head, leftovers removed, a commit the branch no longer leads to), and the step's
+properties and refusals (ExpectShell)."""
+
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.test.steps import ExpectShell
+
+from steps import checkout
+from tests.unit import stepcase
+
+SHA = "3f2a9c1d5e6f708192a3b4c5d6e7f8091a2b3c4d"
+
+
+def git(where, *args) -> str:
+    return subprocess.run(["git", "-C", str(where), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture
+def origin(tmp_path):
+    repo = tmp_path / "origin.git"
+    work = tmp_path / "author"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    git(work, "config", "user.email", "dev@example.com")
+    git(work, "config", "user.name", "Dev")
+    (work / "app.py").write_text("one\n")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "one")
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repo)], check=True)
+    git(work, "remote", "add", "origin", str(repo))
+    return SimpleNamespace(url=str(repo), work=work)
+
+
+def commit(origin, text: str, push: str = "main") -> str:
+    (origin.work / "app.py").write_text(text + "\n")
+    git(origin.work, "commit", "-qam", text)
+    git(origin.work, "push", "-q", "--force", "origin", f"HEAD:{push}")
+    return git(origin.work, "rev-parse", "HEAD")
+
+
+def run_script(where, origin, revision: str = "") -> tuple[str, int]:
+    where.mkdir(exist_ok=True)
+    out = subprocess.run(["sh", "-c", checkout.SCRIPT, "checkout", origin.url, "main", revision],
+                         cwd=where, check=True, capture_output=True, text=True).stdout
+    sha, when = out.split()
+    return sha, int(when)
+
+
+def test_the_pushed_commit_is_checked_out_fresh_with_its_time(origin, tmp_path):
+    first = commit(origin, "two")
+    second = commit(origin, "three")
+    build = tmp_path / "build"
+    assert run_script(build, origin, first)[0] == first
+    assert (build / "app.py").read_text() == "two\n"
+    # a later build in the same directory: the other commit, and no leftovers of the first
+    (build / "left-over.txt").write_text("from the last build")
+    (build / "app.py").write_text("changed by the last build")
+    sha, when = run_script(build, origin, second)
+    assert sha == second
+    assert (build / "app.py").read_text() == "three\n"
+    assert not (build / "left-over.txt").exists()
+    assert when == int(git(origin.work, "log", "-1", "--format=%ct", second))
+
+
+def test_a_forced_build_takes_the_branch_head(origin, tmp_path):
+    head = commit(origin, "two")
+    assert run_script(tmp_path / "build", origin)[0] == head
+
+
+def test_a_commit_the_branch_no_longer_leads_to_is_still_checked_out(origin, tmp_path):
+    build = tmp_path / "build"
+    run_script(build, origin)
+    gone = commit(origin, "pushed, then force-pushed away")
+    git(origin.work, "reset", "-q", "--hard", "HEAD~1")
+    commit(origin, "the branch now")
+    git(origin.work, "push", "-q", "origin", f"{gone}:refs/heads/keep")  # still in the repo
+    assert run_script(build, origin, gone)[0] == gone
+
+
+class CheckoutStepTest(stepcase.StepTestCase):
+    def setup_checkout(self, revision):
+        step = self.setup(checkout.Checkout(repourl="file:///srv/git/app.git", branch="main"))
+        self.build.sources = {"": SimpleNamespace(revision=revision, changes=[])}
+        return step
+
+    def test_sets_got_revision_and_commit_time(self):
+        self.setup_checkout(SHA)
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=["sh", "-c", checkout.SCRIPT, "checkout",
+                                                  "file:///srv/git/app.git", "main", SHA])
+            .stdout(f"{SHA} 1764150000\n").exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("got_revision", SHA)
+        self.expect_property("commit_time", 1764150000)
+        return self.run_step()
+
+    def test_a_revision_that_is_not_a_commit_id_is_refused_before_git_sees_it(self):
+        self.setup_checkout("--upload-pack=touch /tmp/x")
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr("stdio", "not a commit id: '--upload-pack=touch /tmp/x'\n")
+        self.expect_no_property("got_revision")
+        return self.run_step()
+
+    def test_a_failed_fetch_fails_the_step(self):
+        self.setup_checkout(SHA)
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=["sh", "-c", checkout.SCRIPT, "checkout",
+                                                  "file:///srv/git/app.git", "main", SHA])
+            .stderr("fatal: repository not found\n").exit(128))
+        self.expect_outcome(result=FAILURE)
+        self.expect_no_property("got_revision")
+        return self.run_step()
