@@ -219,6 +219,30 @@ class MergeSnapshot(AptlyCommand):
         return results.SUCCESS
 
 
+class NextSnapshot(AptlyCommand):
+    """A publish's next state in one step (one round of Buildbot's step bookkeeping instead of
+    three, on the way from push to staging): the distribution's current snapshot
+    (CurrentSnapshot), the fetched packages as a snapshot (ImportPackages), and both merged
+    (MergeSnapshot). Sets what those set."""
+
+    name = "snapshot"
+    description = "snapshotting"
+    descriptionDone = "snapshot"
+
+    def __init__(self, incoming: str = "incoming", **kwargs):
+        self.into = "current_snapshot"
+        self.incoming = incoming
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        for part in (CurrentSnapshot.run, ImportPackages.run, MergeSnapshot.run):
+            result = yield part(self)
+            if result != results.SUCCESS:
+                return result
+        return results.SUCCESS
+
+
 class PublishSwitch(AptlyCommand):
     """`aptly publish switch`: the distribution now serves `snapshot`, signed, in one step."""
 

@@ -115,6 +115,39 @@ class AptlyStepsTest(StepTestCase):
             d = self.run_step()
         return d
 
+    def test_next_snapshot_is_current_plus_import_merged_in_one_step(self):
+        self.setup(repository.NextSnapshot(distribution="snowbird-staging", **APTLY),
+                   buildername="publish")
+        patcher = mock.patch.object(repository.release, "snapshot_name", self.named)
+        patcher.start()
+        self.addCleanup(patcher.stop)  # the step runs on after run_step() returns
+        self.expect_commands(
+            aptly("publish", "show", "-json", "snowbird-staging", ".").stdout(PUBLISHED)
+            .exit(0),
+            aptly("repo", "drop", "-force", "incoming-publish-12").exit(1),
+            aptly("repo", "create", "incoming-publish-12").exit(0),
+            aptly("repo", "add", "incoming-publish-12", "incoming").exit(0),
+            aptly("snapshot", "create", "NEW", "from", "repo",
+                  "incoming-publish-12").exit(0),
+            aptly("repo", "drop", "-force", "incoming-publish-12").exit(0),
+            aptly("snapshot", "merge", "-no-remove", "NEW", "snowbird-staging@1", "NEW")
+            .exit(0),
+            aptly("snapshot", "drop", "-force", "NEW").exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("current_snapshot", "snowbird-staging@1")
+        self.expect_property("snapshot", "NEW")
+        d = self.run_step()
+        return d
+
+    def test_next_snapshot_stops_where_a_part_fails(self):
+        self.setup(repository.NextSnapshot(distribution="nowhere", **APTLY),
+                   buildername="publish")
+        self.expect_commands(aptly("publish", "show", "-json", "nowhere", ".").exit(1))
+        self.expect_outcome(result=FAILURE, state_string="nowhere is not published here "
+                                                         "(failure)")
+        self.expect_no_property("snapshot")
+        return self.run_step()
+
     def test_publish_switch_signs_with_the_configured_key(self):
         self.setup(repository.PublishSwitch(distribution="snowbird-staging",
                                             signing=["-gpg-key=ABCDEF0123"], **APTLY),
