@@ -2,19 +2,22 @@
 
     .venv/bin/python bench/versus_script.py [--runs 3]
 
-Alternately, run by run: a signed push to Conveyor (webhook → the version listed in staging's
-`Packages`, verified over HTTP by the publish build), and bench/bare-pipeline.sh (fresh clone, venv,
+Alternately, run by run: a signed push to Conveyor (webhook → staging's `Packages`, fetched over
+HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/bare-pipeline.sh (fresh clone, venv,
 pip install, pytest under coverage with its report and HTML, a CI changelog entry,
 `dpkg-buildpackage -b`, aptly import + merge + signed publish switch, the version in `Packages`).
 Prints both medians, their ratio, and Conveyor's own overhead: the time from webhook to staging not
-spent in the project's own commands (clone, virtualenv, install, tests, coverage, package build,
-install check) or in aptly's (current, import, snapshot, publish).
+spent in the longest chain of the same work. Conveyor runs the tests side (clone, virtualenv,
+install, tests, coverage, lint) beside the package side (clone, version, package build, install
+check), then aptly's commands (current, import, snapshot, publish): the chain is the longer side
+plus aptly. The work is timed by the worker (each command's `elapsedTime`, to the microsecond).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -36,25 +39,77 @@ from tests.integration.helpers import TEST_ROOT  # noqa: E402
 from tests.integration.helpers import traversable  # noqa: E402
 from tests.integration.helpers import write_pipeline  # noqa: E402
 
-# the steps that run the project's own commands, and aptly's: the same work as the script's
-PROJECT_WORK = {"git", "virtualenv", "install", "tests", "coverage", "lint", "deb",
-                "install check"}
+# the steps that run the project's own commands, and aptly's: the same work as the script's. A CI
+# build runs the tests while its package build (steps/package.py) runs beside it; the publish
+# comes after both.
+CI_WORK = {"git", "virtualenv", "install", "tests", "coverage", "lint"}
+PACKAGE_WORK = {"git", "version", "deb", "install check"}
 APTLY_WORK = {"current", "import", "snapshot", "publish"}
+ELAPSED = re.compile(r"^helapsedTime=([0-9.]+)$", re.M)
 
 
-def step_seconds(steps: list[dict], names: set[str]) -> float:
-    return sum((s["complete_at"] or 0) - (s["started_at"] or 0) for s in steps
-               if s["name"] in names and s.get("started_at") and s.get("complete_at"))
+def command_seconds(master: api.Master, step: dict) -> float:
+    """The time the step's commands ran on the worker (their `elapsedTime`, to the microsecond;
+    Buildbot's step times are whole seconds)."""
+    total = 0.0
+    for entry in master.get(f"steps/{step['stepid']}/logs")["logs"]:
+        if entry["type"] == "s":
+            for chunk in master.get(f"logs/{entry['logid']}/contents")["logchunks"]:
+                total += sum(float(t) for t in ELAPSED.findall(chunk["content"]))
+    return total
 
 
-def work_seconds(master: api.Master, build: dict) -> tuple[float, float]:
-    """(project's own commands, aptly) of a CI build and the publish it triggered."""
-    own = step_seconds(build["steps"], PROJECT_WORK)
-    aptly = 0.0
+def work_seconds(master: api.Master, build: dict, names: set[str]) -> float:
+    steps = master.get(f"builds/{build['buildid']}/steps")["steps"]
+    return sum(command_seconds(master, s) for s in steps if s["name"] in names)
+
+
+def work(master: api.Master, build: dict) -> tuple[float, float, float]:
+    """(CI's own commands, its package build's, the publish's aptly commands)."""
+    tests = work_seconds(master, build, CI_WORK)
+    package = aptly = 0.0
     for child in triggered_builds(master, build["buildid"]):
-        aptly += step_seconds(master.get(f"builds/{child['buildid']}/steps")["steps"],
-                              APTLY_WORK)
-    return own, aptly
+        name = master.get(f"builders/{child['builderid']}")["builders"][0]["name"]
+        if name.endswith("-package"):
+            package += work_seconds(master, child, PACKAGE_WORK)
+        else:
+            aptly += work_seconds(master, child, APTLY_WORK)
+    return tests, package, aptly
+
+
+def push_until_listed(settings, project, checkout: Path, before: str) -> tuple[float, dict]:
+    """Deliver the push; the seconds until staging's `Packages`, fetched over HTTP as apt does
+    (every 50 ms), lists a package of its commit (its `Conveyor-Commit`); and the CI build, once
+    finished."""
+    after = github.git(checkout, "rev-parse", "HEAD")
+    master = api.Master(settings.web_url)
+    number = master.last_build_number(project.ci_builder)
+    repo = settings.repository
+    index = f"{repo.url}dists/{project.upload_to}/{repo.component}/binary-amd64/Packages"
+    started = time.monotonic()
+    status, body = github.deliver(settings, "push",
+                                  github.push_payload(checkout, project, before, after))
+    assert status in (200, 202), (status, body)
+    deadline = started + 600
+    while f"Conveyor-Commit: {after}" not in (api.fetch_text(index) or ""):
+        assert time.monotonic() < deadline, f"{after[:12]} never reached {project.upload_to}"
+        time.sleep(0.05)
+    listed = time.monotonic() - started
+    return listed, master.wait_for_build(project.ci_builder, number)
+
+
+def print_steps(master: api.Master, build: dict) -> None:
+    """Each build of the push (CI, package, publish): its steps, when they began (whole seconds
+    after the CI build began) and their commands' time."""
+    start = build["started_at"]
+    for each in [build, *triggered_builds(master, build["buildid"])]:
+        name = master.get(f"builders/{each['builderid']}")["builders"][0]["name"]
+        print(f"    {name} #{each['number']}")
+        for step in master.get(f"builds/{each['buildid']}/steps")["steps"]:
+            if step.get("started_at") is not None and not step.get("hidden"):
+                took = (step.get("complete_at") or step["started_at"]) - step["started_at"]
+                print(f"      +{step['started_at'] - start:3d} s  {step['name'][:28]:28s} "
+                      f"{took:3d} s   commands {command_seconds(master, step):6.2f} s")
 
 
 def bare_repository(base: Path, settings, key: str) -> tuple[Path, str]:
@@ -88,6 +143,8 @@ def median(values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steps", action="store_true",
+                        help="print each build's steps and their times, run by run")
     args = parser.parse_args()
     TEST_ROOT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-versus-", dir=TEST_ROOT) as tmp:
@@ -101,7 +158,7 @@ def main() -> int:
             config, dist = bare_repository(base, settings, fingerprint(settings))
             checkout = demo.ensure_demo_repo(settings, project)
             master = api.Master(settings.web_url)
-            conveyor, bare, overhead, parts = [], [], [], []
+            conveyor, bare, overhead = [], [], []
             for n in range(1, args.runs + 1):
                 before = github.git(checkout, "rev-parse", "HEAD")
                 (checkout / "BENCH.txt").write_text(f"run {n}\n")
@@ -110,12 +167,14 @@ def main() -> int:
                 github.push_branch(checkout, project)
                 head = github.git(checkout, "rev-parse", "HEAD")
 
-                build = github.push_and_wait(settings, project, checkout, before=before)
+                listed, build = push_until_listed(settings, project, checkout, before)
                 assert result_name(build["results"]) == "SUCCESS", api.describe(build)
-                conveyor.append(build["seconds"])
-                own, aptly = work_seconds(master, build)
-                overhead.append(build["seconds"] - own - aptly)
-                parts.append((own, aptly))
+                conveyor.append(listed)
+                tests, package, aptly = work(master, build)
+                # the longest chain of the same work: tests and package side by side, then aptly
+                overhead.append(listed - max(tests, package) - aptly)
+                if args.steps:
+                    print_steps(master, build)
 
                 started = time.monotonic()
                 subprocess.run([str(ROOT / "bench" / "bare-pipeline.sh"), project.clone_url,
@@ -123,8 +182,9 @@ def main() -> int:
                                 fingerprint(settings), dist], check=True,
                                env=setup.gpg_env(settings), capture_output=True)
                 bare.append(time.monotonic() - started)
-                print(f"run {n}: Conveyor {conveyor[-1]:5.1f} s (own commands {own:4.1f} s, "
-                      f"aptly {aptly:4.1f} s, overhead {overhead[-1]:4.1f} s)   "
+                print(f"run {n}: Conveyor {conveyor[-1]:5.1f} s (tests side {tests:4.1f} s, "
+                      f"package side {package:4.1f} s, aptly {aptly:4.1f} s, overhead "
+                      f"{overhead[-1]:4.1f} s)   "
                       f"bare script {bare[-1]:5.1f} s", flush=True)
         finally:
             services.stop(settings)
