@@ -74,7 +74,7 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
     f = util.BuildFactory()
     f.addStep(package.StartPackage(scheduler=project.package_builder))
     test_steps(settings, project, f, _checkout(project))
-    f.addStep(package.AwaitPackage())
+    f.addStep(package.AwaitPackage(artifacts_url=settings.artifacts_url))
     f.addStep(steps.Trigger(
         name=f"publish to {project.upload_to}",
         schedulerNames=["publish"],
@@ -153,8 +153,6 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
     new = {"doStepIf": lambda step: not step.getProperty("already_published")}
     f.addStep(repo_steps.SkipPublishedCommit(repo_url=r.url, component=r.component,
                                              architectures=r.architectures, distribution=dist))
-    f.addStep(steps.RemoveDirectory(dir="incoming", name="clean incoming", hideStepIf=True,
-                                    **new))
     f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
     f.addStep(repo_steps.NextSnapshot(**_aptly(settings, dist), **new))
     _publish_steps(settings, f, dist, "publish", **new)

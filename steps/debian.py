@@ -23,7 +23,8 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
     Sets the properties `package_version`, `source_package` and `commit_time` (the commit's
     timestamp, used as SOURCE_DATE_EPOCH by the package build). In a package build started by a
     CI build (steps/package.py), the version is the CI build's: its number (`ci_number`) and
-    when its request reached the master (`ci_submitted`).
+    when its request reached the master (`ci_submitted`); the entry names the CI build
+    (`ci_url`), the one result of the push.
     """
 
     name = "version"
@@ -64,7 +65,7 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
                 return results.FAILURE
             commit_time = int(cmd.stdout.strip())
 
-        build_url = yield self.build.getUrl()
+        build_url = self.getProperty("ci_url") or (yield self.build.getUrl())
         stanza = release.changelog_stanza(
             head.source, version, commit=revision, build_url=build_url, timestamp=commit_time,
             message=f"Built by Conveyor from commit {revision[:12]}.")

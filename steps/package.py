@@ -37,11 +37,17 @@ def _submitted(props) -> float:
     return submitted_at(props.getBuild())
 
 
+@renderer
+def _url(props):
+    return props.getBuild().getUrl()  # a Deferred: Buildbot renders it
+
+
 class StartPackage(Trigger):
     """Trigger the package build and go on at once; sets `package_request` (its build request).
 
-    The package build gets this build's commit, number and request time: its version is this
-    build's (steps/debian.py StampVersion)."""
+    The package build gets this build's commit, number, request time and URL: its version is
+    this build's, and so is the build its changelog entry names (steps/debian.py
+    StampVersion)."""
 
     name = "start package"
     description = "starting package build"
@@ -50,7 +56,7 @@ class StartPackage(Trigger):
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(schedulerNames=[scheduler], waitForFinish=False,
                          set_properties={"ci_number": Property("buildnumber"),
-                                         "ci_submitted": _submitted},
+                                         "ci_submitted": _submitted, "ci_url": _url},
                          **kwargs)
 
     @defer.inlineCallbacks
@@ -84,7 +90,8 @@ class AwaitPackage(buildstep.BuildStep):
     haltOnFailure = True
     flunkOnFailure = True
 
-    def __init__(self, **kwargs):
+    def __init__(self, artifacts_url: str = "", **kwargs):
+        self.artifacts_url = artifacts_url  # the .debs are linked from this build too
         super().__init__(**kwargs)
         self.summary: str | None = None
         self.brid: int | None = None
@@ -125,7 +132,11 @@ class AwaitPackage(buildstep.BuildStep):
         for key in HANDED_OVER:
             if key in props:
                 self.setProperty(key, props[key][0], name)
-        self.summary = f"{self.getProperty('package_version')} from {name}"
+        if self.artifacts_url and self.getProperty("artifacts_path"):
+            for deb in self.getProperty("debs") or []:
+                yield self.addURL(deb, f"{self.artifacts_url}"
+                                       f"{self.getProperty('artifacts_path')}/{deb}")
+        self.summary = f"version {self.getProperty('package_version')} from {name}"
         return SUCCESS
 
     @defer.inlineCallbacks

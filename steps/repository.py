@@ -28,8 +28,10 @@ from twisted.internet import defer
 from conveyor import release
 
 
-class FetchPackages(buildstep.BuildStep):
-    """Download the .deb files named by `debs` from the master's artifact store to `incoming/`."""
+class FetchPackages(buildstep.CommandMixin, buildstep.BuildStep):
+    """Empty `incoming/` (in the build's directory), then download the .deb files named by `debs`
+    from the master's artifact store into it: what the import adds is this build's packages,
+    never a package an earlier publish (of any project) left there."""
 
     name = "fetch"
     description = "fetching packages"
@@ -41,12 +43,15 @@ class FetchPackages(buildstep.BuildStep):
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(**kwargs)
 
+    @defer.inlineCallbacks
     def run(self):
         debs = self.getProperty("debs") or []
         where = self.getProperty("artifacts_path")
         if not debs or not where:
             self.descriptionDone = "no packages named"
-            return defer.succeed(results.FAILURE)
+            return results.FAILURE
+        # rmdir's path is the builder's directory's; the downloads' is the build's (workdir)
+        yield self.runRmdir(posixpath.join(self.workdir, self.incoming))
         self.build.addStepsAfterCurrentStep([
             FileDownload(name=release.deb_step_name("fetch", deb),
                          mastersrc=posixpath.join(self.artifacts_dir, where, deb),
@@ -54,7 +59,7 @@ class FetchPackages(buildstep.BuildStep):
             for deb in debs
         ])
         self.descriptionDone = f"fetching {len(debs)} package(s)"
-        return defer.succeed(results.SUCCESS)
+        return results.SUCCESS
 
 
 LOCKED_MESSAGE = ("aptly's database is locked by another process (aptly retried, then gave up): "

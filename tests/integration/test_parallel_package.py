@@ -103,7 +103,8 @@ def test_the_package_is_built_while_the_tests_run_and_published_after_both(insta
     # build's, and that is what reached staging
     waited = step(build, "package")
     version = build["properties"]["package_version"][0]
-    assert waited["state_string"] == f"{version} from {project.package_builder} #{package['number']}"
+    assert waited["state_string"] == \
+        f"version {version} from {project.package_builder} #{package['number']}"
     assert any(url["url"].endswith(f"/builders/{package['builderid']}/builds/{package['number']}")
                for url in waited["urls"]), waited["urls"]
     assert build["properties"]["artifacts_path"][0] == \
@@ -143,6 +144,11 @@ def test_a_failing_test_publishes_nothing_and_stops_the_package_build(installati
     _, build = push(installation, checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=3),
                     "The test passes again")
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    # this second publish imported its own package only: the first one's is gone from the
+    # repository worker's incoming/ (the publish builder serves every project)
+    incoming = (installation.state_dir / "workers" / installation.repository.worker / "publish"
+                / "build" / "incoming")
+    assert sorted(p.name for p in incoming.iterdir()) == build["properties"]["debs"][0]
 
 
 def test_a_failing_package_build_fails_the_ci_build_which_tells_why(installation):

@@ -70,7 +70,7 @@ class AwaitPackageTest(stepcase.StepTestCase):
         for key in package.HANDED_OVER:
             self.expect_property(key, PROPS[key][0])
         self.expect_result_summary(
-            {"step": "1.4.0+ci20261126.143005.57.g3f2a9c1 from snowbird-package #9"})
+            {"step": "version 1.4.0+ci20261126.143005.57.g3f2a9c1 from snowbird-package #9"})
         return self.run_step()
 
     def test_a_package_of_another_commit_than_the_tested_one_is_refused(self):

@@ -7,6 +7,7 @@ from unittest import mock
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test.steps import ExpectDownloadFile
+from buildbot.test.steps import ExpectRmdir
 from buildbot.test.steps import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
@@ -114,6 +115,24 @@ class AptlyStepsTest(StepTestCase):
             self.expect_property("snapshot", "NEW")
             d = self.run_step()
         return d
+
+    def test_fetch_empties_the_builds_incoming_then_downloads_each_package_into_it(self):
+        self.setup(repository.FetchPackages(artifacts_dir="/srv/artifacts"),
+                   debs=["a_1_all.deb", "b_1_amd64.deb"], artifacts_path="app-package/4")
+        added = []
+        self.build.addStepsAfterCurrentStep = added.extend
+        # the build's incoming/ (where the downloads land), not the builder's: a package an
+        # earlier publish left there would be imported again, into any distribution
+        self.expect_commands(ExpectRmdir(dir="wkdir/incoming", log_environ=False).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        d = self.run_step()
+
+        def check(_):
+            self.assertEqual([(s.mastersrc, s.workerdest) for s in added],
+                             [("/srv/artifacts/app-package/4/a_1_all.deb", "incoming/a_1_all.deb"),
+                              ("/srv/artifacts/app-package/4/b_1_amd64.deb",
+                               "incoming/b_1_amd64.deb")])
+        return d.addCallback(check)
 
     def test_next_snapshot_is_current_plus_import_merged_in_one_step(self):
         self.setup(repository.NextSnapshot(distribution="snowbird-staging", **APTLY),
