@@ -123,9 +123,11 @@ def follow_with_progress(master, build: dict, printer: StepPrinter, builder: str
             # the last step linking the child's request (CI's "package" waits for the package
             # build its "start package" began), else the last step begun before it
             owner = None
-            for candidate in begun_steps:
-                if _links(candidate, child):
-                    owner = candidate
+            linking = [candidate for candidate in begun_steps if _links(candidate, child)]
+            if linking:
+                owner = linking[-1]
+                if owner.get("complete") and not child.get("complete"):
+                    continue  # started, not waited for: the step that waits for it is to come
             for candidate in begun_steps if owner is None else ():
                 if candidate["started_at"] <= begun:
                     owner = candidate

@@ -136,7 +136,7 @@ def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_i
         "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
         "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
         "builds?buildrequestid=9&order=number": {"builds": [
-            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 10,
+            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 10, "complete": True,
              "buildrequestid": 9}]},
         "builders/4": {"builders": [{"name": "snowbird-package"}]},
         "builds/2/steps": {"steps": [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19,
@@ -145,3 +145,25 @@ def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_i
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     assert [line.split()[0] for line in out.getvalue().splitlines()] == [
         "start", "tests", "snowbird-package", "deb", "package"]
+
+
+def test_a_package_build_started_but_not_yet_waited_for_is_not_printed_yet():
+    out = io.StringIO()
+    request = "http://127.0.0.1:8010/#/buildrequests/9"
+    master = FakeMaster({
+        "builds/1/steps": {"steps": [
+            dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
+                 urls=[{"name": "snowbird-package #9", "url": request}]),
+            step(2, "tests", "12 passed", 10, 14, 0),
+            step(3, "coverage", "…", 14)]},
+        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
+        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
+        "builds?buildrequestid=9&order=number": {"builds": [
+            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 10, "complete": False,
+             "buildrequestid": 9}]},
+        "builders/4": {"builders": [{"name": "snowbird-package"}]},
+        "builds/2/steps": {"steps": [step(1, "git", "update", 10, 11, 0),
+                                     step(2, "deb", "building", 11)]},
+    })
+    follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
+    assert [line.split()[0] for line in out.getvalue().splitlines()] == ["start", "tests"]
