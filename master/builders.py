@@ -17,26 +17,20 @@ REPOSITORY_LOCK = util.MasterLock("apt-repository")
 
 
 def builders(settings: Settings) -> list[util.BuilderConfig]:
+    # per project: its CI builder, and its package builder (builds beside CI's, steps/package.py)
     result = [
         util.BuilderConfig(
-            name=project.ci_builder,
+            name=name(project),
             workernames=list(project.workers),
-            factory=factories.ci_factory(settings, project),
+            factory=factory(settings, project),
             project=project.name,
-            tags=["ci", project.name],
+            tags=[tag, project.name],
             # every push is its own build, with its own version and its own status
             collapseRequests=False,
         )
-        for project in settings.projects
-    ] + [
-        util.BuilderConfig(
-            name=project.package_builder,
-            workernames=list(project.workers),
-            factory=factories.package_factory(settings, project),
-            project=project.name,
-            tags=["package", project.name],
-            collapseRequests=False,
-        )
+        for name, factory, tag in (
+            (lambda p: p.ci_builder, factories.ci_factory, "ci"),
+            (lambda p: p.package_builder, factories.package_factory, "package"))
         for project in settings.projects
     ]
     for name, factory in ((PUBLISH, factories.publish_factory),

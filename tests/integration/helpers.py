@@ -107,6 +107,14 @@ class AptClient:
         raise AssertionError(f"apt-cache policy {package} shows no candidate:\n{out}")
 
 
+def staging_index(settings, distribution: str = "snowbird-staging") -> str:
+    """A distribution's amd64 `Packages` index, fetched over HTTP as apt does."""
+    repo = settings.repository
+    url = f"{repo.url}dists/{distribution}/{repo.component}/binary-amd64/Packages"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
+
+
 def installed_version(package: str) -> str | None:
     proc = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", package],
                           capture_output=True, text=True)

@@ -6,7 +6,6 @@ it is published. The demo as shipped lints clean, and is published."""
 from __future__ import annotations
 
 import os
-import urllib.request
 
 import pytest
 
@@ -18,6 +17,7 @@ from ops import mailsink
 from ops import services
 from tests.integration.helpers import free_port
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import staging_index
 
 pytestmark = [
     pytest.mark.integration,
@@ -36,11 +36,6 @@ def installation():
         yield settings
 
 
-def staging_index(settings) -> str:
-    repo = settings.repository
-    url = f"{repo.url}dists/snowbird-staging/{repo.component}/binary-amd64/Packages"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read().decode()
 
 
 def step(build: dict, name: str) -> dict:

@@ -34,6 +34,7 @@ from ops.mailsink import read
 from ops.mailsink import text_of
 from tests.integration.helpers import free_port
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import staging_index
 
 pytestmark = [
     pytest.mark.integration,
@@ -260,10 +261,6 @@ def test_three_quick_pushes_are_three_builds_leave_nothing_pending_and_mail_nobo
     assert inst.mails() - known == set()
 
 
-def staging_index(settings: Settings) -> str:
-    url = f"{settings.repository.url}dists/snowbird-staging/main/binary-amd64/Packages"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read().decode()
 
 
 def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):

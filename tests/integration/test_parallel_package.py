@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.request
 
 import pytest
 
@@ -23,6 +22,7 @@ from ops import services
 from ops.progress import triggered_builds
 from tests.integration.helpers import free_port
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import staging_index
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,11 +38,6 @@ def installation():
         yield s
 
 
-def staging_index(settings) -> str:
-    repo = settings.repository
-    url = f"{repo.url}dists/snowbird-staging/{repo.component}/binary-amd64/Packages"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read().decode()
 
 
 def step(build: dict, name: str) -> dict:
