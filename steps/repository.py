@@ -153,18 +153,31 @@ class ImportPackages(AptlyCommand):
         self.incoming = incoming
         super().__init__(**kwargs)
 
+    # one worker command (one round trip, not five): $1 aptly's config, $2 the scratch repo,
+    # $3 the directory of .debs, $4 the snapshot to make. A scratch repo left by an interrupted
+    # build of the same number is dropped first.
+    SCRIPT = r"""set -eu
+aptly "-config=$1" repo drop -force "$2" >/dev/null 2>&1 || true
+set -x
+aptly "-config=$1" repo create "$2"
+aptly "-config=$1" repo add "$2" "$3"
+aptly "-config=$1" snapshot create "$4" from repo "$2"
+aptly "-config=$1" repo drop -force "$2"
+"""
+
     @defer.inlineCallbacks
     def run(self):
         scratch = f"incoming-{self.getProperty('buildername')}-{self.build.number}"
         part = self.new_name("+new")
-        # a scratch repo left by an interrupted build of the same number is dropped first
-        yield self.run_aptly("repo", "drop", "-force", scratch, stdioLogName="cleanup")
-        for args in (("repo", "create", scratch), ("repo", "add", scratch, self.incoming),
-                     ("snapshot", "create", part, "from", "repo", scratch),
-                     ("repo", "drop", "-force", scratch)):
-            cmd = yield self.run_aptly(*args)
-            if cmd.didFail():
-                return cmd.results()
+        cmd = yield self.makeRemoteShellCommand(
+            command=["sh", "-c", ImportPackages.SCRIPT, "import", self.aptly_config, scratch,
+                     self.incoming, part], collectStderr=True)
+        yield self.runCommand(cmd)
+        if cmd.didFail():
+            if any(text in (cmd.stderr or "") for text in self.LOCKED):
+                self.locked = True
+                self.descriptionDone = LOCKED_MESSAGE
+            return cmd.results()
         self.setProperty("part_snapshot", part, "ImportPackages")
         return results.SUCCESS
 

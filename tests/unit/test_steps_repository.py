@@ -43,6 +43,13 @@ PUBLISHED = json.dumps({"Distribution": "snowbird-staging",
                         "Sources": [{"Component": "main", "Name": "snowbird-staging@1"}]})
 
 
+def import_script():
+    return ExpectShell(workdir="wkdir", env=ENV,
+                       command=["sh", "-c", repository.ImportPackages.SCRIPT, "import",
+                                "/var/lib/conveyor/aptly.conf", "incoming-publish-12",
+                                "incoming", "NEW"])
+
+
 class AptlyStepsTest(StepTestCase):
     def named(self, *_args):
         return "NEW"
@@ -66,13 +73,7 @@ class AptlyStepsTest(StepTestCase):
         self.setup(repository.ImportPackages(distribution="snowbird-staging", **APTLY),
                    buildername="publish")
         with mock.patch.object(repository.release, "snapshot_name", self.named):
-            self.expect_commands(
-                aptly("repo", "drop", "-force", "incoming-publish-12").exit(1),
-                aptly("repo", "create", "incoming-publish-12").exit(0),
-                aptly("repo", "add", "incoming-publish-12", "incoming").exit(0),
-                aptly("snapshot", "create", "NEW", "from", "repo",
-                      "incoming-publish-12").exit(0),
-                aptly("repo", "drop", "-force", "incoming-publish-12").exit(0))
+            self.expect_commands(import_script().exit(0))
             self.expect_outcome(result=SUCCESS)
             self.expect_property("part_snapshot", "NEW")
             d = self.run_step()
@@ -81,13 +82,39 @@ class AptlyStepsTest(StepTestCase):
     def test_import_stops_at_a_failed_add(self):
         self.setup(repository.ImportPackages(distribution="snowbird-staging", **APTLY),
                    buildername="publish")
-        self.expect_commands(
-            aptly("repo", "drop", "-force", "incoming-publish-12").exit(1),
-            aptly("repo", "create", "incoming-publish-12").exit(0),
-            aptly("repo", "add", "incoming-publish-12", "incoming").exit(1))
+        self.patch(repository.release, "snapshot_name", self.named)
+        self.expect_commands(import_script().stderr("+ aptly repo add …\nERROR: no files\n")
+                             .exit(1))
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("part_snapshot")
         return self.run_step()
+
+    def test_the_import_script_makes_a_snapshot_of_the_debs_and_leaves_no_repo(self):
+        """The script itself, with a stand-in `aptly` that logs its arguments."""
+        import os
+        import subprocess
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            fake = os.path.join(tmp, "aptly")
+            with open(fake, "w") as f:
+                f.write('#!/bin/sh\necho "$@" >> "$APTLY_LOG"\n'
+                        '[ "$2 $3" != "repo add" ] || [ -d "$5" ]\n')
+            os.chmod(fake, 0o755)
+            log = os.path.join(tmp, "log")
+            env = {**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}", "APTLY_LOG": log}
+            subprocess.run(["sh", "-c", repository.ImportPackages.SCRIPT, "import", "/a.conf",
+                            "scratch", tmp, "part"], env=env, check=True, capture_output=True)
+            self.assertEqual(open(log).read().splitlines(), [
+                "-config=/a.conf repo drop -force scratch",
+                "-config=/a.conf repo create scratch",
+                f"-config=/a.conf repo add scratch {tmp}",
+                "-config=/a.conf snapshot create part from repo scratch",
+                "-config=/a.conf repo drop -force scratch"])
+            failed = subprocess.run(["sh", "-c", repository.ImportPackages.SCRIPT, "import",
+                                     "/a.conf", "scratch", "/nonexistent", "part"], env=env,
+                                    capture_output=True, text=True)
+            self.assertNotEqual(failed.returncode, 0)
+            self.assertNotIn("snapshot create part", open(log).read().splitlines()[-1])
 
     def test_select_version_refuses_what_the_source_does_not_hold(self):
         self.setup(repository.SelectVersion(distribution="snowbird", **APTLY),
@@ -143,12 +170,7 @@ class AptlyStepsTest(StepTestCase):
         self.expect_commands(
             aptly("publish", "show", "-json", "snowbird-staging", ".").stdout(PUBLISHED)
             .exit(0),
-            aptly("repo", "drop", "-force", "incoming-publish-12").exit(1),
-            aptly("repo", "create", "incoming-publish-12").exit(0),
-            aptly("repo", "add", "incoming-publish-12", "incoming").exit(0),
-            aptly("snapshot", "create", "NEW", "from", "repo",
-                  "incoming-publish-12").exit(0),
-            aptly("repo", "drop", "-force", "incoming-publish-12").exit(0),
+            import_script().exit(0),
             aptly("snapshot", "merge", "-no-remove", "NEW", "snowbird-staging@1", "NEW")
             .exit(0),
             aptly("snapshot", "drop", "-force", "NEW").exit(0))
