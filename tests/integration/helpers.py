@@ -9,6 +9,7 @@ import tempfile
 import os
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -113,6 +114,21 @@ def staging_index(settings, distribution: str = "snowbird-staging") -> str:
     url = f"{repo.url}dists/{distribution}/{repo.component}/binary-amd64/Packages"
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.read().decode()
+
+
+def mail_about(mail_dir: Path, known: set, short_sha: str, timeout: float = 60):
+    """The first mail not in `known` whose subject names the commit: mails of earlier builds
+    and promotions may still arrive in between."""
+    from ops import mailsink
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(set(mailsink.messages(mail_dir)) - known):
+            mail = mailsink.read(path)
+            if short_sha in (mail["Subject"] or ""):
+                return mail
+        time.sleep(0.5)
+    raise AssertionError(f"no mail about {short_sha} in {mail_dir}")
 
 
 def installed_version(package: str) -> str | None:

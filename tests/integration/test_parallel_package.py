@@ -21,6 +21,7 @@ from ops import mailsink
 from ops import services
 from ops.progress import triggered_builds
 from tests.integration.helpers import free_port
+from tests.integration.helpers import mail_about
 from tests.integration.helpers import running_installation
 from tests.integration.helpers import staging_index
 
@@ -54,19 +55,6 @@ def children(settings, build: dict) -> dict[str, dict]:
             "builds"][0]["properties"]
         found[name] = child
     return found
-
-
-def mail_about(mail_dir, known: set, short_sha: str):
-    """The first new mail whose subject names the commit (mails of earlier builds may still
-    arrive)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for path in sorted(set(mailsink.messages(mail_dir)) - known):
-            mail = mailsink.read(path)
-            if short_sha in mail["Subject"]:
-                return mail
-        time.sleep(0.5)
-    raise AssertionError(f"no mail about {short_sha}")
 
 
 def push(settings, checkout, path: str, content: str, message: str) -> tuple[str, dict]:
