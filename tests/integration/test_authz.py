@@ -40,6 +40,8 @@ ALLOWED = {
     "rebuild a CI build": _DEV,
     "stop a CI build": _DEV,
     "cancel a CI build request": _DEV,
+    "stop a package build": _DEV,  # part of a CI build (steps/package.py)
+    "rebuild a package build": _ADMIN,  # never alone: it would publish nothing
     "promote into staging": _REL,
     "roll back staging": _REL,
     "stop a promote build": _REL,
@@ -134,6 +136,8 @@ def test_the_matrix(installation, sessions, builds):
     worker = workers[0]["workerid"]
     (scheduler,) = admin.get("schedulers?name=snowbird-force")["schedulers"]
     ci, promotion = builds["ci"]["buildid"], builds["promotion"]["buildid"]
+    (package,) = admin.get(f"builders/{ids['snowbird-package']}/builds?order=-number&limit=1")[
+        "builds"]
 
     def force(scheduler_name, builder, **params):
         return (f"forceschedulers/{scheduler_name}", "force",
@@ -155,6 +159,9 @@ def test_the_matrix(installation, sessions, builds):
         "stop a CI build": (f"builds/{ci}", "stop", {"reason": "authz test"}),
         "cancel a CI build request": lambda: (
             f"buildrequests/{queued('snowbird-force', 'snowbird-ci')}", "cancel", {}),
+        "stop a package build": (f"builds/{package['buildid']}", "stop",
+                                 {"reason": "authz test"}),
+        "rebuild a package build": (f"builds/{package['buildid']}", "rebuild", {}),
         "promote into staging": force("promote", "promote", **to_staging),
         "roll back staging": force("rollback", "rollback", distribution=STAGING, state=""),
         "stop a promote build": (f"builds/{promotion}", "stop", {"reason": "authz test"}),
