@@ -25,13 +25,11 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conveyor import release  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
 from ops import api  # noqa: E402
 from ops import demo  # noqa: E402
@@ -79,13 +77,8 @@ def deliver_all(settings, project, checkout: Path, pairs: list[tuple[str, str]],
         return list(pool.map(send, payloads))
 
 
-def staging_versions(settings, project) -> list[str]:
-    url = (f"{settings.repository.url}dists/{project.upload_to}/{settings.repository.component}"
-           "/binary-amd64/Packages")
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
-    return [s["Version"] for s in release.parse_packages_stanzas(text)
-            if s["Package"] == project.packages[0]]
+def staging(settings, project) -> list[str]:
+    return api.listed_versions(settings, project.upload_to, project.packages[0])
 
 
 def ci_builds(master: api.Master, project, after_number: int) -> list[dict]:
@@ -182,7 +175,7 @@ def burst(settings, project, args) -> int:
                                            for b in done):
             break  # a build failed: no use waiting
         if len(done) >= len(pairs) and len(versions) >= len(pairs):
-            listed = set(staging_versions(settings, project))
+            listed = set(staging(settings, project))
             if versions <= listed:
                 drained_at = time.monotonic()
                 break
@@ -194,7 +187,7 @@ def burst(settings, project, args) -> int:
     results = [result_name(b["results"]) for b in builds]
     revisions = [prop(b, "got_revision") for b in builds]
     versions = [prop(b, "package_version") for b in builds]
-    listed = set(staging_versions(settings, project))
+    listed = set(staging(settings, project))
     ci_times = [b["complete_at"] - b["started_at"] for b in builds if b["complete_at"]]
     publish_id = master.builder_id("publish")
     publishes = master.get(f"builders/{publish_id}/builds?order=number&complete=true")["builds"]

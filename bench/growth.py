@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
@@ -109,15 +108,6 @@ def fill(settings, workdir: Path, package: str, distribution: str, indices: rang
             "from": None, "who": "bench/growth.py", "build": None}))
 
 
-def listed_versions(settings, project, distribution: str) -> list[str]:
-    url = (f"{settings.repository.url}dists/{distribution}/{settings.repository.component}"
-           "/binary-amd64/Packages")
-    with urllib.request.urlopen(url, timeout=60) as response:
-        text = response.read().decode()
-    return [s["Version"] for s in release.parse_packages_stanzas(text)
-            if s["Package"] == project.packages[0]]
-
-
 def watch(master: api.Master, builder: str, after: int, timeout: float = 900) -> tuple:
     """Poll (every 0.1 s) for the first build of `builder` numbered above `after`: (when it was
     first seen running, when it was seen finished, the build), monotonic clock. Buildbot's own
@@ -158,7 +148,7 @@ def measure(settings, project, master: api.Master, checkout: Path, n: int, run: 
     version = build["properties"]["package_version"][0]
     staging = project.upload_to
     production = project.path[project.path.index(staging) + 1]
-    assert version in listed_versions(settings, project, staging)
+    assert version in api.listed_versions(settings, staging, project.packages[0])
 
     promote_after = master.last_build_number("promote")
     requested = time.monotonic()
@@ -167,7 +157,7 @@ def measure(settings, project, master: api.Master, checkout: Path, n: int, run: 
     _, promote_done, promoted = watch(master, "promote", promote_after)
     if result_name(promoted["results"]) != "SUCCESS":
         raise RuntimeError(f"the promotion of {version} failed: {promoted}")
-    assert version in listed_versions(settings, project, production)
+    assert version in api.listed_versions(settings, production, project.packages[0])
     return {"push": ci_done - started, "publish": publish_done - publish_seen,
             "promote": promote_done - requested}
 
@@ -201,11 +191,12 @@ def main() -> int:
             for round_no, n in enumerate(sizes, start=1):
                 t = time.monotonic()
                 for dist in (staging, production):
-                    need = max(0, n - len(listed_versions(settings, project, dist)))
+                    listed = api.listed_versions(settings, dist, project.packages[0])
+                    need = max(0, n - len(listed))
                     fill(settings, base, project.packages[0], dist,
                          range(filled[dist], filled[dist] + need), round_no)
                     filled[dist] += need
-                there = {d: len(listed_versions(settings, project, d))
+                there = {d: len(api.listed_versions(settings, d, project.packages[0]))
                          for d in (staging, production)}
                 print(f"filled to {there[staging]} versions in {staging}, {there[production]} "
                       f"in {production} in {time.monotonic() - t:.1f} s", flush=True)

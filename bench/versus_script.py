@@ -1,10 +1,10 @@
 """Benchmark: Conveyor against a bare shell script doing the same work, in one run. Prints figures.
 
-    .venv/bin/python bench/versus_script.py [--runs 3]
+    .venv/bin/python bench/versus_script.py [--runs 3] [--steps]
 
 Alternately, run by run: a signed push to Conveyor (webhook → staging's `Packages`, fetched over
-HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/bare-pipeline.sh (fresh clone, venv,
-pip install, pytest under coverage with its report and HTML, a CI changelog entry,
+HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/bare-pipeline.sh
+(fresh clone, venv, pip install, pytest under coverage with its report and HTML, a CI changelog entry,
 `dpkg-buildpackage -b`, aptly import + merge + signed publish switch, the version in `Packages`).
 Prints both medians, their ratio, and Conveyor's own overhead: the time from webhook to staging not
 spent in the longest chain of the same work. Conveyor runs the tests side (clone, virtualenv,
@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from conveyor.board import index_url  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
 from ops import api  # noqa: E402
 from ops import demo  # noqa: E402
@@ -84,8 +85,7 @@ def push_until_listed(settings, project, checkout: Path, before: str) -> tuple[f
     after = github.git(checkout, "rev-parse", "HEAD")
     master = api.Master(settings.web_url)
     number = master.last_build_number(project.ci_builder)
-    repo = settings.repository
-    index = f"{repo.url}dists/{project.upload_to}/{repo.component}/binary-amd64/Packages"
+    index = index_url(settings, project.upload_to)
     started = time.monotonic()
     status, body = github.deliver(settings, "push",
                                   github.push_payload(checkout, project, before, after))

@@ -17,6 +17,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from conveyor import release
+from conveyor.board import index_url
 from conveyor.results import result_name
 from conveyor.settings import Settings
 from ops.progress import follow_with_progress
@@ -188,6 +190,13 @@ def api(settings: Settings, path: str) -> dict:
 
 def builder_id(settings: Settings, name: str) -> int:
     return Master(settings.web_url).builder_id(name)
+
+
+def listed_versions(settings: Settings, distribution: str, package: str) -> list[str]:
+    """The versions of `package` that a distribution's `Packages` index lists, read over HTTP as
+    apt reads it (conveyor.board.index_url); none if the index is not there."""
+    text = fetch_text(index_url(settings, distribution)) or ""
+    return [s["Version"] for s in release.parse_packages_stanzas(text) if s["Package"] == package]
 
 
 def last_build_number(settings: Settings, builder: str) -> int:

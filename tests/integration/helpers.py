@@ -110,9 +110,9 @@ class AptClient:
 
 def staging_index(settings, distribution: str = "snowbird-staging") -> str:
     """A distribution's amd64 `Packages` index, fetched over HTTP as apt does."""
-    repo = settings.repository
-    url = f"{repo.url}dists/{distribution}/{repo.component}/binary-amd64/Packages"
-    with urllib.request.urlopen(url, timeout=30) as response:
+    from conveyor.board import index_url
+
+    with urllib.request.urlopen(index_url(settings, distribution), timeout=30) as response:
         return response.read().decode()
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-import urllib.request
 
 import pytest
 
-from conveyor import release
 from conveyor.results import result_name
 from ops import api
 from ops import demo
@@ -31,13 +29,6 @@ PUSHES = 10
 def installation():
     with running_installation("burst", extra="\n[workers.build-2]\n") as settings:
         yield settings
-
-
-def staging_versions(settings, project) -> set[str]:
-    url = f"{settings.repository.url}dists/{project.upload_to}/main/binary-amd64/Packages"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        stanzas = release.parse_packages_stanzas(response.read().decode())
-    return {s["Version"] for s in stanzas if s["Package"] == project.packages[0]}
 
 
 @pytest.fixture(scope="module")
@@ -85,5 +76,6 @@ def test_every_push_in_a_burst_is_published_with_its_own_version(installation, b
     _, builds = burst
     versions = [prop(b, "package_version") for b in builds]
     assert None not in versions and len(set(versions)) == PUSHES, versions
-    missing = set(versions) - staging_versions(installation, installation.projects[0])
+    missing = set(versions) - set(api.listed_versions(installation, installation.projects[0].upload_to,
+                                                     installation.projects[0].packages[0]))
     assert not missing, f"not in staging's Packages: {sorted(missing)}"
