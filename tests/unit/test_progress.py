@@ -23,6 +23,19 @@ class FakeMaster:
         return self.answers[path]
 
 
+def triggered_one(ci_steps: list, child: dict, builder: str, child_steps: list) -> FakeMaster:
+    """Build 1 with `ci_steps`, which triggered one build (id 2, #3, request 9) of `builder`."""
+    return FakeMaster({
+        "builds/1/steps": {"steps": ci_steps},
+        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
+        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
+        "builds?buildrequestid=9&order=number": {"builds": [
+            {"buildid": 2, "number": 3, "builderid": 4, "buildrequestid": 9, **child}]},
+        "builders/4": {"builders": [{"name": builder}]},
+        "builds/2/steps": {"steps": child_steps},
+    })
+
+
 def test_a_finished_step_is_printed_once_with_its_summary_and_time():
     out = io.StringIO()
     printer = StepPrinter(out, live=False)
@@ -63,15 +76,10 @@ def test_in_a_pipe_the_running_step_prints_nothing_on_a_terminal_it_is_a_live_li
 
 def test_a_triggered_builds_steps_come_below_and_before_the_step_that_triggered_it():
     out = io.StringIO()
-    master = FakeMaster({
-        "builds/1/steps": {"steps": [step(1, "publish to staging", "1 success", 10, 20, 0)]},
-        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
-        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
-        "builds?buildrequestid=9&order=number": {"builds": [
-            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 11}]},
-        "builders/4": {"builders": [{"name": "publish"}]},
-        "builds/2/steps": {"steps": [step(1, "verify", "snowbird 1.0 in staging", 12, 13, 0)]},
-    })
+    master = triggered_one(
+        [step(1, "publish to staging", "1 success", 10, 20, 0)],
+        {"started_at": 11}, "publish",
+        [step(1, "verify", "snowbird 1.0 in staging", 12, 13, 0)])
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     lines = out.getvalue().splitlines()
     assert [line.split()[0] for line in lines] == ["publish", "verify", "publish"]
@@ -108,16 +116,11 @@ def test_a_get_cut_short_by_the_master_is_asked_again_a_post_never(monkeypatch):
 
 def test_a_build_that_begins_in_the_second_a_step_ends_belongs_to_the_next_step():
     out = io.StringIO()
-    master = FakeMaster({
-        "builds/1/steps": {"steps": [step(1, "install-check", "passed", 10, 20, 0),
-                                     step(2, "publish to staging", "1 success", 20, 25, 0)]},
-        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
-        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
-        "builds?buildrequestid=9&order=number": {"builds": [
-            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 20}]},
-        "builders/4": {"builders": [{"name": "publish"}]},
-        "builds/2/steps": {"steps": [step(1, "verify", "ok", 21, 22, 0)]},
-    })
+    master = triggered_one(
+        [step(1, "install-check", "passed", 10, 20, 0),
+         step(2, "publish to staging", "1 success", 20, 25, 0)],
+        {"started_at": 20}, "publish",
+        [step(1, "verify", "ok", 21, 22, 0)])
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     assert [line.split()[0] for line in out.getvalue().splitlines()] == [
         "install-check", "publish", "verify", "publish"]
@@ -126,22 +129,15 @@ def test_a_build_that_begins_in_the_second_a_step_ends_belongs_to_the_next_step(
 def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_it():
     out = io.StringIO()
     request = "http://127.0.0.1:8010/#/buildrequests/9"
-    master = FakeMaster({
-        "builds/1/steps": {"steps": [
+    master = triggered_one(
+        [
             dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
                  urls=[{"name": "snowbird-package #9", "url": request}]),
             step(2, "tests", "12 passed", 10, 14, 0),
             dict(step(3, "package", "1.0+ci1 from snowbird-package #3", 14, 20, 0),
-                 urls=[{"name": "package build request #9", "url": request}])]},
-        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
-        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
-        "builds?buildrequestid=9&order=number": {"builds": [
-            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 10, "complete": True,
-             "buildrequestid": 9}]},
-        "builders/4": {"builders": [{"name": "snowbird-package"}]},
-        "builds/2/steps": {"steps": [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19,
-                                          0)]},
-    })
+                 urls=[{"name": "package build request #9", "url": request}])],
+        {"started_at": 10, "complete": True}, "snowbird-package",
+        [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19, 0)])
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     assert [line.split()[0] for line in out.getvalue().splitlines()] == [
         "start", "tests", "snowbird-package", "deb", "package"]
@@ -150,20 +146,14 @@ def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_i
 def test_a_package_build_started_but_not_yet_waited_for_is_not_printed_yet():
     out = io.StringIO()
     request = "http://127.0.0.1:8010/#/buildrequests/9"
-    master = FakeMaster({
-        "builds/1/steps": {"steps": [
+    master = triggered_one(
+        [
             dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
                  urls=[{"name": "snowbird-package #9", "url": request}]),
             step(2, "tests", "12 passed", 10, 14, 0),
-            step(3, "coverage", "…", 14)]},
-        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
-        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
-        "builds?buildrequestid=9&order=number": {"builds": [
-            {"buildid": 2, "number": 3, "builderid": 4, "started_at": 10, "complete": False,
-             "buildrequestid": 9}]},
-        "builders/4": {"builders": [{"name": "snowbird-package"}]},
-        "builds/2/steps": {"steps": [step(1, "git", "update", 10, 11, 0),
-                                     step(2, "deb", "building", 11)]},
-    })
+            step(3, "coverage", "…", 14)],
+        {"started_at": 10, "complete": False}, "snowbird-package",
+        [step(1, "git", "update", 10, 11, 0),
+                                     step(2, "deb", "building", 11)])
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     assert [line.split()[0] for line in out.getvalue().splitlines()] == ["start", "tests"]
