@@ -16,7 +16,7 @@ from twisted.internet import defer
 from conveyor import release
 
 
-class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+class StampVersion(CompositeStepMixin, buildstep.BuildStep):
     """Prepend a CI entry to debian/changelog: `<upstream>+ci<date>.<time>.<build>.g<sha>`
     (conveyor.release.ci_version), commit, build URL.
 
@@ -33,7 +33,6 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
 
     def __init__(self, changelog: str = "debian/changelog", **kwargs):
         self.changelog = changelog
-        kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
         self.version: str | None = None
 
@@ -56,14 +55,9 @@ class StampVersion(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
 
         commit_time = self.getProperty("commit_time")  # the checkout's (steps/checkout.py)
         if commit_time is None:
-            cmd = yield self.makeRemoteShellCommand(
-                command=["git", "log", "-1", "--format=%ct", revision],
-                collectStdout=True)
-            yield self.runCommand(cmd)
-            if cmd.didFail() or not cmd.stdout.strip().isdigit():
-                yield log.addStderr(f"cannot read the commit time of {revision}\n")
-                return results.FAILURE
-            commit_time = int(cmd.stdout.strip())
+            yield log.addStderr(f"no commit time for {revision}: the checkout "
+                                "(steps/checkout.py) sets it\n")
+            return results.FAILURE
 
         build_url = self.getProperty("ci_url") or (yield self.build.getUrl())
         stanza = release.changelog_stanza(

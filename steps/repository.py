@@ -87,10 +87,15 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
     def aptly(self, *args: str) -> list[str]:
         return ["aptly", f"-config={self.aptly_config}", *args]
 
-    @defer.inlineCallbacks
     def run_aptly(self, *args: str, **kwargs):
+        return self.run_worker(self.aptly(*args), **kwargs)
+
+    @defer.inlineCallbacks
+    def run_worker(self, command: list[str], **kwargs):
+        """Run a command (aptly, or a script of aptly commands) on the repository's worker;
+        notes when it failed because aptly's database was locked."""
         kwargs.setdefault("collectStderr", True)
-        cmd = yield self.makeRemoteShellCommand(command=self.aptly(*args), **kwargs)
+        cmd = yield self.makeRemoteShellCommand(command=command, **kwargs)
         yield self.runCommand(cmd)
         if cmd.didFail() and any(text in (cmd.stderr or "") for text in self.LOCKED):
             self.locked = True
@@ -169,14 +174,9 @@ aptly "-config=$1" repo drop -force "$2"
     def run(self):
         scratch = f"incoming-{self.getProperty('buildername')}-{self.build.number}"
         part = self.new_name("+new")
-        cmd = yield self.makeRemoteShellCommand(
-            command=["sh", "-c", ImportPackages.SCRIPT, "import", self.aptly_config, scratch,
-                     self.incoming, part], collectStderr=True)
-        yield self.runCommand(cmd)
+        cmd = yield self.run_worker(["sh", "-c", ImportPackages.SCRIPT, "import",
+                                     self.aptly_config, scratch, self.incoming, part])
         if cmd.didFail():
-            if any(text in (cmd.stderr or "") for text in self.LOCKED):
-                self.locked = True
-                self.descriptionDone = LOCKED_MESSAGE
             return cmd.results()
         self.setProperty("part_snapshot", part, "ImportPackages")
         return results.SUCCESS

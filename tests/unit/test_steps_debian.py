@@ -38,12 +38,11 @@ class StepTestCase(stepcase.StepTestCase):
 class StampVersionTest(StepTestCase):
     def test_stamps_unique_version_commit_and_build_url(self):
         written = []
-        self.setup(debian.StampVersion(), got_revision=SHA)
+        # the commit's time: the checkout's (steps/checkout.py)
+        self.setup(debian.StampVersion(), got_revision=SHA, commit_time=1764150000)
         self.expect_commands(
             ExpectUploadFile(workersrc="debian/changelog", workdir="wkdir", blocksize=32768,
                              maxsize=None, writer=mock.ANY).upload_string(CHANGELOG).exit(0),
-            ExpectShell(workdir="wkdir", command=["git", "log", "-1", "--format=%ct", SHA])
-            .stdout("1764150000\n").exit(0),
             ExpectDownloadFile(workerdest="debian/changelog", workdir="wkdir", blocksize=32768,
                                maxsize=None, reader=mock.ANY, mode=None)
             .download_string(written.append, size=100000).exit(0),
@@ -67,6 +66,18 @@ class StampVersionTest(StepTestCase):
             # the project's own history is kept below the CI entry
             self.assertTrue(text.endswith(CHANGELOG))
         return d.addCallback(check)
+
+    def test_without_the_checkouts_commit_time_it_fails_with_reason(self):
+        self.setup(debian.StampVersion(), got_revision=SHA)
+        self.expect_commands(
+            ExpectUploadFile(workersrc="debian/changelog", workdir="wkdir", blocksize=32768,
+                             maxsize=None, writer=mock.ANY).upload_string(CHANGELOG).exit(0),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr(
+            "stdio", f"no commit time for {SHA}: the checkout (steps/checkout.py) sets it\n")
+        self.expect_no_property("package_version")
+        return self.run_step()
 
     def test_missing_changelog_fails_with_reason(self):
         self.setup(debian.StampVersion(), got_revision=SHA)
