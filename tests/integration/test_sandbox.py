@@ -1,0 +1,51 @@
+"""The sandbox's own promise when a build is stopped: Buildbot stops a step's command (a stop
+button, a timeout, the package build cancelled after a failing test) by killing its process
+group. Everything the project's code started inside the sandbox must die with it: a
+`debian/rules` left running would go on writing into the build directory, and the next build's
+checkout would fail to clean it ("failed to remove …: Directory not empty")."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import ROOT
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (make system)"),
+]
+
+SANDBOX = ROOT / "worker" / "bin" / "conveyor-sandbox"
+
+# a build step's command that starts work of its own in the background, as make and pip do
+COMMAND = """
+sh -c 'sleep 3; echo "still running after the stop" > late' &
+echo started > started
+sleep 30
+"""
+
+
+def test_stopping_a_sandboxed_command_stops_everything_it_started(tmp_path: Path):
+    # as Buildbot's worker runs a command: in a process group of its own
+    proc = subprocess.Popen([str(SANDBOX), str(tmp_path), "--", "sh", "-c", COMMAND],
+                            cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline, "the sandboxed command never started"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # as the worker stops a step (interruptSignal KILL)
+        proc.wait(timeout=10)
+        time.sleep(4)
+        assert not (tmp_path / "late").exists(), \
+            "a process the stopped command started went on writing into the build directory"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
