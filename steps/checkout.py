@@ -19,9 +19,12 @@ from twisted.internet import defer
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 # $1 URL, $2 branch, $3 commit (may be empty: the branch's head). A commit the branch no longer
-# leads to (a force push since) is fetched by its id.
+# leads to (a force push since) is fetched by its id. An index.lock is what a git killed by a
+# stopped build leaves: no other git runs here (a builder runs one build at a time on a worker),
+# and left alone it would fail every later build of this builder on this worker.
 SCRIPT = r"""set -eu
 [ -d .git ] || git init --quiet .
+rm -f .git/index.lock
 git fetch --quiet --no-tags -- "$1" "+refs/heads/$2:refs/remotes/origin/$2"
 target=${3:-refs/remotes/origin/$2}
 if ! git checkout --quiet --force --detach "$target" -- 2>/dev/null; then

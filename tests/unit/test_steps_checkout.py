@@ -67,6 +67,17 @@ def test_the_pushed_commit_is_checked_out_fresh_with_its_time(origin, tmp_path):
     assert when == int(git(origin.work, "log", "-1", "--format=%ct", second))
 
 
+def test_a_git_stopped_mid_checkout_does_not_lock_out_the_next_build(origin, tmp_path):
+    # a build stopped (killed) while git wrote its index leaves index.lock behind: git then
+    # refuses every later checkout in that directory until someone removes it by hand
+    build = tmp_path / "build"
+    run_script(build, origin)
+    (build / ".git" / "index.lock").write_text("")
+    head = commit(origin, "two")
+    assert run_script(build, origin, head)[0] == head
+    assert (build / "app.py").read_text() == "two\n"
+
+
 def test_a_forced_build_takes_the_branch_head(origin, tmp_path):
     head = commit(origin, "two")
     assert run_script(tmp_path / "build", origin)[0] == head
