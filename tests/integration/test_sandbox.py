@@ -1,8 +1,11 @@
-"""The sandbox's own promise when a build is stopped: Buildbot stops a step's command (a stop
-button, a timeout, the package build cancelled after a failing test) by killing its process
-group. Everything the project's code started inside the sandbox must die with it: a
-`debian/rules` left running would go on writing into the build directory, and the next build's
-checkout would fail to clean it ("failed to remove …: Directory not empty")."""
+"""The sandbox's promise that nothing the project's code starts outlives its step.
+
+Buildbot stops a step's command (a stop button, a timeout, the package build cancelled after a
+failing test) by killing its process group: everything the code started inside the sandbox must
+die with it, or a `debian/rules` left running goes on writing into the build directory, and the
+next build's checkout fails to clean it ("failed to remove …: Directory not empty"). And when the
+command returns, nothing it left behind may go on changing the build directory while the
+unsandboxed worker reads it."""
 
 from __future__ import annotations
 
@@ -49,3 +52,15 @@ def test_stopping_a_sandboxed_command_stops_everything_it_started(tmp_path: Path
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_nothing_the_command_started_outlives_it(tmp_path: Path):
+    # debian/rules leaving a process behind: after dpkg-buildpackage returns, the unsandboxed
+    # worker reads the build directory (which .debs were built) and uploads them; a process
+    # still running in there could swap a .deb for a link to the worker's own secrets
+    subprocess.run([str(SANDBOX), str(tmp_path), "--", "sh", "-c",
+                    "(sleep 2; ln -s /etc/hostname swapped) & echo built"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=30)
+    time.sleep(3)
+    assert not os.path.lexists(tmp_path / "swapped"), \
+        "a process the sandboxed command left behind changed the build directory afterwards"
