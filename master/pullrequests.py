@@ -9,10 +9,10 @@ used) and runs the same test steps as CI: virtualenv, install, tests, coverage. 
 package, no publish. The commit status (master/reporters.py) goes to the head commit.
 """
 
-from buildbot.plugins import schedulers as schedulers_plugin
 from buildbot.plugins import steps
 from buildbot.plugins import util
 
+from master import dispatch
 from master import factories
 from conveyor.settings import Project
 from conveyor.settings import Settings
@@ -27,7 +27,7 @@ def scheduler_name(project: Project) -> str:
 
 def schedulers(settings: Settings) -> list:
     return [
-        schedulers_plugin.AnyBranchScheduler(
+        dispatch.PromptAnyBranchScheduler(
             name=scheduler_name(project),
             change_filter=util.ChangeFilter(project=project.github, category=PULL_CATEGORY,
                                             branch_re=PULL_BRANCH),

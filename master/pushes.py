@@ -26,6 +26,7 @@ from twisted.python import log
 from buildbot.plugins import schedulers
 from buildbot.util import datetime2epoch
 
+from master import dispatch
 
 DELIVERY = "github_delivery"
 HEAD = "push_head"
@@ -145,7 +146,7 @@ def record(master: Any, deliveries: DeliveryLog, changes: list[dict[str, Any]], 
     return 202, f"{len(changes)} change found"
 
 
-class PushScheduler(schedulers.SingleBranchScheduler):
+class PushScheduler(dispatch.StartsAtOnce, schedulers.SingleBranchScheduler):
     """SingleBranchScheduler that builds a push once: on its head change, with all its changes.
     Pushes never merge (the CI builders' collapseRequests is false)."""
 

@@ -17,6 +17,7 @@ from twisted.internet import defer
 from conveyor import grammar
 from conveyor import release
 from conveyor.settings import Settings
+from master import dispatch
 from master import pushes
 
 PUBLISH = "publish"
@@ -106,7 +107,7 @@ def refusals(params: list, kwargs: dict) -> dict[str, str]:
     return errors
 
 
-class StrictForceScheduler(schedulers.ForceScheduler):
+class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
     """A force button that refuses, before any build, a request with a parameter it does not
     take (`refusals`) or for a builder that is not its own."""
 
@@ -260,10 +261,10 @@ def rollback_scheduler(settings: Settings) -> schedulers.ForceScheduler:
 
 
 def schedulers_for(settings: Settings) -> list:
-    result: list = [schedulers.Triggerable(name=PUBLISH, builderNames=[PUBLISH]),
+    result: list = [dispatch.PromptTriggerable(name=PUBLISH, builderNames=[PUBLISH]),
                     promote_scheduler(settings), rollback_scheduler(settings)]
     for project in settings.projects:
-        result.append(schedulers.Triggerable(name=project.package_builder,
+        result.append(dispatch.PromptTriggerable(name=project.package_builder,
                                              builderNames=[project.package_builder]))
         result.append(pushes.PushScheduler(  # one build per push (master/pushes.py)
             name=project.push_scheduler,
