@@ -19,23 +19,26 @@ from datetime import timezone
 
 import treq
 from buildbot.process import buildstep
+from buildbot.process import remotetransfer
 from buildbot.process import results
 from buildbot.process.results import SKIPPED as results_SKIPPED
-from buildbot.steps.transfer import FileDownload
 from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
 from conveyor import release
 
 
-class FetchPackages(buildstep.CommandMixin, buildstep.BuildStep):
+class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
     """Empty `incoming/` (in the build's directory), then download the .deb files named by `debs`
-    from the master's artifact store into it: what the import adds is this build's packages,
-    never a package an earlier publish (of any project) left there."""
+    from the master's artifact store into it, in this one step (a step per file would cost a
+    round of Buildbot's bookkeeping each, on the way from push to staging): what the import adds
+    is this build's packages, never a package an earlier publish (of any project) left there."""
 
     name = "fetch"
     description = "fetching packages"
     descriptionDone = "fetched"
+    BLOCKSIZE = 256 * 1024  # per round trip (Buildbot's FileDownload: 16 KiB)
+    logEnviron = False  # (CompositeStepMixin's rmdir asks)
 
     def __init__(self, artifacts_dir: str, incoming: str = "incoming", **kwargs):
         self.artifacts_dir = str(artifacts_dir)
@@ -52,13 +55,29 @@ class FetchPackages(buildstep.CommandMixin, buildstep.BuildStep):
             return results.FAILURE
         # rmdir's path is the builder's directory's; the downloads' is the build's (workdir)
         yield self.runRmdir(posixpath.join(self.workdir, self.incoming))
-        self.build.addStepsAfterCurrentStep([
-            FileDownload(name=release.deb_step_name("fetch", deb),
-                         mastersrc=posixpath.join(self.artifacts_dir, where, deb),
-                         workerdest=f"{self.incoming}/{deb}", haltOnFailure=True)
-            for deb in debs
-        ])
-        self.descriptionDone = f"fetching {len(debs)} package(s)"
+        log = yield self.addLog("stdio")
+        for deb in debs:
+            source = posixpath.join(self.artifacts_dir, where, deb)
+            try:
+                fp = open(source, "rb")  # noqa: SIM115 (the transfer reads it, then closes it)
+            except OSError as exc:
+                yield log.addStderr(f"{source}: {exc.strerror}\n")
+                self.descriptionDone = f"{deb} is not in the artifact store"
+                return results.FAILURE
+            try:
+                fetched = yield self.runRemoteCommand(
+                    "downloadFile",
+                    {"workdir": self.workdir, "workerdest": f"{self.incoming}/{deb}",
+                     "reader": remotetransfer.FileReader(fp), "maxsize": None,
+                     "blocksize": self.BLOCKSIZE, "mode": None},
+                    abandonOnFailure=False, evaluateCommand=lambda cmd: not cmd.didFail())
+            finally:
+                fp.close()
+            if not fetched:
+                self.descriptionDone = f"{deb} could not be written on the worker"
+                return results.FAILURE
+            yield log.addStdout(f"{source} -> {self.incoming}/{deb}\n")
+        self.descriptionDone = f"fetched {len(debs)} package(s)"
         return results.SUCCESS
 
 
@@ -146,42 +165,6 @@ class CurrentSnapshot(AptlyCommand):
         return results.SUCCESS
 
 
-class ImportPackages(AptlyCommand):
-    """The .deb files of `incoming/` as a snapshot (through a scratch local repo, dropped after):
-    sets `part_snapshot`."""
-
-    name = "import"
-    description = "importing packages"
-    descriptionDone = "imported"
-
-    def __init__(self, incoming: str = "incoming", **kwargs):
-        self.incoming = incoming
-        super().__init__(**kwargs)
-
-    # one worker command (one round trip, not five): $1 aptly's config, $2 the scratch repo,
-    # $3 the directory of .debs, $4 the snapshot to make. A scratch repo left by an interrupted
-    # build of the same number is dropped first.
-    SCRIPT = r"""set -eu
-aptly "-config=$1" repo drop -force "$2" >/dev/null 2>&1 || true
-set -x
-aptly "-config=$1" repo create "$2"
-aptly "-config=$1" repo add "$2" "$3"
-aptly "-config=$1" snapshot create "$4" from repo "$2"
-aptly "-config=$1" repo drop -force "$2"
-"""
-
-    @defer.inlineCallbacks
-    def run(self):
-        scratch = f"incoming-{self.getProperty('buildername')}-{self.build.number}"
-        part = self.new_name("+new")
-        cmd = yield self.run_worker(["sh", "-c", ImportPackages.SCRIPT, "import",
-                                     self.aptly_config, scratch, self.incoming, part])
-        if cmd.didFail():
-            return cmd.results()
-        self.setProperty("part_snapshot", part, "ImportPackages")
-        return results.SUCCESS
-
-
 class SelectVersion(AptlyCommand):
     """`package (= version)` out of the snapshot in property `source_snapshot`, as a snapshot of
     its own (`part_snapshot`); fails if the source does not hold it — aptly's filter would
@@ -238,26 +221,65 @@ class MergeSnapshot(AptlyCommand):
 
 
 class NextSnapshot(AptlyCommand):
-    """A publish's next state in one step (one round of Buildbot's step bookkeeping instead of
-    three, on the way from push to staging): the distribution's current snapshot
-    (CurrentSnapshot), the fetched packages as a snapshot (ImportPackages), and both merged
-    (MergeSnapshot). Sets what those set."""
+    """A publish's next state in one step and one worker command (each step is a round of
+    Buildbot's bookkeeping, each command a round trip between master and worker, on the way from
+    push to staging): the snapshot the distribution publishes now (as CurrentSnapshot), the
+    fetched .debs as a snapshot of their own (through a scratch local repo, dropped after), and
+    both merged, every version kept, as MergeSnapshot does. Sets what those set."""
 
     name = "snapshot"
     description = "snapshotting"
     descriptionDone = "snapshot"
 
+    # $1 aptly's config, $2 the distribution, $3 the scratch repo, $4 the directory of .debs,
+    # $5 the snapshot of the .debs, $6 the next state. Exits 3 when $2 is not published, 4 when
+    # it publishes no snapshot. A scratch repo left by an interrupted build of the same number is
+    # dropped first; the .debs' snapshot goes once merged ("kept: $5" if it could not).
+    SCRIPT = r"""set -eu
+shown=$(aptly "-config=$1" publish show -json "$2" .) || exit 3
+current=$(printf '%s' "$shown" | python3 -c 'import json, sys
+sources = json.load(sys.stdin).get("Sources") or []
+print(sources[0]["Name"] if sources else "")')
+[ -n "$current" ] || exit 4
+echo "current: $current"
+aptly "-config=$1" repo drop -force "$3" >/dev/null 2>&1 || true
+set -x
+aptly "-config=$1" repo create "$3"
+aptly "-config=$1" repo add "$3" "$4"
+aptly "-config=$1" snapshot create "$5" from repo "$3"
+aptly "-config=$1" repo drop -force "$3"
+aptly "-config=$1" snapshot merge -no-remove "$6" "$current" "$5"
+aptly "-config=$1" snapshot drop -force "$5" || echo "kept: $5"
+"""
+    REFUSALS = {3: "{} is not published here", 4: "{} publishes no snapshot"}
+
     def __init__(self, incoming: str = "incoming", **kwargs):
-        self.into = "current_snapshot"
         self.incoming = incoming
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
-        for part in (CurrentSnapshot.run, ImportPackages.run, MergeSnapshot.run):
-            result = yield part(self)
-            if result != results.SUCCESS:
-                return result
+        scratch = f"incoming-{self.getProperty('buildername')}-{self.build.number}"
+        part, snapshot = self.new_name("+new"), self.new_name("")
+        # named before the command: what it made before a failure, the cleanup drops
+        self.setProperty("part_snapshot", part, "NextSnapshot")
+        self.setProperty("new_snapshot", snapshot, "NextSnapshot")
+        cmd = yield self.run_worker(["sh", "-c", self.SCRIPT, "snapshot", self.aptly_config,
+                                     self.distribution, scratch, self.incoming, part, snapshot],
+                                    collectStdout=True)
+        lines = cmd.stdout.splitlines()
+        current = next((line.split(": ", 1)[1] for line in lines
+                        if line.startswith("current: ")), None)
+        if current:
+            self.setProperty("current_snapshot", current, "NextSnapshot")
+        if cmd.didFail():
+            if cmd.rc in self.REFUSALS:
+                return (yield self.refuse(self.REFUSALS[cmd.rc].format(self.distribution)))
+            return cmd.results()
+        if f"kept: {part}" not in lines:
+            self.setProperty("part_snapshot", None, "NextSnapshot")
+        self.setProperty("snapshot", snapshot, "NextSnapshot")
+        self.descriptionDone = snapshot
         return results.SUCCESS
 
 

@@ -43,11 +43,28 @@ PUBLISHED = json.dumps({"Distribution": "snowbird-staging",
                         "Sources": [{"Component": "main", "Name": "snowbird-staging@1"}]})
 
 
-def import_script():
+def next_snapshot(distribution="snowbird-staging"):
     return ExpectShell(workdir="wkdir", env=ENV,
-                       command=["sh", "-c", repository.ImportPackages.SCRIPT, "import",
-                                "/var/lib/conveyor/aptly.conf", "incoming-publish-12",
-                                "incoming", "NEW"])
+                       command=["sh", "-c", repository.NextSnapshot.SCRIPT, "snapshot",
+                                "/var/lib/conveyor/aptly.conf", distribution,
+                                "incoming-publish-12", "incoming", f"{distribution}+new@T",
+                                f"{distribution}@T"])
+
+
+def named(base, *_args):
+    return f"{base}@T"
+
+
+# a stand-in `aptly` for the scripts: logs its arguments; `publish show` prints $PUBLISHED (fails
+# when empty), `repo add` needs its directory, a `snapshot drop` fails when $DROP_FAILS is set
+STAND_IN = """#!/bin/sh
+echo "$@" >> "$APTLY_LOG"
+case "$2 $3" in
+    "publish show") [ -n "$PUBLISHED" ] && echo "$PUBLISHED" ;;
+    "repo add") [ -d "$5" ] ;;
+    "snapshot drop") [ -z "$DROP_FAILS" ] ;;
+esac
+"""
 
 
 class AptlyStepsTest(StepTestCase):
@@ -69,52 +86,48 @@ class AptlyStepsTest(StepTestCase):
                                                          "(failure)")
         return self.run_step()
 
-    def test_import_turns_incoming_into_a_snapshot_through_a_scratch_repo(self):
-        self.setup(repository.ImportPackages(distribution="snowbird-staging", **APTLY),
-                   buildername="publish")
-        with mock.patch.object(repository.release, "snapshot_name", self.named):
-            self.expect_commands(import_script().exit(0))
-            self.expect_outcome(result=SUCCESS)
-            self.expect_property("part_snapshot", "NEW")
-            d = self.run_step()
-        return d
-
-    def test_import_stops_at_a_failed_add(self):
-        self.setup(repository.ImportPackages(distribution="snowbird-staging", **APTLY),
-                   buildername="publish")
-        self.patch(repository.release, "snapshot_name", self.named)
-        self.expect_commands(import_script().stderr("+ aptly repo add …\nERROR: no files\n")
-                             .exit(1))
-        self.expect_outcome(result=FAILURE)
-        self.expect_no_property("part_snapshot")
-        return self.run_step()
-
-    def test_the_import_script_makes_a_snapshot_of_the_debs_and_leaves_no_repo(self):
-        """The script itself, with a stand-in `aptly` that logs its arguments."""
+    def run_script(self, tmp, incoming, published=PUBLISHED, drop_fails=""):
         import os
         import subprocess
+        with open(os.path.join(tmp, "aptly"), "w") as f:
+            f.write(STAND_IN)
+        os.chmod(os.path.join(tmp, "aptly"), 0o755)
+        log = os.path.join(tmp, "log")
+        open(log, "w").close()
+        env = {**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}", "APTLY_LOG": log,
+               "PUBLISHED": published, "DROP_FAILS": drop_fails}
+        proc = subprocess.run(["sh", "-c", repository.NextSnapshot.SCRIPT, "snapshot", "/a.conf",
+                               "app-staging", "scratch", incoming, "part", "next"], env=env,
+                              capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout, open(log).read().splitlines()
+
+    def test_the_snapshot_script_merges_the_current_state_and_the_debs_and_leaves_no_repo(self):
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
-            fake = os.path.join(tmp, "aptly")
-            with open(fake, "w") as f:
-                f.write('#!/bin/sh\necho "$@" >> "$APTLY_LOG"\n'
-                        '[ "$2 $3" != "repo add" ] || [ -d "$5" ]\n')
-            os.chmod(fake, 0o755)
-            log = os.path.join(tmp, "log")
-            env = {**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}", "APTLY_LOG": log}
-            subprocess.run(["sh", "-c", repository.ImportPackages.SCRIPT, "import", "/a.conf",
-                            "scratch", tmp, "part"], env=env, check=True, capture_output=True)
-            self.assertEqual(open(log).read().splitlines(), [
+            code, out, calls = self.run_script(tmp, tmp)
+            self.assertEqual((code, out), (0, "current: snowbird-staging@1\n"))
+            self.assertEqual(calls, [
+                "-config=/a.conf publish show -json app-staging .",
                 "-config=/a.conf repo drop -force scratch",
                 "-config=/a.conf repo create scratch",
                 f"-config=/a.conf repo add scratch {tmp}",
                 "-config=/a.conf snapshot create part from repo scratch",
-                "-config=/a.conf repo drop -force scratch"])
-            failed = subprocess.run(["sh", "-c", repository.ImportPackages.SCRIPT, "import",
-                                     "/a.conf", "scratch", "/nonexistent", "part"], env=env,
-                                    capture_output=True, text=True)
-            self.assertNotEqual(failed.returncode, 0)
-            self.assertNotIn("snapshot create part", open(log).read().splitlines()[-1])
+                "-config=/a.conf repo drop -force scratch",
+                "-config=/a.conf snapshot merge -no-remove next snowbird-staging@1 part",
+                "-config=/a.conf snapshot drop -force part"])
+            # a part that could not be dropped is named, for the cleanup
+            code, out, calls = self.run_script(tmp, tmp, drop_fails="yes")
+            self.assertEqual((code, out.splitlines()[-1]), (0, "kept: part"))
+
+    def test_the_snapshot_script_stops_where_a_part_fails(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            code, _, calls = self.run_script(tmp, "/nonexistent")
+            self.assertNotEqual(code, 0)
+            self.assertEqual(calls[-1], "-config=/a.conf repo add scratch /nonexistent")
+            self.assertEqual(self.run_script(tmp, tmp, published="")[0], 3)
+            self.assertEqual(self.run_script(tmp, tmp, published=json.dumps({"Sources": []}))[0],
+                             4)
 
     def test_select_version_refuses_what_the_source_does_not_hold(self):
         self.setup(repository.SelectVersion(distribution="snowbird", **APTLY),
@@ -144,49 +157,69 @@ class AptlyStepsTest(StepTestCase):
         return d
 
     def test_fetch_empties_the_builds_incoming_then_downloads_each_package_into_it(self):
-        self.setup(repository.FetchPackages(artifacts_dir="/srv/artifacts"),
+        import os
+        import shutil
+        import tempfile
+        store = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, store)
+        os.makedirs(os.path.join(store, "app-package", "4"))
+        for deb, body in (("a_1_all.deb", b"first"), ("b_1_amd64.deb", b"second")):
+            with open(os.path.join(store, "app-package", "4", deb), "wb") as f:
+                f.write(body)
+        self.setup(repository.FetchPackages(artifacts_dir=store),
                    debs=["a_1_all.deb", "b_1_amd64.deb"], artifacts_path="app-package/4")
-        added = []
-        self.build.addStepsAfterCurrentStep = added.extend
+        written = []
         # the build's incoming/ (where the downloads land), not the builder's: a package an
         # earlier publish left there would be imported again, into any distribution
-        self.expect_commands(ExpectRmdir(dir="wkdir/incoming", log_environ=False).exit(0))
-        self.expect_outcome(result=SUCCESS)
+        self.expect_commands(
+            ExpectRmdir(dir="wkdir/incoming", log_environ=False).exit(0),
+            *(ExpectDownloadFile(workerdest=f"incoming/{deb}", workdir="wkdir",
+                                 blocksize=256 * 1024, maxsize=None, reader=mock.ANY, mode=None)
+              .download_string(written.append).exit(0)
+              for deb in ("a_1_all.deb", "b_1_amd64.deb")))
+        self.expect_outcome(result=SUCCESS, state_string="fetched 2 package(s)")
         d = self.run_step()
+        return d.addCallback(lambda _: self.assertEqual(written, [b"first", b"second"]))
 
-        def check(_):
-            self.assertEqual([(s.mastersrc, s.workerdest) for s in added],
-                             [("/srv/artifacts/app-package/4/a_1_all.deb", "incoming/a_1_all.deb"),
-                              ("/srv/artifacts/app-package/4/b_1_amd64.deb",
-                               "incoming/b_1_amd64.deb")])
-        return d.addCallback(check)
+    def test_a_package_missing_from_the_store_fails_the_fetch(self):
+        self.setup(repository.FetchPackages(artifacts_dir="/nonexistent"),
+                   debs=["a_1_all.deb"], artifacts_path="app-package/4")
+        self.expect_commands(ExpectRmdir(dir="wkdir/incoming", log_environ=False).exit(0))
+        self.expect_outcome(result=FAILURE,
+                            state_string="a_1_all.deb is not in the artifact store (failure)")
+        return self.run_step()
 
-    def test_next_snapshot_is_current_plus_import_merged_in_one_step(self):
+    def test_next_snapshot_is_current_plus_import_merged_in_one_command(self):
         self.setup(repository.NextSnapshot(distribution="snowbird-staging", **APTLY),
                    buildername="publish")
-        patcher = mock.patch.object(repository.release, "snapshot_name", self.named)
-        patcher.start()
-        self.addCleanup(patcher.stop)  # the step runs on after run_step() returns
-        self.expect_commands(
-            aptly("publish", "show", "-json", "snowbird-staging", ".").stdout(PUBLISHED)
-            .exit(0),
-            import_script().exit(0),
-            aptly("snapshot", "merge", "-no-remove", "NEW", "snowbird-staging@1", "NEW")
-            .exit(0),
-            aptly("snapshot", "drop", "-force", "NEW").exit(0))
-        self.expect_outcome(result=SUCCESS)
+        self.patch(repository.release, "snapshot_name", named)
+        self.expect_commands(next_snapshot().stdout("current: snowbird-staging@1\n").exit(0))
+        self.expect_outcome(result=SUCCESS, state_string="snowbird-staging@T")
         self.expect_property("current_snapshot", "snowbird-staging@1")
-        self.expect_property("snapshot", "NEW")
-        d = self.run_step()
-        return d
+        self.expect_property("snapshot", "snowbird-staging@T")
+        self.expect_property("new_snapshot", "snowbird-staging@T")
+        self.expect_property("part_snapshot", None)
+        return self.run_step()
 
-    def test_next_snapshot_stops_where_a_part_fails(self):
+    def test_next_snapshot_of_an_unpublished_distribution_is_refused(self):
         self.setup(repository.NextSnapshot(distribution="nowhere", **APTLY),
                    buildername="publish")
-        self.expect_commands(aptly("publish", "show", "-json", "nowhere", ".").exit(1))
+        self.patch(repository.release, "snapshot_name", named)
+        self.expect_commands(next_snapshot("nowhere").exit(3))
         self.expect_outcome(result=FAILURE, state_string="nowhere is not published here "
                                                          "(failure)")
         self.expect_no_property("snapshot")
+        return self.run_step()
+
+    def test_a_failed_import_leaves_its_names_to_the_cleanup(self):
+        self.setup(repository.NextSnapshot(distribution="snowbird-staging", **APTLY),
+                   buildername="publish")
+        self.patch(repository.release, "snapshot_name", named)
+        self.expect_commands(next_snapshot().stdout("current: snowbird-staging@1\n")
+                             .stderr("+ aptly repo add …\nERROR: no files\n").exit(1))
+        self.expect_outcome(result=FAILURE)
+        self.expect_no_property("snapshot")
+        self.expect_property("part_snapshot", "snowbird-staging+new@T")
         return self.run_step()
 
     def test_publish_switch_signs_with_the_configured_key(self):
