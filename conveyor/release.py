@@ -116,17 +116,6 @@ def deb_filename_version(version: str) -> str:
     return version.split(":", 1)[1] if ":" in version else version
 
 
-def deb_step_name(verb: str, deb: str) -> str:
-    """A step's name for one .deb (Buildbot allows 50 characters): `<verb> <file name>`, or
-    `<verb> <package> <architecture>` when that is too long (CI versions are long)."""
-    name = f"{verb} {deb}"
-    if len(name) <= 50:
-        return name
-    parts = deb.removesuffix(".deb").split("_")
-    short = f"{verb} {parts[0]} {parts[-1]}" if len(parts) >= 3 else name
-    return short if len(short) <= 50 else short[:49] + "…"
-
-
 def snapshot_name(distribution: str, when: datetime, builder: str, number: int) -> str:
     """One immutable snapshot per change to a distribution, sortable by time."""
     stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

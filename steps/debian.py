@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import posixpath
+import re
 import time
 from datetime import datetime
 from datetime import timezone
 
 from buildbot.process import buildstep
+from buildbot.process import remotecommand
+from buildbot.process import remotetransfer
 from buildbot.process import results
-from buildbot.steps.transfer import FileUpload
 from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
@@ -93,6 +95,33 @@ def submitted_at(build) -> float:
     return min(stamps) if stamps else time.time()
 
 
+# One worker command (each is a round trip between master and worker): remove the files of earlier
+# builds from the shared parent directory, run the build ($2…: dpkg-buildpackage in the sandbox),
+# then list this version's .debs ($1: their name pattern) after the line BUILT. By then nothing
+# the build started runs any more (the sandbox's PID namespace is gone with it), so what follows
+# the last BUILT line is find's; only regular files are listed (a link could point anywhere).
+BUILT = "conveyor: built packages:"
+BUILD_SCRIPT = rf"""set -u
+find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \) \
+    -delete || exit
+pattern=$1
+shift
+"$@" || exit
+echo '{BUILT}'
+find .. -maxdepth 1 -type f -name "$pattern" -printf '%f\n'
+"""
+
+
+def built_debs(stdout: str, version: str) -> list[str]:
+    """The .debs BUILD_SCRIPT listed after its last BUILT line: file names of `version`
+    (without epoch), nothing else."""
+    if f"{BUILT}\n" not in stdout:
+        return []
+    listed = stdout.rsplit(f"{BUILT}\n", 1)[1].split()
+    name = re.compile(rf"[a-z0-9][a-z0-9+.-]*_{re.escape(version)}_[a-z0-9-]+\.deb")
+    return sorted(deb for deb in listed if name.fullmatch(deb))
+
+
 class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
     """`dpkg-buildpackage -b` in the checkout; the .deb files land next to it (`..`).
 
@@ -116,32 +145,20 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         version = release.deb_filename_version(self.getProperty("package_version"))
-        # previous builds' files in the shared parent directory must not be picked up
-        cmd = yield self.makeRemoteShellCommand(
-            command=["find", "..", "-maxdepth", "1", "-type", "f", "(", "-name", "*.deb",
-                     "-o", "-name", "*.changes", "-o", "-name", "*.buildinfo", ")", "-delete"],
-            stdioLogName="clean")
-        yield self.runCommand(cmd)
-
         env = {"SOURCE_DATE_EPOCH": str(self.getProperty("commit_time")),
                "DEB_BUILD_OPTIONS": "nocheck"}
         cmd = yield self.makeRemoteShellCommand(
-            command=[*self.sandbox, "dpkg-buildpackage", "-b", "-us", "-uc"], env=env)
+            command=["sh", "-c", BUILD_SCRIPT, "deb", f"*_{version}_*.deb",
+                     *self.sandbox, "dpkg-buildpackage", "-b", "-us", "-uc"],
+            env=env, collectStdout=True)
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()
-
-        cmd = yield self.makeRemoteShellCommand(
-            command=["find", "..", "-maxdepth", "1", "-type", "f", "-name",
-                     f"*_{version}_*.deb", "-printf", "%f\\n"],
-            collectStdout=True, stdioLogName="debs")
-        yield self.runCommand(cmd)
-        self.debs = sorted(cmd.stdout.split())
+        self.debs = built_debs(cmd.stdout, version)
         built = {deb.split("_", 1)[0] for deb in self.debs}
         missing = [p for p in self.packages if p not in built]
-        log = yield self.addLog("packages")
-        yield log.addStdout("".join(f"{deb}\n" for deb in self.debs))
         if missing:
+            log = yield self.addLog("packages")
             yield log.addStderr(
                 f"debian/ built {sorted(built) or 'nothing'} but the settings name "
                 f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n")
@@ -156,7 +173,9 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
 
 
 class UploadPackages(buildstep.BuildStep):
-    """Copy each built .deb (property `debs`) to the master's artifact store, linked from the build.
+    """Copy each built .deb (property `debs`) to the master's artifact store, linked from the build,
+    in this one step (a step per file would cost a round of Buildbot's bookkeeping each, on the
+    way from push to staging).
 
     The store is served by the repository's web server, so every package of every build can be
     downloaded from the build page; the publish builder takes them from there.
@@ -165,32 +184,48 @@ class UploadPackages(buildstep.BuildStep):
     name = "upload"
     description = "uploading packages"
     descriptionDone = "uploaded"
+    BLOCKSIZE = 256 * 1024  # per round trip (Buildbot's FileUpload: 256 KiB too)
 
     def __init__(self, artifacts_dir: str, artifacts_url: str, **kwargs):
         self.artifacts_dir = str(artifacts_dir)
         self.artifacts_url = artifacts_url
         super().__init__(**kwargs)
 
+    @defer.inlineCallbacks
     def run(self):
         debs = self.getProperty("debs") or []
         where = artifact_path(self.getProperty("buildername"), self.build.number)
         self.setProperty("artifacts_path", where, "UploadPackages")
-        self.build.addStepsAfterCurrentStep([
-            FileUpload(
-                name=release.deb_step_name("upload", deb),
-                workersrc=f"../{deb}",
-                masterdest=posixpath.join(self.artifacts_dir, where, deb),
-                url=f"{self.artifacts_url}{where}/{deb}",
-                urlText=deb,
-                mode=0o644,
-                haltOnFailure=True,
-            )
-            for deb in debs
-        ])
-        self.descriptionDone = f"{len(debs)} package(s) to upload"
-        return defer.succeed(results.SUCCESS if debs else results.FAILURE)
+        if not debs:
+            self.descriptionDone = "no packages to upload"
+            return results.FAILURE
+        log = yield self.addLog("stdio")
+        for deb in debs:
+            masterdest = posixpath.join(self.artifacts_dir, where, deb)
+            writer = remotetransfer.FileWriter(masterdest, None, 0o644)
+            cmd = remotecommand.RemoteCommand("uploadFile", {
+                "workdir": self.workdir, "workersrc": f"../{deb}", "writer": writer,
+                "maxsize": None, "blocksize": self.BLOCKSIZE, "keepstamp": False})
+            try:
+                yield self.runCommand(cmd)
+            finally:
+                writer.cancel()  # (nothing left to cancel once the worker closed it)
+            if cmd.didFail():
+                writer.purge()
+                yield log.addStderr(f"../{deb} could not be uploaded to {masterdest}\n")
+                self.descriptionDone = f"{deb} not uploaded"
+                return results.FAILURE
+            yield log.addStdout(f"../{deb} -> {masterdest}\n")
+            yield self.addURL(deb, artifact_url(self.artifacts_url, where, deb))
+        self.descriptionDone = f"uploaded {len(debs)} package(s)"
+        return results.SUCCESS
 
 
 def artifact_path(builder: str, number: int) -> str:
     """Where a build's artifacts live below the artifact store: `<builder>/<number>`."""
     return f"{builder}/{int(number)}"
+
+
+def artifact_url(artifacts_url: str, where: str, name: str) -> str:
+    """Where the artifact store serves a build's artifact (`where`: its artifact_path)."""
+    return f"{artifacts_url}{where}/{name}"

@@ -25,6 +25,7 @@ from twisted.internet import defer
 
 from steps import buildlogs
 from conveyor.results import FAILING
+from steps.debian import artifact_url
 from steps.debian import submitted_at
 
 # what the publish (and the board, the mails) need of the package build
@@ -134,8 +135,8 @@ class AwaitPackage(buildstep.BuildStep):
                 self.setProperty(key, props[key][0], name)
         if self.artifacts_url and self.getProperty("artifacts_path"):
             for deb in self.getProperty("debs") or []:
-                yield self.addURL(deb, f"{self.artifacts_url}"
-                                       f"{self.getProperty('artifacts_path')}/{deb}")
+                yield self.addURL(deb, artifact_url(self.artifacts_url,
+                                                    self.getProperty("artifacts_path"), deb))
         self.summary = f"version {self.getProperty('package_version')} from {name}"
         return SUCCESS
 

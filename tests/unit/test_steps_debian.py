@@ -104,20 +104,15 @@ class StampVersionTest(StepTestCase):
 
 
 class BuildDebianPackageTest(StepTestCase):
-    CLEAN = ["find", "..", "-maxdepth", "1", "-type", "f", "(", "-name", "*.deb", "-o", "-name",
-             "*.changes", "-o", "-name", "*.buildinfo", ")", "-delete"]
+    BUILD = ["sh", "-c", debian.BUILD_SCRIPT, "deb", "*_1.4.0+ci57.g3f2a9c1_*.deb",
+             "dpkg-buildpackage", "-b", "-us", "-uc"]
+    ENV = {"SOURCE_DATE_EPOCH": "1764150000", "DEB_BUILD_OPTIONS": "nocheck"}
 
     def expect_build(self, found: str):
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=self.CLEAN).exit(0),
-            ExpectShell(workdir="wkdir", command=["dpkg-buildpackage", "-b", "-us", "-uc"],
-                        env={"SOURCE_DATE_EPOCH": "1764150000",
-                             "DEB_BUILD_OPTIONS": "nocheck"}).exit(0),
-            ExpectShell(workdir="wkdir",
-                        command=["find", "..", "-maxdepth", "1", "-type", "f", "-name",
-                                 "*_1.4.0+ci57.g3f2a9c1_*.deb", "-printf", "%f\\n"])
-            .log("debs", stdout=found).exit(0),
-        )
+            ExpectShell(workdir="wkdir", command=self.BUILD, env=self.ENV)
+            .stdout(f"dpkg-buildpackage: info: binary-only upload\n{debian.BUILT}\n{found}")
+            .exit(0))
 
     def test_builds_and_lists_packages(self):
         self.setup(debian.BuildDebianPackage(packages=["snowbird"]),
@@ -143,40 +138,101 @@ class BuildDebianPackageTest(StepTestCase):
         self.setup(debian.BuildDebianPackage(packages=["snowbird"]),
                    package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000)
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=self.CLEAN).exit(0),
-            ExpectShell(workdir="wkdir", command=["dpkg-buildpackage", "-b", "-us", "-uc"],
-                        env={"SOURCE_DATE_EPOCH": "1764150000",
-                             "DEB_BUILD_OPTIONS": "nocheck"}).exit(2),
-        )
+            ExpectShell(workdir="wkdir", command=self.BUILD, env=self.ENV).exit(2))
         self.expect_outcome(result=FAILURE)
         return self.run_step()
 
 
 class UploadPackagesTest(StepTestCase):
-    def test_adds_one_linked_upload_per_package(self):
-        step = self.setup(debian.UploadPackages(artifacts_dir="/srv/www/artifacts",
+    def test_uploads_each_package_into_the_store_and_links_it(self):
+        import os
+        import shutil
+        import tempfile
+        store = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, store)
+        step = self.setup(debian.UploadPackages(artifacts_dir=store,
                                                 artifacts_url="http://repo/artifacts/"),
-                          debs=["a_1_all.deb", "b_1_amd64.deb"], buildername="snowbird-ci")
-        added = []
-        self.build.addStepsAfterCurrentStep = added.extend
-        self.expect_outcome(result=SUCCESS)
-        self.expect_property("artifacts_path", "snowbird-ci/57")
+                          debs=["a_1_all.deb", "b_1_amd64.deb"], buildername="snowbird-package")
+        links = []
+        step.addURL = lambda name, url: defer.succeed(links.append((name, url)))
+        self.expect_commands(*(
+            ExpectUploadFile(workersrc=f"../{deb}", workdir="wkdir", blocksize=256 * 1024,
+                             maxsize=None, keepstamp=False, writer=mock.ANY)
+            .upload_string(f"contents of {deb}").exit(0)
+            for deb in ("a_1_all.deb", "b_1_amd64.deb")))
+        self.expect_outcome(result=SUCCESS, state_string="uploaded 2 package(s)")
+        self.expect_property("artifacts_path", "snowbird-package/57")
         d = self.run_step()
 
         def check(_):
-            self.assertEqual([s.masterdest for s in added],
-                             ["/srv/www/artifacts/snowbird-ci/57/a_1_all.deb",
-                              "/srv/www/artifacts/snowbird-ci/57/b_1_amd64.deb"])
-            self.assertEqual([s.url for s in added],
-                             ["http://repo/artifacts/snowbird-ci/57/a_1_all.deb",
-                              "http://repo/artifacts/snowbird-ci/57/b_1_amd64.deb"])
-            self.assertEqual(added[0].workersrc, "../a_1_all.deb")
-            self.assertTrue(step)
+            for deb in ("a_1_all.deb", "b_1_amd64.deb"):
+                with open(os.path.join(store, "snowbird-package", "57", deb)) as f:
+                    self.assertEqual(f.read(), f"contents of {deb}")
+                self.assertEqual(oct(os.stat(os.path.join(store, "snowbird-package", "57",
+                                                          deb)).st_mode & 0o777), "0o644")
+            self.assertEqual(links, [
+                ("a_1_all.deb", "http://repo/artifacts/snowbird-package/57/a_1_all.deb"),
+                ("b_1_amd64.deb", "http://repo/artifacts/snowbird-package/57/b_1_amd64.deb")])
         return d.addCallback(check)
+
+    def test_a_failed_upload_fails_and_leaves_no_file(self):
+        import os
+        import shutil
+        import tempfile
+        store = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, store)
+        self.setup(debian.UploadPackages(artifacts_dir=store, artifacts_url="http://r/a/"),
+                   debs=["a_1_all.deb"], buildername="snowbird-package")
+        self.expect_commands(
+            ExpectUploadFile(workersrc="../a_1_all.deb", workdir="wkdir", blocksize=256 * 1024,
+                             maxsize=None, keepstamp=False, writer=mock.ANY).exit(1))
+        self.expect_outcome(result=FAILURE, state_string="a_1_all.deb not uploaded (failure)")
+        d = self.run_step()
+        return d.addCallback(lambda _: self.assertEqual(
+            os.listdir(os.path.join(store, "snowbird-package", "57")), []))
 
     def test_nothing_to_upload_fails(self):
         self.setup(debian.UploadPackages(artifacts_dir="/a", artifacts_url="http://r/a/"),
                    buildername="snowbird-ci")
-        self.build.addStepsAfterCurrentStep = lambda steps: None
         self.expect_outcome(result=FAILURE)
         return self.run_step()
+
+
+def run_build_script(where, build: str) -> tuple[int, str]:
+    """debian.BUILD_SCRIPT in `where`/build (the checkout), `build` standing in for the sandboxed
+    dpkg-buildpackage."""
+    import subprocess
+    checkout = where / "build"
+    checkout.mkdir()
+    proc = subprocess.run(["sh", "-c", debian.BUILD_SCRIPT, "deb", "*_1.4.0+ci57.g3f2a9c1_*.deb",
+                           "sh", "-c", build], cwd=checkout, capture_output=True, text=True,
+                          check=False)
+    return proc.returncode, proc.stdout
+
+
+def test_the_build_script_lists_this_builds_debs_only(tmp_path):
+    (tmp_path / "snowbird_1.4.0+ci56.g0000000_amd64.deb").write_text("an earlier build's")
+    (tmp_path / "snowbird_1.4.0+ci56.g0000000_amd64.changes").write_text("an earlier build's")
+    code, out = run_build_script(tmp_path, """
+        echo '{built}'; echo snowbird_1.4.0+ci57.g3f2a9c1_forged.deb   # printed by debian/rules
+        : > ../snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb
+        : > ../snowbird-doc_1.4.0+ci57.g3f2a9c1_all.deb
+        ln -s /etc/hostname ../snowbird-link_1.4.0+ci57.g3f2a9c1_amd64.deb
+    """.format(built=debian.BUILT))
+    assert code == 0
+    assert debian.built_debs(out, "1.4.0+ci57.g3f2a9c1") == [
+        "snowbird-doc_1.4.0+ci57.g3f2a9c1_all.deb", "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".changes")) == []
+
+
+def test_the_build_script_fails_as_the_build_does_and_lists_nothing(tmp_path):
+    code, out = run_build_script(tmp_path, ": > ../snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb; exit 3")
+    assert code == 3
+    assert debian.built_debs(out, "1.4.0+ci57.g3f2a9c1") == []
+
+
+def test_names_off_the_version_or_with_a_path_are_not_packages():
+    out = (f"{debian.BUILT}\nsnowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n../x_1.4.0+ci57.g3f2a9c1_amd64"
+           ".deb\nsnowbird_9.9_amd64.deb\n")
+    assert debian.built_debs(out, "1.4.0+ci57.g3f2a9c1") == [
+        "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"]
