@@ -128,6 +128,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> int:
+    services.stopped_by_signals()  # a killed bench stops what it started
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=50)
     parser.add_argument("--threads", type=int, default=4)

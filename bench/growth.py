@@ -163,6 +163,7 @@ def measure(settings, project, master: api.Master, checkout: Path, n: int, run: 
 
 
 def main() -> int:
+    services.stopped_by_signals()  # a killed bench stops what it started
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=1,

@@ -84,6 +84,7 @@ def cold(settings, build: dict) -> float:
 
 
 def main() -> int:
+    services.stopped_by_signals()  # a killed bench stops what it started
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=3)
     parser.add_argument("--cold", action="store_true")

@@ -41,6 +41,7 @@ def figure(name: str, seconds: list[float]) -> None:
 
 
 def main() -> int:
+    services.stopped_by_signals()  # a killed bench stops what it started
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=3)
     args = parser.parse_args()

@@ -141,6 +141,7 @@ def median(values: list[float]) -> str:
 
 
 def main() -> int:
+    services.stopped_by_signals()  # a killed bench stops what it started
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", action="store_true",

@@ -23,6 +23,18 @@ from ops.setup import venv_bin
 from ops.setup import worker_dir
 
 
+def stopped_by_signals() -> None:
+    """From now on SIGTERM and SIGHUP end this process as Ctrl-C does, by an exception, so that
+    its `finally:` stops the services it started (Python's default ends it on the spot: a
+    killed bench left its master and workers running, their directory deleted)."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _exit_by_exception)
+
+
+def _exit_by_exception(number: int, _frame) -> None:
+    raise SystemExit(128 + number)
+
+
 def run_dir(settings: Settings) -> Path:
     path = settings.state_dir / "run"
     path.mkdir(parents=True, exist_ok=True)
