@@ -199,6 +199,7 @@ def rollback_factory(settings: Settings) -> util.BuildFactory:
     f = util.BuildFactory()
     f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist)))
     f.addStep(promotion.ResolveRollback(history_dir=str(settings.history_dir),
-                                        distribution=dist))
+                                        keep_states=settings.retention.snapshots_keep_states,
+                                        **_aptly(settings, dist)))
     _publish_steps(settings, f, dist, "rollback")
     return f

@@ -8,6 +8,7 @@ The aptly work itself is done by the steps of steps/repository.py.
 from __future__ import annotations
 
 from buildbot.process import buildstep
+from buildbot.process import remotecommand
 from buildbot.process import results
 from twisted.internet import defer
 
@@ -114,6 +115,12 @@ class ResolveRollback(HistoryStep):
     description = "checking the request"
     descriptionDone = "request checked"
 
+    def __init__(self, aptly_config: str, gnupg_home: str, keep_states: int, **kwargs):
+        self.aptly_config = str(aptly_config)
+        self.gnupg_home = str(gnupg_home)
+        self.keep_states = keep_states  # what retention keeps ([retention] in pipeline.toml)
+        super().__init__(**kwargs)
+
     @defer.inlineCallbacks
     def run(self):
         log = yield self.addLog("stdio")
@@ -122,6 +129,11 @@ class ResolveRollback(HistoryStep):
         try:
             target = release.rollback_target(history, current,
                                              (self.getProperty("state") or "").strip())
+            if not (yield self.kept(target["snapshot"], log)):
+                raise release.ReleaseError(
+                    f"state {target['n']} ({target['snapshot']}) is no longer kept: retention "
+                    f"keeps the states of each distribution's last {self.keep_states} history "
+                    f"entries; pick one of those (bin/conveyor history {self.distribution})")
         except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
             self.descriptionDone = f"refused: {exc}"
@@ -139,6 +151,22 @@ class ResolveRollback(HistoryStep):
         yield log.addStdout(message + "\n")
         self.descriptionDone = message
         return results.SUCCESS
+
+
+    # $1 aptly's config, $2 the snapshot. (`aptly snapshot show` is no test: it fails for a
+    # merged snapshot whose sources are gone, as they are once a publish has merged them.)
+    KEPT = 'aptly "-config=$1" snapshot list -raw | grep -qxF -- "$2"'
+
+    @defer.inlineCallbacks
+    def kept(self, snapshot: str, log):
+        """Does aptly still have the snapshot (retention drops old states' snapshots, their
+        history entries stay)?"""
+        cmd = remotecommand.RemoteShellCommand(
+            self.workdir, ["sh", "-c", self.KEPT, "kept", self.aptly_config, snapshot],
+            env={"GNUPGHOME": self.gnupg_home}, logEnviron=False, interruptSignal="KILL")
+        cmd.useLog(log, False, "stdio")
+        yield self.runCommand(cmd)
+        return not cmd.didFail()
 
 
 class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):

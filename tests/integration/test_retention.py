@@ -115,8 +115,19 @@ def test_retention_keeps_the_window_and_the_published_state(installation, builds
     assert published(settings) == before  # Packages, Release, signatures: byte for byte
     assert not old.exists() and any(young.iterdir())
 
-    # a rollback within the window: staging back to its first push
+    # a rollback to a state retention dropped: refused, saying so, and nothing changes
     releaser = session(settings, "releaser")
+    refused = releaser.follow(releaser.force("rollback", "rollback", distribution=STAGING,
+                                             state="1", reason="test"))
+    assert result_name(refused["results"]) == "FAILURE", api.describe(refused)
+    check = next(s for s in refused["steps"] if s["name"] == "check")
+    assert check["state_string"].startswith(
+        f"refused: state 1 ({staging[0]['snapshot']}) is no longer kept: retention keeps the "
+        "states of each distribution's last 2 history entries"), check["state_string"]
+    assert published(settings) == before
+    assert len(history(settings, STAGING)) == len(staging)
+
+    # a rollback within the window: staging back to its first push
     rollback = releaser.follow(releaser.force("rollback", "rollback", distribution=STAGING,
                                               reason="test"))
     assert result_name(rollback["results"]) == "SUCCESS", api.describe(rollback)

@@ -5,6 +5,7 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
+from buildbot.test.steps import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
 
@@ -103,18 +104,28 @@ HISTORY = "".join(json.dumps(e) + "\n" for e in [
 ])
 
 
+def rollback_check():
+    return promotion.ResolveRollback(history_dir="/srv/history", distribution="snowbird",
+                                     aptly_config="/srv/aptly.conf", gnupg_home="/srv/gpg",
+                                     keep_states=20)
+
+
+def snapshot_kept(name: str):
+    return ExpectShell(workdir="wkdir", env={"GNUPGHOME": "/srv/gpg"}, log_environ=False,
+                       command=["sh", "-c", promotion.ResolveRollback.KEPT, "kept",
+                                "/srv/aptly.conf", name])
+
+
 class ResolveRollbackTest(StepTestCase):
-    def expect_history(self):
+    def expect_history(self, *more):
         self.expect_commands(
             ExpectUploadFile(workersrc="/srv/history/snowbird.jsonl", workdir="wkdir",
                              blocksize=32768, maxsize=None, writer=mock.ANY)
-            .upload_string(HISTORY).exit(0))
+            .upload_string(HISTORY).exit(0), *more)
 
     def test_back_to_the_previous_state(self):
-        self.setup(promotion.ResolveRollback(history_dir="/srv/history",
-                                             distribution="snowbird"),
-                   current_snapshot="snowbird@3")
-        self.expect_history()
+        self.setup(rollback_check(), current_snapshot="snowbird@3")
+        self.expect_history(snapshot_kept("snowbird@2").exit(0))
         self.expect_outcome(result=SUCCESS)
         self.expect_property("snapshot", "snowbird@2")
         self.expect_property("package_version", "1.0+ci1.g1")
@@ -122,13 +133,23 @@ class ResolveRollbackTest(StepTestCase):
         return self.run_step()
 
     def test_unknown_state_is_refused(self):
-        self.setup(promotion.ResolveRollback(history_dir="/srv/history",
-                                             distribution="snowbird"),
-                   current_snapshot="snowbird@3", state="7")
+        self.setup(rollback_check(), current_snapshot="snowbird@3", state="7")
         self.expect_history()
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr("stdio", "refused: there is no state 7: the history has 3 "
                                              "entries\n")
+        self.expect_no_property("snapshot")
+        return self.run_step()
+
+    def test_a_state_retention_dropped_is_refused_saying_so(self):
+        self.setup(rollback_check(), current_snapshot="snowbird@3", state="1")
+        self.expect_history(
+            snapshot_kept("snowbird@1").exit(1))
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr(
+            "stdio", "refused: state 1 (snowbird@1) is no longer kept: retention keeps the states of "
+            "each distribution's last 20 history entries; pick one of those (bin/conveyor "
+            "history snowbird)\n")
         self.expect_no_property("snapshot")
         return self.run_step()
 
@@ -153,3 +174,22 @@ class VerifyAfterRollbackTest(StepTestCase):
                    package_version="1.0+ci1.g1", verify_absent="1.0+ci2.g2")
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
+
+
+def test_kept_means_that_exact_snapshot_is_listed(tmp_path):
+    import os
+    import subprocess
+    aptly = tmp_path / "aptly"
+    aptly.write_text('#!/bin/sh\n[ "$1 $2 $3" = "-config=/a.conf snapshot list" ] || exit 9\n'
+                     'printf "snowbird@20261126T100000Z@publish-10\\nsnowbird.x@2\\n"\n')
+    aptly.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+
+    def kept(name: str) -> bool:
+        return subprocess.run(["sh", "-c", promotion.ResolveRollback.KEPT, "kept", "/a.conf",
+                               name], env=env, check=False).returncode == 0
+
+    assert kept("snowbird@20261126T100000Z@publish-10")
+    assert not kept("snowbird@20261126T100000Z@publish-1")  # a prefix of one is not it
+    assert not kept("snowbird@2")  # nor a pattern ("." is no wildcard)
+    assert not kept("-x")
