@@ -62,10 +62,31 @@ class StartPackage(Trigger):
 
     @defer.inlineCallbacks
     def run(self):
+        yield self._cancel_earlier_attempts()
         result = yield super().run()
         if self.brids:
             self.setProperty("package_request", self.brids[0], "StartPackage")
         return result
+
+    @defer.inlineCallbacks
+    def _cancel_earlier_attempts(self):
+        """A CI build request that runs again (its master restarted mid-build) had started a
+        package build of its own, which runs again too: nobody waits for it, nothing of it would
+        be published. It is cancelled; this attempt starts its own."""
+        brid = self.build.requests[0].id
+        earlier = {b.id for b in (yield self.master.db.builds.getBuilds(buildrequestid=brid))
+                   if b.id != self.build.buildid}
+        if not earlier:
+            return
+        for buildset in (yield self.master.db.buildsets.getBuildsets(complete=False)):
+            if buildset.parent_buildid not in earlier:
+                continue
+            for request in (yield self.master.db.buildrequests.getBuildRequests(
+                    bsid=buildset.bsid, complete=False)):
+                yield self.master.data.control(
+                    "cancel", {"reason": "its CI build runs again (its master restarted): the "
+                                         "new attempt builds its own package"},
+                    ("buildrequests", request.buildrequestid))
 
     def getResultSummary(self):
         if self.brids:

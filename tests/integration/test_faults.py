@@ -138,3 +138,41 @@ def test_a_lost_master_database_comes_back_with_start(installation, checkout, ca
     build = github.push_and_wait(settings, settings.projects[0], checkout, before=before)
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     assert any(s.get("Conveyor-Commit") == after for s in staging_stanzas(settings))
+
+
+def test_the_master_killed_mid_package_builds_the_package_once_more(installation, checkout):
+    """Both requests run again after the restart: the CI build's (which starts a package build of
+    its own) and its old package build's, which nobody would publish. That one is cancelled."""
+    settings = installation
+    project = settings.projects[0]
+    before, after = new_commit(settings, checkout, "killed mid-package")
+    package_id = api.builder_id(settings, project.package_builder)
+    package_before = api.last_build_number(settings, project.package_builder)
+    deliver_push(settings, checkout, before, after)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the package build is building: kill the master
+        builds = api.api(settings, f"builders/{package_id}/builds?number__gt={package_before}")
+        steps = (api.api(settings, f"builds/{builds['builds'][0]['buildid']}/steps")["steps"]
+                 if builds["builds"] else [])
+        if any(s["name"] == "deb" and s["started_at"] for s in steps):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no package build reached its deb step")
+    pid = int((settings.master_dir / "twistd.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    while services.alive(pid):
+        time.sleep(0.1)
+
+    services.start_master(settings)
+    wait_until_settled(settings)
+
+    from_commit = [s["Version"] for s in staging_stanzas(settings)
+                   if s.get("Conveyor-Commit") == after]
+    assert len(from_commit) == 1, from_commit
+    after_restart = api.api(settings, f"builders/{package_id}/builds?number__gt="
+                                      f"{package_before + 1}")["builds"]
+    results = sorted(result_name(b["results"]) for b in after_restart)
+    # the CI build's new package build succeeded; the old one, run again, was cancelled
+    assert results.count("SUCCESS") == 1, results
+    assert set(results) <= {"SUCCESS", "CANCELLED"}, results

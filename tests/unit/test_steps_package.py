@@ -6,6 +6,7 @@ test_parallel_package.py."""
 from types import SimpleNamespace
 from unittest import mock
 
+from buildbot.process import buildstep
 from buildbot.process.results import CANCELLED
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SKIPPED
@@ -121,3 +122,38 @@ class AwaitPackageTest(stepcase.StepTestCase):
                          package_request=5)
         self.expect_outcome(result=CANCELLED)
         return self.run_step()
+
+
+def start_package_after(earlier_builds: list[int], buildsets: list, requests: dict):
+    """A StartPackage in build 12 of CI request 7, which ran before as `earlier_builds`."""
+    step = buildstep.create_step_from_step_or_factory(
+        package.StartPackage(scheduler="snowbird-package"))
+    step.build = SimpleNamespace(requests=[SimpleNamespace(id=7)], buildid=12)
+    cancelled = []
+    step.master = SimpleNamespace(
+        db=SimpleNamespace(
+            builds=SimpleNamespace(getBuilds=lambda buildrequestid: defer.succeed(
+                [SimpleNamespace(id=i) for i in [*earlier_builds, 12]])),
+            buildsets=SimpleNamespace(getBuildsets=lambda complete: defer.succeed(buildsets)),
+            buildrequests=SimpleNamespace(getBuildRequests=lambda bsid, complete: defer.succeed(
+                [SimpleNamespace(buildrequestid=r) for r in requests.get(bsid, [])]))),
+        data=SimpleNamespace(control=lambda action, args, path: defer.succeed(
+            cancelled.append((action, path)))))
+    return step, cancelled
+
+
+def test_a_ci_request_run_again_cancels_the_package_build_its_first_attempt_started():
+    # request 7 ran as build 11 (its master died); build 11 had started buildset 40's request
+    # 90; buildset 41 is another CI build's package build
+    step, cancelled = start_package_after(
+        [11], [SimpleNamespace(bsid=40, parent_buildid=11),
+               SimpleNamespace(bsid=41, parent_buildid=15)], {40: [90], 41: [91]})
+    step._cancel_earlier_attempts()
+    assert cancelled == [("cancel", ("buildrequests", 90))]
+
+
+def test_a_first_attempt_cancels_nothing():
+    step, cancelled = start_package_after(
+        [], [SimpleNamespace(bsid=41, parent_buildid=15)], {41: [91]})
+    step._cancel_earlier_attempts()
+    assert cancelled == []
