@@ -76,27 +76,35 @@ def wait_until_settled(settings, timeout: float = 240) -> None:
     raise AssertionError(f"builds still running after {timeout} s: {running} {waiting}")
 
 
+def kill_master_once(settings, builder: str, after: int, step: str | None = None) -> None:
+    """Once `builder` has a build numbered above `after` (that has begun `step`, if given): the
+    master killed (SIGKILL), then started again; returns when nothing runs or waits any more."""
+    builderid = api.builder_id(settings, builder)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        builds = api.api(settings, f"builders/{builderid}/builds?number__gt={after}")["builds"]
+        steps = (api.api(settings, f"builds/{builds[0]['buildid']}/steps")["steps"]
+                 if builds and step else [])
+        if builds and (step is None or any(s["name"] == step and s["started_at"]
+                                           for s in steps)):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"no build of {builder} {'reached ' + step if step else 'started'}")
+    pid = int((settings.master_dir / "twistd.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    while services.alive(pid):
+        time.sleep(0.1)
+    services.start_master(settings)
+    wait_until_settled(settings)
+
+
 def test_the_master_killed_mid_publish_publishes_the_commit_once(installation, checkout):
     settings = installation
     before, after = new_commit(settings, checkout, "killed mid-publish")
     publish_before = api.last_build_number(settings, "publish")
     deliver_push(settings, checkout, before, after)
-    publish_id = api.builder_id(settings, "publish")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the publish build has started: kill the master
-        builds = api.api(settings, f"builders/{publish_id}/builds?number__gt={publish_before}")
-        if builds["builds"]:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("no publish build started")
-    pid = int((settings.master_dir / "twistd.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    while services.alive(pid):
-        time.sleep(0.1)
-
-    services.start_master(settings)
-    wait_until_settled(settings)
+    kill_master_once(settings, "publish", publish_before)  # the publish build has started
 
     builds = api.api(settings, "builds")["builds"]
     assert all(b["complete"] for b in builds)  # nothing left "building"
@@ -149,23 +157,7 @@ def test_the_master_killed_mid_package_builds_the_package_once_more(installation
     package_id = api.builder_id(settings, project.package_builder)
     package_before = api.last_build_number(settings, project.package_builder)
     deliver_push(settings, checkout, before, after)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the package build is building: kill the master
-        builds = api.api(settings, f"builders/{package_id}/builds?number__gt={package_before}")
-        steps = (api.api(settings, f"builds/{builds['builds'][0]['buildid']}/steps")["steps"]
-                 if builds["builds"] else [])
-        if any(s["name"] == "deb" and s["started_at"] for s in steps):
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("no package build reached its deb step")
-    pid = int((settings.master_dir / "twistd.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    while services.alive(pid):
-        time.sleep(0.1)
-
-    services.start_master(settings)
-    wait_until_settled(settings)
+    kill_master_once(settings, project.package_builder, package_before, step="deb")
 
     from_commit = [s["Version"] for s in staging_stanzas(settings)
                    if s.get("Conveyor-Commit") == after]
