@@ -126,34 +126,31 @@ def test_a_build_that_begins_in_the_second_a_step_ends_belongs_to_the_next_step(
         "install-check", "publish", "verify", "publish"]
 
 
-def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_it():
+def printed_beside(third: dict, package_build: dict, package_steps: list) -> list[str]:
+    """What the printer shows of a CI build that started its package build (request 9) first,
+    then ran its tests, then `third`; the package build as given."""
     out = io.StringIO()
     request = "http://127.0.0.1:8010/#/buildrequests/9"
     master = triggered_one(
-        [
-            dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
-                 urls=[{"name": "snowbird-package #9", "url": request}]),
-            step(2, "tests", "12 passed", 10, 14, 0),
-            dict(step(3, "package", "1.0+ci1 from snowbird-package #3", 14, 20, 0),
-                 urls=[{"name": "package build request #9", "url": request}])],
-        {"started_at": 10, "complete": True}, "snowbird-package",
-        [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19, 0)])
+        [dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
+              urls=[{"name": "snowbird-package #9", "url": request}]),
+         step(2, "tests", "12 passed", 10, 14, 0),
+         third],
+        package_build, "snowbird-package", package_steps)
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
-    assert [line.split()[0] for line in out.getvalue().splitlines()] == [
+    return [line.split()[0] for line in out.getvalue().splitlines()]
+
+
+def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_it():
+    waited = dict(step(3, "package", "1.0+ci1 from snowbird-package #3", 14, 20, 0),
+                  urls=[{"name": "package build request #9",
+                         "url": "http://127.0.0.1:8010/#/buildrequests/9"}])
+    assert printed_beside(waited, {"started_at": 10, "complete": True},
+                          [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19, 0)]) == [
         "start", "tests", "snowbird-package", "deb", "package"]
 
 
 def test_a_package_build_started_but_not_yet_waited_for_is_not_printed_yet():
-    out = io.StringIO()
-    request = "http://127.0.0.1:8010/#/buildrequests/9"
-    master = triggered_one(
-        [
-            dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
-                 urls=[{"name": "snowbird-package #9", "url": request}]),
-            step(2, "tests", "12 passed", 10, 14, 0),
-            step(3, "coverage", "…", 14)],
-        {"started_at": 10, "complete": False}, "snowbird-package",
-        [step(1, "git", "update", 10, 11, 0),
-                                     step(2, "deb", "building", 11)])
-    follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
-    assert [line.split()[0] for line in out.getvalue().splitlines()] == ["start", "tests"]
+    assert printed_beside(step(3, "coverage", "…", 14), {"started_at": 10, "complete": False},
+                          [step(1, "git", "update", 10, 11, 0),
+                           step(2, "deb", "building", 11)]) == ["start", "tests"]
