@@ -28,6 +28,7 @@ from buildbot.util import datetime2epoch
 
 from master import dispatch
 
+
 DELIVERY = "github_delivery"
 HEAD = "push_head"
 WINDOW = 7 * 24 * 3600

@@ -54,9 +54,8 @@ class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        revision = self.build.getSourceStamp("").revision if self.build.getSourceStamp("") \
-            else None
-        revision = revision or ""
+        stamp = self.build.getSourceStamp("")
+        revision = (stamp.revision if stamp else None) or ""
         if revision and not SHA.fullmatch(revision):
             log = yield self.addLog("stdio")
             yield log.addStderr(f"not a commit id: {revision!r}\n")

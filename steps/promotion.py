@@ -152,7 +152,6 @@ class ResolveRollback(HistoryStep):
         self.descriptionDone = message
         return results.SUCCESS
 
-
     # $1 aptly's config, $2 the snapshot. (`aptly snapshot show` is no test: it fails for a
     # merged snapshot whose sources are gone, as they are once a publish has merged them.)
     KEPT = 'aptly "-config=$1" snapshot list -raw | grep -qxF -- "$2"'

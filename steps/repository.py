@@ -59,20 +59,18 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
         for deb in debs:
             source = posixpath.join(self.artifacts_dir, where, deb)
             try:
-                fp = open(source, "rb")  # noqa: SIM115 (the transfer reads it, then closes it)
+                fp = open(source, "rb")  # noqa: SIM115 (closed by the `with` below)
             except OSError as exc:
                 yield log.addStderr(f"{source}: {exc.strerror}\n")
                 self.descriptionDone = f"{deb} is not in the artifact store"
                 return results.FAILURE
-            try:
+            with fp:
                 fetched = yield self.runRemoteCommand(
                     "downloadFile",
                     {"workdir": self.workdir, "workerdest": f"{self.incoming}/{deb}",
                      "reader": remotetransfer.FileReader(fp), "maxsize": None,
                      "blocksize": self.BLOCKSIZE, "mode": None},
                     abandonOnFailure=False, evaluateCommand=lambda cmd: not cmd.didFail())
-            finally:
-                fp.close()
             if not fetched:
                 self.descriptionDone = f"{deb} could not be written on the worker"
                 return results.FAILURE
