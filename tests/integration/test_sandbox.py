@@ -64,3 +64,22 @@ def test_nothing_the_command_started_outlives_it(tmp_path: Path):
     time.sleep(3)
     assert not os.path.lexists(tmp_path / "swapped"), \
         "a process the sandboxed command left behind changed the build directory afterwards"
+
+
+def test_the_checkouts_git_directory_is_read_only_inside(tmp_path: Path):
+    # the next build's checkout runs git there outside the sandbox, as the worker's user: a
+    # hook or a core.fsmonitor written by the tests would run with the worker's secrets
+    checkout = tmp_path / "build"
+    checkout.mkdir()
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    config = (checkout / ".git" / "config").read_text()
+    proc = subprocess.run(
+        [str(SANDBOX), str(tmp_path), "--", "sh", "-c",
+         "echo 'cat /etc/hostname' > .git/hooks/post-checkout; "
+         "printf '[core]\\n\\tfsmonitor = cat /etc/hostname\\n' >> .git/config; "
+         "echo built > built.txt"],
+        cwd=checkout, capture_output=True, text=True, timeout=30, check=False)
+    assert "Read-only file system" in proc.stderr, proc.stderr
+    assert not (checkout / ".git" / "hooks" / "post-checkout").exists()
+    assert (checkout / ".git" / "config").read_text() == config
+    assert (checkout / "built.txt").read_text() == "built\n"  # the rest stays writable
