@@ -63,9 +63,9 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
     ))
 
 
-def _checkout(project: Project) -> checkout.Checkout:
+def _checkout(project: Project, **kwargs) -> checkout.Checkout:
     # The worker clones the configured URL, never a URL taken from the webhook's payload.
-    return checkout.Checkout(repourl=project.clone_url, branch=project.branch)
+    return checkout.Checkout(repourl=project.clone_url, branch=project.branch, **kwargs)
 
 
 def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
@@ -97,7 +97,7 @@ def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
     """checkout → version (the CI build's) → deb → upload → install check: a CI build's package,
     built while its tests run (steps/package.py)."""
     f = util.BuildFactory()
-    f.addStep(_checkout(project))
+    f.addStep(_checkout(project, changelog=debian.CHANGELOG))
     f.addStep(debian.StampVersion(haltOnFailure=True))
     f.addStep(debian.BuildDebianPackage(packages=project.packages, sandbox=SANDBOX))
     f.addStep(debian.UploadPackages(artifacts_dir=str(settings.artifacts_dir),

@@ -18,10 +18,14 @@ from twisted.internet import defer
 
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
-# $1 URL, $2 branch, $3 commit (may be empty: the branch's head). A commit the branch no longer
-# leads to (a force push since) is fetched by its id. An index.lock is what a git killed by a
-# stopped build leaves: no other git runs here (a builder runs one build at a time on a worker),
-# and left alone it would fail every later build of this builder on this worker.
+# $1 URL, $2 branch, $3 commit (may be empty: the branch's head), $4 (optional) a changelog's
+# path. A commit the branch no longer leads to (a force push since) is fetched by its id. An
+# index.lock is what a git killed by a stopped build leaves: no other git runs here (a builder
+# runs one build at a time on a worker), and left alone it would fail every later build of this
+# builder on this worker. The changelog's first entry is printed after the line CHANGELOG, as
+# the commit holds it: git reads the blob, never a file in the checkout (this runs outside the
+# sandbox, and a debian/changelog committed as a symlink to the worker's password would
+# otherwise be read with the worker's rights and shown in an error).
 SCRIPT = r"""set -eu
 [ -d .git ] || git init --quiet .
 rm -f .git/index.lock
@@ -33,21 +37,28 @@ if ! git checkout --quiet --force --detach "$target" -- 2>/dev/null; then
 fi
 git clean --quiet -ffdx
 git log -1 --format='%H %ct' HEAD
+if [ -n "${4:-}" ]; then
+    echo '@@ changelog'
+    git cat-file blob "HEAD:$4" 2>/dev/null | sed '/^ -- /q' || :
+fi
 """
+CHANGELOG = "@@ changelog\n"
 
 
 class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
     """Check out the build's commit of `repourl`'s `branch` in the build's directory, fresh:
-    sets `got_revision` (as Buildbot's source steps do) and `commit_time`."""
+    sets `got_revision` (as Buildbot's source steps do) and `commit_time`; with `changelog`,
+    also `changelog_head`, the first entry of that file in the commit ("" when it has none)."""
 
     name = "git"
     description = "checking out"
     descriptionDone = "update"
     renderables = ["repourl", "branch"]
 
-    def __init__(self, repourl: str, branch: str, **kwargs):
+    def __init__(self, repourl: str, branch: str, changelog: str | None = None, **kwargs):
         self.repourl = repourl
         self.branch = branch
+        self.changelog = changelog
         kwargs.setdefault("haltOnFailure", True)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
@@ -62,17 +73,21 @@ class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
             self.descriptionDone = "not a commit id"
             return results.FAILURE
         cmd = yield self.makeRemoteShellCommand(
-            command=["sh", "-c", SCRIPT, "checkout", self.repourl, self.branch, revision],
+            command=["sh", "-c", SCRIPT, "checkout", self.repourl, self.branch, revision,
+                     *([self.changelog] if self.changelog else [])],
             collectStdout=True)
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()
+        checked_out, _, changelog = cmd.stdout.partition(CHANGELOG)
         try:
-            sha, when = cmd.stdout.strip().splitlines()[-1].split()
+            sha, when = checked_out.strip().splitlines()[-1].split()
             when = int(when)
-        except ValueError:
+        except (ValueError, IndexError):
             self.descriptionDone = "no commit checked out"
             return results.FAILURE
         self.setProperty("got_revision", sha, "Checkout")
         self.setProperty("commit_time", when, "Checkout")
+        if self.changelog:
+            self.setProperty("changelog_head", changelog, "Checkout")
         return results.SUCCESS

@@ -12,39 +12,42 @@ from buildbot.process import buildstep
 from buildbot.process import remotecommand
 from buildbot.process import remotetransfer
 from buildbot.process import results
-from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
 
 from conveyor import release
 
 
-class StampVersion(CompositeStepMixin, buildstep.BuildStep):
-    """Prepend a CI entry to debian/changelog: `<upstream>+ci<date>.<time>.<build>.g<sha>`
-    (conveyor.release.ci_version), commit, build URL.
+CHANGELOG = "debian/changelog"
 
-    Sets the properties `package_version`, `source_package` and `commit_time` (the commit's
-    timestamp, used as SOURCE_DATE_EPOCH by the package build). In a package build started by a
-    CI build (steps/package.py), the version is the CI build's: its number (`ci_number`) and
-    when its request reached the master (`ci_submitted`); the entry names the CI build
-    (`ci_url`), the one result of the push.
+
+class StampVersion(buildstep.BuildStep):
+    """The CI entry for debian/changelog: `<upstream>+ci<date>.<time>.<build>.g<sha>`
+    (conveyor.release.ci_version), commit, build URL. On the master alone: the changelog's first
+    entry comes from the checkout (`changelog_head`, steps/checkout.py, read from the commit by
+    git), and the deb step writes the entry in its sandbox (BuildDebianPackage).
+
+    Sets the properties `package_version`, `source_package`, `changelog_entry` and `commit_time`
+    (the commit's timestamp, used as SOURCE_DATE_EPOCH by the package build). In a package build
+    started by a CI build (steps/package.py), the version is the CI build's: its number
+    (`ci_number`) and when its request reached the master (`ci_submitted`); the entry names the
+    CI build (`ci_url`), the one result of the push.
     """
 
     name = "version"
     description = "stamping version"
     descriptionDone = "version"
 
-    def __init__(self, changelog: str = "debian/changelog", **kwargs):
-        self.changelog = changelog
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.version: str | None = None
 
     @defer.inlineCallbacks
     def run(self):
         log = yield self.addLog("stdio")
-        text = yield self.getFileContentFromWorker(self.changelog)
-        if text is None:
-            yield log.addStderr(f"{self.changelog} not found: the project needs a debian/ "
-                                "directory to be packaged\n")
+        text = self.getProperty("changelog_head")
+        if not text:
+            yield log.addStderr(f"{CHANGELOG} not found in the commit: the project needs a "
+                                "debian/ directory to be packaged\n")
             return results.FAILURE
         revision = self.getProperty("got_revision") or self.getProperty("revision")
         try:
@@ -65,12 +68,11 @@ class StampVersion(CompositeStepMixin, buildstep.BuildStep):
         stanza = release.changelog_stanza(
             head.source, version, commit=revision, build_url=build_url, timestamp=commit_time,
             message=f"Built by Conveyor from commit {revision[:12]}.")
-        yield self.downloadFileContentToWorker(self.changelog, stanza + text,
-                                               abandonOnFailure=True)
         yield log.addStdout(stanza)
         self.version = version
         self.setProperty("package_version", version, "StampVersion")
         self.setProperty("source_package", head.source, "StampVersion")
+        self.setProperty("changelog_entry", stanza, "StampVersion")
         self.setProperty("commit_time", commit_time, "StampVersion")
         return results.SUCCESS
 
@@ -95,11 +97,21 @@ def submitted_at(build) -> float:
     return min(stamps) if stamps else time.time()
 
 
+# Inside the sandbox, before dpkg-buildpackage ($2…): the CI entry ($1) on top of debian/changelog.
+# In the sandbox, because the file is the project's (a symlink there reaches nothing secret).
+STAMP_SCRIPT = r"""set -e
+{ printf '%s' "$1"; cat debian/changelog; } > debian/changelog.conveyor
+mv -f debian/changelog.conveyor debian/changelog
+shift
+exec "$@"
+"""
+
 # One worker command (each is a round trip between master and worker): remove the files of earlier
-# builds from the shared parent directory, run the build ($2…: dpkg-buildpackage in the sandbox),
-# then list this version's .debs ($1: their name pattern) after the line BUILT. By then nothing
-# the build started runs any more (the sandbox's PID namespace is gone with it), so what follows
-# the last BUILT line is find's; only regular files are listed (a link could point anywhere).
+# builds from the shared parent directory, run the build ($2…: the stamp and dpkg-buildpackage in
+# the sandbox), then list this version's .debs ($1: their name pattern) after the line BUILT. By
+# then nothing the build started runs any more (the sandbox's PID namespace is gone with it), so
+# what follows the last BUILT line is find's; only regular files are listed (a link could point
+# anywhere).
 BUILT = "conveyor: built packages:"
 BUILD_SCRIPT = rf"""set -u
 find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \) \
@@ -125,8 +137,10 @@ def built_debs(stdout: str, version: str) -> list[str]:
 class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
     """`dpkg-buildpackage -b` in the checkout; the .deb files land next to it (`..`).
 
-    Needs `package_version` and `commit_time` from StampVersion; sets the property `debs`, the
-    file names of the packages built, and checks that every package the settings name is there.
+    Needs `package_version`, `changelog_entry` and `commit_time` from StampVersion; writes the
+    entry into debian/changelog and builds, in one sandboxed command; sets the property `debs`,
+    the file names of the packages built, and checks that every package the settings name is
+    there.
     """
 
     name = "deb"
@@ -149,7 +163,8 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
                "DEB_BUILD_OPTIONS": "nocheck"}
         cmd = yield self.makeRemoteShellCommand(
             command=["sh", "-c", BUILD_SCRIPT, "deb", f"*_{version}_*.deb",
-                     *self.sandbox, "dpkg-buildpackage", "-b", "-us", "-uc"],
+                     *self.sandbox, "sh", "-c", STAMP_SCRIPT, "stamp",
+                     self.getProperty("changelog_entry"), "dpkg-buildpackage", "-b", "-us", "-uc"],
             env=env, collectStdout=True)
         yield self.runCommand(cmd)
         if cmd.didFail():

@@ -93,6 +93,52 @@ def test_a_commit_the_branch_no_longer_leads_to_is_still_checked_out(origin, tmp
     assert run_script(build, origin, gone)[0] == gone
 
 
+def checkout_with_changelog(where, origin) -> str:
+    where.mkdir(exist_ok=True)
+    return subprocess.run(["sh", "-c", checkout.SCRIPT, "checkout", origin.url, "main", "",
+                           "debian/changelog"], cwd=where, check=True, capture_output=True,
+                          text=True).stdout
+
+
+ENTRY = """snowbird (1.4.0) unstable; urgency=medium
+
+  * Second release.
+
+ -- Dev <dev@example.com>  Mon, 02 Nov 2026 10:00:00 +0000
+"""
+
+
+def test_the_changelogs_first_entry_is_printed_as_the_commit_holds_it(origin, tmp_path):
+    (origin.work / "debian").mkdir()
+    (origin.work / "debian" / "changelog").write_text(
+        ENTRY + "\nsnowbird (1.3.0) unstable; urgency=medium\n\n  * First.\n\n"
+        " -- Dev <dev@example.com>  Sun, 01 Nov 2026 10:00:00 +0000\n")
+    git(origin.work, "add", ".")
+    head = commit(origin, "two")
+    out = checkout_with_changelog(tmp_path / "build", origin)
+    assert out == f"{head} {git(origin.work, 'log', '-1', '--format=%ct')}\n@@ changelog\n" + ENTRY
+
+
+def test_a_changelog_committed_as_a_link_to_a_secret_does_not_print_the_secret(origin,
+                                                                               tmp_path):
+    # the worker runs the checkout with its own rights, outside the sandbox: were the file read
+    # (and not git's blob), its password would end up in the version step's error
+    secret = tmp_path / "worker-password"
+    secret.write_text("s3cret-worker-password\n")
+    (origin.work / "debian").mkdir()
+    (origin.work / "debian" / "changelog").symlink_to(secret)
+    git(origin.work, "add", ".")
+    commit(origin, "two")
+    out = checkout_with_changelog(tmp_path / "build", origin)
+    assert "s3cret" not in out
+    assert out.endswith(f"@@ changelog\n{secret}")  # the link's target, as text
+
+
+def test_a_commit_without_the_changelog_prints_none(origin, tmp_path):
+    out = checkout_with_changelog(tmp_path / "build", origin)
+    assert out.endswith("@@ changelog\n")
+
+
 class CheckoutStepTest(stepcase.StepTestCase):
     def setup_checkout(self, revision):
         step = self.setup(checkout.Checkout(repourl="file:///srv/git/app.git", branch="main"))
@@ -125,4 +171,18 @@ class CheckoutStepTest(stepcase.StepTestCase):
             .stderr("fatal: repository not found\n").exit(128))
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("got_revision")
+        return self.run_step()
+
+    def test_with_a_changelog_sets_its_first_entry(self):
+        self.setup(checkout.Checkout(repourl="file:///srv/git/app.git", branch="main",
+                                     changelog="debian/changelog"))
+        self.build.sources = {"": SimpleNamespace(revision=SHA, changes=[])}
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=["sh", "-c", checkout.SCRIPT, "checkout",
+                                                  "file:///srv/git/app.git", "main", SHA,
+                                                  "debian/changelog"])
+            .stdout(f"{SHA} 1764150000\n{checkout.CHANGELOG}{ENTRY}").exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("got_revision", SHA)
+        self.expect_property("changelog_head", ENTRY)
         return self.run_step()

@@ -4,12 +4,12 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
 
 from tests.unit import stepcase
+from conveyor import release
 from steps import debian
 
 SHA = "3f2a9c1d5e6f708192a3b4c5d6e7f8091a2b3c4d"
@@ -37,16 +37,10 @@ class StepTestCase(stepcase.StepTestCase):
 
 class StampVersionTest(StepTestCase):
     def test_stamps_unique_version_commit_and_build_url(self):
-        written = []
-        # the commit's time: the checkout's (steps/checkout.py)
-        self.setup(debian.StampVersion(), got_revision=SHA, commit_time=1764150000)
-        self.expect_commands(
-            ExpectUploadFile(workersrc="debian/changelog", workdir="wkdir", blocksize=32768,
-                             maxsize=None, writer=mock.ANY).upload_string(CHANGELOG).exit(0),
-            ExpectDownloadFile(workerdest="debian/changelog", workdir="wkdir", blocksize=32768,
-                               maxsize=None, reader=mock.ANY, mode=None)
-            .download_string(written.append, size=100000).exit(0),
-        )
+        # the changelog's first entry and the commit's time: the checkout's (steps/checkout.py);
+        # nothing is asked of the worker
+        self.setup(debian.StampVersion(), got_revision=SHA, commit_time=1764150000,
+                   changelog_head=CHANGELOG)
         self.expect_outcome(result=SUCCESS)
         self.expect_property("package_version", VERSION)
         self.expect_property("source_package", "snowbird")
@@ -55,24 +49,19 @@ class StampVersionTest(StepTestCase):
         d = self.run_step()
 
         def check(_):
-            text = b"".join(written).decode()
-            head = text.splitlines()[0]
+            entry = self.get_nth_step(0).getProperty("changelog_entry")
             self.assertEqual(
-                head,
+                entry.splitlines()[0],
                 f"snowbird ({VERSION}) UNRELEASED; urgency=medium, "
                 f"XB-Conveyor-Commit={SHA}, XB-Conveyor-Build={BUILD_URL}")
             self.assertIn(" -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 09:40:00 +0000",
-                          text)
-            # the project's own history is kept below the CI entry
-            self.assertTrue(text.endswith(CHANGELOG))
+                          entry)
+            # the project's own history stays below it (STAMP_SCRIPT): a changelog again
+            self.assertEqual(release.parse_changelog_head(entry + CHANGELOG).version, VERSION)
         return d.addCallback(check)
 
     def test_without_the_checkouts_commit_time_it_fails_with_reason(self):
-        self.setup(debian.StampVersion(), got_revision=SHA)
-        self.expect_commands(
-            ExpectUploadFile(workersrc="debian/changelog", workdir="wkdir", blocksize=32768,
-                             maxsize=None, writer=mock.ANY).upload_string(CHANGELOG).exit(0),
-        )
+        self.setup(debian.StampVersion(), got_revision=SHA, changelog_head=CHANGELOG)
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
             "stdio", f"no commit time for {SHA}: the checkout (steps/checkout.py) sets it\n")
@@ -80,23 +69,15 @@ class StampVersionTest(StepTestCase):
         return self.run_step()
 
     def test_missing_changelog_fails_with_reason(self):
-        self.setup(debian.StampVersion(), got_revision=SHA)
-        self.expect_commands(
-            ExpectUploadFile(workersrc="debian/changelog", workdir="wkdir", blocksize=32768,
-                             maxsize=None, writer=mock.ANY).exit(1),
-        )
+        self.setup(debian.StampVersion(), got_revision=SHA, changelog_head="")
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
-            "stdio", "debian/changelog not found: the project needs a debian/ directory to be "
-            "packaged\n")
+            "stdio", "debian/changelog not found in the commit: the project needs a debian/ "
+            "directory to be packaged\n")
         return self.run_step()
 
     def test_garbage_changelog_fails_with_reason(self):
-        self.setup(debian.StampVersion(), got_revision=SHA)
-        self.expect_commands(
-            ExpectUploadFile(workersrc="debian/changelog", workdir="wkdir", blocksize=32768,
-                             maxsize=None, writer=mock.ANY).upload_string("hello\n").exit(0),
-        )
+        self.setup(debian.StampVersion(), got_revision=SHA, changelog_head="hello\n")
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
             "stdio", "debian/changelog does not start with an entry header: 'hello'\n")
@@ -105,6 +86,7 @@ class StampVersionTest(StepTestCase):
 
 class BuildDebianPackageTest(StepTestCase):
     BUILD = ["sh", "-c", debian.BUILD_SCRIPT, "deb", "*_1.4.0+ci57.g3f2a9c1_*.deb",
+             "sh", "-c", debian.STAMP_SCRIPT, "stamp", "the entry\n",
              "dpkg-buildpackage", "-b", "-us", "-uc"]
     ENV = {"SOURCE_DATE_EPOCH": "1764150000", "DEB_BUILD_OPTIONS": "nocheck"}
 
@@ -116,7 +98,8 @@ class BuildDebianPackageTest(StepTestCase):
 
     def test_builds_and_lists_packages(self):
         self.setup(debian.BuildDebianPackage(packages=["snowbird"]),
-                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000)
+                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000,
+                   changelog_entry="the entry\n")
         self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n")
         self.expect_outcome(result=SUCCESS)
         self.expect_property("debs", ["snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"])
@@ -125,7 +108,8 @@ class BuildDebianPackageTest(StepTestCase):
 
     def test_a_package_the_settings_name_but_debian_does_not_build_fails(self):
         self.setup(debian.BuildDebianPackage(packages=["snowbird", "snowbird-worker"]),
-                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000)
+                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000,
+                   changelog_entry="the entry\n")
         self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n")
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
@@ -136,7 +120,8 @@ class BuildDebianPackageTest(StepTestCase):
 
     def test_failed_build_fails_the_step(self):
         self.setup(debian.BuildDebianPackage(packages=["snowbird"]),
-                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000)
+                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000,
+                   changelog_entry="the entry\n")
         self.expect_commands(
             ExpectShell(workdir="wkdir", command=self.BUILD, env=self.ENV).exit(2))
         self.expect_outcome(result=FAILURE)
@@ -236,3 +221,15 @@ def test_names_off_the_version_or_with_a_path_are_not_packages():
            ".deb\nsnowbird_9.9_amd64.deb\n")
     assert debian.built_debs(out, "1.4.0+ci57.g3f2a9c1") == [
         "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"]
+
+
+def test_the_stamp_puts_the_entry_on_top_of_the_changelog_then_runs_the_build(tmp_path):
+    import subprocess
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "debian" / "changelog").write_text(CHANGELOG)
+    proc = subprocess.run(["sh", "-c", debian.STAMP_SCRIPT, "stamp", "the entry\n\n",
+                           "sh", "-c", "head -n 1 debian/changelog; echo \"$@\"", "build",
+                           "-b", "-us"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert proc.stdout == "the entry\n-b -us\n"
+    assert (tmp_path / "debian" / "changelog").read_text() == "the entry\n\n" + CHANGELOG
+    assert not (tmp_path / "debian" / "changelog.conveyor").exists()
