@@ -229,7 +229,7 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         self._summary = "tests passed" if result == SUCCESS else "tests failed"
 
         stdio = yield self.getLog("stdio")
-        text = yield self.getFileContentFromWorker(self.junit_xml)
+        text = yield self.read_report()
         if text is None:
             if self.runner != "pytest":
                 return result  # a JUnit report is optional for other runners
@@ -246,6 +246,17 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         if any(case.outcome == "failed" for case in cases):
             return FAILURE
         return result
+
+    @defer.inlineCallbacks
+    def read_report(self):
+        """The JUnit report as the tests left it, read in their sandbox (None when it cannot be
+        read): the tests wrote it, and could have made it a symlink to a file that only the
+        worker's own user can read, such as its password."""
+        cmd = yield self.makeRemoteShellCommand(command=[*self.sandbox, "cat", "--",
+                                                         self.junit_xml],
+                                                collectStdout=True, stdioLogName=None)
+        yield self.runCommand(cmd)
+        return cmd.stdout if cmd.rc == 0 else None
 
     @defer.inlineCallbacks
     def record(self, cases):
