@@ -91,3 +91,34 @@ def test_reconfig_drops_changed_modules(tmp_path, monkeypatch):
     finally:
         # other tests hold the modules imported before: give them back
         sys.modules.update(before)
+
+
+def test_an_sqlite_database_keeps_its_connection_and_a_server_its_own_pool(tmp_path):
+    # Buildbot alone gives an SQLite file a new connection for every database operation; with
+    # the config's engine_kwargs, its own create_engine keeps one (master/config.py: database)
+    import sqlalchemy as sa
+    from buildbot.db import enginestrategy
+    target = copy_settings(tmp_path, ROOT / "pipeline.toml",
+                           **{'clone_url = "var/git/snowbird.git"':
+                              f'clone_url = "{tmp_path}/snowbird.git"'})
+    db = config.load(str(target))["db"]
+
+    def connections(**engine_kwargs) -> int:
+        engine = enginestrategy.create_engine(db["db_url"], basedir=str(tmp_path),
+                                              **engine_kwargs)
+        opened = []
+        sa.event.listen(engine.pool, "connect", lambda *_: opened.append(1))
+        for _ in range(5):
+            with engine.connect() as conn:
+                conn.exec_driver_sql("select 1")
+        engine.dispose()
+        return len(opened)
+
+    assert db["db_url"].startswith("sqlite:")
+    assert connections() == 5  # Buildbot's NullPool
+    assert connections(**db["engine_kwargs"]) == 0  # the one opened at set-up, kept
+    (tmp_path / "pg").mkdir()
+    server = copy_settings(tmp_path / "pg", ROOT / "pipeline.toml", **{
+        'clone_url = "var/git/snowbird.git"': f'clone_url = "{tmp_path}/snowbird.git"',
+        'db_url = "sqlite:///state.sqlite"': 'db_url = "postgresql://bb@db.example:5432/bb"'})
+    assert config.load(str(server))["db"] == {"db_url": "postgresql://bb@db.example:5432/bb"}
