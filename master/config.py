@@ -13,7 +13,6 @@ from conveyor import settings as settings_module
 from master import pullrequests
 from master import repository
 from master import retention
-from master.properties import OneTransactionProperties
 from master.site import SiteService
 from master.builders import builders
 from master.reporters import reporters
@@ -85,8 +84,7 @@ def build(settings: settings_module.Settings) -> dict:
         "projects": [util.Project(name=p.name, description=f"{p.github} ({p.branch}) → "
                                   f"{' → '.join(p.path)}") for p in settings.projects],
         "services": reporters(settings) + [
-            SiteService(str(settings.artifacts_dir), settings.auth.public_reports),
-            OneTransactionProperties()],
+            SiteService(str(settings.artifacts_dir), settings.auth.public_reports)],
         "www": www(settings),
         "change_source": [],
         "collapseRequests": False,

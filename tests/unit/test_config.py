@@ -60,8 +60,6 @@ def test_multi_project_example_passes_checkconfig_and_has_a_builder_each(tmp_pat
     assert cfg["builders"][3].workernames == ["build-1", "build-2"]
     assert {s.name for s in cfg["schedulers"]} >= {"snowbird-push", "falcon-push", "publish",
                                                    "snowbird-package", "falcon-package"}
-    # a build's properties in one transaction (master/properties.py)
-    assert "conveyor-build-properties" in {s.name for s in cfg["services"]}
 
 
 def test_wrong_settings_stop_checkconfig_with_file_key_and_reason(tmp_path):
