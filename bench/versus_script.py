@@ -1,6 +1,6 @@
 """Benchmark: Conveyor against a bare shell script doing the same work, in one run. Prints figures.
 
-    .venv/bin/python bench/versus_script.py [--runs 3] [--steps]
+    .venv/bin/python bench/versus_script.py [--runs 3] [--steps] [--postgres]
 
 Alternately, run by run: a signed push to Conveyor (webhook → staging's `Packages`, fetched over
 HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/bare-pipeline.sh
@@ -16,6 +16,7 @@ plus aptly. The work is timed by the worker (each command's `elapsedTime`, to th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from conveyor.board import index_url  # noqa: E402
+from conveyor import settings as settings_module  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
 from ops import api  # noqa: E402
 from ops import demo  # noqa: E402
@@ -39,6 +41,7 @@ from ops.progress import triggered_builds  # noqa: E402
 from tests.integration.helpers import TEST_ROOT  # noqa: E402
 from tests.integration.helpers import traversable  # noqa: E402
 from tests.integration.helpers import write_pipeline  # noqa: E402
+from tests.integration.postgres import postgres_server  # noqa: E402
 
 # the steps that run the project's own commands, and aptly's: the same work as the script's. A CI
 # build runs the tests while its package build (steps/package.py) runs beside it; the publish
@@ -135,6 +138,15 @@ def fingerprint(settings) -> str:
     return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr"))
 
 
+def on_postgres(settings, pg):
+    """The installation's pipeline.toml names the server (its password: a secret file)."""
+    settings.file.write_text(settings.file.read_text().replace(
+        "[conveyor]\n", f'[conveyor]\ndb_url = "{pg.url}"\n', 1))
+    settings = settings_module.load(settings.file)
+    setup.write_secret(settings, "db-password", pg.password)
+    return settings
+
+
 def median(values: list[float]) -> str:
     return (f"median {statistics.median(values):5.1f} s  min {min(values):5.1f}  "
             f"max {max(values):5.1f}")
@@ -146,11 +158,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", action="store_true",
                         help="print each build's steps and their times, run by run")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the master's database on a PostgreSQL server (Debian's, started "
+                             "for the run as tests/integration/test_postgres.py does; root), "
+                             "as a team's master has it; default: SQLite, as `make run`")
     args = parser.parse_args()
     TEST_ROOT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-versus-", dir=TEST_ROOT) as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-versus-", dir=TEST_ROOT) as tmp, \
+            contextlib.ExitStack() as stack:
         base = Path(tmp)
         settings = write_pipeline(base)
+        if args.postgres:
+            settings = on_postgres(settings, stack.enter_context(postgres_server(base / "pg")))
         traversable(base)
         project = settings.projects[0]
         setup.prepare(settings)
@@ -194,6 +213,7 @@ def main() -> int:
     print(f"the same work, bare script      {median(bare)}  (n={len(bare)})")
     print(f"ratio Conveyor / bare script    {statistics.median(conveyor) / statistics.median(bare):5.2f}")
     print(f"Conveyor's own overhead         {median(overhead)}")
+    print(f"the master's database           {settings.db_url.split(':', 1)[0]}")
     return 0
 
 
