@@ -57,7 +57,7 @@ class Project:
     coverage_threshold: float = 80.0
     coverage_below: str = "failure"
     mail: tuple[str, ...] = ()
-    python: str = "python3"
+    python: str = "/usr/bin/python3"  # the system's (Debian's), not whatever is first on PATH
     pull_requests: bool = True
     # the install check (steps/install.py): on by default; the smoke command (argv) runs inside
     # the throwaway root after the install and after the upgrade
@@ -618,7 +618,7 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
         coverage_threshold=t.number("coverage_threshold", 80, 0, 100),
         coverage_below=coverage_below,
         mail=t.strs("mail", (), EMAIL, "an e-mail address", nonempty=False),
-        python=t.str("python", "python3"),
+        python=t.str("python", "/usr/bin/python3"),
         pull_requests=t.bool("pull_requests", True),
         install_check=t.bool("install_check", True),
         smoke=t.strs("smoke", None) or (),  # argv, e.g. ["/opt/venvs/myapp/bin/myapp", "--version"]

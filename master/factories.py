@@ -17,10 +17,13 @@ from steps import repository as repo_steps
 
 VENV = "../venv"
 REPORTS = "../reports"
-# The project's own code (pip install, tests, coverage's report, debian/rules) runs in the
-# worker's sandbox (worker/bin/conveyor-sandbox): read-only system, private /tmp, writable only
-# the build's directory and the worker's caches.
+# The project's own code (pip install, tests, coverage's report, the source package) runs in
+# the worker's sandbox (worker/bin/conveyor-sandbox): an allow-list (the read-only system, the
+# builder's own directory and cache, private /tmp), and no network but a loopback of its own;
+# debian/rules runs in a throwaway chroot (worker/bin/conveyor-sbuild).
 SANDBOX = ["conveyor-sandbox", util.Property("builddir"), "--"]
+# ...and with network, to install the project's dependencies from the package indexes
+SANDBOX_ONLINE = ["conveyor-sandbox", "--network", util.Property("builddir"), "--"]
 
 
 @util.renderer
@@ -41,7 +44,7 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
                                       installer=project.installer, haltOnFailure=True))
     f.addStep(python.InstallRequirements(requirements=project.requirements, venv=VENV,
                                          installer=project.installer,
-                                         sandbox=SANDBOX, haltOnFailure=True))
+                                         sandbox=SANDBOX_ONLINE, haltOnFailure=True))
     f.addStep(python.RunTests(runner=project.test_runner, args=project.test_args, venv=VENV,
                               junit_xml=f"{REPORTS}/junit.xml", sandbox=SANDBOX))
     f.addStep(python.Coverage(threshold=project.coverage_threshold, below=project.coverage_below,

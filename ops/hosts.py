@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from conveyor.settings import Settings
+from ops import chroots
 from ops import services
 from ops import setup
 from ops.setup import ROOT
@@ -289,19 +290,22 @@ def build_worker(name: str, master: str, password_file: Path, user: str, root: P
     run([str(venv / "bin" / "buildbot-worker"), "create-worker", "--quiet", "--force",
          "--umask=0o22", str(basedir), master, name, "see-worker-password"])
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
-    (basedir / "bin").mkdir(exist_ok=True)
-    for tool in sorted((ROOT / "worker" / "bin").glob("conveyor-*")):  # on the worker's PATH
-        shutil.copyfile(tool, basedir / "bin" / tool.name)
-        os.chmod(basedir / "bin" / tool.name, 0o755)
+    bindir = setup.install_worker_tools(basedir, venv)
+    chroots_dir = chroots.chroots_dir(root)
+    chroots.ensure_base(chroots_dir, chroots.machine_release())
     copy_private(password_file, paths["password"], None)
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_env_file(paths["env"], {
         "CONVEYOR_MASTER": master,
         "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
-        # what a build's sandbox hides: the worker's password
+        # what the install check's namespace hides: the worker's password
         "CONVEYOR_SANDBOX_HIDE": str(paths["password"]),
+        # what a build's sandbox shows of the worker: its tools (uv), read-only
+        "CONVEYOR_SANDBOX_ALLOW": str(bindir),
+        # the clean builds' bases, made here by the trusted side (worker/bin/conveyor-sbuild)
+        "CONVEYOR_CHROOTS": str(chroots_dir),
         "HOME": str(basedir), "XDG_CACHE_HOME": str(cache),
-        "PATH": f"{basedir / 'bin'}:{SYSTEM_PATH}",
+        "PATH": f"{bindir}:{SYSTEM_PATH}",
         **({"CONVEYOR_WORKER_BIND": bind} if bind else {})})
     chown_tree(basedir, user)
     chown_tree(cache, user)

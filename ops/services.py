@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from conveyor.settings import Settings
+from ops import chroots
 from ops import setup
 from ops.setup import ROOT
 from ops.setup import gpg_env
@@ -157,16 +158,20 @@ def start_worker(settings: Settings, name: str) -> None:
         password = setup.worker_password_copy(settings, name)
         env.update({
             "CONVEYOR_WORKER_PASSWORD_FILE": str(password),
-            # what the sandbox hides from a build, even from a user that could read it
+            # what the install check's namespace hides, even from a user that could read it
             "CONVEYOR_SANDBOX_HIDE": ":".join(str(p) for p in [
                 *setup.protected_paths(settings), password]),
+            # what a build's sandbox shows of the worker: its tools (uv), read-only
+            "CONVEYOR_SANDBOX_ALLOW": str(basedir / "bin"),
+            # the clean builds' bases (worker/bin/conveyor-sbuild)
+            "CONVEYOR_CHROOTS": str(chroots.chroots_dir(settings.state_dir)),
         })
         own_user = setup.separate_build_user()
         blocked = setup.build_user_blocked(settings, name) if own_user else None
         if own_user and not blocked:
             env.update({
                 "HOME": str(basedir),  # git's safe.directory (basedir/.gitconfig)
-                # pip's downloads and wheels, shared by the machine's build workers
+                # the install check's base (a build's sandbox has a cache of its own)
                 "XDG_CACHE_HOME": str(setup.BUILD_CACHE),
             })
             # its own buildbot-worker, and a fresh environment: nothing of the caller's (root's)

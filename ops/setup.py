@@ -22,6 +22,7 @@ from conveyor import release
 from conveyor import settings as settings_module
 from conveyor.settings import WEBHOOK_SECRET
 from conveyor.settings import Settings
+from ops import chroots
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +70,8 @@ def prepare(settings: Settings) -> None:
     ensure_master(settings)
     for worker in settings.workers:
         ensure_worker(settings, worker.name)
+    if build_workers(settings):  # the clean builds' base (the trusted side makes it)
+        chroots.ensure_base(chroots.chroots_dir(settings.state_dir), chroots.machine_release())
     lock_down(settings)
 
 
@@ -316,10 +319,8 @@ def ensure_worker(settings: Settings, name: str) -> None:
     basedir = worker_dir(settings, name)
     basedir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
-    (basedir / "bin").mkdir(exist_ok=True)
-    for tool in ("conveyor-sandbox", "conveyor-install-check"):  # on the worker's PATH
-        shutil.copyfile(ROOT / "worker" / "bin" / tool, basedir / "bin" / tool)
-        os.chmod(basedir / "bin" / tool, 0o755)
+    own_venv = WORKER_VENV if separate_build_user() else ROOT / ".venv"
+    install_worker_tools(basedir, own_venv)
     if name == settings.repository.worker:
         os.chmod(basedir, 0o700)
         return
@@ -340,6 +341,22 @@ def ensure_worker(settings: Settings, name: str) -> None:
         run(["chown", f"{BUILD_USER}:{BUILD_USER}", str(BUILD_CACHE)])
         run(["chown", "-R", f"{BUILD_USER}:{BUILD_USER}", str(basedir)])
         os.chmod(basedir, 0o700)
+
+
+def install_worker_tools(basedir: Path, venv: Path) -> Path:
+    """The worker's bin/, first on its steps' PATH: Conveyor's tools (worker/bin) and uv, copied
+    from the worker's virtualenv. Nothing else of that virtualenv is on the PATH: a project's
+    build finds the system's python3, never the worker's. The sandbox shows this directory to
+    the project's code (CONVEYOR_SANDBOX_ALLOW), read-only: `uv pip install` runs there."""
+    bindir = basedir / "bin"
+    bindir.mkdir(exist_ok=True)
+    tools = sorted((ROOT / "worker" / "bin").glob("conveyor-*"))
+    if (venv / "bin" / "uv").exists():
+        tools.append(venv / "bin" / "uv")
+    for tool in tools:
+        shutil.copyfile(tool, bindir / tool.name)
+        os.chmod(bindir / tool.name, 0o755)
+    return bindir
 
 
 def ensure_user(name: str, home: Path) -> None:

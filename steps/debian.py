@@ -97,28 +97,44 @@ def submitted_at(build) -> float:
     return min(stamps) if stamps else time.time()
 
 
-# Inside the sandbox, before dpkg-buildpackage ($2…): the CI entry ($1) on top of debian/changelog.
-# In the sandbox, because the file is the project's (a symlink there reaches nothing secret).
-STAMP_SCRIPT = r"""set -e
+# Inside the sandbox, the source package (its .dsc and tarball, in `..`): the CI entry ($1) on
+# top of debian/changelog, the format native (a CI version has no Debian revision, so a CI
+# build from the checkout is a native package, whatever the project ships for its releases),
+# then dpkg-source, which runs none of the project's code. In the sandbox all the same, because
+# the files are the project's (a symlink there reaches nothing secret).
+SOURCE_SCRIPT = r"""set -e
 { printf '%s' "$1"; cat debian/changelog; } > debian/changelog.conveyor
 mv -f debian/changelog.conveyor debian/changelog
-shift
-exec "$@"
+mkdir -p debian/source
+echo '3.0 (native)' > debian/source/format
+dpkg-source --build .
 """
 
 # One worker command (each is a round trip between master and worker): remove the files of earlier
-# builds from the shared parent directory, run the build ($2…: the stamp and dpkg-buildpackage in
-# the sandbox), then list this version's .debs ($1: their name pattern) after the line BUILT. By
-# then nothing the build started runs any more (the sandbox's PID namespace is gone with it), so
-# what follows the last BUILT line is find's; only regular files are listed (a link could point
-# anywhere).
+# builds from the builder's directory, make the source package ($4…: in the sandbox), check what
+# it left (regular files only: sbuild reads them with the worker's rights), build its binary
+# packages for the release ($3, empty: the worker's own) in a throwaway chroot
+# (worker/bin/conveyor-sbuild), then list this version's .debs ($1: their name pattern) after
+# the line BUILT. By then nothing the source build started runs any more (the sandbox's PID
+# namespace is gone with it), and sbuild wrote only its results here, so what follows the last
+# BUILT line is find's; only regular files are listed (a link could point anywhere).
 BUILT = "conveyor: built packages:"
 BUILD_SCRIPT = rf"""set -u
-find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \) \
-    -delete || exit
-pattern=$1
-shift
+find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \
+    -o -name '*.dsc' -o -name '*.tar.*' \) -delete || exit
+pattern=$1 dsc=$2 release=$3
+shift 3
 "$@" || exit
+links=$(find .. -maxdepth 1 -type l)
+if [ -n "$links" ]; then
+    echo "conveyor: the source build left symbolic links beside the checkout: $links" >&2
+    exit 1
+fi
+if [ ! -f "$dsc" ]; then
+    echo "conveyor: the source build made no $dsc" >&2
+    exit 1
+fi
+conveyor-sbuild "$release" "$dsc" || exit
 echo '{BUILT}'
 find .. -maxdepth 1 -type f -name "$pattern" -printf '%f\n'
 """
@@ -135,22 +151,26 @@ def built_debs(stdout: str, version: str) -> list[str]:
 
 
 class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
-    """`dpkg-buildpackage -b` in the checkout; the .deb files land next to it (`..`).
+    """The binary packages of the checkout, built as Debian builds them: the source package is
+    made in the sandbox (`sandbox`), then built by sbuild in a throwaway chroot of the target
+    release (worker/bin/conveyor-sbuild), its Build-Depends installed there; the .deb files
+    land next to the checkout (`..`).
 
-    Needs `package_version`, `changelog_entry` and `commit_time` from StampVersion; writes the
-    entry into debian/changelog and builds, in one sandboxed command; sets the property `debs`,
-    the file names of the packages built, and checks that every package the settings name is
-    there.
+    Needs `package_version`, `source_package` and `changelog_entry` from StampVersion; sets the
+    property `debs`, the file names of the packages built, and checks that every package the
+    settings name is there.
     """
 
     name = "deb"
     description = "building package"
     descriptionDone = "package"
-    renderables = ["packages", "sandbox"]
+    renderables = ["packages", "sandbox", "release"]
 
-    def __init__(self, packages: list[str] | tuple[str, ...] = (), sandbox=(), **kwargs):
+    def __init__(self, packages: list[str] | tuple[str, ...] = (), sandbox=(), release: str = "",
+                 **kwargs):
         self.packages = list(packages)
-        self.sandbox = sandbox  # argv prefix: debian/rules is the project's own code
+        self.sandbox = sandbox  # argv prefix: the checkout is the project's own
+        self.release = release  # the target release; empty: the worker's own
         kwargs.setdefault("haltOnFailure", True)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
@@ -159,13 +179,12 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         version = release.deb_filename_version(self.getProperty("package_version"))
-        env = {"SOURCE_DATE_EPOCH": str(self.getProperty("commit_time")),
-               "DEB_BUILD_OPTIONS": "nocheck"}
+        dsc = f"../{self.getProperty('source_package')}_{version}.dsc"
         cmd = yield self.makeRemoteShellCommand(
-            command=["sh", "-c", BUILD_SCRIPT, "deb", f"*_{version}_*.deb",
-                     *self.sandbox, "sh", "-c", STAMP_SCRIPT, "stamp",
-                     self.getProperty("changelog_entry"), "dpkg-buildpackage", "-b", "-us", "-uc"],
-            env=env, collectStdout=True)
+            command=["bash", "-c", BUILD_SCRIPT, "deb", f"*_{version}_*.deb", dsc, self.release,
+                     *self.sandbox, "sh", "-c", SOURCE_SCRIPT, "source",
+                     self.getProperty("changelog_entry")],
+            collectStdout=True)
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()

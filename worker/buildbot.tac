@@ -3,7 +3,6 @@
 #   CONVEYOR_WORKER_PASSWORD_FILE=/path/to/secret buildbot-worker start BASEDIR
 # Name, password and the master's address come from the environment, never from this file.
 import os
-import sys
 
 from buildbot_worker.bot import Worker
 from twisted.application import service
@@ -19,10 +18,9 @@ def _setting(name):
     return value
 
 
-# the worker's own tools, installed beside buildbot-worker (uv), come first on the steps' PATH
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
-                                      os.environ.get("PATH", os.defpath)])
-
+# The steps' PATH is the worker's environment's: its bin/ (Conveyor's tools and uv, copied
+# there by ops/setup.py install_worker_tools), then the system's. Not this virtualenv's bin/:
+# a project's build must find the system's python3 (pybuild runs `python3.X -m build`).
 basedir = os.path.abspath(os.path.dirname(__file__))
 application = service.Application('buildbot-worker')  # this exact text: buildbot-worker looks for it
 logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"), rotateLength=10000000,

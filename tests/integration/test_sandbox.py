@@ -83,3 +83,60 @@ def test_the_checkouts_git_directory_is_read_only_inside(tmp_path: Path):
     assert not (checkout / ".git" / "hooks" / "post-checkout").exists()
     assert (checkout / ".git" / "config").read_text() == config
     assert (checkout / "built.txt").read_text() == "built\n"  # the rest stays writable
+
+
+def run_sandboxed(builddir: Path, script: str, *options: str,
+                  **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SANDBOX), *options, str(builddir), "--", "sh", "-c", script],
+                          cwd=builddir, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env}, check=False)
+
+
+def test_the_command_sees_its_build_directory_and_the_system_only(tmp_path: Path):
+    # another installation's worker password on the same host, and Conveyor's own checkout
+    # (whose pytest.ini a project's pytest would climb to): neither exists inside
+    other = Path("/var/lib/conveyor-sandbox-test-other-installation")
+    other.mkdir(exist_ok=True)
+    try:
+        (other / "worker-password").write_text("secret\n")
+        build = tmp_path / "build"
+        build.mkdir()
+        proc = run_sandboxed(
+            build, f"cat {other}/worker-password; cat {ROOT}/pytest.ini; ls /root /srv /opt; "
+                   "python3 -c 'print(42)'; echo ok > inside; echo $XDG_CACHE_HOME")
+        assert "secret" not in proc.stdout and "[pytest]" not in proc.stdout, proc.stdout
+        assert "No such file or directory" in proc.stderr
+        assert "42\n" in proc.stdout  # the system is there, read-only
+        assert (build / "inside").read_text() == "ok\n"
+        assert proc.stdout.strip().endswith(f"{build}/.cache")  # a cache of its own
+    finally:
+        shutil.rmtree(other)
+
+
+def test_without_network_only_a_loopback_of_its_own(tmp_path: Path):
+    import socket
+    with socket.socket() as server:  # the master's, the repository's, the mail sink's ports
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        connect = (f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}),"
+                   " timeout=5); print(\"connected\")'")
+        inside = run_sandboxed(tmp_path, connect)
+        assert "connected" not in inside.stdout
+        assert "ConnectionRefused" in inside.stderr, inside.stderr
+        online = run_sandboxed(tmp_path, connect, "--network")  # dependency installation
+        assert "connected" in online.stdout, online.stderr
+        # the tests' own loopback works: a server and a client inside
+        own = run_sandboxed(tmp_path, "python3 -c 'import socket; s=socket.socket(); "
+                                      "s.bind((\"127.0.0.1\", 0)); s.listen(); "
+                                      "socket.create_connection(s.getsockname()); print(\"own\")'")
+        assert "own" in own.stdout, own.stderr
+
+
+def test_without_bubblewrap_the_command_does_not_run(tmp_path: Path):
+    proc = subprocess.run(["/bin/bash", str(SANDBOX), str(tmp_path), "--", "/bin/sh", "-c",
+                           "echo ran > ran"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=30, env={"PATH": "/nonexistent"}, check=False)
+    assert proc.returncode == 3
+    assert "apt-get install bubblewrap" in proc.stderr
+    assert not (tmp_path / "ran").exists()

@@ -56,7 +56,7 @@ class StampVersionTest(StepTestCase):
                 f"XB-Conveyor-Commit={SHA}, XB-Conveyor-Build={BUILD_URL}")
             self.assertIn(" -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 09:40:00 +0000",
                           entry)
-            # the project's own history stays below it (STAMP_SCRIPT): a changelog again
+            # the project's own history stays below it (SOURCE_SCRIPT): a changelog again
             self.assertEqual(release.parse_changelog_head(entry + CHANGELOG).version, VERSION)
         return d.addCallback(check)
 
@@ -85,31 +85,38 @@ class StampVersionTest(StepTestCase):
 
 
 class BuildDebianPackageTest(StepTestCase):
-    BUILD = ["sh", "-c", debian.BUILD_SCRIPT, "deb", "*_1.4.0+ci57.g3f2a9c1_*.deb",
-             "sh", "-c", debian.STAMP_SCRIPT, "stamp", "the entry\n",
-             "dpkg-buildpackage", "-b", "-us", "-uc"]
-    ENV = {"SOURCE_DATE_EPOCH": "1764150000", "DEB_BUILD_OPTIONS": "nocheck"}
+    BUILD = ["bash", "-c", debian.BUILD_SCRIPT, "deb", "*_1.4.0+ci57.g3f2a9c1_*.deb",
+             "../snowbird_1.4.0+ci57.g3f2a9c1.dsc", "",
+             "sh", "-c", debian.SOURCE_SCRIPT, "source", "the entry\n"]
 
-    def expect_build(self, found: str):
+    def setup_build(self, packages, **kwargs):
+        return self.setup(debian.BuildDebianPackage(packages=packages, **kwargs),
+                          package_version="1.4.0+ci57.g3f2a9c1", source_package="snowbird",
+                          changelog_entry="the entry\n")
+
+    def expect_build(self, found: str, command=BUILD):
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=self.BUILD, env=self.ENV)
-            .stdout(f"dpkg-buildpackage: info: binary-only upload\n{debian.BUILT}\n{found}")
+            ExpectShell(workdir="wkdir", command=command)
+            .stdout(f"Status: successful\n{debian.BUILT}\n{found}")
             .exit(0))
 
     def test_builds_and_lists_packages(self):
-        self.setup(debian.BuildDebianPackage(packages=["snowbird"]),
-                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000,
-                   changelog_entry="the entry\n")
+        self.setup_build(["snowbird"])
         self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n")
         self.expect_outcome(result=SUCCESS)
         self.expect_property("debs", ["snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"])
         self.expect_result_summary({"step": "built snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"})
         return self.run_step()
 
+    def test_the_source_is_made_in_the_sandbox_and_built_for_the_target_release(self):
+        self.setup_build(["snowbird"], release="trixie", sandbox=["conveyor-sandbox", "b", "--"])
+        command = [*self.BUILD[:6], "trixie", "conveyor-sandbox", "b", "--", *self.BUILD[7:]]
+        self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n", command)
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
     def test_a_package_the_settings_name_but_debian_does_not_build_fails(self):
-        self.setup(debian.BuildDebianPackage(packages=["snowbird", "snowbird-worker"]),
-                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000,
-                   changelog_entry="the entry\n")
+        self.setup_build(["snowbird", "snowbird-worker"])
         self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n")
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
@@ -119,11 +126,8 @@ class BuildDebianPackageTest(StepTestCase):
         return self.run_step()
 
     def test_failed_build_fails_the_step(self):
-        self.setup(debian.BuildDebianPackage(packages=["snowbird"]),
-                   package_version="1.4.0+ci57.g3f2a9c1", commit_time=1764150000,
-                   changelog_entry="the entry\n")
-        self.expect_commands(
-            ExpectShell(workdir="wkdir", command=self.BUILD, env=self.ENV).exit(2))
+        self.setup_build(["snowbird"])
+        self.expect_commands(ExpectShell(workdir="wkdir", command=self.BUILD).exit(2))
         self.expect_outcome(result=FAILURE)
         return self.run_step()
 
@@ -183,37 +187,76 @@ class UploadPackagesTest(StepTestCase):
         return self.run_step()
 
 
-def run_build_script(where, build: str) -> tuple[int, str]:
-    """debian.BUILD_SCRIPT in `where`/build (the checkout), `build` standing in for the sandboxed
-    dpkg-buildpackage."""
+DEB_VERSION = "1.4.0+ci57.g3f2a9c1"
+# stands in for worker/bin/conveyor-sbuild: what sbuild leaves beside the .dsc, and a record of
+# how it was called
+FAKE_SBUILD = """#!/bin/sh
+echo "$@" > ../sbuild-called
+cd "$(dirname "$2")"
+: > snowbird_{v}_amd64.deb
+: > snowbird-doc_{v}_all.deb
+: > snowbird_{v}_amd64.buildinfo
+echo 'sbuild: Status: successful'
+""".format(v=DEB_VERSION)
+
+
+def run_build_script(where, source: str, sbuild: str = FAKE_SBUILD) -> tuple[int, str, str]:
+    """debian.BUILD_SCRIPT in `where`/build (the checkout): `source` stands in for the sandboxed
+    source build, FAKE_SBUILD (on the PATH) for conveyor-sbuild."""
+    import os
     import subprocess
     checkout = where / "build"
     checkout.mkdir()
-    proc = subprocess.run(["sh", "-c", debian.BUILD_SCRIPT, "deb", "*_1.4.0+ci57.g3f2a9c1_*.deb",
-                           "sh", "-c", build], cwd=checkout, capture_output=True, text=True,
-                          check=False)
-    return proc.returncode, proc.stdout
+    tools = where / "tools"
+    tools.mkdir()
+    (tools / "conveyor-sbuild").write_text(sbuild)
+    (tools / "conveyor-sbuild").chmod(0o755)
+    proc = subprocess.run(["bash", "-c", debian.BUILD_SCRIPT, "deb", f"*_{DEB_VERSION}_*.deb",
+                           f"../snowbird_{DEB_VERSION}.dsc", "bookworm", "sh", "-c", source],
+                          cwd=checkout, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PATH": f"{tools}:{os.environ['PATH']}"})
+    return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_the_build_script_lists_this_builds_debs_only(tmp_path):
+MAKES_SOURCE = f": > ../snowbird_{DEB_VERSION}.dsc; : > ../snowbird_{DEB_VERSION}.tar.xz"
+
+
+def test_the_build_script_builds_the_source_for_the_release_and_lists_this_builds_debs_only(
+        tmp_path):
     (tmp_path / "snowbird_1.4.0+ci56.g0000000_amd64.deb").write_text("an earlier build's")
     (tmp_path / "snowbird_1.4.0+ci56.g0000000_amd64.changes").write_text("an earlier build's")
-    code, out = run_build_script(tmp_path, """
-        echo '{built}'; echo snowbird_1.4.0+ci57.g3f2a9c1_forged.deb   # printed by debian/rules
-        : > ../snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb
-        : > ../snowbird-doc_1.4.0+ci57.g3f2a9c1_all.deb
-        ln -s /etc/hostname ../snowbird-link_1.4.0+ci57.g3f2a9c1_amd64.deb
-    """.format(built=debian.BUILT))
+    (tmp_path / "snowbird_1.4.0+ci56.g0000000.dsc").write_text("an earlier build's")
+    code, out, _ = run_build_script(tmp_path, MAKES_SOURCE + f"""
+        echo '{debian.BUILT}'; echo snowbird_{DEB_VERSION}_forged.deb   # printed by the source build
+    """)
     assert code == 0
-    assert debian.built_debs(out, "1.4.0+ci57.g3f2a9c1") == [
-        "snowbird-doc_1.4.0+ci57.g3f2a9c1_all.deb", "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".changes")) == []
+    assert (tmp_path / "sbuild-called").read_text() == f"bookworm ../snowbird_{DEB_VERSION}.dsc\n"
+    assert debian.built_debs(out, DEB_VERSION) == [
+        f"snowbird-doc_{DEB_VERSION}_all.deb", f"snowbird_{DEB_VERSION}_amd64.deb"]
+    assert not any("ci56" in p.name for p in tmp_path.iterdir())
+
+
+def test_a_link_left_by_the_source_build_is_refused_before_sbuild_reads_it(tmp_path):
+    # sbuild reads the source package with the worker's rights, outside the sandbox: a .dsc or
+    # a tarball linked to the worker's password would carry it into the chroot
+    code, out, err = run_build_script(
+        tmp_path, f"ln -s /etc/hostname ../snowbird_{DEB_VERSION}.dsc")
+    assert code == 1
+    assert "symbolic links" in err and f"snowbird_{DEB_VERSION}.dsc" in err
+    assert not (tmp_path / "sbuild-called").exists()
+    assert debian.built_debs(out, DEB_VERSION) == []
 
 
 def test_the_build_script_fails_as_the_build_does_and_lists_nothing(tmp_path):
-    code, out = run_build_script(tmp_path, ": > ../snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb; exit 3")
+    code, out, _ = run_build_script(tmp_path, MAKES_SOURCE, sbuild="#!/bin/sh\nexit 3\n")
     assert code == 3
-    assert debian.built_debs(out, "1.4.0+ci57.g3f2a9c1") == []
+    assert debian.built_debs(out, DEB_VERSION) == []
+
+
+def test_a_source_build_that_makes_no_dsc_fails_before_sbuild(tmp_path):
+    code, _, err = run_build_script(tmp_path, "true")
+    assert code == 1 and f"made no ../snowbird_{DEB_VERSION}.dsc" in err
+    assert not (tmp_path / "sbuild-called").exists()
 
 
 def test_names_off_the_version_or_with_a_path_are_not_packages():
@@ -223,13 +266,20 @@ def test_names_off_the_version_or_with_a_path_are_not_packages():
         "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"]
 
 
-def test_the_stamp_puts_the_entry_on_top_of_the_changelog_then_runs_the_build(tmp_path):
+def test_the_source_is_a_native_package_with_the_entry_on_top(tmp_path):
     import subprocess
-    (tmp_path / "debian").mkdir()
-    (tmp_path / "debian" / "changelog").write_text(CHANGELOG)
-    proc = subprocess.run(["sh", "-c", debian.STAMP_SCRIPT, "stamp", "the entry\n\n",
-                           "sh", "-c", "head -n 1 debian/changelog; echo \"$@\"", "build",
-                           "-b", "-us"], cwd=tmp_path, capture_output=True, text=True, check=True)
-    assert proc.stdout == "the entry\n-b -us\n"
-    assert (tmp_path / "debian" / "changelog").read_text() == "the entry\n\n" + CHANGELOG
-    assert not (tmp_path / "debian" / "changelog.conveyor").exists()
+    (tmp_path / "build" / "debian" / "source").mkdir(parents=True)
+    checkout = tmp_path / "build"
+    (checkout / "debian" / "changelog").write_text(CHANGELOG)
+    (checkout / "debian" / "source" / "format").write_text("3.0 (quilt)\n")  # a team's own
+    (checkout / "debian" / "control").write_text(
+        "Source: snowbird\nMaintainer: T <t@example.com>\n\nPackage: snowbird\n"
+        "Architecture: all\nDescription: d\n d\n")
+    entry = (f"snowbird ({DEB_VERSION}) UNRELEASED; urgency=medium\n\n  * CI.\n\n"
+             " -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 10:00:00 +0000\n\n")
+    proc = subprocess.run(["sh", "-c", debian.SOURCE_SCRIPT, "source", entry], cwd=checkout,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (checkout / "debian" / "changelog").read_text() == entry + CHANGELOG
+    dsc = (tmp_path / f"snowbird_{DEB_VERSION}.dsc").read_text()
+    assert "Format: 3.0 (native)" in dsc and f"Version: {DEB_VERSION}" in dsc

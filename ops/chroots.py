@@ -1,0 +1,84 @@
+"""The clean-build chroots' bases: one tarball per target release, made by the trusted side.
+
+A package build (worker/bin/conveyor-sbuild) unpacks its release's base into a throwaway
+directory and builds there with sbuild in unshare mode; the base itself is made here, by the
+operator's setup (`make run`, `python -m ops build-worker`), never by a build:
+
+- with mmdebstrap's `buildd` variant from Debian's archive (the release, its -updates and its
+  security suite), plus BASE_PACKAGES: what Python packages build with, so that most builds
+  install few Build-Depends of their own;
+- as root, into CHROOTS (`/var/cache/conveyor/chroots`, root's, read-only to the build user);
+  without root, into the state directory (a developer's installation, one user anyway);
+- written to a temporary name and renamed into place, under a machine-wide lock, so that a
+  build never reads half a base;
+- made again when older than MAX_AGE_DAYS, so builds get the release's security updates (the
+  build also runs `apt-get update` in its chroot before it installs its Build-Depends).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ops import setup
+
+CHROOTS = Path("/var/cache/conveyor/chroots")
+MAX_AGE_DAYS = 7
+BASE_PACKAGES = ("fakeroot", "debhelper", "dh-python", "python3-all", "python3-setuptools",
+                 "pybuild-plugin-pyproject", "python3-venv", "dh-virtualenv")
+MIRROR = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
+
+
+def machine_release() -> str:
+    """This machine's Debian release (its codename), the default target."""
+    fields = dict(line.split("=", 1) for line in
+                  Path("/etc/os-release").read_text().splitlines() if "=" in line)
+    codename = fields.get("VERSION_CODENAME", "").strip('"')
+    if not codename:
+        raise RuntimeError("/etc/os-release names no VERSION_CODENAME: the release to build "
+                           "for is unknown")
+    return codename
+
+
+def architecture() -> str:
+    return setup.run(["dpkg", "--print-architecture"]).stdout.strip()
+
+
+def chroots_dir(state_dir: Path) -> Path:
+    return CHROOTS if os.geteuid() == 0 else state_dir / "chroots"
+
+
+def base_path(directory: Path, release: str, arch: str) -> Path:
+    """Where conveyor-sbuild looks for a release's base (its naming, kept in step)."""
+    return directory / f"{release}-{arch}.tar.zst"
+
+
+def archive_lines(release: str) -> list[str]:
+    return [f"deb {MIRROR} {release} main", f"deb {MIRROR} {release}-updates main",
+            f"deb {SECURITY} {release}-security main"]
+
+
+def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path:
+    """The base of `release` for this machine's architecture: made when missing, too old, or
+    asked for (`refresh`)."""
+    base = base_path(directory, release, architecture())
+    with setup.machine_lock(f"chroot-{release}"):
+        fresh = base.exists() and time.time() - base.stat().st_mtime < MAX_AGE_DAYS * 86400
+        if fresh and not refresh:
+            return base
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o755)
+        partial = directory / f"partial-{base.name}"  # mmdebstrap compresses by the name's end
+        partial.unlink(missing_ok=True)
+        setup.say(f"making the {release} chroot base (mmdebstrap, about a minute): {base}")
+        started = time.monotonic()
+        setup.run(["mmdebstrap", "--quiet", "--variant=buildd", f"--include={','.join(BASE_PACKAGES)}",
+             "--aptopt=Acquire::Languages \"none\"", release, str(partial),
+             *archive_lines(release)])
+        os.chmod(partial, 0o644)
+        partial.replace(base)
+        setup.say(f"made the {release} chroot base in {time.monotonic() - started:.0f} s "
+            f"({base.stat().st_size // 2**20} MiB)")
+        return base

@@ -1,0 +1,12 @@
+"""Word counts, with toolz (a dependency the worker host does not have)."""
+
+from toolz import frequencies
+
+
+def count_words(text: str) -> dict[str, int]:
+    return dict(frequencies(text.split()))
+
+
+def most_common(text: str) -> str:
+    counts = count_words(text)
+    return max(sorted(counts), key=counts.get) if counts else ""
