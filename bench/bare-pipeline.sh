@@ -5,8 +5,9 @@
 #   bench/bare-pipeline.sh CLONE_URL COMMIT N APTLY_CONFIG GNUPG_HOME KEY DISTRIBUTION
 #
 # fresh clone → fresh venv → pip install → pytest under coverage (JUnit XML, total, HTML) →
-# a CI changelog entry → dpkg-buildpackage -b → aptly: import, merge with the distribution's
-# current snapshot, signed publish switch → the version listed in the published Packages.
+# a CI changelog entry → source package → sbuild in a chroot (conveyor-sbuild) → aptly: import,
+# merge with the distribution's current snapshot, signed publish switch → the version listed in
+# the published Packages.
 set -euo pipefail
 clone_url=$1 commit=$2 n=$3 aptly_config=$4 gnupg_home=$5 key=$6 dist=$7
 work=$(mktemp -d /srv/conveyor-tests/bare-XXXXXX)
@@ -29,7 +30,13 @@ version="$upstream+bare$(date -u +%Y%m%d.%H%M%S).$n.g${commit:0:7}"
 { printf '%s (%s) UNRELEASED; urgency=medium\n\n  * bare script build %s\n\n -- Bench <bench@example.com>  %s\n\n' \
     "$source" "$version" "$n" "$(date -R)"; cat debian/changelog; } > "$work/changelog"
 mv "$work/changelog" debian/changelog
-SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) dpkg-buildpackage -b -us -uc >/dev/null 2>&1
+# the package as Conveyor builds it: a native source package, then sbuild in a throwaway chroot
+# of this machine's release (worker/bin/conveyor-sbuild), as the build user
+echo '3.0 (native)' > debian/source/format
+dpkg-source --build . >/dev/null
+chown -R conveyor-build: "$work"
+runuser -u conveyor-build -- env HOME="$work" CONVEYOR_CHROOTS=/var/cache/conveyor/chroots \
+    "$(dirname "$0")/../worker/bin/conveyor-sbuild" "" "$work/${source}_$version.dsc" >/dev/null 2>&1
 
 current=$(aptly publish show "$dist" . | sed -n 's/^ *main: \(.*\) \[snapshot\]$/\1/p')
 aptly repo create "bare-$n" >/dev/null

@@ -5,7 +5,7 @@
 Alternately, run by run: a signed push to Conveyor (webhook → staging's `Packages`, fetched over
 HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/bare-pipeline.sh
 (fresh clone, venv, pip install, pytest under coverage with its report and HTML, a CI changelog entry,
-`dpkg-buildpackage -b`, aptly import + merge + signed publish switch, the version in `Packages`).
+the source package and sbuild in a chroot (conveyor-sbuild), aptly import + merge + signed publish switch, the version in `Packages`).
 Prints both medians, their ratio, and Conveyor's own overhead: the time from webhook to staging not
 spent in the longest chain of the same work. Conveyor runs the tests side (clone, virtualenv,
 install, tests, coverage, lint) beside the package side (clone, version, package build, install

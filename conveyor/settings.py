@@ -19,6 +19,7 @@ from typing import Any
 
 from conveyor.grammar import DISTRIBUTION_NAME
 from conveyor.grammar import EMAIL
+from conveyor.grammar import EXTRA_NAME
 from conveyor.grammar import GITHUB_NAME
 from conveyor.grammar import GITHUB_ORG_OR_TEAM
 from conveyor.grammar import IDENTIFIER
@@ -52,6 +53,11 @@ class Project:
     upload_to: str
     workers: tuple[str, ...]
     requirements: tuple[str, ...] = ("requirements-dev.txt",)
+    # the test dependencies besides the requirements files: the project itself, editable, with
+    # these extras of pyproject's [project.optional-dependencies] (`-e ".[test]"`), and these
+    # PEP 735 dependency groups of its [dependency-groups] (`--group test`, uv only)
+    extras: tuple[str, ...] = ()
+    dependency_groups: tuple[str, ...] = ()
     test_runner: str = "pytest"
     test_args: tuple[str, ...] = ()
     coverage_threshold: float = 80.0
@@ -599,6 +605,11 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
     installer = t.str("installer", "uv")
     if installer not in ("uv", "pip"):
         raise t.error(f"must be \"uv\" or \"pip\", not {installer!r}", "installer")
+    groups = t.strs("dependency_groups", (), EXTRA_NAME, "a dependency group's name",
+                    nonempty=False)
+    if groups and installer != "uv":
+        raise t.error("dependency groups (PEP 735) are installed by uv: set installer = \"uv\" "
+                      "(pip learnt --group in 25.1, newer than Debian's)", "dependency_groups")
     lint_below = t.str("lint_below", "warnings")
     if lint_below not in ("failure", "warnings"):
         raise t.error(f"must be \"failure\" or \"warnings\", not {lint_below!r}", "lint_below")
@@ -612,6 +623,8 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
         upload_to=upload_to,
         workers=workers,
         requirements=t.strs("requirements", ("requirements-dev.txt",), nonempty=False),
+        extras=t.strs("extras", (), EXTRA_NAME, "an extra's name", nonempty=False),
+        dependency_groups=groups,
         test_runner=t.str("test_runner", "pytest", re.compile(r"^[A-Za-z_][\w.]*$"),
                           "a Python module name, run as python -m MODULE"),
         test_args=t.strs("test_args", (), nonempty=False),

@@ -43,7 +43,8 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
     f.addStep(python.CreateVirtualenv(python=project.python, venv=VENV,
                                       installer=project.installer, haltOnFailure=True))
     f.addStep(python.InstallRequirements(requirements=project.requirements, venv=VENV,
-                                         installer=project.installer,
+                                         installer=project.installer, extras=project.extras,
+                                         groups=project.dependency_groups,
                                          sandbox=SANDBOX_ONLINE, haltOnFailure=True))
     f.addStep(python.RunTests(runner=project.test_runner, args=project.test_args, venv=VENV,
                               junit_xml=f"{REPORTS}/junit.xml", sandbox=SANDBOX))

@@ -21,6 +21,8 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 
+from steps.failfast import fails_with_the_package
+
 PARSERS = ("ruff-json", "lines")
 FIRST_PROBLEMS = 20  # shown in the `problems` log (and so in the failure mail)
 LINE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:(?P<column>\d+):)?\s*(?P<text>.+)$")
@@ -86,6 +88,7 @@ def count_text(n: int) -> str:
     return f"{n} lint problem" + ("" if n == 1 else "s")
 
 
+@fails_with_the_package
 class Lint(buildstep.ShellMixin, buildstep.BuildStep):
     """Runs the project's linter. Sets `lint_problems` (int). No problems: SUCCESS; problems:
     WARNINGS or FAILURE (`below`: what they do to the build); a linter that crashed (an exit

@@ -104,7 +104,9 @@ class AwaitPackage(buildstep.BuildStep):
     properties. Its failure is this build's, told with the failing step and its log's tail.
 
     When this build has already failed (tests, coverage, lint), or is stopped, the package build
-    is cancelled: nothing of this build is published, so its package is not needed."""
+    is cancelled: nothing of this build is published, so its package is not needed. Unless the
+    package build failed first and stopped the tests side (`package_failed_first`,
+    steps/failfast.py): then its failure is told, as when this step waits for it."""
 
     name = "package"
     description = "waiting for the package build"
@@ -124,7 +126,8 @@ class AwaitPackage(buildstep.BuildStep):
         if self.brid is None:
             self.summary = "no package build was started"
             return FAILURE
-        if self.build.results in (*FAILING, CANCELLED) or self.build.stopped:
+        failed_first = self.getProperty("package_failed_first")  # steps/failfast.py
+        if (self.build.results in (*FAILING, CANCELLED) or self.build.stopped) and not failed_first:
             yield self._cancel("the CI build failed: nothing of it is published")
             self.summary = "package build stopped: nothing is published"
             return SKIPPED

@@ -23,6 +23,7 @@ from buildbot.process.results import worst_status
 from buildbot.steps.worker import CompositeStepMixin
 
 from conveyor.results import format_percent
+from steps.failfast import fails_with_the_package
 
 MAX_FAILED_NAMES = 20  # length limit of the tests_failed_names property
 MAX_FAILURE_TEXT = 2000  # characters of each failure's text kept in tests_failures
@@ -76,27 +77,32 @@ class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
         return cmd.results()
 
 
+@fails_with_the_package
 class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
-    """`uv pip install` (or `pip install`) -r each requirements file into the virtualenv, in the
-    sandbox; SKIPPED when there are none."""
+    """`uv pip install` (or `pip install`) into the virtualenv, in the sandbox: -r each
+    requirements file, the project itself editable with its `extras` (`-e ".[test]"`: so the
+    tests and coverage see the checkout's files, not a copy in the virtualenv), and its PEP 735
+    `groups` (`--group test`, uv); SKIPPED when there is nothing to install."""
 
     name = "install"
     description = "installing requirements"
     descriptionDone = "install"
-    renderables = ["requirements", "venv", "sandbox", "installer"]
+    renderables = ["requirements", "venv", "sandbox", "installer", "extras", "groups"]
 
     def __init__(self, requirements=("requirements-dev.txt",), venv="../venv", sandbox=(),
-                 installer="pip", **kwargs):
+                 installer="pip", extras=(), groups=(), **kwargs):
         self.requirements = requirements
         self.venv = venv
         self.sandbox = sandbox
         self.installer = _installer(installer)
+        self.extras = extras
+        self.groups = groups
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
-        if not self.requirements:
+        if not (self.requirements or self.extras or self.groups):
             return SKIPPED
         if self.installer == "uv":
             command = [*self.sandbox, "uv", "pip", "install", "--python",
@@ -106,6 +112,10 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
                        "--disable-pip-version-check"]
         for requirement in self.requirements:
             command += ["-r", requirement]
+        if self.extras:
+            command += ["-e", f".[{','.join(self.extras)}]"]
+        for group in self.groups:
+            command += ["--group", group]
         extra = {"env": UV_ENV} if self.installer == "uv" else {}
         cmd = yield self.makeRemoteShellCommand(command=command, **extra)
         yield self.runCommand(cmd)
@@ -176,6 +186,7 @@ def _to_number(convert, value):
         return None
 
 
+@fails_with_the_package
 class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
     """Runs the test runner under coverage and records the JUnit XML results.
 
@@ -303,6 +314,7 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         return {"step": summary}
 
 
+@fails_with_the_package
 class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
     """`coverage report --format=total` (the total percentage, as the project's own report
     settings round it) against a threshold, then `coverage html`.

@@ -69,9 +69,10 @@ def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
     )
     step = failing_step(build)
     inner = prop(build, "package_failed_step")
-    if step is not None and step["name"] == "package" and inner:
-        # the CI build failed waiting for its package build (steps/package.py): tell of the
-        # package build's failing step, as if it were the CI build's own
+    if step is not None and inner:
+        # the CI build failed for its package build (steps/package.py; when the package failed
+        # first, the tests side stopped: steps/failfast.py): tell of the package build's
+        # failing step, as if it were the CI build's own
         step = (yield master.data.get(("steps", inner))) or step
     if step is not None and kind != FIXED:
         facts.failing_step = step["name"]

@@ -4,7 +4,8 @@ A push is one CI build that starts its package build (`snowbird-package`) first 
 tests meanwhile; the two overlap, the CI build links its package build and takes over its version
 and packages, and only then publishes. A failing test publishes nothing and stops the package
 build. A failing package build fails the CI build, which names the package build's failing step
-and quotes its log, in the web UI and in the failure mail."""
+and quotes its log, in the web UI and in the failure mail; and it does so at once, stopping the
+tests that still run (steps/failfast.py)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def installation():
         yield s
 
 
+
+
+SLOW_SECONDS = 300
+SLOW_TEST = "tests/test_slow.py"
+SLOW_SOURCE = f"""import time
+
+
+def test_takes_long():
+    time.sleep({SLOW_SECONDS})
+"""
 
 
 def step(build: dict, name: str) -> dict:
@@ -144,10 +155,14 @@ def test_a_failing_package_build_fails_the_ci_build_which_tells_why(installation
     broken = rules.replace("\trm -rf build snowbird.egg-info debian/debs\n",
                            "\techo 'rules: broken on purpose (a test)' >&2; exit 1\n", 1)
     assert broken != rules
+    # and a test that takes long: the red package is reported without waiting for it
+    github.commit_file(checkout, SLOW_TEST, SLOW_SOURCE, "A slow test")
     _, build = push(installation, checkout, "debian/rules", broken, "Break debian/rules")
 
     assert result_name(build["results"]) == "FAILURE", api.describe(build)
-    assert result_name(step(build, "tests")["results"]) == "SUCCESS"
+    tests = step(build, "tests")
+    assert tests["state_string"] == "stopped: the package build failed", tests
+    assert tests["complete_at"] - build["started_at"] < SLOW_SECONDS  # the slow test never ended
     package = children(installation, build)[project.package_builder]
     waited = step(build, "package")
     assert waited["state_string"] == \
@@ -163,4 +178,6 @@ def test_a_failing_package_build_fails_the_ci_build_which_tells_why(installation
     assert build["url"] in text
 
     github.commit_file(checkout, "debian/rules", rules, "Restore debian/rules")
+    github.git(checkout, "rm", "--quiet", SLOW_TEST)
+    github.git(checkout, "commit", "--quiet", "-m", "Drop the slow test")
     github.push_branch(checkout, project)

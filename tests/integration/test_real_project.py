@@ -1,5 +1,5 @@
 """A project as teams have them, through Conveyor with no edits: tests/packages/tally, a
-hatchling project with its own debian/ (dh + pybuild, `3.0 (quilt)`, a Debian revision), whose
+hatchling project (its test dependencies an extra of pyproject.toml) with its own debian/ (dh + pybuild, `3.0 (quilt)`, a Debian revision), whose
 Build-Depends (python3-hatchling, python3-toolz) the worker host lacks and whose rules need root
 (a chown under fakeroot, no `Rules-Requires-Root: no`). Its package is built by sbuild in a
 throwaway chroot of the worker's release (worker/bin/conveyor-sbuild), installed and smoke-tested
@@ -38,7 +38,8 @@ branch = "main"
 packages = ["python3-tally"]
 path = ["tally-staging", "tally"]
 upload_to = "tally-staging"
-requirements = ["requirements-dev.txt"]
+requirements = []
+extras = ["test"]
 coverage_threshold = 50
 smoke = ["python3", "-c", "import tally; assert tally.most_common('a b a') == 'a'"]
 """
@@ -79,6 +80,11 @@ def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
         "properties"][0]["package_version"][0]
     index = staging_index(settings, "tally-staging")
     assert "Package: python3-tally\n" in index and f"Version: {version}\n" in index, index
+    # its test dependencies came from pyproject's extra, the project installed editable: so
+    # coverage measured the package itself (not only the tests, which run in full: 100 %)
+    props = api.api(settings, f"builds/{build['buildid']}/properties")["properties"][0]
+    assert props["tests_passed"][0] == 2
+    assert 50 < props["coverage_percent"][0] < 100, props["coverage_percent"]
     # the install check installed it (Depends on python3-toolz, from Debian's archive) and ran
     # the smoke command in its throwaway root
     check = step_log(settings, package, "install-check")

@@ -108,9 +108,25 @@ def test_the_command_sees_its_build_directory_and_the_system_only(tmp_path: Path
         assert "No such file or directory" in proc.stderr
         assert "42\n" in proc.stdout  # the system is there, read-only
         assert (build / "inside").read_text() == "ok\n"
+
         assert proc.stdout.strip().endswith(f"{build}/.cache")  # a cache of its own
     finally:
         shutil.rmtree(other)
+
+
+def test_nothing_beside_the_build_directory_can_be_written():
+    # (not below /tmp, which is the sandbox's own, writable)
+    import tempfile
+    parent = Path(tempfile.mkdtemp(prefix="conveyor-sandbox-test-", dir="/srv"))
+    try:
+        build = parent / "build"
+        build.mkdir()
+        proc = run_sandboxed(build, f"echo escaped > {parent}/beside; echo kept > kept")
+        assert "Read-only file system" in proc.stderr, proc.stderr
+        assert not (parent / "beside").exists()
+        assert (build / "kept").read_text() == "kept\n"
+    finally:
+        shutil.rmtree(parent)
 
 
 def test_without_network_only_a_loopback_of_its_own(tmp_path: Path):

@@ -63,6 +63,14 @@ def test_lint_is_off_unless_declared_and_then_warns_by_default(tmp_path):
     assert project.lint_below == "warnings"
 
 
+def test_test_dependencies_from_pyproject(tmp_path):
+    text = MINIMAL + 'requirements = []\nextras = ["test"]\ndependency_groups = ["dev"]\n'
+    (project,) = settings.load(write(tmp_path, text)).projects
+    assert (project.requirements, project.extras, project.dependency_groups) == (
+        (), ("test",), ("dev",))
+    assert settings.load(write(tmp_path, MINIMAL)).projects[0].extras == ()
+
+
 def test_several_projects_share_a_path(tmp_path):
     text = MINIMAL.replace('path = ["app-dev", "app"]',
                            'path = ["sprintly-staging", "sprintly"]') + """
@@ -88,6 +96,10 @@ upload_to = "sprintly-staging"
      "'App_1' is not valid: a Debian package name"),
     (('packages = ["app"]', 'packages = []'), "projects.app.packages",
      "must not be an empty list"),
+    (('packages = ["app"]', 'packages = ["app"]\nextras = ["te st"]'), "projects.app.extras",
+     "'te st' is not valid: an extra's name"),
+    (('packages = ["app"]', 'packages = ["app"]\ninstaller = "pip"\ndependency_groups = ["t"]'),
+     "projects.app.dependency_groups", "dependency groups (PEP 735) are installed by uv"),
     (('packages = ["app"]\n', ''), "projects.app.packages", "is required"),
     (('path = ["app-dev", "app"]', 'path = ["app-dev", "app"]\nupload_to = "prod"'),
      "projects.app.upload_to", "'prod' is not on this project's path ['app-dev', 'app']"),

@@ -161,6 +161,18 @@ class TestInstallRequirements(StepTestCase):
         self.expect_result_summary({"step": "install (failure)"})
         return self.run_step()
 
+    def test_extras_install_the_project_editable_and_groups_come_from_pyproject(self):
+        # a project whose test dependencies are in pyproject.toml, not in a requirements file
+        self.setup_step(InstallRequirements(installer="uv", requirements=(),
+                                            extras=["test", "toml"], groups=["lint"]))
+        self.expect_commands(ExpectShell(
+            workdir="wkdir", env=UV_ENV,
+            command=["uv", "pip", "install", "--python", PY, "-e", ".[test,toml]",
+                     "--group", "lint"],
+        ).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
     def test_no_requirements_is_skipped(self):
         self.setup_step(InstallRequirements(requirements=()))
         self.expect_outcome(result=SKIPPED)

@@ -1,0 +1,113 @@
+"""Fail fast: a CI build goes red as soon as its package build fails, not when its tests end.
+
+The CI build runs its tests side (install, tests, coverage, lint) while its package build runs
+beside it (steps/package.py). When the package build fails first (a broken debian/rules fails in
+a second, a test suite may take minutes), the running step of the tests side stops its command
+and fails, saying why; the CI build then goes to AwaitPackage, which tells of the package
+build's failing step, and the build's result (the GitHub status, the mail) is red at once.
+"""
+
+from __future__ import annotations
+
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+from twisted.internet import defer
+from twisted.internet import task
+
+RECHECK = 2.0  # seconds: the request is read again all the same (see AwaitPackage._wait)
+STOPPED = "stopped: the package build failed"
+
+
+class PackageWatch:
+    """`failed` fires when the build request `brid` completes with a result that is not
+    SUCCESS or WARNINGS: told by its `complete` event, and read again every RECHECK seconds."""
+
+    def __init__(self, master, brid: int):
+        self.master = master
+        self.brid = brid
+        self.failed: defer.Deferred = defer.Deferred()
+        self._consumer = None
+        self._loop = None
+
+    @defer.inlineCallbacks
+    def start(self):
+        self._consumer = yield self.master.mq.startConsuming(
+            lambda _key, request: self._check(request),
+            ("buildrequests", str(self.brid), "complete"))
+        self._loop = task.LoopingCall(self._read)
+        self._loop.clock = self.master.reactor
+        self._loop.start(RECHECK, now=True)
+
+    @defer.inlineCallbacks
+    def _read(self):
+        request = yield self.master.data.get(("buildrequests", self.brid))
+        if request:
+            self._check(request)
+
+    def _check(self, request: dict) -> None:
+        if (request.get("complete") and request.get("results") not in (SUCCESS, WARNINGS)
+                and not self.failed.called):
+            self.failed.callback(request)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._consumer is not None:
+            yield self._consumer.stopConsuming()
+
+
+def fails_with_the_package(cls):
+    """A class decorator for the tests side's steps: when the package build (property
+    `package_request`, set by StartPackage) fails while the step runs, its command is stopped
+    and the step fails with STOPPED; the property `package_failed_first` tells AwaitPackage to
+    report the package build's failure rather than cancel it. (A decorator, not a mixin: it
+    wraps the step's own `run`.)"""
+    step_run, step_run_command, step_summary = cls.run, cls.runCommand, cls.getResultSummary
+
+    @defer.inlineCallbacks
+    def run(self):
+        self.stopped_by_package = False
+        brid = self.getProperty("package_request")
+        if brid is None:
+            return (yield step_run(self))
+        watch = PackageWatch(self.master, brid)
+        yield watch.start()
+        try:
+            running = step_run(self)
+            first: defer.Deferred = defer.Deferred()
+
+            def ran(result):
+                if not first.called:
+                    first.callback("ran")
+                return result
+
+            running.addBoth(ran)
+            watch.failed.addCallback(lambda _: None if first.called else first.callback("package"))
+            if (yield first) == "ran":
+                return (yield running)
+            self.stopped_by_package = True
+            self.setProperty("package_failed_first", True, cls.__name__)
+            if self.cmd is not None:
+                yield defer.ensureDeferred(self.cmd.interrupt(STOPPED))
+            try:
+                yield running
+            except Exception:  # the interrupted command's end; the package's failure is the news
+                pass
+            return FAILURE
+        finally:
+            yield watch.stop()
+
+    def runCommand(self, command):
+        if getattr(self, "stopped_by_package", False):  # no next command once it has failed
+            return defer.fail(RuntimeError(STOPPED))
+        return step_run_command(self, command)
+
+    def getResultSummary(self):
+        if getattr(self, "stopped_by_package", False):
+            return {"step": STOPPED}
+        return step_summary(self)
+
+    cls.run, cls.runCommand, cls.getResultSummary = run, runCommand, getResultSummary
+    return cls

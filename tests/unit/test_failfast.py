@@ -1,0 +1,85 @@
+"""steps/failfast.py: the watch on the package build that stops the tests side when it fails."""
+
+from __future__ import annotations
+
+from buildbot.process.results import CANCELLED
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.process.results import WARNINGS
+from twisted.internet import defer
+from twisted.internet import task
+
+from steps import failfast
+
+
+class FakeMaster:
+    """The two things the watch uses: mq consumers and the data API's build request."""
+
+    def __init__(self, request: dict):
+        self.request = request
+        self.reactor = task.Clock()
+        self.consumers: list = []
+        self.stopped = 0
+
+    class mq:  # noqa: N801 (an attribute of the master, as Buildbot names it)
+        pass
+
+    def start_consuming(self, callback, key):
+        master = self
+
+        class Consumer:
+            def stopConsuming(self):
+                master.stopped += 1
+
+        self.consumers.append((key, callback))
+        return defer.succeed(Consumer())
+
+    def get(self, path):
+        assert path == ("buildrequests", 7)
+        return defer.succeed(dict(self.request))
+
+
+def watch_of(request: dict) -> tuple[failfast.PackageWatch, FakeMaster]:
+    master = FakeMaster(request)
+    master.mq = type("MQ", (), {"startConsuming": staticmethod(master.start_consuming)})()
+    master.data = type("Data", (), {"get": staticmethod(master.get)})()
+    watch = failfast.PackageWatch(master, 7)
+    watch.start()
+    return watch, master
+
+
+def test_a_failed_package_build_fires_on_its_complete_event():
+    watch, master = watch_of({"complete": False, "results": None})
+    ((key, callback),) = master.consumers
+    assert key == ("buildrequests", "7", "complete")
+    assert not watch.failed.called
+    callback(key, {"complete": True, "results": FAILURE})
+    assert watch.failed.called
+    watch.stop()
+    assert master.stopped == 1 and not watch._loop.running
+
+
+def test_a_missed_event_is_caught_by_reading_the_request_again():
+    watch, master = watch_of({"complete": False, "results": None})
+    master.request.update(complete=True, results=CANCELLED)
+    assert not watch.failed.called
+    master.reactor.advance(failfast.RECHECK)
+    assert watch.failed.called
+
+
+def test_a_good_package_build_never_fires():
+    for result in (SUCCESS, WARNINGS):
+        watch, master = watch_of({"complete": True, "results": result})
+        ((key, callback),) = master.consumers
+        callback(key, {"complete": True, "results": result})
+        master.reactor.advance(failfast.RECHECK * 3)
+        assert not watch.failed.called
+
+
+def test_the_tests_side_steps_are_stopped_by_a_failed_package():
+    from steps.lint import Lint
+    from steps.python import Coverage
+    from steps.python import InstallRequirements
+    from steps.python import RunTests
+    for step in (InstallRequirements, RunTests, Coverage, Lint):
+        assert step.run.__qualname__.startswith("fails_with_the_package"), step
