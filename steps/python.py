@@ -7,6 +7,8 @@ beside it in ../venv and reports go to ../reports. `sandbox` is an argv prefix (
 
 from __future__ import annotations
 
+import base64
+import binascii
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -262,12 +264,20 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
     def read_report(self):
         """The JUnit report as the tests left it, read in their sandbox (None when it cannot be
         read): the tests wrote it, and could have made it a symlink to a file that only the
-        worker's own user can read, such as its password."""
-        cmd = yield self.makeRemoteShellCommand(command=[*self.sandbox, "cat", "--",
+        worker's own user can read, such as its password. It comes as base64, in short lines:
+        pytest writes the report as one line, and Buildbot cuts a worker's output into lines of
+        at most 4096 characters (LineBoundaryFinder.MAX_LINELENGTH) by inserting newlines, which
+        broke every report past that size (a suite of about 45 tests)."""
+        cmd = yield self.makeRemoteShellCommand(command=[*self.sandbox, "base64", "--",
                                                          self.junit_xml],
                                                 collectStdout=True, stdioLogName=None)
         yield self.runCommand(cmd)
-        return cmd.stdout if cmd.rc == 0 else None
+        if cmd.rc != 0:
+            return None
+        try:
+            return base64.b64decode(cmd.stdout).decode("utf-8", errors="replace")
+        except binascii.Error:
+            return None
 
     @defer.inlineCallbacks
     def record(self, cases):

@@ -1,5 +1,7 @@
 """steps.python: exact argv, results, summaries, properties and recorded test results."""
 
+import base64
+
 from twisted.internet import defer
 from twisted.trial import unittest
 
@@ -180,6 +182,33 @@ class TestInstallRequirements(StepTestCase):
         return self.run_step()
 
 
+def base64_lines(text: str) -> str:
+    """What `base64 FILE` prints: lines of 76 characters."""
+    encoded = base64.b64encode(text.encode()).decode()
+    return "".join(encoded[i:i + 76] + "\n" for i in range(0, len(encoded), 76))
+
+
+def test_a_long_report_survives_buildbots_line_splitting():
+    # pytest's JUnit report is one line; Buildbot splits a worker's output into lines of at most
+    # MAX_LINELENGTH by inserting newlines (upstream's behaviour: this canary fails if it
+    # changes), which corrupts the XML; base64's short lines pass through it unchanged
+    from buildbot.util.lineboundaries import LineBoundaryFinder
+
+    def through_buildbot(output: str, chunk: int = 8192) -> str:
+        finder, received = LineBoundaryFinder(), []
+        for i in range(0, len(output), chunk):
+            received.append(finder.append(output[i:i + chunk]) or "")
+        received.append((finder.flush() or "")[:-1])
+        return "".join(received)
+
+    cases = "".join(f'<testcase classname="tests.test_app" name="test_{n}" time="0.001" />'
+                    for n in range(200))
+    report = f'<?xml version="1.0"?><testsuites><testsuite name="pytest">{cases}</testsuite></testsuites>'
+    assert through_buildbot(report) != report  # the plain report is cut into lines
+    assert base64.b64decode(through_buildbot(base64_lines(report))).decode() == report
+    assert len(parse_junit(base64.b64decode(through_buildbot(base64_lines(report))).decode())) == 200
+
+
 class TestRunTests(StepTestCase):
     def expect_prepare(self, path="reports/junit.xml", dir="reports"):
         return [
@@ -190,10 +219,10 @@ class TestRunTests(StepTestCase):
     def expect_upload(self, content=None, workersrc="../reports/junit.xml", sandbox=()):
         # the report is read in the tests' sandbox (a symlink there reaches nothing secret)
         # (into no log: .update, as a worker's output reaches a command without one)
-        expect = ExpectShell(workdir="build", command=[*sandbox, "cat", "--", workersrc])
+        expect = ExpectShell(workdir="build", command=[*sandbox, "base64", "--", workersrc])
         if content is None:  # there is no such file
-            return expect.update("stderr", f"cat: {workersrc}: No such file\n").exit(1)
-        return expect.update("stdout", content).exit(0)
+            return expect.update("stderr", f"base64: {workersrc}: No such file\n").exit(1)
+        return expect.update("stdout", base64_lines(content)).exit(0)
 
     def pytest_command(self, *args):
         return [PY, "-m", "coverage", "run", "-m", "pytest", *args,
