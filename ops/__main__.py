@@ -6,6 +6,9 @@
     push   deliver one more push of the demo app and wait for its build
     stop   stop what `run`/`start` started
     check  `buildbot checkconfig` on the settings (creates missing demo secrets first)
+    chroots
+           make the clean builds' chroot base of this machine's release when it is missing or
+           older than 7 days (--refresh: anew); as root in /var/cache/conveyor/chroots
     red    (make demo-red) push a failing test to the demo app, wait for the red build and
            print the mail that names the test; then push the fix and print the "fixed" mail
     repository-host, build-worker, master-host
@@ -20,6 +23,7 @@ import sys
 import time
 
 from conveyor.results import result_name
+from ops import chroots
 from ops import demo
 from ops import github
 from ops import hosts
@@ -34,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return hosts.main(argv)
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "start", "push", "stop", "check", "red"])
+    parser.add_argument("command",
+                        choices=["run", "start", "push", "stop", "check", "red", "chroots"])
+    parser.add_argument("--refresh", action="store_true",
+                        help="chroots: make the bases anew even when they are fresh")
     setup.settings_argument(parser)
     args = parser.parse_args(argv)
     settings = setup.load_settings(args.settings)
@@ -44,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         stopped = services.stop(settings)
         setup.say("stopped " + (", ".join(stopped) if stopped else "nothing (nothing was running)"))
+        return 0
+
+    if args.command == "chroots":  # the clean builds' bases (ops/chroots.py), as root
+        chroots.ensure_base(chroots.chroots_dir(settings.state_dir), chroots.machine_release(),
+                            refresh=args.refresh)
         return 0
 
     if args.command == "check":

@@ -28,6 +28,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -313,7 +314,15 @@ def build_worker(name: str, master: str, password_file: Path, user: str, root: P
     unit = render_unit("conveyor-worker@.service", {
         "/srv/conveyor-worker": str(root), "/opt/conveyor-worker/venv": str(venv),
         "/var/cache/conveyor-build": str(cache)}, user)
-    install_units(unit_dir, {"conveyor-worker@.service": unit}, [f"conveyor-worker@{name}"])
+    # the chroot bases made anew weekly, by root (the trusted side)
+    refresh = {"/opt/conveyor/src": str(ROOT), "/opt/conveyor/venv": sys.prefix,
+               "/var/cache/conveyor/chroots": str(chroots_dir)}
+    install_units(unit_dir, {"conveyor-worker@.service": unit,
+                             "conveyor-chroots.service": render_unit(
+                                 "conveyor-chroots.service", refresh, None),
+                             "conveyor-chroots.timer": render_unit(
+                                 "conveyor-chroots.timer", {}, None)},
+                  [f"conveyor-worker@{name}", "conveyor-chroots.timer"])
     say(f"build worker {name} ready in {basedir} (user {user}, master {master})")
     if start and not systemd_running() and not running(paths["pid"]):
         start_unit(unit_dir / "conveyor-worker@.service", name, pidfile=paths["pid"])

@@ -160,9 +160,12 @@ def test_units_get_the_hosts_paths_and_user(tmp_path):
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 def test_every_shipped_unit_passes_systemd_analyze_verify(tmp_path):
     venv = str(Path(sys.executable).parent.parent)  # this virtualenv has all three programs
+    (tmp_path / "conveyor-chroots.timer").write_text(
+        hosts.render_unit("conveyor-chroots.timer", {}, None))
     for name in sorted(p.name for p in hosts.UNITS.glob("*.service")):
         text = hosts.render_unit(name, {"/opt/conveyor-worker/venv": venv,
-                                        "/opt/conveyor/venv": venv}, "root")
+                                        "/opt/conveyor/venv": venv,
+                                        "/opt/conveyor/src": str(hosts.ROOT)}, "root")
         (tmp_path / name).write_text(text)
         for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"):
             assert hardening in text, name
@@ -171,6 +174,10 @@ def test_every_shipped_unit_passes_systemd_analyze_verify(tmp_path):
                               text=True)
         assert proc.returncode == 0, proc.stderr
         assert name.split("@")[0].removesuffix(".service") not in proc.stderr, proc.stderr
+    # the weekly refresh of the chroot bases starts its service
+    proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "conveyor-chroots.timer")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "conveyor-chroots" not in proc.stderr, proc.stderr
 
 
 def test_a_unit_started_without_systemd_gets_its_environment_and_directory(tmp_path):
