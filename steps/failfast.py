@@ -13,49 +13,15 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 from twisted.internet import defer
-from twisted.internet import task
 
-RECHECK = 2.0  # seconds: the request is read again all the same (see AwaitPackage._wait)
+from steps.package import RequestWatch
+
 STOPPED = "stopped: the package build failed"
 
 
-class PackageWatch:
-    """`failed` fires when the build request `brid` completes with a result that is not
-    SUCCESS or WARNINGS: told by its `complete` event, and read again every RECHECK seconds."""
-
-    def __init__(self, master, brid: int):
-        self.master = master
-        self.brid = brid
-        self.failed: defer.Deferred = defer.Deferred()
-        self._consumer = None
-        self._loop = None
-
-    @defer.inlineCallbacks
-    def start(self):
-        self._consumer = yield self.master.mq.startConsuming(
-            lambda _key, request: self._check(request),
-            ("buildrequests", str(self.brid), "complete"))
-        self._loop = task.LoopingCall(self._read)
-        self._loop.clock = self.master.reactor
-        self._loop.start(RECHECK, now=True)
-
-    @defer.inlineCallbacks
-    def _read(self):
-        request = yield self.master.data.get(("buildrequests", self.brid))
-        if request:
-            self._check(request)
-
-    def _check(self, request: dict) -> None:
-        if (request.get("complete") and request.get("results") not in (SUCCESS, WARNINGS)
-                and not self.failed.called):
-            self.failed.callback(request)
-
-    @defer.inlineCallbacks
-    def stop(self):
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        if self._consumer is not None:
-            yield self._consumer.stopConsuming()
+def failed(request: dict | None) -> bool:
+    """A complete build request whose result is a failure (cancelled included)."""
+    return request is not None and request.get("results") not in (SUCCESS, WARNINGS, None)
 
 
 def fails_with_the_package(cls):
@@ -72,7 +38,7 @@ def fails_with_the_package(cls):
         brid = self.getProperty("package_request")
         if brid is None:
             return (yield step_run(self))
-        watch = PackageWatch(self.master, brid)
+        watch = RequestWatch(self.master, brid)
         yield watch.start()
         try:
             running = step_run(self)
@@ -84,7 +50,9 @@ def fails_with_the_package(cls):
                 return result
 
             running.addBoth(ran)
-            watch.failed.addCallback(lambda _: None if first.called else first.callback("package"))
+            watch.completed.addCallback(
+                lambda request: first.callback("package")
+                if failed(request) and not first.called else None)
             if (yield first) == "ran":
                 return (yield running)
             self.stopped_by_package = True

@@ -22,6 +22,7 @@ from buildbot.reporters.utils import getURLForBuild
 from buildbot.reporters.utils import getURLForBuildrequest
 from buildbot.steps.trigger import Trigger
 from twisted.internet import defer
+from twisted.internet import task
 
 from steps import buildlogs
 from conveyor.results import FAILING
@@ -41,6 +42,45 @@ def _submitted(props) -> float:
 @renderer
 def _url(props):
     return props.getBuild().getUrl()  # a Deferred: Buildbot renders it
+
+
+class RequestWatch:
+    """`completed` fires with a build request (the data API's, None when it is gone) once it is
+    complete: woken by its `complete` event, and read again every RECHECK seconds all the same.
+    Buildbot 4.3's SimpleMQ.produce removes consumers from the list it iterates: a consumer that
+    stops during a message makes it skip the next one, which then misses that message. Used by
+    AwaitPackage, and by the tests side's steps to stop when it fails (steps/failfast.py)."""
+
+    def __init__(self, master, brid: int):
+        self.master = master
+        self.brid = brid
+        self.completed: defer.Deferred = defer.Deferred()
+        self._consumer = None
+        self._loop = None
+
+    @defer.inlineCallbacks
+    def start(self):
+        self._consumer = yield self.master.mq.startConsuming(
+            lambda _key, request: self._check(request),
+            ("buildrequests", str(self.brid), "complete"))
+        self._loop = task.LoopingCall(self._read)
+        self._loop.clock = self.master.reactor
+        self._loop.start(RECHECK, now=True)
+
+    @defer.inlineCallbacks
+    def _read(self):
+        self._check((yield self.master.data.get(("buildrequests", self.brid))))
+
+    def _check(self, request: dict | None) -> None:
+        if (request is None or request.get("complete")) and not self.completed.called:
+            self.completed.callback(request)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._consumer is not None:
+            yield self._consumer.stopConsuming()
 
 
 class StartPackage(Trigger):
@@ -166,35 +206,13 @@ class AwaitPackage(buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def _wait(self):
-        """Until the package build's request is complete: woken by its `complete` event, and
-        checked again every RECHECK seconds all the same. Buildbot 4.3's SimpleMQ.produce
-        removes consumers from the list it iterates: a consumer that stops during a message
-        makes it skip the next one, which then misses that message."""
-        wake: list = [None]
-
-        def nudge(*_):
-            waiting, wake[0] = wake[0], None
-            if waiting is not None and not waiting.called:
-                waiting.callback(None)
-
-        consumer = yield self.master.mq.startConsuming(
-            nudge, ("buildrequests", str(self.brid), "complete"))
+        """Until the package build's request is complete (RequestWatch)."""
+        watch = RequestWatch(self.master, self.brid)
+        yield watch.start()
         try:
-            while True:
-                wake[0] = defer.Deferred()
-                if (yield self._complete()):
-                    return
-                later = self.master.reactor.callLater(RECHECK, nudge)
-                yield wake[0]
-                if later.active():
-                    later.cancel()
+            yield watch.completed
         finally:
-            yield consumer.stopConsuming()
-
-    @defer.inlineCallbacks
-    def _complete(self):
-        request = yield self.master.db.buildrequests.getBuildRequest(self.brid)
-        return request is None or request.complete
+            yield watch.stop()
 
     @defer.inlineCallbacks
     def _failed(self, child, name: str):

@@ -1,4 +1,5 @@
-"""steps/failfast.py: the watch on the package build that stops the tests side when it fails."""
+"""steps/package.py RequestWatch, and steps/failfast.py on it: the watch on the package build
+that AwaitPackage waits with, and that stops the tests side when the package build fails."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from twisted.internet import defer
 from twisted.internet import task
 
 from steps import failfast
+from steps.package import RECHECK
+from steps.package import RequestWatch
 
 
 class FakeMaster:
@@ -39,22 +42,24 @@ class FakeMaster:
         return defer.succeed(dict(self.request))
 
 
-def watch_of(request: dict) -> tuple[failfast.PackageWatch, FakeMaster]:
+def watch_of(request: dict) -> tuple[RequestWatch, FakeMaster]:
     master = FakeMaster(request)
     master.mq = type("MQ", (), {"startConsuming": staticmethod(master.start_consuming)})()
     master.data = type("Data", (), {"get": staticmethod(master.get)})()
-    watch = failfast.PackageWatch(master, 7)
+    watch = RequestWatch(master, 7)
     watch.start()
     return watch, master
 
 
-def test_a_failed_package_build_fires_on_its_complete_event():
+def test_a_complete_request_fires_on_its_event_and_a_failure_is_told_apart():
     watch, master = watch_of({"complete": False, "results": None})
     ((key, callback),) = master.consumers
     assert key == ("buildrequests", "7", "complete")
-    assert not watch.failed.called
+    assert not watch.completed.called
     callback(key, {"complete": True, "results": FAILURE})
-    assert watch.failed.called
+    told = []
+    watch.completed.addCallback(told.append)
+    assert told and failfast.failed(told[0])
     watch.stop()
     assert master.stopped == 1 and not watch._loop.running
 
@@ -62,18 +67,20 @@ def test_a_failed_package_build_fires_on_its_complete_event():
 def test_a_missed_event_is_caught_by_reading_the_request_again():
     watch, master = watch_of({"complete": False, "results": None})
     master.request.update(complete=True, results=CANCELLED)
-    assert not watch.failed.called
-    master.reactor.advance(failfast.RECHECK)
-    assert watch.failed.called
+    assert not watch.completed.called
+    master.reactor.advance(RECHECK)
+    told = []
+    watch.completed.addCallback(told.append)
+    assert told == [{"complete": True, "results": CANCELLED}] and failfast.failed(told[0])
 
 
-def test_a_good_package_build_never_fires():
+def test_a_good_package_build_is_no_failure():
     for result in (SUCCESS, WARNINGS):
         watch, master = watch_of({"complete": True, "results": result})
-        ((key, callback),) = master.consumers
-        callback(key, {"complete": True, "results": result})
-        master.reactor.advance(failfast.RECHECK * 3)
-        assert not watch.failed.called
+        told = []
+        watch.completed.addCallback(told.append)
+        assert told and not failfast.failed(told[0])
+    assert not failfast.failed(None)  # a request that is gone: nothing to tell
 
 
 def test_the_tests_side_steps_are_stopped_by_a_failed_package():
