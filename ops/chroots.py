@@ -74,11 +74,11 @@ def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path
         partial.unlink(missing_ok=True)
         setup.say(f"making the {release} chroot base (mmdebstrap, about a minute): {base}")
         started = time.monotonic()
-        setup.run(["mmdebstrap", "--quiet", "--variant=buildd", f"--include={','.join(BASE_PACKAGES)}",
-             "--aptopt=Acquire::Languages \"none\"", release, str(partial),
-             *archive_lines(release)])
+        setup.run(["mmdebstrap", "--quiet", "--variant=buildd",
+                   f"--include={','.join(BASE_PACKAGES)}", "--aptopt=Acquire::Languages \"none\"",
+                   release, str(partial), *archive_lines(release)])
         os.chmod(partial, 0o644)
         partial.replace(base)
         setup.say(f"made the {release} chroot base in {time.monotonic() - started:.0f} s "
-            f"({base.stat().st_size // 2**20} MiB)")
+                  f"({base.stat().st_size // 2**20} MiB)")
         return base
