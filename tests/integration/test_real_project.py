@@ -1,6 +1,7 @@
 """A project as teams have them, through Conveyor with no edits: tests/packages/tally, a
 hatchling project (its test dependencies an extra of pyproject.toml) with its own debian/
-(dh + pybuild, `3.0 (quilt)`, a Debian revision), whose Build-Depends (python3-hatchling, python3-toolz) the worker host lacks and whose rules need root
+(dh + pybuild, `3.0 (quilt)`, a Debian revision), whose Build-Depends (python3-hatchling,
+python3-toolz) the worker host lacks and whose rules need root
 (a chown under fakeroot, no `Rules-Requires-Root: no`). Its package is built by sbuild in a
 throwaway chroot of the worker's release (worker/bin/conveyor-sbuild), installed and smoke-tested
 by the install check, and published into staging; nothing is installed on the host.
