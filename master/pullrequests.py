@@ -45,7 +45,7 @@ def pr_factory(settings: Settings, project: Project) -> util.BuildFactory:
     # configured clone URL; `branch` here is only the default for a build without a change.
     factories.test_steps(settings, project, f, steps.Git(
         repourl=project.clone_url, branch=project.branch, mode="full", method="fresh",
-        haltOnFailure=True))
+        logEnviron=False, haltOnFailure=True))
     return f
 
 

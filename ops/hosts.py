@@ -45,8 +45,7 @@ COMMANDS = ("repository-host", "build-worker", "master-host")
 # the master's own virtualenv (the system's Python, requirements.txt): a service user cannot
 # run a virtualenv whose Python lives in someone's home
 MASTER_VENV = Path("/opt/conveyor/venv")
-# systemd's default PATH for services (sbin too: e.g. chroot for the install check's piuparts)
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SYSTEM_PATH = setup.SYSTEM_PATH
 
 
 # --- what every host needs ---------------------------------------------------------------------

@@ -77,7 +77,7 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
 
 
 def master_env(settings: Settings) -> dict:
-    return {**os.environ, "CONVEYOR_SETTINGS": str(settings.file)}
+    return setup.service_env(CONVEYOR_SETTINGS=str(settings.file))
 
 
 def start(settings: Settings) -> None:
@@ -152,7 +152,7 @@ def start_worker(settings: Settings, name: str) -> None:
            "CONVEYOR_MASTER": f"{master_host}:{settings.worker_port}",
            "CONVEYOR_WORKER_PASSWORD_FILE": str(settings.secrets_dir / worker.password_secret),
            # conveyor-sandbox (worker/bin) on the PATH of the worker's commands
-           "PATH": f"{basedir / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+           "PATH": f"{basedir / 'bin'}:{setup.SYSTEM_PATH}"}
     argv = [venv_bin("buildbot-worker"), "start", str(basedir)]
     if name in setup.build_workers(settings):
         password = setup.worker_password_copy(settings, name)
@@ -177,13 +177,13 @@ def start_worker(settings: Settings, name: str) -> None:
             # its own buildbot-worker, and a fresh environment: nothing of the caller's (root's)
             # but what is set here
             argv = ["runuser", "-u", setup.BUILD_USER, "--", "env", "-i",
-                    *(f"{k}={v}" for k, v in env.items()), "LANG=C.UTF-8",
+                    *(f"{k}={v}" for k, v in setup.service_env(**env).items()),
                     str(setup.WORKER_VENV / "bin" / "buildbot-worker"), "start", str(basedir)]
         else:
             if blocked:
                 say(f"warning: the build worker cannot run as {setup.BUILD_USER}: {blocked}")
             warn_shared_user(name)
-    run(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, cwd=str(ROOT))
+    run(argv, env=setup.service_env(**env), stdin=subprocess.DEVNULL, cwd=str(ROOT))
     say(f"worker {name} started")
 
 

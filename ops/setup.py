@@ -40,6 +40,25 @@ def run(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Comple
     return proc
 
 
+# systemd's default PATH for services (sbin too: e.g. chroot for the install check's piuparts)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# what a service takes of the environment it is started from: a proxy, for the install step
+PASSED_ON = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """The environment a service (the master, a worker) starts with: the system's PATH, a UTF-8
+    locale, the caller's HOME, a proxy if one is set, and `extra` (what the service needs). Never
+    the rest of the caller's shell: a token exported there would reach every command a worker
+    runs, and through them the builds' logs. systemd starts the hosts' units the same way
+    (ops/hosts.py)."""
+    env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8",
+           "HOME": os.environ.get("HOME") or os.path.expanduser("~")}
+    env.update({name: os.environ[name] for name in PASSED_ON if name in os.environ})
+    env.update(extra)
+    return env
+
+
 def settings_argument(parser) -> None:
     """--settings: the pipeline.toml to use (default: $CONVEYOR_SETTINGS, else the checkout's)."""
     parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",

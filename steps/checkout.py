@@ -50,6 +50,8 @@ class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
     sets `got_revision` (as Buildbot's source steps do) and `commit_time`; with `changelog`,
     also `changelog_head`, the first entry of that file in the commit ("" when it has none)."""
 
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
+
     name = "git"
     description = "checking out"
     descriptionDone = "update"

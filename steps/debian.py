@@ -161,6 +161,8 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
     settings name is there.
     """
 
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
+
     name = "deb"
     description = "building package"
     descriptionDone = "package"

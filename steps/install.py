@@ -31,6 +31,8 @@ class InstallCheck(buildstep.ShellMixin, buildstep.BuildStep):
     Sets `install_check_seconds`.
     """
 
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
+
     name = "install-check"
     description = "checking install"
     descriptionDone = "install check"

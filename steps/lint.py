@@ -94,6 +94,8 @@ class Lint(buildstep.ShellMixin, buildstep.BuildStep):
     WARNINGS or FAILURE (`below`: what they do to the build); a linter that crashed (an exit
     status above 1 and nothing parsed): FAILURE."""
 
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
+
     name = "lint"
     description = "linting"
     descriptionDone = "lint"

@@ -54,6 +54,8 @@ class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
     `python -m venv --clear` (pip). Only caches of downloads and wheels are reused, never an
     environment."""
 
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
+
     name = "virtualenv"
     description = "creating virtualenv"
     descriptionDone = "virtualenv"
@@ -85,6 +87,8 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
     requirements file, the project itself editable with its `extras` (`-e ".[test]"`: so the
     tests and coverage see the checkout's files, not a copy in the virtualenv), and its PEP 735
     `groups` (`--group test`, uv); SKIPPED when there is nothing to install."""
+
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
 
     name = "install"
     description = "installing requirements"
@@ -194,6 +198,8 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
 
     Sets tests_passed, tests_failed, tests_skipped (ints) and tests_failed_names (up to 20).
     """
+
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
 
     name = "tests"
     description = "running tests"
@@ -331,6 +337,8 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
 
     Sets coverage_percent and coverage_threshold (floats).
     """
+
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
 
     name = "coverage"
     description = "measuring coverage"

@@ -37,13 +37,21 @@ pytestmark = [
 PACKAGE = "snowbird"
 
 
+# a secret in the shell that starts the installation (`make start`), as an operator's token
+CANARY = "conveyor-canary-4f1c9e07d2"
+
+
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
     # the install check on, as shipped: the happy path of tests/integration/test_install_check
-    with running_installation("staging", PACKAGE, project={
-            "install_check": "true",
-            "smoke": '["/opt/venvs/snowbird/bin/snowbird", "--version"]'}) as settings:
-        yield settings
+    os.environ["CONVEYOR_TEST_OPERATOR_TOKEN"] = CANARY
+    try:
+        with running_installation("staging", PACKAGE, project={
+                "install_check": "true",
+                "smoke": '["/opt/venvs/snowbird/bin/snowbird", "--version"]'}) as settings:
+            yield settings
+    finally:
+        del os.environ["CONVEYOR_TEST_OPERATOR_TOKEN"]
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +229,30 @@ def _version_of(settings, project, number: int) -> str:
     bid = api.builder_id(settings, project.ci_builder)
     build = api.api(settings, f"builders/{bid}/builds/{number}?property=package_version")
     return build["builds"][0]["properties"]["package_version"][0]
+
+
+def test_the_operators_environment_is_in_no_log_and_no_api_document(installation, checkout):
+    # after the builds above (CI, package, publish): every log of every step, and what the API
+    # tells of builds, workers and changes
+    project = installation.projects[0]
+    if api.last_build_number(installation, project.ci_builder) == 0:
+        github.push_and_wait(installation, project, checkout)
+    builds = api.api(installation, "builds?property=*")["builds"]
+    assert {"snowbird-ci", "snowbird-package", "publish"} <= {
+        api.api(installation, f"builders/{b['builderid']}")["builders"][0]["name"]
+        for b in builds}
+    documents = [json.dumps(builds), json.dumps(api.api(installation, "workers")),
+                 json.dumps(api.api(installation, "changes"))]
+    logs = 0
+    for build in builds:
+        for step in api.api(installation, f"builds/{build['buildid']}/steps")["steps"]:
+            for log in api.api(installation, f"steps/{step['stepid']}/logs")["logs"]:
+                chunks = api.api(installation, f"logs/{log['logid']}/contents")["logchunks"]
+                documents.append("".join(chunk["content"] for chunk in chunks))
+                logs += 1
+    assert logs > 20
+    leaked = [text[max(0, text.find(CANARY) - 300):text.find(CANARY) + 50]
+              for text in documents if CANARY in text]
+    assert not leaked, leaked[0]
+    # nor the variable's name: the workers started with a clean environment
+    assert not [text for text in documents if "CONVEYOR_TEST_OPERATOR_TOKEN" in text]

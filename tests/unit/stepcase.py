@@ -2,9 +2,17 @@
 processes; commands are expected with ExpectShell and friends."""
 
 from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectShell as BuildbotExpectShell
 from buildbot.test.steps import TestBuildStepMixin
 from twisted.internet import defer
 from twisted.trial import unittest
+
+
+def ExpectShell(*args, **kwargs):  # noqa: N802 (Buildbot's name)
+    """Buildbot's ExpectShell for Conveyor's steps, which log no environment
+    (steps/__init__.py)."""
+    kwargs.setdefault("log_environ", False)
+    return BuildbotExpectShell(*args, **kwargs)
 
 
 class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):

@@ -120,3 +120,19 @@ def test_an_sqlite_database_keeps_its_connection_and_a_server_its_own_pool(tmp_p
         'clone_url = "var/git/snowbird.git"': f'clone_url = "{tmp_path}/snowbird.git"',
         'db_url = "sqlite:///state.sqlite"': 'db_url = "postgresql://bb@db.example:5432/bb"'})
     assert config.load(str(server))["db"] == {"db_url": "postgresql://bb@db.example:5432/bb"}
+
+
+def test_no_step_of_any_builder_logs_the_workers_environment(tmp_path):
+    # Buildbot's commands write the worker's whole environment into the step's log unless
+    # told not to; whoever may read a build's logs would read it (steps/__init__.py)
+    target = copy_settings(tmp_path, ROOT / "examples" / "pipeline-multi.toml",
+                           **{'state_dir = "/srv/conveyor"': 'state_dir = "var"'})
+    cfg = config.load(str(target))
+    checked = 0
+    for builder in cfg["builders"]:
+        for factory in builder.factory.steps:
+            step = factory.buildStep()
+            if hasattr(step, "logEnviron"):
+                assert step.logEnviron is False, f"{builder.name}: {step.name} logs it"
+                checked += 1
+    assert checked > 20  # the shell steps of CI, package, publish, promote, rollback…

@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
 
 from conveyor import retention

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
 
 from steps import checkout
 from tests.unit import stepcase

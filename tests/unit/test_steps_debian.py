@@ -4,7 +4,7 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
 

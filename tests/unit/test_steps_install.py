@@ -7,7 +7,7 @@ import pytest
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
 
 from conveyor import settings
 from master import factories

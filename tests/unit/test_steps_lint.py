@@ -7,7 +7,7 @@ from buildbot import config
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
 
 from steps.lint import Lint
 from steps.lint import parse_lines

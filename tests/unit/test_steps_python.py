@@ -14,7 +14,7 @@ from buildbot.process.results import WARNINGS
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectMkdir
 from buildbot.test.steps import ExpectRmfile
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
 from buildbot.test.steps import TestBuildStepMixin
 from buildbot.util import test_result_submitter
 
@@ -212,8 +212,8 @@ def test_a_long_report_survives_buildbots_line_splitting():
 class TestRunTests(StepTestCase):
     def expect_prepare(self, path="reports/junit.xml", dir="reports"):
         return [
-            ExpectRmfile(path=path, log_environ=True).exit(0),
-            ExpectMkdir(dir=dir, log_environ=True).exit(0),
+            ExpectRmfile(path=path, log_environ=False).exit(0),
+            ExpectMkdir(dir=dir, log_environ=False).exit(0),
         ]
 
     def expect_upload(self, content=None, workersrc="../reports/junit.xml", sandbox=()):
