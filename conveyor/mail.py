@@ -140,8 +140,8 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
     elif facts.revision:
         rows.append(("Commit", [facts.short_revision]))
     if earlier:
-        rows.append(("Since last green", [f"{c.revision[:7]} {c.title} ({c.author})"
-                                          for c in earlier]))
+        rows.append(("Since last green", cut([f"{c.revision[:7]} {c.title} ({c.author})"
+                                              for c in earlier])))
     if facts.failing_step and facts.kind != FIXED:
         summary = f": {facts.failing_step_summary}" if facts.failing_step_summary else ""
         rows.append(("Failed step", [f"{facts.failing_step}{summary}"]))
@@ -162,6 +162,16 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
         rows.append(("Lint", [f"{facts.lint_problems} problem(s)"
                               + (", the first:" if first else "")] + first))
     return rows
+
+
+LIST_MAX = 25  # entries of a list in a mail (commits since the last green, released commits)
+
+
+def cut(items: list[str], limit: int = LIST_MAX) -> list[str]:
+    """The first `limit` items, and a line that says how many more there are."""
+    if len(items) <= limit:
+        return list(items)
+    return [*items[:limit], f"… and {len(items) - limit} more"]
 
 
 FAILURE_LINES = 30  # lines of each failing test's text in a mail (the rest: the build's log)
@@ -256,5 +266,5 @@ def render_release(facts: ReleaseFacts) -> tuple[str, str]:
     body = _TEXT.get_template("release.txt").render(
         package=facts.package, version=facts.version, previous=facts.previous,
         source=facts.source, target=facts.target, who=facts.who or "?", url=facts.url,
-        commits=facts.commits)
+        commits=cut(facts.commits), count=len(facts.commits))
     return " ".join(subject.split()), body

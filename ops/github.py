@@ -57,10 +57,11 @@ def commit_dict(checkout: Path, sha: str, full_name: str) -> dict:
 
 
 def push_payload(checkout: Path, project: Project, before: str, after: str) -> dict:
-    """A GitHub `push` event body for the commits before..after, in GitHub's shape."""
+    """A GitHub `push` event body for the commits before..after, in GitHub's shape (a webhook's
+    push event lists up to 2,048 commits)."""
     full_name = project.github
     owner, name = full_name.split("/")
-    revs = git(checkout, "rev-list", "--reverse", "--max-count=20",
+    revs = git(checkout, "rev-list", "--reverse", "--max-count=2048",
                after if before == ZERO else f"{before}..{after}").split()
     commits = [commit_dict(checkout, sha, full_name) for sha in revs]
     html_url = f"https://github.com/{full_name}"

@@ -12,8 +12,6 @@ project's packages into the last distribution of its path. The text comes from c
 from __future__ import annotations
 
 from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.utils import formatdate
 from email.utils import make_msgid
 from typing import Any
@@ -21,6 +19,10 @@ from typing import ClassVar
 from typing import Sequence
 
 from twisted.internet import defer
+from twisted.internet import error as net_error
+from twisted.internet import reactor
+from twisted.internet import task
+from twisted.mail import smtp
 from twisted.python import log
 
 from buildbot.plugins import util
@@ -37,6 +39,8 @@ from conveyor.mail import ReleaseFacts
 from conveyor.mail import mail_kind
 from conveyor.mail import render_mail
 from conveyor.mail import render_release
+from conveyor.mime import address_header
+from conveyor.mime import mime_message
 from conveyor.results import result_name
 from conveyor.settings import Settings
 from master.reporters.facts import gather_facts
@@ -163,12 +167,32 @@ class ReleaseMailGenerator(BuildStatusGenerator):
 
 class ConveyorMailNotifier(MailNotifier):
     """MailNotifier sending multipart/alternative (plain text and HTML) mails, To: the authors
-    of the changes, Cc: the team's list; never a mail without recipients."""
+    of the changes, Cc: the team's list; never a mail without recipients. Every mail fits SMTP:
+    bodies quoted-printable, address headers folded, at most 100 kB (conveyor/mime.py). A temporary failure
+    (the server unreachable, a 4xx answer) is retried after RETRY_DELAYS; a mail that could not
+    be sent is logged and recorded on its build (property `mail_failed`)."""
+
+    RETRY_DELAYS = (10, 60, 300)  # seconds before each new attempt
+    clock = reactor  # (a test's Clock)
 
     @defer.inlineCallbacks
     def sendMessage(self, reports: list[dict]) -> Any:
         for report in reports:
             yield self._send_one(report)
+
+    def processRecipients(self, blamelist, m):
+        # Buildbot's, with the address headers of conveyor.mime: Buildbot's one line of a
+        # thousand authors is longer than SMTP allows ("500 Line too long")
+        to_recipients = set(blamelist)
+        cc_recipients = set()
+        if self.sendToInterestedUsers and to_recipients:
+            cc_recipients.update(self.extraRecipients)
+        else:
+            to_recipients.update(self.extraRecipients)
+        m["To"] = address_header([self.formatAddress(a) for a in sorted(to_recipients)])
+        if cc_recipients:
+            m["CC"] = address_header([self.formatAddress(a) for a in sorted(cc_recipients)])
+        return list(to_recipients | cc_recipients)
 
     @defer.inlineCallbacks
     def _send_one(self, report: dict) -> Any:
@@ -176,12 +200,7 @@ class ConveyorMailNotifier(MailNotifier):
         if isinstance(text, bytes):
             text = text.decode("utf-8")
         html_body = ((report.get("extra_info") or {}).get("conveyor") or {}).get("html")
-        if html_body:
-            m = MIMEMultipart("alternative")
-            m.attach(MIMEText(text, "plain", "utf-8"))
-            m.attach(MIMEText(html_body, "html", "utf-8"))
-        else:
-            m = MIMEText(text, report.get("type") or "plain", "utf-8")
+        m = mime_message(text, html_body, report.get("type") or "plain")
         subject = report["subject"]
         m["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
         m["From"] = self.fromaddr
@@ -196,14 +215,38 @@ class ConveyorMailNotifier(MailNotifier):
         if report.get("worker") is not None:
             recipients = [u for u in report.get("users") or []]
             if recipients:
-                m["To"] = ", ".join(self.formatAddress(a) for a in sorted(recipients))
+                m["To"] = address_header([self.formatAddress(a) for a in sorted(recipients)])
         else:
             users = yield self.findInterrestedUsersEmails(list(report.get("users") or []))
             recipients = self.processRecipients(users, m)
         if not recipients:
             log.msg(f"conveyor mail: nobody to tell about {subject!r}: no recipients")
             return
-        yield self.sendMail(m, recipients)
+        problem = yield self._send_with_retries(m, recipients)
+        if problem:
+            log.msg(f"conveyor mail: NOT sent: {subject!r} to {', '.join(recipients)}: "
+                    f"{problem}")
+            for build in builds:
+                yield self.master.data.updates.setBuildProperty(
+                    build["buildid"], "mail_failed", f"{subject}: {problem}", "mail")
+
+    @defer.inlineCallbacks
+    def _send_with_retries(self, m, recipients: list[str]) -> Any:
+        """None once the server took the mail; else why it never did."""
+        delays = list(self.RETRY_DELAYS)
+        while True:
+            try:
+                yield self.sendMail(m, recipients)
+                return None
+            except (smtp.SMTPClientError, net_error.ConnectError, net_error.ConnectionLost,
+                    net_error.TimeoutError) as exc:
+                code = getattr(exc, "code", None)
+                problem = f"{code} {exc.resp!r}" if code else str(exc)
+                if (code and code >= 500) or not delays:
+                    return problem
+                delay = delays.pop(0)
+                log.msg(f"conveyor mail: {problem}: trying again in {delay} s")
+                yield task.deferLater(self.clock, delay, lambda: None)
 
 
 def _mail_auth(settings: Settings) -> dict:

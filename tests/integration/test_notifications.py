@@ -4,7 +4,7 @@ GitHub API (a threaded http.server in this process) that records every request â
 Enterprise case, `[github] api_url = "http://127.0.0.1:PORT"`.
 
 The tests share one installation and run in order: red build, fix, three quick pushes, a pull
-request, then the logs are searched for the token.
+request, a push of a thousand commits, then the logs are searched for the token.
 """
 
 from __future__ import annotations
@@ -299,6 +299,34 @@ def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     assert api.last_build_number(settings, "publish") == publish_before
     assert api.last_build_number(settings, project.ci_builder) == ci_before
     assert staging_index(settings) == index_before
+
+
+def test_a_thousand_commit_push_still_delivers_its_failure_mail(inst):
+    # a long-lived branch merged at last: 1,000 commits by 150 people, the last one red. The
+    # mail sink is aiosmtpd, which refuses lines over RFC 5321's 1,000 (as real servers do)
+    known = inst.mails()
+    before = github.git(inst.checkout, "rev-parse", "HEAD")
+    for i in range(999):
+        github.run(["git", "-C", str(inst.checkout), "commit", "-q", "--allow-empty",
+                    "-m", f"Merged work, part {i}", "--author",
+                    f"Developer {i % 150} <dev{i % 150}@sprintly.example>"])
+    sha = github.commit_file(inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=4),
+                             "Check that the version has four parts")
+    github.push_branch(inst.checkout, inst.project)
+    build = github.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
+    assert result_name(build["results"]) == "FAILURE", api.describe(build)
+
+    mails = new_mails(inst, known)
+    assert len(mails) == 1, mails
+    assert mails[0].stat().st_size <= 100_000
+    mail = read(mails[0])
+    assert mail["Subject"] == f"[snowbird] main FAILURE {sha[:7]}: tests failed"
+    # every author is told (the envelope), the header says how many
+    assert len(mail["X-Envelope-To"].split(", ")) == 152  # 150, Ada (the last commit), the team
+    assert mail["To"] == "151 authors of the changes:;"
+    text = text_of(mail)
+    assert "Merged work, part 998" in text and "â€¦ and 974 more" in text
+    assert "FAILED tests/test_demo_red.py::test_version_has_three_parts" in text
 
 
 def raw(settings: Settings, path: str) -> str:

@@ -474,6 +474,104 @@ class MailNotifierTest(unittest.TestCase):
         self.assertEqual(m.get_content_type(), "text/plain")
 
 
+    def test_a_thousand_commit_push_gives_a_mail_an_smtp_server_takes(self) -> None:
+        # the probe's lost mails: one line of 1,000 authors ("500 Line too long"), and 360 kB
+        changes = [ChangeFacts(revision=f"{i:040x}", title=f"Change {i} of a long series",
+                               author=f"Author {i} <a{i}@sprintly.example>")
+                   for i in range(1000)]
+        subject, text, html_body = mail_text.render_mail(MailFacts(
+            project="snowbird", branch="main", kind=FAILED, results=FAILURE,
+            previous_results=SUCCESS, builder="snowbird-ci", number=7, url=URL,
+            revision=changes[0].revision, changes=changes, failing_step="tests",
+            log_name="stdio", log_tail=["x" * 5000] * 3))
+        report = {**self.report([c.author for c in changes]), "body": text, "subject": subject,
+                  "extra_info": {"conveyor": {"html": html_body}}}
+        self.notifier().sendMessage([report])
+        ((m, recipients),) = self.sent
+        self.assertEqual(len(recipients), 1001)  # every author, and the team
+        sent = m.as_string()
+        self.assertLessEqual(len(sent.encode()), 100_000)
+        self.assertLessEqual(max(len(line) for line in sent.splitlines()), 998)
+        plain = m.get_payload()[0].get_payload(decode=True).decode()
+        self.assertIn("… and 974 more", plain)  # the commits since the last green, cut
+        self.assertIn("Change 1 of a long series", plain)
+        self.assertEqual(m["To"], "1000 authors of the changes:;")
+
+    def test_the_address_headers_are_folded(self) -> None:
+        authors = [f"Author {i} <a{i}@sprintly.example>" for i in range(40)]
+        self.notifier().sendMessage([self.report(authors)])
+        ((m, recipients),) = self.sent
+        sent = m.as_string()
+        to_lines = sent.split("\nTo: ", 1)[1].split("\nCC: ", 1)[0].splitlines()
+        self.assertEqual(len(to_lines), 40)  # one address a line
+        self.assertLessEqual(max(len(line) for line in to_lines), 80)
+        from email import message_from_string
+        from email.utils import getaddresses
+        self.assertEqual(len(getaddresses([message_from_string(sent)["To"]])), 40)
+
+    def test_a_body_too_large_for_a_mail_is_cut_and_says_so(self) -> None:
+        report = {**self.report(["ada@sprintly.example"]), "body": "a line\n" * 40_000}
+        self.notifier().sendMessage([report])
+        ((m, _),) = self.sent
+        self.assertEqual(m.get_content_type(), "text/plain")  # the HTML alternative dropped
+        self.assertLessEqual(len(m.as_string().encode()), 100_000)
+        self.assertIn("cut here: the mail would exceed 100 kB",
+                      m.get_payload(decode=True).decode())
+
+
+class MailRetryTest(unittest.TestCase):
+    """A temporary SMTP failure is retried; a mail that could not be sent is recorded on its
+    build."""
+
+    def notifier(self, failures: list[Exception]):
+        from twisted.internet import task
+        n = MailNotifierTest.notifier(self)
+        n.clock = task.Clock()
+        self.tries = 0
+
+        def send(m, recipients):
+            self.tries += 1
+            if failures:
+                return defer.fail(failures.pop(0))
+            self.sent.append((m, recipients))
+            return defer.succeed(None)
+        n.sendMail = send
+        self.recorded: list = []
+        from types import SimpleNamespace
+        n.parent = SimpleNamespace(master=SimpleNamespace(data=SimpleNamespace(
+            updates=SimpleNamespace(setBuildProperty=lambda *a: self.recorded.append(a)))))
+        return n
+
+    def report(self) -> dict:
+        report = MailNotifierTest.report(self, ["ada@sprintly.example"])
+        report["builds"][0]["buildid"] = 42
+        return report
+
+    def test_a_temporary_failure_is_retried(self) -> None:
+        from twisted.mail import smtp
+        n = self.notifier([smtp.SMTPConnectError(-1, "Unable to connect to server."),
+                           smtp.SMTPDeliveryError(451, b"4.3.0 try again later")])
+        done = n.sendMessage([self.report()])
+        self.assertEqual((self.tries, self.sent), (1, []))
+        n.clock.advance(10)
+        self.assertEqual(self.tries, 2)
+        n.clock.advance(60)
+        self.assertEqual(self.tries, 3)
+        self.assertEqual(len(self.sent), 1)
+        self.assertEqual(self.recorded, [])
+        self.successResultOf(done)
+
+    def test_a_permanent_failure_is_not_retried_and_is_recorded_on_the_build(self) -> None:
+        from twisted.mail import smtp
+        n = self.notifier([smtp.SMTPDeliveryError(550, b"5.1.1 no such user")])
+        self.successResultOf(n.sendMessage([self.report()]))
+        self.assertEqual((self.tries, self.sent), (1, []))
+        ((buildid, name, value, source),) = self.recorded
+        self.assertEqual((buildid, name, source), (42, "mail_failed", "mail"))
+        self.assertIn("550", value)
+        self.assertIn("no such user", value)
+
+
 # ---- the release mail ------------------------------------------------------------------------
 
 def test_release_mail_names_versions_who_and_commits():
