@@ -19,7 +19,7 @@ stop: venv                  ## stop what run/start started (by pid)
 
 test: system-tests venv     ## unit tests, then the integration tests, three modules at a time
 	$(PY) -m pytest tests/unit
-	$(PY) -m pytest -n 3 --dist loadfile tests/integration
+	$(PY) -m pytest -n 3 --dist loadfile --durations=15 tests/integration
 
 unit: venv                  ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit

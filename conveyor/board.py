@@ -19,6 +19,7 @@ holds (no clone, no network at page time).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from datetime import timezone
 from typing import Any
@@ -294,16 +295,22 @@ def history_url(settings: Settings, dist: str) -> str:
     return f"{settings.repository.url}history/{dist}.jsonl"
 
 
+def freeze_url(settings: Settings, dist: str) -> str:
+    """Where a distribution's freeze (conveyor.release.parse_freeze) is served."""
+    return f"{settings.repository.url}history/{dist}.freeze.json"
+
+
 @dataclass
 class Board:
     paths: list[dict]
     histories: dict[str, list[dict]]
     ci: list[dict]
     generated: str
+    freezes: dict[str, dict] = field(default_factory=dict)  # the frozen distributions
 
     def as_json(self) -> dict:
         return {"generated": self.generated, "paths": self.paths,
-                "histories": self.histories,
+                "histories": self.histories, "frozen": self.freezes,
                 "ci": [{k: v for k, v in c.items() if k != "trend_svg"} for c in self.ci]}
 
 
@@ -314,15 +321,25 @@ def collect(settings: Settings, source: Source, build_url, now: datetime | None 
     now = now or datetime.now(timezone.utc)
     indexes: dict[str, list[dict] | None] = {}
     histories: dict[str, list[dict]] = {}
+    freezes: dict[str, dict] = {}
     for dist in settings.distributions:
         text = source.text(index_url(settings, dist))
         indexes[dist] = release.parse_packages_stanzas(text) if text is not None else None
         histories[dist] = release.parse_history(source.text(history_url(settings, dist)) or "")
+        state = release.parse_freeze(source.text(freeze_url(settings, dist)))
+        if state and state.get("frozen"):
+            freezes[dist] = state
     changes = {p.name: source.changes(p) for p in settings.projects}
     ci = ([ci_summary(p, source.builds(p, BUILDS), build_url) for p in settings.projects]
           if with_builds else [])
     for entries in histories.values():
         for entry in entries:
             entry["ago"] = ago(parse_when(entry.get("when")), now)
-    return Board(paths(settings, indexes, histories, changes, now), histories, ci,
-                 now.isoformat(timespec="seconds"))
+    result = Board(paths(settings, indexes, histories, changes, now), histories, ci,
+                   now.isoformat(timespec="seconds"), freezes)
+    for path in result.paths:
+        for c in path["cells"]:
+            c["frozen"] = freezes.get(c["distribution"])
+        for step in path["steps"]:
+            step["frozen"] = freezes.get(step["target"])
+    return result

@@ -208,6 +208,26 @@ def plan_promotion(package: str, version: str | None, source: str, target: str,
     return Plan(package, version, source, target, previous, False)
 
 
+# --- Freeze: a distribution that takes no promotion ---------------------------------------------
+
+def parse_freeze(text: str | None) -> dict | None:
+    """A distribution's freeze file (`<history>/<dist>.freeze.json`, written by the `freeze`
+    builder): {"frozen", "reason", "who", "when", "build"}; None when there is none."""
+    if not (text or "").strip():
+        return None
+    state = json.loads(text)
+    return state if isinstance(state, dict) else None
+
+
+def freeze_refusal(dist: str, state: dict | None) -> str | None:
+    """Why a promotion into `dist` is refused while it is frozen; None when it is not."""
+    if not state or not state.get("frozen"):
+        return None
+    return (f"{dist} is frozen (by {state.get('who') or '?'} at {state.get('when') or '?'}: "
+            f"{state.get('reason') or 'no reason given'}): no promotion into it until "
+            f"`bin/conveyor unfreeze {dist}`; a rollback stays possible")
+
+
 # --- History: one JSON line per change of a distribution ---------------------------------------
 
 def parse_history(text: str) -> list[dict]:
@@ -219,8 +239,9 @@ def history_line(entry: dict) -> str:
 
 
 def rollback_target(history: list[dict], current: str, state: str | None) -> dict:
-    """The history entry a rollback returns to: the one before `current`, or `state`, which
-    may be a snapshot name or an entry number (1 = the first)."""
+    """The history entry a rollback returns to: the one before `current` (never the empty
+    state a distribution starts with: that one only when named), or `state`, which may be a
+    snapshot name or an entry number (1 = the first)."""
     snapshots = [entry["snapshot"] for entry in history]
     if current not in snapshots:
         raise ReleaseError(f"the published snapshot {current} is not in the history")
@@ -246,4 +267,8 @@ def rollback_target(history: list[dict], current: str, state: str | None) -> dic
     if index == 0:
         raise ReleaseError("the distribution is at its first state: there is nothing to roll "
                            "back to")
-    return history[index - 1]
+    previous = history[index - 1]
+    if previous.get("action") == "create":
+        raise ReleaseError(f"the state before is the empty one the distribution started with "
+                           f"(state {previous['n']}): to empty it, name that state")
+    return previous

@@ -13,16 +13,18 @@ role lists are [auth] developers, releasers, production and admins. Reading is o
       (force, and rebuild of such a promotion)       -          -          -         yes      yes
     roll back the last distribution of a path
       (force, and rebuild of such a rollback)        -          -          -         yes      yes
+    freeze or unfreeze a distribution (`freeze`)     -          -          -         yes      yes
     workers: stop, kill, pause, unpause              -          -          -          -       yes
     schedulers: enable (and disable)                 -          -          -          -       yes
     build requests: set_priority                     -          -          -          -        -
       (Buildbot 4.3 fails on it with a 500: refused to all, with a 403 that says so)
-    any other control action                         -          -          -          -       yes
+    any other control action, or a force scheduler   -          -          -          -        -
+      that does not exist (Buildbot: 501, 500)
 
 Each column has the rights of the columns to its left (a production role can do what releasers
 can, an admin everything). Rules are tried in order; the first whose matcher fits decides, and
-the last rule refuses every control action to everyone but the admins, so nothing unlisted is
-allowed. A user without a role (anonymous) passes no rule.
+the last rule refuses every control action to everyone, with a 403 that says so, so nothing
+unlisted is allowed. A user without a role (anonymous) passes no rule.
 """
 
 from buildbot.plugins import util
@@ -32,15 +34,17 @@ from twisted.internet import defer
 
 from conveyor.release import ReleaseError
 from conveyor.settings import Settings
+from master.forms import form_value
+from master.schedulers import FREEZE
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
 from master.schedulers import ROLLBACK
-from master.schedulers import form_value
 from master.schedulers import promotion_target
 
 REPOSITORY_BUILDERS = (PROMOTE, ROLLBACK, PUBLISH)
 # a role nobody has: what the 403 of an action Conveyor does not support says
 UNSUPPORTED = "none (not supported: Buildbot 4.3 cannot change a request's priority)"
+NO_SUCH_ACTION = "none (no such action, or no such force scheduler)"
 
 
 class PromoteIntoProductionMatcher(EndpointMatcherBase):
@@ -175,6 +179,8 @@ def rules(settings: Settings) -> list:
     for builder in REPOSITORY_BUILDERS:
         for matcher in build_matchers:
             result += _any_of(matcher, roles["releasers"], builder=builder)
+    for matcher in build_matchers:  # freezing and unfreezing a distribution
+        result += _any_of(matcher, roles["production"], builder=FREEZE)
     for project in settings.projects:
         for builder in (project.ci_builder, project.pr_builder):
             for matcher in build_matchers:
@@ -184,9 +190,15 @@ def rules(settings: Settings) -> list:
                           builder=project.package_builder)
     # Buildbot 4.3's set_priority fails inside (SQLAlchemy 2): a clear 403 for all, not a 500
     result.append(SetPriorityEndpointMatcher(role=UNSUPPORTED, defaultDeny=True))
-    for matcher in (WorkerControlEndpointMatcher, SchedulerEnableEndpointMatcher,
-                    util.AnyControlEndpointMatcher):
+    # admins: the builds and requests of every builder (the maintenance buttons among them),
+    # "*" rather than no filter: a force scheduler that does not exist then matches nothing
+    for matcher in build_matchers:
+        result += _any_of(matcher, roles["admins"], builder="*")
+    for matcher in (WorkerControlEndpointMatcher, SchedulerEnableEndpointMatcher):
         result += _any_of(matcher, roles["admins"])
+    # anything else, for everyone: a 403 that says so (Buildbot would answer an action it does
+    # not have with a 501, and a force scheduler it does not have with a 500)
+    result.append(util.AnyControlEndpointMatcher(role=NO_SUCH_ACTION, defaultDeny=True))
     return result
 
 

@@ -1,11 +1,12 @@
 """Builders are data: one CI builder and one package builder (its builds run beside CI's: see
 steps/package.py) per [projects.<name>] table (pull-request builders: see
-master/pullrequests.py), and the three repository builders, publish, promote and rollback, on
-the repository's worker under one lock."""
+master/pullrequests.py), and the repository builders, publish, promote, rollback and freeze,
+on the repository's worker under one lock."""
 
 from buildbot.plugins import util
 
 from master import factories
+from master.schedulers import FREEZE
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
 from master.schedulers import ROLLBACK
@@ -35,7 +36,8 @@ def builders(settings: Settings) -> list[util.BuilderConfig]:
     ]
     for name, factory in ((PUBLISH, factories.publish_factory),
                           (PROMOTE, factories.promote_factory),
-                          (ROLLBACK, factories.rollback_factory)):
+                          (ROLLBACK, factories.rollback_factory),
+                          (FREEZE, factories.freeze_factory)):
         result.append(util.BuilderConfig(
             name=name,
             workernames=[settings.repository.worker],

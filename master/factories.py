@@ -168,9 +168,10 @@ def _changes(step) -> bool:
 
 
 def promote_factory(settings: Settings) -> util.BuildFactory:
-    """check the rules → select the version from the source's published snapshot → merge into
-    the target's → publish → verify → history → the commits it brings (into the end of a path,
-    for the release mail that master/reporters/mail.py sends)."""
+    """check the rules → the target as the request saw it (master/basis.py)? → select the
+    version from the source's published snapshot → merge into the target's → publish →
+    verify → history → the commits it brings (into the end of a path, for the release mail
+    that master/reporters/mail.py sends)."""
     r = settings.repository
     target = util.Property("to_dist")
     paths = {package: list(project.path)
@@ -182,6 +183,7 @@ def promote_factory(settings: Settings) -> util.BuildFactory:
                                          doStepIf=_changes,
                                          **_aptly(settings, util.Property("from_dist"))))
     f.addStep(repo_steps.CurrentSnapshot(doStepIf=_changes, **_aptly(settings, target)))
+    f.addStep(promotion.CheckBasis(distribution=target, doStepIf=_changes))
     f.addStep(repo_steps.SelectVersion(doStepIf=_changes, **_aptly(settings, target)))
     f.addStep(repo_steps.MergeSnapshot(doStepIf=_changes, **_aptly(settings, target)))
     _publish_steps(settings, f, target, "promote", doStepIf=_changes)
@@ -198,12 +200,22 @@ def promote_factory(settings: Settings) -> util.BuildFactory:
 
 
 def rollback_factory(settings: Settings) -> util.BuildFactory:
-    """current state → the state to return to (by the history) → publish it → verify → history."""
+    """current state → as the request saw it? → the state to return to (by the history) →
+    publish it → verify → history."""
     dist = util.Property("distribution")
     f = util.BuildFactory()
     f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist)))
+    f.addStep(promotion.CheckBasis(distribution=dist))
     f.addStep(promotion.ResolveRollback(history_dir=str(settings.history_dir),
                                         keep_states=settings.retention.snapshots_keep_states,
                                         **_aptly(settings, dist)))
     _publish_steps(settings, f, dist, "rollback")
+    return f
+
+
+def freeze_factory(settings: Settings) -> util.BuildFactory:
+    """Write the distribution's freeze (or its end) beside its history."""
+    f = util.BuildFactory()
+    f.addStep(promotion.SetFreeze(history_dir=str(settings.history_dir),
+                                  distribution=util.Property("distribution")))
     return f

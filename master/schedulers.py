@@ -4,9 +4,8 @@ Every force button (`promote`, `rollback`, `<project>-force`) types its paramete
 before Buildbot reads them: each is a string of its grammar (conveyor/grammar.py) or absent,
 `""` meaning the default; anything else (a list, even of one string, a number, an object,
 true/false, null, a parameter the button does not have, another button's builder) is refused
-with HTTP 400 and {field: message}. Buildbot's React form and ops/api.py send plain strings."""
-
-import re
+with HTTP 400 and {field: message} (master/forms.py). Buildbot's React form and ops/api.py send
+plain strings."""
 
 from buildbot.plugins import schedulers
 from buildbot.plugins import util
@@ -17,96 +16,22 @@ from twisted.internet import defer
 from conveyor import grammar
 from conveyor import release
 from conveyor.settings import Settings
+from master import basis
 from master import dispatch
 from master import pushes
+from master.forms import ABSENT
+from master.forms import BUILDER_ID
+from master.forms import FieldError
+from master.forms import form_value
+from master.forms import kind
+from master.forms import leaves
+from master.forms import refusals
+from master.forms import shown
 
 PUBLISH = "publish"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
-# parameter -> (its grammar, what a value must be); any other text parameter: one line
-DIST = (grammar.DISTRIBUTION_NAME, "a distribution name")
-GRAMMAR = {"package": (grammar.PACKAGE_NAME, "a Debian package name"),
-           "version": (grammar.DEBIAN_VERSION, "a Debian version"),
-           "from_dist": DIST, "to_dist": DIST, "distribution": DIST,
-           "state": (grammar.ROLLBACK_STATE, "a state of the history (number or snapshot)")}
-ONE_LINE = (grammar.ONE_LINE, "one line of at most 200 characters, no control character")
-PRIORITY = re.compile(r"^-?[0-9]{1,3}$")
-BUILDER_ID = re.compile(r"^[0-9]{1,9}$")
-ABSENT = object()  # a parameter the request does not give
-
-
-class FieldError(release.ReleaseError):
-    """A force parameter that is not what its field takes; the 400 says {field: message}."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-def shown(value) -> str:
-    """A value as a message may quote it: its repr, at most 60 characters."""
-    return repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-
-
-def kind(value) -> str:
-    names = {type(None): "null", bool: "true/false", int: "a number", float: "a number",
-             list: "a list", dict: "an object"}
-    return f"{names.get(type(value), type(value).__name__)} ({shown(value)})"
-
-
-def form_value(kwargs: dict, name: str) -> str:
-    """The string a force request gives for `name`, "" when absent. A list (even of one
-    string), a number, an object, true/false or null, or a string off the field's grammar
-    (GRAMMAR; any other field: ONE_LINE) raises FieldError."""
-    value = kwargs.get(name, "")
-    if not isinstance(value, str):
-        raise FieldError(name, f"must be a string, not {kind(value)}")
-    pattern, what = GRAMMAR.get(name, ONE_LINE)
-    if value and not pattern.fullmatch(value):
-        raise FieldError(name, f"{shown(value)} does not match the grammar of {what}")
-    return value
-
-
-def check_parameter(param, kwargs: dict) -> None:
-    """FieldError unless the request's value for Buildbot parameter `param` is one it takes."""
-    name = param.fullName
-    if name not in kwargs:
-        return
-    value = kwargs[name]
-    if isinstance(param, forcesched.IntParameter):
-        if isinstance(value, bool) or not isinstance(value, (int, str)) \
-                or not PRIORITY.fullmatch(str(value)):
-            raise FieldError(name, f"must be a whole number from -999 to 999, not {kind(value)}")
-        return
-    text = form_value(kwargs, name)
-    if not text:
-        return
-    if isinstance(param, forcesched.FixedParameter) and text != param.default:
-        raise FieldError(name, f"is fixed to {param.default!r}, not {shown(text)}")
-    choices = getattr(param, "choices", None)
-    if choices and getattr(param, "strict", False) and text not in choices:
-        raise FieldError(name, f"{shown(text)} is none of {', '.join(c for c in choices if c)}")
-
-
-def leaves(fields) -> list:
-    """The parameters of a form, its nested groups flattened (what the web form sends)."""
-    return [leaf for f in fields
-            for leaf in (leaves(f.fields) if isinstance(f, forcesched.NestedParameter) else [f])]
-
-
-def refusals(params: list, kwargs: dict) -> dict[str, str]:
-    """{field: message} for each parameter of a request that the form `params` does not take."""
-    errors = {name: f"{name}: this form has no such parameter (it has: "
-                    f"{', '.join(p.fullName for p in params)})"
-              for name in kwargs if name not in {p.fullName for p in params}}
-    for param in params:
-        try:
-            check_parameter(param, kwargs)
-        except FieldError as exc:
-            errors[exc.field] = str(exc)
-    return errors
-
-
+FREEZE = "freeze"
 class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
     """A force button that refuses, before any build, a request with a parameter it does not
     take (`refusals`) or for a builder that is not its own."""
@@ -166,6 +91,9 @@ class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
         except FieldError as exc:
             errors[exc.field] = str(exc)
         errors = errors or self.rule_refusals(kwargs)
+        if not errors and not self.enabled:  # Buildbot's force ignores the toggle
+            errors = {"scheduler": f"the {self.name} button is turned off (an admin disabled "
+                                   "its scheduler): nothing was asked"}
         if errors:
             raise CollectedValidationError(errors)
         return (yield super().force(owner, builderNames=names, **kwargs))
@@ -194,15 +122,13 @@ def promotion_target(settings: Settings, options: dict) -> tuple[str, str, str]:
     return package, source, form_value(options, "to_dist") or following or ""
 
 
-class PromoteScheduler(StrictForceScheduler):
+class PromoteScheduler(basis.RecordsBasis, StrictForceScheduler):
     """The promote button. Refuses, before any build, a request that skips a step of the path
     or names an unknown package. Who may promote into production is the web server's authz
-    (master/www.py); what needs the repository (is the version there?) is checked by the
-    build's first step."""
+    (master/www.py); it records what the requester saw (master/basis.py), which the build
+    checks with the rest of what needs the repository (is the version there?)."""
 
-    def __init__(self, settings: Settings, **kwargs):
-        self.conveyor = settings
-        super().__init__(**kwargs)
+    find_basis = staticmethod(basis.promotion_basis)
 
     def rule_refusals(self, kwargs: dict) -> dict[str, str]:
         try:
@@ -240,9 +166,14 @@ def promote_scheduler(settings: Settings) -> schedulers.ForceScheduler:
     )
 
 
+class RollbackScheduler(basis.RecordsBasis, StrictForceScheduler):
+    find_basis = staticmethod(basis.rollback_basis)  # master/basis.py
+
+
 def rollback_scheduler(settings: Settings) -> schedulers.ForceScheduler:
     dists = list(settings.distributions)
-    return StrictForceScheduler(
+    return RollbackScheduler(
+        settings,
         name=ROLLBACK,
         buttonName="Roll back",
         label="Put a distribution back to an earlier state",
@@ -260,9 +191,30 @@ def rollback_scheduler(settings: Settings) -> schedulers.ForceScheduler:
     )
 
 
+def freeze_scheduler(settings: Settings) -> schedulers.ForceScheduler:
+    """Freeze a distribution (no promotion into it: steps/promotion.py SetFreeze) or unfreeze
+    it; the production roles and admins may (master/authz.py)."""
+    dists = list(settings.distributions)
+    return StrictForceScheduler(
+        name=FREEZE, buttonName="Freeze or unfreeze", builderNames=[FREEZE],
+        label="Freeze a distribution: no promotion into it until it is unfrozen",
+        codebases=_no_codebase(),
+        reason=util.StringParameter(name="reason", label="Why (shown to everyone)", default="",
+                                    size=60),
+        properties=[
+            util.ChoiceStringParameter(name="distribution", label="Distribution",
+                                       choices=dists, default=dists[-1], strict=True),
+            util.ChoiceStringParameter(name="action", label="Freeze or unfreeze",
+                                       choices=["freeze", "unfreeze"], default="freeze",
+                                       strict=True),
+        ],
+    )
+
+
 def schedulers_for(settings: Settings) -> list:
     result: list = [dispatch.PromptTriggerable(name=PUBLISH, builderNames=[PUBLISH]),
-                    promote_scheduler(settings), rollback_scheduler(settings)]
+                    promote_scheduler(settings), rollback_scheduler(settings),
+                    freeze_scheduler(settings)]
     for project in settings.projects:
         result.append(dispatch.PromptTriggerable(name=project.package_builder,
                                              builderNames=[project.package_builder]))

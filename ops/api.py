@@ -81,8 +81,9 @@ class Master:
                 message = json.loads(text)["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = text.strip() or exc.reason
-            try:  # a refused force: {'field': 'what is wrong', …}
-                message = "; ".join(ast.literal_eval(message).values())
+            try:  # a refused force: {'field': 'what is wrong', …} (a JSON object, or its repr)
+                fields = message if isinstance(message, dict) else ast.literal_eval(message)
+                message = "; ".join(fields.values())
             except (ValueError, SyntaxError, AttributeError, TypeError):
                 pass
             code = FORBIDDEN if exc.code in (401, 403) else REFUSED

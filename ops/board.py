@@ -91,10 +91,15 @@ def print_status(data: board.Board) -> None:
     for row in [head] + rows:
         print(("  ".join(f"{v:{width[i]}}" for i, v in enumerate(row[:5])) + "  "
                + row[5]).rstrip())
+    for dist, state in data.freezes.items():
+        print(f"\n{dist} is FROZEN: {state.get('reason')} (by {state.get('who') or '?'}, "
+              f"{state.get('when')}): no promotion into it; rollback still works")
     for path in data.paths:
         for step in path["steps"]:
             print(f"\n{path['package']}: {step['source']} → {step['target']}: ", end="")
-            if not step["version"]:
+            if step.get("frozen"):
+                print(f"{step['target']} is frozen")
+            elif not step["version"]:
                 print(f"nothing in {step['source']}")
             elif not step["promotable"]:
                 print(f"nothing newer waits ({step['target']} has {step['previous']})")

@@ -5,8 +5,10 @@
     conveyor status [--json]                        what each distribution has, the commits waiting
                                                     at each step (--json: all of the release board)
     conveyor history DIST                           every state DIST has had
+    conveyor freeze DIST --reason TEXT              no promotion into DIST (rollback still works)
+    conveyor unfreeze DIST                          promotions into DIST again
 
-promote and rollback log in to the master's REST API, force the build, follow it to its end and
+promote, rollback, freeze and unfreeze log in to the master's REST API, force the build, follow it to its end and
 print its result and URL. Credentials come from CONVEYOR_USER and CONVEYOR_PASSWORD, or from the
 file named by CONVEYOR_CREDENTIALS (one line `user:password`; default: the demo releaser's,
 var/secrets/cli-credentials) — never from the command line.
@@ -96,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="the release board's data (grid, waiting commits, history, CI) as JSON")
     p = sub.add_parser("history", help="history DIST")
     p.add_argument("distribution")
+    p = sub.add_parser("freeze", help="freeze DIST --reason TEXT: no promotion into it")
+    p.add_argument("distribution")
+    p.add_argument("--reason", required=True)
+    p = sub.add_parser("unfreeze", help="unfreeze DIST: promotions into it again")
+    p.add_argument("distribution")
+    p.add_argument("--reason", default="unfrozen")
     args = parser.parse_args(argv)
     try:
         settings = settings_module.load(args.settings)
@@ -106,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "rollback":
             return run_build(settings, "rollback", "rollback", distribution=args.distribution,
                              state=args.state, reason=f"conveyor rollback {args.distribution}")
+        if args.command in ("freeze", "unfreeze"):
+            return run_build(settings, "freeze", "freeze", distribution=args.distribution,
+                             action=args.command, reason=args.reason)
         if args.command == "status":
             return board_status(settings, args.json)
         return history(settings, args.distribution)

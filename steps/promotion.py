@@ -7,6 +7,11 @@ The aptly work itself is done by the steps of steps/repository.py.
 
 from __future__ import annotations
 
+import json
+import posixpath
+from datetime import datetime
+from datetime import timezone
+
 from buildbot.process import buildstep
 from buildbot.process import remotecommand
 from buildbot.process import results
@@ -15,6 +20,43 @@ from twisted.internet import defer
 from conveyor import release
 from steps.repository import HistoryStep
 from steps.repository import IndexReader
+
+
+class CheckBasis(buildstep.BuildStep):
+    """A change is exactly the one its requester saw: the distribution must still be in the
+    state the request recorded (`basis_snapshot`, `basis_state`: master/basis.py), now that
+    the build holds the repository lock and has read what it publishes (`current_snapshot`).
+    If it has moved since (another change ran first: two identical rollbacks; a rebuild of an
+    old change), nothing is changed and the build says so. A request with no basis (made
+    before Conveyor recorded one) passes, as before."""
+
+    name = "basis"
+    description = "checking what the request saw"
+    descriptionDone = "as the request saw it"
+    renderables = ["distribution"]
+
+    def __init__(self, distribution=None, **kwargs):
+        self.distribution = distribution
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        basis, state = self.getProperty("basis_snapshot"), self.getProperty("basis_state")
+        current = self.getProperty("current_snapshot")
+        if not basis:
+            self.descriptionDone = "no basis recorded (an older request)"
+            return results.SUCCESS
+        if basis == current:
+            self.descriptionDone = f"{self.distribution} is at state {state}, as the request saw"
+            return results.SUCCESS
+        message = (f"refused: {self.distribution} has changed since this was asked for (it was "
+                   f"at state {state}, {basis}; it now serves {current}): nothing was changed; "
+                   f"look at its history and ask again")
+        log = yield self.addLog("refused")
+        yield log.addStderr(message + "\n")
+        self.descriptionDone = message
+        return results.FAILURE
 
 
 class ResolvePromotion(IndexReader, buildstep.BuildStep):
@@ -74,6 +116,7 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
                 target = release.next_step(path, source) or ""
                 self.setProperty("to_dist", target, "ResolvePromotion")
             release.check_step(path, source, target)
+            yield self.check_not_frozen(log, target)
             indexes = {}
             for dist in (source, target):
                 stanzas = yield self.read_index(log, dist)
@@ -103,6 +146,24 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         yield log.addStdout(message + "\n")
         self.descriptionDone = message
         return results.SUCCESS
+
+
+    @defer.inlineCallbacks
+    def check_not_frozen(self, log, dist: str):
+        """ReleaseError while `dist` is frozen (its freeze file, over HTTP; asked for before
+        the freeze, a promotion is refused all the same)."""
+        url = f"{self.repo_url}history/{dist}.freeze.json"
+        try:
+            code, body = yield self.fetch(url)
+        except Exception as exc:  # connection refused, timeout…
+            raise release.ReleaseError(f"{url}: {exc}") from None
+        if code not in (200, 404):
+            raise release.ReleaseError(f"{url} answered {code}")
+        yield log.addStdout(f"GET {url} -> {code}\n")
+        refusal = release.freeze_refusal(dist, release.parse_freeze(body if code == 200
+                                                                    else None))
+        if refusal:
+            raise release.ReleaseError(refusal)
 
 
 class ResolveRollback(HistoryStep):
@@ -173,6 +234,8 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
     commits recorded in the packages (`previous_commit`, `package_commit`), read from a fresh
     bare clone of the project's configured repository: sets `release_commits`."""
 
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
+
     name = "commits"
     description = "listing commits"
     descriptionDone = "commits"
@@ -222,4 +285,33 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
         commits = [line for line in cmd.stdout.splitlines() if line.strip()]
         self.setProperty("release_commits", commits, "CommitsBetween")
         self.descriptionDone = f"{len(commits)} commit(s)"
+        return results.SUCCESS
+
+
+class SetFreeze(HistoryStep):
+    """Freeze (property `action` "freeze") or unfreeze a distribution: write its freeze file
+    beside its history (`<history_dir>/<distribution>.freeze.json`, served with it), which the
+    promote button and the promote build read (conveyor.release.freeze_refusal). Who, why and
+    when are kept in the file and in this build."""
+
+    name = "freeze"
+    description = "changing the freeze"
+    descriptionDone = "freeze"
+
+    @defer.inlineCallbacks
+    def run(self):
+        frozen = self.getProperty("action") == "freeze"
+        reason = (self.getProperty("reason") or "").strip()
+        if frozen and reason in ("", "freeze"):
+            self.descriptionDone = "refused: a freeze needs a reason (the team reads it)"
+            return results.FAILURE
+        state = {"frozen": frozen, "reason": reason,
+                 "who": self.getProperty("owner") or "",
+                 "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "build": (yield self.build.getUrl())}
+        path = posixpath.join(self.history_dir, f"{self.distribution}.freeze.json")
+        yield self.downloadFileContentToWorker(path, json.dumps(state, sort_keys=True) + "\n",
+                                               abandonOnFailure=True, mode=0o644)
+        self.descriptionDone = (f"{self.distribution} frozen: {reason}" if frozen
+                                else f"{self.distribution} unfrozen")
         return results.SUCCESS

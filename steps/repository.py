@@ -24,6 +24,7 @@ from buildbot.process import results
 from buildbot.process.results import SKIPPED as results_SKIPPED
 from buildbot.steps.worker import CompositeStepMixin
 from twisted.internet import defer
+from twisted.internet import task
 
 from conveyor import release
 
@@ -79,12 +80,15 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
         return results.SUCCESS
 
 
-LOCKED_MESSAGE = ("aptly's database is locked by another process (aptly retried, then gave up): "
-                  "nothing was changed; find the process holding <aptly root>/db/LOCK")
+LOCKED_MESSAGE = ("aptly's database is locked by another process (tried again for a minute, "
+                  "then gave up): nothing was changed; find the process holding "
+                  "<aptly root>/db/LOCK")
 
 
 class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
     """Base: `aptly -config=<config> <args…>` with the repository's GnuPG home."""
+
+    logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
 
     renderables = ["distribution"]
 
@@ -107,14 +111,29 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
     def run_aptly(self, *args: str, **kwargs):
         return self.run_worker(self.aptly(*args), **kwargs)
 
+    # a transient fault (aptly's database held by another process: a backup, an operator's
+    # aptly) is tried again after each of these delays, in seconds, before the step fails
+    RETRY_DELAYS: tuple[float, ...] = (5, 15, 40)
+
     @defer.inlineCallbacks
     def run_worker(self, command: list[str], **kwargs):
-        """Run a command (aptly, or a script of aptly commands) on the repository's worker;
-        notes when it failed because aptly's database was locked."""
+        """Run a command (aptly, or a script of aptly commands: each written so that running it
+        again is safe) on the repository's worker; while it fails because aptly's database is
+        locked, run it again after RETRY_DELAYS, saying so in the log; then note the lock."""
         kwargs.setdefault("collectStderr", True)
-        cmd = yield self.makeRemoteShellCommand(command=command, **kwargs)
-        yield self.runCommand(cmd)
-        if cmd.didFail() and any(text in (cmd.stderr or "") for text in self.LOCKED):
+        delays = list(self.RETRY_DELAYS)
+        while True:
+            cmd = yield self.makeRemoteShellCommand(command=command, **kwargs)
+            yield self.runCommand(cmd)
+            locked = cmd.didFail() and any(text in (cmd.stderr or "") for text in self.LOCKED)
+            if not locked or not delays:
+                break
+            delay = delays.pop(0)
+            log = yield self.getLog(kwargs.get("stdioLogName", "stdio"))
+            yield log.addHeader(f"aptly's database is locked by another process: trying again "
+                                f"in {delay:g} s\n")
+            yield task.deferLater(self.master.reactor, delay, lambda: None)
+        if locked:
             self.locked = True
             self.descriptionDone = LOCKED_MESSAGE
         return cmd
@@ -231,8 +250,9 @@ class NextSnapshot(AptlyCommand):
 
     # $1 aptly's config, $2 the distribution, $3 the scratch repo, $4 the directory of .debs,
     # $5 the snapshot of the .debs, $6 the next state. Exits 3 when $2 is not published, 4 when
-    # it publishes no snapshot. A scratch repo left by an interrupted build of the same number is
-    # dropped first; the .debs' snapshot goes once merged ("kept: $5" if it could not).
+    # it publishes no snapshot. A scratch repo and snapshots left by an interrupted run (of the
+    # same build: the names are its own) are dropped first, so that running it again is safe;
+    # the .debs' snapshot goes once merged ("kept: $5" if it could not).
     SCRIPT = r"""set -eu
 shown=$(aptly "-config=$1" publish show -json "$2" .) || exit 3
 current=$(printf '%s' "$shown" | python3 -c 'import json, sys
@@ -241,6 +261,9 @@ print(sources[0]["Name"] if sources else "")')
 [ -n "$current" ] || exit 4
 echo "current: $current"
 aptly "-config=$1" repo drop -force "$3" >/dev/null 2>&1 || true
+for made in "$6" "$5"; do  # a run cut short before (aptly's database locked mid-way)
+    aptly "-config=$1" snapshot drop -force "$made" >/dev/null 2>&1 || true
+done
 set -x
 aptly "-config=$1" repo create "$3"
 aptly "-config=$1" repo add "$3" "$4"

@@ -92,7 +92,7 @@ def collect(app: Flask, settings: Settings) -> board_module.Board:
 def promote_button(api: Any, user: dict, builderid: int | None, package: str,
                    step: dict) -> dict | None:
     """The "Promote to <target>" button of a step, if the user may press it."""
-    if builderid is None or not step["promotable"]:
+    if builderid is None or not step["promotable"] or step.get("frozen"):
         return None
     params = {"builderid": builderid, "package": package, "version": step["version"],
               "from_dist": step["source"], "to_dist": step["target"],

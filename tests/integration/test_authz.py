@@ -53,6 +53,9 @@ ALLOWED = {
     "unpause a worker": _ADMIN,
     "enable/disable a scheduler": _ADMIN,
     "set a build request's priority": (),  # Buildbot 4.3 fails on it: refused to all
+    # what Buildbot answers with a 500 (publish is no force scheduler) and a 501: a 403 to all
+    "force the publish trigger": (),
+    "an action Buildbot does not have": (),
     "stop a worker (graceful)": _ADMIN,
     "kill a worker": _ADMIN,
     "force a retention prune": _ADMIN,
@@ -150,7 +153,9 @@ def test_the_matrix(installation, sessions, builds):
         assert status == "ok", (path, status)
         return int(next(iter(result[1].values())))
 
-    promote = dict(package="snowbird", version="")
+    # requests valid when asked (master/basis.py): a version named (development has none to
+    # be "the newest"), a rollback's state named (the one before is the empty first state)
+    promote = dict(package="snowbird", version=builds["ci"]["properties"]["package_version"][0])
     to_staging = dict(promote, from_dist=DEVELOPMENT, to_dist=STAGING)
     calls = {  # action -> who -> (path, method, params); a callable makes a fresh target
         "read the builders": ("builders", None, {}),
@@ -163,7 +168,7 @@ def test_the_matrix(installation, sessions, builds):
                                  {"reason": "authz test"}),
         "rebuild a package build": (f"builds/{package['buildid']}", "rebuild", {}),
         "promote into staging": force("promote", "promote", **to_staging),
-        "roll back staging": force("rollback", "rollback", distribution=STAGING, state=""),
+        "roll back staging": force("rollback", "rollback", distribution=STAGING, state="1"),
         "stop a promote build": (f"builds/{promotion}", "stop", {"reason": "authz test"}),
         "cancel a promote build request": lambda: (
             f"buildrequests/{queued('promote', 'promote', **to_staging)}", "cancel", {}),
@@ -171,7 +176,7 @@ def test_the_matrix(installation, sessions, builds):
                                          to_dist=PRODUCTION),
         "rebuild a promotion into production": (f"builds/{promotion}", "rebuild", {}),
         "roll back production": force("rollback", "rollback", distribution=PRODUCTION,
-                                      state=""),
+                                      state="1"),
         "pause a worker": (f"workers/{worker}", "pause", {"reason": "authz test"}),
         "unpause a worker": (f"workers/{worker}", "unpause", {}),
         "enable/disable a scheduler": (f"schedulers/{scheduler['schedulerid']}", "enable",
@@ -182,6 +187,9 @@ def test_the_matrix(installation, sessions, builds):
         "kill a worker": (f"workers/{worker}", "kill", {"reason": "authz test"}),
         "force a retention prune": force("retention-force", "retention"),
         "force the log janitor": force("__Janitor_force", "__Janitor"),
+        "force the publish trigger": ("forceschedulers/publish", "force",
+                                      {"builderid": ids["publish"], "reason": "authz test"}),
+        "an action Buildbot does not have": (f"builds/{ci}", "frobnicate", {}),
     }
     observed: dict[str, dict[str, str]] = {}
     for action, call in calls.items():

@@ -1,5 +1,6 @@
 """Faults end in a known state: the master killed mid-publish, aptly's database held by another
-process, the master's database lost. Real master, workers, aptly and web server.
+process for a while (waited for), the master's database lost. Real master, workers, aptly and
+web server.
 
 Needs root (the build worker's own user) and `make system`.
 """
@@ -113,22 +114,38 @@ def test_the_master_killed_mid_publish_publishes_the_commit_once(installation, c
     assert len(from_commit) == 1, from_commit  # one version of the commit, not two
 
 
-def test_a_locked_aptly_database_fails_saying_so(installation, checkout):
+def test_a_locked_aptly_database_is_waited_for_and_the_commit_still_published(installation,
+                                                                               checkout):
+    # another aptly process (a backup, an operator) holds the database for 40 s while the
+    # commit's publish runs: the publish tries again, and the commit reaches staging without a
+    # new push
     settings = installation
     before, after = new_commit(settings, checkout, "while aptly is locked")
-    ci_before = api.last_build_number(settings, settings.projects[0].ci_builder)
+    project = settings.projects[0]
+    ci_before = api.last_build_number(settings, project.ci_builder)
+    publish_before = api.last_build_number(settings, "publish")
     with open(settings.repository.aptly_root / "db" / "LOCK", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # what another aptly process holds
         deliver_push(settings, checkout, before, after)
-        build = api.wait_for_build(settings, settings.projects[0].ci_builder, ci_before,
-                                   timeout=300)
-    assert result_name(build["results"]) == "FAILURE", api.describe(build)
-    publishes = api.api(settings, "builders/{}/builds?order=-number&limit=1".format(
-        api.builder_id(settings, "publish")))["builds"]
-    steps = api.api(settings, f"builds/{publishes[0]['buildid']}/steps")["steps"]
-    texts = [s["state_string"] for s in steps]
-    assert any("aptly's database is locked by another process" in t for t in texts), texts
-    assert not any(s.get("Conveyor-Commit") == after for s in staging_stanzas(settings))
+        builderid = api.builder_id(settings, "publish")
+        deadline = time.monotonic() + 300
+        while not api.api(settings, f"builders/{builderid}/builds"
+                                    f"?number__gt={publish_before}")["builds"]:
+            assert time.monotonic() < deadline, "no publish started"
+            time.sleep(0.5)
+        time.sleep(40)
+    build = api.wait_for_build(settings, project.ci_builder, ci_before, timeout=300)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    assert any(s.get("Conveyor-Commit") == after for s in staging_stanzas(settings))
+
+    (publish,) = api.api(settings, f"builders/{builderid}/builds"
+                                   f"?number__gt={publish_before}")["builds"]
+    logs = ""
+    for step in api.api(settings, f"builds/{publish['buildid']}/steps")["steps"]:
+        for log in api.api(settings, f"steps/{step['stepid']}/logs")["logs"]:
+            chunks = api.api(settings, f"logs/{log['logid']}/contents")["logchunks"]
+            logs += "".join(chunk["content"] for chunk in chunks)
+    assert "aptly's database is locked by another process: trying again in" in logs
 
 
 def test_a_lost_master_database_comes_back_with_start(installation, checkout, capsys):
@@ -168,3 +185,53 @@ def test_the_master_killed_mid_package_builds_the_package_once_more(installation
     # the CI build's new package build succeeded; the old one, run again, was cancelled
     assert results.count("SUCCESS") == 1, results
     assert set(results) <= {"SUCCESS", "CANCELLED"}, results
+
+
+def session(settings, user: str) -> api.Master:
+    text = settings.read_secret(settings.auth.users_secret)
+    passwords = {line.split(":")[0]: line.split(":")[1] for line in text.splitlines()}
+    master = api.Master(settings.web_url)
+    master.login(user, passwords[user])
+    return master
+
+
+def test_promote_newest_during_a_publish_promotes_what_was_newest_when_asked(installation,
+                                                                            checkout):
+    # a push's publish is running (held up: aptly's database is busy, and it holds the
+    # repository's lock) when a releaser asks for "the newest of staging": the promotion, which
+    # runs after the publish, takes the version staging served when it was asked for
+    settings = installation
+    project = settings.projects[0]
+    releaser = session(settings, "releaser")
+    newest = release.newest({s["Version"] for s in staging_stanzas(settings)})
+    before, after = new_commit(settings, checkout, "published while a promotion is asked")
+    ci_before = api.last_build_number(settings, project.ci_builder)
+    publish_before = api.last_build_number(settings, "publish")
+    builderid = api.builder_id(settings, "publish")
+    with open(settings.repository.aptly_root / "db" / "LOCK", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        deliver_push(settings, checkout, before, after)
+        deadline = time.monotonic() + 300
+        while not api.api(settings, f"builders/{builderid}/builds"
+                                    f"?number__gt={publish_before}")["builds"]:
+            assert time.monotonic() < deadline, "no publish started"
+            time.sleep(0.5)
+        brid = releaser.force("promote", "promote", package="snowbird", version="",
+                              from_dist="snowbird-staging", to_dist="snowbird", reason="newest")
+    build = releaser.follow(brid)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    ci = api.wait_for_build(settings, project.ci_builder, ci_before, timeout=300)
+    assert result_name(ci["results"]) == "SUCCESS", api.describe(ci)
+    (publish,) = api.api(settings, f"builders/{builderid}/builds"
+                                   f"?number__gt={publish_before}")["builds"]
+    check = next(step for step in build["steps"] if step["name"] == "check")
+    assert publish["complete_at"] <= check["started_at"]  # the publish ran first (its lock)
+    published = [s["Version"] for s in staging_stanzas(settings)
+                 if s.get("Conveyor-Commit") == after]
+    assert published and published[0] != newest
+    assert build["properties"]["package_version"][0] == newest
+    url = f"{settings.repository.url}dists/snowbird/main/binary-amd64/Packages"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        production = response.read().decode()
+    assert f"Version: {newest}\n" in production
+    assert f"Version: {published[0]}\n" not in production

@@ -164,15 +164,21 @@ def test_the_requests_clients_send_still_pass(installation, releaser):
     """The React form sends every field as its value (a string; the priority a number; the
     builder id a string); the CLI sends strings with an integer builder id."""
     ids = {b["name"]: b["builderid"] for b in releaser.get("builders")["builders"]}
-    tree = published(installation)
+    tree, before = published(installation), counts(releaser)
     form = {"builderid": str(ids["promote"]), "username": "", "reason": "promotion",
             "priority": 0, "branch": "", "project": "", "repository": "", "revision": "",
             "package": "snowbird", "version": "", "from_dist": DEVELOPMENT, "to_dist": ""}
+    # "the newest" of a distribution that has none: refused when asked (master/basis.py)
+    status, message = force(releaser, "promote", form)
+    assert status == 400 and f"refused: {DEVELOPMENT} serves no snowbird" in message, message
+    assert counts(releaser) == before
+
     reply = releaser.request("api/v2/forceschedulers/promote", {
-        "jsonrpc": "2.0", "method": "force", "id": 1, "params": form})
+        "jsonrpc": "2.0", "method": "force", "id": 1,
+        "params": {**form, "version": "1.4.0+ci1.g24b95e0"}})
     _bsid, brids = reply["result"]
     build = releaser.follow(int(brids[str(ids["promote"])]), timeout=120)
-    assert NAMES[build["results"]] == "FAILURE"  # nothing to promote: refused by its rules
+    assert NAMES[build["results"]] == "FAILURE"  # no such version: refused by its rules
     assert any(f"{DEVELOPMENT} has no snowbird" in s["state_string"] for s in build["steps"])
 
     build = releaser.follow(releaser.force("promote", "promote", package="snowbird",

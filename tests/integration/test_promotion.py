@@ -283,8 +283,9 @@ def test_cli_exit_codes(installation, versions, capsys, monkeypatch):
     assert "rule 'one step at a time'" in capsys.readouterr().err
     assert cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION,
                             "--version", "0.0.1"]) == cli.FAILED
-    assert cli.main(args + ["rollback", PRODUCTION, "--to", "99"]) == cli.FAILED
-    assert "there is no state 99" in capsys.readouterr().out
+    # refused when asked, before any build (master/basis.py)
+    assert cli.main(args + ["rollback", PRODUCTION, "--to", "99"]) == cli.REFUSED
+    assert "refused: there is no state 99" in capsys.readouterr().err
 
     monkeypatch.setenv("CONVEYOR_USER", "releaser")
     monkeypatch.setenv("CONVEYOR_PASSWORD", "not-the-password")
@@ -310,6 +311,11 @@ def test_a_change_that_fails_its_check_is_undone_and_rollback_still_works(instal
     state is put back, the served state is one the history knows, and a rollback works."""
     older, newer = versions
     releaser = session(installation, "releaser")
+    # production a step forward (the state before it now holds the older version)
+    build = releaser.follow(releaser.force("promote", "promote", package=PACKAGE,
+                                           version=newer, from_dist=STAGING,
+                                           to_dist=PRODUCTION, reason="forward"))
+    assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
     before = history(installation, PRODUCTION)
     assert published_snapshot(installation, PRODUCTION) == before[-1]["snapshot"]
     dists = installation.repository.www_root / "dists"
@@ -339,3 +345,96 @@ def test_a_change_that_fails_its_check_is_undone_and_rollback_still_works(instal
     assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
     assert published_snapshot(installation, PRODUCTION) == \
         history(installation, PRODUCTION)[-1]["snapshot"]
+
+
+def control(master: api.Master, path: str, method: str, **params):
+    reply = master.request(f"api/v2/{path}", {"jsonrpc": "2.0", "method": method, "id": 1,
+                                              "params": params})
+    assert "error" not in reply, reply
+    return reply.get("result")
+
+
+def test_a_freeze_stops_promotions_from_every_way_in_but_not_a_rollback(installation, versions,
+                                                                        capsys):
+    older, newer = versions
+    args = ["--settings", str(installation.file)]
+    releaser = session(installation, "releaser")  # (the demo's releasers have production)
+    forward = releaser.follow(releaser.force("promote", "promote", package=PACKAGE,
+                                             version=newer, from_dist=STAGING,
+                                             to_dist=PRODUCTION, reason="before the freeze"))
+    assert NAMES[forward["results"]] == "SUCCESS", api.describe(forward)
+    assert cli.main(args + ["freeze", PRODUCTION, "--reason", "release weekend"]) == cli.OK
+    # what was asked for before the freeze (a rebuild: no button asked again) is refused by
+    # its build
+    _bsid, brids = control(releaser, f"builds/{forward['buildid']}", "rebuild")
+    late = releaser.follow(int(next(iter(brids.values()))))
+    assert NAMES[late["results"]] == "FAILURE", api.describe(late)
+    assert f"refused: {PRODUCTION} is frozen (by releaser" in step_text(late)
+    before = (history(installation, PRODUCTION), index(installation, PRODUCTION))
+
+    # the CLI, the raw API (what the board's button posts) and the board itself
+    capsys.readouterr()
+    assert cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION]) == cli.REFUSED
+    assert "release weekend" in capsys.readouterr().err
+    with pytest.raises(api.ApiError) as err:
+        releaser.force("promote", "promote", package=PACKAGE, version=newer, from_dist=STAGING,
+                       to_dist=PRODUCTION, reason="raw API")
+    assert err.value.code == cli.REFUSED and f"{PRODUCTION} is frozen" in str(err.value)
+    shown = releaser.request("plugins/wsgi_dashboards/releases/board.json")
+    assert shown["frozen"][PRODUCTION]["reason"] == "release weekend"
+    assert cli.main(args + ["status"]) == cli.OK
+    assert f"{PRODUCTION} is FROZEN: release weekend" in capsys.readouterr().out
+    assert (history(installation, PRODUCTION), index(installation, PRODUCTION)) == before
+
+    # a developer may not freeze or unfreeze
+    with pytest.raises(api.ApiError) as err:
+        session(installation, "developer").force("freeze", "freeze", distribution=PRODUCTION,
+                                                 action="unfreeze", reason="mine")
+    assert err.value.code == cli.FORBIDDEN
+
+    # an emergency stays possible: a rollback of the frozen distribution
+    rollback = releaser.follow(releaser.force("rollback", "rollback", distribution=PRODUCTION,
+                                              state="", reason="emergency"))
+    assert NAMES[rollback["results"]] == "SUCCESS", api.describe(rollback)
+    assert f"Version: {newer}\n" not in index(installation, PRODUCTION)
+
+    # unfrozen: promotions pass again
+    assert cli.main(args + ["unfreeze", PRODUCTION]) == cli.OK
+    assert cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION]) == cli.OK
+    assert f"Version: {newer}\n" in index(installation, PRODUCTION)
+
+
+def test_two_identical_rollbacks_make_one_change_and_a_rebuild_of_it_is_refused(installation,
+                                                                                versions):
+    # (staging: the tests before leave production wherever they end)
+    older, newer = versions
+    admin, releaser = session(installation, "admin"), session(installation, "releaser")
+    before = history(installation, STAGING)
+    assert f"Version: {newer}\n" in index(installation, STAGING)
+    (worker,) = [w for w in admin.get("workers")["workers"]
+                 if w["name"] == installation.repository.worker]
+    # both asked for before either runs: the repository's worker paused meanwhile
+    control(admin, f"workers/{worker['workerid']}", "pause", reason="two identical rollbacks")
+    try:
+        requests = [releaser.force("rollback", "rollback", distribution=STAGING, state="",
+                                   reason=f"bad release, said {who}")
+                    for who in ("Ada", "Bo")]
+    finally:
+        control(admin, f"workers/{worker['workerid']}", "unpause")
+    first, second = (releaser.follow(brid) for brid in requests)
+    assert NAMES[first["results"]] == "SUCCESS", api.describe(first)
+    assert NAMES[second["results"]] == "FAILURE", api.describe(second)
+    assert f"refused: {STAGING} has changed since this was asked for" in step_text(second)
+
+    after = history(installation, STAGING)
+    assert after[:-1] == before and after[-1]["action"] == "rollback"  # one change
+    served = index(installation, STAGING)
+    assert f"Version: {newer}\n" not in served and f"Version: {older}\n" in served
+
+    # a rebuild of that rollback asks for the change it made once more: refused, nothing moves
+    _bsid, brids = control(releaser, f"builds/{first['buildid']}", "rebuild")
+    rebuilt = releaser.follow(int(next(iter(brids.values()))))
+    assert NAMES[rebuilt["results"]] == "FAILURE", api.describe(rebuilt)
+    assert "has changed since this was asked for" in step_text(rebuilt)
+    assert history(installation, STAGING) == after
+    assert index(installation, STAGING) == served

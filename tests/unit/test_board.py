@@ -255,3 +255,26 @@ def test_status_without_the_master_still_shows_the_versions(monkeypatch, capsys)
     out, err = capsys.readouterr()
     assert "1.4.0+ci4.gccccccc waits, 0 commit(s) (as far as the master's changes go)" in out
     assert "no commits listed: cannot reach http://ci.test/" in err
+
+
+def test_a_frozen_distribution_is_shown_on_its_cell_its_step_and_in_status(monkeypatch, capsys):
+    frozen = ('{"frozen": true, "reason": "release weekend", "who": "ada", '
+              '"when": "2026-11-26T11:45:00+00:00"}')
+    texts = {**TEXTS, "http://repo.test/history/snowbird.freeze.json": frozen,
+             "http://repo.test/history/snowbird-staging.freeze.json": '{"frozen": false}'}
+    data = board.collect(SETTINGS, FakeSource(texts), lambda b: "", NOW, with_builds=False)
+    (path,) = data.paths
+    assert [bool(c["frozen"]) for c in path["cells"]] == [False, False, True]
+    assert path["steps"][1]["frozen"]["reason"] == "release weekend"
+    assert not path["steps"][0]["frozen"]
+    assert list(data.as_json()["frozen"]) == ["snowbird"]
+    before = dict(TEXTS)
+    TEXTS.update(texts)
+    try:
+        out = run_status(monkeypatch, capsys)
+    finally:
+        TEXTS.clear()
+        TEXTS.update(before)
+    assert ("snowbird is FROZEN: release weekend (by ada, 2026-11-26T11:45:00+00:00): no "
+            "promotion into it; rollback still works") in out
+    assert "snowbird: snowbird-staging → snowbird: snowbird is frozen" in out

@@ -121,7 +121,7 @@ def test_plan_refuses_a_downgrade():
                                   {"1.0+ci2.ga"}, {"1.0+ci5.gb"})
 
 
-HISTORY = [{"n": i + 1, "snapshot": s, "version": v}
+HISTORY = [{"n": i + 1, "snapshot": s, "version": v, "action": "publish"}
            for i, (s, v) in enumerate([("s1", None), ("s2", "1"), ("s3", "2"), ("s2", "1")])]
 
 
@@ -131,6 +131,17 @@ def test_rollback_walks_back_one_state_each_time():
     assert release.rollback_target(HISTORY, "s2", None)["snapshot"] == "s1"
     with pytest.raises(ReleaseError, match="at its first state"):
         release.rollback_target(HISTORY[:1], "s1", None)
+
+
+def test_the_empty_initial_state_only_when_named():
+    # two rollbacks in a row emptied production: the second walked back to the state the
+    # distribution was created with
+    history = [{"n": 1, "snapshot": "s0", "version": None, "action": "create"},
+               {"n": 2, "snapshot": "s1", "version": "1", "action": "publish"}]
+    with pytest.raises(ReleaseError, match="the state before is the empty one the distribution "
+                                           "started with \\(state 1\\): to empty it, name"):
+        release.rollback_target(history, "s1", None)
+    assert release.rollback_target(history, "s1", "1")["snapshot"] == "s0"
 
 
 def test_rollback_to_a_chosen_state():
@@ -209,3 +220,14 @@ def test_a_changelog_that_does_not_start_with_an_entry_is_refused():
         release.parse_changelog_head("Not a changelog\n")
     with pytest.raises(ReleaseError, match="is empty"):
         release.parse_changelog_head("\n\n")
+
+
+def test_a_frozen_distribution_says_who_why_and_how_to_undo_it():
+    state = release.parse_freeze('{"frozen": true, "reason": "release weekend", "who": "ada", '
+                                 '"when": "2026-12-04T18:00:00+00:00"}\n')
+    assert release.freeze_refusal("snowbird", state) == (
+        "snowbird is frozen (by ada at 2026-12-04T18:00:00+00:00: release weekend): no "
+        "promotion into it until `bin/conveyor unfreeze snowbird`; a rollback stays possible")
+    assert release.freeze_refusal("snowbird", {**state, "frozen": False}) is None
+    assert release.freeze_refusal("snowbird", release.parse_freeze(None)) is None
+    assert release.parse_freeze("") is None

@@ -18,8 +18,9 @@ from buildbot.www.authz.authz import Forbidden
 from twisted.internet import defer
 
 from master import schedulers
-from master.schedulers import FieldError
-from master.schedulers import form_value
+from master import forms
+from master.forms import FieldError
+from master.forms import form_value
 from tests.unit.test_authz import D as DEV
 from tests.unit.test_authz import M as MANAGER
 from tests.unit.test_authz import R as RELEASER
@@ -102,13 +103,14 @@ def test_any_json_value_is_a_string_of_the_grammar_or_a_field_error():
 
 # --- the schedulers: the whole request ---------------------------------------------------------
 
-BUILDERS = {1: "app-ci", 2: "app-pr", 3: "promote", 4: "rollback", 5: "publish"}
+BUILDERS = {1: "app-ci", 2: "app-pr", 3: "promote", 4: "rollback", 5: "publish", 6: "freeze"}
 IDS = {name: builderid for builderid, name in BUILDERS.items()}
-OWN = {"promote": "promote", "rollback": "rollback", "app-force": "app-ci"}
+OWN = {"promote": "promote", "rollback": "rollback", "app-force": "app-ci", "freeze": "freeze"}
 VALID = {"promote": {"package": "app", "version": "", "from_dist": "app-staging",
                      "to_dist": "app", "reason": "test"},
          "rollback": {"distribution": "app", "state": "", "reason": "test"},
-         "app-force": {"reason": "test"}}
+         "app-force": {"reason": "test"},
+         "freeze": {"distribution": "app", "action": "freeze", "reason": "test"}}
 
 
 class FakeData:
@@ -181,7 +183,7 @@ def test_what_the_react_form_sends_passes(buttons, forced):
 @pytest.mark.parametrize("name", list(OWN))
 def test_every_wrong_type_of_every_field_is_refused(buttons, forced, name):
     button = buttons[name]
-    fields = [p.fullName for p in schedulers.leaves(button.all_fields)]
+    fields = [p.fullName for p in forms.leaves(button.all_fields)]
     assert {"reason", "username", "priority", "branch"} <= set(fields)
     for field, value in itertools.product(fields, WRONG_TYPES):
         if field == "priority" and type(value) is int and -999 <= value <= 999:
@@ -281,3 +283,14 @@ def test_authz_judges_hostile_fields_without_failing(tmp_path, value):
     for field in ("package", "from_dist", "to_dist"):  # the scheduler refuses it: releasers
         options = {**VALID["promote"], "from_dist": "app-dev", "to_dist": "", field: value}
         assert allowed("promote", options, RELEASER) and not allowed("promote", options, DEV)
+
+
+@pytest.mark.parametrize("name", sorted(OWN))
+def test_a_turned_off_button_refuses_instead_of_forcing(buttons, forced, name):
+    # Buildbot's own force ignores the scheduler's toggle: an admin who turned promote off
+    # still saw a releaser's promotion change production
+    buttons[name].enabled = False
+    errors = refused(buttons[name], builderid=IDS[OWN[name]], **VALID[name])
+    assert errors == {"scheduler": f"the {name} button is turned off (an admin disabled its "
+                                   "scheduler): nothing was asked"}
+    assert forced == []

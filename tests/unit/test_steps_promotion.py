@@ -5,7 +5,8 @@ from unittest import mock
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
+from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
 
@@ -28,7 +29,7 @@ StepTestCase = stepcase.StepTestCase
 def resolver(published):
     class Resolve(promotion.ResolvePromotion):
         def fetch(self, url):
-            return defer.succeed((200, published[url]))
+            return defer.succeed((200, published[url]) if url in published else (404, ""))
     return Resolve(paths=PATHS, repo_url="http://repo/", component="main",
                    architectures=["amd64", "all"])
 
@@ -86,6 +87,20 @@ class ResolvePromotionTest(StepTestCase):
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr("stdio", "refused: '1.0 (>= 0)' is not a Debian version "
                                              "(deb-version(7))\n")
+        return self.run_step()
+
+    def test_a_frozen_target_refuses_even_a_promotion_asked_for_before_the_freeze(self):
+        frozen = json.dumps({"frozen": True, "reason": "release weekend", "who": "ada",
+                             "when": "2026-12-04T18:00:00+00:00"})
+        self.setup(resolver({**self.published,
+                             "http://repo/history/snowbird.freeze.json": frozen}),
+                   package="snowbird", version="", from_dist="snowbird-staging", to_dist="")
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr(
+            "stdio", "refused: snowbird is frozen (by ada at 2026-12-04T18:00:00+00:00: release "
+                     "weekend): no promotion into it until `bin/conveyor unfreeze snowbird`; a "
+                     "rollback stays possible\n")
+        self.expect_no_property("package_version")
         return self.run_step()
 
     def test_version_already_there_is_a_success_that_changes_nothing(self):
@@ -193,3 +208,60 @@ def test_kept_means_that_exact_snapshot_is_listed(tmp_path):
     assert not kept("snowbird@20261126T100000Z@publish-1")  # a prefix of one is not it
     assert not kept("snowbird@2")  # nor a pattern ("." is no wildcard)
     assert not kept("-x")
+
+
+class CheckBasisTest(StepTestCase):
+    def check(self, **props):
+        self.setup(promotion.CheckBasis(distribution="snowbird"), **props)
+
+    def test_the_distribution_as_the_request_saw_it_passes(self):
+        self.check(basis_snapshot="snowbird@3", basis_state=3, current_snapshot="snowbird@3")
+        self.expect_outcome(result=SUCCESS, state_string="snowbird is at state 3, as the "
+                                                         "request saw")
+        return self.run_step()
+
+    def test_a_distribution_that_moved_since_the_request_is_refused(self):
+        # the second of two identical rollbacks, or a rebuild of an old change
+        self.check(basis_snapshot="snowbird@3", basis_state=3, current_snapshot="snowbird@4")
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file_stderr(
+            "refused", "refused: snowbird has changed since this was asked for (it was at state "
+                       "3, snowbird@3; it now serves snowbird@4): nothing was changed; look at "
+                       "its history and ask again\n")
+        return self.run_step()
+
+    def test_a_request_without_a_basis_passes(self):
+        self.check(current_snapshot="snowbird@4")
+        self.expect_outcome(result=SUCCESS, state_string="no basis recorded (an older request)")
+        return self.run_step()
+
+
+class SetFreezeTest(StepTestCase):
+    def freeze(self, **props):
+        self.setup(promotion.SetFreeze(history_dir="/srv/www/history", distribution="snowbird"),
+                   owner="ada", **props)
+        self.build.getUrl = mock.Mock(return_value=defer.succeed("http://ci/#/builders/9/builds/1"))
+
+    def test_a_freeze_is_written_beside_the_history_with_who_and_why(self):
+        written = []
+        self.freeze(action="freeze", reason="release weekend")
+        self.expect_commands(
+            ExpectDownloadFile(workerdest="/srv/www/history/snowbird.freeze.json",
+                               workdir="wkdir", blocksize=32768, maxsize=None,
+                               reader=mock.ANY, mode=0o644)
+            .download_string(written.append, size=100000).exit(0))
+        self.expect_outcome(result=SUCCESS, state_string="snowbird frozen: release weekend")
+        d = self.run_step()
+
+        def check(_):
+            state = json.loads(written[0])
+            assert {k: state[k] for k in ("frozen", "reason", "who", "build")} == {
+                "frozen": True, "reason": "release weekend", "who": "ada",
+                "build": "http://ci/#/builders/9/builds/1"}
+        return d.addCallback(check)
+
+    def test_a_freeze_needs_a_reason(self):
+        self.freeze(action="freeze", reason="")
+        self.expect_outcome(result=FAILURE, state_string="refused: a freeze needs a reason (the "
+                                                         "team reads it) (failure)")
+        return self.run_step()

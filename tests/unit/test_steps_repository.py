@@ -8,7 +8,7 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectRmdir
-from buildbot.test.steps import ExpectShell
+from tests.unit.stepcase import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
 
@@ -86,6 +86,31 @@ class AptlyStepsTest(StepTestCase):
                                                          "(failure)")
         return self.run_step()
 
+    LOCKED = "ERROR: Unable to open database: resource temporarily unavailable\n"
+
+    def test_a_locked_database_is_tried_again_until_it_is_free(self):
+        # a backup or an operator's aptly holding the database for a while
+        self.setup(repository.CurrentSnapshot(distribution="snowbird-staging", **APTLY))
+        show = ("publish", "show", "-json", "snowbird-staging", ".")
+        self.expect_commands(aptly(*show).stderr(self.LOCKED).exit(1),
+                             aptly(*show).stderr(self.LOCKED).exit(1),
+                             aptly(*show).stdout(PUBLISHED).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("current_snapshot", "snowbird-staging@1")
+        self.expect_log_file("stdio", mock.ANY)
+        d = self.run_step()
+        self.reactor.pump([1] * 30)  # (the fake worker's commands take the clock's turns too)
+        return d
+
+    def test_a_database_locked_for_good_fails_saying_so(self):
+        self.setup(repository.CurrentSnapshot(distribution="snowbird-staging", **APTLY))
+        show = ("publish", "show", "-json", "snowbird-staging", ".")
+        self.expect_commands(*[aptly(*show).stderr(self.LOCKED).exit(1) for _ in range(4)])
+        self.expect_outcome(result=FAILURE, state_string=repository.LOCKED_MESSAGE)
+        d = self.run_step()
+        self.reactor.pump([1] * 100)
+        return d
+
     def run_script(self, tmp, incoming, published=PUBLISHED, drop_fails=""):
         import os
         import subprocess
@@ -109,6 +134,9 @@ class AptlyStepsTest(StepTestCase):
             self.assertEqual(calls, [
                 "-config=/a.conf publish show -json app-staging .",
                 "-config=/a.conf repo drop -force scratch",
+                # what a run cut short (aptly's database locked) made: running again is safe
+                "-config=/a.conf snapshot drop -force next",
+                "-config=/a.conf snapshot drop -force part",
                 "-config=/a.conf repo create scratch",
                 f"-config=/a.conf repo add scratch {tmp}",
                 "-config=/a.conf snapshot create part from repo scratch",

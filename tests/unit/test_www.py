@@ -68,6 +68,7 @@ def test_the_authz_is_the_matrix_ending_in_default_deny(tmp_path):
     rules = www.www(load(tmp_path))["authz"].allowRules
     last = rules[-1]
     assert type(last).__name__ == "AnyControlEndpointMatcher"
-    assert (last.role, last.defaultDeny) == ("admins", True)
+    assert (last.role, last.defaultDeny) == ("none (no such action, or no such force "
+                                             "scheduler)", True)
     # nothing allows every logged-in user any more
     assert not any(r.role == "*" for r in rules)
