@@ -8,10 +8,10 @@
     conveyor freeze DIST --reason TEXT              no promotion into DIST (rollback still works)
     conveyor unfreeze DIST                          promotions into DIST again
 
-promote, rollback, freeze and unfreeze log in to the master's REST API, force the build, follow it to its end and
-print its result and URL. Credentials come from CONVEYOR_USER and CONVEYOR_PASSWORD, or from the
-file named by CONVEYOR_CREDENTIALS (one line `user:password`; default: the demo releaser's,
-var/secrets/cli-credentials) — never from the command line.
+promote, rollback, freeze and unfreeze log in to the master's REST API, force the build, follow
+it to its end and print its result and URL. Credentials come from CONVEYOR_USER and
+CONVEYOR_PASSWORD, or from the file named by CONVEYOR_CREDENTIALS (one line `user:password`;
+default: the demo releaser's, var/secrets/cli-credentials) — never from the command line.
 
 Exit codes: 0 done (or nothing to do), 1 the build failed or a rule refused it, 2 the request was
 refused before any build (invalid input, a rule of the path), 3 not allowed (log-in or role),

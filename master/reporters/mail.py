@@ -168,9 +168,9 @@ class ReleaseMailGenerator(BuildStatusGenerator):
 class ConveyorMailNotifier(MailNotifier):
     """MailNotifier sending multipart/alternative (plain text and HTML) mails, To: the authors
     of the changes, Cc: the team's list; never a mail without recipients. Every mail fits SMTP:
-    bodies quoted-printable, address headers folded, at most 100 kB (conveyor/mime.py). A temporary failure
-    (the server unreachable, a 4xx answer) is retried after RETRY_DELAYS; a mail that could not
-    be sent is logged and recorded on its build (property `mail_failed`)."""
+    bodies quoted-printable, address headers folded, at most 100 kB (conveyor/mime.py). A
+    temporary failure (the server unreachable, a 4xx answer) is retried after RETRY_DELAYS; a
+    mail that could not be sent is logged and recorded on its build (property `mail_failed`)."""
 
     RETRY_DELAYS = (10, 60, 300)  # seconds before each new attempt
     clock = reactor  # (a test's Clock)
