@@ -7,7 +7,8 @@ pushes and pull requests only for the repositories and branches named in the set
 Every request is checked cheapest first (method, content type, headers, size, HMAC, JSON depth,
 shape: master/hookguard.py) and answered by the handler itself: 4xx naming what is wrong,
 202 with what was recorded, 200 "already received" for a delivery (or a push head) recorded
-before (master/pushes.py), 500 only for a server-side problem (an unreadable secret).
+before, 409 for a push whose scheduler is turned off (master/pushes.py), 500 only for a
+server-side problem (an unreadable secret).
 A push's commits are recorded as one change each, the head last; its build is one
 (master/pushes.PushScheduler).
 """
@@ -25,10 +26,10 @@ from twisted.internet import defer
 from twisted.python import log
 
 from buildbot.process.properties import Properties
-from buildbot.util import httpclientservice
 from buildbot.util import unicode2bytes
 from buildbot.www.hooks.github import GitHubEventHandler
 
+from master import githubapi
 from master import hookguard
 from master import pushes
 
@@ -40,12 +41,11 @@ if TYPE_CHECKING:
     from buildbot.util.twisted import InlineCallbacksType
 
 PULL_REQUEST_ACTIONS = ("opened", "synchronize", "reopened")
-API_TIMEOUT = 5  # seconds; GitHub gives a webhook delivery 10
 
 Changes = tuple[list[dict[str, Any]], str]
 
 
-class ConveyorGitHubHandler(GitHubEventHandler):
+class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
     """GitHubEventHandler that checks X-Hub-Signature-256 and filters on configured projects.
 
     `projects` maps a GitHub full name ("owner/name", matched case-insensitively) to the one
@@ -54,26 +54,31 @@ class ConveyorGitHubHandler(GitHubEventHandler):
     """
 
     def __init__(self, secret: str | IRenderable | None, strict: bool, *,
-                 projects: Mapping[str, str], use_api: bool = False, **kwargs: Any) -> None:
+                 projects: Mapping[str, str], schedulers: Mapping[str, str] | None = None,
+                 use_api: bool = False, **kwargs: Any) -> None:
         if not secret:
             raise ValueError("the GitHub change hook needs a webhook secret")
         super().__init__(secret, True, **kwargs)
         self._use_api = use_api
-        self._initial_projects = dict(projects)
-        self._deliveries = pushes.DeliveryLog(self.master)
+        self._initial = {"projects": dict(projects), "schedulers": dict(schedulers or {})}
+        self._pushlog = pushes.PushLog(self.master)
         self._lock = defer.DeferredLock()  # recording is one delivery at a time
 
-    @property
-    def _projects(self) -> dict[str, tuple[str, str]]:
-        """Lower-cased full name -> (full name as configured, branch), as of the master's
-        current config: ChangeHookResource keeps this handler across reconfigs, so the
-        projects are looked up in the config's own dialect on every request; a project added
-        to pipeline.toml is accepted after `buildbot reconfig`, without a restart."""
+    def _current(self, keyword: str) -> dict[str, str]:
+        """A keyword of the handler as of the master's current config: ChangeHookResource
+        keeps this handler across reconfigs, so it is looked up in the config's own dialect
+        on every request; a project added to pipeline.toml is accepted after `buildbot
+        reconfig`, without a restart."""
         config = getattr(self.master, "config", None)
         www = getattr(config, "www", None) or {}
         current = www.get("change_hook_dialects", {}).get("github", {}).get("class")
-        projects = getattr(current, "keywords", {}).get("projects", self._initial_projects)
-        return {name.lower(): (name, branch) for name, branch in projects.items()}
+        return getattr(current, "keywords", {}).get(keyword, self._initial[keyword])
+
+    @property
+    def _projects(self) -> dict[str, tuple[str, str]]:
+        """Lower-cased full name -> (full name as configured, branch)."""
+        return {name.lower(): (name, branch)
+                for name, branch in self._current("projects").items()}
 
     @defer.inlineCallbacks
     def process(self, request: Request) -> InlineCallbacksType[Changes]:
@@ -102,15 +107,19 @@ class ConveyorGitHubHandler(GitHubEventHandler):
             raise hookguard.Refused(f"Unknown event: {event}")
         hookguard.SHAPES.get(event, lambda payload: None)(payload)
         delivery = delivery or "sha256-" + hashlib.sha256(body).hexdigest()
-        if (yield self._deliveries.seen(delivery)):
+        if event != "push" and (yield self._pushlog.seen(delivery)):
+            # (a push delivered again is judged by its head: pushes.verdict)
             return 200, f"already received: delivery {delivery}; nothing recorded"
         changes, src = yield handler(payload, event)
         if not changes:
             return 202, "no change found"
-        head = payload["head_commit"]["id"] if event == "push" else None
+        push = event == "push"
+        head = payload["head_commit"]["id"] if push else None
         changes = pushes.mark(changes, delivery, head)
-        return (yield self._lock.run(pushes.record, self.master, self._deliveries, changes, src,
-                                     delivery, head))
+        scheduler = self._current("schedulers").get(changes[-1]["project"]) if push else None
+        return (yield self._lock.run(
+            pushes.record, self.master, self._pushlog, changes, src, delivery, head,
+            forced=push and payload.get("forced") is True, scheduler=scheduler))
 
     @defer.inlineCallbacks
     def _verify_signature(self, body: bytes, header: bytes) -> InlineCallbacksType[None]:
@@ -212,57 +221,14 @@ class ConveyorGitHubHandler(GitHubEventHandler):
                 change["author"] = f"{author['name']} <{author['email']}>"
         return changes, src
 
-    @defer.inlineCallbacks
-    def _fetch_commit(self, repo: str, sha: str) -> InlineCallbacksType[dict[str, Any] | None]:
-        """GET /repos/{repo}/commits/{sha} from the configured API, or None: without an API
-        (use_api false), on an error, or after API_TIMEOUT seconds. Never raises."""
-        if not self._use_api or not sha:
-            return None
-        try:
-            http = yield self._api_session(repo)
-            res = yield http.get(f"/repos/{repo}/commits/{sha}", timeout=API_TIMEOUT)
-            if 200 <= res.code < 300:
-                data = yield res.json()
-                return data if isinstance(data, dict) else None
-            log.msg(f"GitHub API: commit {sha[:12]} of {repo}: HTTP {res.code}")
-        except Exception as exc:  # the API is a nicety: a pull request is built without it
-            log.msg(f"GitHub API: commit {sha[:12]} of {repo} not fetched: "
-                    f"{type(exc).__name__}")
-        return None
-
-    @defer.inlineCallbacks
-    def _api_session(self, repo: str) -> InlineCallbacksType[Any]:
-        headers = {"User-Agent": "Buildbot"}
-        if self._token:
-            props = Properties()
-            props.master = self.master
-            props.setProperty("full_name", repo, "change_hook")
-            token = yield props.render(self._token)
-            if token:
-                headers["Authorization"] = "token " + token
-        return httpclientservice.HTTPSession(
-            self.master.httpservice, self.github_api_endpoint.rstrip("/"), headers=headers,
-            debug=False, verify=self.verify)
-
     def _get_commit_msg(self, repo: str, sha: str) -> Deferred[str]:
         # handle_pull_request has fetched the commit (once) and checked the skip patterns
         return defer.succeed("")
 
-    @defer.inlineCallbacks
-    def _get_pr_files(self, repo: str, number: int) -> InlineCallbacksType[list[str]]:
-        if not self._use_api:
-            return []
-        try:
-            files = yield super()._get_pr_files(repo, number)
-        except Exception as exc:
-            log.msg(f"GitHub API: files of pull request #{number} of {repo} not fetched: "
-                    f"{type(exc).__name__}")
-            return []
-        return files
-
 
 def github_hook_dialect(secret: str | IRenderable,
                         projects: Mapping[str, str], *,
+                        schedulers: Mapping[str, str] | None = None,
                         api_url: str | None = None,
                         token: str | IRenderable | None = None) -> dict[str, dict[str, Any]]:
     """The value for c['www']['change_hook_dialects']: POST /change_hook/github.
@@ -273,6 +239,9 @@ def github_hook_dialect(secret: str | IRenderable,
     ChangeHookResource, also across reconfigs: it reads `projects` from the current config's
     partial on each request, so a reconfig changes them; a util.Secret is rendered on each
     request too. A changed api_url or token takes a master restart.
+
+    `schedulers` maps a GitHub "owner/name" to its push scheduler: a push is refused (409)
+    while that scheduler is turned off, rather than recorded and never built.
 
     Pull requests become changes on refs/pull/N/head (`pullrequest_ref` "head"), which GitHub
     keeps in the base repository. With `api_url` (settings.github.api_url) and `token` (a
@@ -289,6 +258,7 @@ def github_hook_dialect(secret: str | IRenderable,
                              f"(also as {seen[name.lower()]!r})")
         seen[name.lower()] = name
     handler = functools.partial(ConveyorGitHubHandler, projects=dict(projects),
+                                schedulers=dict(schedulers or {}),
                                 use_api=bool(api_url))
     options: dict[str, Any] = {"class": handler, "secret": secret, "strict": True,
                                "pullrequest_ref": "head"}

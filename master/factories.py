@@ -91,6 +91,8 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
             "package_version": util.Property("package_version"),
             "artifacts_path": util.Property("artifacts_path"),
             "commit": util.Property("got_revision"),
+            # a force-push back to a commit published before publishes it again (pushes.py)
+            "push_forced": util.Property("push_forced", default=False),
             "who": _authors,
         },
     ))

@@ -1,28 +1,38 @@
-"""One push, one build; each delivery recorded once.
+"""One push, one build; each push built once, and none lost.
 
 The change hook (master/changes.py) records one change per commit of a push, as Buildbot's
-GitHubEventHandler does, and marks them: `github_delivery` (the X-GitHub-Delivery id) on each,
-`push_head` on the head commit's change only, which it records last. `PushScheduler` ignores
-the other changes of a delivery and, on its head change, adds one buildset for all of them:
-one build of the head commit, whose changes (and so the failure mail's authors) are every
-commit of the push. Changes without `github_delivery` (`buildbot sendchange` …) are built one
-by one, as by any SingleBranchScheduler.
+GitHubEventHandler does, and marks them: `github_delivery` (the X-GitHub-Delivery id) on each;
+on the head commit's change, which it records last, `push_head`, `push_changes` (the ids of
+the push's other changes) and, for a force-push, `push_forced`. `PushScheduler` ignores the other changes of a delivery and, on its
+head change, adds one buildset for all of them: one build of the head commit, whose changes
+(and so the failure mail's authors) are every commit of the push. Changes without
+`github_delivery` (`buildbot sendchange` …) are built one by one, as by any
+SingleBranchScheduler.
 
-`DeliveryLog` keeps the delivery ids the hook recorded for WINDOW seconds (7 days) in the
-master's database (Buildbot's object state); `head_is_recorded` tells whether a head commit is
-already a change of that project and branch (GitHub's "redeliver" sends a new id).
+Whether a push is recorded (`verdict`, under the hook's lock):
+- a push whose head the branch was last built at, or that is being built, or that an earlier
+  build already covers, is "already received" (a replay, GitHub's "redeliver");
+- a push whose scheduler is turned off is refused (409) and nothing is recorded: GitHub shows
+  the failed delivery, and its "redeliver" builds it once the scheduler is on again;
+- a push recorded but never built (the master stopped in between) is recorded again;
+- a force-push back to a commit built before is built again, as a new version: staging then
+  serves what the branch holds.
+
+`PushLog` is Conveyor's own record in Buildbot's object state, written in place and so never
+needing a DELETE: the delivery ids of the last WINDOW seconds (one value per day, BUCKETS days
+round), per project and branch the head last recorded and the head last built. Buildbot's
+changes are read through the data API only.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from twisted.internet import defer
 from twisted.python import log
 
+from buildbot.data.resultspec import Filter
 from buildbot.plugins import schedulers
 from buildbot.util import datetime2epoch
 
@@ -31,8 +41,12 @@ from master import dispatch
 
 DELIVERY = "github_delivery"
 HEAD = "push_head"
-WINDOW = 7 * 24 * 3600
-PRUNE_EVERY = 3600
+CHANGES = "push_changes"
+FORCED = "push_forced"  # on the head change of a force-push: publish it even if seen before
+DAY = 24 * 3600
+BUCKETS = 8
+WINDOW = 7 * DAY
+IN_FLIGHT = 60  # seconds: a push recorded this recently and not yet built is being built
 
 
 def mark(changes: list[dict[str, Any]], delivery: str, head: str | None) -> list[dict[str, Any]]:
@@ -49,107 +63,157 @@ def mark(changes: list[dict[str, Any]], delivery: str, head: str | None) -> list
     return changes
 
 
-def head_is_recorded(master: Any, project: str, branch: str, revision: str) -> Any:
-    """Deferred: is `revision` already a change of this project and branch?"""
-    def thd(conn: Any) -> bool:
-        table = master.db.model.changes
-        query = sa.select(table.c.changeid).where(
-            table.c.project == project, table.c.branch == branch,
-            table.c.revision == revision).limit(1)
-        return conn.execute(query).first() is not None
-    return master.db.pool.do(thd)
+class PushLog:
+    """Conveyor's record of deliveries and pushes: one object of Buildbot's object state.
 
-
-def changes_of_delivery(master: Any, delivery: str, project: str, branch: str) -> Any:
-    """Deferred: the ids of the changes of one delivery on this project and branch, in order."""
-    def thd(conn: Any) -> list[int]:
-        changes, props = master.db.model.changes, master.db.model.change_properties
-        query = (sa.select(changes.c.changeid)
-                 .select_from(changes.join(props, props.c.changeid == changes.c.changeid))
-                 .where(props.c.property_name == DELIVERY,
-                        props.c.property_value == json.dumps([delivery, "Change"]),
-                        changes.c.project == project, changes.c.branch == branch)
-                 .order_by(changes.c.changeid))
-        return [row.changeid for row in conn.execute(query)]
-    return master.db.pool.do(thd)
-
-
-class DeliveryLog:
-    """X-GitHub-Delivery ids recorded in the last WINDOW seconds, one object-state row each
-    ("delivery:<id>" -> when), pruned at most every PRUNE_EVERY seconds."""
+    - "deliveries:<day % BUCKETS>": {"day": day, "ids": {delivery id: when}}, overwritten when
+      its day comes round again;
+    - "recorded:<project> <branch>": the head change the hook recorded last (change id,
+      revision, when);
+    - "built:<project> <branch>": the head change PushScheduler built last (change id,
+      revision, when).
+    """
 
     def __init__(self, master: Any) -> None:
         self.master = master
-        self._pruned = 0.0
 
     def _now(self) -> float:
         return self.master.reactor.seconds()
 
     def _objectid(self) -> Any:
-        return self.master.db.state.getObjectId("conveyor-github-hook", "DeliveryLog")
+        return self.master.db.state.getObjectId("conveyor-github-hook", "PushLog")
+
+    @defer.inlineCallbacks
+    def _get(self, name: str) -> Any:
+        objectid = yield self._objectid()
+        value = yield self.master.db.state.getState(objectid, name, None)
+        return value if isinstance(value, dict) else None
+
+    @defer.inlineCallbacks
+    def _set(self, name: str, value: dict[str, Any]) -> Any:
+        objectid = yield self._objectid()
+        yield self.master.db.state.setState(objectid, name, value)
 
     @defer.inlineCallbacks
     def seen(self, delivery: str) -> Any:
-        objectid = yield self._objectid()
-        when = yield self.master.db.state.getState(objectid, f"delivery:{delivery}", None)
-        return isinstance(when, (int, float)) and self._now() - when < WINDOW
+        """Was this delivery id recorded in the last WINDOW seconds?"""
+        today = int(self._now() // DAY)
+        for day in range(today - BUCKETS + 1, today + 1):
+            bucket = yield self._get(f"deliveries:{day % BUCKETS}")
+            if bucket and bucket.get("day") == day:
+                when = (bucket.get("ids") or {}).get(delivery)
+                if isinstance(when, (int, float)) and self._now() - when < WINDOW:
+                    return True
+        return False
 
     @defer.inlineCallbacks
     def record(self, delivery: str) -> Any:
-        objectid = yield self._objectid()
-        yield self.master.db.state.setState(objectid, f"delivery:{delivery}", self._now())
-        if self._now() - self._pruned >= PRUNE_EVERY:
-            self._pruned = self._now()
-            yield self.prune(objectid)
+        day = int(self._now() // DAY)
+        name = f"deliveries:{day % BUCKETS}"
+        bucket = yield self._get(name)
+        if not bucket or bucket.get("day") != day:
+            bucket = {"day": day, "ids": {}}  # that day came round again: the old ids go
+        bucket["ids"][delivery] = self._now()
+        yield self._set(name, bucket)
 
-    def prune(self, objectid: int) -> Any:
-        oldest = self._now() - WINDOW
+    def head(self, kind: str, project: str, branch: str) -> Any:
+        """Deferred: the head change `kind` ("recorded" or "built") last, or None."""
+        return self._get(f"{kind}:{project} {branch}")
 
-        def thd(conn: Any) -> int:
-            table = self.master.db.model.object_state
-            rows = conn.execute(sa.select(table.c.name, table.c.value_json).where(
-                table.c.objectid == objectid, table.c.name.startswith("delivery:"))).all()
-            old = [row.name for row in rows if _older(row.value_json, oldest)]
-            for start in range(0, len(old), 500):
-                conn.execute(table.delete().where(table.c.objectid == objectid,
-                                                  table.c.name.in_(old[start:start + 500])))
-            conn.commit()
-            return len(old)
-        return self.master.db.pool.do(thd)
-
-
-def _older(value_json: str, oldest: float) -> bool:
-    try:
-        when = json.loads(value_json)
-    except ValueError:
-        return True
-    return not isinstance(when, (int, float)) or when < oldest
+    def set_head(self, kind: str, project: str, branch: str, change: int | None,
+                 revision: str) -> Any:
+        return self._set(f"{kind}:{project} {branch}",
+                         {"change": change, "revision": revision, "when": self._now()})
 
 
 @defer.inlineCallbacks
-def record(master: Any, deliveries: DeliveryLog, changes: list[dict[str, Any]], src: str,
-           delivery: str, head: str | None) -> Any:
-    """(status, answer) of the hook, under its lock: the changes and the delivery, unless the
-    delivery, or the push's head on its project and branch, is already recorded."""
-    if (yield deliveries.seen(delivery)):
-        return 200, f"already received: delivery {delivery}; nothing recorded"
+def newest_change(master: Any, project: str, branch: str, revision: str) -> Any:
+    """Deferred: the newest change of `revision` on this project and branch (the data API,
+    filtered in the database), or None."""
+    found = yield master.data.get(("changes",), filters=[
+        Filter("project", "eq", [project]), Filter("branch", "eq", [branch]),
+        Filter("revision", "eq", [revision])], order=["-changeid"], limit=1)
+    return found[0] if found else None
+
+
+@defer.inlineCallbacks
+def scheduler_refusal(master: Any, name: str | None) -> Any:
+    """Deferred: why a push for scheduler `name` cannot be built now, or None."""
+    if name is None:
+        return None
+    found = yield master.data.get(("schedulers",), filters=[Filter("name", "eq", [name])])
+    if found and found[0].get("enabled"):
+        return None
+    state = "turned off" if found else "not running"
+    return (f"the {name} scheduler is {state}: nothing recorded. Redeliver this push from "
+            "GitHub (Settings > Webhooks > Recent Deliveries) once it is turned on again")
+
+
+@defer.inlineCallbacks
+def verdict(master: Any, pushlog: PushLog, project: str, branch: str, delivery: str,
+            head: str | None, forced: bool) -> Any:
+    """Deferred: None to record this delivery, or the (status, answer) that records nothing."""
+    if head is None:  # a pull request: once per delivery id
+        if (yield pushlog.seen(delivery)):
+            return 200, f"already received: delivery {delivery}; nothing recorded"
+        return None
+    earlier = yield newest_change(master, project, branch, head)
+    if earlier is None:
+        return None
+    said = (f"delivery {delivery}" if (yield pushlog.seen(delivery))
+            else f"{head} is already a change of {project} {branch}")
+    built = (yield pushlog.head("built", project, branch)) or {}
+    recorded = (yield pushlog.head("recorded", project, branch)) or {}
+    if (built.get("change") or 0) >= earlier["changeid"]:  # built, or a newer push was
+        if not forced or built.get("revision") == head:
+            return 200, f"already received: {said}; nothing recorded"
+        log.msg(f"force-push of {project} {branch} back to {head[:12]}: built again")
+        return None
+    if (recorded.get("change") == earlier["changeid"]
+            and pushlog._now() - recorded.get("when", 0) < IN_FLIGHT):
+        return 200, f"already received: {said}; it is being built"
+    log.msg(f"{project} {branch} {head[:12]} was recorded but never built: recorded again")
+    return None
+
+
+@defer.inlineCallbacks
+def record(master: Any, pushlog: PushLog, changes: list[dict[str, Any]], src: str,
+           delivery: str, head: str | None, forced: bool = False,
+           scheduler: str | None = None) -> Any:
+    """(status, answer) of the hook, under its lock: the changes and the delivery, unless
+    `verdict` or the scheduler (`scheduler_refusal`) says otherwise."""
     project, branch = changes[-1]["project"], changes[-1]["branch"]
-    if head is not None and (yield head_is_recorded(master, project, branch, head)):
-        yield deliveries.record(delivery)
-        return 200, (f"already received: {head} is already a change of {project} {branch}; "
-                     "nothing recorded")
+    answer = yield verdict(master, pushlog, project, branch, delivery, head, forced)
+    if answer is not None:
+        return answer
+    refusal = yield scheduler_refusal(master, scheduler)
+    if refusal is not None:
+        return 409, refusal
+    ids: list[int] = []
+    changeid = None
     for change in changes:
         if isinstance(change.get("when_timestamp"), datetime):
             change["when_timestamp"] = datetime2epoch(change["when_timestamp"])
+        if head is not None and change["properties"].get(HEAD):
+            change["properties"][CHANGES] = list(ids)
+            if forced:
+                change["properties"][FORCED] = True
         changeid = yield master.data.updates.addChange(src=src, **change)
+        ids.append(changeid)
         log.msg(f"injected change {changeid}")
-    yield deliveries.record(delivery)
+    if head is not None:
+        yield pushlog.set_head("recorded", project, branch, changeid, head)
+    yield pushlog.record(delivery)
     return 202, f"{len(changes)} change found"
 
 
 class PushScheduler(dispatch.StartsAtOnce, schedulers.SingleBranchScheduler):
     """SingleBranchScheduler that builds a push once: on its head change, with all its changes.
     Pushes never merge (the CI builders' collapseRequests is false)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pushlog: PushLog | None = None
 
     def gotChange(self, change: Any, important: bool) -> Any:
         delivery = change.properties.getProperty(DELIVERY)
@@ -161,10 +225,14 @@ class PushScheduler(dispatch.StartsAtOnce, schedulers.SingleBranchScheduler):
 
     @defer.inlineCallbacks
     def _build_push(self, change: Any, delivery: str) -> Any:
-        ids = yield changes_of_delivery(self.master, delivery, change.project, change.branch)
-        ids = sorted({i for i in ids if i <= change.number} | {change.number})
+        listed = change.properties.getProperty(CHANGES) or []
+        ids = sorted({i for i in listed if isinstance(i, int) and i < change.number}
+                     | {change.number})
         log.msg(f"{self.name}: one build for push {delivery} (head {change.revision[:12]}, "
                 f"{len(ids)} change(s))")
         yield self.addBuildsetForChanges(reason=self.reason, changeids=ids,
                                          priority=self.priority)
-
+        if self.pushlog is None:
+            self.pushlog = PushLog(self.master)
+        yield self.pushlog.set_head("built", change.project, change.branch, change.number,
+                                    change.revision)

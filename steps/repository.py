@@ -560,7 +560,11 @@ class SkipPublishedCommit(DistributionIndexStep):
     the Conveyor-Commit of each package of `debs`) already in the distribution? Then this build
     is a retry of one that got that far (e.g. its master was killed mid-publish) or a rebuild of
     the same commit: it publishes nothing, so that a commit is one version, never two. Sets
-    `already_published` to that version. Runs on the master, reading the index over HTTP."""
+    `already_published` to that version. Runs on the master, reading the index over HTTP.
+
+    Except after a force-push back (`push_forced`): when a newer commit's version is the newest
+    in the distribution, this commit is published again as its new version, so that the
+    distribution serves what the branch now holds."""
 
     name = "already published?"
     description = "looking for the commit"
@@ -581,6 +585,14 @@ class SkipPublishedCommit(DistributionIndexStep):
                         if s["Package"] in names and s.get("Conveyor-Commit") == commit},
                        key=release.check_version)
         if not found:
+            return results.SUCCESS
+        newest = max((s["Version"] for s in stanzas if s["Package"] in names),
+                     key=release.check_version)
+        if self.getProperty("push_forced") and newest not in found:
+            yield log.addStdout(f"commit {commit[:12]} is in {self.distribution} as {found[-1]}, "
+                                f"but {newest} is newer: the branch was force-pushed back, so "
+                                "it is published again\n")
+            self.descriptionDone = f"force-pushed back to {commit[:12]}: published again"
             return results.SUCCESS
         self.setProperty("already_published", found[-1], "SkipPublishedCommit")
         self.descriptionDone = (f"commit {commit[:12]} is already in {self.distribution} as "

@@ -108,6 +108,22 @@ class AptClient:
         raise AssertionError(f"apt-cache policy {package} shows no candidate:\n{out}")
 
 
+def demo_passwords(settings) -> dict[str, str]:
+    """The demo users' passwords (`make run`'s users secret): user -> password."""
+    text = settings.read_secret(settings.auth.users_secret) or ""
+    return {line.split(":")[0]: line.split(":")[1] for line in text.splitlines()}
+
+
+def session(settings, user: str | None):
+    """A session on the installation's REST API: anonymous, or logged in as a demo user."""
+    from ops import api
+
+    master = api.Master(settings.web_url)
+    if user:
+        master.login(user, demo_passwords(settings)[user])
+    return master
+
+
 def staging_index(settings, distribution: str = "snowbird-staging") -> str:
     """A distribution's amd64 `Packages` index, fetched over HTTP as apt does."""
     from conveyor.board import index_url
@@ -153,11 +169,16 @@ def version_gt(a: str, b: str) -> bool:
 
 def users_file(users: dict[str, tuple[str, str]]):
     """A `before_start` for running_installation: the web users file with these users,
-    name -> (password, "role,role")."""
+    name -> (password, "role,role"); the first user with a role is the operator's (the
+    credentials ops.api.reader reads with)."""
     def write(settings: settings_module.Settings) -> None:
+        from ops import api
         from ops import setup
         setup.write_secret(settings, settings.auth.users_secret, "\n".join(
             f"{name}:{password}:{roles}" for name, (password, roles) in users.items()))
+        operator = next(name for name, (_, roles) in users.items() if roles)
+        setup.write_secret(settings, api.CLI_CREDENTIALS,
+                           f"{operator}:{users[operator][0]}")
     return write
 
 

@@ -22,6 +22,7 @@ from ops import demo
 from ops import github
 from ops import services
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import session
 
 pytestmark = [
     pytest.mark.integration,
@@ -185,14 +186,6 @@ def test_the_master_killed_mid_package_builds_the_package_once_more(installation
     # the CI build's new package build succeeded; the old one, run again, was cancelled
     assert results.count("SUCCESS") == 1, results
     assert set(results) <= {"SUCCESS", "CANCELLED"}, results
-
-
-def session(settings, user: str) -> api.Master:
-    text = settings.read_secret(settings.auth.users_secret)
-    passwords = {line.split(":")[0]: line.split(":")[1] for line in text.splitlines()}
-    master = api.Master(settings.web_url)
-    master.login(user, passwords[user])
-    return master
 
 
 def test_promote_newest_during_a_publish_promotes_what_was_newest_when_asked(installation,

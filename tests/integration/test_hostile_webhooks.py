@@ -1,13 +1,16 @@
 """Hostile webhooks against a real master: more than 1,000 generated requests (seeded, so a
 failure replays), none answered 5xx, none recording a change or a build, the served repository
 byte-identical; a 30 MB body refused with 413 without the master growing; then a 50-commit push
-is one build with its 50 changes, and a replayed or redelivered push builds nothing.
+is one build with its 50 changes, and a replayed or redelivered push builds nothing; a push
+while its scheduler is off is refused (409) and built when redelivered; a force-push back is
+built again, as a new version that staging serves.
 
 Needs root (the installation builds and publishes a Debian package) and `make system`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import http.client
@@ -28,6 +31,8 @@ from ops import api
 from ops import demo
 from ops import github
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import session
+from tests.integration.helpers import version_gt
 
 pytestmark = [
     pytest.mark.integration,
@@ -295,3 +300,98 @@ def test_a_50_commit_push_is_one_build_and_a_replay_builds_nothing(installation,
     assert len(api.api(installation, "changes")["changes"]) == 50
     pending = api.api(installation, "buildrequests?complete=false")["buildrequests"]
     assert pending == []
+
+
+def turn(admin, scheduler: dict, on: bool) -> None:
+    """Turn a scheduler on or off as an admin does in the web UI (Schedulers page)."""
+    reply = admin.request(f"api/v2/schedulers/{scheduler['schedulerid']}", {
+        "jsonrpc": "2.0", "method": "enable", "id": 1, "params": {"enabled": on}})
+    assert "error" not in reply, reply
+
+
+def changes_of(installation, revision: str) -> list[dict]:
+    return api.api(installation, f"changes?revision={revision}")["changes"]
+
+
+def staging_serves(installation, version: str, timeout: float = 300) -> list[str]:
+    """Wait until the upload distribution's newest snowbird is `version`; its versions."""
+    project = installation.projects[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = api.listed_versions(installation, project.upload_to, project.packages[0])
+        if listed and max(listed, key=functools.cmp_to_key(version_compare)) == version:
+            return listed
+        assert time.monotonic() < deadline, f"{project.upload_to} lists {listed}, not {version}"
+        time.sleep(1)
+
+
+def version_compare(a: str, b: str) -> int:
+    return -1 if version_gt(b, a) else int(a != b)
+
+
+def test_a_push_while_its_scheduler_is_off_is_refused_and_its_redelivery_built(installation,
+                                                                               checkout):
+    project = installation.projects[0]
+    admin = session(installation, "admin")
+    scheduler, = admin.get(f"schedulers?name={project.push_scheduler}")["schedulers"]
+    before = github.git(checkout, "rev-parse", "HEAD")
+    sha = github.commit_file(checkout, "notes/off.txt", "pushed while off\n", "Push while off")
+    github.push_branch(checkout, project)
+    body = json.dumps(github.push_payload(checkout, project, before, sha)).encode()
+    delivery = {"X-GitHub-Delivery": str(uuid.uuid4())}
+    last = api.last_build_number(installation, project.ci_builder)
+
+    turn(admin, scheduler, False)
+    try:
+        status, text = github.deliver(installation, "push", body, headers=delivery)
+    finally:
+        turn(admin, scheduler, True)
+    assert status == 409, (status, text)
+    assert text.startswith(f"the {project.push_scheduler} scheduler is turned off: nothing "
+                           "recorded. Redeliver this push"), text
+    assert changes_of(installation, sha) == []
+
+    # GitHub's "redeliver": the same delivery, once the scheduler is on again
+    status, text = github.deliver(installation, "push", body, headers=delivery)
+    assert (status, text) == (202, "1 change found")
+    build = api.wait_for_build(installation, project.ci_builder, last, timeout=300)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    assert build["properties"]["got_revision"][0] == sha
+    status, text = github.deliver(installation, "push", body, headers=delivery)
+    assert (status, text) == (200, f"already received: delivery {delivery['X-GitHub-Delivery']}"
+                                   "; nothing recorded")
+
+
+def test_a_force_push_back_is_built_again_as_a_new_version_in_staging(installation, checkout):
+    project = installation.projects[0]
+    target = github.git(checkout, "rev-parse", "HEAD")
+    if not changes_of(installation, target):  # the commit to go back to was built before
+        build = github.push_and_wait(installation, project, checkout)
+        assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    newer = github.commit_file(checkout, "notes/newer.txt", "to be undone\n", "Undo me")
+    github.push_branch(checkout, project)
+    last = api.last_build_number(installation, project.ci_builder)
+    status, _ = github.deliver(installation, "push",
+                               github.push_payload(checkout, project, target, newer))
+    assert status == 202
+    build = api.wait_for_build(installation, project.ci_builder, last, timeout=300)
+    undone = build["properties"]["package_version"][0]
+    staging_serves(installation, undone)
+
+    # force-push main back to the earlier commit: GitHub lists no commit, its head is target
+    github.git(checkout, "reset", "--quiet", "--hard", target)
+    github.push_branch(checkout, project)
+    payload = github.push_payload(checkout, project, newer, target)
+    payload.update(forced=True, commits=[],
+                   head_commit=github.commit_dict(checkout, target, project.github))
+    status, text = github.deliver(installation, "push", payload)
+    assert (status, text) == (202, "1 change found")
+    build = api.wait_for_build(installation, project.ci_builder, build["number"], timeout=300)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    assert build["properties"]["got_revision"][0] == target
+    again = build["properties"]["package_version"][0]
+    assert again.endswith(f".g{target[:7]}") and version_gt(again, undone), (again, undone)
+    staging_serves(installation, again)
+    # the same force-push delivered again builds nothing more
+    status, text = github.deliver(installation, "push", payload)
+    assert status == 200 and text.startswith("already received"), (status, text)

@@ -31,6 +31,7 @@ from tests.integration.helpers import free_port
 from tests.integration.helpers import installed_version
 from tests.integration.helpers import purge
 from tests.integration.helpers import running_installation
+from tests.integration.helpers import session
 from tests.integration.helpers import version_gt
 
 pytestmark = [
@@ -68,18 +69,6 @@ def versions(installation):
         found.append(build["properties"]["package_version"][0])
     assert version_gt(found[1], found[0])
     return tuple(found)
-
-
-def users(settings) -> dict[str, str]:
-    text = settings.read_secret(settings.auth.users_secret)
-    return {line.split(":")[0]: line.split(":")[1] for line in text.splitlines()}
-
-
-def session(settings, user: str | None) -> api.Master:
-    master = api.Master(settings.web_url)
-    if user:
-        master.login(user, users(settings)[user])
-    return master
 
 
 def index(settings, dist: str) -> str:

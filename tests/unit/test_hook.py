@@ -72,6 +72,7 @@ class HookTestCase(TestReactorMixin, unittest.TestCase):
     expect fails it. Subclasses set `api_url` (and get the token) to let the hook ask the API."""
 
     projects: dict[str, str] = {"codertocat/hello-world": "master"}
+    schedulers: dict[str, str] = {}  # project -> push scheduler (none: not asked)
     secret: Any = util.Secret(SECRET_NAME)
     api_url: str | None = None
     token: tuple[str, str] | None = None  # (secret name, value) for the API
@@ -96,7 +97,8 @@ class HookTestCase(TestReactorMixin, unittest.TestCase):
                                                                          self.token else [])})
         token = util.Secret(self.token[0]) if self.api_url and self.token else None
         self.hook = ChangeHookResource(dialects=github_hook_dialect(
-            self.secret, self.projects, api_url=self.api_url, token=token), master=self.master)
+            self.secret, self.projects, schedulers=self.schedulers, api_url=self.api_url,
+            token=token), master=self.master)
         self.logged: list[str] = []
 
         def observe(event: dict[str, Any]) -> None:
@@ -350,7 +352,7 @@ class DialectTest(unittest.TestCase):
         options = dialect["github"]
         self.assertEqual(options["strict"], True)
         self.assertEqual(options["class"].keywords,
-                         {"projects": {REPO: "master"}, "use_api": False})
+                         {"projects": {REPO: "master"}, "schedulers": {}, "use_api": False})
         self.assertEqual(options["pullrequest_ref"], "head")
 
     def test_secret_is_required(self) -> None:
