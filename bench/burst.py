@@ -154,7 +154,7 @@ def main() -> int:
 
 
 def burst(settings, project, args) -> int:
-    master = api.Master(settings.web_url)
+    master = api.reader(settings)
     checkout = demo.ensure_demo_repo(settings, project)
     number = master.last_build_number(project.ci_builder)
     rss_before = rss_kib(settings)

@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 from conveyor import release  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
 from ops import api  # noqa: E402
-from ops import cli  # noqa: E402
 from ops import demo  # noqa: E402
 from ops import github  # noqa: E402
 from ops import services  # noqa: E402
@@ -183,7 +182,7 @@ def main() -> int:
         services.start(settings)
         try:
             master = api.Master(settings.web_url)
-            master.login(*cli.credentials(settings))
+            master.login(*api.credentials(settings))
             checkout = demo.ensure_demo_repo(settings, project)
             staging = project.upload_to
             production = project.path[project.path.index(staging) + 1]

@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conveyor.results import NAMES  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
 from ops import api  # noqa: E402
-from ops import cli  # noqa: E402
 from ops import demo  # noqa: E402
 from ops import github  # noqa: E402
 from ops import services  # noqa: E402
@@ -102,7 +101,7 @@ def main() -> int:
             figure("install check: install, smoke, purge (warm)",
                    [first["properties"]["install_check_seconds"][0]])
             master = api.Master(settings.web_url)
-            master.login(*cli.credentials(settings))
+            master.login(*api.credentials(settings))
             build = master.follow(master.force(
                 "promote", "promote", package=project.packages[0],
                 version=first["properties"]["package_version"][0],

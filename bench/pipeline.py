@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conveyor.results import NAMES  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
 from ops import api  # noqa: E402
-from ops import cli  # noqa: E402
 from ops import demo  # noqa: E402
 from ops import github  # noqa: E402
 from ops import services  # noqa: E402
@@ -72,7 +71,7 @@ def main() -> int:
             figure("webhook → package in staging (verified)", pushes)
 
             master = api.Master(settings.web_url)
-            master.login(*cli.credentials(settings))
+            master.login(*api.credentials(settings))
             apt = AptClient(base / "apt", settings.repository.url, project.path[-1])
             promotions = []
             for version in versions:

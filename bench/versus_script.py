@@ -86,7 +86,7 @@ def push_until_listed(settings, project, checkout: Path, before: str) -> tuple[f
     (every 50 ms), lists a package of its commit (its `Conveyor-Commit`); and the CI build, once
     finished."""
     after = github.git(checkout, "rev-parse", "HEAD")
-    master = api.Master(settings.web_url)
+    master = api.reader(settings)
     number = master.last_build_number(project.ci_builder)
     index = index_url(settings, project.upload_to)
     started = time.monotonic()
@@ -177,7 +177,7 @@ def main() -> int:
         try:
             config, dist = bare_repository(base, settings, fingerprint(settings))
             checkout = demo.ensure_demo_repo(settings, project)
-            master = api.Master(settings.web_url)
+            master = api.reader(settings)
             conveyor, bare, overhead = [], [], []
             for n in range(1, args.runs + 1):
                 before = github.git(checkout, "rev-parse", "HEAD")

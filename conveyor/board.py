@@ -33,6 +33,10 @@ BUILDS = 30          # CI builds shown per project
 CHANGES = 500        # newest changes read per project: the commits waiting are among them
 WAITING_LIMIT = 50   # commits listed per step at most
 NO_BASE_LIMIT = 20   # commits listed when the next distribution has no version yet
+RECENT = 20          # builds of each repository builder read for what needs attention
+# the repository's builders (master/builders.py), whose mails and failures the board lists
+REPOSITORY_BUILDERS = ("publish", "promote", "rollback", "freeze")
+FAILED = (2, 4)      # FAILURE, EXCEPTION (conveyor.results)
 
 
 class Source(Protocol):
@@ -48,6 +52,10 @@ class Source(Protocol):
         """The newest CI builds of the project, newest first, each with `properties` as
         {name: value} and `failing_tests` as [names] (from its test results; [] if none
         failed, None if it recorded no test results)."""
+
+    def recent(self, builder: str, limit: int) -> list[dict]:
+        """The newest builds of a builder, newest first, each with `properties` as
+        {name: value}; none if there is no such builder."""
 
 
 # --- small things -----------------------------------------------------------------------------
@@ -283,6 +291,38 @@ def ci_summary(project: Project, builds: list[dict], build_url) -> dict:
             "failing": failing}
 
 
+def attention(publishes: list[dict], others: list[dict], build_url) -> list[dict]:
+    """What an admin must look at, newest first: each publish that failed for good (after its
+    own retries of transient faults) and that no later publish of the same project into the
+    same distribution has made good, and each build whose mail could not be sent (property
+    `mail_failed`). Builds newest first, with `properties` as {name: value}."""
+    items: list[dict] = []
+    made_good: set[tuple] = set()
+    for build in publishes:
+        props = build.get("properties") or {}
+        key = (props.get("project"), props.get("distribution"))
+        if not build.get("complete", True) or build.get("results") is None:
+            continue
+        if build["results"] not in FAILED:
+            made_good.add(key)
+        elif key not in made_good:
+            items.append({"kind": "publish failed", "when": build.get("complete_at"),
+                          "url": build_url(build),
+                          "text": f"{props.get('project') or '?'} "
+                                  f"{props.get('package_version') or ''} was not published "
+                                  f"into {props.get('distribution') or '?'}: "
+                                  f"{build.get('state_string') or 'failed'}"})
+    for build in [*publishes, *others]:
+        problem = (build.get("properties") or {}).get("mail_failed")
+        if problem:
+            items.append({"kind": "mail not sent", "when": build.get("complete_at"),
+                          "url": build_url(build), "text": str(problem)})
+    for item in items:
+        when = parse_when(item["when"])
+        item["when"] = when.isoformat(timespec="seconds") if when else None
+    return sorted(items, key=lambda item: item["when"] or "", reverse=True)
+
+
 # --- everything -------------------------------------------------------------------------------
 
 def index_url(settings: Settings, dist: str) -> str:
@@ -307,10 +347,12 @@ class Board:
     ci: list[dict]
     generated: str
     freezes: dict[str, dict] = field(default_factory=dict)  # the frozen distributions
+    attention: list[dict] = field(default_factory=list)  # see attention()
 
     def as_json(self) -> dict:
         return {"generated": self.generated, "paths": self.paths,
                 "histories": self.histories, "frozen": self.freezes,
+                "attention": self.attention,
                 "ci": [{k: v for k, v in c.items() if k != "trend_svg"} for c in self.ci]}
 
 
@@ -330,13 +372,20 @@ def collect(settings: Settings, source: Source, build_url, now: datetime | None 
         if state and state.get("frozen"):
             freezes[dist] = state
     changes = {p.name: source.changes(p) for p in settings.projects}
-    ci = ([ci_summary(p, source.builds(p, BUILDS), build_url) for p in settings.projects]
+    ci_builds = {p.name: source.builds(p, BUILDS) if with_builds
+                 else source.recent(p.ci_builder, RECENT) for p in settings.projects}
+    ci = ([ci_summary(p, ci_builds[p.name], build_url) for p in settings.projects]
           if with_builds else [])
+    repository = {name: source.recent(name, RECENT) for name in REPOSITORY_BUILDERS}
+    problems = attention(repository["publish"],
+                         [b for name, builds in repository.items() if name != "publish"
+                          for b in builds] + [b for builds in ci_builds.values() for b in builds],
+                         build_url)
     for entries in histories.values():
         for entry in entries:
             entry["ago"] = ago(parse_when(entry.get("when")), now)
     result = Board(paths(settings, indexes, histories, changes, now), histories, ci,
-                   now.isoformat(timespec="seconds"), freezes)
+                   now.isoformat(timespec="seconds"), freezes, problems)
     for path in result.paths:
         for c in path["cells"]:
             c["frozen"] = freezes.get(c["distribution"])

@@ -268,3 +268,15 @@ def render_release(facts: ReleaseFacts) -> tuple[str, str]:
         source=facts.source, target=facts.target, who=facts.who or "?", url=facts.url,
         commits=cut(facts.commits), count=len(facts.commits))
     return " ".join(subject.split()), body
+
+
+def render_publish_failure(project: str, version: str | None, distribution: str,
+                           commit: str | None, reason: str, url: str) -> tuple[str, str]:
+    """(subject, plain text) of the mail that tells the admins a publish failed for good."""
+    short = reason.split(" (")[0].split(": ")[0]  # its first words: the body has the rest
+    subject = (f"[conveyor] publish of {project} {version or ''} into {distribution} failed: "
+               f"{short}")
+    body = _TEXT.get_template("publish_failed.txt").render(
+        project=project, version=version, distribution=distribution, commit=commit,
+        reason=reason, url=url)
+    return " ".join(subject.split())[:200], body

@@ -191,6 +191,8 @@ class Auth:
     github_client_secret: str = "github-oauth-client-secret"
     # role -> GitHub organisations ("sprintly") or teams ("sprintly/release-team")
     github_roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # builds, logs, changes and the board without log-in (read-only), for open-source projects
+    public: bool = False
     # coverage reports (the project's source) and built packages without log-in
     public_reports: bool = False
 
@@ -517,6 +519,7 @@ def parse(data: dict, file: Path) -> Settings:
         github_client_id=a.str("github_client_id", None),
         github_client_secret=a.str("github_client_secret", "github-oauth-client-secret"),
         github_roles=github_roles,
+        public=a.bool("public", False),
         public_reports=a.bool("public_reports", False),
     )
     a.check_unknown()

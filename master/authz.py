@@ -1,7 +1,12 @@
 """Who may do what in the web UI and the REST API: an explicit matrix, default deny.
 
 Roles come from the users file (conveyor/users.py) or from GitHub ([auth.github_roles]); the
-role lists are [auth] developers, releasers, production and admins. Reading is open to all.
+role lists are [auth] developers, releasers, production and admins.
+
+Reading (every GET of the REST API, the WebSocket, /sse, the release board, the artifacts) needs
+one of those roles: anonymous users, and users logged in (by GitHub) without a role, see the
+log-in page and nothing else. `[auth] public = true` opens reading to all, for open-source
+projects; control actions stay as below.
 
     control action                               anonymous developers releasers production admins
     force/rebuild/stop CI and PR builds (-ci,
@@ -103,6 +108,15 @@ class PromoteIntoProductionMatcher(EndpointMatcherBase):
         return Match(self.master, build=build)
 
 
+class ReadEndpointMatcher(EndpointMatcherBase):
+    """Any GET: reading any endpoint (the WebSocket and /sse ask for ("masters",) "get")."""
+
+    def match(self, ep, action="get", options=None):
+        if str(action).lower() == "get":
+            return defer.succeed(Match(self.master))
+        return defer.succeed(None)
+
+
 class BuildRequestEndpointMatcher(EndpointMatcherBase):
     """cancel of /buildrequests/<id> (the built-in StopBuildEndpointMatcher waits for a `stop`
     that the UI never sends), on the builder(s) `builder` (fnmatch; None: every builder)."""
@@ -170,10 +184,18 @@ def role_lists(settings: Settings) -> dict[str, tuple[str, ...]]:
             "developers": _roles(releasers, auth.developers)}
 
 
+def readers(settings: Settings) -> tuple[str, ...] | None:
+    """The roles that may read, or None: everybody ([auth] public)."""
+    return None if settings.auth.public else role_lists(settings)["developers"]
+
+
 def rules(settings: Settings) -> list:
-    """The allow rules, in order; the last one denies every control action but to admins."""
+    """The allow rules, in order; the last one denies every control action but to admins.
+    Unless [auth] public, the first ones let only users with a role read."""
     roles = role_lists(settings)
-    result = _any_of(PromoteIntoProductionMatcher, roles["production"], settings=settings)
+    reading = readers(settings)
+    result = [] if reading is None else _any_of(ReadEndpointMatcher, reading)
+    result += _any_of(PromoteIntoProductionMatcher, roles["production"], settings=settings)
     build_matchers = (util.ForceBuildEndpointMatcher, util.RebuildBuildEndpointMatcher,
                       util.StopBuildEndpointMatcher, BuildRequestEndpointMatcher)
     for builder in REPOSITORY_BUILDERS:
@@ -189,6 +211,7 @@ def rules(settings: Settings) -> list:
         result += _any_of(util.StopBuildEndpointMatcher, roles["developers"],
                           builder=project.package_builder)
     # Buildbot 4.3's set_priority fails inside (SQLAlchemy 2): a clear 403 for all, not a 500
+    # (compat: set_priority_fails)
     result.append(SetPriorityEndpointMatcher(role=UNSUPPORTED, defaultDeny=True))
     # admins: the builds and requests of every builder (the maintenance buttons among them),
     # "*" rather than no filter: a force scheduler that does not exist then matches nothing

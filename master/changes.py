@@ -94,7 +94,7 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
             log.err(None, "GitHub change hook")
             code, message = 500, "Error processing changes."
         hookguard.answer(request, code, message)
-        return (yield defer.Deferred())
+        return (yield defer.Deferred())  # compat: change_hook_answers_itself
 
     @defer.inlineCallbacks
     def _receive(self, request: Request) -> InlineCallbacksType[tuple[int, str]]:
@@ -124,6 +124,7 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
     @defer.inlineCallbacks
     def _verify_signature(self, body: bytes, header: bytes) -> InlineCallbacksType[None]:
         """`header` is sha256=<64 lower-case hex digits> (hookguard.check_headers)."""
+        # compat: github_sha1_only (Buildbot's handler checks only the SHA1 header)
         # the secret may be a renderable such as util.Secret(...): render it as the parent does
         props = Properties()
         props.master = self.master

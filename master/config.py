@@ -10,6 +10,7 @@ from buildbot.plugins import util
 from sqlalchemy.pool import SingletonThreadPool
 
 from conveyor import settings as settings_module
+from master import authz
 from master import pullrequests
 from master import repository
 from master import retention
@@ -84,7 +85,9 @@ def build(settings: settings_module.Settings) -> dict:
         "projects": [util.Project(name=p.name, description=f"{p.github} ({p.branch}) → "
                                   f"{' → '.join(p.path)}") for p in settings.projects],
         "services": reporters(settings) + [
-            SiteService(str(settings.artifacts_dir), settings.auth.public_reports)],
+            SiteService(str(settings.artifacts_dir), authz.role_lists(settings)["developers"],
+                        public=settings.auth.public,
+                        public_reports=settings.auth.public_reports)],
         "www": www(settings),
         "change_source": [],
         "collapseRequests": False,

@@ -3,7 +3,7 @@
 1. the method (POST, else 405), the content type (exactly application/json, else 415), the
    headers X-GitHub-Event, X-Hub-Signature-256 (exactly `sha256=` + 64 lower-case hex digits)
    and X-GitHub-Delivery (400); 2. the size: at most MAX_BODY bytes (GitHub's limit), else 413,
-   on Content-Length before reading, and `LimitedRequest` keeps no more than that anyway;
+   on Content-Length before reading, and `limits.LimitedRequest` keeps no more than that;
 3. (the HMAC: master/changes.py); 4. JSON nested at most MAX_DEPTH deep, checked without
 recursion, then parsed; 5. the shape: every field the handler (and Buildbot's
 GitHubEventHandler) reads has the right type, else 400 naming it ("commits must be a list").
@@ -11,7 +11,6 @@ GitHubEventHandler) reads has the right type, else 400 naming it ("commits must 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 from dateutil.parser import parse as dateparse
 from twisted.python import log
 from twisted.web import http_headers
-from twisted.web import server
 
 MAX_BODY = 25 * 1024 * 1024  # bytes; GitHub caps webhook payloads at 25 MB
 MAX_DEPTH = 64
@@ -80,7 +78,7 @@ def check_headers(request: Any) -> tuple[str, bytes, str | None]:
     if not signature:
         raise Refused("missing X-Hub-Signature-256 header: the request is not signed with the "
                       "webhook secret")
-    if not SIGNATURE.fullmatch(signature) or getattr(request, "signature_padded", 0) is True:
+    if not SIGNATURE.fullmatch(signature):
         raise Refused("malformed X-Hub-Signature-256 header: expected sha256=<64 lower-case "
                       "hex digits>")
     delivery = _header(request, b"X-GitHub-Delivery")
@@ -234,65 +232,3 @@ def check_pull_request(payload: dict[str, Any]) -> None:
 
 
 SHAPES = {"push": check_push, "pull_request": check_pull_request}
-
-
-# --- the body limit, before Twisted stores the body ---------------------------------------
-class LimitedRequest(server.Request):
-    """A request that keeps at most MAX_BODY bytes of a change hook's body: the rest is
-    received and dropped (no memory, no temporary file), and the hook answers 413. It also
-    notes a signature header padded with blanks, which Twisted would strip unseen."""
-
-    body_too_large = False
-    signature_padded = False
-
-    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(channel, *args, **kwargs)
-        received = getattr(channel, "headerReceived", None)
-        if received is not None and not getattr(received, "conveyor", False):
-            def header_received(line: bytes) -> bool:
-                name, _, value = line.partition(b":")
-                rest = value[1:] if value.startswith(b" ") else value
-                if name.strip().lower() == b"x-hub-signature-256" and (
-                        rest[:1] in (b" ", b"\t") or value[-1:] in (b" ", b"\t")):
-                    channel.requests[-1].signature_padded = True
-                return received(line)
-            header_received.conveyor = True  # type: ignore[attr-defined]
-            channel.headerReceived = header_received
-
-    def _limited(self) -> bool:
-        path = getattr(self.channel, "_path", None) or getattr(self, "uri", None)
-        return not isinstance(path, bytes) or path.startswith(b"/change_hook")
-
-    def render(self, resrc: Any) -> None:
-        if self._limited() and self.method not in (b"GET", b"HEAD", b"POST"):
-            answer(self, 405, "the GitHub change hook only accepts POST")  # not Twisted's 501
-            return
-        super().render(resrc)
-
-    def gotLength(self, length: int | None) -> None:
-        if length is not None and length > MAX_BODY and self._limited():
-            self.body_too_large, self.content = True, io.BytesIO()
-        else:
-            super().gotLength(length)
-
-    def handleContentChunk(self, data: bytes) -> None:
-        if not self.body_too_large and self._limited() and (
-                self.content.tell() + len(data) > MAX_BODY):
-            self.content.close()
-            self.body_too_large, self.content = True, io.BytesIO()
-        if not self.body_too_large:
-            super().handleContentChunk(data)
-
-
-def install_body_limit(master: Any) -> bool:
-    """Make the master's web site build LimitedRequests (from its next connection on)."""
-    site = getattr(getattr(master, "www", None), "site", None)
-    if not isinstance(site, server.Site):
-        return False
-    if site.requestFactory is not LimitedRequest:
-        if site.requestFactory is not server.Request:
-            log.msg("GitHub change hook: the web site has its own requests; body limit not set")
-            return False
-        site.requestFactory = LimitedRequest
-        log.msg(f"GitHub change hook: bodies larger than {MAX_BODY} bytes are dropped")
-    return True

@@ -6,6 +6,9 @@
   action not listed there is theirs), removes old artifacts on the master, then drops the aptly
   snapshots that no distribution's last `snapshots_keep_states` history states use, followed by
   `aptly db cleanup`: on the repository's worker, under the repository lock.
+- The same `retention` build runs at every start of the master (`AtStart`): after a crash (a
+  kill -9 mid-publish) it drops the snapshots the interrupted build made and no distribution
+  uses. Buildbot itself marks the interrupted builds finished (RETRY) and asks for them again.
 """
 
 from datetime import timedelta
@@ -13,6 +16,8 @@ from datetime import timedelta
 from buildbot.plugins import schedulers as scheduler_plugins
 from buildbot.plugins import util
 from buildbot.configurators.janitor import JanitorConfigurator
+from buildbot.schedulers.base import ReconfigurableBaseScheduler
+from twisted.internet import defer
 
 from conveyor.settings import Settings
 from master.builders import REPOSITORY_LOCK
@@ -51,9 +56,23 @@ def builders(settings: Settings) -> list[util.BuilderConfig]:
     )]
 
 
+class AtStart(ReconfigurableBaseScheduler):
+    """One build of its builders each time the master starts (when Buildbot activates its
+    schedulers), and when an admin turns it on again."""
+
+    @defer.inlineCallbacks
+    def activate(self):
+        yield super().activate()
+        if not self.enabled:
+            return
+        yield self.addBuildsetForSourceStampsWithDefaults(
+            reason="the master started: clean up after an interrupted build", sourcestamps=[])
+
+
 def schedulers(settings: Settings) -> list:
     r = settings.retention
     return [
+        AtStart(name=f"{RETENTION}-at-start", builderNames=[RETENTION]),
         # a few minutes after the janitor, so that the two do not run at once
         scheduler_plugins.Nightly(name=RETENTION, builderNames=[RETENTION], hour=r.hour,
                            minute=(r.minute + 10) % 60),

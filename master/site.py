@@ -2,10 +2,16 @@
 
 Reports and packages behind log-in: the master's web server serves the artifact store
 (coverage reports, which are the project's source, and every built .deb, pull requests' too)
-at <web url>artifacts/, to logged-in users only; `[auth] public_reports = true` opens it to all.
+at <web url>artifacts/, to logged-in users with a role only; `[auth] public_reports = true`
+opens it to all.
 
-The change hook's body limit: the site's requests keep at most 25 MB of a /change_hook body
-(master/hookguard.py), before Twisted has buffered it.
+Buildbot's /sse (every event: builds, steps, properties) asks no authz, unlike the REST API and
+the WebSocket: it is guarded here the same way, so that a private installation ([auth] public
+false, master/authz.py) shows anonymous users nothing.
+
+The limits of every client (master/limits.py): a change hook body of at most 25 MB, a request
+received whole within 30 s, idle connections closed. If they cannot be set, the master stops
+with a message rather than run without them.
 
 Only the apt repository itself (dists/, pool/, the public key, the history) is served without
 log-in, by the repository's own web server. Buildbot 4 serves no files of its own, so a small
@@ -19,70 +25,120 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet import reactor
+from twisted.python import log
 from twisted.web import pages
 from twisted.web import resource
 from twisted.web import static
 
 from buildbot.util import service
 
-from master import hookguard
+from master import limits
 
 ARTIFACTS = b"artifacts"
+SSE = b"sse"
 
 
-def logged_in(request: Any) -> bool:
+def reader(master: Any, request: Any, readers: tuple[str, ...]) -> bool:
+    """Whether the request's user is logged in with one of the roles `readers` (the roles
+    Buildbot's authz gives it)."""
     try:
         info = request.getSession().user_info or {}
     except Exception:  # no session: anonymous
         return False
-    return bool(info.get("username")) and not info.get("anonymous")
+    if info.get("anonymous") or not info.get("username"):
+        return False
+    return bool(set(master.www.authz.getRolesFromUser(info)) & set(readers))
+
+
+def refusal(what: str) -> resource.Resource:
+    return pages.errorPage(401, "Log in to see this",
+                           f"{what} are for logged-in users with a role: log in to the web UI "
+                           "first.")
 
 
 class ArtifactsResource(resource.Resource):
-    """The artifact store as static files, for logged-in users (or all, when public)."""
+    """The artifact store as static files, for readers (or all, when public)."""
 
-    def __init__(self, directory: str, public: bool):
+    def __init__(self, master: Any, directory: str, public: bool, readers: tuple[str, ...]):
         super().__init__()
-        self.files = static.File(directory)
-        self.public = public
+        self.master, self.files = master, static.File(directory)
+        self.public, self.readers = public, readers
 
-    def refuse(self) -> resource.Resource:
-        return pages.errorPage(401, "Log in to see this",
-                               "Coverage reports and packages are for logged-in users: log in "
-                               "to the web UI first.")
+    def allowed(self, request: Any) -> bool:
+        return self.public or reader(self.master, request, self.readers)
 
     def getChildWithDefault(self, name: bytes, request: Any) -> resource.Resource:
-        if not (self.public or logged_in(request)):
-            return self.refuse()
+        if not self.allowed(request):
+            return refusal("Coverage reports and packages")
         return self.files.getChildWithDefault(name, request)
 
     def render(self, request: Any) -> bytes:
-        if not (self.public or logged_in(request)):
-            return self.refuse().render(request)
+        if not self.allowed(request):
+            return refusal("Coverage reports and packages").render(request)
         return self.files.render(request)
+
+
+class GuardedEvents(resource.Resource):
+    """Buildbot's /sse resource, for readers only."""
+
+    isLeaf = True
+
+    def __init__(self, master: Any, events: resource.Resource, public: bool,
+                 readers: tuple[str, ...]):
+        super().__init__()
+        self.master, self.events, self.public, self.readers = master, events, public, readers
+
+    def render(self, request: Any) -> Any:
+        if not (self.public or reader(self.master, request, self.readers)):
+            return refusal("Build events").render(request)
+        return self.events.render(request)
 
 
 class SiteService(service.BuildbotService):
     """As soon as the master's site exists, and again after each reconfig (the directory or
     `public` may change): mounts ArtifactsResource at /artifacts, and makes the site's requests
-    LimitedRequests (the change hook's body limit)."""
+    sets the site's limits (master/limits.py)."""
 
     name = "conveyor-site"
 
-    def checkConfig(self, directory: str, public: bool = False) -> None:
+    def checkConfig(self, directory: str, readers: tuple[str, ...], public: bool = False,
+                    public_reports: bool = False) -> None:
         pass
 
     @defer.inlineCallbacks
-    def reconfigService(self, directory: str, public: bool = False) -> Any:
-        self.directory, self.public = directory, public
+    def reconfigService(self, directory: str, readers: tuple[str, ...], public: bool = False,
+                        public_reports: bool = False) -> Any:
+        """`readers`: the roles that may read; `public`: anyone may read, but the artifacts
+        ([auth] public); `public_reports`: anyone may read the artifacts."""
+        self.directory, self.readers = directory, readers
+        self.public, self.public_reports = public, public_reports
         yield self.mount()
 
-    def mount(self, tries: int = 100) -> defer.Deferred:
+    def mount(self, tries: int = 600) -> defer.Deferred:
         root = getattr(getattr(self.master, "www", None), "root", None)
         if root is None:  # the web service sets its site up after this service
             if tries:
                 reactor.callLater(0.1, self.mount, tries - 1)
+            else:
+                self.fail(RuntimeError("the master's web site did not start within 60 s"))
             return defer.succeed(None)
-        root.putChild(ARTIFACTS, ArtifactsResource(self.directory, self.public))
-        hookguard.install_body_limit(self.master)
+        try:
+            root.putChild(ARTIFACTS, ArtifactsResource(self.master, self.directory,
+                                                       self.public_reports, self.readers))
+            events = root.getStaticEntity(SSE)
+            if isinstance(events, GuardedEvents):
+                events = events.events
+            if events is None:
+                raise RuntimeError("Buildbot's web site has no /sse to guard")
+            root.putChild(SSE, GuardedEvents(self.master, events, self.public, self.readers))
+            if not limits.install(self.master):
+                raise RuntimeError("the master's web site has a root but no site")
+        except Exception as exc:
+            self.fail(exc)
         return defer.succeed(None)
+
+    def fail(self, exc: Exception) -> None:
+        """No guard is silently off: the master stops, saying why."""
+        log.err(exc, "conveyor-site: the web site's guards and limits cannot be set "
+                "(master/site.py, master/limits.py); the master stops")
+        reactor.stop()

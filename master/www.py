@@ -1,7 +1,7 @@
 """The web UI, the REST API, log-in and who may do what, and the GitHub change hook.
 
-Anyone may look; who may do what (the roles of the users file, conveyor/users.py, or of GitHub)
-is the matrix in master/authz.py.
+Who may look (a role, unless [auth] public) and who may do what (the roles of the users file,
+conveyor/users.py, or of GitHub) is the matrix in master/authz.py.
 """
 
 from buildbot.plugins import util
@@ -49,6 +49,7 @@ def www(settings: Settings) -> dict:
         "change_hook_dialects": github_hook_dialect(
             util.Secret(WEBHOOK_SECRET),
             {project.github: project.branch for project in settings.projects},
+            schedulers={project.github: project.push_scheduler for project in settings.projects},
             # pull requests: the hook asks the API for the head commit (skip ci, files, author)
             api_url=settings.github.api_url,
             token=(util.Secret(settings.github.token_secret)

@@ -12,10 +12,12 @@ import base64
 import http.client
 import http.cookiejar
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from conveyor import release
 from conveyor.board import index_url
@@ -25,6 +27,7 @@ from ops.progress import follow_with_progress
 
 OK, FAILED, REFUSED, FORBIDDEN, UNREACHABLE = 0, 1, 2, 3, 4
 GET_TRIES = 3
+CLI_CREDENTIALS = "cli-credentials"  # the secret `make run` writes: user:password
 
 
 class ApiError(Exception):
@@ -42,10 +45,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 class Master:
     """A session on the master's REST API: anonymous, or logged in (the session cookie that
-    /auth/login sets; the API itself ignores basic auth)."""
+    /auth/login sets; the API itself ignores basic auth). With `credentials`, a GET that is
+    refused (a private installation, or a session the master no longer knows) logs in with
+    them and is asked once more."""
 
-    def __init__(self, web_url: str):
+    def __init__(self, web_url: str, credentials: tuple[str, str] | None = None):
         self.web_url = web_url
+        self.credentials = credentials
         self.user = None  # who logged in, if anyone
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
@@ -93,6 +99,12 @@ class Master:
 
     def get(self, path: str) -> dict:
         """GET /api/v2/<path> (a data API path with its query)."""
+        try:
+            return self.request(f"api/v2/{path}")
+        except ApiError as exc:
+            if exc.code != FORBIDDEN or self.credentials is None:
+                raise
+        self.login(*self.credentials)
         return self.request(f"api/v2/{path}")
 
     def login(self, user: str, password: str) -> None:
@@ -183,14 +195,42 @@ def fetch_text(url: str) -> str | None:
         raise ApiError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None
 
 
-# --- anonymous shortcuts for an installation's settings ---------------------------------------
+# --- reading an installation, as its operator ----------------------------------------------
+
+def credentials(settings: Settings) -> tuple[str, str]:
+    """The operator's user and password: CONVEYOR_USER and CONVEYOR_PASSWORD, or the file
+    CONVEYOR_CREDENTIALS, or the secret cli-credentials (user:password)."""
+    user, password = os.environ.get("CONVEYOR_USER"), os.environ.get("CONVEYOR_PASSWORD")
+    if user and password:
+        return user, password
+    file = Path(os.environ.get("CONVEYOR_CREDENTIALS")
+                or settings.secrets_dir / CLI_CREDENTIALS)
+    try:
+        user, _, password = file.read_text().strip().partition(":")
+    except OSError:
+        raise ApiError(f"no credentials: set CONVEYOR_USER and CONVEYOR_PASSWORD, or "
+                       f"CONVEYOR_CREDENTIALS to a file with user:password ({file} is not "
+                       "readable)", FORBIDDEN) from None
+    return user, password
+
+
+def reader(settings: Settings) -> Master:
+    """A session that may read the master's API: it logs in with the operator's credentials
+    when the master refuses to show anonymous users anything ([auth] public false, the
+    default), and stays anonymous when the installation is public or has no credentials."""
+    try:
+        found = credentials(settings)
+    except ApiError:
+        found = None
+    return Master(settings.web_url, credentials=found)
+
 
 def api(settings: Settings, path: str) -> dict:
-    return Master(settings.web_url).get(path)
+    return reader(settings).get(path)
 
 
 def builder_id(settings: Settings, name: str) -> int:
-    return Master(settings.web_url).builder_id(name)
+    return reader(settings).builder_id(name)
 
 
 def listed_versions(settings: Settings, distribution: str, package: str) -> list[str]:
@@ -201,9 +241,9 @@ def listed_versions(settings: Settings, distribution: str, package: str) -> list
 
 
 def last_build_number(settings: Settings, builder: str) -> int:
-    return Master(settings.web_url).last_build_number(builder)
+    return reader(settings).last_build_number(builder)
 
 
 def wait_for_build(settings: Settings, builder: str, after_number: int,
                    timeout: float = 900, progress=None) -> dict:
-    return Master(settings.web_url).wait_for_build(builder, after_number, timeout, progress)
+    return reader(settings).wait_for_build(builder, after_number, timeout, progress)

@@ -19,6 +19,7 @@ from conveyor.settings import Settings
 from ops.api import UNREACHABLE
 from ops.api import ApiError
 from ops.api import Master
+from ops.api import reader
 from ops.api import fetch_text
 
 
@@ -44,16 +45,28 @@ class RestSource:
             print(f"conveyor: no commits listed: {exc}", file=sys.stderr)
             return []
 
-    def builds(self, project: Project, limit: int) -> list[dict]:
-        found = self.master.get(f"builders?name={urllib.parse.quote(project.ci_builder)}")
-        if not found["builders"]:
+    def recent(self, builder: str, limit: int) -> list[dict]:
+        """The builder's newest builds; none (said on stderr) when the master cannot be
+        reached."""
+        try:
+            found = self.master.get(f"builders?name={urllib.parse.quote(builder)}")
+            if not found["builders"]:
+                return []
+            builds = self.master.get(f"builders/{found['builders'][0]['builderid']}/builds"
+                                     f"?order=-number&limit={limit}&property=*")["builds"]
+        except ApiError as exc:
+            if exc.code != UNREACHABLE:
+                raise
+            print(f"conveyor: no builds of {builder} read: {exc}", file=sys.stderr)
             return []
-        builderid = found["builders"][0]["builderid"]
-        builds = self.master.get(f"builders/{builderid}/builds?order=-number&limit={limit}"
-                                 "&property=*")["builds"]
         for build in builds:
             build["properties"] = {name: value for name, (value, _source)
                                    in (build.get("properties") or {}).items()}
+        return builds
+
+    def builds(self, project: Project, limit: int) -> list[dict]:
+        builds = self.recent(project.ci_builder, limit)
+        for build in builds:
             build["failing_tests"] = self.failing_tests(build["buildid"])
         return builds
 
@@ -71,7 +84,7 @@ class RestSource:
 
 
 def collect(settings: Settings, with_builds: bool = True) -> board.Board:
-    master = Master(settings.web_url)
+    master = reader(settings)
 
     def build_url(build: dict) -> str:
         return f"{settings.web_url}#/builders/{build['builderid']}/builds/{build['number']}"
@@ -91,6 +104,8 @@ def print_status(data: board.Board) -> None:
     for row in [head] + rows:
         print(("  ".join(f"{v:{width[i]}}" for i, v in enumerate(row[:5])) + "  "
                + row[5]).rstrip())
+    for item in data.attention:
+        print(f"\n{item['kind'].upper()} ({item['when'] or '?'}): {item['text']}\n  {item['url']}")
     for dist, state in data.freezes.items():
         print(f"\n{dist} is FROZEN: {state.get('reason')} (by {state.get('who') or '?'}, "
               f"{state.get('when')}): no promotion into it; rollback still works")

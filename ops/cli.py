@@ -35,24 +35,11 @@ from ops.api import OK
 from ops.api import REFUSED
 from ops.api import ApiError
 from ops.api import Master
+from ops.api import credentials
 from ops.api import fetch_text
 from ops.board import status as board_status
 from ops.progress import StepPrinter
 from ops import setup
-from ops.setup import CLI_CREDENTIALS
-
-def credentials(settings: settings_module.Settings) -> tuple[str, str]:
-    user, password = os.environ.get("CONVEYOR_USER"), os.environ.get("CONVEYOR_PASSWORD")
-    if user and password:
-        return user, password
-    file = Path(os.environ.get("CONVEYOR_CREDENTIALS") or settings.secrets_dir / CLI_CREDENTIALS)
-    try:
-        user, _, password = file.read_text().strip().partition(":")
-    except OSError:
-        raise ApiError(f"no credentials: set CONVEYOR_USER and CONVEYOR_PASSWORD, or "
-                       f"CONVEYOR_CREDENTIALS to a file with user:password ({file} is not "
-                       "readable)", FORBIDDEN) from None
-    return user, password
 
 def run_build(settings, scheduler: str, builder: str, **params) -> int:
     master = Master(settings.web_url)

@@ -23,6 +23,7 @@ from conveyor import settings as settings_module
 from conveyor.settings import WEBHOOK_SECRET
 from conveyor.settings import Settings
 from ops import chroots
+from ops.api import CLI_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,7 +202,6 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
 
 
 DEMO_USERS = (("releaser", "releasers"), ("developer", "developers"), ("admin", "admins"))
-CLI_CREDENTIALS = "cli-credentials"
 
 
 def ensure_users(settings: Settings) -> None:

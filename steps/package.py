@@ -48,7 +48,8 @@ class RequestWatch:
     """`completed` fires with a build request (the data API's, None when it is gone) once it is
     complete: woken by its `complete` event, and read again every RECHECK seconds all the same.
     Buildbot 4.3's SimpleMQ.produce removes consumers from the list it iterates: a consumer that
-    stops during a message makes it skip the next one, which then misses that message. Used by
+    stops during a message makes it skip the next one, which then misses that message
+    (compat: simplemq_skips_consumer). Used by
     AwaitPackage, and by the tests side's steps to stop when it fails (steps/failfast.py)."""
 
     def __init__(self, master, brid: int):

@@ -83,6 +83,20 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
 LOCKED_MESSAGE = ("aptly's database is locked by another process (tried again for a minute, "
                   "then gave up): nothing was changed; find the process holding "
                   "<aptly root>/db/LOCK")
+SIGNING_MESSAGE = ("GnuPG could not sign (tried again for a minute, then gave up): nothing was "
+                   "published; check the repository's GnuPG home and its key (make check)")
+
+# Transient faults, as aptly reports them: (what stderr says, what the log says while trying
+# again, what the step says when it gives up). Another process holding aptly's database (a
+# backup, an operator's aptly: after aptly's own `databaseOpenAttempts`, ops/setup.py); a GnuPG
+# home or agent that is gone for a moment (a remount, an agent restart).
+TRANSIENT = (
+    (("Unable to open database", "unable to reopen the DB"),
+     "aptly's database is locked by another process", LOCKED_MESSAGE),
+    (("unable to initialize GPG signer", "unable to detached sign", "signing failed",
+      "can't connect to the agent"),
+     "GnuPG could not sign", SIGNING_MESSAGE),
+)
 
 
 class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
@@ -100,10 +114,7 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
 
-    # what aptly says when another process holds its database (after its own bounded retries:
-    # `databaseOpenAttempts` in aptly.conf, see ops/setup.py)
-    LOCKED = ("Unable to open database", "unable to reopen the DB")
-    locked = False
+    gave_up: str | None = None  # the TRANSIENT message of a fault that outlasted the retries
 
     def aptly(self, *args: str) -> list[str]:
         return ["aptly", f"-config={self.aptly_config}", *args]
@@ -111,36 +122,44 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
     def run_aptly(self, *args: str, **kwargs):
         return self.run_worker(self.aptly(*args), **kwargs)
 
-    # a transient fault (aptly's database held by another process: a backup, an operator's
-    # aptly) is tried again after each of these delays, in seconds, before the step fails
+    # a transient fault (TRANSIENT) is tried again after each of these delays, in seconds,
+    # before the step fails
     RETRY_DELAYS: tuple[float, ...] = (5, 15, 40)
+
+    @staticmethod
+    def transient(cmd) -> tuple[str, str] | None:
+        """(while, gave up) of the TRANSIENT fault a failed command reports, or None."""
+        if not cmd.didFail():
+            return None
+        for texts, trying, message in TRANSIENT:
+            if any(text in (cmd.stderr or "") for text in texts):
+                return trying, message
+        return None
 
     @defer.inlineCallbacks
     def run_worker(self, command: list[str], **kwargs):
         """Run a command (aptly, or a script of aptly commands: each written so that running it
-        again is safe) on the repository's worker; while it fails because aptly's database is
-        locked, run it again after RETRY_DELAYS, saying so in the log; then note the lock."""
+        again is safe) on the repository's worker; while it fails with a transient fault, run it
+        again after RETRY_DELAYS, saying so in the log; then note the fault."""
         kwargs.setdefault("collectStderr", True)
         delays = list(self.RETRY_DELAYS)
         while True:
             cmd = yield self.makeRemoteShellCommand(command=command, **kwargs)
             yield self.runCommand(cmd)
-            locked = cmd.didFail() and any(text in (cmd.stderr or "") for text in self.LOCKED)
-            if not locked or not delays:
+            fault = self.transient(cmd)
+            if fault is None or not delays:
                 break
             delay = delays.pop(0)
             log = yield self.getLog(kwargs.get("stdioLogName", "stdio"))
-            yield log.addHeader(f"aptly's database is locked by another process: trying again "
-                                f"in {delay:g} s\n")
+            yield log.addHeader(f"{fault[0]}: trying again in {delay:g} s\n")
             yield task.deferLater(self.master.reactor, delay, lambda: None)
-        if locked:
-            self.locked = True
-            self.descriptionDone = LOCKED_MESSAGE
+        if fault is not None:
+            self.gave_up = self.descriptionDone = fault[1]
         return cmd
 
     def getResultSummary(self):
-        if self.locked:
-            return {"step": LOCKED_MESSAGE}
+        if self.gave_up:
+            return {"step": self.gave_up}
         return super().getResultSummary()
 
     def new_name(self, kind: str) -> str:
@@ -149,8 +168,8 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def refuse(self, message: str):
-        if self.locked:  # not what the command would have found: it could not look
-            message = LOCKED_MESSAGE
+        if self.gave_up:  # not what the command would have found: it could not look
+            message = self.gave_up
         log = yield self.addLog("refused")
         yield log.addStderr(message + "\n")
         self.descriptionDone = message

@@ -28,6 +28,7 @@ from conveyor.results import result_name
 from conveyor.settings import Settings
 from master.board.source import DataSource
 from master.board.source import allowed
+from master.board.source import may_read
 from master.board.source import user_info
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
@@ -65,13 +66,23 @@ def make_app(settings: Settings) -> Flask:
     app.jinja_env.filters["result_name"] = result_name
     app.jinja_env.filters["percent"] = lambda v: "" if v is None else f"{format_percent(v)}%"
 
+    def refused() -> Response | None:
+        """A 401 for who may not read (anonymous, unless [auth] public)."""
+        if may_read(api_of(app), user_info(api_of(app), request.headers.get("Cookie"))):
+            return None
+        return Response("The release board is for logged-in users with a role: log in to the "
+                        "web UI first.\n", status=401, mimetype="text/plain")
+
     @app.route("/")
     @app.route("/index.html")
-    def index() -> str:
-        return render_template("board.html", **page(app, current.get()))
+    def index() -> Any:
+        return refused() or render_template("board.html", **page(app, current.get()))
 
     @app.route("/board.json")
     def as_json() -> Response:
+        refusal = refused()
+        if refusal is not None:
+            return refusal
         data = collect(app, current.get())
         return Response(json.dumps(data.as_json(), indent=1, default=str),
                         mimetype="application/json")

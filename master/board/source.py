@@ -49,20 +49,24 @@ class DataSource:
         builders = self.get(("builders",), filters=[Filter("name", "eq", [name])]) or []
         return builders[0]["builderid"] if builders else None
 
-    def builds(self, project: Project, limit: int) -> list[dict]:
-        builderid = self.builder_id(project.ci_builder)
+    def recent(self, builder: str, limit: int) -> list[dict]:
+        builderid = self.builder_id(builder)
         if builderid is None:
             return []
-        builds = self.get(("builders", builderid, "builds"), order=["-number"],
-                          limit=limit) or []
         result = []
-        for build in builds:
+        for build in self.get(("builders", builderid, "builds"), order=["-number"],
+                              limit=limit) or []:
             build = dict(build)
             props = self.get(("builds", build["buildid"], "properties")) or {}
             build["properties"] = {name: value for name, (value, _source) in props.items()}
-            build["failing_tests"] = self.failing_tests(build["buildid"])
             result.append(build)
         return result
+
+    def builds(self, project: Project, limit: int) -> list[dict]:
+        builds = self.recent(project.ci_builder, limit)
+        for build in builds:
+            build["failing_tests"] = self.failing_tests(build["buildid"])
+        return builds
 
     def failing_tests(self, buildid: int) -> list[str] | None:
         """The names of the build's failed tests, from its test results (pass_fail sets:
@@ -96,6 +100,20 @@ def user_info(api: Any, cookie_header: str | None) -> dict:
                 except Exception:  # expired or forged: anonymous
                     continue
     return auth.build_anonymous_user_info()
+
+
+def may_read(api: Any, user: dict) -> bool:
+    """Whether Buildbot's authz lets `user` read (the question its WebSocket asks): anyone with
+    [auth] public, else a user with a role (master/authz.py)."""
+    www = api.master.www
+
+    def check():
+        return www.authz.assertUserAllowed(("masters",), "get", {}, user)
+    try:
+        blockingCallFromThread(reactor, check)
+    except Exception:  # Forbidden, or anything else: nothing to see
+        return False
+    return True
 
 
 def allowed(api: Any, user: dict, scheduler: str, options: dict) -> bool:

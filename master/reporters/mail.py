@@ -1,5 +1,5 @@
-"""Mail: failure and fix mails to the authors and the team, a lost worker to the admins, and
-the release mail when a version reaches the end of its path.
+"""Mail: failure and fix mails to the authors and the team, the release mail when a version
+reaches the end of its path, and the admins' mail (master/reporters/admins.py).
 
 One notifier per project, for its CI and pull-request builders: to the authors of the changes
 in the build and (CC) the team's list, when a build breaks (its first failure), when it is fixed
@@ -29,10 +29,8 @@ from buildbot.plugins import util
 from buildbot.process.results import SUCCESS
 from buildbot.reporters import utils as reporter_utils
 from buildbot.reporters.generators.build import BuildStatusGenerator
-from buildbot.reporters.generators.worker import WorkerMissingGenerator
 from buildbot.reporters.mail import MailNotifier
 from buildbot.reporters.message import MessageFormatterBase
-from buildbot.reporters.message import MessageFormatterMissingWorker
 
 from conveyor.mail import FAILED
 from conveyor.mail import ReleaseFacts
@@ -43,6 +41,8 @@ from conveyor.mime import address_header
 from conveyor.mime import mime_message
 from conveyor.results import result_name
 from conveyor.settings import Settings
+from master.reporters.admins import AdminsWorkerMissingGenerator
+from master.reporters.admins import PublishFailureGenerator
 from master.reporters.facts import gather_facts
 from master.reporters.facts import previous_build
 from master.reporters.facts import prop
@@ -100,21 +100,6 @@ class FailureAndFixGenerator(BuildStatusGenerator):
         build["conveyor_mail"] = kind
         report = yield self.build_message(self.formatter, master, reporter, build)
         return report
-
-
-class AdminsWorkerMissingGenerator(WorkerMissingGenerator):
-    """A worker missing for its missing_timeout mails the admins (not the worker's own
-    notify_on_missing list)."""
-
-    compare_attrs: ClassVar[Sequence[str]] = ["admins"]
-
-    def __init__(self, admins: Sequence[str]):
-        super().__init__(workers="all", message_formatter=MessageFormatterMissingWorker(
-            subject="[{{ buildbot_title }}] worker {{ worker.name }} is missing"))
-        self.admins = list(admins)
-
-    def generate(self, master: Any, reporter: Any, key: Any, worker: dict) -> Any:
-        return super().generate(master, reporter, key, {**worker, "notify": self.admins})
 
 
 class ReleaseMailFormatter(MessageFormatterBase):
@@ -289,8 +274,10 @@ def mail_notifiers(settings: Settings) -> list:
     if settings.admins:
         result.append(ConveyorMailNotifier(
             name="mail-admins",
+            extraRecipients=list(settings.admins),
             sendToInterestedUsers=False,
-            generators=[AdminsWorkerMissingGenerator(settings.admins)],
+            generators=[AdminsWorkerMissingGenerator(settings.admins),
+                        PublishFailureGenerator()],
             **_mail_auth(settings),
         ))
     return result

@@ -24,12 +24,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_pipeline(base: Path, extra: str = "",
+def write_pipeline(base: Path, extra: str = "", conveyor: str = "",
                    **project_overrides: str) -> settings_module.Settings:
     """A pipeline.toml like the shipped one, with its state under base and free ports.
 
     project_overrides replace keys of [projects.snowbird] (values in TOML syntax); extra is TOML
-    appended at the end (more tables: [mail], [github], [auth] …)."""
+    appended at the end (more tables: [mail], [github], [auth] …); conveyor is more keys of
+    [conveyor] (e.g. 'admins = ["ops@example.com"]')."""
     project = {
         "github": '"sprintly/snowbird"',
         "clone_url": '"var/git/snowbird.git"',
@@ -49,7 +50,7 @@ def write_pipeline(base: Path, extra: str = "",
 state_dir = "var"
 web_port = {free_port()}
 worker_port = {free_port()}
-
+{conveyor}
 [repository]
 port = {free_port()}
 
@@ -223,17 +224,18 @@ def installation_base(name: str):
 
 @contextlib.contextmanager
 def running_installation(name: str, package: str | None = None, extra: str = "",
-                         before_start=None, project: dict[str, str] | None = None):
+                         before_start=None, project: dict[str, str] | None = None,
+                         conveyor: str = ""):
     """Set up and start an installation (free ports, its own directory: installation_base);
     stop it afterwards, whatever happens. A test module that installs `package` into this
     machine names it: it waits for its dpkg_turn, and the package is purged before and after.
     before_start(settings) may add secrets before the services read them; project: keys of
-    [projects.snowbird] in TOML syntax (see write_pipeline)."""
+    [projects.snowbird] in TOML syntax, conveyor: more keys of [conveyor] (see write_pipeline)."""
     from ops import services
     from ops import setup
 
     with installation_base(name) as base, dpkg_turn(bool(package)):
-        settings = write_pipeline(base, extra=extra, **(project or {}))
+        settings = write_pipeline(base, extra=extra, conveyor=conveyor, **(project or {}))
         traversable(base)
         if package:
             purge(package)

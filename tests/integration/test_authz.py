@@ -1,6 +1,8 @@
 """The authorization matrix (master/authz.py), cell by cell, against a running master's REST API:
-every control action as anonymous, a developer, a releaser, a manager (the production role) and
-an admin. One table of expected cells, one assert: a failure shows the whole matrix.
+every control action and reading as anonymous, a developer, a releaser, a manager (the
+production role) and an admin. One table of expected cells, one assert: a failure shows the whole
+matrix. Then what no table cell holds: anonymous users read nothing (API, /sse, the board, the
+artifacts) until `[auth] public = true` opens reading, and only reading.
 
 While the matrix is walked every worker is paused, so that an allowed force or rebuild only
 queues a build request (cancelled afterwards) and nothing runs. Needs root like make run.
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -17,6 +21,7 @@ from conveyor.results import result_name
 from ops import api
 from ops import demo
 from ops import github
+from ops import services
 from tests.integration.helpers import running_installation
 from tests.integration.helpers import users_file
 
@@ -35,7 +40,11 @@ WHO = ("anonymous", "developer", "releaser", "manager", "admin")
 # the matrix: action -> the users allowed ("ok"); everyone else gets 403
 _DEV, _REL, _PROD, _ADMIN = WHO[1:], WHO[2:], WHO[3:], WHO[4:]
 ALLOWED = {
-    "read the builders": WHO,
+    # private by default: anonymous users read nothing
+    "read the builders": _DEV,
+    "read a build's properties": _DEV,
+    "read a log": _DEV,
+    "read the changes": _DEV,
     "force CI (snowbird-force)": _DEV,
     "rebuild a CI build": _DEV,
     "stop a CI build": _DEV,
@@ -159,6 +168,9 @@ def test_the_matrix(installation, sessions, builds):
     to_staging = dict(promote, from_dist=DEVELOPMENT, to_dist=STAGING)
     calls = {  # action -> who -> (path, method, params); a callable makes a fresh target
         "read the builders": ("builders", None, {}),
+        "read a build's properties": (f"builds/{ci}/properties", None, {}),
+        "read a log": (f"builds/{ci}/steps/0/logs", None, {}),
+        "read the changes": ("changes", None, {}),
         "force CI (snowbird-force)": force("snowbird-force", "snowbird-ci"),
         "rebuild a CI build": (f"builds/{ci}", "rebuild", {}),
         "stop a CI build": (f"builds/{ci}", "stop", {"reason": "authz test"}),
@@ -220,3 +232,45 @@ def grid(table: dict[str, dict[str, str]], title: str) -> str:
     lines += [action.ljust(width) + "".join(cells.get(who, "?").ljust(11) for who in WHO)
               for action, cells in table.items()]
     return "\n".join(lines)
+
+
+def status_of(url: str, opener=None) -> int:
+    """The HTTP status of a GET (a stream, such as /sse, is not read to its end)."""
+    try:
+        with (opener or urllib.request.build_opener()).open(url, timeout=10) as response:
+            response.read(1)
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_anonymous_users_read_nothing_until_the_installation_is_public(installation,
+                                                                        sessions, builds):
+    """Reading needs a role; [auth] public = true (a reconfig) opens reading to all, and only
+    reading."""
+    web = installation.web_url
+    ci = builds["ci"]["buildid"]
+    places = [f"api/v2/builds/{ci}/properties", "api/v2/changes", "sse/listen/builds",
+              "plugins/wsgi_dashboards/releases/board.json",
+              "plugins/wsgi_dashboards/releases/index.html", "artifacts/"]
+    assert {place: status_of(web + place) for place in places} == {
+        **{place: 403 for place in places[:2]}, **{place: 401 for place in places[2:]}}
+    developer = sessions["developer"]
+    assert {place: status_of(web + place, developer.opener) for place in places} == {
+        place: 200 for place in places}
+
+    text = installation.file.read_text()
+    installation.file.write_text(text.replace("[auth]\n", "[auth]\npublic = true\n"))
+    try:
+        services.start(installation)  # a running master: reconfig
+        assert {place: status_of(web + place) for place in places} == {
+            **{place: 200 for place in places[:5]}, "artifacts/": 401}  # public_reports
+        status, _ = attempt(sessions["anonymous"], "forceschedulers/promote", "force",
+                            builderid=developer.builder_id("promote"), reason="authz test",
+                            package="snowbird", version="", from_dist=STAGING,
+                            to_dist=PRODUCTION)
+        assert status == "403"
+    finally:
+        installation.file.write_text(text)
+        services.start(installation)
+    assert status_of(web + "api/v2/changes") == 403

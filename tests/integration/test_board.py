@@ -98,7 +98,7 @@ def test_the_board_shows_the_version_in_staging_its_commit_and_its_build(install
     from playwright.sync_api import expect
     settings, project, _, build = installation
     version = build["properties"]["package_version"][0]
-    page = board_page(browser, settings)
+    page = board_page(browser, settings, "developer")
     staging = cell(page, STAGING)
     expect(staging.locator(".conveyor-version")).to_have_text(version)
     commit = staging.locator("a.conveyor-commit")
@@ -114,15 +114,24 @@ def test_the_board_shows_the_version_in_staging_its_commit_and_its_build(install
     step = page.locator(f"#step-{PACKAGE}-{STAGING}-{PRODUCTION}")
     expect(step).to_contain_text(f"{version} waits")
     expect(step.locator(".conveyor-commits li")).to_contain_text(build["revision"][:7])
-    # anonymous: no button, the page says how to get one
+    # a developer: no button
     expect(page.locator("button.conveyor-force")).to_have_count(0)
-    expect(page.locator(".conveyor-board")).to_contain_text("log in (top right)")
     # the same data as JSON, beside the page
     data = page.request.get(settings.web_url + "plugins/wsgi_dashboards/releases/board.json")
     (path,) = data.json()["paths"]
     assert [c["version"] for c in path["cells"]] == [None, version, None]
     assert path["steps"][1]["commits"][0]["revision"] == build["revision"]
     page.context.close()
+
+
+def test_anonymous_users_get_neither_the_board_nor_its_json(installation, browser):
+    settings, *_ = installation
+    context = browser.new_context()
+    for path in ("index.html", "board.json"):
+        answer = context.request.get(f"{settings.web_url}plugins/wsgi_dashboards/releases/{path}")
+        assert answer.status == 401, (path, answer.status)
+        assert "log in to the web UI" in answer.text() and PACKAGE not in answer.text()
+    context.close()
 
 
 def test_the_developer_sees_no_button_and_a_forged_post_gets_403(installation, browser):
@@ -165,7 +174,7 @@ def test_a_red_build_shows_its_failing_test_since_when_and_its_failure_text(inst
         red = github.push_and_wait(settings, project, checkout, before=before)
         assert result_name(red["results"]) == "FAILURE", api.describe(red)
         numbers.append(red["number"])
-    page = board_page(browser, settings)
+    page = board_page(browser, settings, "developer")
     ci = page.locator(f"#ci-{project.name}")
     failure = ci.locator(".conveyor-failure").first
     expect(failure).to_contain_text("test_version_has_three_parts")

@@ -36,7 +36,7 @@ def burst(installation):
     """(the ten head commits, the CI builds once all have finished)."""
     settings, project = installation, installation.projects[0]
     checkout = demo.ensure_demo_repo(settings, project)
-    master = api.Master(settings.web_url)
+    master = api.reader(settings)
     number = master.last_build_number(project.ci_builder)
     pairs, before = [], github.git(checkout, "rev-parse", "HEAD")
     for n in range(PUSHES):

@@ -8,6 +8,7 @@ Needs root (the build worker's own user) and `make system`.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import time
@@ -21,6 +22,7 @@ from ops import api
 from ops import demo
 from ops import github
 from ops import services
+from ops import setup
 from tests.integration.helpers import running_installation
 from tests.integration.helpers import session
 
@@ -105,6 +107,8 @@ def test_the_master_killed_mid_publish_publishes_the_commit_once(installation, c
     settings = installation
     before, after = new_commit(settings, checkout, "killed mid-publish")
     publish_before = api.last_build_number(settings, "publish")
+    # what a publish killed between its snapshot and its switch leaves: a snapshot nobody uses
+    setup.aptly(settings, "snapshot", "create", "snowbird-staging-killed-debris", "empty")
     deliver_push(settings, checkout, before, after)
     kill_master_once(settings, "publish", publish_before)  # the publish build has started
 
@@ -113,6 +117,19 @@ def test_the_master_killed_mid_publish_publishes_the_commit_once(installation, c
     from_commit = [s["Version"] for s in staging_stanzas(settings)
                    if s.get("Conveyor-Commit") == after]
     assert len(from_commit) == 1, from_commit  # one version of the commit, not two
+
+    # the retention build at the master's start dropped the debris, and only that
+    retention_builds = api.api(settings, "builders/{}/builds".format(
+        api.builder_id(settings, "retention")))["builds"]
+    assert retention_builds and all(result_name(b["results"]) == "SUCCESS"
+                                    for b in retention_builds), retention_builds
+    left = set(setup.aptly(settings, "snapshot", "list", "-raw").stdout.split())
+    assert "snowbird-staging-killed-debris" not in left
+    published = {p["Sources"][0]["Name"] for p in json.loads(
+        setup.aptly(settings, "publish", "list", "-json").stdout) if p.get("Sources")}
+    recorded = {json.loads(line)["snapshot"] for path in settings.history_dir.glob("*.jsonl")
+                for line in path.read_text().splitlines() if line.strip()}
+    assert published <= left and left <= published | recorded, left - published - recorded
 
 
 def test_a_locked_aptly_database_is_waited_for_and_the_commit_still_published(installation,

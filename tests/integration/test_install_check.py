@@ -89,7 +89,7 @@ def inst():
 def steps_of(inst: Installation, build: dict) -> dict[str, dict]:
     """The steps of a CI build and of its package build (where the install check runs)."""
     steps = api.api(inst.settings, f"builds/{build['buildid']}/steps")["steps"]
-    for child in triggered_builds(api.Master(inst.settings.web_url), build["buildid"]):
+    for child in triggered_builds(api.reader(inst.settings), build["buildid"]):
         if child["builderid"] != build["builderid"]:
             steps += api.api(inst.settings, f"builds/{child['buildid']}/steps")["steps"]
     return {step["name"]: step for step in steps}

@@ -4,7 +4,8 @@ GitHub API (a threaded http.server in this process) that records every request â
 Enterprise case, `[github] api_url = "http://127.0.0.1:PORT"`.
 
 The tests share one installation and run in order: red build, fix, three quick pushes, a pull
-request, a push of a thousand commits, then the logs are searched for the token.
+request, a push of a thousand commits, the logs searched for the token, then a publish that
+cannot sign (the admins are mailed, the board says so) and the push after it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from conveyor.results import result_name
 from conveyor.settings import Settings
 from ops import api
+from ops import board as ops_board
 from ops import demo
 from ops import github
 from ops import mailsink
@@ -44,6 +46,7 @@ pytestmark = [
 TOKEN = "ghp_ConveyorTest" + secrets.token_hex(16)
 AUTHOR = github.AUTHOR["email"]
 TEAM = "snowbird-team@example.com"
+ADMIN = "ops@example.com"
 FAILING_TEST = "tests.test_demo_red::test_version_has_three_parts"
 FINAL = ("success", "failure", "error")
 
@@ -139,6 +142,7 @@ def inst():
                 "notifications",
                 extra=(f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n'
                        f'[github]\napi_url = "{github.url}"\n'),
+                conveyor=f'admins = ["{ADMIN}"]\n',
                 before_start=lambda s: setup.write_secret(s, "github-token", TOKEN)) as settings:
             checkout = demo.ensure_demo_repo(settings, settings.projects[0])
             yield Installation(settings, github, checkout)
@@ -330,7 +334,9 @@ def test_a_thousand_commit_push_still_delivers_its_failure_mail(inst):
 
 
 def raw(settings: Settings, path: str) -> str:
-    with urllib.request.urlopen(f"{settings.web_url}api/v2/{path}", timeout=30) as response:
+    master = api.reader(settings)
+    master.get("masters")  # logs in: the installation is private
+    with master.opener.open(f"{settings.web_url}api/v2/{path}", timeout=30) as response:
         return response.read().decode(errors="replace")
 
 
@@ -354,3 +360,40 @@ def test_the_token_is_used_but_appears_in_no_log(inst):
     assert len(places) > 20
     leaked = [where for where, text in places.items() if TOKEN in text]
     assert leaked == []
+
+
+def test_a_publish_that_cannot_sign_is_mailed_to_the_admins_and_the_next_push_publishes(inst):
+    # the repository's GnuPG home is away (a remount gone wrong) for longer than the publish
+    # tries again (about a minute): the publish fails for good, staging keeps what it served,
+    # the admins get one mail and the board lists it; once the home is back, the next push
+    # publishes and the board has nothing left to say
+    settings = inst.settings
+    home = settings.repository.gnupg_home
+    away = home.with_name(home.name + ".away")
+    before = github.git(inst.checkout, "rev-parse", "HEAD")
+    sha = github.commit_file(inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=3),
+                             "Sign me, if you can")
+    github.push_branch(inst.checkout, inst.project)
+    known = inst.mails()
+    home.rename(away)
+    try:
+        build = github.push_and_wait(settings, inst.project, inst.checkout, before=before)
+    finally:
+        away.rename(home)
+    assert result_name(build["results"]) == "FAILURE", api.describe(build)
+    to_admins = [read(path) for path in new_mails(inst, known, settle=10)]
+    to_admins = [mail for mail in to_admins if mail["X-Envelope-To"] == ADMIN]
+    assert len(to_admins) == 1, [m["Subject"] for m in to_admins]
+    assert to_admins[0]["Subject"] == (
+        f"[conveyor] publish of {inst.project.github} {build['properties']['package_version'][0]}"
+        " into snowbird-staging failed: GnuPG could not sign")
+    assert sha in text_of(to_admins[0])
+    attention = ops_board.collect(settings, with_builds=False).attention
+    assert [a["kind"] for a in attention] == ["publish failed"], attention
+    assert "GnuPG could not sign" in attention[0]["text"]
+
+    github.commit_file(inst.checkout, "notes/signed.txt", "signed again\n", "Sign again")
+    github.push_branch(inst.checkout, inst.project)
+    build = github.push_and_wait(settings, inst.project, inst.checkout, before=sha)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    assert ops_board.collect(settings, with_builds=False).attention == []

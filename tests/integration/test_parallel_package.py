@@ -59,7 +59,7 @@ def step(build: dict, name: str) -> dict:
 def children(settings, build: dict) -> dict[str, dict]:
     """The builds the CI build triggered, by builder name, with their steps."""
     found = {}
-    for child in triggered_builds(api.Master(settings.web_url), build["buildid"]):
+    for child in triggered_builds(api.reader(settings), build["buildid"]):
         name = api.api(settings, f"builders/{child['builderid']}")["builders"][0]["name"]
         child["steps"] = api.api(settings, f"builds/{child['buildid']}/steps")["steps"]
         child["properties"] = api.api(settings, f"builds/{child['buildid']}?property=*")[

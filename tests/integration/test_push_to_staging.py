@@ -128,7 +128,7 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     steps = api.api(installation, f"builds/{build['buildid']}/steps")["steps"]
     # the install check ran in the package build, before the publish, and passed
     # (tests/integration/test_install_check)
-    (package,) = [b for b in triggered_builds(api.Master(installation.web_url),
+    (package,) = [b for b in triggered_builds(api.reader(installation),
                                                 build["buildid"])
                   if b["builderid"] != api.builder_id(installation, "publish")]
     package_steps = api.api(installation, f"builds/{package['buildid']}/steps")["steps"]

@@ -1,6 +1,7 @@
 """The web UI in a real headless Chromium (Debian's chromium + chromium-driver, driven by
-Selenium): anyone sees the builders, a build's steps, its test and coverage summaries and links;
-an anonymous promote is refused; a releaser logs in and promotes with the form's button.
+Selenium): anonymous users see the log-in and nothing else (private by default); a developer
+sees the builders, a build's steps, its test and coverage summaries and links; a developer's
+promote is refused; a releaser logs in and promotes with the form's button.
 """
 
 from __future__ import annotations
@@ -102,8 +103,20 @@ def promote_builder_url(settings) -> str:
     return f"{settings.web_url}#/builders/{api.builder_id(settings, 'promote')}"
 
 
-def test_anyone_sees_builders_builds_tests_and_coverage(installation, browser):
+def test_anonymous_users_see_the_log_in_and_no_builder(installation, browser):
+    from selenium.webdriver.common.by import By
     settings, build = installation
+    browser.get(settings.web_url + "#/builders")
+    wait_for_text(browser, "Anonymous")  # the user menu, with its log-in
+    browser.get(build["url"])
+    time.sleep(3)  # what the UI would have shown by now
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "snowbird-ci" not in body and build["properties"]["package_version"][0] not in body
+
+
+def test_a_developer_sees_builders_builds_tests_and_coverage(installation, browser):
+    settings, build = installation
+    log_in(browser, settings, "developer")
     browser.get(settings.web_url + "#/builders")
     for name in ("snowbird-ci", "promote", "rollback", "publish"):
         wait_for_text(browser, name)
@@ -116,9 +129,10 @@ def test_anyone_sees_builders_builds_tests_and_coverage(installation, browser):
     wait_for_text(browser, f"{PACKAGE}_{props['package_version'][0]}_amd64.deb")
 
 
-def test_anonymous_promote_is_refused_in_the_form(installation, browser):
+def test_a_developers_promote_is_refused_in_the_form(installation, browser):
     settings, _ = installation
     before = api.last_build_number(settings, "promote")
+    log_in(browser, settings, "developer")
     browser.get(promote_builder_url(settings))
     click_button(browser, "Promote")
     click_button(browser, "Start build")

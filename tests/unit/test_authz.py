@@ -103,6 +103,8 @@ class FakeMaster:
 
 ACTIONS = {  # name -> (path, action, options)
     "read": (("builders",), "get", {}),
+    # the REST API asks with the HTTP method, the WebSocket and /sse with "get"
+    "read a log": (("logs", 7, "contents"), "GET", {}),
     "force CI": (("forceschedulers", "app-force"), "force", {}),
     "rebuild CI": (("builds", 10), "rebuild", {}),
     "stop CI": (("builds", 10), "stop", {}),
@@ -139,7 +141,9 @@ ACTIONS = {  # name -> (path, action, options)
 }
 D, R, M, A = "dev", "rel", "man", "adm"
 EXPECTED = {
-    "read": {None, "nobody", D, R, M, A},
+    # private by default: a logged-in user without a role ("nobody", as from GitHub) neither
+    "read": {D, R, M, A},
+    "read a log": {D, R, M, A},
     **{a: {D, R, M, A} for a in ("force CI", "rebuild CI", "stop CI", "cancel CI",
                                  "rebuild PR", "cancel PR", "stop package")},
     **{a: {R, M, A} for a in ("promote to staging", "rebuild promote to staging",
@@ -176,6 +180,13 @@ def test_every_cell_of_the_matrix(tmp_path):
     users = [None, "nobody", D, R, M, A]
     observed = {action: {u for u in users if allowed(rule_set, action, u)} for action in ACTIONS}
     assert observed == EXPECTED
+
+
+def test_public_opens_reading_only(tmp_path):
+    rule_set = the_authz(load(tmp_path, AUTH + "public = true\n"))
+    users = [None, "nobody", D, R, M, A]
+    observed = {action: {u for u in users if allowed(rule_set, action, u)} for action in ACTIONS}
+    assert observed == {**EXPECTED, "read": set(users), "read a log": set(users)}
 
 
 def test_production_defaults_to_the_releasers(tmp_path):

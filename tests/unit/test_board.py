@@ -6,6 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from datetime import timezone
+from pathlib import Path
 from types import SimpleNamespace
 
 from conveyor import board
@@ -104,8 +105,9 @@ def test_ago():
 
 
 class FakeSource:
-    def __init__(self, texts, builds=()):
+    def __init__(self, texts, builds=(), others=None):
         self.texts, self._builds = texts, list(builds)
+        self.others = others or {}  # builder name: builds
 
     def text(self, url):
         return self.texts.get(url)
@@ -115,6 +117,11 @@ class FakeSource:
 
     def builds(self, project, limit):
         return self._builds[:limit]
+
+    def recent(self, builder, limit):
+        if builder == "snowbird-ci":
+            return self._builds[:limit]
+        return self.others.get(builder, [])[:limit]
 
 
 def index(dist):
@@ -189,17 +196,59 @@ def test_an_unreachable_repository_is_said_so_per_cell():
     assert data.ci == []
 
 
+def publish(number, results, version, *, project="snowbird", dist="snowbird-staging",
+            state="done", **props):
+    return {"number": number, "builderid": 9, "results": results, "complete": True,
+            "complete_at": 1_780_000_000 + number, "state_string": state,
+            "properties": {"project": project, "distribution": dist,
+                           "package_version": version, **props}}
+
+
+def test_a_publish_failed_for_good_needs_attention_until_a_later_one_makes_it_good():
+    publishes = [  # newest first
+        publish(5, 2, "1.5+ci5", state="failed switch"),
+        publish(4, 0, "1.5+ci4", project="other", dist="other-staging"),
+        publish(3, 0, "1.5+ci3"),
+        publish(2, 4, "1.5+ci2", state="exception"),
+    ]
+    data = board.collect(SETTINGS, FakeSource(TEXTS, others={"publish": publishes}),
+                         lambda b: f"http://ci.test/#/builders/{b['builderid']}/builds/"
+                                   f"{b['number']}", NOW, with_builds=False)
+    # 5 failed and nothing of snowbird came into snowbird-staging since (4 is another
+    # project's); 2 failed too, but 3 published snowbird into staging after it
+    assert data.attention == [{
+        "kind": "publish failed", "when": "2026-05-28T20:26:45+00:00",
+        "url": "http://ci.test/#/builders/9/builds/5",
+        "text": "snowbird 1.5+ci5 was not published into snowbird-staging: failed switch"}]
+    assert data.as_json()["attention"] == data.attention
+
+
+def test_a_mail_that_could_not_be_sent_needs_attention():
+    promote = {**publish(7, 0, "1.5+ci3"), "builderid": 10}
+    promote["properties"]["mail_failed"] = "[conveyor] snowbird released: 550 no such user"
+    ci = build(4, 2, ["t::x"], 90.0)
+    ci["properties"]["mail_failed"] = "[conveyor] FAILED: 421 try later"
+    ci["complete_at"] = 1_700_000_000
+    data = board.collect(SETTINGS, FakeSource(TEXTS, [ci], others={"promote": [promote]}),
+                         lambda b: f"#{b['builderid']}/{b['number']}", NOW)
+    assert [(a["kind"], a["text"], a["url"]) for a in data.attention] == [
+        ("mail not sent", "[conveyor] snowbird released: 550 no such user", "#10/7"),
+        ("mail not sent", "[conveyor] FAILED: 421 try later", "#1/4")]
+
+
 # --- bin/conveyor status ----------------------------------------------------------------------
 
-def run_status(monkeypatch, capsys, *args):
+def run_status(monkeypatch, capsys, *args, others=None):
     import json
 
     import ops.board
     from conveyor import settings as settings_module
     from ops import cli
-    settings = SimpleNamespace(**vars(SETTINGS), web_url="http://ci.test/")
+    settings = SimpleNamespace(**vars(SETTINGS), web_url="http://ci.test/",
+                               secrets_dir=Path("/nonexistent"))
     builds = [build(2, 2, ["t::x"], 90.0, [("t::x", "assert 1 == 2")]), build(1, 0, [], 88.0)]
-    monkeypatch.setattr(ops.board, "RestSource", lambda master: FakeSource(TEXTS, builds))
+    monkeypatch.setattr(ops.board, "RestSource",
+                        lambda master: FakeSource(TEXTS, builds, others))
     monkeypatch.setattr(settings_module, "load", lambda path: settings)
     assert cli.main(["status", *args]) == 0
     out = capsys.readouterr().out
@@ -250,7 +299,7 @@ def test_status_without_the_master_still_shows_the_versions(monkeypatch, capsys)
     monkeypatch.setattr(source, "text", lambda url: TEXTS.get(url))
     monkeypatch.setattr(ops.board, "RestSource", lambda master: source)
     monkeypatch.setattr(settings_module, "load", lambda path: SimpleNamespace(
-        **vars(SETTINGS), web_url="http://ci.test/"))
+        **vars(SETTINGS), web_url="http://ci.test/", secrets_dir=Path("/nonexistent")))
     assert cli.main(["status"]) == 0
     out, err = capsys.readouterr()
     assert "1.4.0+ci4.gccccccc waits, 0 commit(s) (as far as the master's changes go)" in out
@@ -278,3 +327,11 @@ def test_a_frozen_distribution_is_shown_on_its_cell_its_step_and_in_status(monke
     assert ("snowbird is FROZEN: release weekend (by ada, 2026-11-26T11:45:00+00:00): no "
             "promotion into it; rollback still works") in out
     assert "snowbird: snowbird-staging → snowbird: snowbird is frozen" in out
+
+
+def test_status_says_what_needs_attention(monkeypatch, capsys):
+    out = run_status(monkeypatch, capsys, others={"publish": [
+        publish(5, 2, "1.5+ci5", state="GnuPG could not sign")]})
+    assert ("PUBLISH FAILED (2026-05-28T20:26:45+00:00): snowbird 1.5+ci5 was not published "
+            "into snowbird-staging: GnuPG could not sign\n  http://ci.test/#/builders/9/builds/5"
+            ) in out

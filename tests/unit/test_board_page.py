@@ -24,7 +24,7 @@ SECRET = "a-session-secret-of-at-least-32-bytes"
 SETTINGS = SimpleNamespace(projects=(PROJECT,), repository=REPO,
                            distributions=PROJECT.path, web_url="http://ci.test/",
                            file=Path("/nonexistent/pipeline.toml"))
-BUILDERS = {"snowbird-ci": 1, "promote": 5, "rollback": 6}
+BUILDERS = {"snowbird-ci": 1, "promote": 5, "rollback": 6, "publish": 7}
 
 
 class FakeApi:
@@ -44,6 +44,14 @@ class FakeApi:
         if path == ("builders", 1, "builds"):
             return [{"buildid": 12, "builderid": 1, "number": 2, "results": 2, "complete": True},
                     {"buildid": 11, "builderid": 1, "number": 1, "results": 0, "complete": True}]
+        if path in (("builders", 5, "builds"), ("builders", 6, "builds")):
+            return []
+        if path == ("builders", 7, "builds"):  # a publish that failed for good
+            return [{"buildid": 21, "builderid": 7, "number": 3, "results": 2, "complete": True,
+                     "complete_at": 1_780_000_000, "state_string": "GnuPG could not sign"}]
+        if path == ("builds", 21, "properties"):
+            return {"project": ("snowbird", "publish"), "package_version": ("1.5+ci5", "ci"),
+                    "distribution": ("snowbird-staging", "publish")}
         if path[0] == "builds" and path[2] == "properties":
             failing = path[1] == 12
             return {"coverage_percent": (None if failing else 91.5, "Coverage"),
@@ -68,10 +76,14 @@ def client(monkeypatch):
         asked.append((user.get("username"), scheduler, options))
         return user.get("username") == "releaser"
     monkeypatch.setattr(app_module, "allowed", allowed)
+    # reading: users with a role (here the releaser and the developer), or all when public
+    monkeypatch.setattr(app_module, "may_read", lambda api, user: test_client.public or
+                        user.get("username") in ("releaser", "developer"))
     flask_app = app_module.make_app(SETTINGS)
     flask_app.buildbot_api = FakeApi()
     test_client = flask_app.test_client()
     test_client.asked = asked
+    test_client.public = False
     return test_client
 
 
@@ -82,7 +94,18 @@ def session_cookie(user: str) -> str:
                        "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
 
 
-def test_anyone_sees_the_grid_waiting_commits_history_and_ci_but_no_button(client):
+def test_a_private_board_shows_anonymous_users_nothing(client):
+    for path in ("/", "/index.html", "/board.json"):
+        answer = client.get(path)
+        assert answer.status_code == 401, path
+        assert "log in to the web UI" in answer.get_data(as_text=True)
+        assert "snowbird" not in answer.get_data(as_text=True)
+    client.set_cookie("TWISTED_SESSION", "not-a-jwt")  # a forged cookie: anonymous
+    assert client.get("/board.json").status_code == 401
+
+
+def test_a_public_board_shows_anyone_the_grid_commits_history_and_ci_but_no_button(client):
+    client.public = True
     page = client.get("/index.html").get_data(as_text=True)
     assert 'id="cell-snowbird-snowbird-staging" data-version="1.4.0+ci4.gccccccc"' in page
     assert f'href="https://github.com/sprintly/snowbird/commit/{"c" * 40}"' in page
@@ -94,6 +117,10 @@ def test_anyone_sees_the_grid_waiting_commits_history_and_ci_but_no_button(clien
     assert "conveyor-force" not in page.replace(".conveyor-force", "")
     assert "log in (top right)" in page
     assert client.asked == []  # anonymous: authz is not even asked
+    # a publish that failed for good, with its build
+    assert ("<b>publish failed</b> <span class=\"conveyor-muted\">2026-05-28T20:26:40+00:00"
+            "</span>: snowbird 1.5+ci5 was not published into snowbird-staging: GnuPG could "
+            "not sign (<a href=\"http://ci.test/#/builders/7/builds/3\">build</a>)") in page
 
 
 def test_the_releaser_gets_the_buttons_the_authz_allows(client):
@@ -115,13 +142,15 @@ def test_the_releaser_gets_the_buttons_the_authz_allows(client):
 
 
 def test_a_developer_or_a_forged_cookie_gets_no_button(client):
+    client.public = True
     for cookie in (session_cookie("developer"), "not-a-jwt"):
         client.set_cookie("TWISTED_SESSION", cookie)
         text = client.get("/").get_data(as_text=True)
-        assert "</button>" not in text
+        assert "CI build #4</a>" in text and "</button>" not in text
 
 
 def test_the_json_beside_the_page(client):
+    client.set_cookie("TWISTED_SESSION", session_cookie("developer"))
     data = client.get("/board.json").get_json()
     assert data["paths"][0]["steps"][1]["commits"][1]["subject"] == "third"
     assert data["ci"][0]["failing"][0]["since"] == 2

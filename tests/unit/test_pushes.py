@@ -8,8 +8,6 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.trial import unittest
-from twisted.web import server
-from twisted.web.test.requesthelper import DummyChannel
 
 from buildbot.changes.filter import ChangeFilter
 from buildbot.test import fakedb
@@ -323,41 +321,3 @@ class PushSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         change = yield self.change(7, None)
         yield self.sched.gotChange(change, True)
         self.assertEqual(self.built(), [[7]])
-
-
-class BodyLimitTest(unittest.TestCase):
-    def request(self, path: bytes = b"/change_hook/github") -> hookguard.LimitedRequest:
-        channel = DummyChannel()
-        channel._path = path
-        return hookguard.LimitedRequest(channel)
-
-    def test_a_declared_oversize_body_is_not_kept(self) -> None:
-        request = self.request()
-        request.gotLength(hookguard.MAX_BODY + 1)
-        request.handleContentChunk(b"x" * 1000)
-        self.assertTrue(request.body_too_large)
-        self.assertEqual(request.content.getvalue(), b"")
-
-    def test_an_undeclared_body_is_kept_up_to_the_limit_only(self) -> None:
-        request = self.request()
-        request.gotLength(None)
-        chunk = b"x" * (1024 * 1024)
-        for _ in range(hookguard.MAX_BODY // len(chunk)):
-            request.handleContentChunk(chunk)
-        self.assertFalse(request.body_too_large)
-        request.handleContentChunk(b"y")
-        self.assertTrue(request.body_too_large)
-        self.assertEqual(request.content.getvalue(), b"")
-
-    def test_other_resources_are_not_limited(self) -> None:
-        request = self.request(b"/api/v2/builds")
-        request.gotLength(hookguard.MAX_BODY + 1)
-        self.assertFalse(request.body_too_large)
-
-    def test_installed_on_the_site(self) -> None:
-        class Master:
-            class www:
-                site = server.Site(None)
-        self.assertTrue(hookguard.install_body_limit(Master))
-        self.assertIs(Master.www.site.requestFactory, hookguard.LimitedRequest)
-        self.assertFalse(hookguard.install_body_limit(object()))

@@ -11,6 +11,7 @@ from twisted.internet import defer
 # before buildbot.test, which turns warnings into errors: buildbot.reporters.mail imports
 # twisted.internet.ssl's deprecated names (a DeprecationWarning on Twisted 26.10)
 from master import reporters  # noqa: I001
+from master.reporters import admins as admins_reporters
 from master.reporters import mail as mail_reporters
 from twisted.trial import unittest
 
@@ -34,6 +35,7 @@ from conveyor.mail import ChangeFacts
 from conveyor.mail import MailFacts
 from conveyor.mail import ReleaseFacts
 from master.reporters.facts import failing_step
+from steps import repository
 from tests.integration.helpers import write_pipeline
 
 URL = "http://ci.example/#/builders/1/builds/7"
@@ -251,9 +253,13 @@ def test_admins_hear_about_a_lost_worker(tmp_path):
     settings = write_pipeline(tmp_path)
     settings = type(settings)(**{**settings.__dict__, "admins": ("ops@example.com",)})
     admins = [s for s in mail_reporters.mail_notifiers(settings) if s.name == "mail-admins"]
-    (generator,) = kwargs_of(admins[0])["generators"]
-    assert isinstance(generator, mail_reporters.AdminsWorkerMissingGenerator)
+    (generator, publish) = kwargs_of(admins[0])["generators"]
+    assert isinstance(generator, admins_reporters.AdminsWorkerMissingGenerator)
     assert generator.admins == ["ops@example.com"]
+    # and about a publish that failed for good
+    assert isinstance(publish, admins_reporters.PublishFailureGenerator)
+    assert publish.builders == ["publish"]
+    assert kwargs_of(admins[0])["extraRecipients"] == ["ops@example.com"]
 
 
 def test_github_statuses_with_a_token(tmp_path):
@@ -646,6 +652,55 @@ class ReleaseGeneratorTest(TestReactorMixin, unittest.TestCase):
         self.assertIsNone((yield self.report(FAILURE)))
         self.assertIsNone((yield self.report(SUCCESS, package="other")))
 
+
+
+class PublishFailureGeneratorTest(TestReactorMixin, unittest.TestCase):
+    """Publish builds in a fake database: one that failed is mailed to the admins only, with
+    the failing step's summary; one that passed is not."""
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantData=True, wantDb=True,
+                                                   wantMq=True)
+        yield self.master.db.insert_test_data([
+            fakedb.Master(id=92), fakedb.Worker(id=13, name="repository"),
+            fakedb.Builder(id=81, name="publish")])
+
+    @defer.inlineCallbacks
+    def report(self, results: int) -> Any:
+        rows = [fakedb.Buildset(id=301, results=results),
+                fakedb.BuildRequest(id=401, buildsetid=301, builderid=81),
+                fakedb.Build(id=101, number=7, builderid=81, buildrequestid=401, workerid=13,
+                             masterid=92, results=results, state_string="failed switch",
+                             started_at=1000, complete_at=1010),
+                fakedb.Step(id=51, number=0, name="fetch", buildid=101, results=SUCCESS,
+                            state_string="fetched 1 package(s)"),
+                fakedb.Step(id=52, number=1, name="switch", buildid=101, results=results,
+                            state_string=repository.SIGNING_MESSAGE)]
+        rows += [fakedb.BuildProperty(buildid=101, name=k, value=v) for k, v in {
+            "project": "snowbird", "package_version": "1.0+ci2.g2",
+            "distribution": "snowbird-staging", "commit": "a" * 40}.items()]
+        yield self.master.db.insert_test_data(rows)
+        build = yield self.master.data.get(("builds", 101))
+        report = yield admins_reporters.PublishFailureGenerator().generate(
+            self.master, FakeReporter(self.master), ("builds", 101, "finished"), build)
+        return report
+
+    @defer.inlineCallbacks
+    def test_a_failed_publish_is_mailed_to_the_admins_with_its_reason(self) -> Any:
+        report = yield self.report(FAILURE)
+        self.assertEqual(report["subject"], "[conveyor] publish of snowbird 1.0+ci2.g2 into "
+                                            "snowbird-staging failed: GnuPG could not sign")
+        self.assertIn("snowbird 1.0+ci2.g2 was not published into snowbird-staging",
+                      report["body"])
+        self.assertIn(repository.SIGNING_MESSAGE, report["body"])
+        self.assertIn("a" * 40, report["body"])
+        self.assertEqual(report["users"], [])
+
+    @defer.inlineCallbacks
+    def test_a_publish_that_passed_is_not_mailed(self) -> Any:
+        self.assertIsNone((yield self.report(SUCCESS)))
 
 
 class _FakeData:

@@ -277,6 +277,33 @@ class AptlyStepsTest(StepTestCase):
                           published="snowbird@2", current_snapshot="snowbird@1", recorded=True)
         self.assertFalse(step.doStepIf(step))
 
+    SIGNING = ("Signing file 'Release' with gpg, please enter your passphrase when prompted:\n"
+               "gpg: signing failed: No agent running\n"
+               "ERROR: unable to publish: unable to detached sign file: exit status 2\n")
+
+    def test_a_signing_failure_is_tried_again_and_the_switch_then_done(self):
+        # the GnuPG agent restarted, or the GnuPG home was remounted, for a moment
+        self.setup(repository.PublishSwitch(distribution="snowbird-staging", **APTLY),
+                   snapshot="snap-1")
+        switch = ("publish", "switch", "-batch", "snowbird-staging", ".", "snap-1")
+        self.expect_commands(aptly(*switch).stderr(self.SIGNING).exit(1),
+                             aptly(*switch).exit(0))
+        self.expect_outcome(result=SUCCESS, state_string="snowbird-staging → snap-1")
+        self.expect_log_file("stdio", mock.ANY)
+        d = self.run_step()
+        self.reactor.pump([1] * 30)
+        return d
+
+    def test_signing_that_never_comes_back_fails_saying_so(self):
+        self.setup(repository.PublishSwitch(distribution="snowbird-staging", **APTLY),
+                   snapshot="snap-1")
+        switch = ("publish", "switch", "-batch", "snowbird-staging", ".", "snap-1")
+        self.expect_commands(*[aptly(*switch).stderr(self.SIGNING).exit(1) for _ in range(4)])
+        self.expect_outcome(result=FAILURE, state_string=repository.SIGNING_MESSAGE)
+        d = self.run_step()
+        self.reactor.pump([1] * 100)
+        return d
+
     def test_publish_failure_halts(self):
         step = self.setup(repository.PublishSwitch(distribution="snowbird", **APTLY),
                           snapshot="snap-1")
