@@ -225,7 +225,7 @@ def schedulers_for(settings: Settings) -> list:
             treeStableTimer=None,
             builderNames=[project.ci_builder],
         ))
-        result.append(schedulers.ForceScheduler(
+        result.append(StrictForceScheduler(
             name=f"{project.name}-force",
             buttonName="Build now",
             label=f"Build {project.name} ({project.branch})",
@@ -237,12 +237,4 @@ def schedulers_for(settings: Settings) -> list:
                 project=util.FixedParameter(name="project", default=project.github))],
             properties=[],
         ))
-    return [strict(scheduler) for scheduler in result]
-
-
-def strict(scheduler):
-    """A plain ForceScheduler (the `<project>-force` buttons) as a StrictForceScheduler of the
-    same configuration (as given to its constructor); any other scheduler as it is."""
-    if type(scheduler) is not schedulers.ForceScheduler:
-        return scheduler
-    return StrictForceScheduler(name=scheduler.name, **scheduler._config_kwargs)
+    return result
