@@ -12,11 +12,9 @@ history entry. Screenshots of the board, before and after the promotion, are kep
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,13 +24,12 @@ from ops import api
 from ops import cli
 from ops import demo
 from ops import github
+from tests.integration.browser import chromium
+from tests.integration.browser import context
 from tests.integration.helpers import running_installation
 
 pytestmark = [pytest.mark.integration]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PACKAGE, STAGING, PRODUCTION = "snowbird", "snowbird-staging", "snowbird"
 ARTIFACTS = Path(os.environ.get("CONVEYOR_TEST_ARTIFACTS")
                  or Path(__file__).resolve().parents[1] / "artifacts")
@@ -50,33 +47,13 @@ def installation():
 
 @pytest.fixture(scope="module")
 def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.fail("chromium is missing: run `make system-tests`")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def password(settings, user: str) -> str:
-    return dict(line.split(":")[:2] for line in
-                settings.read_secret(settings.auth.users_secret).splitlines())[user]
+    with chromium() as browser:
+        yield browser
 
 
 def board_page(browser, settings, user: str | None = None):
-    """A new browser context (its own cookies) on the board; logged in as `user` the way the
-    UI's log-in does it (basic auth on /auth/login once, then the session cookie)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1400})
-    if user:
-        token = base64.b64encode(f"{user}:{password(settings, user)}".encode()).decode()
-        answer = context.request.get(settings.web_url + "auth/login",
-                                     headers={"Authorization": f"Basic {token}"},
-                                     max_redirects=0)
-        assert answer.status in (200, 302), answer.status
-    page = context.new_page()
+    """A new browser context (its own cookies) on the board, logged in as `user`."""
+    page = context(browser, settings, user).new_page()
     page.goto(settings.web_url + "#/releases")
     page.wait_for_selector(".conveyor-board")
     return page
