@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run start push stop test unit check system system-tests venv clean
+.PHONY: run start push stop test lint unit check system system-tests venv clean requirements
 
 run: system venv            ## set up, start master+worker+repository, build the demo push
 	$(PY) -m ops run
@@ -17,9 +17,13 @@ push: venv                  ## deliver one more signed push of the demo app and 
 stop: venv                  ## stop what run/start started (by pid)
 	$(PY) -m ops stop
 
-test: system-tests venv     ## unit tests, then the integration tests, three modules at a time
+test: system-tests venv     ## lint, unit tests, then the integration tests, three modules at a time
+	$(PY) -m ruff check . worker/bin/conveyor-install-check
 	$(PY) -m pytest tests/unit
 	$(PY) -m pytest -n 3 --dist loadfile --durations=15 tests/integration
+
+lint: venv                  ## ruff on Conveyor's own code (ruff.toml)
+	$(PY) -m ruff check . worker/bin/conveyor-install-check
 
 unit: venv                  ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit
@@ -35,10 +39,15 @@ system-tests:               ## the same, and what only the tests need (headless 
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/test.txt
 	touch $@
+
+requirements: venv          ## compile requirements/*.txt (pins, hashes) from their .in files
+	cd requirements && for name in master worker test; do \
+	  ../$(PY) -m uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	    $$name.in -o $$name.txt || exit 1; done
 
 clean: stop                 ## stop, then remove all runtime state (var/)
 	rm -rf var

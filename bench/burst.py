@@ -194,7 +194,7 @@ def burst(settings, project, args) -> int:
     publishes = master.get(f"builders/{publish_id}/builds?order=number&complete=true")["builds"]
     publish_times = [b["complete_at"] - b["started_at"] for b in publishes]
     own_build = sorted(revisions) == sorted(heads)
-    failed = [f"#{b['number']} {r}" for b, r in zip(builds, results) if r != "SUCCESS"]
+    failed = [f"#{b['number']} {r}" for b, r in zip(builds, results, strict=True) if r != "SUCCESS"]
     lost = set(heads) - set(revisions)
     unlisted = [v for v in versions if v not in listed]
     ok = bool(drained_at) and own_build and not failed and not unlisted \

@@ -24,8 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,14 +83,14 @@ def fill(settings, workdir: Path, package: str, distribution: str, indices: rang
     for deb in debs:
         (incoming / deb.name).symlink_to(deb)
     scratch = f"bench-fill-{distribution}-{round_no}"
-    part = release.snapshot_name(f"{distribution}+fill", datetime.now(timezone.utc),
+    part = release.snapshot_name(f"{distribution}+fill", datetime.now(UTC),
                                  "bench-fill", round_no)
     setup.aptly(settings, "repo", "create", scratch)
     setup.aptly(settings, "repo", "add", scratch, str(incoming))
     setup.aptly(settings, "snapshot", "create", part, "from", "repo", scratch)
     setup.aptly(settings, "repo", "drop", "-force", scratch)
     current = published_snapshot(settings, distribution)
-    when = datetime.now(timezone.utc)
+    when = datetime.now(UTC)
     snapshot = release.snapshot_name(distribution, when, "bench-fill", round_no)
     setup.aptly(settings, "snapshot", "merge", "-no-remove", snapshot, current, part)
     setup.aptly(settings, "snapshot", "drop", "-force", part)

@@ -4,8 +4,9 @@
 
 Alternately, run by run: a signed push to Conveyor (webhook → staging's `Packages`, fetched over
 HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/bare-pipeline.sh
-(fresh clone, venv, pip install, pytest under coverage with its report and HTML, a CI changelog entry,
-the source package and sbuild in a chroot (conveyor-sbuild), aptly import + merge + signed publish switch, the version in `Packages`).
+(fresh clone, venv, pip install, pytest under coverage with its report and HTML, a CI changelog
+entry, the source package and sbuild in a chroot (conveyor-sbuild), aptly import + merge +
+signed publish switch, the version in `Packages`).
 Prints both medians, their ratio, and Conveyor's own overhead: the time from webhook to staging not
 spent in the longest chain of the same work. Conveyor runs the tests side (clone, virtualenv,
 install, tests, coverage, lint) beside the package side (clone, version, package build, install
@@ -29,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conveyor.board import index_url  # noqa: E402
 from conveyor import settings as settings_module  # noqa: E402
+from conveyor.board import index_url  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
 from ops import api  # noqa: E402
 from ops import demo  # noqa: E402
@@ -211,7 +212,8 @@ def main() -> int:
     print()
     print(f"push → staging, Conveyor        {median(conveyor)}  (n={len(conveyor)})")
     print(f"the same work, bare script      {median(bare)}  (n={len(bare)})")
-    print(f"ratio Conveyor / bare script    {statistics.median(conveyor) / statistics.median(bare):5.2f}")
+    ratio = statistics.median(conveyor) / statistics.median(bare)
+    print(f"ratio Conveyor / bare script    {ratio:5.2f}")
     print(f"Conveyor's own overhead         {median(overhead)}")
     print(f"the master's database           {settings.db_url.split(':', 1)[0]}")
     return 0

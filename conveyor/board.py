@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from typing import Any
 from typing import Protocol
 
@@ -70,11 +70,11 @@ def parse_when(value: Any) -> datetime | None:
         return None
     try:
         if isinstance(value, (int, float)):
-            return datetime.fromtimestamp(value, tz=timezone.utc)
+            return datetime.fromtimestamp(value, tz=UTC)
         when = datetime.fromisoformat(str(value))
     except (ValueError, OverflowError, OSError):
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def ago(when: datetime | None, now: datetime) -> str:
@@ -180,7 +180,7 @@ def paths(settings: Settings, indexes: dict[str, list[dict] | None],
             cells = [cell(project, package, dist, indexes.get(dist), histories.get(dist, []),
                           now) for dist in project.path]
             steps = []
-            for source, target in zip(cells, cells[1:]):
+            for source, target in zip(cells, cells[1:], strict=False):
                 waiting = waiting_commits(changes.get(project.name, []), project.github,
                                           project.branch, target["commit"], source["commit"])
                 newer = (source["version"] is not None and (
@@ -240,7 +240,7 @@ def trend_svg(points: list[tuple[int, float | None]], width: int = 320, height: 
         if len(known) > 1:
             parts.append('<polyline fill="none" stroke="#1565c0" stroke-width="2" points="'
                          + " ".join(f"{a},{b}" for a, b in xy) + '"/>')
-        for (a, b), (number, percent) in zip(xy, known):
+        for (a, b), (number, percent) in zip(xy, known, strict=True):
             parts.append(f'<circle cx="{a}" cy="{b}" r="2.5" fill="#1565c0"><title>'
                          f'#{int(number)}: {percent:g}%</title></circle>')
     else:
@@ -360,7 +360,7 @@ def collect(settings: Settings, source: Source, build_url, now: datetime | None 
             with_builds: bool = True) -> Board:
     """Read everything the board shows through `source`; `build_url(build)` makes a build's
     link in the web UI."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     indexes: dict[str, list[dict] | None] = {}
     histories: dict[str, list[dict]] = {}
     freezes: dict[str, dict] = {}

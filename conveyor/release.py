@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from email.utils import format_datetime
 
 from debian import deb822
@@ -86,7 +86,7 @@ def ci_version(head: ChangelogHead, build_number: int, revision: str,
     Debian revision is dropped, so the result is a native version, as built from a CI checkout.
     """
     check_commit(revision or "")
-    stamp = submitted.astimezone(timezone.utc).strftime("%Y%m%d.%H%M%S")
+    stamp = submitted.astimezone(UTC).strftime("%Y%m%d.%H%M%S")
     version = f"{head.upstream}+ci{stamp}.{int(build_number)}.g{revision[:7]}"
     return f"{head.epoch}:{version}" if head.epoch else version
 
@@ -104,7 +104,7 @@ def changelog_stanza(source: str, version: str, *, commit: str, build_url: str,
         urgency_comment="",
         changes=["", f"  * {message}", ""],
         author="Conveyor <conveyor@localhost>",
-        date=format_datetime(datetime.fromtimestamp(timestamp, tz=timezone.utc)),
+        date=format_datetime(datetime.fromtimestamp(timestamp, tz=UTC)),
         other_pairs={"XB-Conveyor-Commit": check_commit(commit),
                      "XB-Conveyor-Build": build_url.replace(",", "%2C").replace(" ", "%20")},
     )
@@ -118,7 +118,7 @@ def deb_filename_version(version: str) -> str:
 
 def snapshot_name(distribution: str, when: datetime, builder: str, number: int) -> str:
     """One immutable snapshot per change to a distribution, sortable by time."""
-    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{distribution}@{stamp}@{builder}-{number}"
 
 

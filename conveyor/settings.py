@@ -26,7 +26,6 @@ from conveyor.grammar import IDENTIFIER
 from conveyor.grammar import PACKAGE_NAME
 from conveyor.grammar import ROLE
 
-
 # the secret that signs GitHub's webhooks (a file in the secrets directory)
 WEBHOOK_SECRET = "github-webhook-secret"
 

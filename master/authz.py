@@ -32,10 +32,11 @@ the last rule refuses every control action to everyone, with a 403 that says so,
 unlisted is allowed. A user without a role (anonymous) passes no rule.
 """
 
+from twisted.internet import defer
+
 from buildbot.plugins import util
 from buildbot.www.authz.endpointmatchers import EndpointMatcherBase
 from buildbot.www.authz.endpointmatchers import Match
-from twisted.internet import defer
 
 from conveyor.release import ReleaseError
 from conveyor.settings import Settings

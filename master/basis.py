@@ -19,8 +19,9 @@ refuse already here gets HTTP 400 with {field: message}.
 from __future__ import annotations
 
 import treq
-from buildbot.schedulers.forcesched import CollectedValidationError
 from twisted.internet import defer
+
+from buildbot.schedulers.forcesched import CollectedValidationError
 
 from conveyor import board
 from conveyor import release

@@ -5,12 +5,12 @@ on the repository's worker under one lock."""
 
 from buildbot.plugins import util
 
+from conveyor.settings import Settings
 from master import factories
 from master.schedulers import FREEZE
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
 from master.schedulers import ROLLBACK
-from conveyor.settings import Settings
 
 # Every change to the apt repository (publish now, promote and rollback later) takes this lock:
 # aptly commands race, and a distribution must change in exactly one place at a time.

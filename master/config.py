@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 
+from sqlalchemy.pool import SingletonThreadPool
+
 from buildbot.config.errors import ConfigErrors
 from buildbot.plugins import secrets
 from buildbot.plugins import util
-from sqlalchemy.pool import SingletonThreadPool
 
 from conveyor import settings as settings_module
 from master import authz
 from master import pullrequests
 from master import repository
 from master import retention
-from master.site import SiteService
 from master.builders import builders
 from master.reporters import reporters
 from master.schedulers import schedulers_for
+from master.site import SiteService
 from master.workers import workers
 from master.www import www
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet import defer
+
 from buildbot.schedulers.basic import AnyBranchScheduler
 from buildbot.schedulers.triggerable import Triggerable
-from twisted.internet import defer
 
 
 class StartsAtOnce:

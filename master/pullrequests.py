@@ -12,10 +12,10 @@ package, no publish. The commit status (master/reporters.py) goes to the head co
 from buildbot.plugins import steps
 from buildbot.plugins import util
 
-from master import dispatch
-from master import factories
 from conveyor.settings import Project
 from conveyor.settings import Settings
+from master import dispatch
+from master import factories
 
 PULL_CATEGORY = "pull"
 PULL_BRANCH = r"^refs/pull/[0-9]+/head$"

@@ -3,9 +3,10 @@
 The change hook (master/changes.py) records one change per commit of a push, as Buildbot's
 GitHubEventHandler does, and marks them: `github_delivery` (the X-GitHub-Delivery id) on each;
 on the head commit's change, which it records last, `push_head`, `push_changes` (the ids of
-the push's other changes) and, for a force-push, `push_forced`. `PushScheduler` ignores the other changes of a delivery and, on its
-head change, adds one buildset for all of them: one build of the head commit, whose changes
-(and so the failure mail's authors) are every commit of the push. Changes without
+the push's other changes) and, for a force-push, `push_forced`. `PushScheduler` ignores the
+other changes of a delivery and, on its head change, adds one buildset for all of them: one
+build of the head commit, whose changes (and so the failure mail's authors) are every commit of
+the push. Changes without
 `github_delivery` (`buildbot sendchange` …) are built one by one, as by any
 SingleBranchScheduler.
 
@@ -37,7 +38,6 @@ from buildbot.plugins import schedulers
 from buildbot.util import datetime2epoch
 
 from master import dispatch
-
 
 DELIVERY = "github_delivery"
 HEAD = "push_head"

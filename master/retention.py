@@ -13,11 +13,12 @@
 
 from datetime import timedelta
 
+from twisted.internet import defer
+
+from buildbot.configurators.janitor import JanitorConfigurator
 from buildbot.plugins import schedulers as scheduler_plugins
 from buildbot.plugins import util
-from buildbot.configurators.janitor import JanitorConfigurator
 from buildbot.schedulers.base import ReconfigurableBaseScheduler
-from twisted.internet import defer
 
 from conveyor.settings import Settings
 from master.builders import REPOSITORY_LOCK

@@ -7,11 +7,11 @@ true/false, null, a parameter the button does not have, another button's builder
 with HTTP 400 and {field: message} (master/forms.py). Buildbot's React form and ops/api.py send
 plain strings."""
 
+from twisted.internet import defer
+
 from buildbot.plugins import schedulers
 from buildbot.plugins import util
-from buildbot.schedulers import forcesched
 from buildbot.schedulers.forcesched import CollectedValidationError
-from twisted.internet import defer
 
 from conveyor import grammar
 from conveyor import release
@@ -157,7 +157,8 @@ def promote_scheduler(settings: Settings) -> schedulers.ForceScheduler:
                                        choices=list(settings.packages),
                                        default=first.packages[0], strict=True),
             util.StringParameter(name="version", label="Version (empty: the newest in From)",
-                                 default="", regex=grammar.optional(grammar.DEBIAN_VERSION), size=40),
+                                 default="", size=40,
+                                 regex=grammar.optional(grammar.DEBIAN_VERSION)),
             util.ChoiceStringParameter(name="from_dist", label="From", choices=dists,
                                        default=first.upload_to, strict=True),
             util.ChoiceStringParameter(name="to_dist", label="To (empty: the next step)",

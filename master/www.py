@@ -8,11 +8,11 @@ from buildbot.plugins import util
 from buildbot.www.authz.roles import RolesFromBase
 
 from conveyor import users as users_module
+from conveyor.settings import WEBHOOK_SECRET
+from conveyor.settings import Settings
 from master import authz
 from master import board
 from master.changes import github_hook_dialect
-from conveyor.settings import WEBHOOK_SECRET
-from conveyor.settings import Settings
 
 
 class RolesFromGitHub(RolesFromBase):

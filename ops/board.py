@@ -19,8 +19,8 @@ from conveyor.settings import Settings
 from ops.api import UNREACHABLE
 from ops.api import ApiError
 from ops.api import Master
-from ops.api import reader
 from ops.api import fetch_text
+from ops.api import reader
 
 
 class RestSource:

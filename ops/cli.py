@@ -1,6 +1,7 @@
 """conveyor — promote, roll back and look at the apt repository from a terminal.
 
-    conveyor promote PACKAGE FROM TO [--version V]   e.g. conveyor promote snowbird snowbird-staging snowbird
+    conveyor promote PACKAGE FROM TO [--version V]   one step along the path, e.g.
+                                                    snowbird snowbird-staging snowbird
     conveyor rollback DIST [--to STATE]             STATE: a history entry number or snapshot name
     conveyor status [--json]                        what each distribution has, the commits waiting
                                                     at each step (--json: all of the release board)
@@ -21,16 +22,14 @@ refused before any build (invalid input, a rule of the path), 3 not allowed (log
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 from conveyor import release
 from conveyor import settings as settings_module
 from conveyor.results import result_name
+from ops import setup
 from ops.api import FAILED
-from ops.api import FORBIDDEN
 from ops.api import OK
 from ops.api import REFUSED
 from ops.api import ApiError
@@ -39,7 +38,7 @@ from ops.api import credentials
 from ops.api import fetch_text
 from ops.board import status as board_status
 from ops.progress import StepPrinter
-from ops import setup
+
 
 def run_build(settings, scheduler: str, builder: str, **params) -> int:
     master = Master(settings.web_url)

@@ -47,7 +47,8 @@ def ensure_demo_repo(settings: Settings, project: Project, source: Path = DEMO_S
     sync_tree(source, checkout)
     github.git(checkout, "add", "--all")
     if github.git(checkout, "status", "--porcelain"):
-        github.git(checkout, "commit", "--quiet", "-m", f"Import {source.name} into the demo repository")
+        github.git(checkout, "commit", "--quiet", "-m",
+                   f"Import {source.name} into the demo repository")
         github.git(checkout, "push", "--quiet", "origin", f"HEAD:refs/heads/{project.branch}")
         say(f"committed the demo app to {bare}")
     return checkout

@@ -16,8 +16,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 
 from conveyor.settings import WEBHOOK_SECRET
@@ -173,7 +173,7 @@ def pull_request_payload(checkout: Path, project: Project, number: int, head_sha
         "clone_url": f"{html_url}.git", "ssh_url": f"git@github.com:{full_name}.git",
         "default_branch": project.branch,
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "action": action,
         "number": number,

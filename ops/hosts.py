@@ -42,7 +42,7 @@ from ops.setup import say
 
 UNITS = ROOT / "ops" / "systemd"
 COMMANDS = ("repository-host", "build-worker", "master-host")
-# the master's own virtualenv (the system's Python, requirements.txt): a service user cannot
+# the master's own virtualenv (the system's Python, requirements/master.txt): a service user cannot
 # run a virtualenv whose Python lives in someone's home
 MASTER_VENV = Path("/opt/conveyor/venv")
 SYSTEM_PATH = setup.SYSTEM_PATH
@@ -174,12 +174,12 @@ def running(pidfile: Path) -> bool:
 
 
 def ensure_master_venv() -> Path:
-    """The master host's virtualenv of the system's Python with requirements.txt (made once,
-    again when requirements.txt changes)."""
-    requirements = ROOT / "requirements.txt"
+    """The master host's virtualenv of the system's Python with requirements/master.txt, the
+    runtime only, hash-checked (made once, again when the file changes)."""
+    requirements = ROOT / "requirements" / "master.txt"
     return setup.pinned_venv(MASTER_VENV, ["-r", str(requirements)],
                              hashlib.sha256(requirements.read_bytes()).hexdigest(),
-                             "master-venv", "requirements.txt for the master")
+                             "master-venv", "requirements/master.txt for the master")
 
 
 # --- the repository host -----------------------------------------------------------------------

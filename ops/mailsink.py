@@ -20,8 +20,8 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP
@@ -36,7 +36,7 @@ class FileSink:
         self._numbers = itertools.count(1)
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
         name = f"{stamp}-{os.getpid()}-{next(self._numbers):04d}.eml"
         envelope_headers = (f"X-Envelope-From: {envelope.mail_from}\r\n"
                             f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()

@@ -72,7 +72,8 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+                raise RuntimeError(
+                    f"nothing listens on {host}:{port} after {timeout:.0f} s") from None
             time.sleep(0.2)
 
 

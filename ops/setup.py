@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 
 from conveyor import release
@@ -180,7 +181,7 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
     for dist in settings.distributions:
         if dist in published:
             continue
-        when = datetime.now(timezone.utc)
+        when = datetime.now(UTC)
         snapshot = release.snapshot_name(dist, when, "setup", 0)
         aptly(settings, "snapshot", "create", snapshot, "empty")
         aptly(settings, "publish", "snapshot", "-batch", *repo.signing_args(fingerprint),
@@ -255,8 +256,8 @@ BUILD_USER = "conveyor-build"
 
 
 # The build user's own buildbot-worker: the master's .venv may use a Python the build user
-# cannot run (e.g. one under /root), so it gets a virtualenv of the system's Python, at the
-# version pinned in requirements.txt, shared by the installations of this machine.
+# cannot run (e.g. one under /root), so it gets a virtualenv of the system's Python with
+# requirements/worker.txt (hash-checked), shared by the installations of this machine.
 WORKER_VENV = Path("/opt/conveyor-worker/venv")
 # the build user's cache (XDG_CACHE_HOME: pip's downloads and wheels), writable in the sandbox
 BUILD_CACHE = Path("/var/cache/conveyor-build")
@@ -293,10 +294,10 @@ def machine_lock(name: str):
 
 def ensure_worker_venv() -> Path:
     """The build user's buildbot-worker (see WORKER_VENV); made once, at the pinned versions."""
-    pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-            if line.lower().startswith(("buildbot-worker==", "twisted==", "uv=="))]
-    return pinned_venv(WORKER_VENV, pins, "\n".join(pins), "worker-venv",
-                       f"{' '.join(pins)} for the build user")
+    requirements = ROOT / "requirements" / "worker.txt"
+    return pinned_venv(WORKER_VENV, ["-r", str(requirements)],
+                       hashlib.sha256(requirements.read_bytes()).hexdigest(), "worker-venv",
+                       "requirements/worker.txt for the build user")
 
 
 def pinned_venv(venv: Path, pip_args: list[str], wanted: str, lock: str, what: str) -> Path:

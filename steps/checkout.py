@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 
+from twisted.internet import defer
+
 from buildbot.process import buildstep
 from buildbot.process import results
-from twisted.internet import defer
 
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import posixpath
 import re
 import time
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
+
+from twisted.internet import defer
 
 from buildbot.process import buildstep
 from buildbot.process import remotecommand
 from buildbot.process import remotetransfer
 from buildbot.process import results
-from twisted.internet import defer
 
 from conveyor import release
-
 
 CHANGELOG = "debian/changelog"
 
@@ -81,7 +81,7 @@ class StampVersion(buildstep.BuildStep):
         clock."""
         given = self.getProperty("ci_submitted")
         return datetime.fromtimestamp(given if given else submitted_at(self.build),
-                                      tz=timezone.utc)
+                                      tz=UTC)
 
     def getResultSummary(self):
         if self.version and self.results == results.SUCCESS:

@@ -9,10 +9,11 @@ build's failing step, and the build's result (the GitHub status, the mail) is re
 
 from __future__ import annotations
 
+from twisted.internet import defer
+
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
-from twisted.internet import defer
 
 from steps.package import RequestWatch
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 
+from twisted.internet import defer
+
 from buildbot.process import buildstep
 from buildbot.process import logobserver
 from buildbot.process import results
-from twisted.internet import defer
 
 # the tool's last line: "conveyor-install-check: passed (install, purge, upgrade) in 11.2 s",
 # or "conveyor-install-check: FAILED (install, purge) after 9.1 s: the postinst of app failed …"

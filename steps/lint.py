@@ -45,7 +45,8 @@ def parser_for(command: list[str]) -> str:
     words = [str(word) for word in command]
     if words and words[0].rsplit("/", 1)[-1] == "ruff" and (
             "--output-format=json" in words or
-            any(a == "--output-format" and b == "json" for a, b in zip(words, words[1:]))):
+            any(a == "--output-format" and b == "json"
+                for a, b in zip(words, words[1:], strict=False))):
         return "ruff-json"
     return "lines"
 

@@ -10,6 +10,9 @@ package build instead of waiting for it.
 
 from __future__ import annotations
 
+from twisted.internet import defer
+from twisted.internet import task
+
 from buildbot.process import buildstep
 from buildbot.process.properties import Property
 from buildbot.process.properties import renderer
@@ -21,11 +24,9 @@ from buildbot.process.results import WARNINGS
 from buildbot.reporters.utils import getURLForBuild
 from buildbot.reporters.utils import getURLForBuildrequest
 from buildbot.steps.trigger import Trigger
-from twisted.internet import defer
-from twisted.internet import task
 
-from steps import buildlogs
 from conveyor.results import FAILING
+from steps import buildlogs
 from steps.debian import artifact_url
 from steps.debian import submitted_at
 

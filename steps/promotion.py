@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import posixpath
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
+
+from twisted.internet import defer
 
 from buildbot.process import buildstep
 from buildbot.process import remotecommand
 from buildbot.process import results
-from twisted.internet import defer
 
 from conveyor import release
 from steps.repository import HistoryStep
@@ -307,7 +308,7 @@ class SetFreeze(HistoryStep):
             return results.FAILURE
         state = {"frozen": frozen, "reason": reason,
                  "who": self.getProperty("owner") or "",
-                 "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
                  "build": (yield self.build.getUrl())}
         path = posixpath.join(self.history_dir, f"{self.distribution}.freeze.json")
         yield self.downloadFileContentToWorker(path, json.dumps(state, sort_keys=True) + "\n",

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import json
 import posixpath
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 
 import treq
+from twisted.internet import defer
+from twisted.internet import task
+
 from buildbot.process import buildstep
 from buildbot.process import remotetransfer
 from buildbot.process import results
 from buildbot.process.results import SKIPPED as results_SKIPPED
 from buildbot.steps.worker import CompositeStepMixin
-from twisted.internet import defer
-from twisted.internet import task
 
 from conveyor import release
 
@@ -163,7 +164,7 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
         return super().getResultSummary()
 
     def new_name(self, kind: str) -> str:
-        return release.snapshot_name(f"{self.distribution}{kind}", datetime.now(timezone.utc),
+        return release.snapshot_name(f"{self.distribution}{kind}", datetime.now(UTC),
                                         self.getProperty("buildername"), self.build.number)
 
     @defer.inlineCallbacks
@@ -553,7 +554,7 @@ class RecordHistory(HistoryStep):
         text, history = yield self.read_history()
         entry = {
             "n": len(history) + 1,
-            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "distribution": self.distribution,
             "action": self.action,
             "snapshot": self.getProperty("snapshot"),

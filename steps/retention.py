@@ -11,11 +11,12 @@ import posixpath
 import time
 from pathlib import Path
 
+from twisted.internet import defer
+from twisted.internet import threads
+
 from buildbot.process import buildstep
 from buildbot.process import results
 from buildbot.steps.worker import CompositeStepMixin
-from twisted.internet import defer
-from twisted.internet import threads
 
 from conveyor import release
 from conveyor import retention

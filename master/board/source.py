@@ -10,10 +10,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from buildbot.data.resultspec import Filter
-from buildbot.www import auth
 from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
+
+from buildbot.data.resultspec import Filter
+from buildbot.www import auth
 
 from conveyor import board
 from conveyor.settings import Project

@@ -4,9 +4,9 @@ good (after its own retries of transient faults: steps/repository.py). Sent by t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
-from typing import Sequence
 
 from twisted.internet import defer
 

@@ -11,12 +11,12 @@ project's packages into the last distribution of its path. The text comes from c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.header import Header
 from email.utils import formatdate
 from email.utils import make_msgid
 from typing import Any
 from typing import ClassVar
-from typing import Sequence
 
 from twisted.internet import defer
 from twisted.internet import error as net_error

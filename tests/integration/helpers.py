@@ -4,11 +4,11 @@ with its own sources list (APT_CONFIG) that trusts only the repository's key (si
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path

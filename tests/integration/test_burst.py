@@ -76,6 +76,7 @@ def test_every_push_in_a_burst_is_published_with_its_own_version(installation, b
     _, builds = burst
     versions = [prop(b, "package_version") for b in builds]
     assert None not in versions and len(set(versions)) == PUSHES, versions
-    missing = set(versions) - set(api.listed_versions(installation, installation.projects[0].upload_to,
-                                                     installation.projects[0].packages[0]))
+    project = installation.projects[0]
+    missing = set(versions) - set(api.listed_versions(installation, project.upload_to,
+                                                     project.packages[0]))
     assert not missing, f"not in staging's Packages: {sorted(missing)}"

@@ -250,7 +250,7 @@ def test_hostile_requests_get_4xx_and_change_nothing(installation, checkout):
         results = list(pool.map(run, cases))
     server_errors = [(k, s, t) for k, _, s, t in results if s >= 500]
     assert server_errors == []
-    unexpected = [(k, s, t[:120], c[2][1]) for c, (k, e, s, t) in zip(cases, results)
+    unexpected = [(k, s, t[:120], c[2][1]) for c, (k, e, s, t) in zip(cases, results, strict=True)
                   if s not in e]
     assert unexpected == []
     # every refusal says what is wrong (a HEAD request's answer has no body)

@@ -144,7 +144,8 @@ def assert_fails_at_the_install_check(inst: Installation, build: dict, known: se
 def test_a_postinst_that_exits_1_fails_the_build_and_publishes_nothing(inst, published):
     postinst = (demo.DEMO_SOURCE / "debian/postinst").read_text().replace(
         "    configure)\n",
-        "    configure)\n        echo 'snowbird: cannot configure (a test)' >&2\n        exit 1\n", 1)
+        "    configure)\n        echo 'snowbird: cannot configure (a test)' >&2\n"
+        "        exit 1\n", 1)
     assert "cannot configure" in postinst
     known, staging = inst.mails(), inst.index("snowbird-staging")
     try:

@@ -15,7 +15,6 @@ import os
 import secrets
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
@@ -258,7 +257,7 @@ def test_three_quick_pushes_are_three_builds_leave_nothing_pending_and_mail_nobo
     assert [b["properties"]["got_revision"][0] for b in builds] == shas
     assert all(result_name(b["results"]) == "SUCCESS" for b in builds), [b["url"] for b in builds]
 
-    for sha, build in zip(shas, builds):
+    for sha, build in zip(shas, builds, strict=True):
         assert_reported(inst, sha, build, "success")
     # green after green: silence
     time.sleep(3)

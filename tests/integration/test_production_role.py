@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-from conveyor.results import NAMES
 from ops import api
 from ops import cli
 from tests.integration.helpers import running_installation

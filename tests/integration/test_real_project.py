@@ -70,8 +70,8 @@ def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
     build = github.push_and_wait(settings, project, checkout)
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
 
-    package = api.api(settings, "builds?builderid={}&order=-number&limit=1".format(
-        api.builder_id(settings, project.package_builder)))["builds"][0]
+    builderid = api.builder_id(settings, project.package_builder)
+    package = api.api(settings, f"builds?builderid={builderid}&order=-number&limit=1")["builds"][0]
     log = step_log(settings, package, "deb")
     # built by sbuild in a chroot of this machine's release, its Build-Depends installed there
     assert "sbuild" in log and "Install package build dependencies" in log, log[-3000:]

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ops import chroots, setup
+from ops import chroots
+from ops import setup
 from tests.integration.helpers import ROOT
 
 pytestmark = [

@@ -34,8 +34,8 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="a separate build user needs root"),
 ]
 
-HOSTILE = '''"""Added by Conveyor's trust test: each test tries to reach what code under test must not,
-and passes only if the attempt fails."""
+HOSTILE = '''"""Added by Conveyor's trust test: each test tries to reach what code under test
+must not, and passes only if the attempt fails."""
 import os
 import socket
 import subprocess

@@ -1,11 +1,12 @@
 """The base of the step unit tests: Buildbot's TestBuildStepMixin on a fake master, no
 processes; commands are expected with ExpectShell and friends."""
 
+from twisted.internet import defer
+from twisted.trial import unittest
+
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectShell as BuildbotExpectShell
 from buildbot.test.steps import TestBuildStepMixin
-from twisted.internet import defer
-from twisted.trial import unittest
 
 
 def ExpectShell(*args, **kwargs):  # noqa: N802 (Buildbot's name)

@@ -2,9 +2,10 @@
 for Buildbot's data API (the same Authz loop and matchers the master runs; the integration test
 tests/integration/test_authz.py walks the matrix against a running master)."""
 
-from buildbot.www.authz.endpointmatchers import AnyControlEndpointMatcher
-from buildbot.www.authz.authz import Forbidden
 from twisted.internet import defer
+
+from buildbot.www.authz.authz import Forbidden
+from buildbot.www.authz.endpointmatchers import AnyControlEndpointMatcher
 
 from conveyor import settings as settings_module
 from conveyor import users as users_module

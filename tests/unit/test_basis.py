@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from twisted.internet import defer
+
 from buildbot.process.properties import Properties
 from buildbot.schedulers.forcesched import CollectedValidationError
-from twisted.internet import defer
 
 from conveyor import board
 from conveyor.release import ReleaseError

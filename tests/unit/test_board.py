@@ -4,14 +4,14 @@ coverage trend, and collect() over a fake source."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 from conveyor import board
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
 
 PROJECT = SimpleNamespace(name="snowbird", github="sprintly/snowbird", branch="main",
@@ -98,9 +98,9 @@ def test_trend_svg_draws_each_known_point_and_the_threshold():
 
 
 def test_ago():
-    assert board.ago(datetime(2026, 11, 26, 11, 59, 30, tzinfo=timezone.utc), NOW) == "just now"
-    assert board.ago(datetime(2026, 11, 26, 11, 55, tzinfo=timezone.utc), NOW) == "5 min ago"
-    assert board.ago(datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc), NOW) == "2 days ago"
+    assert board.ago(datetime(2026, 11, 26, 11, 59, 30, tzinfo=UTC), NOW) == "just now"
+    assert board.ago(datetime(2026, 11, 26, 11, 55, tzinfo=UTC), NOW) == "5 min ago"
+    assert board.ago(datetime(2026, 11, 24, 10, 0, tzinfo=UTC), NOW) == "2 days ago"
     assert board.ago(None, NOW) == ""
 
 

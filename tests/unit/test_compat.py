@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from twisted.internet import defer
+from twisted.trial import unittest
 
 from buildbot.mq import simple
 from buildbot.test import fakedb
@@ -23,7 +24,6 @@ from buildbot.test.fake.web import FakeRequest
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.www import change_hook
 from buildbot.www.hooks import github as buildbot_github
-from twisted.trial import unittest
 
 from master import compat
 

@@ -95,6 +95,7 @@ def test_an_sqlite_database_keeps_its_connection_and_a_server_its_own_pool(tmp_p
     # Buildbot alone gives an SQLite file a new connection for every database operation; with
     # the config's engine_kwargs, its own create_engine keeps one (master/config.py: database)
     import sqlalchemy as sa
+
     from buildbot.db import enginestrategy
     target = copy_settings(tmp_path, ROOT / "pipeline.toml",
                            **{'clone_url = "var/git/snowbird.git"':

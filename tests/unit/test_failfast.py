@@ -3,12 +3,13 @@ that AwaitPackage waits with, and that stops the tests side when the package bui
 
 from __future__ import annotations
 
+from twisted.internet import defer
+from twisted.internet import task
+
 from buildbot.process.results import CANCELLED
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
-from twisted.internet import defer
-from twisted.internet import task
 
 from steps import failfast
 from steps.package import RECHECK

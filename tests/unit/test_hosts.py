@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from buildbot.config.errors import ConfigErrors
 
 from conveyor import settings as settings_module
@@ -77,7 +78,8 @@ def test_the_fingerprint_in_the_settings_signs(tmp_path):
 
 
 @pytest.mark.parametrize("table, message", [
-    ('home = "relative/dir"', "[repository.home] must be an absolute path on the repository's host"),
+    ('home = "relative/dir"',
+     "[repository.home] must be an absolute path on the repository's host"),
     ('fingerprint = "ABCD 1234"', "[repository.fingerprint] 'ABCD 1234' is not valid"),
     ('fingerprint = "3B8F2A5C"', "40 hex digits"),
 ])

@@ -15,8 +15,8 @@ from master import pullrequests
 from master.changes import github_hook_dialect
 from tests.integration.helpers import write_pipeline
 from tests.unit.test_hook import REPO
-from tests.unit.test_hook import HookTestCase
 from tests.unit.test_hook import SECRET_NAME
+from tests.unit.test_hook import HookTestCase
 from tests.unit.test_hook import fixture
 from tests.unit.test_hook import make_request
 

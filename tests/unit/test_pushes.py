@@ -14,7 +14,6 @@ from buildbot.test import fakedb
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.util.scheduler import SchedulerMixin
 
-from master import hookguard
 from master import pushes
 from tests.unit.test_hook import GitHubHookTest
 from tests.unit.test_hook import fixture

@@ -2,8 +2,8 @@
 
 import shutil
 import subprocess
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 
 import pytest
 
@@ -34,7 +34,7 @@ def test_newest():
     assert release.newest(set()) is None
 
 
-WHEN = datetime(2026, 11, 26, 14, 30, 5, tzinfo=timezone.utc)
+WHEN = datetime(2026, 11, 26, 14, 30, 5, tzinfo=UTC)
 
 
 def test_ci_version_keeps_epoch_and_drops_revision():
@@ -70,7 +70,7 @@ def test_ci_versions_sort_as_the_pushes_came_across_a_lost_database():
               (2, datetime(2026, 11, 26, 23, 59, 59)), (3, datetime(2026, 11, 27, 0, 0, 0)),
               (4, datetime(2026, 12, 31, 23, 59, 59)), (5, datetime(2027, 1, 1, 0, 0, 0)),
               (100000, datetime(2027, 1, 1, 0, 0, 1))]
-    made = [release.ci_version(head, number, f"{i:07x}", when.replace(tzinfo=timezone.utc))
+    made = [release.ci_version(head, number, f"{i:07x}", when.replace(tzinfo=UTC))
             for i, (number, when) in enumerate(pushes)]
     old_scheme = ["1.4.0", "1.4.0+ci1.g0000000", "1.4.0+ci57.gabcdef0", "1.4.0+ci99999.g1"]
     assert dpkg_sorted(list(reversed(old_scheme + made))) == old_scheme + made

@@ -7,21 +7,15 @@ from typing import Any
 
 import pytest
 from twisted.internet import defer
-
-# before buildbot.test, which turns warnings into errors: buildbot.reporters.mail imports
-# twisted.internet.ssl's deprecated names (a DeprecationWarning on Twisted 26.10)
-from master import reporters  # noqa: I001
-from master.reporters import admins as admins_reporters
-from master.reporters import mail as mail_reporters
 from twisted.trial import unittest
 
+from buildbot.process.properties import Secret
 from buildbot.process.results import CANCELLED
 from buildbot.process.results import EXCEPTION
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SKIPPED
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
-from buildbot.process.properties import Secret
 from buildbot.reporters.github import GitHubStatusPush
 from buildbot.test import fakedb
 from buildbot.test.fake import fakemaster
@@ -34,6 +28,12 @@ from conveyor.mail import STILL_FAILING
 from conveyor.mail import ChangeFacts
 from conveyor.mail import MailFacts
 from conveyor.mail import ReleaseFacts
+
+# before buildbot.test, which turns warnings into errors: buildbot.reporters.mail imports
+# twisted.internet.ssl's deprecated names (a DeprecationWarning on Twisted 26.10)
+from master import reporters  # noqa: I001
+from master.reporters import admins as admins_reporters
+from master.reporters import mail as mail_reporters
 from master.reporters.facts import failing_step
 from steps import repository
 from tests.integration.helpers import write_pipeline

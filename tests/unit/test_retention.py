@@ -9,15 +9,16 @@ import time
 from unittest import mock
 
 import pytest
+
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from tests.unit.stepcase import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
 
 from conveyor import retention
 from conveyor import settings
 from steps import retention as retention_steps
 from tests.unit import stepcase
+from tests.unit.stepcase import ExpectShell
 from tests.unit.test_settings import MINIMAL
 from tests.unit.test_settings import write
 

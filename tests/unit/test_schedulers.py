@@ -12,13 +12,14 @@ import random
 import types
 
 import pytest
+from twisted.internet import defer
+
 from buildbot.schedulers import forcesched
 from buildbot.schedulers.forcesched import CollectedValidationError
 from buildbot.www.authz.authz import Forbidden
-from twisted.internet import defer
 
-from master import schedulers
 from master import forms
+from master import schedulers
 from master.forms import FieldError
 from master.forms import form_value
 from tests.unit.test_authz import D as DEV
@@ -32,7 +33,8 @@ WRONG_TYPES = [0, 7, -1, 2.5, 10**30, True, False, None, {}, {"a": "b"}, [], [""
 GOOD = {"package": ["app", "python3-app", "lib.x+y"],
         "version": ["1.4.0", "1.4.0+ci1.g24b95e0", "2:1.0~rc1-3", "0"],
         "from_dist": ["app-dev", "app"], "to_dist": ["app-staging"],
-        "distribution": ["app", "a.b-c"], "state": ["3", "app@20240101T000000Z@promote-4", "app@20240101T000000Z@setup-0"],
+        "distribution": ["app", "a.b-c"],
+        "state": ["3", "app@20240101T000000Z@promote-4", "app@20240101T000000Z@setup-0"],
         "reason": ["promotion", "a" * 200, "Ünïcode ✓ 日本 😀", "  why not "],
         "username": ["Alice <alice@example.com>"], "branch": ["main"]}
 BAD = {"package": ["../x", "snow;bird", "App", "app\n", " app", "x", "-app", "app/..", "$(id)",

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from buildbot.www.authz.authz import Authz
-from buildbot.www.authz.roles import RolesFromUsername
 from twisted.web import resource
 from twisted.web.test.requesthelper import DummyRequest
+
+from buildbot.www.authz.authz import Authz
+from buildbot.www.authz.roles import RolesFromUsername
 
 from master import site
 

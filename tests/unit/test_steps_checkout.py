@@ -6,12 +6,13 @@ import subprocess
 from types import SimpleNamespace
 
 import pytest
+
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-from tests.unit.stepcase import ExpectShell
 
 from steps import checkout
 from tests.unit import stepcase
+from tests.unit.stepcase import ExpectShell
 
 SHA = "3f2a9c1d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 

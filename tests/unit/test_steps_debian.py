@@ -2,15 +2,16 @@
 
 from unittest import mock
 
-from buildbot.process.results import FAILURE
-from buildbot.process.results import SUCCESS
-from tests.unit.stepcase import ExpectShell
-from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
 
-from tests.unit import stepcase
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.test.steps import ExpectUploadFile
+
 from conveyor import release
 from steps import debian
+from tests.unit import stepcase
+from tests.unit.stepcase import ExpectShell
 
 SHA = "3f2a9c1d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 CHANGELOG = """snowbird (1.4.0) unstable; urgency=medium
@@ -190,14 +191,14 @@ class UploadPackagesTest(StepTestCase):
 DEB_VERSION = "1.4.0+ci57.g3f2a9c1"
 # stands in for worker/bin/conveyor-sbuild: what sbuild leaves beside the .dsc, and a record of
 # how it was called
-FAKE_SBUILD = """#!/bin/sh
+FAKE_SBUILD = f"""#!/bin/sh
 echo "$@" > ../sbuild-called
 cd "$(dirname "$2")"
-: > snowbird_{v}_amd64.deb
-: > snowbird-doc_{v}_all.deb
-: > snowbird_{v}_amd64.buildinfo
+: > snowbird_{DEB_VERSION}_amd64.deb
+: > snowbird-doc_{DEB_VERSION}_all.deb
+: > snowbird_{DEB_VERSION}_amd64.buildinfo
 echo 'sbuild: Status: successful'
-""".format(v=DEB_VERSION)
+"""
 
 
 def run_build_script(where, source: str, sbuild: str = FAKE_SBUILD) -> tuple[int, str, str]:
@@ -227,7 +228,8 @@ def test_the_build_script_builds_the_source_for_the_release_and_lists_this_build
     (tmp_path / "snowbird_1.4.0+ci56.g0000000_amd64.changes").write_text("an earlier build's")
     (tmp_path / "snowbird_1.4.0+ci56.g0000000.dsc").write_text("an earlier build's")
     code, out, _ = run_build_script(tmp_path, MAKES_SOURCE + f"""
-        echo '{debian.BUILT}'; echo snowbird_{DEB_VERSION}_forged.deb   # printed by the source build
+        # printed by the source build:
+        echo '{debian.BUILT}'; echo snowbird_{DEB_VERSION}_forged.deb
     """)
     assert code == 0
     assert (tmp_path / "sbuild-called").read_text() == f"bookworm ../snowbird_{DEB_VERSION}.dsc\n"

@@ -4,15 +4,15 @@ in the CI factory."""
 from pathlib import Path
 
 import pytest
+
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
-
-from tests.unit.stepcase import ExpectShell
 
 from conveyor import settings
 from master import factories
 from steps import install
 from tests.unit import stepcase
+from tests.unit.stepcase import ExpectShell
 
 ROOT = Path(__file__).resolve().parents[2]
 DEB = "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"

@@ -7,12 +7,12 @@ from buildbot import config
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
-from tests.unit.stepcase import ExpectShell
 
 from steps.lint import Lint
 from steps.lint import parse_lines
 from steps.lint import parse_ruff_json
 from steps.lint import parser_for
+from tests.unit.stepcase import ExpectShell
 from tests.unit.stepcase import StepTestCase
 
 RUFF = ["ruff", "check", "--output-format=json", "."]

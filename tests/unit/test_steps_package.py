@@ -6,12 +6,13 @@ test_parallel_package.py."""
 from types import SimpleNamespace
 from unittest import mock
 
+from twisted.internet import defer
+
 from buildbot.process import buildstep
 from buildbot.process.results import CANCELLED
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SKIPPED
 from buildbot.process.results import SUCCESS
-from twisted.internet import defer
 
 from steps import debian
 from steps import package

@@ -3,16 +3,17 @@
 import json
 from unittest import mock
 
-from buildbot.process.results import FAILURE
-from buildbot.process.results import SUCCESS
-from tests.unit.stepcase import ExpectShell
-from buildbot.test.steps import ExpectDownloadFile
-from buildbot.test.steps import ExpectUploadFile
 from twisted.internet import defer
 
-from tests.unit import stepcase
+from buildbot.process.results import FAILURE
+from buildbot.process.results import SUCCESS
+from buildbot.test.steps import ExpectDownloadFile
+from buildbot.test.steps import ExpectUploadFile
+
 from steps import promotion
 from steps import repository as repo_steps
+from tests.unit import stepcase
+from tests.unit.stepcase import ExpectShell
 
 PATHS = {"snowbird": ["snowbird-development", "snowbird-staging", "snowbird"]}
 URL = "http://repo/dists/{}/main/binary-amd64/Packages"
@@ -162,9 +163,9 @@ class ResolveRollbackTest(StepTestCase):
             snapshot_kept("snowbird@1").exit(1))
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
-            "stdio", "refused: state 1 (snowbird@1) is no longer kept: retention keeps the states of "
-            "each distribution's last 20 history entries; pick one of those (bin/conveyor "
-            "history snowbird)\n")
+            "stdio", "refused: state 1 (snowbird@1) is no longer kept: retention keeps the "
+            "states of each distribution's last 20 history entries; pick one of those "
+            "(bin/conveyor history snowbird)\n")
         self.expect_no_property("snapshot")
         return self.run_step()
 

@@ -14,7 +14,6 @@ from buildbot.process.results import WARNINGS
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectMkdir
 from buildbot.test.steps import ExpectRmfile
-from tests.unit.stepcase import ExpectShell
 from buildbot.test.steps import TestBuildStepMixin
 from buildbot.util import test_result_submitter
 
@@ -23,6 +22,7 @@ from steps.python import CreateVirtualenv
 from steps.python import InstallRequirements
 from steps.python import RunTests
 from steps.python import parse_junit
+from tests.unit.stepcase import ExpectShell
 
 PY = "../venv/bin/python"
 
@@ -203,10 +203,12 @@ def test_a_long_report_survives_buildbots_line_splitting():
 
     cases = "".join(f'<testcase classname="tests.test_app" name="test_{n}" time="0.001" />'
                     for n in range(200))
-    report = f'<?xml version="1.0"?><testsuites><testsuite name="pytest">{cases}</testsuite></testsuites>'
+    report = (f'<?xml version="1.0"?><testsuites><testsuite name="pytest">{cases}</testsuite>'
+              '</testsuites>')
     assert through_buildbot(report) != report  # the plain report is cut into lines
     assert base64.b64decode(through_buildbot(base64_lines(report))).decode() == report
-    assert len(parse_junit(base64.b64decode(through_buildbot(base64_lines(report))).decode())) == 200
+    decoded = base64.b64decode(through_buildbot(base64_lines(report))).decode()
+    assert len(parse_junit(decoded)) == 200
 
 
 class TestRunTests(StepTestCase):

@@ -1,19 +1,19 @@
 """Unit tests of the apt repository steps: the aptly argv they run and the HTTP verification."""
 
 import json
-
 from unittest import mock
+
+from twisted.internet import defer
 
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectRmdir
-from tests.unit.stepcase import ExpectShell
 from buildbot.test.steps import ExpectUploadFile
-from twisted.internet import defer
 
-from tests.unit import stepcase
 from steps import repository
+from tests.unit import stepcase
+from tests.unit.stepcase import ExpectShell
 
 APTLY = {"aptly_config": "/var/lib/conveyor/aptly.conf", "gnupg_home": "/var/lib/conveyor/gpg"}
 ENV = {"GNUPGHOME": "/var/lib/conveyor/gpg"}
