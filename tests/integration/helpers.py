@@ -4,6 +4,7 @@ with its own sources list (APT_CONFIG) that trusts only the repository's key (si
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -18,10 +19,35 @@ from conveyor import settings as settings_module
 ROOT = Path(__file__).resolve().parents[2]
 
 
+PORTS = range(20000, 30000)  # below Linux's ephemeral range (32768-60999): no client takes one
+PORT_LOCKS = Path("/run/lock")
+_held: list = []  # the lock files of this process's ports, open while it lives
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port that is free now and that no other test process will pick: each port
+    handed out is reserved with a lock file (flock) for the life of this process, so pytest-xdist
+    workers, and two test runs side by side, never share one. The kernel's bind(0) could hand
+    two workers the same port between one's probe and its server's bind."""
+    PORT_LOCKS.mkdir(parents=True, exist_ok=True)
+    start = (os.getpid() * 7919) % len(PORTS)
+    for offset in range(len(PORTS)):
+        port = PORTS[(start + offset) % len(PORTS)]
+        lock = open(PORT_LOCKS / f"conveyor-test-port-{port}", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another test process holds it
+            lock.close()
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use by something else
+                lock.close()
+                continue
+        _held.append(lock)
+        return port
+    raise RuntimeError(f"no free port in {PORTS}")
 
 
 def write_pipeline(base: Path, extra: str = "", conveyor: str = "",
