@@ -1,18 +1,21 @@
 """Unit tests of steps/package.py (the package build beside the tests) and of the version a
-package build stamps: the CI build's. The master's data API and database are mocks; the wait
-itself, the trigger and the whole of it run end to end in tests/integration/
-test_parallel_package.py."""
+package build stamps: the CI build's. Buildbot's fake master and database; the wait itself, the
+trigger and the whole of it run end to end in tests/integration/test_parallel_package.py."""
 
 from types import SimpleNamespace
 from unittest import mock
 
 from twisted.internet import defer
+from twisted.trial import unittest
 
 from buildbot.process import buildstep
 from buildbot.process.results import CANCELLED
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SKIPPED
 from buildbot.process.results import SUCCESS
+from buildbot.test import fakedb
+from buildbot.test.fake import fakemaster
+from buildbot.test.reactor import TestReactorMixin
 
 from steps import debian
 from steps import package
@@ -117,36 +120,60 @@ class AwaitPackageTest(stepcase.StepTestCase):
         return self.run_step()
 
 
-def start_package_after(earlier_builds: list[int], buildsets: list, requests: dict):
-    """A StartPackage in build 12 of CI request 7, which ran before as `earlier_builds`."""
-    step = buildstep.create_step_from_step_or_factory(
-        package.StartPackage(scheduler="snowbird-package"))
-    step.build = SimpleNamespace(requests=[SimpleNamespace(id=7)], buildid=12)
-    cancelled = []
-    step.master = SimpleNamespace(
-        db=SimpleNamespace(
-            builds=SimpleNamespace(getBuilds=lambda buildrequestid: defer.succeed(
-                [SimpleNamespace(id=i) for i in [*earlier_builds, 12]])),
-            buildsets=SimpleNamespace(getBuildsets=lambda complete: defer.succeed(buildsets)),
-            buildrequests=SimpleNamespace(getBuildRequests=lambda bsid, complete: defer.succeed(
-                [SimpleNamespace(buildrequestid=r) for r in requests.get(bsid, [])]))),
-        data=SimpleNamespace(control=lambda action, args, path: defer.succeed(
-            cancelled.append((action, path)))))
-    return step, cancelled
+class CancelEarlierAttemptsTest(TestReactorMixin, unittest.TestCase):
+    """StartPackage in build 12 of CI request 7, on Buildbot's fake master and its database
+    (SQLite in memory); the cancel goes to the data API's control, recorded here."""
 
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.setup_test_reactor()
+        self.master = yield fakemaster.make_master(self, wantDb=True, wantData=True)
+        yield self.master.db.insert_test_data([
+            fakedb.Master(id=92), fakedb.Worker(id=13, name="build"),
+            fakedb.Builder(id=1, name="snowbird-ci"), fakedb.Builder(id=2, name="snowbird-package"),
+            fakedb.Buildset(id=39), fakedb.BuildRequest(id=7, buildsetid=39, builderid=1),
+            fakedb.Buildset(id=38), fakedb.BuildRequest(id=6, buildsetid=38, builderid=1),
+            # another CI build (request 6) with its own package build: buildset 41, request 91
+            fakedb.Build(id=15, number=1, buildrequestid=6, builderid=1, workerid=13,
+                         masterid=92),
+            fakedb.Buildset(id=41, parent_buildid=15),
+            fakedb.BuildRequest(id=91, buildsetid=41, builderid=2),
+            # a triggered buildset has the sourcestamps of its CI build (Buildbot's query of
+            # build requests joins them)
+            fakedb.SourceStamp(id=50), fakedb.BuildsetSourceStamp(buildsetid=41, sourcestampid=50)])
+        self.cancelled = []
 
-def test_a_ci_request_run_again_cancels_the_package_build_its_first_attempt_started():
-    # request 7 ran as build 11 (its master died); build 11 had started buildset 40's request
-    # 90; buildset 41 is another CI build's package build
-    step, cancelled = start_package_after(
-        [11], [SimpleNamespace(bsid=40, parent_buildid=11),
-               SimpleNamespace(bsid=41, parent_buildid=15)], {40: [90], 41: [91]})
-    step._cancel_earlier_attempts()
-    assert cancelled == [("cancel", ("buildrequests", 90))]
+        def control(action, args, path):
+            self.cancelled.append((action, path))
+            return defer.succeed(None)
+        self.master.data.control = control
 
+    @defer.inlineCallbacks
+    def attempt(self, earlier: bool):
+        """Build 12 of request 7; with `earlier`, request 7 ran before as build 11 (its master
+        died) and build 11 had started buildset 40's package request 90."""
+        rows = []
+        if earlier:
+            rows += [fakedb.Build(id=11, number=2, buildrequestid=7, builderid=1, workerid=13,
+                                  masterid=92),
+                     fakedb.Buildset(id=40, parent_buildid=11),
+                     fakedb.BuildRequest(id=90, buildsetid=40, builderid=2),
+                     fakedb.BuildsetSourceStamp(buildsetid=40, sourcestampid=50)]
+        rows.append(fakedb.Build(id=12, number=3, buildrequestid=7, builderid=1, workerid=13,
+                                 masterid=92))
+        yield self.master.db.insert_test_data(rows)
+        step = buildstep.create_step_from_step_or_factory(
+            package.StartPackage(scheduler="snowbird-package"))
+        step.build = SimpleNamespace(requests=[SimpleNamespace(id=7)], buildid=12)
+        step.master = self.master
+        yield step._cancel_earlier_attempts()
 
-def test_a_first_attempt_cancels_nothing():
-    step, cancelled = start_package_after(
-        [], [SimpleNamespace(bsid=41, parent_buildid=15)], {41: [91]})
-    step._cancel_earlier_attempts()
-    assert cancelled == []
+    @defer.inlineCallbacks
+    def test_a_ci_request_run_again_cancels_the_package_build_its_first_attempt_started(self):
+        yield self.attempt(earlier=True)
+        self.assertEqual(self.cancelled, [("cancel", ("buildrequests", 90))])
+
+    @defer.inlineCallbacks
+    def test_a_first_attempt_cancels_nothing(self):
+        yield self.attempt(earlier=False)
+        self.assertEqual(self.cancelled, [])
