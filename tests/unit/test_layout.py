@@ -16,7 +16,19 @@ PACKAGES = ("conveyor", "master", "steps", "ops")
 # who may import whom, among our top-level folders
 ALLOWED = {"conveyor": set(), "steps": {"conveyor"}, "master": {"steps", "conveyor"},
            "ops": {"conveyor"}}
-MASTER_MAX_LINES = 300
+MAX_LINES = 300
+# Modules over MAX_LINES, each with the reviewed reason it is not split yet, and the size it may
+# not grow past. A module that grows past its figure, or a new one over the cap, fails the test.
+OVER_THE_CAP = {
+    "conveyor/settings.py": (680, "one reader per table is due (issue 21: split settings.parse)"),
+    "steps/repository.py": (640, "the aptly steps share AptlyCommand's retries; to be split "
+                                 "by stage (publish, history, verification)"),
+    "ops/hosts.py": (450, "the three hosts' set-up commands and their systemd units"),
+    "ops/setup.py": (440, "the machine's set-up: users, venvs, GnuPG, aptly, secrets"),
+    "steps/python.py": (430, "the Python steps of a CI build: venv, install, tests, coverage"),
+    "conveyor/board.py": (400, "the board's pure data; the SVG trend could move out"),
+    "steps/promotion.py": (330, "ResolvePromotion.run is due to be split (issue 21)"),
+}
 
 
 def modules() -> list[Path]:
@@ -101,14 +113,20 @@ def test_no_import_cycle_between_folders():
     assert not cycles, f"import cycles through {cycles}: {graph}"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "master").rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_master_modules_are_small_or_say_why(path):
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_are_small_or_on_the_reviewed_list(path):
+    name = str(path.relative_to(ROOT))
     lines = len(path.read_text().splitlines())
-    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
-    assert lines <= MASTER_MAX_LINES or "larger" in docstring, \
-        f"{path.relative_to(ROOT)} has {lines} lines: split it, or say in its docstring why " \
-        "it must be larger"
+    limit, why = OVER_THE_CAP.get(name, (MAX_LINES, ""))
+    assert lines <= limit, (
+        f"{name} has {lines} lines (limit {limit}{': ' + why if why else ''}): split it, or "
+        "add it to OVER_THE_CAP with a reason a reviewer agrees to")
+
+
+def test_the_reviewed_list_holds_only_modules_over_the_cap():
+    for name in OVER_THE_CAP:
+        assert len((ROOT / name).read_text().splitlines()) > MAX_LINES, \
+            f"{name} is under {MAX_LINES} lines now: take it off OVER_THE_CAP"
 
 
 def test_the_checker_sees_a_forbidden_import(tmp_path):
