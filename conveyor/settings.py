@@ -385,29 +385,61 @@ def load(path: str | Path) -> Settings:
 
 
 def parse(data: dict, file: Path) -> Settings:
+    """The settings of a parsed pipeline.toml: one reader per table, each checking its own
+    keys (an unknown key is an error that names it)."""
     root = file.parent
     top = _Table(file, "", data)
+    conveyor = _conveyor(top.table("conveyor"), root)
+    repository, repo_table = _repository(top.table("repository"), root, conveyor["state_dir"])
+    workers = _workers(top.table("workers"), repository, repo_table)
+    projects = _projects(top.table("projects"), root, workers, repository.worker)
+    settings = Settings(
+        file=file, root=root, workers=workers, projects=projects, repository=repository,
+        mail=_mail(top.table("mail", required=False)),
+        github=_github(top.table("github", required=False)),
+        auth=_auth(top.table("auth", required=False)),
+        retention=_retention(top.table("retention", required=False)),
+        **conveyor)
+    top.check_unknown()
+    return settings
 
-    conveyor = top.table("conveyor")
-    title = conveyor.str("title", "Conveyor")
-    state_dir = _resolve(root, conveyor.str("state_dir", "var"))
-    web_bind = conveyor.str("web_bind", "127.0.0.1")
-    web_port = conveyor.int("web_port", 8010)
-    web_url = conveyor.str("web_url", f"http://{web_bind}:{web_port}/")
+
+def _conveyor(t: _Table, root: Path) -> dict[str, Any]:
+    """[conveyor]: the master (the keyword arguments of Settings it sets)."""
+    state_dir = _resolve(root, t.str("state_dir", "var"))
+    web_bind = t.str("web_bind", "127.0.0.1")
+    web_port = t.int("web_port", 8010)
+    web_url = t.str("web_url", f"http://{web_bind}:{web_port}/")
     if not re.match(r"^https?://", web_url):
-        raise conveyor.error(f"must start with http:// or https://, not {web_url!r}", "web_url")
+        raise t.error(f"must start with http:// or https://, not {web_url!r}", "web_url")
     web_url = web_url.rstrip("/") + "/"
-    worker_port = conveyor.int("worker_port", 9989)
-    worker_bind = conveyor.str("worker_bind", "127.0.0.1")
-    worker_missing_timeout = conveyor.int("worker_missing_timeout", 300, low=10, high=86400)
-    db_url = conveyor.str("db_url", "sqlite:///state.sqlite")
-    _check_db_url(conveyor, db_url)
-    db_password_secret = conveyor.str("db_password_secret",
-                                      None if db_url.startswith("sqlite") else "db-password")
-    admins = conveyor.strs("admins", (), EMAIL, "an e-mail address", nonempty=False)
-    conveyor.check_unknown()
+    db_url = t.str("db_url", "sqlite:///state.sqlite")
+    _check_db_url(t, db_url)
+    result = {
+        "title": t.str("title", "Conveyor"),
+        "state_dir": state_dir,
+        "master_dir": state_dir / "master",
+        "secrets_dir": state_dir / "secrets",
+        "web_url": web_url,
+        "web_bind": web_bind,
+        "web_port": web_port,
+        "worker_port": t.int("worker_port", 9989),
+        "worker_bind": t.str("worker_bind", "127.0.0.1"),
+        "worker_missing_timeout": t.int("worker_missing_timeout", 300, low=10, high=86400),
+        "db_url": db_url,
+        "db_password_secret": t.str("db_password_secret",
+                                    None if db_url.startswith("sqlite") else "db-password"),
+        # the master's: served by its web server, behind log-in (master/site.py)
+        "artifacts_dir": state_dir / "artifacts",
+        "artifacts_url": web_url + "artifacts/",
+        "admins": t.strs("admins", (), EMAIL, "an e-mail address", nonempty=False),
+    }
+    t.check_unknown()
+    return result
 
-    repo = top.table("repository")
+
+def _repository(repo: _Table, root: Path, state_dir: Path) -> tuple[Repository, _Table]:
+    """[repository]: the apt repository, its host and its signing."""
     repo_bind = repo.str("bind", "127.0.0.1")
     repo_port = repo.int("port", 8011)
     repo_url = repo.str("url", f"http://{repo_bind}:{repo_port}/")
@@ -447,35 +479,45 @@ def parse(data: dict, file: Path) -> Settings:
         fingerprint=fingerprint.upper(),
     )
     repo.check_unknown()
+    return repository, repo
 
-    workers_table = top.table("workers")
+
+def _workers(t: _Table, repository: Repository, repo: _Table) -> tuple[Worker, ...]:
+    """[workers.<name>]: at least one, the repository's among them."""
     workers = []
-    for name in workers_table.data:
+    for name in t.data:
         if not IDENTIFIER.match(name):
-            raise workers_table.error("worker names are lower-case letters, digits and -", name)
-        wt = workers_table.table(name)
+            raise t.error("worker names are lower-case letters, digits and -", name)
+        wt = t.table(name)
         workers.append(Worker(name=name,
                               password_secret=wt.str("password_secret", f"worker-{name}-password")))
         wt.check_unknown()
     if not workers:
-        raise workers_table.error("at least one worker is required")
-    worker_names = tuple(w.name for w in workers)
-    if repository.worker not in worker_names:
+        raise t.error("at least one worker is required")
+    names = tuple(w.name for w in workers)
+    if repository.worker not in names:
         raise repo.error(f"{repository.worker!r} is not one of the [workers]: "
-                         f"{', '.join(worker_names)}", "worker")
+                         f"{', '.join(names)}", "worker")
+    return tuple(workers)
 
-    projects_table = top.table("projects")
+
+def _projects(t: _Table, root: Path, workers: tuple[Worker, ...],
+              repository_worker: str) -> tuple[Project, ...]:
+    """[projects.<name>]: at least one; their paths must not cross (_check_paths)."""
     projects = []
-    for name in projects_table.data:
+    for name in t.data:
         if not IDENTIFIER.match(name):
-            raise projects_table.error("project names are lower-case letters, digits and -", name)
-        projects.append(_project(projects_table.table(name), name, root, worker_names,
-                                 repository.worker))
+            raise t.error("project names are lower-case letters, digits and -", name)
+        projects.append(_project(t.table(name), name, root, tuple(w.name for w in workers),
+                                 repository_worker))
     if not projects:
-        raise projects_table.error("at least one project is required")
-    _check_paths(projects_table, projects)
+        raise t.error("at least one project is required")
+    _check_paths(t, projects)
+    return tuple(projects)
 
-    m = top.table("mail", required=False)
+
+def _mail(m: _Table) -> Mail:
+    """[mail]: the SMTP server and who mail comes from."""
     mail = Mail(
         smtp_host=m.str("smtp_host", "127.0.0.1"),
         smtp_port=m.int("smtp_port", 25),
@@ -489,8 +531,11 @@ def parse(data: dict, file: Path) -> Settings:
     if mail.use_tls and mail.starttls:
         raise m.error("use_tls (SMTPS) and starttls exclude each other: choose one", "starttls")
     m.check_unknown()
+    return mail
 
-    g = top.table("github", required=False)
+
+def _github(g: _Table) -> GitHub:
+    """[github]: the API for statuses and pull requests."""
     github = GitHub(
         api_url=g.str("api_url", "https://api.github.com").rstrip("/"),
         token_secret=g.str("token_secret", "github-token"),
@@ -499,8 +544,11 @@ def parse(data: dict, file: Path) -> Settings:
     if not re.match(r"^https?://", github.api_url):
         raise g.error(f"must start with http:// or https://, not {github.api_url!r}", "api_url")
     g.check_unknown()
+    return github
 
-    a = top.table("auth", required=False)
+
+def _auth(a: _Table) -> Auth:
+    """[auth]: users, roles, GitHub log-in, and whether anyone may read."""
     releasers = a.strs("releasers", ("releasers",), ROLE, "a role name")
     roles_table = a.table("github_roles", required=False)
     github_roles = {}
@@ -522,7 +570,11 @@ def parse(data: dict, file: Path) -> Settings:
         public_reports=a.bool("public_reports", False),
     )
     a.check_unknown()
-    r = top.table("retention", required=False)
+    return auth
+
+
+def _retention(r: _Table) -> Retention:
+    """[retention]: what is kept of logs, artifacts and snapshots, and when it is pruned."""
     retention = Retention(
         logs_days=r.int("logs_days", 30, high=36500),
         artifacts_days=r.int("artifacts_days", 30, high=36500),
@@ -531,35 +583,7 @@ def parse(data: dict, file: Path) -> Settings:
         minute=r.int("minute", 17, low=0, high=59),
     )
     r.check_unknown()
-    top.check_unknown()
-
-    return Settings(
-        file=file,
-        root=root,
-        title=title,
-        state_dir=state_dir,
-        master_dir=state_dir / "master",
-        secrets_dir=state_dir / "secrets",
-        web_url=web_url,
-        web_bind=web_bind,
-        web_port=web_port,
-        worker_port=worker_port,
-        worker_bind=worker_bind,
-        worker_missing_timeout=worker_missing_timeout,
-        db_url=db_url,
-        # the master's: served by its web server, behind log-in (master/artifacts.py)
-        artifacts_dir=state_dir / "artifacts",
-        artifacts_url=web_url + "artifacts/",
-        workers=tuple(workers),
-        projects=tuple(projects),
-        repository=repository,
-        admins=admins,
-        mail=mail,
-        github=github,
-        auth=auth,
-        db_password_secret=db_password_secret,
-        retention=retention,
-    )
+    return retention
 
 
 def _check_db_url(t: _Table, url: str) -> None:
