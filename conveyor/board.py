@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 from typing import Protocol
 
+from conveyor import buildprops
 from conveyor import release
 from conveyor.settings import Project
 from conveyor.settings import Settings
@@ -261,19 +262,18 @@ def ci_summary(project: Project, builds: list[dict], build_url) -> dict:
                      "complete": build.get("complete", True),
                      "url": build_url(build),
                      "revision": props.get("got_revision") or props.get("revision"),
-                     "tests_passed": props.get("tests_passed"),
-                     "tests_failed": props.get("tests_failed"),
-                     "coverage": props.get("coverage_percent"),
-                     "version": props.get("package_version"),
+                     "tests_passed": props.get(buildprops.TESTS_PASSED),
+                     "tests_failed": props.get(buildprops.TESTS_FAILED),
+                     "coverage": props.get(buildprops.COVERAGE_PERCENT),
+                     "version": props.get(buildprops.PACKAGE_VERSION),
                      "started_at": build.get("started_at")})
-    threshold = next(((b.get("properties") or {}).get("coverage_threshold") for b in builds
-                      if (b.get("properties") or {}).get("coverage_threshold") is not None),
-                     None)
+    thresholds = [(b.get("properties") or {}).get(buildprops.COVERAGE_THRESHOLD) for b in builds]
+    threshold = next((t for t in thresholds if t is not None), None)
     red = next((b for b in builds if b.get("complete", True) and b.get("failing_tests")), None)
     failing = []
     if red is not None:
         texts = {f.get("name"): f.get("text") for f in
-                 (red.get("properties") or {}).get("tests_failures") or []
+                 (red.get("properties") or {}).get(buildprops.TESTS_FAILURES) or []
                  if isinstance(f, dict)}
         older = [b for b in builds if b["number"] <= red["number"]]
         urls = {r["number"]: r["url"] for r in rows}
@@ -309,11 +309,12 @@ def attention(publishes: list[dict], others: list[dict], build_url) -> list[dict
             items.append({"kind": "publish failed", "when": build.get("complete_at"),
                           "url": build_url(build),
                           "text": f"{props.get('project') or '?'} "
-                                  f"{props.get('package_version') or ''} was not published "
+                                  f"{props.get(buildprops.PACKAGE_VERSION) or ''} was not "
+                                  "published "
                                   f"into {props.get('distribution') or '?'}: "
                                   f"{build.get('state_string') or 'failed'}"})
     for build in [*publishes, *others]:
-        problem = (build.get("properties") or {}).get("mail_failed")
+        problem = (build.get("properties") or {}).get(buildprops.MAIL_FAILED)
         if problem:
             items.append({"kind": "mail not sent", "when": build.get("complete_at"),
                           "url": build_url(build), "text": str(problem)})

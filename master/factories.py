@@ -4,6 +4,7 @@ from buildbot.plugins import steps
 from buildbot.plugins import util
 from buildbot.process.results import SKIPPED
 
+from conveyor import buildprops
 from conveyor.settings import Project
 from conveyor.settings import Settings
 from steps import checkout
@@ -62,8 +63,8 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
                              where=where),
         urlText="coverage report",
         alwaysRun=True,
-        doStepIf=lambda step: step.getProperty("coverage_percent") is not None,
-        hideStepIf=lambda results, step: step.getProperty("coverage_percent") is None,
+        doStepIf=lambda step: step.getProperty(buildprops.COVERAGE_PERCENT) is not None,
+        hideStepIf=lambda results, step: step.getProperty(buildprops.COVERAGE_PERCENT) is None,
     ))
 
 
@@ -87,12 +88,12 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
         set_properties={
             "project": project.name,
             "distribution": project.upload_to,
-            "debs": util.Property("debs"),
-            "package_version": util.Property("package_version"),
-            "artifacts_path": util.Property("artifacts_path"),
+            buildprops.DEBS: util.Property(buildprops.DEBS),
+            buildprops.PACKAGE_VERSION: util.Property(buildprops.PACKAGE_VERSION),
+            buildprops.ARTIFACTS_PATH: util.Property(buildprops.ARTIFACTS_PATH),
             "commit": util.Property("got_revision"),
             # a force-push back to a commit published before publishes it again (pushes.py)
-            "push_forced": util.Property("push_forced", default=False),
+            buildprops.PUSH_FORCED: util.Property(buildprops.PUSH_FORCED, default=False),
             "who": _authors,
         },
     ))
@@ -156,7 +157,7 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
     dist = util.Property("distribution")
     f = util.BuildFactory()
     r = settings.repository
-    new = {"doStepIf": lambda step: not step.getProperty("already_published")}
+    new = {"doStepIf": lambda step: not step.getProperty(buildprops.ALREADY_PUBLISHED)}
     f.addStep(repo_steps.SkipPublishedCommit(repo_url=r.url, component=r.component,
                                              architectures=r.architectures, distribution=dist))
     f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
@@ -166,7 +167,7 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
 
 
 def _changes(step) -> bool:
-    return not step.getProperty("promotion_noop")
+    return not step.getProperty(buildprops.PROMOTION_NOOP)
 
 
 def promote_factory(settings: Settings) -> util.BuildFactory:

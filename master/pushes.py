@@ -37,12 +37,14 @@ from buildbot.data.resultspec import Filter
 from buildbot.plugins import schedulers
 from buildbot.util import datetime2epoch
 
+from conveyor import buildprops
 from master import dispatch
 
 DELIVERY = "github_delivery"
 HEAD = "push_head"
 CHANGES = "push_changes"
-FORCED = "push_forced"  # on the head change of a force-push: publish it even if seen before
+# on the head change of a force-push: publish it even if seen before
+FORCED = buildprops.PUSH_FORCED
 DAY = 24 * 3600
 BUCKETS = 8
 WINDOW = 7 * DAY

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+from conveyor import buildprops
 from conveyor.results import result_name
 from ops import chroots
 from ops import demo
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     build = github.push_and_wait(settings, project, checkout, before=parent,
                                  progress=StepPrinter())
     result = result_name(build["results"])
-    version = (build.get("properties", {}).get("package_version") or [None])[0]
+    version = (build.get("properties", {}).get(buildprops.PACKAGE_VERSION) or [None])[0]
     print()
     print(f"  build     {project.ci_builder} #{build['number']}: {result}"
           f"  ({build['seconds']:.0f} s from webhook to result)")

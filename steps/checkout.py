@@ -17,6 +17,8 @@ from twisted.internet import defer
 from buildbot.process import buildstep
 from buildbot.process import results
 
+from conveyor import buildprops
+
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 # $1 URL, $2 branch, $3 commit (may be empty: the branch's head), $4 (optional) a changelog's
@@ -90,7 +92,7 @@ class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
             self.descriptionDone = "no commit checked out"
             return results.FAILURE
         self.setProperty("got_revision", sha, "Checkout")
-        self.setProperty("commit_time", when, "Checkout")
+        self.setProperty(buildprops.COMMIT_TIME, when, "Checkout")
         if self.changelog:
             self.setProperty("changelog_head", changelog, "Checkout")
         return results.SUCCESS

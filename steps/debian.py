@@ -15,6 +15,7 @@ from buildbot.process import remotecommand
 from buildbot.process import remotetransfer
 from buildbot.process import results
 
+from conveyor import buildprops
 from conveyor import release
 
 CHANGELOG = "debian/changelog"
@@ -52,13 +53,13 @@ class StampVersion(buildstep.BuildStep):
         revision = self.getProperty("got_revision") or self.getProperty("revision")
         try:
             head = release.parse_changelog_head(text)
-            version = release.ci_version(head, self.getProperty("ci_number") or self.build.number,
-                                         revision, self.submitted())
+            number = self.getProperty(buildprops.CI_NUMBER) or self.build.number
+            version = release.ci_version(head, number, revision, self.submitted())
         except release.ReleaseError as exc:
             yield log.addStderr(f"{exc}\n")
             return results.FAILURE
 
-        commit_time = self.getProperty("commit_time")  # the checkout's (steps/checkout.py)
+        commit_time = self.getProperty(buildprops.COMMIT_TIME)  # the checkout's (steps/checkout.py)
         if commit_time is None:
             yield log.addStderr(f"no commit time for {revision}: the checkout "
                                 "(steps/checkout.py) sets it\n")
@@ -70,10 +71,10 @@ class StampVersion(buildstep.BuildStep):
             message=f"Built by Conveyor from commit {revision[:12]}.")
         yield log.addStdout(stanza)
         self.version = version
-        self.setProperty("package_version", version, "StampVersion")
-        self.setProperty("source_package", head.source, "StampVersion")
+        self.setProperty(buildprops.PACKAGE_VERSION, version, "StampVersion")
+        self.setProperty(buildprops.SOURCE_PACKAGE, head.source, "StampVersion")
         self.setProperty("changelog_entry", stanza, "StampVersion")
-        self.setProperty("commit_time", commit_time, "StampVersion")
+        self.setProperty(buildprops.COMMIT_TIME, commit_time, "StampVersion")
         return results.SUCCESS
 
     def submitted(self) -> datetime:
@@ -180,8 +181,8 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        version = release.deb_filename_version(self.getProperty("package_version"))
-        dsc = f"../{self.getProperty('source_package')}_{version}.dsc"
+        version = release.deb_filename_version(self.getProperty(buildprops.PACKAGE_VERSION))
+        dsc = f"../{self.getProperty(buildprops.SOURCE_PACKAGE)}_{version}.dsc"
         cmd = yield self.makeRemoteShellCommand(
             command=["bash", "-c", BUILD_SCRIPT, "deb", f"*_{version}_*.deb", dsc, self.release,
                      *self.sandbox, "sh", "-c", SOURCE_SCRIPT, "source",
@@ -199,7 +200,7 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
                 f"debian/ built {sorted(built) or 'nothing'} but the settings name "
                 f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n")
             return results.FAILURE
-        self.setProperty("debs", self.debs, "BuildDebianPackage")
+        self.setProperty(buildprops.DEBS, self.debs, "BuildDebianPackage")
         return results.SUCCESS
 
     def getResultSummary(self):
@@ -229,9 +230,9 @@ class UploadPackages(buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        debs = self.getProperty("debs") or []
+        debs = self.getProperty(buildprops.DEBS) or []
         where = artifact_path(self.getProperty("buildername"), self.build.number)
-        self.setProperty("artifacts_path", where, "UploadPackages")
+        self.setProperty(buildprops.ARTIFACTS_PATH, where, "UploadPackages")
         if not debs:
             self.descriptionDone = "no packages to upload"
             return results.FAILURE

@@ -15,6 +15,7 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 
+from conveyor import buildprops
 from steps.package import RequestWatch
 
 STOPPED = "stopped: the package build failed"
@@ -36,7 +37,7 @@ def fails_with_the_package(cls):
     @defer.inlineCallbacks
     def run(self):
         self.stopped_by_package = False
-        brid = self.getProperty("package_request")
+        brid = self.getProperty(buildprops.PACKAGE_REQUEST)
         if brid is None:
             return (yield step_run(self))
         watch = RequestWatch(self.master, brid)
@@ -57,7 +58,7 @@ def fails_with_the_package(cls):
             if (yield first) == "ran":
                 return (yield running)
             self.stopped_by_package = True
-            self.setProperty("package_failed_first", True, cls.__name__)
+            self.setProperty(buildprops.PACKAGE_FAILED_FIRST, True, cls.__name__)
             if self.cmd is not None:
                 yield defer.ensureDeferred(self.cmd.interrupt(STOPPED))
             try:

@@ -15,6 +15,8 @@ from buildbot.process import buildstep
 from buildbot.process import logobserver
 from buildbot.process import results
 
+from conveyor import buildprops
+
 # the tool's last line: "conveyor-install-check: passed (install, purge, upgrade) in 11.2 s",
 # or "conveyor-install-check: FAILED (install, purge) after 9.1 s: the postinst of app failed …"
 VERDICT = re.compile(r"^conveyor-install-check: (passed|FAILED) \(([^)]*)\) "
@@ -80,7 +82,7 @@ class InstallCheck(buildstep.ShellMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        debs = self.getProperty("debs") or []
+        debs = self.getProperty(buildprops.DEBS) or []
         if not debs:
             log = yield self.addLog("stdio")
             yield log.addStderr("no packages to check: the property `debs` is empty\n")

@@ -21,6 +21,7 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 
+from conveyor import buildprops
 from steps.failfast import fails_with_the_package
 
 PARSERS = ("ruff-json", "lines")
@@ -140,7 +141,7 @@ class Lint(buildstep.ShellMixin, buildstep.BuildStep):
         if cmd.rc not in (0, 1) and not problems:
             self._summary = f"linter failed (exit {cmd.rc})"
             return FAILURE
-        self.setProperty("lint_problems", len(problems), self.__class__.__name__)
+        self.setProperty(buildprops.LINT_PROBLEMS, len(problems), self.__class__.__name__)
         if not problems:
             self._summary = "no lint problems"
             return SUCCESS
@@ -148,7 +149,7 @@ class Lint(buildstep.ShellMixin, buildstep.BuildStep):
         if len(problems) > FIRST_PROBLEMS:
             shown.append(f"… and {len(problems) - FIRST_PROBLEMS} more")
         yield self.addCompleteLog("problems", "\n".join(shown) + "\n")
-        self.setProperty("lint_first", shown[:5], self.__class__.__name__)
+        self.setProperty(buildprops.LINT_FIRST, shown[:5], self.__class__.__name__)
         self._summary = f"{count_text(len(problems))}, first: {problems[0]}"
         return FAILURE if self.below == "failure" else WARNINGS
 

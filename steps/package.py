@@ -25,6 +25,7 @@ from buildbot.reporters.utils import getURLForBuild
 from buildbot.reporters.utils import getURLForBuildrequest
 from buildbot.steps.trigger import Trigger
 
+from conveyor import buildprops
 from conveyor.results import FAILING
 from steps import buildlogs
 from steps.debian import artifact_url
@@ -32,7 +33,8 @@ from steps.debian import submitted_at
 
 # what the publish (and the board, the mails) need of the package build
 RECHECK = 2.0  # seconds: how often a waiting CI build checks its package build all the same
-HANDED_OVER = ("package_version", "source_package", "commit_time", "debs", "artifacts_path")
+HANDED_OVER = (buildprops.PACKAGE_VERSION, buildprops.SOURCE_PACKAGE, buildprops.COMMIT_TIME,
+               buildprops.DEBS, buildprops.ARTIFACTS_PATH)
 
 
 @renderer
@@ -98,7 +100,7 @@ class StartPackage(Trigger):
     def __init__(self, scheduler: str, **kwargs):
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(schedulerNames=[scheduler], waitForFinish=False,
-                         set_properties={"ci_number": Property("buildnumber"),
+                         set_properties={buildprops.CI_NUMBER: Property("buildnumber"),
                                          "ci_submitted": _submitted, "ci_url": _url},
                          **kwargs)
 
@@ -107,7 +109,7 @@ class StartPackage(Trigger):
         yield self._cancel_earlier_attempts()
         result = yield super().run()
         if self.brids:
-            self.setProperty("package_request", self.brids[0], "StartPackage")
+            self.setProperty(buildprops.PACKAGE_REQUEST, self.brids[0], "StartPackage")
         return result
 
     @defer.inlineCallbacks
@@ -164,11 +166,11 @@ class AwaitPackage(buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        self.brid = self.getProperty("package_request")
+        self.brid = self.getProperty(buildprops.PACKAGE_REQUEST)
         if self.brid is None:
             self.summary = "no package build was started"
             return FAILURE
-        failed_first = self.getProperty("package_failed_first")  # steps/failfast.py
+        failed_first = self.getProperty(buildprops.PACKAGE_FAILED_FIRST)  # steps/failfast.py
         if (self.build.results in (*FAILING, CANCELLED) or self.build.stopped) and not failed_first:
             yield self._cancel("the CI build failed: nothing of it is published")
             self.summary = "package build stopped: nothing is published"
@@ -199,11 +201,11 @@ class AwaitPackage(buildstep.BuildStep):
         for key in HANDED_OVER:
             if key in props:
                 self.setProperty(key, props[key][0], name)
-        if self.artifacts_url and self.getProperty("artifacts_path"):
-            for deb in self.getProperty("debs") or []:
-                yield self.addURL(deb, artifact_url(self.artifacts_url,
-                                                    self.getProperty("artifacts_path"), deb))
-        self.summary = f"version {self.getProperty('package_version')} from {name}"
+        if self.artifacts_url and self.getProperty(buildprops.ARTIFACTS_PATH):
+            for deb in self.getProperty(buildprops.DEBS) or []:
+                where = self.getProperty(buildprops.ARTIFACTS_PATH)
+                yield self.addURL(deb, artifact_url(self.artifacts_url, where, deb))
+        self.summary = f"version {self.getProperty(buildprops.PACKAGE_VERSION)} from {name}"
         return SUCCESS
 
     @defer.inlineCallbacks
@@ -224,7 +226,7 @@ class AwaitPackage(buildstep.BuildStep):
         what = f"{step['name']} failed" if step else "failed"
         self.summary = f"{what} in {name}"
         if step is not None:  # the step a failure mail tells of (master/reporters/facts.py)
-            self.setProperty("package_failed_step", step["stepid"], "AwaitPackage")
+            self.setProperty(buildprops.PACKAGE_FAILED_STEP, step["stepid"], "AwaitPackage")
         log = yield self.addLog("stdio")
         if step is not None:
             detail = buildlogs.step_summary(step)

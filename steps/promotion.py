@@ -18,6 +18,7 @@ from buildbot.process import buildstep
 from buildbot.process import remotecommand
 from buildbot.process import results
 
+from conveyor import buildprops
 from conveyor import release
 from steps.repository import HistoryStep
 from steps.repository import IndexReader
@@ -99,9 +100,9 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         version = (self.getProperty("version") or "").strip()
         source, target = self.getProperty("from_dist") or "", self.getProperty("to_dist") or ""
         original = yield self.rebuilt()
-        if original and original.get("package_version"):
+        if original and original.get(buildprops.PACKAGE_VERSION):
             # a rebuild promotes what the original build promoted, never "the newest" of today
-            version = original["package_version"]
+            version = original[buildprops.PACKAGE_VERSION]
             target = original.get("to_dist") or target
             yield log.addStdout(f"a rebuild: {package} {version} to {target or 'the next step'}, "
                                 "as the original build\n")
@@ -133,11 +134,11 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
 
         commit = indexes[source][plan.version].get("Conveyor-Commit")
         previous = indexes[target].get(plan.previous or "", {}).get("Conveyor-Commit")
-        for name, value in (("package_version", plan.version),
-                            ("previous_version", plan.previous),
+        for name, value in ((buildprops.PACKAGE_VERSION, plan.version),
+                            (buildprops.PREVIOUS_VERSION, plan.previous),
                             ("package_commit", commit), ("previous_commit", previous),
                             ("verify_packages", [package]),
-                            ("promotion_noop", plan.noop)):
+                            (buildprops.PROMOTION_NOOP, plan.noop)):
             self.setProperty(name, value, "ResolvePromotion")
         if plan.noop:
             message = f"{package} {plan.version} is already in {target}: nothing changed"
@@ -204,7 +205,7 @@ class ResolveRollback(HistoryStep):
         package = target.get("package") or now.get("package")
         leaving = now.get("version") if now.get("version") != target.get("version") else None
         for name, value in (("snapshot", target["snapshot"]), ("package", package),
-                            ("package_version", target.get("version")),
+                            (buildprops.PACKAGE_VERSION, target.get("version")),
                             ("verify_packages", [package] if package else []),
                             ("verify_absent", leaving), ("state", str(target["n"]))):
             self.setProperty(name, value, "ResolveRollback")
@@ -252,7 +253,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
         new, old = self.getProperty("package_commit"), self.getProperty("previous_commit")
         url = self.clone_urls.get(self.getProperty("package"))
         if not new or not url:
-            self.setProperty("release_commits", [], "CommitsBetween")
+            self.setProperty(buildprops.RELEASE_COMMITS, [], "CommitsBetween")
             self.descriptionDone = "no commit recorded in the package"
             return results.WARNINGS
         try:
@@ -261,7 +262,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
                 if commit:
                     release.check_commit(commit)
         except release.ReleaseError as exc:
-            self.setProperty("release_commits", [], "CommitsBetween")
+            self.setProperty(buildprops.RELEASE_COMMITS, [], "CommitsBetween")
             log = yield self.addLog("refused")
             yield log.addStderr(f"Conveyor-Commit: {exc}\n")
             self.descriptionDone = "the package records no valid commit id"
@@ -284,7 +285,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
         if cmd.didFail():
             return cmd.results()
         commits = [line for line in cmd.stdout.splitlines() if line.strip()]
-        self.setProperty("release_commits", commits, "CommitsBetween")
+        self.setProperty(buildprops.RELEASE_COMMITS, commits, "CommitsBetween")
         self.descriptionDone = f"{len(commits)} commit(s)"
         return results.SUCCESS
 

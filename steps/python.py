@@ -24,6 +24,7 @@ from buildbot.process.results import WARNINGS
 from buildbot.process.results import worst_status
 from buildbot.steps.worker import CompositeStepMixin
 
+from conveyor import buildprops
 from conveyor.results import format_percent
 from steps.failfast import fails_with_the_package
 
@@ -304,13 +305,14 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         counts = {o: sum(c.outcome == o for c in cases) for o in ("passed", "failed", "skipped")}
         failed_names = [c.name for c in cases if c.outcome == "failed"][:MAX_FAILED_NAMES]
         source = self.__class__.__name__
-        for outcome, count in counts.items():
-            self.setProperty(f"tests_{outcome}", count, source)
-        self.setProperty("tests_failed_names", failed_names, source)
+        for name, outcome in ((buildprops.TESTS_PASSED, "passed"),
+                              (buildprops.TESTS_FAILED, "failed"), ("tests_skipped", "skipped")):
+            self.setProperty(name, counts[outcome], source)
+        self.setProperty(buildprops.TESTS_FAILED_NAMES, failed_names, source)
         # the failure text of each failed test (the board and the failure mail show it), and
         # all of it, uncut, in the log "failures"
         failures = [c for c in cases if c.outcome == "failed"]
-        self.setProperty("tests_failures", [
+        self.setProperty(buildprops.TESTS_FAILURES, [
             {"name": c.name, "text": (c.failure or "")[:MAX_FAILURE_TEXT]}
             for c in failures[:MAX_FAILED_NAMES]], source)
         if failures:
@@ -390,8 +392,8 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
             )
 
         threshold = float(self.threshold)
-        self.setProperty("coverage_percent", percent, self.__class__.__name__)
-        self.setProperty("coverage_threshold", threshold, self.__class__.__name__)
+        self.setProperty(buildprops.COVERAGE_PERCENT, percent, self.__class__.__name__)
+        self.setProperty(buildprops.COVERAGE_THRESHOLD, threshold, self.__class__.__name__)
         if percent >= threshold:
             result = SUCCESS
             self._summary = (

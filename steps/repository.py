@@ -27,6 +27,7 @@ from buildbot.process import results
 from buildbot.process.results import SKIPPED as results_SKIPPED
 from buildbot.steps.worker import CompositeStepMixin
 
+from conveyor import buildprops
 from conveyor import release
 
 
@@ -50,8 +51,8 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        debs = self.getProperty("debs") or []
-        where = self.getProperty("artifacts_path")
+        debs = self.getProperty(buildprops.DEBS) or []
+        where = self.getProperty(buildprops.ARTIFACTS_PATH)
         if not debs or not where:
             self.descriptionDone = "no packages named"
             return results.FAILURE
@@ -213,7 +214,7 @@ class SelectVersion(AptlyCommand):
 
     @defer.inlineCallbacks
     def run(self):
-        package, version = self.getProperty("package"), self.getProperty("package_version")
+        package, version = self.getProperty("package"), self.getProperty(buildprops.PACKAGE_VERSION)
         source = self.getProperty("source_snapshot")
         query = f"{package} (= {version})"
         part = self.new_name("+promoted")
@@ -477,10 +478,10 @@ class VerifyPublished(DistributionIndexStep):
     @defer.inlineCallbacks
     def run(self):
         log = yield self.addLog("stdio")
-        version = self.getProperty("package_version")
+        version = self.getProperty(buildprops.PACKAGE_VERSION)
         absent = self.getProperty("verify_absent")
         wanted = sorted(self.getProperty("verify_packages") or
-                        {deb.split("_", 1)[0] for deb in self.getProperty("debs") or []})
+                        {deb.split("_", 1)[0] for deb in self.getProperty(buildprops.DEBS) or []})
         stanzas = yield self.read_index(log, self.distribution)
         if isinstance(stanzas, str):
             self.descriptionDone = stanzas
@@ -560,8 +561,8 @@ class RecordHistory(HistoryStep):
             "snapshot": self.getProperty("snapshot"),
             "previous_snapshot": self.getProperty("current_snapshot"),
             "package": self.getProperty("package") or ",".join(
-                sorted({d.split("_", 1)[0] for d in self.getProperty("debs") or []})),
-            "version": self.getProperty("package_version"),
+                sorted({d.split("_", 1)[0] for d in self.getProperty(buildprops.DEBS) or []})),
+            "version": self.getProperty(buildprops.PACKAGE_VERSION),
             "from": self.getProperty("from_dist"),
             "who": self.getProperty("who") or self.getProperty("owner") or "",
             "build": (yield self.build.getUrl()),
@@ -594,7 +595,7 @@ class SkipPublishedCommit(DistributionIndexStep):
     def run(self):
         log = yield self.addLog("stdio")
         commit = self.getProperty("commit")
-        names = {deb.split("_", 1)[0] for deb in self.getProperty("debs") or []}
+        names = {deb.split("_", 1)[0] for deb in self.getProperty(buildprops.DEBS) or []}
         if not commit or not names:
             return results.SUCCESS
         stanzas = yield self.read_index(log, self.distribution)
@@ -608,13 +609,13 @@ class SkipPublishedCommit(DistributionIndexStep):
             return results.SUCCESS
         newest = max((s["Version"] for s in stanzas if s["Package"] in names),
                      key=release.check_version)
-        if self.getProperty("push_forced") and newest not in found:
+        if self.getProperty(buildprops.PUSH_FORCED) and newest not in found:
             yield log.addStdout(f"commit {commit[:12]} is in {self.distribution} as {found[-1]}, "
                                 f"but {newest} is newer: the branch was force-pushed back, so "
                                 "it is published again\n")
             self.descriptionDone = f"force-pushed back to {commit[:12]}: published again"
             return results.SUCCESS
-        self.setProperty("already_published", found[-1], "SkipPublishedCommit")
+        self.setProperty(buildprops.ALREADY_PUBLISHED, found[-1], "SkipPublishedCommit")
         self.descriptionDone = (f"commit {commit[:12]} is already in {self.distribution} as "
                                 f"{found[-1]}: nothing to publish")
         yield log.addStdout(self.descriptionDone + "\n")

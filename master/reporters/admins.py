@@ -19,6 +19,7 @@ from buildbot.reporters.generators.worker import WorkerMissingGenerator
 from buildbot.reporters.message import MessageFormatterBase
 from buildbot.reporters.message import MessageFormatterMissingWorker
 
+from conveyor import buildprops
 from conveyor.mail import render_publish_failure
 from conveyor.results import result_name
 from master.reporters.facts import prop
@@ -53,7 +54,7 @@ class PublishFailureFormatter(MessageFormatterBase):
         reason = (failed[0].get("state_string") if failed else None) or build.get(
             "state_string") or result_name(build["results"])
         subject, text = render_publish_failure(
-            project=prop(build, "project") or "?", version=prop(build, "package_version"),
+            project=prop(build, "project") or "?", version=prop(build, buildprops.PACKAGE_VERSION),
             distribution=prop(build, "distribution") or "?", commit=prop(build, "commit"),
             reason=reason, url=build.get("url") or reporter_utils.getURLForBuild(
                 master, build["builderid"], build["number"]))

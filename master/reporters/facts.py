@@ -17,6 +17,7 @@ from buildbot.process.results import RETRY
 from buildbot.process.results import SKIPPED
 from buildbot.reporters import utils as reporter_utils
 
+from conveyor import buildprops
 from conveyor.mail import FIXED
 from conveyor.mail import ChangeFacts
 from conveyor.mail import MailFacts
@@ -57,18 +58,18 @@ def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
                              title=((c.get("comments") or "").strip().splitlines() or [""])[0],
                              author=c.get("author") or "")
                  for c in (changes or [])],
-        tests_passed=prop(build, "tests_passed"),
-        tests_failed=prop(build, "tests_failed"),
-        tests_failed_names=list(prop(build, "tests_failed_names") or []),
-        tests_failures=list(prop(build, "tests_failures") or []),
-        coverage_percent=prop(build, "coverage_percent"),
-        coverage_threshold=prop(build, "coverage_threshold"),
-        lint_problems=prop(build, "lint_problems"),
-        lint_first=list(prop(build, "lint_first") or []),
+        tests_passed=prop(build, buildprops.TESTS_PASSED),
+        tests_failed=prop(build, buildprops.TESTS_FAILED),
+        tests_failed_names=list(prop(build, buildprops.TESTS_FAILED_NAMES) or []),
+        tests_failures=list(prop(build, buildprops.TESTS_FAILURES) or []),
+        coverage_percent=prop(build, buildprops.COVERAGE_PERCENT),
+        coverage_threshold=prop(build, buildprops.COVERAGE_THRESHOLD),
+        lint_problems=prop(build, buildprops.LINT_PROBLEMS),
+        lint_first=list(prop(build, buildprops.LINT_FIRST) or []),
         pull_request_url=prop(build, "pullrequesturl"),
     )
     step = failing_step(build)
-    inner = prop(build, "package_failed_step")
+    inner = prop(build, buildprops.PACKAGE_FAILED_STEP)
     if step is not None and inner:
         # the CI build failed for its package build (steps/package.py; when the package failed
         # first, the tests side stopped: steps/failfast.py): tell of the package build's

@@ -17,6 +17,7 @@ from buildbot.reporters.generators.buildrequest import BuildRequestGenerator
 from buildbot.reporters.message import MessageFormatterFunction
 from buildbot.reporters.message import MessageFormatterRenderable
 
+from conveyor import buildprops
 from conveyor.mail import status_description
 from conveyor.settings import Settings
 from master.reporters.facts import failing_step
@@ -30,8 +31,8 @@ def _describe_finished(context: dict) -> str:
     return status_description(
         build.get("results"), step["name"] if step else None,
         step_summary(step) if step else None,
-        prop(build, "tests_passed"), prop(build, "tests_failed"),
-        prop(build, "coverage_percent"))
+        prop(build, buildprops.TESTS_PASSED), prop(build, buildprops.TESTS_FAILED),
+        prop(build, buildprops.COVERAGE_PERCENT))
 
 
 def github_status_pushers(settings: Settings) -> list:

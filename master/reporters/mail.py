@@ -32,6 +32,7 @@ from buildbot.reporters.generators.build import BuildStatusGenerator
 from buildbot.reporters.mail import MailNotifier
 from buildbot.reporters.message import MessageFormatterBase
 
+from conveyor import buildprops
 from conveyor.mail import FAILED
 from conveyor.mail import ReleaseFacts
 from conveyor.mail import mail_kind
@@ -112,12 +113,12 @@ class ReleaseMailFormatter(MessageFormatterBase):
 
     def format_message_for_build(self, master: Any, build: dict, **kwargs: Any) -> Any:
         subject, text = render_release(ReleaseFacts(
-            package=prop(build, "package"), version=prop(build, "package_version"),
-            previous=prop(build, "previous_version"), source=prop(build, "from_dist"),
+            package=prop(build, "package"), version=prop(build, buildprops.PACKAGE_VERSION),
+            previous=prop(build, buildprops.PREVIOUS_VERSION), source=prop(build, "from_dist"),
             target=prop(build, "to_dist"), who=prop(build, "owner") or "?",
             url=build.get("url") or reporter_utils.getURLForBuild(
                 master, build["builderid"], build["number"]),
-            commits=list(prop(build, "release_commits") or [])))
+            commits=list(prop(build, buildprops.RELEASE_COMMITS) or [])))
         return defer.succeed({"body": text, "type": "plain", "subject": subject,
                               "extra_info": None})
 
@@ -141,7 +142,7 @@ class ReleaseMailGenerator(BuildStatusGenerator):
     @defer.inlineCallbacks
     def generate(self, master: Any, reporter: Any, key: Any, build: dict) -> Any:
         yield reporter_utils.getDetailsForBuild(master, build, want_properties=True)
-        if (build["results"] != SUCCESS or prop(build, "promotion_noop")
+        if (build["results"] != SUCCESS or prop(build, buildprops.PROMOTION_NOOP)
                 or prop(build, "package") not in self.packages
                 or prop(build, "to_dist") not in self.ends):
             return None
@@ -213,7 +214,7 @@ class ConveyorMailNotifier(MailNotifier):
                     f"{problem}")
             for build in builds:
                 yield self.master.data.updates.setBuildProperty(
-                    build["buildid"], "mail_failed", f"{subject}: {problem}", "mail")
+                    build["buildid"], buildprops.MAIL_FAILED, f"{subject}: {problem}", "mail")
 
     @defer.inlineCallbacks
     def _send_with_retries(self, m, recipients: list[str]) -> Any:

@@ -1,0 +1,61 @@
+"""The build properties that cross steps, builds, reporters and the board: each name once,
+with who sets it and who reads it. Code uses these constants, never the string, so that a
+rename is one edit here and a reader can not silently read a name nobody sets any more
+(tests/unit/test_buildprops.py holds every file to this table). Buildbot's own properties
+(got_revision, buildnumber, owner …) and a step's private ones are not listed.
+
+Each: set by → read by.
+
+- PACKAGE_VERSION: steps/debian.py (StampVersion), steps/promotion.py (the version promoted),
+  master/factories.py (to publish) → steps/package.py, steps/repository.py,
+  master/reporters/mail.py and admins.py, conveyor/board.py, ops/__main__.py
+- SOURCE_PACKAGE: steps/debian.py → steps/debian.py, steps/package.py (handed over)
+- COMMIT_TIME: steps/checkout.py, steps/debian.py → steps/debian.py, steps/package.py
+- CI_NUMBER: steps/package.py (the CI build's number, to its package build) → steps/debian.py
+- DEBS: steps/debian.py, master/factories.py (to publish) → steps/package.py, steps/install.py,
+  steps/repository.py
+- ARTIFACTS_PATH: steps/debian.py (UploadPackages), master/factories.py (to publish) →
+  steps/package.py, steps/repository.py
+- PACKAGE_REQUEST: steps/package.py (StartPackage) → steps/package.py (AwaitPackage),
+  steps/failfast.py
+- PACKAGE_FAILED_FIRST: steps/failfast.py → steps/package.py
+- PACKAGE_FAILED_STEP: steps/package.py (AwaitPackage) → master/reporters/facts.py
+- COVERAGE_PERCENT: steps/python.py → master/factories.py, master/reporters/facts.py and
+  github.py, conveyor/board.py
+- COVERAGE_THRESHOLD: steps/python.py → master/reporters/facts.py, conveyor/board.py
+- TESTS_PASSED, TESTS_FAILED: steps/python.py → master/reporters/facts.py
+  and github.py, conveyor/board.py
+- TESTS_FAILED_NAMES: steps/python.py → master/reporters/facts.py
+- TESTS_FAILURES: steps/python.py → master/reporters/facts.py, conveyor/board.py
+- LINT_PROBLEMS, LINT_FIRST: steps/lint.py → master/reporters/facts.py
+- PUSH_FORCED: master/pushes.py (a change property), master/factories.py (to publish) →
+  steps/repository.py
+- ALREADY_PUBLISHED: steps/repository.py (SkipPublishedCommit) → master/factories.py
+- PREVIOUS_VERSION, RELEASE_COMMITS: steps/promotion.py → master/reporters/mail.py
+- PROMOTION_NOOP: steps/promotion.py → master/reporters/mail.py, master/factories.py
+- MAIL_FAILED: master/reporters/mail.py → conveyor/board.py
+"""
+
+PACKAGE_VERSION = "package_version"
+SOURCE_PACKAGE = "source_package"
+COMMIT_TIME = "commit_time"
+CI_NUMBER = "ci_number"
+DEBS = "debs"
+ARTIFACTS_PATH = "artifacts_path"
+PACKAGE_REQUEST = "package_request"
+PACKAGE_FAILED_FIRST = "package_failed_first"
+PACKAGE_FAILED_STEP = "package_failed_step"
+COVERAGE_PERCENT = "coverage_percent"
+COVERAGE_THRESHOLD = "coverage_threshold"
+TESTS_PASSED = "tests_passed"
+TESTS_FAILED = "tests_failed"
+TESTS_FAILED_NAMES = "tests_failed_names"
+TESTS_FAILURES = "tests_failures"
+LINT_PROBLEMS = "lint_problems"
+LINT_FIRST = "lint_first"
+PUSH_FORCED = "push_forced"
+ALREADY_PUBLISHED = "already_published"
+PREVIOUS_VERSION = "previous_version"
+PROMOTION_NOOP = "promotion_noop"
+RELEASE_COMMITS = "release_commits"
+MAIL_FAILED = "mail_failed"
