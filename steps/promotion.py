@@ -96,59 +96,74 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         log = yield self.addLog("stdio")
+        package, version, source, target = yield self.request(log)
+        try:
+            plan, indexes = yield self.plan(log, package, version, source, target)
+        except release.ReleaseError as exc:
+            yield log.addStderr(f"refused: {exc}\n")
+            self.descriptionDone = f"refused: {exc}"
+            return results.FAILURE
+        target = plan.target
+        self.record(package, plan, indexes)
+        if plan.noop:
+            message = f"{package} {plan.version} is already in {target}: nothing changed"
+        else:
+            message = (f"{package} {plan.version}: {plan.source} → {target}"
+                       f" (there: {plan.previous or 'none'})")
+        yield log.addStdout(message + "\n")
+        self.descriptionDone = message
+        return results.SUCCESS
+
+    @defer.inlineCallbacks
+    def request(self, log):
+        """(package, version, from, to) as asked; a rebuild asks what its original build
+        promoted, never "the newest" of today."""
         package = self.getProperty("package") or ""
         version = (self.getProperty("version") or "").strip()
         source, target = self.getProperty("from_dist") or "", self.getProperty("to_dist") or ""
         original = yield self.rebuilt()
         if original and original.get(buildprops.PACKAGE_VERSION):
-            # a rebuild promotes what the original build promoted, never "the newest" of today
             version = original[buildprops.PACKAGE_VERSION]
             target = original.get("to_dist") or target
             yield log.addStdout(f"a rebuild: {package} {version} to {target or 'the next step'}, "
                                 "as the original build\n")
-        try:
-            if package not in self.paths:
-                raise release.ReleaseError(
-                    f"{package!r} is not a package of any project (known: "
-                    f"{', '.join(sorted(self.paths))})")
-            if version:
-                release.check_version(version)
-            path = self.paths[package]
-            if not target:
-                target = release.next_step(path, source) or ""
-                self.setProperty("to_dist", target, "ResolvePromotion")
-            release.check_step(path, source, target)
-            yield self.check_not_frozen(log, target)
-            indexes = {}
-            for dist in (source, target):
-                stanzas = yield self.read_index(log, dist)
-                if isinstance(stanzas, str):
-                    raise release.ReleaseError(f"{dist}: {stanzas}")
-                indexes[dist] = {s["Version"]: s for s in stanzas if s["Package"] == package}
-            plan = release.plan_promotion(package, version, source, target,
-                                          set(indexes[source]), set(indexes[target]))
-        except release.ReleaseError as exc:
-            yield log.addStderr(f"refused: {exc}\n")
-            self.descriptionDone = f"refused: {exc}"
-            return results.FAILURE
+        return package, version, source, target
 
-        commit = indexes[source][plan.version].get("Conveyor-Commit")
-        previous = indexes[target].get(plan.previous or "", {}).get("Conveyor-Commit")
+    @defer.inlineCallbacks
+    def plan(self, log, package: str, version: str, source: str, target: str):
+        """(release.plan_promotion's plan, {dist: {version: stanza}}) of the request against
+        the path, the freeze and the two indexes; a ReleaseError says why not."""
+        if package not in self.paths:
+            raise release.ReleaseError(
+                f"{package!r} is not a package of any project (known: "
+                f"{', '.join(sorted(self.paths))})")
+        if version:
+            release.check_version(version)
+        path = self.paths[package]
+        if not target:
+            target = release.next_step(path, source) or ""
+            self.setProperty("to_dist", target, "ResolvePromotion")
+        release.check_step(path, source, target)
+        yield self.check_not_frozen(log, target)
+        indexes = {}
+        for dist in (source, target):
+            stanzas = yield self.read_index(log, dist)
+            if isinstance(stanzas, str):
+                raise release.ReleaseError(f"{dist}: {stanzas}")
+            indexes[dist] = {s["Version"]: s for s in stanzas if s["Package"] == package}
+        return release.plan_promotion(package, version, source, target, set(indexes[source]),
+                                      set(indexes[target])), indexes
+
+    def record(self, package: str, plan, indexes: dict) -> None:
+        """The properties the promote build's later steps and its mail read."""
+        commit = indexes[plan.source][plan.version].get("Conveyor-Commit")
+        previous = indexes[plan.target].get(plan.previous or "", {}).get("Conveyor-Commit")
         for name, value in ((buildprops.PACKAGE_VERSION, plan.version),
                             (buildprops.PREVIOUS_VERSION, plan.previous),
                             ("package_commit", commit), ("previous_commit", previous),
                             ("verify_packages", [package]),
                             (buildprops.PROMOTION_NOOP, plan.noop)):
             self.setProperty(name, value, "ResolvePromotion")
-        if plan.noop:
-            message = f"{package} {plan.version} is already in {target}: nothing changed"
-        else:
-            message = (f"{package} {plan.version}: {source} → {target}"
-                       f" (there: {plan.previous or 'none'})")
-        yield log.addStdout(message + "\n")
-        self.descriptionDone = message
-        return results.SUCCESS
-
 
     @defer.inlineCallbacks
     def check_not_frozen(self, log, dist: str):

@@ -28,7 +28,8 @@ OVER_THE_CAP = {
     "ops/setup.py": (440, "the machine's set-up: users, venvs, GnuPG, aptly, secrets"),
     "steps/python.py": (430, "the Python steps of a CI build: venv, install, tests, coverage"),
     "conveyor/board.py": (400, "the board's pure data; the SVG trend could move out"),
-    "steps/promotion.py": (330, "ResolvePromotion.run is due to be split (issue 21)"),
+    "steps/promotion.py": (340, "the promote and rollback steps share IndexReader and the "
+                                "basis; rollback's could move to a module of their own"),
 }
 
 
