@@ -30,6 +30,7 @@ from conveyor import settings as settings_module
 from conveyor.results import result_name
 from ops import setup
 from ops.api import FAILED
+from ops.api import FORBIDDEN  # noqa: F401 (an exit code of the CLI, as OK and FAILED)
 from ops.api import OK
 from ops.api import REFUSED
 from ops.api import ApiError
