@@ -26,6 +26,7 @@ from typing import Any
 from typing import Protocol
 
 from conveyor import buildprops
+from conveyor import debformats
 from conveyor import release
 from conveyor.settings import Project
 from conveyor.settings import Settings
@@ -110,7 +111,7 @@ def cell(project: Project, package: str, dist: str, stanzas: list[dict] | None,
     """What `dist` holds of `package`: the newest version its index lists (what apt installs),
     that package's commit and CI build, and the history entry that put it there."""
     mine = {s["Version"]: s for s in stanzas or [] if s.get("Package") == package}
-    version = release.newest(mine)
+    version = debformats.newest(mine)
     result = {"distribution": dist, "package": package, "version": version,
               "versions_kept": len(mine), "reachable": stanzas is not None,
               "commit": None, "commit_url": None, "build_url": None, "build_number": None,
@@ -186,7 +187,7 @@ def paths(settings: Settings, indexes: dict[str, list[dict] | None],
                                           project.branch, target["commit"], source["commit"])
                 newer = (source["version"] is not None and (
                     target["version"] is None
-                    or release.compare_versions(source["version"], target["version"]) > 0))
+                    or debformats.compare_versions(source["version"], target["version"]) > 0))
                 steps.append({"source": source["distribution"],
                               "target": target["distribution"],
                               "version": source["version"], "previous": target["version"],
@@ -367,7 +368,7 @@ def collect(settings: Settings, source: Source, build_url, now: datetime | None 
     freezes: dict[str, dict] = {}
     for dist in settings.distributions:
         text = source.text(index_url(settings, dist))
-        indexes[dist] = release.parse_packages_stanzas(text) if text is not None else None
+        indexes[dist] = debformats.parse_packages_stanzas(text) if text is not None else None
         histories[dist] = release.parse_history(source.text(history_url(settings, dist)) or "")
         state = release.parse_freeze(source.text(freeze_url(settings, dist)))
         if state and state.get("frozen"):

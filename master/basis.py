@@ -24,6 +24,7 @@ from twisted.internet import defer
 from buildbot.schedulers.forcesched import CollectedValidationError
 
 from conveyor import board
+from conveyor import debformats
 from conveyor import release
 from conveyor.settings import Settings
 
@@ -68,9 +69,9 @@ def promotion_basis(settings: Settings, properties) -> dict:
     _, now = yield current_state(settings, target)
     basis = {"basis_snapshot": now["snapshot"], "basis_state": now["n"]}
     if not (properties.getProperty("version") or "").strip():
-        stanzas = release.parse_packages_stanzas(
+        stanzas = debformats.parse_packages_stanzas(
             (yield fetch(board.index_url(settings, source))))
-        newest = release.newest({s["Version"] for s in stanzas if s["Package"] == package})
+        newest = debformats.newest({s["Version"] for s in stanzas if s["Package"] == package})
         if newest is None:
             raise release.ReleaseError(f"{source} serves no {package}: nothing to promote")
         basis["version"] = newest

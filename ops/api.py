@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conveyor import release
+from conveyor import debformats
 from conveyor.board import index_url
 from conveyor.results import result_name
 from conveyor.settings import Settings
@@ -237,7 +237,8 @@ def listed_versions(settings: Settings, distribution: str, package: str) -> list
     """The versions of `package` that a distribution's `Packages` index lists, read over HTTP as
     apt reads it (conveyor.board.index_url); none if the index is not there."""
     text = fetch_text(index_url(settings, distribution)) or ""
-    return [s["Version"] for s in release.parse_packages_stanzas(text) if s["Package"] == package]
+    return [stanza["Version"] for stanza in debformats.parse_packages_stanzas(text)
+            if stanza["Package"] == package]
 
 
 def last_build_number(settings: Settings, builder: str) -> int:

@@ -16,6 +16,7 @@ from buildbot.process import remotetransfer
 from buildbot.process import results
 
 from conveyor import buildprops
+from conveyor import debformats
 from conveyor import release
 
 CHANGELOG = "debian/changelog"
@@ -23,7 +24,7 @@ CHANGELOG = "debian/changelog"
 
 class StampVersion(buildstep.BuildStep):
     """The CI entry for debian/changelog: `<upstream>+ci<date>.<time>.<build>.g<sha>`
-    (conveyor.release.ci_version), commit, build URL. On the master alone: the changelog's first
+    (conveyor.debformats.ci_version), commit, build URL. On the master alone: the changelog's first
     entry comes from the checkout (`changelog_head`, steps/checkout.py, read from the commit by
     git), and the deb step writes the entry in its sandbox (BuildDebianPackage).
 
@@ -52,9 +53,9 @@ class StampVersion(buildstep.BuildStep):
             return results.FAILURE
         revision = self.getProperty("got_revision") or self.getProperty("revision")
         try:
-            head = release.parse_changelog_head(text)
+            head = debformats.parse_changelog_head(text)
             number = self.getProperty(buildprops.CI_NUMBER) or self.build.number
-            version = release.ci_version(head, number, revision, self.submitted())
+            version = debformats.ci_version(head, number, revision, self.submitted())
         except release.ReleaseError as exc:
             yield log.addStderr(f"{exc}\n")
             return results.FAILURE
@@ -66,7 +67,7 @@ class StampVersion(buildstep.BuildStep):
             return results.FAILURE
 
         build_url = self.getProperty("ci_url") or (yield self.build.getUrl())
-        stanza = release.changelog_stanza(
+        stanza = debformats.changelog_stanza(
             head.source, version, commit=revision, build_url=build_url, timestamp=commit_time,
             message=f"Built by Conveyor from commit {revision[:12]}.")
         yield log.addStdout(stanza)
@@ -181,7 +182,7 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def run(self):
-        version = release.deb_filename_version(self.getProperty(buildprops.PACKAGE_VERSION))
+        version = debformats.deb_filename_version(self.getProperty(buildprops.PACKAGE_VERSION))
         dsc = f"../{self.getProperty(buildprops.SOURCE_PACKAGE)}_{version}.dsc"
         cmd = yield self.makeRemoteShellCommand(
             command=["bash", "-c", BUILD_SCRIPT, "deb", f"*_{version}_*.deb", dsc, self.release,

@@ -19,6 +19,7 @@ from buildbot.process import remotecommand
 from buildbot.process import results
 
 from conveyor import buildprops
+from conveyor import debformats
 from conveyor import release
 from steps.repository import HistoryStep
 from steps.repository import IndexReader
@@ -138,7 +139,7 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
                 f"{package!r} is not a package of any project (known: "
                 f"{', '.join(sorted(self.paths))})")
         if version:
-            release.check_version(version)
+            debformats.check_version(version)
         path = self.paths[package]
         if not target:
             target = release.next_step(path, source) or ""
@@ -275,7 +276,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
             # read from package indexes: never let a value become an option or a ref for git
             for commit in (new, old):
                 if commit:
-                    release.check_commit(commit)
+                    debformats.check_commit(commit)
         except release.ReleaseError as exc:
             self.setProperty(buildprops.RELEASE_COMMITS, [], "CommitsBetween")
             log = yield self.addLog("refused")

@@ -28,6 +28,7 @@ from buildbot.process.results import SKIPPED as results_SKIPPED
 from buildbot.steps.worker import CompositeStepMixin
 
 from conveyor import buildprops
+from conveyor import debformats
 from conveyor import release
 
 
@@ -443,7 +444,7 @@ class IndexReader:
             if code != 200:
                 yield log.addStderr(f"{url} answered {code}\n")
                 return f"index answered {code}"
-            stanzas.extend(release.parse_packages_stanzas(body))
+            stanzas.extend(debformats.parse_packages_stanzas(body))
         return stanzas
 
     def setup_index(self, repo_url: str, component: str, architectures) -> None:
@@ -604,11 +605,11 @@ class SkipPublishedCommit(DistributionIndexStep):
             return results.FAILURE
         found = sorted({s["Version"] for s in stanzas
                         if s["Package"] in names and s.get("Conveyor-Commit") == commit},
-                       key=release.check_version)
+                       key=debformats.check_version)
         if not found:
             return results.SUCCESS
         newest = max((s["Version"] for s in stanzas if s["Package"] in names),
-                     key=release.check_version)
+                     key=debformats.check_version)
         if self.getProperty(buildprops.PUSH_FORCED) and newest not in found:
             yield log.addStdout(f"commit {commit[:12]} is in {self.distribution} as {found[-1]}, "
                                 f"but {newest} is newer: the branch was force-pushed back, so "

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conveyor import release
+from conveyor import debformats
 from conveyor.results import result_name
 from ops import api
 from ops import demo
@@ -46,7 +46,7 @@ def checkout(installation):
 def staging_stanzas(settings) -> list[dict]:
     url = f"{settings.repository.url}dists/snowbird-staging/main/binary-amd64/Packages"
     with urllib.request.urlopen(url, timeout=30) as response:
-        return release.parse_packages_stanzas(response.read().decode())
+        return debformats.parse_packages_stanzas(response.read().decode())
 
 
 def new_commit(settings, checkout, text: str) -> tuple[str, str]:
@@ -213,7 +213,7 @@ def test_promote_newest_during_a_publish_promotes_what_was_newest_when_asked(ins
     settings = installation
     project = settings.projects[0]
     releaser = session(settings, "releaser")
-    newest = release.newest({s["Version"] for s in staging_stanzas(settings)})
+    newest = debformats.newest({s["Version"] for s in staging_stanzas(settings)})
     before, after = new_commit(settings, checkout, "published while a promotion is asked")
     ci_before = api.last_build_number(settings, project.ci_builder)
     publish_before = api.last_build_number(settings, "publish")

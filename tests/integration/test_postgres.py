@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conveyor import release
+from conveyor import debformats
 from conveyor import settings as settings_module
 from conveyor.results import result_name
 from ops import api
@@ -73,7 +73,7 @@ def push(state: dict) -> dict:
 def listed(settings, dist: str) -> set[str]:
     url = f"{settings.repository.url}dists/{dist}/main/binary-amd64/Packages"
     with urllib.request.urlopen(url, timeout=30) as response:
-        return release.parse_packages_index(response.read().decode()).get(PACKAGE, set())
+        return debformats.parse_packages_index(response.read().decode()).get(PACKAGE, set())
 
 
 def promote(settings, version: str) -> dict:
@@ -147,7 +147,7 @@ def test_a_lost_database_starts_again_with_versions_above_every_published_one(st
     assert build["number"] == 1  # numbering started again…
     version = state["versions"][-1]
     for old in published:  # …yet the version is above every one already published
-        assert release.compare_versions(version, old) > 0, (version, old)
+        assert debformats.compare_versions(version, old) > 0, (version, old)
         assert subprocess.run(["dpkg", "--compare-versions", version, "gt", old]).returncode == 0
     assert version in listed(settings, STAGING)
     promote(settings, version)

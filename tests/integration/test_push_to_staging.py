@@ -108,7 +108,7 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     props = {name: value for name, (value, _source) in build["properties"].items()}
     version = props["package_version"]
     revision = build["revision"]
-    # +ci<date>.<time>.<build>.g<sha> (conveyor/release.py ci_version), UTC, when pushed
+    # +ci<date>.<time>.<build>.g<sha> (conveyor/debformats.py ci_version), UTC, when pushed
     assert re.fullmatch(rf"1\.4\.0\+ci20\d{{6}}\.\d{{6}}\.{build['number']}\.g{revision[:7]}",
                         version), version
     assert props["coverage_percent"] >= 80

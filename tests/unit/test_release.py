@@ -1,4 +1,5 @@
-"""The release model (conveyor/release.py): versions, the path rules, rollback targets, users."""
+"""The release model (conveyor/release.py) and the Debian formats (conveyor/debformats.py):
+versions, the path rules, rollback targets, users."""
 
 import shutil
 import subprocess
@@ -7,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from conveyor import debformats
 from conveyor import release
 from conveyor import results
 from conveyor import users
@@ -23,26 +25,26 @@ PAIRS = [("1.0", "1.0"), ("1.0~rc1", "1.0"), ("1.4.0+ci9.gabc1234", "1.4.0+ci10.
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is the oracle")
 @pytest.mark.parametrize("a, b", PAIRS)
 def test_version_order_is_dpkgs(a, b):
-    ours = release.compare_versions(a, b)
+    ours = debformats.compare_versions(a, b)
     for op, holds in (("lt", ours < 0), ("eq", ours == 0), ("gt", ours > 0)):
         dpkg = subprocess.run(["dpkg", "--compare-versions", a, op, b]).returncode == 0
         assert dpkg == holds, (a, op, b)
 
 
 def test_newest():
-    assert release.newest({"1.4.0+ci9.g1", "1.4.0+ci10.g2", "1.3.9"}) == "1.4.0+ci10.g2"
-    assert release.newest(set()) is None
+    assert debformats.newest({"1.4.0+ci9.g1", "1.4.0+ci10.g2", "1.3.9"}) == "1.4.0+ci10.g2"
+    assert debformats.newest(set()) is None
 
 
 WHEN = datetime(2026, 11, 26, 14, 30, 5, tzinfo=UTC)
 
 
 def test_ci_version_keeps_epoch_and_drops_revision():
-    head = release.parse_changelog_head("foo (2:1.4.0-3) unstable; urgency=low\n")
-    assert (release.ci_version(head, 57, "3f2a9c1d5e", WHEN)
+    head = debformats.parse_changelog_head("foo (2:1.4.0-3) unstable; urgency=low\n")
+    assert (debformats.ci_version(head, 57, "3f2a9c1d5e", WHEN)
             == "2:1.4.0+ci20261126.143005.57.g3f2a9c1")
     with pytest.raises(ReleaseError, match="not a git commit id"):
-        release.ci_version(head, 57, "main", WHEN)
+        debformats.ci_version(head, 57, "main", WHEN)
 
 
 def dpkg_sorted(versions: list[str]) -> list[str]:
@@ -63,14 +65,14 @@ def test_ci_versions_sort_as_the_pushes_came_across_a_lost_database():
     lost and numbers start at 1 again (even within the same second as the last push), and the
     clock crosses a day, a year, a minute's digit count. dpkg orders them as they came, and
     every one above the old scheme's versions already published (+ci<number>.g<sha>)."""
-    head = release.parse_changelog_head("snowbird (1.4.0) unstable; urgency=low\n")
+    head = debformats.parse_changelog_head("snowbird (1.4.0) unstable; urgency=low\n")
     pushes = [(41, datetime(2026, 11, 26, 9, 59, 59)), (42, datetime(2026, 11, 26, 10, 0, 0)),
               (43, datetime(2026, 11, 26, 10, 0, 0)),   # same second: the number decides
               (1, datetime(2026, 11, 26, 10, 0, 1)),    # database lost: numbers start again
               (2, datetime(2026, 11, 26, 23, 59, 59)), (3, datetime(2026, 11, 27, 0, 0, 0)),
               (4, datetime(2026, 12, 31, 23, 59, 59)), (5, datetime(2027, 1, 1, 0, 0, 0)),
               (100000, datetime(2027, 1, 1, 0, 0, 1))]
-    made = [release.ci_version(head, number, f"{i:07x}", when.replace(tzinfo=UTC))
+    made = [debformats.ci_version(head, number, f"{i:07x}", when.replace(tzinfo=UTC))
             for i, (number, when) in enumerate(pushes)]
     old_scheme = ["1.4.0", "1.4.0+ci1.g0000000", "1.4.0+ci57.gabcdef0", "1.4.0+ci99999.g1"]
     assert dpkg_sorted(list(reversed(old_scheme + made))) == old_scheme + made
@@ -158,9 +160,9 @@ def test_rollback_to_a_chosen_state():
 def test_packages_index_stanzas_keep_conveyor_fields():
     text = ("Package: snowbird\nVersion: 1.0+ci2.ga\nConveyor-Commit: abc\nDescription: x\n"
             " more: Version: 9\n\nPackage: other\nVersion: 3\n")
-    stanzas = release.parse_packages_stanzas(text)
+    stanzas = debformats.parse_packages_stanzas(text)
     assert stanzas[0]["Conveyor-Commit"] == "abc"
-    assert release.parse_packages_index(text) == {"snowbird": {"1.0+ci2.ga"},
+    assert debformats.parse_packages_index(text) == {"snowbird": {"1.0+ci2.ga"},
                                                      "other": {"3"}}
 
 
@@ -195,31 +197,31 @@ def test_result_names_are_buildbots():
 
 
 def test_changelog_stanza_is_a_changelog_entry_with_conveyor_fields():
-    stanza = release.changelog_stanza("snowbird", "1.4.0+ci7.g3f2a9c1", commit="3f2a9c1d5e",
+    stanza = debformats.changelog_stanza("snowbird", "1.4.0+ci7.g3f2a9c1", commit="3f2a9c1d5e",
                                       build_url="http://ci/#/builders/1/builds/7",
                                       timestamp=0, message="Built by Conveyor.")
     assert stanza.startswith("snowbird (1.4.0+ci7.g3f2a9c1) UNRELEASED; urgency=medium, "
                              "XB-Conveyor-Commit=3f2a9c1d5e, "
                              "XB-Conveyor-Build=http://ci/#/builders/1/builds/7\n")
     assert " -- Conveyor <conveyor@localhost>  Thu, 01 Jan 1970 00:00:00 +0000\n\n" in stanza
-    head = release.parse_changelog_head(stanza + "snowbird (1.4.0) unstable; urgency=low\n")
+    head = debformats.parse_changelog_head(stanza + "snowbird (1.4.0) unstable; urgency=low\n")
     assert (head.source, head.version) == ("snowbird", "1.4.0+ci7.g3f2a9c1")
 
 
 @pytest.mark.parametrize("commit", ["--output=/tmp/x", "HEAD", "main", "3f2a9c", "g3f2a9c1"])
 def test_a_commit_id_is_only_hex(commit):
     with pytest.raises(ReleaseError, match="is not a git commit id"):
-        release.check_commit(commit)
+        debformats.check_commit(commit)
     with pytest.raises(ReleaseError, match="is not a git commit id"):
-        release.changelog_stanza("snowbird", "1.0", commit=commit, build_url="u", timestamp=0,
+        debformats.changelog_stanza("snowbird", "1.0", commit=commit, build_url="u", timestamp=0,
                                  message="m")
 
 
 def test_a_changelog_that_does_not_start_with_an_entry_is_refused():
     with pytest.raises(ReleaseError, match="does not start with an entry header"):
-        release.parse_changelog_head("Not a changelog\n")
+        debformats.parse_changelog_head("Not a changelog\n")
     with pytest.raises(ReleaseError, match="is empty"):
-        release.parse_changelog_head("\n\n")
+        debformats.parse_changelog_head("\n\n")
 
 
 def test_a_frozen_distribution_says_who_why_and_how_to_undo_it():

@@ -8,7 +8,7 @@ from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.test.steps import ExpectUploadFile
 
-from conveyor import release
+from conveyor import debformats
 from steps import debian
 from tests.unit import stepcase
 from tests.unit.stepcase import ExpectShell
@@ -58,7 +58,7 @@ class StampVersionTest(StepTestCase):
             self.assertIn(" -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 09:40:00 +0000",
                           entry)
             # the project's own history stays below it (SOURCE_SCRIPT): a changelog again
-            self.assertEqual(release.parse_changelog_head(entry + CHANGELOG).version, VERSION)
+            self.assertEqual(debformats.parse_changelog_head(entry + CHANGELOG).version, VERSION)
         return d.addCallback(check)
 
     def test_without_the_checkouts_commit_time_it_fails_with_reason(self):
