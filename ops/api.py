@@ -157,9 +157,25 @@ class Master:
                 build["url"] = (f"{self.web_url}#/builders/{build['builderid']}/builds/"
                                 f"{build['number']}")
                 build["steps"] = self.get(f"builds/{build['buildid']}/steps")["steps"]
+                for step in build["steps"]:
+                    if step.get("results") not in (0, 3):
+                        step["log_tail"] = self.log_tail(step["stepid"])
                 return build
             time.sleep(0.5)
         raise ApiError(f"{what} did not finish within {timeout:.0f} s", FAILED)
+
+    def log_tail(self, stepid: int, lines: int = 15) -> str:
+        """The last lines of a step's first log (what went wrong, for a failed step)."""
+        try:
+            logs = self.get(f"steps/{stepid}/logs")["logs"]
+            if not logs:
+                return ""
+            count = logs[0].get("num_lines") or 0
+            chunks = self.get(f"logs/{logs[0]['logid']}/contents?offset="
+                              f"{max(0, count - lines)}")["logchunks"]
+        except ApiError:
+            return ""
+        return "".join(chunk["content"] for chunk in chunks)[-3000:]
 
     def follow(self, brid: int, timeout: float = 900, progress=None) -> dict:
         """The last build of a build request (a retried request has several), once finished."""
@@ -175,10 +191,14 @@ class Master:
 
 
 def describe(build: dict) -> str:
-    """A finished build in a line or a few: its URL, and each step that did not pass."""
+    """A finished build in a few lines: its URL, and each step that did not pass with the end
+    of its log (`log_tail`, which Master.wait fetches for those steps)."""
     lines = [f"{build.get('url', '')} {result_name(build.get('results'))}"]
-    lines += [f"  {step['name']}: {step.get('state_string')} ({result_name(step.get('results'))})"
-              for step in build.get("steps") or [] if step.get("results") not in (0, 3)]
+    for step in build.get("steps") or []:
+        if step.get("results") not in (0, 3):
+            lines.append(f"  {step['name']}: {step.get('state_string')} "
+                         f"({result_name(step.get('results'))})")
+            lines += [f"    | {line}" for line in (step.get("log_tail") or "").splitlines()]
     return "\n".join(lines)
 
 

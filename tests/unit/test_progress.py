@@ -154,3 +154,17 @@ def test_a_package_build_started_but_not_yet_waited_for_is_not_printed_yet():
     assert printed_beside(step(3, "coverage", "…", 14), {"started_at": 10, "complete": False},
                           [step(1, "git", "update", 10, 11, 0),
                            step(2, "deb", "building", 11)]) == ["start", "tests"]
+
+
+def test_a_failed_build_is_described_with_its_failing_steps_and_the_end_of_their_logs():
+    from ops import api
+    build = {"url": "http://ci/#/builders/1/builds/4", "results": 2, "steps": [
+        {"name": "checkout", "state_string": "update", "results": 0},
+        {"name": "virtualenv", "state_string": "virtualenv (failure)", "results": 2,
+         "log_tail": "ouv venv --clear\neerror: No interpreter found for python3\n"},
+        {"name": "coverage", "state_string": "skipped", "results": 3}]}
+    assert api.describe(build) == (
+        "http://ci/#/builders/1/builds/4 FAILURE\n"
+        "  virtualenv: virtualenv (failure) (FAILURE)\n"
+        "    | ouv venv --clear\n"
+        "    | eerror: No interpreter found for python3")
