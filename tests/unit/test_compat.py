@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,22 @@ def test_the_piuparts_canary_notices_a_changed_chroot():
     assert TOOL.unfit(Chroot) == "piuparts' Chroot has no terminate_running_processes()"
 
 
+
+
+# --- twisted_ssl_deprecation --------------------------------------------------------------
+
+def importing_buildbot_ssl_warns(python_flags: tuple[str, ...] = ()) -> bool:
+    """Whether a fresh interpreter that turns DeprecationWarnings into errors fails to import
+    buildbot.util.ssl."""
+    proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", *python_flags,
+                           "-c", "import buildbot.util.ssl"], capture_output=True, text=True)
+    return proc.returncode != 0 and "ProtocolNegotiationSupport" in proc.stderr
+
+
+def test_canary_twisted_ssl_deprecation():
+    assert importing_buildbot_ssl_warns()
+
+
+def test_the_ssl_canary_notices_an_import_that_no_longer_warns():
+    # what an upstream fix looks like from here: the import passes with warnings as errors
+    assert not importing_buildbot_ssl_warns(("-W", "ignore::DeprecationWarning"))

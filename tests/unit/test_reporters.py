@@ -28,10 +28,7 @@ from conveyor.mail import STILL_FAILING
 from conveyor.mail import ChangeFacts
 from conveyor.mail import MailFacts
 from conveyor.mail import ReleaseFacts
-
-# before buildbot.test, which turns warnings into errors: buildbot.reporters.mail imports
-# twisted.internet.ssl's deprecated names (a DeprecationWarning on Twisted 26.10)
-from master import reporters  # noqa: I001
+from master import reporters
 from master.reporters import admins as admins_reporters
 from master.reporters import mail as mail_reporters
 from master.reporters.facts import failing_step
@@ -601,19 +598,26 @@ def test_release_mail_without_commits_or_previous_version():
     assert body.endswith("commits: none recorded\n")
 
 
-class ReleaseGeneratorTest(TestReactorMixin, unittest.TestCase):
-    """Promote builds in a fake database: only a successful change into the end of the path
-    is mailed, to the team's list only."""
+class OneBuilderTest(TestReactorMixin, unittest.TestCase):
+    """Base: a fake master and database with one builder (BUILDER: id, name) and a worker."""
+
+    BUILDER: tuple[int, str] = (80, "promote")
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         self.setup_test_reactor()
         self.master = yield fakemaster.make_master(self, wantData=True, wantDb=True,
                                                    wantMq=True)
+        builderid, name = self.BUILDER
         yield self.master.db.insert_test_data([
             fakedb.Master(id=92), fakedb.Worker(id=13, name="local"),
-            fakedb.Builder(id=80, name="promote")])
+            fakedb.Builder(id=builderid, name=name)])
         self.number = 0
+
+
+class ReleaseGeneratorTest(OneBuilderTest):
+    """Promote builds in a fake database: only a successful change into the end of the path
+    is mailed, to the team's list only."""
 
     @defer.inlineCallbacks
     def report(self, results: int, **props: Any) -> Any:
@@ -654,18 +658,11 @@ class ReleaseGeneratorTest(TestReactorMixin, unittest.TestCase):
 
 
 
-class PublishFailureGeneratorTest(TestReactorMixin, unittest.TestCase):
+class PublishFailureGeneratorTest(OneBuilderTest):
     """Publish builds in a fake database: one that failed is mailed to the admins only, with
     the failing step's summary; one that passed is not."""
 
-    @defer.inlineCallbacks
-    def setUp(self) -> Any:
-        self.setup_test_reactor()
-        self.master = yield fakemaster.make_master(self, wantData=True, wantDb=True,
-                                                   wantMq=True)
-        yield self.master.db.insert_test_data([
-            fakedb.Master(id=92), fakedb.Worker(id=13, name="repository"),
-            fakedb.Builder(id=81, name="publish")])
+    BUILDER = (81, "publish")
 
     @defer.inlineCallbacks
     def report(self, results: int) -> Any:
