@@ -23,6 +23,7 @@ import sys
 import time
 
 from conveyor import buildprops
+from conveyor import hostsetup
 from conveyor.results import result_name
 from ops import chroots
 from ops import demo
@@ -92,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     if result == "SUCCESS":
         print(f"  package   {', '.join(project.packages)} {version} in {project.upload_to}")
         print(f"  key       {settings.repository.public_key_url}")
-        print("  install   sudo install -d /etc/apt/keyrings && sudo curl -fsSo "
-              f"/etc/apt/keyrings/conveyor.gpg {settings.repository.public_key_url}")
-        print(f"            echo '{demo.sources_line(settings, project.upload_to)}' "
-              "| sudo tee /etc/apt/sources.list.d/conveyor.list")
-        print(f"            sudo apt-get update && sudo apt-get install -y {project.packages[0]}")
+        lines = hostsetup.commands(settings.repository.url, project.upload_to,
+                                   project.packages).splitlines()
+        print(f"  install   {lines[0]}")
+        for line in lines[1:]:
+            print(f"            {line}")
     print(f"  apt line  {demo.sources_line(settings, project.upload_to)}")
     users_file = settings.secrets_dir / settings.auth.users_secret
     print(f"  log in    {settings.web_url} as releaser (may promote), developer (may build) or "

@@ -8,6 +8,8 @@
     conveyor history DIST                           every state DIST has had
     conveyor freeze DIST --reason TEXT              no promotion into DIST (rollback still works)
     conveyor unfreeze DIST                          promotions into DIST again
+    conveyor host-setup DIST                        the commands that set a host up to follow
+                                                    DIST, rollbacks included
 
 promote, rollback, freeze and unfreeze log in to the master's REST API, force the build, follow
 it to its end and print its result and URL. Credentials come from CONVEYOR_USER and
@@ -25,6 +27,7 @@ import argparse
 import sys
 import time
 
+from conveyor import hostsetup
 from conveyor import release
 from conveyor import settings as settings_module
 from conveyor.results import result_name
@@ -67,6 +70,18 @@ def history(settings, dist: str) -> int:
               f"by {entry.get('who') or '?'}  {entry['snapshot']}{current}")
     return OK
 
+def host_setup(settings, dist: str) -> int:
+    """Print what a host runs to follow `dist` (conveyor/hostsetup.py)."""
+    if dist not in settings.distributions:
+        print(f"conveyor: {dist!r} is not a distribution of this repository (known: "
+              f"{', '.join(settings.distributions)})", file=sys.stderr)
+        return REFUSED
+    packages = [p for project in settings.projects if dist in project.path
+                for p in project.packages]
+    print(hostsetup.commands(settings.repository.url, dist, packages), end="")
+    return OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("unfreeze", help="unfreeze DIST: promotions into it again")
     p.add_argument("distribution")
     p.add_argument("--reason", default="unfrozen")
+    p = sub.add_parser("host-setup", help="host-setup DIST: set a host up to follow DIST")
+    p.add_argument("distribution")
     args = parser.parse_args(argv)
     try:
         settings = settings_module.load(args.settings)
@@ -106,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                              action=args.command, reason=args.reason)
         if args.command == "status":
             return board_status(settings, args.json)
+        if args.command == "host-setup":
+            return host_setup(settings, args.distribution)
         return history(settings, args.distribution)
     except settings_module.SettingsError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from datetime import UTC
 from datetime import datetime
 from pathlib import Path
 
+from conveyor import hostsetup
 from conveyor import release
 from conveyor import settings as settings_module
 from conveyor.settings import WEBHOOK_SECRET
@@ -194,12 +195,25 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
                  "build": None}
         (settings.history_dir / f"{dist}.jsonl").write_text(release.history_line(entry))
         say(f"created distribution {dist}")
+    write_host_files(settings)
     for part in ("dists", "pool"):
         target = repo.aptly_root / "public" / part
         target.mkdir(parents=True, exist_ok=True)
         link = repo.www_root / part
         if not link.is_symlink():
             link.symlink_to(target)
+
+
+def write_host_files(settings: Settings) -> None:
+    """What a host needs to follow each distribution, served beside the repository
+    (conveyor/hostsetup.py): `hosts/<dist>.sources` and `hosts/<dist>.pref`."""
+    repo = settings.repository
+    hosts = repo.www_root / "hosts"
+    hosts.mkdir(parents=True, exist_ok=True)
+    for dist in settings.distributions:
+        (hosts / f"{dist}.sources").write_text(
+            hostsetup.sources(repo.url, dist, repo.component))
+        (hosts / f"{dist}.pref").write_text(hostsetup.preferences(repo.origin, dist))
 
 
 DEMO_USERS = (("releaser", "releasers"), ("developer", "developers"), ("admin", "admins"))

@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+from conveyor import hostsetup
 from conveyor.results import NAMES
 from conveyor.results import result_name
 from ops import api
@@ -211,23 +212,39 @@ def test_two_promotions_at_once_both_run_in_order(installation, versions):
     assert apt.candidate(PACKAGE) == newer
 
 
-def test_rollback_makes_the_previous_version_the_candidate(installation, versions):
+def test_a_rollback_takes_a_host_back(installation, versions):
+    # a host set up as `bin/conveyor host-setup snowbird` says: the served source and pin (the
+    # keyring is this test's own, as AptClient keeps apt off the machine's configuration)
     older, newer = versions
-    apt = AptClient(installation.state_dir / "apt-rollback", installation.repository.url,
-                    PRODUCTION)
+    repo = installation.repository
+    served = {suffix: cli.fetch_text(f"{repo.url}hosts/{PRODUCTION}.{suffix}")
+              for suffix in ("sources", "pref")}
+    assert served["sources"] == hostsetup.sources(repo.url, PRODUCTION, repo.component)
+    assert "Pin-Priority: 1001\n" in served["pref"]
+    apt = AptClient(installation.state_dir / "apt-rollback", repo.url, PRODUCTION)
+    (apt.base / "preferences.d" / hostsetup.file_names(PRODUCTION)[1]).write_text(
+        served["pref"])
     apt.update()
     assert apt.candidate(PACKAGE) == newer
+    apt.install(PACKAGE)
+    try:
+        assert installed_version(PACKAGE) == newer
+        brid = session(installation, "releaser").force("rollback", "rollback",
+                                                       distribution=PRODUCTION, state="",
+                                                       reason="bad release")
+        build = session(installation, "releaser").follow(brid)
+        assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
+        assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
+        assert f"Version: {newer}\n" not in index(installation, PRODUCTION)
 
-    brid = session(installation, "releaser").force("rollback", "rollback",
-                                                   distribution=PRODUCTION, state="",
-                                                   reason="bad release")
-    build = session(installation, "releaser").follow(brid)
-    assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
-    assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
-
-    apt.update()
-    assert apt.candidate(PACKAGE) == older
-    assert f"Version: {newer}\n" not in index(installation, PRODUCTION)
+        # what the host runs to follow the distribution: it goes back too
+        apt.update()
+        assert apt.candidate(PACKAGE) == older
+        out = apt.run("apt-get", "upgrade", "-y", "--allow-downgrades").stdout
+        assert "DOWNGRADED" in out, out
+        assert installed_version(PACKAGE) == older
+    finally:
+        purge(PACKAGE)
 
     # a developer may not roll back
     with pytest.raises(api.ApiError) as err:
