@@ -101,7 +101,7 @@ def test_copy_db_moves_an_embedded_installation_to_postgresql(state, pg):
     services.stop(settings)
     setup.write_secret(settings, "db-password", pg.password)
 
-    # the documented one line (README, "PostgreSQL"), as a user runs it
+    # the documented one line (docs/operating.md, "PostgreSQL"), as a user runs it
     proc = subprocess.run([sys.executable, "-m", "ops.copydb", pg.url,
                            "--settings", str(settings.file)],
                           capture_output=True, text=True, cwd=ROOT)
