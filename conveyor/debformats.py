@@ -105,6 +105,11 @@ def changelog_stanza(source: str, version: str, *, commit: str, build_url: str,
     return str(block).rstrip("\n") + "\n\n"
 
 
+def packages_of(debs) -> set[str]:
+    """The package names of .deb file names (`<package>_<version>_<arch>.deb`)."""
+    return {deb.split("_", 1)[0] for deb in debs or []}
+
+
 def deb_filename_version(version: str) -> str:
     """The version as it appears in a .deb's file name (dpkg drops the epoch)."""
     return version.split(":", 1)[1] if ":" in version else version

@@ -193,7 +193,7 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
         if cmd.didFail():
             return cmd.results()
         self.debs = built_debs(cmd.stdout, version)
-        built = {deb.split("_", 1)[0] for deb in self.debs}
+        built = debformats.packages_of(self.debs)
         missing = [p for p in self.packages if p not in built]
         if missing:
             log = yield self.addLog("packages")

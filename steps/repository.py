@@ -482,7 +482,7 @@ class VerifyPublished(DistributionIndexStep):
         version = self.getProperty(buildprops.PACKAGE_VERSION)
         absent = self.getProperty("verify_absent")
         wanted = sorted(self.getProperty("verify_packages") or
-                        {deb.split("_", 1)[0] for deb in self.getProperty(buildprops.DEBS) or []})
+                        debformats.packages_of(self.getProperty(buildprops.DEBS)))
         stanzas = yield self.read_index(log, self.distribution)
         if isinstance(stanzas, str):
             self.descriptionDone = stanzas
@@ -562,7 +562,7 @@ class RecordHistory(HistoryStep):
             "snapshot": self.getProperty("snapshot"),
             "previous_snapshot": self.getProperty("current_snapshot"),
             "package": self.getProperty("package") or ",".join(
-                sorted({d.split("_", 1)[0] for d in self.getProperty(buildprops.DEBS) or []})),
+                sorted(debformats.packages_of(self.getProperty(buildprops.DEBS)))),
             "version": self.getProperty(buildprops.PACKAGE_VERSION),
             "from": self.getProperty("from_dist"),
             "who": self.getProperty("who") or self.getProperty("owner") or "",
@@ -596,7 +596,7 @@ class SkipPublishedCommit(DistributionIndexStep):
     def run(self):
         log = yield self.addLog("stdio")
         commit = self.getProperty("commit")
-        names = {deb.split("_", 1)[0] for deb in self.getProperty(buildprops.DEBS) or []}
+        names = debformats.packages_of(self.getProperty(buildprops.DEBS))
         if not commit or not names:
             return results.SUCCESS
         stanzas = yield self.read_index(log, self.distribution)

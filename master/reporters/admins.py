@@ -10,9 +10,6 @@ from typing import ClassVar
 
 from twisted.internet import defer
 
-from buildbot.process.results import SKIPPED
-from buildbot.process.results import SUCCESS
-from buildbot.process.results import WARNINGS
 from buildbot.reporters import utils as reporter_utils
 from buildbot.reporters.generators.build import BuildStatusGenerator
 from buildbot.reporters.generators.worker import WorkerMissingGenerator
@@ -22,6 +19,7 @@ from buildbot.reporters.message import MessageFormatterMissingWorker
 from conveyor import buildprops
 from conveyor.mail import render_publish_failure
 from conveyor.results import result_name
+from master.reporters.facts import failing_step
 from master.reporters.facts import prop
 from master.schedulers import PUBLISH
 
@@ -49,9 +47,8 @@ class PublishFailureFormatter(MessageFormatterBase):
                          want_logs_content=False)
 
     def format_message_for_build(self, master: Any, build: dict, **kwargs: Any) -> Any:
-        failed = [step for step in build.get("steps") or []
-                  if step.get("results") not in (None, SUCCESS, SKIPPED, WARNINGS)]
-        reason = (failed[0].get("state_string") if failed else None) or build.get(
+        failed = failing_step(build)
+        reason = (failed or {}).get("state_string") or build.get(
             "state_string") or result_name(build["results"])
         subject, text = render_publish_failure(
             project=prop(build, "project") or "?", version=prop(build, buildprops.PACKAGE_VERSION),
