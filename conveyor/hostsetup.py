@@ -33,6 +33,11 @@ def preferences(origin: str, distribution: str) -> str:
             f"Pin-Priority: {PRIORITY}\n")
 
 
+def served(distribution: str) -> tuple[str, str]:
+    """(the source's, the pin's) paths below the repository's URL."""
+    return f"hosts/{distribution}.sources", f"hosts/{distribution}.pref"
+
+
 def file_names(distribution: str) -> tuple[str, str]:
     """(the source's, the pin's) file names on a host."""
     return f"conveyor-{distribution}.sources", f"conveyor-{distribution}.pref"
@@ -41,11 +46,12 @@ def file_names(distribution: str) -> tuple[str, str]:
 def commands(repo_url: str, distribution: str, packages: list[str] | tuple[str, ...]) -> str:
     """The shell lines that set a host up to follow `distribution` and install `packages`."""
     source, pref = file_names(distribution)
+    served_source, served_pref = served(distribution)
     return "\n".join([
         "sudo install -d -m 0755 /etc/apt/keyrings",
         f"sudo curl -fsSo {KEYRING} {repo_url}conveyor.gpg",
-        f"sudo curl -fsSo /etc/apt/sources.list.d/{source} {repo_url}hosts/{distribution}.sources",
-        f"sudo curl -fsSo /etc/apt/preferences.d/{pref} {repo_url}hosts/{distribution}.pref",
+        f"sudo curl -fsSo /etc/apt/sources.list.d/{source} {repo_url}{served_source}",
+        f"sudo curl -fsSo /etc/apt/preferences.d/{pref} {repo_url}{served_pref}",
         f"sudo apt-get update && sudo apt-get install -y {' '.join(packages)}",
         "# then, to follow the distribution (promotions and rollbacks alike):",
         "sudo apt-get update && sudo apt-get upgrade -y --allow-downgrades",

@@ -50,22 +50,30 @@ def reader(master: Any, request: Any, readers: tuple[str, ...]) -> bool:
     return bool(set(master.www.authz.getRolesFromUser(info)) & set(readers))
 
 
+class ForReaders:
+    """Base of a resource for readers only (or all, when `public`)."""
+
+    master: Any
+    public: bool
+    readers: tuple[str, ...]
+
+    def allowed(self, request: Any) -> bool:
+        return self.public or reader(self.master, request, self.readers)
+
+
 def refusal(what: str) -> resource.Resource:
     return pages.errorPage(401, "Log in to see this",
                            f"{what} are for logged-in users with a role: log in to the web UI "
                            "first.")
 
 
-class ArtifactsResource(resource.Resource):
+class ArtifactsResource(ForReaders, resource.Resource):
     """The artifact store as static files, for readers (or all, when public)."""
 
     def __init__(self, master: Any, directory: str, public: bool, readers: tuple[str, ...]):
         super().__init__()
         self.master, self.files = master, static.File(directory)
         self.public, self.readers = public, readers
-
-    def allowed(self, request: Any) -> bool:
-        return self.public or reader(self.master, request, self.readers)
 
     def getChildWithDefault(self, name: bytes, request: Any) -> resource.Resource:
         if not self.allowed(request):
@@ -78,7 +86,7 @@ class ArtifactsResource(resource.Resource):
         return self.files.render(request)
 
 
-class GuardedEvents(resource.Resource):
+class GuardedEvents(ForReaders, resource.Resource):
     """Buildbot's /sse resource, for readers only."""
 
     isLeaf = True
@@ -89,14 +97,14 @@ class GuardedEvents(resource.Resource):
         self.master, self.events, self.public, self.readers = master, events, public, readers
 
     def render(self, request: Any) -> Any:
-        if not (self.public or reader(self.master, request, self.readers)):
+        if not self.allowed(request):
             return refusal("Build events").render(request)
         return self.events.render(request)
 
 
 class SiteService(service.BuildbotService):
     """As soon as the master's site exists, and again after each reconfig (the directory or
-    `public` may change): mounts ArtifactsResource at /artifacts, and makes the site's requests
+    `public` may change): mounts ArtifactsResource at /artifacts, guards Buildbot's /sse, and
     sets the site's limits (master/limits.py)."""
 
     name = "conveyor-site"

@@ -208,12 +208,11 @@ def write_host_files(settings: Settings) -> None:
     """What a host needs to follow each distribution, served beside the repository
     (conveyor/hostsetup.py): `hosts/<dist>.sources` and `hosts/<dist>.pref`."""
     repo = settings.repository
-    hosts = repo.www_root / "hosts"
-    hosts.mkdir(parents=True, exist_ok=True)
     for dist in settings.distributions:
-        (hosts / f"{dist}.sources").write_text(
-            hostsetup.sources(repo.url, dist, repo.component))
-        (hosts / f"{dist}.pref").write_text(hostsetup.preferences(repo.origin, dist))
+        source, pref = (repo.www_root / path for path in hostsetup.served(dist))
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(hostsetup.sources(repo.url, dist, repo.component))
+        pref.write_text(hostsetup.preferences(repo.origin, dist))
 
 
 DEMO_USERS = (("releaser", "releasers"), ("developer", "developers"), ("admin", "admins"))
