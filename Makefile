@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run start push stop test lint unit check system system-tests venv clean requirements
+.PHONY: run start push stop test lint format unit check system system-tests venv clean requirements
 
 run: system venv            ## set up, start master+worker+repository, build the demo push
 	$(PY) -m ops run
@@ -17,13 +17,18 @@ push: venv                  ## deliver one more signed push of the demo app and 
 stop: venv                  ## stop what run/start started (by pid)
 	$(PY) -m ops stop
 
-test: system-tests venv     ## lint, unit tests, then the integration tests, three modules at a time
+test: system-tests venv     ## lint and format check, unit tests, then the integration tests, three modules at a time
 	$(PY) -m ruff check . worker/bin/conveyor-install-check
+	$(PY) -m ruff format --check . worker/bin/conveyor-install-check
 	$(PY) -m pytest tests/unit
 	$(PY) -m pytest -n 3 --dist loadfile --durations=15 tests/integration
 
-lint: venv                  ## ruff on Conveyor's own code (ruff.toml)
+lint: venv                  ## ruff on Conveyor's own code (ruff.toml): lint and format check
 	$(PY) -m ruff check . worker/bin/conveyor-install-check
+	$(PY) -m ruff format --check . worker/bin/conveyor-install-check
+
+format: venv                ## ruff format: write the code's layout (what make test checks)
+	$(PY) -m ruff format . worker/bin/conveyor-install-check
 
 unit: venv                  ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit

@@ -59,8 +59,9 @@ def make_commits(checkout: Path, project, count: int) -> list[tuple[str, str]]:
     return pairs
 
 
-def deliver_all(settings, project, checkout: Path, pairs: list[tuple[str, str]],
-                threads: int) -> list[float]:
+def deliver_all(
+    settings, project, checkout: Path, pairs: list[tuple[str, str]], threads: int
+) -> list[float]:
     """Every push event, built first, then sent from `threads` threads at once; returns each
     delivery's round trip (s). A refused delivery stops the run."""
     payloads = [github.push_payload(checkout, project, before, after) for before, after in pairs]
@@ -83,8 +84,10 @@ def staging(settings, project) -> list[str]:
 
 def ci_builds(master: api.Master, project, after_number: int) -> list[dict]:
     builder = master.builder_id(project.ci_builder)
-    return master.get(f"builders/{builder}/builds?number__gt={after_number}"
-                      "&order=number&property=got_revision&property=package_version")["builds"]
+    return master.get(
+        f"builders/{builder}/builds?number__gt={after_number}"
+        "&order=number&property=got_revision&property=package_version"
+    )["builds"]
 
 
 def prop(build: dict, name: str):
@@ -117,8 +120,7 @@ def rss_kib(settings) -> int | None:
 def spread(seconds: list[float]) -> str:
     if not seconds:
         return "-"
-    return (f"median {statistics.median(seconds):.0f} s "
-            f"({min(seconds):.0f}–{max(seconds):.0f})")
+    return f"median {statistics.median(seconds):.0f} s ({min(seconds):.0f}–{max(seconds):.0f})"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -134,15 +136,19 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--build-workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a key of [projects.snowbird], value in TOML syntax")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a key of [projects.snowbird], value in TOML syntax",
+    )
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     TEST_ROOT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-burst-", dir=TEST_ROOT) as tmp:
         base = Path(tmp)
-        settings = write_pipeline(base, extra=extra_build_workers(args.build_workers),
-                                  **overrides)
+        settings = write_pipeline(base, extra=extra_build_workers(args.build_workers), **overrides)
         traversable(base)
         project = settings.projects[0]
         setup.prepare(settings)
@@ -172,8 +178,7 @@ def burst(settings, project, args) -> int:
         builds = ci_builds(master, project, number)
         done = [b for b in builds if b["complete"]]
         versions = {prop(b, "package_version") for b in done} - {None}
-        if len(done) >= len(pairs) and any(result_name(b["results"]) != "SUCCESS"
-                                           for b in done):
+        if len(done) >= len(pairs) and any(result_name(b["results"]) != "SUCCESS" for b in done):
             break  # a build failed: no use waiting
         if len(done) >= len(pairs) and len(versions) >= len(pairs):
             listed = set(staging(settings, project))
@@ -197,41 +202,63 @@ def burst(settings, project, args) -> int:
     failed = [f"#{b['number']} {r}" for b, r in zip(builds, results, strict=True) if r != "SUCCESS"]
     lost = set(heads) - set(revisions)
     unlisted = [v for v in versions if v not in listed]
-    ok = bool(drained_at) and own_build and not failed and not unlisted \
+    ok = (
+        bool(drained_at)
+        and own_build
+        and not failed
+        and not unlisted
         and len(set(versions)) == len(pairs)
+    )
 
     for build in builds:
         if result_name(build["results"]) != "SUCCESS":
-            build["url"] = f"{settings.web_url}#/builders/{build['builderid']}/builds/" \
-                           f"{build['number']}"
+            build["url"] = (
+                f"{settings.web_url}#/builders/{build['builderid']}/builds/{build['number']}"
+            )
             build["steps"] = master.get(f"builds/{build['buildid']}/steps")["steps"]
             print(api.describe(build))
             print(failure_tail(master, build))
     print()
-    print(f"burst of {len(pairs)} signed pushes, {args.threads} sending threads, "
-          f"{args.build_workers} build worker(s); install check off "
-          "(write_pipeline's default, as in the integration tests)"
-          + "".join(f"; {item}" for item in args.set)
-          + f"; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"burst of {len(pairs)} signed pushes, {args.threads} sending threads, "
+        f"{args.build_workers} build worker(s); install check off "
+        "(write_pipeline's default, as in the integration tests)"
+        + "".join(f"; {item}" for item in args.set)
+        + f"; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     rows = [
-        ("hook latency p50 / p99", f"{statistics.median(latencies) * 1000:.0f} ms / "
-                                   f"{percentile(latencies, 99) * 1000:.0f} ms"),
+        (
+            "hook latency p50 / p99",
+            f"{statistics.median(latencies) * 1000:.0f} ms / "
+            f"{percentile(latencies, 99) * 1000:.0f} ms",
+        ),
         ("all deliveries sent in", f"{sent:.1f} s"),
-        ("time to drain (first delivery → last version in staging)",
-         f"{drain:.1f} s" + ("" if drained_at else " (NOT drained: timed out)")),
+        (
+            "time to drain (first delivery → last version in staging)",
+            f"{drain:.1f} s" + ("" if drained_at else " (NOT drained: timed out)"),
+        ),
         ("per push, drained", f"{drain / len(pairs):.1f} s"),
         ("CI build, each (Buildbot's whole seconds)", spread(ci_times)),
-        ("publish build, first 10 / last 10",
-         f"{spread(publish_times[:10])} / {spread(publish_times[-10:])}"),
-        ("CI builds", f"{len(builds)} for {len(pairs)} pushes, {results.count('SUCCESS')} "
-                      "succeeded" + (f"; not: {', '.join(failed)}" if failed else "")),
-        ("each push its own build (got_revision = its head)",
-         "yes" if own_build else f"NO ({len(lost)} heads without a build)"),
+        (
+            "publish build, first 10 / last 10",
+            f"{spread(publish_times[:10])} / {spread(publish_times[-10:])}",
+        ),
+        (
+            "CI builds",
+            f"{len(builds)} for {len(pairs)} pushes, {results.count('SUCCESS')} "
+            "succeeded" + (f"; not: {', '.join(failed)}" if failed else ""),
+        ),
+        (
+            "each push its own build (got_revision = its head)",
+            "yes" if own_build else f"NO ({len(lost)} heads without a build)",
+        ),
         ("distinct versions", f"{len(set(versions) - {None})}"),
         ("lost pushes", f"{len(lost)}"),
         ("versions in staging's Packages", f"{len(versions) - len(unlisted)} of {len(versions)}"),
-        ("master RSS before / after the burst",
-         f"{(rss_before or 0) / 1024:.0f} MiB / {(rss_after or 0) / 1024:.0f} MiB"),
+        (
+            "master RSS before / after the burst",
+            f"{(rss_before or 0) / 1024:.0f} MiB / {(rss_after or 0) / 1024:.0f} MiB",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

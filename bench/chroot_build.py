@@ -38,8 +38,20 @@ SBUILD = ROOT / "worker" / "bin" / "conveyor-sbuild"
 
 def as_build_user(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     started = time.monotonic()
-    proc = subprocess.run(["runuser", "-u", setup.BUILD_USER, "--", "env", *(
-        f"{k}={v}" for k, v in env.items()), *argv], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            setup.BUILD_USER,
+            "--",
+            "env",
+            *(f"{k}={v}" for k, v in env.items()),
+            *argv,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -53,8 +65,9 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the builds run as the build user, with its subordinate ids")
-    missing = subprocess.run(["dpkg-checkbuilddeps"], cwd=args.package, capture_output=True,
-                             text=True)
+    missing = subprocess.run(
+        ["dpkg-checkbuilddeps"], cwd=args.package, capture_output=True, text=True
+    )
     if missing.returncode != 0:
         sys.exit(f"the baseline builds on this host: {missing.stderr.strip()}")
     setup.ensure_build_user()
@@ -64,26 +77,44 @@ def main() -> int:
     os.chmod(work, 0o755)
     try:
         source = work / "src"
-        shutil.copytree(args.package, source, ignore=shutil.ignore_patterns(
-            "__pycache__", "*.egg-info", ".pytest_cache"))
-        subprocess.run(["dpkg-source", "--build", "."], cwd=source, check=True,
-                       capture_output=True)
-        subprocess.run(["chown", "-R", f"{setup.BUILD_USER}:{setup.BUILD_USER}", str(work)],
-                       check=True)
+        shutil.copytree(
+            args.package,
+            source,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache"),
+        )
+        subprocess.run(["dpkg-source", "--build", "."], cwd=source, check=True, capture_output=True)
+        subprocess.run(
+            ["chown", "-R", f"{setup.BUILD_USER}:{setup.BUILD_USER}", str(work)], check=True
+        )
         (dsc,) = work.glob("*.dsc")
-        env = {"HOME": str(work), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-               "CONVEYOR_CHROOTS": str(base.parent), "LANG": "C.UTF-8"}
+        env = {
+            "HOME": str(work),
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "CONVEYOR_CHROOTS": str(base.parent),
+            "LANG": "C.UTF-8",
+        }
         host, chroot = [], []
         for _ in range(args.rounds):
-            host.append(as_build_user(["dpkg-buildpackage", "-b", "-us", "-uc"], source,
-                                      {**env, "DEB_BUILD_OPTIONS": "nocheck"}))
+            host.append(
+                as_build_user(
+                    ["dpkg-buildpackage", "-b", "-us", "-uc"],
+                    source,
+                    {**env, "DEB_BUILD_OPTIONS": "nocheck"},
+                )
+            )
             chroot.append(as_build_user([str(SBUILD), release, str(dsc)], work, env))
-        print(f"package: {args.package.name}, release {release}, base {base} "
-              f"({base.stat().st_size // 2**20} MiB), {args.rounds} rounds, alternating")
-        for name, seconds in (("host: dpkg-buildpackage (Build-Depends on the host)", host),
-                              ("chroot: conveyor-sbuild (cached base)", chroot)):
-            print(f"{name:<56} median {statistics.median(seconds):6.1f} s  "
-                  f"min {min(seconds):5.1f}  max {max(seconds):5.1f}")
+        print(
+            f"package: {args.package.name}, release {release}, base {base} "
+            f"({base.stat().st_size // 2**20} MiB), {args.rounds} rounds, alternating"
+        )
+        for name, seconds in (
+            ("host: dpkg-buildpackage (Build-Depends on the host)", host),
+            ("chroot: conveyor-sbuild (cached base)", chroot),
+        ):
+            print(
+                f"{name:<56} median {statistics.median(seconds):6.1f} s  "
+                f"min {min(seconds):5.1f}  max {max(seconds):5.1f}"
+            )
         ratio = statistics.median(chroot) / statistics.median(host)
         extra = statistics.median(chroot) - statistics.median(host)
         print(f"{'chroot / host':<56} {ratio:6.2f}x  (+{extra:.1f} s a build)")

@@ -56,12 +56,16 @@ def fill_deb(workdir: Path, package: str, i: int) -> Path:
     (root / "DEBIAN" / "control").write_text(
         f"Package: {package}\nVersion: {version}\nArchitecture: amd64\n"
         "Maintainer: Conveyor bench <bench@example.com>\n"
-        "Description: filler for bench/growth.py\n")
+        "Description: filler for bench/growth.py\n"
+    )
     (root / "usr" / "share" / "doc" / package).mkdir(parents=True, exist_ok=True)
     (root / "usr" / "share" / "doc" / package / "fill").write_text(f"{version}\n")
     deb.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", str(root),
-                    str(deb)], check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
     return deb
 
 
@@ -70,8 +74,9 @@ def published_snapshot(settings, distribution: str) -> str:
     return json.loads(out)["Sources"][0]["Name"]
 
 
-def fill(settings, workdir: Path, package: str, distribution: str, indices: range,
-         round_no: int) -> None:
+def fill(
+    settings, workdir: Path, package: str, distribution: str, indices: range, round_no: int
+) -> None:
     """Versions FILL(i) for i in indices into the distribution: import, merge -no-remove into
     the published snapshot, publish switch (signed), history — what a publish does."""
     if not indices:
@@ -83,8 +88,7 @@ def fill(settings, workdir: Path, package: str, distribution: str, indices: rang
     for deb in debs:
         (incoming / deb.name).symlink_to(deb)
     scratch = f"bench-fill-{distribution}-{round_no}"
-    part = release.snapshot_name(f"{distribution}+fill", datetime.now(UTC),
-                                 "bench-fill", round_no)
+    part = release.snapshot_name(f"{distribution}+fill", datetime.now(UTC), "bench-fill", round_no)
     setup.aptly(settings, "repo", "create", scratch)
     setup.aptly(settings, "repo", "add", scratch, str(incoming))
     setup.aptly(settings, "snapshot", "create", part, "from", "repo", scratch)
@@ -94,17 +98,36 @@ def fill(settings, workdir: Path, package: str, distribution: str, indices: rang
     snapshot = release.snapshot_name(distribution, when, "bench-fill", round_no)
     setup.aptly(settings, "snapshot", "merge", "-no-remove", snapshot, current, part)
     setup.aptly(settings, "snapshot", "drop", "-force", part)
-    setup.aptly(settings, "publish", "switch", "-batch", *settings.repository.signing_args(),
-                distribution, ".", snapshot)
+    setup.aptly(
+        settings,
+        "publish",
+        "switch",
+        "-batch",
+        *settings.repository.signing_args(),
+        distribution,
+        ".",
+        snapshot,
+    )
     history = settings.history_dir / f"{distribution}.jsonl"
     entries = release.parse_history(history.read_text())
     with history.open("a") as f:
-        f.write(release.history_line({
-            "n": len(entries) + 1, "when": when.isoformat(timespec="seconds"),
-            "distribution": distribution, "action": "fill", "snapshot": snapshot,
-            "previous_snapshot": current, "package": package,
-            "version": f"{FILL.format(indices[0])}..{FILL.format(indices[-1])}",
-            "from": None, "who": "bench/growth.py", "build": None}))
+        f.write(
+            release.history_line(
+                {
+                    "n": len(entries) + 1,
+                    "when": when.isoformat(timespec="seconds"),
+                    "distribution": distribution,
+                    "action": "fill",
+                    "snapshot": snapshot,
+                    "previous_snapshot": current,
+                    "package": package,
+                    "version": f"{FILL.format(indices[0])}..{FILL.format(indices[-1])}",
+                    "from": None,
+                    "who": "bench/growth.py",
+                    "build": None,
+                }
+            )
+        )
 
 
 def watch(master: api.Master, builder: str, after: int, timeout: float = 900) -> tuple:
@@ -115,8 +138,9 @@ def watch(master: api.Master, builder: str, after: int, timeout: float = 900) ->
     deadline = time.monotonic() + timeout
     seen = None
     while time.monotonic() < deadline:
-        builds = master.get(f"builders/{builderid}/builds?number__gt={after}&order=number"
-                            "&limit=1&property=*")["builds"]
+        builds = master.get(
+            f"builders/{builderid}/builds?number__gt={after}&order=number&limit=1&property=*"
+        )["builds"]
         if builds:
             seen = seen or time.monotonic()
             if builds[0]["complete"]:
@@ -128,14 +152,16 @@ def watch(master: api.Master, builder: str, after: int, timeout: float = 900) ->
 def measure(settings, project, master: api.Master, checkout: Path, n: int, run: int) -> dict:
     """One signed push to staging and the promotion of its version to production, timed."""
     before = github.git(checkout, "rev-parse", "HEAD")
-    after = github.commit_file(checkout, "GROWTH.txt", f"size {n}, run {run}\n",
-                               f"growth bench at {n}, run {run}")
+    after = github.commit_file(
+        checkout, "GROWTH.txt", f"size {n}, run {run}\n", f"growth bench at {n}, run {run}"
+    )
     github.push_branch(checkout, project)
     ci_after = master.last_build_number(project.ci_builder)
     publish_after = master.last_build_number("publish")
     started = time.monotonic()
-    status, body = github.deliver(settings, "push",
-                                  github.push_payload(checkout, project, before, after))
+    status, body = github.deliver(
+        settings, "push", github.push_payload(checkout, project, before, after)
+    )
     if status not in (200, 202):
         raise RuntimeError(f"the hook refused the push: {status} {body}")
     publish_seen, publish_done, _ = watch(master, "publish", publish_after)
@@ -151,24 +177,43 @@ def measure(settings, project, master: api.Master, checkout: Path, n: int, run: 
 
     promote_after = master.last_build_number("promote")
     requested = time.monotonic()
-    master.force("promote", "promote", package=project.packages[0], version=version,
-                 from_dist=staging, to_dist=production, reason=f"growth bench at {n}")
+    master.force(
+        "promote",
+        "promote",
+        package=project.packages[0],
+        version=version,
+        from_dist=staging,
+        to_dist=production,
+        reason=f"growth bench at {n}",
+    )
     _, promote_done, promoted = watch(master, "promote", promote_after)
     if result_name(promoted["results"]) != "SUCCESS":
         raise RuntimeError(f"the promotion of {version} failed: {promoted}")
     assert version in api.listed_versions(settings, production, project.packages[0])
-    return {"push": ci_done - started, "publish": publish_done - publish_seen,
-            "promote": promote_done - requested}
+    return {
+        "push": ci_done - started,
+        "publish": publish_done - publish_seen,
+        "promote": promote_done - requested,
+    }
 
 
 def main() -> int:
     services.stopped_by_signals()  # a killed bench stops what it started
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,100,1000")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="pushes and promotions per size (the table shows medians)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a key of [projects.snowbird], value in TOML syntax")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="pushes and promotions per size (the table shows medians)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a key of [projects.snowbird], value in TOML syntax",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     overrides = dict(item.split("=", 1) for item in args.set)
@@ -193,34 +238,53 @@ def main() -> int:
                 for dist in (staging, production):
                     listed = api.listed_versions(settings, dist, project.packages[0])
                     need = max(0, n - len(listed))
-                    fill(settings, base, project.packages[0], dist,
-                         range(filled[dist], filled[dist] + need), round_no)
+                    fill(
+                        settings,
+                        base,
+                        project.packages[0],
+                        dist,
+                        range(filled[dist], filled[dist] + need),
+                        round_no,
+                    )
                     filled[dist] += need
-                there = {d: len(api.listed_versions(settings, d, project.packages[0]))
-                         for d in (staging, production)}
-                print(f"filled to {there[staging]} versions in {staging}, {there[production]} "
-                      f"in {production} in {time.monotonic() - t:.1f} s", flush=True)
+                there = {
+                    d: len(api.listed_versions(settings, d, project.packages[0]))
+                    for d in (staging, production)
+                }
+                print(
+                    f"filled to {there[staging]} versions in {staging}, {there[production]} "
+                    f"in {production} in {time.monotonic() - t:.1f} s",
+                    flush=True,
+                )
                 runs = []
                 for run in range(1, args.repeat + 1):
                     runs.append(measure(settings, project, master, checkout, n, run))
                     print(f"  {runs[-1]}", flush=True)
-                rows.append((there, {key: statistics.median(run[key] for run in runs)
-                                     for key in runs[0]}))
+                rows.append(
+                    (there, {key: statistics.median(run[key] for run in runs) for key in runs[0]})
+                )
         finally:
             services.stop(settings)
     print()
-    print("install check off (write_pipeline's default, as in the integration tests); "
-          f"n={args.repeat} per size (medians); load average at the end "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'versions already there':>22} | {'publish s':>9} | {'promote s':>9} | "
-          f"{'push → staging s':>16}")
+    print(
+        "install check off (write_pipeline's default, as in the integration tests); "
+        f"n={args.repeat} per size (medians); load average at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"{'versions already there':>22} | {'publish s':>9} | {'promote s':>9} | "
+        f"{'push → staging s':>16}"
+    )
     for there, f in rows:
-        print(f"{there[staging]:>22} | {f['publish']:9.1f} | {f['promote']:9.1f} | "
-              f"{f['push']:16.1f}")
-    print("(versions already there: in staging before the push; production holds as many "
-          "before the promotion.\n publish s: the publish build, fetch → verified in Packages; "
-          "promote s: force request → promote build finished, verified in Packages;\n "
-          "push → staging s: webhook → the CI build finished, its publish included)")
+        print(
+            f"{there[staging]:>22} | {f['publish']:9.1f} | {f['promote']:9.1f} | {f['push']:16.1f}"
+        )
+    print(
+        "(versions already there: in staging before the push; production holds as many "
+        "before the promotion.\n publish s: the publish build, fetch → verified in Packages; "
+        "promote s: force request → promote build finished, verified in Packages;\n "
+        "push → staging s: webhook → the CI build finished, its publish included)"
+    )
     return 0
 
 

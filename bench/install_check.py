@@ -45,8 +45,10 @@ def figure(name: str, seconds: list[float]) -> None:
     if len(seconds) == 1:
         print(f"{name:<56} {seconds[0]:7.1f} s")
     else:
-        print(f"{name:<56} median {statistics.median(seconds):6.1f} s  "
-              f"min {min(seconds):5.1f}  max {max(seconds):5.1f}  (n={len(seconds)})")
+        print(
+            f"{name:<56} median {statistics.median(seconds):6.1f} s  "
+            f"min {min(seconds):5.1f}  max {max(seconds):5.1f}  (n={len(seconds)})"
+        )
 
 
 def push(settings, project, checkout, n: int) -> dict:
@@ -67,8 +69,14 @@ def cold(settings, build: dict) -> float:
         for deb in debs:
             os.chmod(deb, 0o644)
         cache = Path(tmp) / "cache"
-        argv = [str(TOOL), "--cache", str(cache),
-                "--smoke=/opt/venvs/snowbird/bin/snowbird", "--smoke=--version", *debs]
+        argv = [
+            str(TOOL),
+            "--cache",
+            str(cache),
+            "--smoke=/opt/venvs/snowbird/bin/snowbird",
+            "--smoke=--version",
+            *debs,
+        ]
         if setup.separate_build_user():
             cache.mkdir()
             shutil.chown(cache, setup.BUILD_USER, setup.BUILD_USER)
@@ -89,8 +97,9 @@ def main() -> int:
     parser.add_argument("--cold", action="store_true")
     args = parser.parse_args()
     with installation_base("bench-install-check") as base:
-        settings = write_pipeline(base, install_check="true",
-                                  smoke='["/opt/venvs/snowbird/bin/snowbird", "--version"]')
+        settings = write_pipeline(
+            base, install_check="true", smoke='["/opt/venvs/snowbird/bin/snowbird", "--version"]'
+        )
         traversable(base)
         project = settings.projects[0]
         setup.prepare(settings)
@@ -98,14 +107,23 @@ def main() -> int:
         try:
             checkout = demo.ensure_demo_repo(settings, project)
             first = push(settings, project, checkout, 0)
-            figure("install check: install, smoke, purge (warm)",
-                   [first["properties"]["install_check_seconds"][0]])
+            figure(
+                "install check: install, smoke, purge (warm)",
+                [first["properties"]["install_check_seconds"][0]],
+            )
             master = api.Master(settings.web_url)
             master.login(*api.credentials(settings))
-            build = master.follow(master.force(
-                "promote", "promote", package=project.packages[0],
-                version=first["properties"]["package_version"][0],
-                from_dist=project.upload_to, to_dist=project.path[-1], reason="bench"))
+            build = master.follow(
+                master.force(
+                    "promote",
+                    "promote",
+                    package=project.packages[0],
+                    version=first["properties"]["package_version"][0],
+                    from_dist=project.upload_to,
+                    to_dist=project.path[-1],
+                    reason="bench",
+                )
+            )
             assert NAMES[build["results"]] == "SUCCESS", build["url"]
             warm, totals = [], []
             for n in range(1, args.pushes + 1):
@@ -115,8 +133,7 @@ def main() -> int:
             figure("install check: install, smoke, purge, upgrade (warm)", warm)
             figure("webhook → package in staging, with the check", totals)
             if args.cold:
-                figure("install check, cold: minbase made, then the check", [cold(settings,
-                                                                                 first)])
+                figure("install check, cold: minbase made, then the check", [cold(settings, first)])
         finally:
             services.stop(settings)
     return 0

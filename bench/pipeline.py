@@ -35,8 +35,10 @@ def figure(name: str, seconds: list[float]) -> None:
     if len(seconds) == 1:
         print(f"{name:<44} {seconds[0]:7.1f} s")
     else:
-        print(f"{name:<44} median {statistics.median(seconds):6.1f} s  "
-              f"min {min(seconds):5.1f}  max {max(seconds):5.1f}  (n={len(seconds)})")
+        print(
+            f"{name:<44} median {statistics.median(seconds):6.1f} s  "
+            f"min {min(seconds):5.1f}  max {max(seconds):5.1f}  (n={len(seconds)})"
+        )
 
 
 def main() -> int:
@@ -76,9 +78,17 @@ def main() -> int:
             promotions = []
             for version in versions:
                 t = time.monotonic()
-                build = master.follow(master.force(
-                    "promote", "promote", package=project.packages[0], version=version,
-                    from_dist=project.upload_to, to_dist=project.path[-1], reason="bench"))
+                build = master.follow(
+                    master.force(
+                        "promote",
+                        "promote",
+                        package=project.packages[0],
+                        version=version,
+                        from_dist=project.upload_to,
+                        to_dist=project.path[-1],
+                        reason="bench",
+                    )
+                )
                 assert NAMES[build["results"]] == "SUCCESS", build["url"]
                 apt.update()
                 assert apt.candidate(project.packages[0]) == version
@@ -86,9 +96,11 @@ def main() -> int:
             figure("promote request → apt candidate in production", promotions)
 
             t = time.monotonic()
-            build = master.follow(master.force("rollback", "rollback",
-                                               distribution=project.path[-1], state="",
-                                               reason="bench"))
+            build = master.follow(
+                master.force(
+                    "rollback", "rollback", distribution=project.path[-1], state="", reason="bench"
+                )
+            )
             assert NAMES[build["results"]] == "SUCCESS", build["url"]
             apt.update()
             figure("rollback request → previous version candidate", [time.monotonic() - t])

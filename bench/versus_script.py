@@ -91,8 +91,9 @@ def push_until_listed(settings, project, checkout: Path, before: str) -> tuple[f
     number = master.last_build_number(project.ci_builder)
     index = index_url(settings, project.upload_to)
     started = time.monotonic()
-    status, body = github.deliver(settings, "push",
-                                  github.push_payload(checkout, project, before, after))
+    status, body = github.deliver(
+        settings, "push", github.push_payload(checkout, project, before, after)
+    )
     assert status in (200, 202), (status, body)
     deadline = started + 600
     while f"Conveyor-Commit: {after}" not in (api.fetch_text(index) or ""):
@@ -112,8 +113,10 @@ def print_steps(master: api.Master, build: dict) -> None:
         for step in master.get(f"builds/{each['buildid']}/steps")["steps"]:
             if step.get("started_at") is not None and not step.get("hidden"):
                 took = (step.get("complete_at") or step["started_at"]) - step["started_at"]
-                print(f"      +{step['started_at'] - start:3d} s  {step['name'][:28]:28s} "
-                      f"{took:3d} s   commands {command_seconds(master, step):6.2f} s")
+                print(
+                    f"      +{step['started_at'] - start:3d} s  {step['name'][:28]:28s} "
+                    f"{took:3d} s   commands {command_seconds(master, step):6.2f} s"
+                )
 
 
 def bare_repository(base: Path, settings, key: str) -> tuple[Path, str]:
@@ -121,52 +124,83 @@ def bare_repository(base: Path, settings, key: str) -> tuple[Path, str]:
     root = base / "bare-aptly"
     root.mkdir()
     config = base / "bare-aptly.conf"
-    config.write_text(json.dumps({"rootDir": str(root), "architectures": ["amd64", "all"],
-                                  "gpgProvider": "gpg", "skipContentsPublishing": True}))
+    config.write_text(
+        json.dumps(
+            {
+                "rootDir": str(root),
+                "architectures": ["amd64", "all"],
+                "gpgProvider": "gpg",
+                "skipContentsPublishing": True,
+            }
+        )
+    )
     env = setup.gpg_env(settings)
-    for argv in (["snapshot", "create", "bare-empty", "empty"],
-                 ["publish", "snapshot", "-batch", f"-gpg-key={key}",
-                  "-architectures=amd64,all", "-distribution=bare", "-component=main",
-                  "bare-empty", "."]):
-        subprocess.run(["aptly", f"-config={config}", *argv], env=env, check=True,
-                       capture_output=True)
+    for argv in (
+        ["snapshot", "create", "bare-empty", "empty"],
+        [
+            "publish",
+            "snapshot",
+            "-batch",
+            f"-gpg-key={key}",
+            "-architectures=amd64,all",
+            "-distribution=bare",
+            "-component=main",
+            "bare-empty",
+            ".",
+        ],
+    ):
+        subprocess.run(
+            ["aptly", f"-config={config}", *argv], env=env, check=True, capture_output=True
+        )
     return config, "bare"
 
 
 def fingerprint(settings) -> str:
-    out = subprocess.run(["gpg", "--list-secret-keys", "--with-colons"],
-                         env=setup.gpg_env(settings), capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["gpg", "--list-secret-keys", "--with-colons"],
+        env=setup.gpg_env(settings),
+        capture_output=True,
+        text=True,
+    ).stdout
     return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr"))
 
 
 def on_postgres(settings, pg):
     """The installation's pipeline.toml names the server (its password: a secret file)."""
-    settings.file.write_text(settings.file.read_text().replace(
-        "[conveyor]\n", f'[conveyor]\ndb_url = "{pg.url}"\n', 1))
+    settings.file.write_text(
+        settings.file.read_text().replace("[conveyor]\n", f'[conveyor]\ndb_url = "{pg.url}"\n', 1)
+    )
     settings = settings_module.load(settings.file)
     setup.write_secret(settings, "db-password", pg.password)
     return settings
 
 
 def median(values: list[float]) -> str:
-    return (f"median {statistics.median(values):5.1f} s  min {min(values):5.1f}  "
-            f"max {max(values):5.1f}")
+    return (
+        f"median {statistics.median(values):5.1f} s  min {min(values):5.1f}  max {max(values):5.1f}"
+    )
 
 
 def main() -> int:
     services.stopped_by_signals()  # a killed bench stops what it started
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--steps", action="store_true",
-                        help="print each build's steps and their times, run by run")
-    parser.add_argument("--postgres", action="store_true",
-                        help="the master's database on a PostgreSQL server (Debian's, started "
-                             "for the run as tests/integration/test_postgres.py does; root), "
-                             "as a team's master has it; default: SQLite, as `make run`")
+    parser.add_argument(
+        "--steps", action="store_true", help="print each build's steps and their times, run by run"
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the master's database on a PostgreSQL server (Debian's, started "
+        "for the run as tests/integration/test_postgres.py does; root), "
+        "as a team's master has it; default: SQLite, as `make run`",
+    )
     args = parser.parse_args()
     TEST_ROOT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-versus-", dir=TEST_ROOT) as tmp, \
-            contextlib.ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-versus-", dir=TEST_ROOT) as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         base = Path(tmp)
         settings = write_pipeline(base)
         if args.postgres:
@@ -198,15 +232,29 @@ def main() -> int:
                     print_steps(master, build)
 
                 started = time.monotonic()
-                subprocess.run([str(ROOT / "bench" / "bare-pipeline.sh"), project.clone_url,
-                                head, str(n), str(config), str(settings.repository.gnupg_home),
-                                fingerprint(settings), dist], check=True,
-                               env=setup.gpg_env(settings), capture_output=True)
+                subprocess.run(
+                    [
+                        str(ROOT / "bench" / "bare-pipeline.sh"),
+                        project.clone_url,
+                        head,
+                        str(n),
+                        str(config),
+                        str(settings.repository.gnupg_home),
+                        fingerprint(settings),
+                        dist,
+                    ],
+                    check=True,
+                    env=setup.gpg_env(settings),
+                    capture_output=True,
+                )
                 bare.append(time.monotonic() - started)
-                print(f"run {n}: Conveyor {conveyor[-1]:5.1f} s (tests side {tests:4.1f} s, "
-                      f"package side {package:4.1f} s, aptly {aptly:4.1f} s, overhead "
-                      f"{overhead[-1]:4.1f} s)   "
-                      f"bare script {bare[-1]:5.1f} s", flush=True)
+                print(
+                    f"run {n}: Conveyor {conveyor[-1]:5.1f} s (tests side {tests:4.1f} s, "
+                    f"package side {package:4.1f} s, aptly {aptly:4.1f} s, overhead "
+                    f"{overhead[-1]:4.1f} s)   "
+                    f"bare script {bare[-1]:5.1f} s",
+                    flush=True,
+                )
         finally:
             services.stop(settings)
     print()

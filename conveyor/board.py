@@ -31,14 +31,14 @@ from conveyor import release
 from conveyor.settings import Project
 from conveyor.settings import Settings
 
-BUILDS = 30          # CI builds shown per project
-CHANGES = 500        # newest changes read per project: the commits waiting are among them
-WAITING_LIMIT = 50   # commits listed per step at most
-NO_BASE_LIMIT = 20   # commits listed when the next distribution has no version yet
-RECENT = 20          # builds of each repository builder read for what needs attention
+BUILDS = 30  # CI builds shown per project
+CHANGES = 500  # newest changes read per project: the commits waiting are among them
+WAITING_LIMIT = 50  # commits listed per step at most
+NO_BASE_LIMIT = 20  # commits listed when the next distribution has no version yet
+RECENT = 20  # builds of each repository builder read for what needs attention
 # the repository's builders (master/builders.py), whose mails and failures the board lists
 REPOSITORY_BUILDERS = ("publish", "promote", "rollback", "freeze")
-FAILED = (2, 4)      # FAILURE, EXCEPTION (conveyor.results)
+FAILED = (2, 4)  # FAILURE, EXCEPTION (conveyor.results)
 
 
 class Source(Protocol):
@@ -61,6 +61,7 @@ class Source(Protocol):
 
 
 # --- small things -----------------------------------------------------------------------------
+
 
 def commit_url(github: str, sha: str | None) -> str | None:
     return f"https://github.com/{github}/commit/{sha}" if sha else None
@@ -106,44 +107,88 @@ def subject(comments: str | None) -> str:
 
 # --- the grid ---------------------------------------------------------------------------------
 
-def cell(project: Project, package: str, dist: str, stanzas: list[dict] | None,
-         history: list[dict], now: datetime) -> dict:
+
+def cell(
+    project: Project,
+    package: str,
+    dist: str,
+    stanzas: list[dict] | None,
+    history: list[dict],
+    now: datetime,
+) -> dict:
     """What `dist` holds of `package`: the newest version its index lists (what apt installs),
     that package's commit and CI build, and the history entry that put it there."""
     mine = {s["Version"]: s for s in stanzas or [] if s.get("Package") == package}
     version = debformats.newest(mine)
-    result = {"distribution": dist, "package": package, "version": version,
-              "versions_kept": len(mine), "reachable": stanzas is not None,
-              "commit": None, "commit_url": None, "build_url": None, "build_number": None,
-              "who": None, "when": None, "ago": "", "action": None, "by_build": None}
+    result = {
+        "distribution": dist,
+        "package": package,
+        "version": version,
+        "versions_kept": len(mine),
+        "reachable": stanzas is not None,
+        "commit": None,
+        "commit_url": None,
+        "build_url": None,
+        "build_number": None,
+        "who": None,
+        "when": None,
+        "ago": "",
+        "action": None,
+        "by_build": None,
+    }
     if version is None:
         return result
     stanza = mine[version]
     commit = stanza.get("Conveyor-Commit") or None
     build = stanza.get("Conveyor-Build") or None
-    result.update(commit=commit, commit_url=commit_url(project.github, commit),
-                  build_url=build, build_number=build_number(build))
-    entry = next((e for e in reversed(history) if e.get("version") == version
-                  and package in (e.get("package") or package).split(",")), None)
+    result.update(
+        commit=commit,
+        commit_url=commit_url(project.github, commit),
+        build_url=build,
+        build_number=build_number(build),
+    )
+    entry = next(
+        (
+            e
+            for e in reversed(history)
+            if e.get("version") == version and package in (e.get("package") or package).split(",")
+        ),
+        None,
+    )
     if entry is not None:
         when = parse_when(entry.get("when"))
-        result.update(who=entry.get("who") or None, when=entry.get("when"),
-                      ago=ago(when, now), action=entry.get("action"),
-                      by_build=entry.get("build"))
+        result.update(
+            who=entry.get("who") or None,
+            when=entry.get("when"),
+            ago=ago(when, now),
+            action=entry.get("action"),
+            by_build=entry.get("build"),
+        )
     return result
 
 
-def waiting_commits(changes: list[dict], github: str, branch: str, old: str | None,
-                    new: str | None) -> dict:
+def waiting_commits(
+    changes: list[dict], github: str, branch: str, old: str | None, new: str | None
+) -> dict:
     """The pushed commits after `old` up to `new` (both Conveyor-Commits), oldest first, each
     {revision, short, author, subject, url}, from the project's changes on its branch (pull
     requests and other branches left out). `known` is False when `new` is not among the
     changes (pushed before the master's database began, say): then the list is empty."""
-    pushed = sorted((c for c in changes if (c.get("branch") or "") == branch
-                     and (c.get("category") or "") != "pull"),
-                    key=lambda c: c.get("changeid") or 0)
-    result = {"from_commit": old, "to_commit": new, "known": True, "commits": [],
-              "truncated": False}
+    pushed = sorted(
+        (
+            c
+            for c in changes
+            if (c.get("branch") or "") == branch and (c.get("category") or "") != "pull"
+        ),
+        key=lambda c: c.get("changeid") or 0,
+    )
+    result = {
+        "from_commit": old,
+        "to_commit": new,
+        "known": True,
+        "commits": [],
+        "truncated": False,
+    }
     if not new or new == old:
         return result
     ends = [i for i, c in enumerate(pushed) if c.get("revision") == new]
@@ -157,49 +202,80 @@ def waiting_commits(changes: list[dict], github: str, branch: str, old: str | No
         result["known"] = False  # the older commit is not a change here: the last few only
     seen: set[str] = set()
     commits = []
-    for change in pushed[start:end + 1]:
+    for change in pushed[start : end + 1]:
         revision = change.get("revision") or ""
         if not revision or revision in seen:
             continue
         seen.add(revision)
-        commits.append({"revision": revision, "short": revision[:7],
-                        "author": change.get("author") or "",
-                        "subject": subject(change.get("comments")),
-                        "url": commit_url(github, revision)})
+        commits.append(
+            {
+                "revision": revision,
+                "short": revision[:7],
+                "author": change.get("author") or "",
+                "subject": subject(change.get("comments")),
+                "url": commit_url(github, revision),
+            }
+        )
     result["truncated"] = len(commits) > WAITING_LIMIT
     result["commits"] = commits[-WAITING_LIMIT:]
     return result
 
 
-def paths(settings: Settings, indexes: dict[str, list[dict] | None],
-          histories: dict[str, list[dict]], changes: dict[str, list[dict]],
-          now: datetime) -> list[dict]:
+def paths(
+    settings: Settings,
+    indexes: dict[str, list[dict] | None],
+    histories: dict[str, list[dict]],
+    changes: dict[str, list[dict]],
+    now: datetime,
+) -> list[dict]:
     """For each project and package: its cells along the path, and for each adjacent pair
     (source → target) the commits waiting in the source."""
     result = []
     for project in settings.projects:
         for package in project.packages:
-            cells = [cell(project, package, dist, indexes.get(dist), histories.get(dist, []),
-                          now) for dist in project.path]
+            cells = [
+                cell(project, package, dist, indexes.get(dist), histories.get(dist, []), now)
+                for dist in project.path
+            ]
             steps = []
             for source, target in zip(cells, cells[1:], strict=False):
-                waiting = waiting_commits(changes.get(project.name, []), project.github,
-                                          project.branch, target["commit"], source["commit"])
-                newer = (source["version"] is not None and (
+                waiting = waiting_commits(
+                    changes.get(project.name, []),
+                    project.github,
+                    project.branch,
+                    target["commit"],
+                    source["commit"],
+                )
+                newer = source["version"] is not None and (
                     target["version"] is None
-                    or debformats.compare_versions(source["version"], target["version"]) > 0))
-                steps.append({"source": source["distribution"],
-                              "target": target["distribution"],
-                              "version": source["version"], "previous": target["version"],
-                              "promotable": newer, "production": target is cells[-1],
-                              **waiting})
-            result.append({"project": project.name, "github": project.github,
-                           "package": package, "path": list(project.path), "cells": cells,
-                           "steps": steps})
+                    or debformats.compare_versions(source["version"], target["version"]) > 0
+                )
+                steps.append(
+                    {
+                        "source": source["distribution"],
+                        "target": target["distribution"],
+                        "version": source["version"],
+                        "previous": target["version"],
+                        "promotable": newer,
+                        "production": target is cells[-1],
+                        **waiting,
+                    }
+                )
+            result.append(
+                {
+                    "project": project.name,
+                    "github": project.github,
+                    "package": package,
+                    "path": list(project.path),
+                    "cells": cells,
+                    "steps": steps,
+                }
+            )
     return result
 
 
 # --- CI builds: results, coverage, failing since ----------------------------------------------
+
 
 def failing_since(builds: list[dict], test: str) -> int | None:
     """The number of the first build of the current run in which `test` fails. `builds` are
@@ -216,38 +292,55 @@ def failing_since(builds: list[dict], test: str) -> int | None:
     return since
 
 
-def trend_svg(points: list[tuple[int, float | None]], width: int = 320, height: int = 64,
-              threshold: float | None = None) -> str:
+def trend_svg(
+    points: list[tuple[int, float | None]],
+    width: int = 320,
+    height: int = 64,
+    threshold: float | None = None,
+) -> str:
     """Coverage over builds as an inline SVG: a line through (build number, percent), oldest
     first, on a 0-100 % scale; builds without a figure are skipped; a dashed line marks the
     threshold. Each point has a <title> (build and percent)."""
     known = [(n, float(p)) for n, p in points if p is not None]
     pad = 4
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="conveyor-trend" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="coverage trend">']
-    parts.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa" '
-                 'stroke="#ddd"/>')
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="conveyor-trend" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="coverage trend">'
+    ]
+    parts.append(
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa" stroke="#ddd"/>'
+    )
 
     def y(percent: float) -> float:
         return round(pad + (height - 2 * pad) * (1 - max(0.0, min(100.0, percent)) / 100), 1)
 
     if threshold is not None:
-        parts.append(f'<line x1="0" x2="{width}" y1="{y(threshold)}" y2="{y(threshold)}" '
-                     'stroke="#c62828" stroke-dasharray="4 3" stroke-width="1"/>')
+        parts.append(
+            f'<line x1="0" x2="{width}" y1="{y(threshold)}" y2="{y(threshold)}" '
+            'stroke="#c62828" stroke-dasharray="4 3" stroke-width="1"/>'
+        )
     if known:
         span = max(1, len(known) - 1)
-        xy = [(round(pad + (width - 2 * pad) * i / span, 1), y(p))
-              for i, (_, p) in enumerate(known)]
+        xy = [
+            (round(pad + (width - 2 * pad) * i / span, 1), y(p)) for i, (_, p) in enumerate(known)
+        ]
         if len(known) > 1:
-            parts.append('<polyline fill="none" stroke="#1565c0" stroke-width="2" points="'
-                         + " ".join(f"{a},{b}" for a, b in xy) + '"/>')
+            parts.append(
+                '<polyline fill="none" stroke="#1565c0" stroke-width="2" points="'
+                + " ".join(f"{a},{b}" for a, b in xy)
+                + '"/>'
+            )
         for (a, b), (number, percent) in zip(xy, known, strict=True):
-            parts.append(f'<circle cx="{a}" cy="{b}" r="2.5" fill="#1565c0"><title>'
-                         f'#{int(number)}: {percent:g}%</title></circle>')
+            parts.append(
+                f'<circle cx="{a}" cy="{b}" r="2.5" fill="#1565c0"><title>'
+                f"#{int(number)}: {percent:g}%</title></circle>"
+            )
     else:
-        parts.append(f'<text x="{pad + 4}" y="{height / 2 + 4}" font-size="12" fill="#777">'
-                     'no coverage yet</text>')
+        parts.append(
+            f'<text x="{pad + 4}" y="{height / 2 + 4}" font-size="12" fill="#777">'
+            "no coverage yet</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -259,37 +352,55 @@ def ci_summary(project: Project, builds: list[dict], build_url) -> dict:
     rows = []
     for build in builds:
         props = build.get("properties") or {}
-        rows.append({"number": build["number"], "results": build.get("results"),
-                     "complete": build.get("complete", True),
-                     "url": build_url(build),
-                     "revision": props.get("got_revision") or props.get("revision"),
-                     "tests_passed": props.get(buildprops.TESTS_PASSED),
-                     "tests_failed": props.get(buildprops.TESTS_FAILED),
-                     "coverage": props.get(buildprops.COVERAGE_PERCENT),
-                     "version": props.get(buildprops.PACKAGE_VERSION),
-                     "started_at": build.get("started_at")})
+        rows.append(
+            {
+                "number": build["number"],
+                "results": build.get("results"),
+                "complete": build.get("complete", True),
+                "url": build_url(build),
+                "revision": props.get("got_revision") or props.get("revision"),
+                "tests_passed": props.get(buildprops.TESTS_PASSED),
+                "tests_failed": props.get(buildprops.TESTS_FAILED),
+                "coverage": props.get(buildprops.COVERAGE_PERCENT),
+                "version": props.get(buildprops.PACKAGE_VERSION),
+                "started_at": build.get("started_at"),
+            }
+        )
     thresholds = [(b.get("properties") or {}).get(buildprops.COVERAGE_THRESHOLD) for b in builds]
     threshold = next((t for t in thresholds if t is not None), None)
     red = next((b for b in builds if b.get("complete", True) and b.get("failing_tests")), None)
     failing = []
     if red is not None:
-        texts = {f.get("name"): f.get("text") for f in
-                 (red.get("properties") or {}).get(buildprops.TESTS_FAILURES) or []
-                 if isinstance(f, dict)}
+        texts = {
+            f.get("name"): f.get("text")
+            for f in (red.get("properties") or {}).get(buildprops.TESTS_FAILURES) or []
+            if isinstance(f, dict)
+        }
         older = [b for b in builds if b["number"] <= red["number"]]
         urls = {r["number"]: r["url"] for r in rows}
         failing = []
         for name in red["failing_tests"]:
             since = failing_since(older, name)
-            failing.append({"name": name, "text": texts.get(name) or "", "since": since,
-                            "since_url": urls.get(since)})
+            failing.append(
+                {
+                    "name": name,
+                    "text": texts.get(name) or "",
+                    "since": since,
+                    "since_url": urls.get(since),
+                }
+            )
     coverage = [(r["number"], r["coverage"]) for r in reversed(rows)]
-    return {"project": project.name, "builder": project.ci_builder, "builds": rows,
-            "trend_svg": trend_svg(coverage, threshold=threshold), "threshold": threshold,
-            "latest_coverage": next((c for _, c in reversed(coverage) if c is not None), None),
-            "red_build": red["number"] if red is not None else None,
-            "red_build_url": build_url(red) if red is not None else None,
-            "failing": failing}
+    return {
+        "project": project.name,
+        "builder": project.ci_builder,
+        "builds": rows,
+        "trend_svg": trend_svg(coverage, threshold=threshold),
+        "threshold": threshold,
+        "latest_coverage": next((c for _, c in reversed(coverage) if c is not None), None),
+        "red_build": red["number"] if red is not None else None,
+        "red_build_url": build_url(red) if red is not None else None,
+        "failing": failing,
+    }
 
 
 def attention(publishes: list[dict], others: list[dict], build_url) -> list[dict]:
@@ -307,18 +418,29 @@ def attention(publishes: list[dict], others: list[dict], build_url) -> list[dict
         if build["results"] not in FAILED:
             made_good.add(key)
         elif key not in made_good:
-            items.append({"kind": "publish failed", "when": build.get("complete_at"),
-                          "url": build_url(build),
-                          "text": f"{props.get('project') or '?'} "
-                                  f"{props.get(buildprops.PACKAGE_VERSION) or ''} was not "
-                                  "published "
-                                  f"into {props.get('distribution') or '?'}: "
-                                  f"{build.get('state_string') or 'failed'}"})
+            items.append(
+                {
+                    "kind": "publish failed",
+                    "when": build.get("complete_at"),
+                    "url": build_url(build),
+                    "text": f"{props.get('project') or '?'} "
+                    f"{props.get(buildprops.PACKAGE_VERSION) or ''} was not "
+                    "published "
+                    f"into {props.get('distribution') or '?'}: "
+                    f"{build.get('state_string') or 'failed'}",
+                }
+            )
     for build in [*publishes, *others]:
         problem = (build.get("properties") or {}).get(buildprops.MAIL_FAILED)
         if problem:
-            items.append({"kind": "mail not sent", "when": build.get("complete_at"),
-                          "url": build_url(build), "text": str(problem)})
+            items.append(
+                {
+                    "kind": "mail not sent",
+                    "when": build.get("complete_at"),
+                    "url": build_url(build),
+                    "text": str(problem),
+                }
+            )
     for item in items:
         when = parse_when(item["when"])
         item["when"] = when.isoformat(timespec="seconds") if when else None
@@ -326,6 +448,7 @@ def attention(publishes: list[dict], others: list[dict], build_url) -> list[dict
 
 
 # --- everything -------------------------------------------------------------------------------
+
 
 def index_url(settings: Settings, dist: str) -> str:
     repo = settings.repository
@@ -352,14 +475,23 @@ class Board:
     attention: list[dict] = field(default_factory=list)  # see attention()
 
     def as_json(self) -> dict:
-        return {"generated": self.generated, "paths": self.paths,
-                "histories": self.histories, "frozen": self.freezes,
-                "attention": self.attention,
-                "ci": [{k: v for k, v in c.items() if k != "trend_svg"} for c in self.ci]}
+        return {
+            "generated": self.generated,
+            "paths": self.paths,
+            "histories": self.histories,
+            "frozen": self.freezes,
+            "attention": self.attention,
+            "ci": [{k: v for k, v in c.items() if k != "trend_svg"} for c in self.ci],
+        }
 
 
-def collect(settings: Settings, source: Source, build_url, now: datetime | None = None,
-            with_builds: bool = True) -> Board:
+def collect(
+    settings: Settings,
+    source: Source,
+    build_url,
+    now: datetime | None = None,
+    with_builds: bool = True,
+) -> Board:
     """Read everything the board shows through `source`; `build_url(build)` makes a build's
     link in the web UI."""
     now = now or datetime.now(UTC)
@@ -374,20 +506,33 @@ def collect(settings: Settings, source: Source, build_url, now: datetime | None 
         if state and state.get("frozen"):
             freezes[dist] = state
     changes = {p.name: source.changes(p) for p in settings.projects}
-    ci_builds = {p.name: source.builds(p, BUILDS) if with_builds
-                 else source.recent(p.ci_builder, RECENT) for p in settings.projects}
-    ci = ([ci_summary(p, ci_builds[p.name], build_url) for p in settings.projects]
-          if with_builds else [])
+    ci_builds = {
+        p.name: source.builds(p, BUILDS) if with_builds else source.recent(p.ci_builder, RECENT)
+        for p in settings.projects
+    }
+    ci = (
+        [ci_summary(p, ci_builds[p.name], build_url) for p in settings.projects]
+        if with_builds
+        else []
+    )
     repository = {name: source.recent(name, RECENT) for name in REPOSITORY_BUILDERS}
-    problems = attention(repository["publish"],
-                         [b for name, builds in repository.items() if name != "publish"
-                          for b in builds] + [b for builds in ci_builds.values() for b in builds],
-                         build_url)
+    problems = attention(
+        repository["publish"],
+        [b for name, builds in repository.items() if name != "publish" for b in builds]
+        + [b for builds in ci_builds.values() for b in builds],
+        build_url,
+    )
     for entries in histories.values():
         for entry in entries:
             entry["ago"] = ago(parse_when(entry.get("when")), now)
-    result = Board(paths(settings, indexes, histories, changes, now), histories, ci,
-                   now.isoformat(timespec="seconds"), freezes, problems)
+    result = Board(
+        paths(settings, indexes, histories, changes, now),
+        histories,
+        ci,
+        now.isoformat(timespec="seconds"),
+        freezes,
+        problems,
+    )
     for path in result.paths:
         for c in path["cells"]:
             c["frozen"] = freezes.get(c["distribution"])

@@ -67,8 +67,7 @@ def parse_changelog_head(text: str) -> ChangelogHead:
     return ChangelogHead(changelog.package, version)
 
 
-def ci_version(head: ChangelogHead, build_number: int, revision: str,
-               submitted: datetime) -> str:
+def ci_version(head: ChangelogHead, build_number: int, revision: str, submitted: datetime) -> str:
     """`<upstream>+ci<YYYYMMDD>.<HHMMSS>.<build number>.g<short sha>`: unique per build and
     newer than the last, across a lost, reset or migrated master database.
 
@@ -85,8 +84,9 @@ def ci_version(head: ChangelogHead, build_number: int, revision: str,
     return f"{head.epoch}:{version}" if head.epoch else version
 
 
-def changelog_stanza(source: str, version: str, *, commit: str, build_url: str,
-                     timestamp: int, message: str) -> str:
+def changelog_stanza(
+    source: str, version: str, *, commit: str, build_url: str, timestamp: int, message: str
+) -> str:
     """A debian/changelog entry for a CI build.
 
     The XB- keywords of the header become `Conveyor-Commit` and `Conveyor-Build` fields in the
@@ -94,13 +94,18 @@ def changelog_stanza(source: str, version: str, *, commit: str, build_url: str,
     from. The date is the commit's, which makes the build reproducible (SOURCE_DATE_EPOCH).
     """
     block = ChangeBlock(
-        package=source, version=version, distributions="UNRELEASED", urgency="medium",
+        package=source,
+        version=version,
+        distributions="UNRELEASED",
+        urgency="medium",
         urgency_comment="",
         changes=["", f"  * {message}", ""],
         author="Conveyor <conveyor@localhost>",
         date=format_datetime(datetime.fromtimestamp(timestamp, tz=UTC)),
-        other_pairs={"XB-Conveyor-Commit": check_commit(commit),
-                     "XB-Conveyor-Build": build_url.replace(",", "%2C").replace(" ", "%20")},
+        other_pairs={
+            "XB-Conveyor-Commit": check_commit(commit),
+            "XB-Conveyor-Build": build_url.replace(",", "%2C").replace(" ", "%20"),
+        },
     )
     return str(block).rstrip("\n") + "\n\n"
 
@@ -118,9 +123,11 @@ def deb_filename_version(version: str) -> str:
 def parse_packages_stanzas(text: str) -> list[dict[str, str]]:
     """The stanzas of a `Packages` index that name a package and a version, each as
     {field: value}."""
-    return [dict(stanza) for stanza in deb822.Packages.iter_paragraphs(text or "",
-                                                                      use_apt_pkg=False)
-            if stanza.get("Package") and stanza.get("Version")]
+    return [
+        dict(stanza)
+        for stanza in deb822.Packages.iter_paragraphs(text or "", use_apt_pkg=False)
+        if stanza.get("Package") and stanza.get("Version")
+    ]
 
 
 def parse_packages_index(text: str) -> dict[str, set[str]]:

@@ -11,7 +11,8 @@ DISTRIBUTION_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 # deb-version(7): [epoch:]upstream[-revision]; upstream starts with a digit.
 DEBIAN_VERSION = re.compile(
     r"^(?:(?P<epoch>[0-9]+):)?(?P<upstream>[0-9][A-Za-z0-9.+~:-]*?)"
-    r"(?:-(?P<revision>[A-Za-z0-9.+~]+))?$")
+    r"(?:-(?P<revision>[A-Za-z0-9.+~]+))?$"
+)
 # a git commit id as Conveyor records it (Conveyor-Commit, got_revision): 7 to 40 hex digits
 COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 # a state of a distribution's history: its number, or its snapshot's name
@@ -29,8 +30,10 @@ ROLE = re.compile(r"^[a-z][a-z0-9_-]*$")
 # one line a person types (the reason of a forced build): 1 to 200 characters, not all blank,
 # none of them a control, format, line or paragraph separator, private-use, non-character or
 # lone surrogate
-ONE_LINE = re.compile("^(?!\\s*$)[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-                      "\u2060-\u206f\ud800-\uf8ff\ufdd0-\ufdef\ufeff\ufff0-\uffff]{1,200}$")
+ONE_LINE = re.compile(
+    "^(?!\\s*$)[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ud800-\uf8ff\ufdd0-\ufdef\ufeff\ufff0-\uffff]{1,200}$"
+)
 
 
 def optional(pattern: re.Pattern) -> str:

@@ -20,17 +20,21 @@ PRIORITY = 1001  # > 1000: a downgrade when the distribution goes back (apt_pref
 
 def sources(repo_url: str, distribution: str, component: str, keyring: str = KEYRING) -> str:
     """The deb822 apt source of one distribution."""
-    return (f"Types: deb\nURIs: {repo_url}\nSuites: {distribution}\nComponents: {component}\n"
-            f"Signed-By: {keyring}\n")
+    return (
+        f"Types: deb\nURIs: {repo_url}\nSuites: {distribution}\nComponents: {component}\n"
+        f"Signed-By: {keyring}\n"
+    )
 
 
 def preferences(origin: str, distribution: str) -> str:
     """The pin that makes apt follow the distribution down as well as up. It matches this
     repository's distribution only (its Release file's Origin and Suite): other packages and
     other repositories keep their priorities."""
-    return (f"Explanation: Conveyor: follow {distribution} both ways (a rollback downgrades)\n"
-            f"Package: *\nPin: release o={origin},n={distribution}\n"
-            f"Pin-Priority: {PRIORITY}\n")
+    return (
+        f"Explanation: Conveyor: follow {distribution} both ways (a rollback downgrades)\n"
+        f"Package: *\nPin: release o={origin},n={distribution}\n"
+        f"Pin-Priority: {PRIORITY}\n"
+    )
 
 
 def served(distribution: str) -> tuple[str, str]:
@@ -47,12 +51,17 @@ def commands(repo_url: str, distribution: str, packages: list[str] | tuple[str, 
     """The shell lines that set a host up to follow `distribution` and install `packages`."""
     source, pref = file_names(distribution)
     served_source, served_pref = served(distribution)
-    return "\n".join([
-        "sudo install -d -m 0755 /etc/apt/keyrings",
-        f"sudo curl -fsSo {KEYRING} {repo_url}conveyor.gpg",
-        f"sudo curl -fsSo /etc/apt/sources.list.d/{source} {repo_url}{served_source}",
-        f"sudo curl -fsSo /etc/apt/preferences.d/{pref} {repo_url}{served_pref}",
-        f"sudo apt-get update && sudo apt-get install -y {' '.join(packages)}",
-        "# then, to follow the distribution (promotions and rollbacks alike):",
-        "sudo apt-get update && sudo apt-get upgrade -y --allow-downgrades",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "sudo install -d -m 0755 /etc/apt/keyrings",
+                f"sudo curl -fsSo {KEYRING} {repo_url}conveyor.gpg",
+                f"sudo curl -fsSo /etc/apt/sources.list.d/{source} {repo_url}{served_source}",
+                f"sudo curl -fsSo /etc/apt/preferences.d/{pref} {repo_url}{served_pref}",
+                f"sudo apt-get update && sudo apt-get install -y {' '.join(packages)}",
+                "# then, to follow the distribution (promotions and rollbacks alike):",
+                "sudo apt-get update && sudo apt-get upgrade -y --allow-downgrades",
+            ]
+        )
+        + "\n"
+    )

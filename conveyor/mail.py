@@ -22,12 +22,22 @@ from conveyor.results import format_percent
 from conveyor.results import result_name
 
 _TEMPLATES = jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates")
-_TEXT = jinja2.Environment(loader=_TEMPLATES, trim_blocks=True, lstrip_blocks=True,
-                           keep_trailing_newline=True, autoescape=False,
-                           undefined=jinja2.StrictUndefined)
-_HTML = jinja2.Environment(loader=_TEMPLATES, trim_blocks=True, lstrip_blocks=True,
-                           keep_trailing_newline=True, autoescape=True,
-                           undefined=jinja2.StrictUndefined)
+_TEXT = jinja2.Environment(
+    loader=_TEMPLATES,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+    undefined=jinja2.StrictUndefined,
+)
+_HTML = jinja2.Environment(
+    loader=_TEMPLATES,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 GITHUB_DESCRIPTION_MAX = 140  # GitHub refuses longer commit status descriptions
 
@@ -68,9 +78,10 @@ class ChangeFacts:
 @dataclass
 class MailFacts:
     """Everything a failure/fix mail says, gathered from one finished build."""
+
     project: str
     branch: str | None
-    kind: str                      # FAILED, STILL_FAILING or FIXED
+    kind: str  # FAILED, STILL_FAILING or FIXED
     results: int
     previous_results: int | None
     builder: str
@@ -108,21 +119,28 @@ def mail_subject(facts: MailFacts) -> str:
     else:
         what = facts.failing_step or "build"
         reason = f"{what} still failing" if facts.kind == STILL_FAILING else f"{what} failed"
-    subject = (f"[{facts.project}] {display_branch(facts.branch)} {facts.result} "
-               f"{facts.short_revision}: {reason}")
+    subject = (
+        f"[{facts.project}] {display_branch(facts.branch)} {facts.result} "
+        f"{facts.short_revision}: {reason}"
+    )
     return " ".join(subject.split())  # never a newline (a header), whatever the names hold
 
 
 def _headline(facts: MailFacts) -> str:
     where = f"{facts.project} {display_branch(facts.branch)}"
     build = f"{facts.builder} #{facts.number}"
-    was = (f" (the previous build: {result_name(facts.previous_results)})"
-           if facts.previous_results is not None else "")
+    was = (
+        f" (the previous build: {result_name(facts.previous_results)})"
+        if facts.previous_results is not None
+        else ""
+    )
     if facts.kind == FIXED:
         return f"{where} is fixed: build {build} is {facts.result} at {facts.short_revision}{was}."
     if facts.kind == STILL_FAILING:
-        return f"{where} is still broken: build {build} is {facts.result} at " \
-               f"{facts.short_revision}{was}."
+        return (
+            f"{where} is still broken: build {build} is {facts.result} at "
+            f"{facts.short_revision}{was}."
+        )
     return f"{where} is broken: build {build} is {facts.result} at {facts.short_revision}{was}."
 
 
@@ -140,27 +158,36 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
     elif facts.revision:
         rows.append(("Commit", [facts.short_revision]))
     if earlier:
-        rows.append(("Since last green", cut([f"{c.revision[:7]} {c.title} ({c.author})"
-                                              for c in earlier])))
+        rows.append(
+            ("Since last green", cut([f"{c.revision[:7]} {c.title} ({c.author})" for c in earlier]))
+        )
     if facts.failing_step and facts.kind != FIXED:
         summary = f": {facts.failing_step_summary}" if facts.failing_step_summary else ""
         rows.append(("Failed step", [f"{facts.failing_step}{summary}"]))
     if facts.tests_passed is not None or facts.tests_failed is not None:
-        rows.append(("Tests", [f"{facts.tests_passed or 0} passed, "
-                               f"{facts.tests_failed or 0} failed"]))
+        rows.append(
+            ("Tests", [f"{facts.tests_passed or 0} passed, {facts.tests_failed or 0} failed"])
+        )
     if facts.tests_failed_names and facts.kind != FIXED:
         names = list(facts.tests_failed_names)
         if facts.tests_failed and facts.tests_failed > len(names):
             names.append(f"… and {facts.tests_failed - len(names)} more")
         rows.append(("Failing tests", names))
     if facts.coverage_percent is not None:
-        threshold = (f" (threshold {format_percent(facts.coverage_threshold)}%)"
-                     if facts.coverage_threshold is not None else "")
+        threshold = (
+            f" (threshold {format_percent(facts.coverage_threshold)}%)"
+            if facts.coverage_threshold is not None
+            else ""
+        )
         rows.append(("Coverage", [f"{format_percent(facts.coverage_percent)}%{threshold}"]))
     if facts.lint_problems:
         first = list(facts.lint_first) if facts.kind != FIXED else []
-        rows.append(("Lint", [f"{facts.lint_problems} problem(s)"
-                              + (", the first:" if first else "")] + first))
+        rows.append(
+            (
+                "Lint",
+                [f"{facts.lint_problems} problem(s)" + (", the first:" if first else "")] + first,
+            )
+        )
     return rows
 
 
@@ -187,15 +214,15 @@ def _failures(facts: MailFacts) -> list[tuple[str, list[str]]]:
             continue
         lines = str(failure["text"]).splitlines()
         if len(lines) > FAILURE_LINES:
-            lines = lines[:FAILURE_LINES] + [f"… ({len(lines) - FAILURE_LINES} more lines in "
-                                             "the build's log \"failures\")"]
+            lines = lines[:FAILURE_LINES] + [
+                f'… ({len(lines) - FAILURE_LINES} more lines in the build\'s log "failures")'
+            ]
         result.append((str(failure.get("name") or "?"), lines))
     return result
 
 
 def _log_title(facts: MailFacts) -> str:
-    return (f"The last {len(facts.log_tail)} lines of {facts.failing_step} "
-            f"({facts.log_name}):")
+    return f"The last {len(facts.log_tail)} lines of {facts.failing_step} ({facts.log_name}):"
 
 
 def _context(facts: MailFacts) -> dict[str, Any]:
@@ -224,9 +251,14 @@ def render_mail(facts: MailFacts) -> tuple[str, str, str]:
     return mail_subject(facts), render_text(facts), render_html(facts)
 
 
-def status_description(results: int | None, failing_step: str | None,
-                       step_summary: str | None, tests_passed: int | None,
-                       tests_failed: int | None, coverage_percent: float | None) -> str:
+def status_description(
+    results: int | None,
+    failing_step: str | None,
+    step_summary: str | None,
+    tests_passed: int | None,
+    tests_failed: int | None,
+    coverage_percent: float | None,
+) -> str:
     """The one-line description of a finished build's GitHub commit status (≤ 140 chars)."""
     parts = []
     if results in PASSING:
@@ -234,8 +266,11 @@ def status_description(results: int | None, failing_step: str | None,
             parts.append(f"{tests_passed} passed")
         if coverage_percent is not None:
             parts.append(f"coverage {format_percent(coverage_percent)}%")
-        text = f"{result_name(results).lower()}: {', '.join(parts)}" if parts \
+        text = (
+            f"{result_name(results).lower()}: {', '.join(parts)}"
+            if parts
             else result_name(results).lower()
+        )
     elif results in FAILING and failing_step:
         text = f"{failing_step} failed"
         if step_summary:
@@ -243,13 +278,14 @@ def status_description(results: int | None, failing_step: str | None,
     else:
         text = result_name(results).lower()
     if len(text) > GITHUB_DESCRIPTION_MAX:
-        text = text[:GITHUB_DESCRIPTION_MAX - 1] + "…"
+        text = text[: GITHUB_DESCRIPTION_MAX - 1] + "…"
     return text
 
 
 @dataclass
 class ReleaseFacts:
     """What a release mail says: a version reached the end of its path."""
+
     package: str
     version: str
     previous: str | None
@@ -264,19 +300,31 @@ def render_release(facts: ReleaseFacts) -> tuple[str, str]:
     """(subject, plain text) of the mail that tells the team a version reached production."""
     subject = f"[conveyor] {facts.package} {facts.version} released to {facts.target}"
     body = _TEXT.get_template("release.txt").render(
-        package=facts.package, version=facts.version, previous=facts.previous,
-        source=facts.source, target=facts.target, who=facts.who or "?", url=facts.url,
-        commits=cut(facts.commits), count=len(facts.commits))
+        package=facts.package,
+        version=facts.version,
+        previous=facts.previous,
+        source=facts.source,
+        target=facts.target,
+        who=facts.who or "?",
+        url=facts.url,
+        commits=cut(facts.commits),
+        count=len(facts.commits),
+    )
     return " ".join(subject.split()), body
 
 
-def render_publish_failure(project: str, version: str | None, distribution: str,
-                           commit: str | None, reason: str, url: str) -> tuple[str, str]:
+def render_publish_failure(
+    project: str, version: str | None, distribution: str, commit: str | None, reason: str, url: str
+) -> tuple[str, str]:
     """(subject, plain text) of the mail that tells the admins a publish failed for good."""
     short = reason.split(" (")[0].split(": ")[0]  # its first words: the body has the rest
-    subject = (f"[conveyor] publish of {project} {version or ''} into {distribution} failed: "
-               f"{short}")
+    subject = f"[conveyor] publish of {project} {version or ''} into {distribution} failed: {short}"
     body = _TEXT.get_template("publish_failed.txt").render(
-        project=project, version=version, distribution=distribution, commit=commit,
-        reason=reason, url=url)
+        project=project,
+        version=version,
+        distribution=distribution,
+        commit=commit,
+        reason=reason,
+        url=url,
+    )
     return " ".join(subject.split())[:200], body

@@ -13,8 +13,9 @@ from conveyor.release import ReleaseError
 from conveyor.release import rollback_target
 
 
-def snapshots_in_use(histories: dict[str, list[dict]], keep_states: int,
-                     published: dict[str, str]) -> set[str]:
+def snapshots_in_use(
+    histories: dict[str, list[dict]], keep_states: int, published: dict[str, str]
+) -> set[str]:
     """The snapshots that must stay: of each distribution, the states of its last
     `keep_states` history entries, what it publishes now and what a one-step rollback from
     there returns to (after rollbacks that may be an older state)."""
@@ -63,7 +64,6 @@ def _newest_mtime(path: Path) -> float:
 
 def remove_tree(path: Path) -> int:
     """Remove a directory; the bytes it held."""
-    size = sum(os.lstat(os.path.join(d, f)).st_size
-               for d, _, files in os.walk(path) for f in files)
+    size = sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(path) for f in files)
     shutil.rmtree(path)
     return size

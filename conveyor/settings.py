@@ -155,19 +155,21 @@ class Repository:
 @dataclass(frozen=True)
 class Mail:
     """Where Conveyor's mail goes out: an SMTP relay; its password is a secret."""
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     from_address: str = "conveyor@localhost"
-    use_tls: bool = False          # SMTPS (implicit TLS)
-    starttls: bool = False         # STARTTLS on a plain connection
+    use_tls: bool = False  # SMTPS (implicit TLS)
+    starttls: bool = False  # STARTTLS on a plain connection
     username: str | None = None
     password_secret: str = "smtp-password"
-    every_failure: bool = False    # mail each still-failing build, not only the first failure
+    every_failure: bool = False  # mail each still-failing build, not only the first failure
 
 
 @dataclass(frozen=True)
 class GitHub:
     """The GitHub API that receives commit statuses; the token is a secret."""
+
     api_url: str = "https://api.github.com"
     token_secret: str = "github-token"
     statuses: bool = True
@@ -179,12 +181,13 @@ class Auth:
 
     Users live in the secrets file `users_secret`: one `name:password:role,role` per line.
     """
+
     users_secret: str = "web-users"
     # who may do what: see master/authz.py (each list also has the rights of the lists below)
     developers: tuple[str, ...] = ("developers",)  # CI and pull-request builds
-    releasers: tuple[str, ...] = ("releasers",)    # + promote, roll back, publish
-    production: tuple[str, ...] = ("releasers",)   # + into the last distribution of a path
-    admins: tuple[str, ...] = ("admins",)          # + workers, schedulers, everything else
+    releasers: tuple[str, ...] = ("releasers",)  # + promote, roll back, publish
+    production: tuple[str, ...] = ("releasers",)  # + into the last distribution of a path
+    admins: tuple[str, ...] = ("admins",)  # + workers, schedulers, everything else
     # GitHub OAuth log-in instead of the users file, when a client id is set
     github_client_id: str | None = None
     github_client_secret: str = "github-oauth-client-secret"
@@ -199,10 +202,11 @@ class Auth:
 @dataclass(frozen=True)
 class Retention:
     """How long things are kept ([retention]); the defaults keep a busy team's disk flat."""
-    logs_days: int = 30             # build logs (Buildbot's JanitorConfigurator)
-    artifacts_days: int = 30        # built packages and coverage reports on the master
+
+    logs_days: int = 30  # build logs (Buildbot's JanitorConfigurator)
+    artifacts_days: int = 30  # built packages and coverage reports on the master
     snapshots_keep_states: int = 20  # aptly snapshots: those of each distribution's last N states
-    hour: int = 3                   # the nightly run (master's local time), as Nightly's hour
+    hour: int = 3  # the nightly run (master's local time), as Nightly's hour
     minute: int = 17
 
 
@@ -300,8 +304,9 @@ class _Table:
             raise self.error(f"must be {what}, not {value!r}", key)
         return value
 
-    def str(self, key: str, default: Any = None, pattern: re.Pattern | None = None,
-            hint: str = "") -> Any:
+    def str(
+        self, key: str, default: Any = None, pattern: re.Pattern | None = None, hint: str = ""
+    ) -> Any:
         value = self._get(key, default, str, "a string")
         if value is None:
             return None
@@ -326,8 +331,14 @@ class _Table:
             raise self.error(f"must be between {low} and {high}, not {value}", key)
         return float(value)
 
-    def strs(self, key: str, default: Any = None, pattern: re.Pattern | None = None,
-             hint: str = "", nonempty: bool = True) -> Any:
+    def strs(
+        self,
+        key: str,
+        default: Any = None,
+        pattern: re.Pattern | None = None,
+        hint: str = "",
+        nonempty: bool = True,
+    ) -> Any:
         value = self._get(key, default, list, "a list of strings")
         if value is None:
             return None
@@ -351,8 +362,9 @@ class _Table:
     def check_unknown(self) -> None:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            raise self.error(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(self.used))})",
-                             unknown[0])
+            raise self.error(
+                f"unknown key {unknown[0]!r} (known: {', '.join(sorted(self.used))})", unknown[0]
+            )
 
 
 _REQUIRED = object()
@@ -394,12 +406,17 @@ def parse(data: dict, file: Path) -> Settings:
     workers = _workers(top.table("workers"), repository, repo_table)
     projects = _projects(top.table("projects"), root, workers, repository.worker)
     settings = Settings(
-        file=file, root=root, workers=workers, projects=projects, repository=repository,
+        file=file,
+        root=root,
+        workers=workers,
+        projects=projects,
+        repository=repository,
         mail=_mail(top.table("mail", required=False)),
         github=_github(top.table("github", required=False)),
         auth=_auth(top.table("auth", required=False)),
         retention=_retention(top.table("retention", required=False)),
-        **conveyor)
+        **conveyor,
+    )
     top.check_unknown()
     return settings
 
@@ -427,8 +444,9 @@ def _conveyor(t: _Table, root: Path) -> dict[str, Any]:
         "worker_bind": t.str("worker_bind", "127.0.0.1"),
         "worker_missing_timeout": t.int("worker_missing_timeout", 300, low=10, high=86400),
         "db_url": db_url,
-        "db_password_secret": t.str("db_password_secret",
-                                    None if db_url.startswith("sqlite") else "db-password"),
+        "db_password_secret": t.str(
+            "db_password_secret", None if db_url.startswith("sqlite") else "db-password"
+        ),
         # the master's: served by its web server, behind log-in (master/site.py)
         "artifacts_dir": state_dir / "artifacts",
         "artifacts_url": web_url + "artifacts/",
@@ -451,10 +469,16 @@ def _repository(repo: _Table, root: Path, state_dir: Path) -> tuple[Repository, 
     home = repo.str("home", None)
     repo_home = _resolve(root, home) if home else state_dir
     if home and not Path(home).is_absolute():
-        raise repo.error(f"must be an absolute path on the repository's host, not {home!r}",
-                         "home")
-    fingerprint = repo.str("fingerprint", None, re.compile(r"^[0-9A-Fa-f]{40}$"),
-                           "the key's full fingerprint, 40 hex digits (gpg --fingerprint)") or ""
+        raise repo.error(f"must be an absolute path on the repository's host, not {home!r}", "home")
+    fingerprint = (
+        repo.str(
+            "fingerprint",
+            None,
+            re.compile(r"^[0-9A-Fa-f]{40}$"),
+            "the key's full fingerprint, 40 hex digits (gpg --fingerprint)",
+        )
+        or ""
+    )
     relative_to = repo_home if home else root  # where a relative path of the table starts
     www_root = _resolve(relative_to, repo.str("www_root", str(repo_home / "www")))
     aptly_root = _resolve(relative_to, repo.str("aptly_root", str(repo_home / "aptly")))
@@ -465,16 +489,21 @@ def _repository(repo: _Table, root: Path, state_dir: Path) -> tuple[Repository, 
         worker=repo.str("worker", "repository", IDENTIFIER, "lower-case letters, digits and -"),
         www_root=www_root,
         aptly_root=aptly_root,
-        aptly_config=_resolve(relative_to, repo.str("aptly_config",
-                                                    str(aptly_root / "aptly.conf"))),
+        aptly_config=_resolve(
+            relative_to, repo.str("aptly_config", str(aptly_root / "aptly.conf"))
+        ),
         gnupg_home=_resolve(relative_to, repo.str("gnupg_home", str(repo_home / "gnupg"))),
-        signing_key_file=_resolve(relative_to, repo.str("signing_key_file",
-                                                      str(repo_home / "gnupg" / "signing-key"))),
+        signing_key_file=_resolve(
+            relative_to, repo.str("signing_key_file", str(repo_home / "gnupg" / "signing-key"))
+        ),
         component=repo.str("component", "main", DISTRIBUTION_NAME),
         architectures=repo.strs("architectures", ("amd64", "all"), DISTRIBUTION_NAME),
         origin=repo.str("origin", "Conveyor"),
-        passphrase_file=(repo_home / "secrets" / passphrase
-                         if (passphrase := repo.str("passphrase_secret", None)) else None),
+        passphrase_file=(
+            repo_home / "secrets" / passphrase
+            if (passphrase := repo.str("passphrase_secret", None))
+            else None
+        ),
         home=repo_home if home else None,
         fingerprint=fingerprint.upper(),
     )
@@ -489,27 +518,31 @@ def _workers(t: _Table, repository: Repository, repo: _Table) -> tuple[Worker, .
         if not IDENTIFIER.match(name):
             raise t.error("worker names are lower-case letters, digits and -", name)
         wt = t.table(name)
-        workers.append(Worker(name=name,
-                              password_secret=wt.str("password_secret", f"worker-{name}-password")))
+        workers.append(
+            Worker(name=name, password_secret=wt.str("password_secret", f"worker-{name}-password"))
+        )
         wt.check_unknown()
     if not workers:
         raise t.error("at least one worker is required")
     names = tuple(w.name for w in workers)
     if repository.worker not in names:
-        raise repo.error(f"{repository.worker!r} is not one of the [workers]: "
-                         f"{', '.join(names)}", "worker")
+        raise repo.error(
+            f"{repository.worker!r} is not one of the [workers]: {', '.join(names)}", "worker"
+        )
     return tuple(workers)
 
 
-def _projects(t: _Table, root: Path, workers: tuple[Worker, ...],
-              repository_worker: str) -> tuple[Project, ...]:
+def _projects(
+    t: _Table, root: Path, workers: tuple[Worker, ...], repository_worker: str
+) -> tuple[Project, ...]:
     """[projects.<name>]: at least one; their paths must not cross (_check_paths)."""
     projects = []
     for name in t.data:
         if not IDENTIFIER.match(name):
             raise t.error("project names are lower-case letters, digits and -", name)
-        projects.append(_project(t.table(name), name, root, tuple(w.name for w in workers),
-                                 repository_worker))
+        projects.append(
+            _project(t.table(name), name, root, tuple(w.name for w in workers), repository_worker)
+        )
     if not projects:
         raise t.error("at least one project is required")
     _check_paths(t, projects)
@@ -556,7 +589,8 @@ def _auth(a: _Table) -> Auth:
         if not ROLE.match(name):
             raise roles_table.error("is not a valid role name", name)
         github_roles[name] = roles_table.strs(
-            name, None, GITHUB_ORG_OR_TEAM, "a GitHub organisation or org/team")
+            name, None, GITHUB_ORG_OR_TEAM, "a GitHub organisation or org/team"
+        )
     auth = Auth(
         users_secret=a.str("users_secret", "web-users"),
         developers=a.strs("developers", ("developers",), ROLE, "a role name"),
@@ -590,20 +624,25 @@ def _check_db_url(t: _Table, url: str) -> None:
     """A database URL SQLAlchemy can read, without a password: that is a secret file."""
     match = re.match(r"^([a-z][a-z0-9+]*)://([^/?#]*)", url)
     if not match:
-        raise t.error(f"{url!r} is not a database URL (sqlite:///state.sqlite, "
-                      "postgresql://user@host:5432/name)", "db_url")
+        raise t.error(
+            f"{url!r} is not a database URL (sqlite:///state.sqlite, "
+            "postgresql://user@host:5432/name)",
+            "db_url",
+        )
     userinfo = match.group(2).rpartition("@")[0]
     if ":" in userinfo:
-        raise t.error("must not hold a password (pipeline.toml is no place for secrets): write "
-                      "postgresql://user@host:port/name and put the password in the secrets "
-                      "file named by [conveyor] db_password_secret (default: db-password)",
-                      "db_url")
+        raise t.error(
+            "must not hold a password (pipeline.toml is no place for secrets): write "
+            "postgresql://user@host:port/name and put the password in the secrets "
+            "file named by [conveyor] db_password_secret (default: db-password)",
+            "db_url",
+        )
 
 
-def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
-             repository_worker: str) -> Project:
-    path = t.strs("path", _REQUIRED, DISTRIBUTION_NAME,
-                  "lower-case letters, digits, . and -")
+def _project(
+    t: _Table, name: str, root: Path, worker_names: tuple[str, ...], repository_worker: str
+) -> Project:
+    path = t.strs("path", _REQUIRED, DISTRIBUTION_NAME, "lower-case letters, digits, . and -")
     if len(set(path)) != len(path):
         raise t.error(f"names a distribution twice: {list(path)}", "path")
     upload_to = t.str("upload_to", path[0])
@@ -613,32 +652,42 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
     build_workers = tuple(w for w in worker_names if w != repository_worker)
     workers = t.strs("workers", build_workers or None, IDENTIFIER)
     if workers is None:
-        raise t.error(f"needs a build worker: the only worker, {repository_worker!r}, is the "
-                      "repository's, which must never run a project's code; add one to "
-                      "[workers]", "workers")
+        raise t.error(
+            f"needs a build worker: the only worker, {repository_worker!r}, is the "
+            "repository's, which must never run a project's code; add one to "
+            "[workers]",
+            "workers",
+        )
     for w in workers:
         if w not in worker_names:
-            raise t.error(f"{w!r} is not one of the [workers]: {', '.join(worker_names)}",
-                          "workers")
+            raise t.error(
+                f"{w!r} is not one of the [workers]: {', '.join(worker_names)}", "workers"
+            )
         if w == repository_worker:
-            raise t.error(f"{w!r} is the repository's worker ([repository] worker): it holds "
-                          "the signing key and aptly's state, and must never run a project's "
-                          "code (tests, setup.py, debian/rules); name a build worker", "workers")
+            raise t.error(
+                f"{w!r} is the repository's worker ([repository] worker): it holds "
+                "the signing key and aptly's state, and must never run a project's "
+                "code (tests, setup.py, debian/rules); name a build worker",
+                "workers",
+            )
     coverage_below = t.str("coverage_below", "failure")
     if coverage_below not in ("failure", "warnings"):
-        raise t.error(f"must be \"failure\" or \"warnings\", not {coverage_below!r}",
-                      "coverage_below")
+        raise t.error(f'must be "failure" or "warnings", not {coverage_below!r}', "coverage_below")
     installer = t.str("installer", "uv")
     if installer not in ("uv", "pip"):
-        raise t.error(f"must be \"uv\" or \"pip\", not {installer!r}", "installer")
-    groups = t.strs("dependency_groups", (), EXTRA_NAME, "a dependency group's name",
-                    nonempty=False)
+        raise t.error(f'must be "uv" or "pip", not {installer!r}', "installer")
+    groups = t.strs(
+        "dependency_groups", (), EXTRA_NAME, "a dependency group's name", nonempty=False
+    )
     if groups and installer != "uv":
-        raise t.error("dependency groups (PEP 735) are installed by uv: set installer = \"uv\" "
-                      "(pip learnt --group in 25.1, newer than Debian's)", "dependency_groups")
+        raise t.error(
+            'dependency groups (PEP 735) are installed by uv: set installer = "uv" '
+            "(pip learnt --group in 25.1, newer than Debian's)",
+            "dependency_groups",
+        )
     lint_below = t.str("lint_below", "warnings")
     if lint_below not in ("failure", "warnings"):
-        raise t.error(f"must be \"failure\" or \"warnings\", not {lint_below!r}", "lint_below")
+        raise t.error(f'must be "failure" or "warnings", not {lint_below!r}', "lint_below")
     project = Project(
         name=name,
         github=t.str("github", _REQUIRED, GITHUB_NAME, "write it as owner/name"),
@@ -651,8 +700,12 @@ def _project(t: _Table, name: str, root: Path, worker_names: tuple[str, ...],
         requirements=t.strs("requirements", ("requirements-dev.txt",), nonempty=False),
         extras=t.strs("extras", (), EXTRA_NAME, "an extra's name", nonempty=False),
         dependency_groups=groups,
-        test_runner=t.str("test_runner", "pytest", re.compile(r"^[A-Za-z_][\w.]*$"),
-                          "a Python module name, run as python -m MODULE"),
+        test_runner=t.str(
+            "test_runner",
+            "pytest",
+            re.compile(r"^[A-Za-z_][\w.]*$"),
+            "a Python module name, run as python -m MODULE",
+        ),
         test_args=t.strs("test_args", (), nonempty=False),
         coverage_threshold=t.number("coverage_threshold", 80, 0, 100),
         coverage_below=coverage_below,
@@ -680,6 +733,7 @@ def _check_paths(t: _Table, projects: list[Project]) -> None:
                 other = known[1]
                 raise t.error(
                     f"path disagrees with project {other!r} on what follows {dist!r}",
-                    f"{project.name}.path")
+                    f"{project.name}.path",
+                )
             if nxt or not known:
                 successor[dist] = (nxt, project.name)

@@ -34,8 +34,9 @@ def parse(text: str, where: str) -> dict[str, User]:
         if not USERNAME.match(name):
             raise SettingsError(f"{where}: line {number}: {name!r} is not a valid user name")
         if len(password) < 8:
-            raise SettingsError(f"{where}: line {number}: {name}'s password is shorter than "
-                                "8 characters")
+            raise SettingsError(
+                f"{where}: line {number}: {name}'s password is shorter than 8 characters"
+            )
         for role in role_list:
             if not ROLE.match(role):
                 raise SettingsError(f"{where}: line {number}: {role!r} is not a valid role")

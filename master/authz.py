@@ -165,8 +165,10 @@ class SchedulerEnableEndpointMatcher(EndpointMatcherBase):
 def _any_of(matcher, roles, **kwargs) -> list:
     """One rule per role; a user passes with any of them, the last rule denies the rest
     (its role is the one the 403 names)."""
-    return [matcher(role=role, defaultDeny=(i == len(roles) - 1), **kwargs)
-            for i, role in enumerate(roles)]
+    return [
+        matcher(role=role, defaultDeny=(i == len(roles) - 1), **kwargs)
+        for i, role in enumerate(roles)
+    ]
 
 
 def _roles(*lists) -> tuple[str, ...]:
@@ -181,8 +183,12 @@ def role_lists(settings: Settings) -> dict[str, tuple[str, ...]]:
     admins = _roles(auth.admins)
     production = _roles(admins, auth.production)
     releasers = _roles(production, auth.releasers)
-    return {"admins": admins, "production": production, "releasers": releasers,
-            "developers": _roles(releasers, auth.developers)}
+    return {
+        "admins": admins,
+        "production": production,
+        "releasers": releasers,
+        "developers": _roles(releasers, auth.developers),
+    }
 
 
 def readers(settings: Settings) -> tuple[str, ...] | None:
@@ -197,8 +203,12 @@ def rules(settings: Settings) -> list:
     reading = readers(settings)
     result = [] if reading is None else _any_of(ReadEndpointMatcher, reading)
     result += _any_of(PromoteIntoProductionMatcher, roles["production"], settings=settings)
-    build_matchers = (util.ForceBuildEndpointMatcher, util.RebuildBuildEndpointMatcher,
-                      util.StopBuildEndpointMatcher, BuildRequestEndpointMatcher)
+    build_matchers = (
+        util.ForceBuildEndpointMatcher,
+        util.RebuildBuildEndpointMatcher,
+        util.StopBuildEndpointMatcher,
+        BuildRequestEndpointMatcher,
+    )
     for builder in REPOSITORY_BUILDERS:
         for matcher in build_matchers:
             result += _any_of(matcher, roles["releasers"], builder=builder)
@@ -209,8 +219,9 @@ def rules(settings: Settings) -> list:
             for matcher in build_matchers:
                 result += _any_of(matcher, roles["developers"], builder=builder)
         # a package build is part of a CI build: stopped with it, never forced or rebuilt alone
-        result += _any_of(util.StopBuildEndpointMatcher, roles["developers"],
-                          builder=project.package_builder)
+        result += _any_of(
+            util.StopBuildEndpointMatcher, roles["developers"], builder=project.package_builder
+        )
     # Buildbot 4.3's set_priority fails inside (SQLAlchemy 2): a clear 403 for all, not a 500
     # (compat: set_priority_fails)
     result.append(SetPriorityEndpointMatcher(role=UNSUPPORTED, defaultDeny=True))
@@ -234,7 +245,9 @@ def authz(settings: Settings, users: dict, github_roles=None) -> util.Authz:
             by_role.setdefault(role, []).append(user.name)
     return util.Authz(
         allowRules=rules(settings),
-        roleMatchers=[util.RolesFromUsername(roles=[role], usernames=names)
-                      for role, names in sorted(by_role.items())]
+        roleMatchers=[
+            util.RolesFromUsername(roles=[role], usernames=names)
+            for role, names in sorted(by_role.items())
+        ]
         + ([github_roles] if github_roles is not None else []),
     )

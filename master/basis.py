@@ -62,15 +62,17 @@ def promotion_basis(settings: Settings, properties) -> dict:
     project = settings.project_of_package(package)
     if not target and project is not None:
         target = release.next_step(project.path, source) or ""
-    refusal = release.freeze_refusal(target, release.parse_freeze(
-        (yield fetch(board.freeze_url(settings, target)))))
+    refusal = release.freeze_refusal(
+        target, release.parse_freeze((yield fetch(board.freeze_url(settings, target))))
+    )
     if refusal:
         raise release.ReleaseError(refusal)
     _, now = yield current_state(settings, target)
     basis = {"basis_snapshot": now["snapshot"], "basis_state": now["n"]}
     if not (properties.getProperty("version") or "").strip():
         stanzas = debformats.parse_packages_stanzas(
-            (yield fetch(board.index_url(settings, source))))
+            (yield fetch(board.index_url(settings, source)))
+        )
         newest = debformats.newest({s["Version"] for s in stanzas if s["Package"] == package})
         if newest is None:
             raise release.ReleaseError(f"{source} serves no {package}: nothing to promote")
@@ -82,10 +84,10 @@ def promotion_basis(settings: Settings, properties) -> dict:
 def rollback_basis(settings: Settings, properties) -> dict:
     dist = properties.getProperty("distribution")
     history, now = yield current_state(settings, dist)
-    target = release.rollback_target(history, now["snapshot"],
-                                     (properties.getProperty("state") or "").strip())
-    return {"basis_snapshot": now["snapshot"], "basis_state": now["n"],
-            "state": str(target["n"])}
+    target = release.rollback_target(
+        history, now["snapshot"], (properties.getProperty("state") or "").strip()
+    )
+    return {"basis_snapshot": now["snapshot"], "basis_state": now["n"], "state": str(target["n"])}
 
 
 class RecordsBasis:
@@ -101,9 +103,16 @@ class RecordsBasis:
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
-    def addBuildsetForSourceStampsWithDefaults(self, reason, sourcestamps=None,
-                                               waited_for=False, properties=None,
-                                               builderNames=None, priority=None, **kw):
+    def addBuildsetForSourceStampsWithDefaults(
+        self,
+        reason,
+        sourcestamps=None,
+        waited_for=False,
+        properties=None,
+        builderNames=None,
+        priority=None,
+        **kw,
+    ):
         try:
             found = yield self.find_basis(self.conveyor, properties)
         except release.ReleaseError as exc:
@@ -111,6 +120,12 @@ class RecordsBasis:
         for name, value in found.items():
             properties.setProperty(name, value, SOURCE)
         result = yield super().addBuildsetForSourceStampsWithDefaults(
-            reason, sourcestamps=sourcestamps, waited_for=waited_for, properties=properties,
-            builderNames=builderNames, priority=priority, **kw)
+            reason,
+            sourcestamps=sourcestamps,
+            waited_for=waited_for,
+            properties=properties,
+            builderNames=builderNames,
+            priority=priority,
+            **kw,
+        )
         return result

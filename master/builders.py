@@ -31,20 +31,25 @@ def builders(settings: Settings) -> list[util.BuilderConfig]:
         )
         for name, factory, tag in (
             (lambda p: p.ci_builder, factories.ci_factory, "ci"),
-            (lambda p: p.package_builder, factories.package_factory, "package"))
+            (lambda p: p.package_builder, factories.package_factory, "package"),
+        )
         for project in settings.projects
     ]
-    for name, factory in ((PUBLISH, factories.publish_factory),
-                          (PROMOTE, factories.promote_factory),
-                          (ROLLBACK, factories.rollback_factory),
-                          (FREEZE, factories.freeze_factory)):
-        result.append(util.BuilderConfig(
-            name=name,
-            workernames=[settings.repository.worker],
-            factory=factory(settings),
-            locks=[REPOSITORY_LOCK.access("exclusive")],
-            tags=["repository"],
-            # queued repository changes are never merged: each runs, in order
-            collapseRequests=False,
-        ))
+    for name, factory in (
+        (PUBLISH, factories.publish_factory),
+        (PROMOTE, factories.promote_factory),
+        (ROLLBACK, factories.rollback_factory),
+        (FREEZE, factories.freeze_factory),
+    ):
+        result.append(
+            util.BuilderConfig(
+                name=name,
+                workernames=[settings.repository.worker],
+                factory=factory(settings),
+                locks=[REPOSITORY_LOCK.access("exclusive")],
+                tags=["repository"],
+                # queued repository changes are never merged: each runs, in order
+                collapseRequests=False,
+            )
+        )
     return result

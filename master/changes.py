@@ -53,9 +53,16 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
     signature is always required.
     """
 
-    def __init__(self, secret: str | IRenderable | None, strict: bool, *,
-                 projects: Mapping[str, str], schedulers: Mapping[str, str] | None = None,
-                 use_api: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        secret: str | IRenderable | None,
+        strict: bool,
+        *,
+        projects: Mapping[str, str],
+        schedulers: Mapping[str, str] | None = None,
+        use_api: bool = False,
+        **kwargs: Any,
+    ) -> None:
         if not secret:
             raise ValueError("the GitHub change hook needs a webhook secret")
         super().__init__(secret, True, **kwargs)
@@ -77,8 +84,7 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
     @property
     def _projects(self) -> dict[str, tuple[str, str]]:
         """Lower-cased full name -> (full name as configured, branch)."""
-        return {name.lower(): (name, branch)
-                for name, branch in self._current("projects").items()}
+        return {name.lower(): (name, branch) for name, branch in self._current("projects").items()}
 
     @defer.inlineCallbacks
     def process(self, request: Request) -> InlineCallbacksType[Changes]:
@@ -117,9 +123,19 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
         head = payload["head_commit"]["id"] if push else None
         changes = pushes.mark(changes, delivery, head)
         scheduler = self._current("schedulers").get(changes[-1]["project"]) if push else None
-        return (yield self._lock.run(
-            pushes.record, self.master, self._pushlog, changes, src, delivery, head,
-            forced=push and payload.get("forced") is True, scheduler=scheduler))
+        return (
+            yield self._lock.run(
+                pushes.record,
+                self.master,
+                self._pushlog,
+                changes,
+                src,
+                delivery,
+                head,
+                forced=push and payload.get("forced") is True,
+                scheduler=scheduler,
+            )
+        )
 
     @defer.inlineCallbacks
     def _verify_signature(self, body: bytes, header: bytes) -> InlineCallbacksType[None]:
@@ -134,8 +150,9 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
             raise RuntimeError("the GitHub webhook secret is empty")
         expected = hmac.new(unicode2bytes(secret), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(b"sha256=" + expected.encode("ascii"), header):
-            raise hookguard.Refused("X-Hub-Signature-256 does not match the payload: wrong "
-                                    "secret or altered body")
+            raise hookguard.Refused(
+                "X-Hub-Signature-256 does not match the payload: wrong secret or altered body"
+            )
 
     def _configured(self, payload: dict[str, Any]) -> tuple[str, tuple[str, str] | None]:
         """The payload's repository full name, and its (configured name, branch) if any."""
@@ -154,8 +171,10 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
             return [], "git"
         if ref != f"refs/heads/{branch}":
             what = "tag" if ref.startswith("refs/tags/") else "ref"
-            log.msg(f"GitHub push to {full_name!r} ignored: {what} {ref} is not the configured "
-                    f"branch refs/heads/{branch}")
+            log.msg(
+                f"GitHub push to {full_name!r} ignored: {what} {ref} is not the configured "
+                f"branch refs/heads/{branch}"
+            )
             return [], "git"
 
         head, commits = payload["head_commit"], payload["commits"]
@@ -170,8 +189,9 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
         return changes, src
 
     @defer.inlineCallbacks
-    def handle_pull_request(self, payload: dict[str, Any],
-                            event: str) -> InlineCallbacksType[Changes]:
+    def handle_pull_request(
+        self, payload: dict[str, Any], event: str
+    ) -> InlineCallbacksType[Changes]:
         """A pull request opened, pushed to (synchronize) or reopened on a configured repository,
         against its configured branch, from a branch of that same repository: one change with
         category 'pull', branch refs/pull/N/head and the head commit as revision (the commit
@@ -190,19 +210,23 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
         pr = payload.get("pull_request") or {}
         what = f"GitHub pull request #{number} on {full_name!r}"
         if action not in PULL_REQUEST_ACTIONS:
-            log.msg(f"{what} ignored: action {action!r} is not one of "
-                    f"{', '.join(PULL_REQUEST_ACTIONS)}")
+            log.msg(
+                f"{what} ignored: action {action!r} is not one of {', '.join(PULL_REQUEST_ACTIONS)}"
+            )
             return [], "git"
         base_ref = str((pr.get("base") or {}).get("ref") or "")
         if base_ref != branch:
-            log.msg(f"{what} ignored: it targets {base_ref!r}, not the configured branch "
-                    f"{branch!r}")
+            log.msg(
+                f"{what} ignored: it targets {base_ref!r}, not the configured branch {branch!r}"
+            )
             return [], "git"
         head = pr.get("head") or {}
         head_repo = str((head.get("repo") or {}).get("full_name") or "")
         if head_repo.lower() != full_name.lower():
-            log.msg(f"{what} ignored: its head is in another repository ({head_repo or 'deleted'}"
-                    "); pull requests from forks are not built")
+            log.msg(
+                f"{what} ignored: its head is in another repository ({head_repo or 'deleted'}"
+                "); pull requests from forks are not built"
+            )
             return [], "git"
 
         head_sha = str(head.get("sha") or "")
@@ -227,11 +251,14 @@ class ConveyorGitHubHandler(githubapi.GitHubAPIMixin, GitHubEventHandler):
         return defer.succeed("")
 
 
-def github_hook_dialect(secret: str | IRenderable,
-                        projects: Mapping[str, str], *,
-                        schedulers: Mapping[str, str] | None = None,
-                        api_url: str | None = None,
-                        token: str | IRenderable | None = None) -> dict[str, dict[str, Any]]:
+def github_hook_dialect(
+    secret: str | IRenderable,
+    projects: Mapping[str, str],
+    *,
+    schedulers: Mapping[str, str] | None = None,
+    api_url: str | None = None,
+    token: str | IRenderable | None = None,
+) -> dict[str, dict[str, Any]]:
     """The value for c['www']['change_hook_dialects']: POST /change_hook/github.
 
     `projects` maps GitHub "owner/name" to the branch to build. GitHubHandler hands the
@@ -255,14 +282,22 @@ def github_hook_dialect(secret: str | IRenderable,
     seen: dict[str, str] = {}
     for name in projects:
         if name.lower() in seen:
-            raise ValueError(f"GitHub repository {name!r} is configured twice "
-                             f"(also as {seen[name.lower()]!r})")
+            raise ValueError(
+                f"GitHub repository {name!r} is configured twice (also as {seen[name.lower()]!r})"
+            )
         seen[name.lower()] = name
-    handler = functools.partial(ConveyorGitHubHandler, projects=dict(projects),
-                                schedulers=dict(schedulers or {}),
-                                use_api=bool(api_url))
-    options: dict[str, Any] = {"class": handler, "secret": secret, "strict": True,
-                               "pullrequest_ref": "head"}
+    handler = functools.partial(
+        ConveyorGitHubHandler,
+        projects=dict(projects),
+        schedulers=dict(schedulers or {}),
+        use_api=bool(api_url),
+    )
+    options: dict[str, Any] = {
+        "class": handler,
+        "secret": secret,
+        "strict": True,
+        "pullrequest_ref": "head",
+    }
     if api_url:
         options["github_api_endpoint"] = api_url.rstrip("/")
         options["token"] = token

@@ -41,13 +41,14 @@ def database_url(settings: settings_module.Settings) -> str:
     4.3 renders a secret inside c['db'] in the master and upgrade-master, but not in copy-db
     or cleanupdb (their secrets manager is never set up). The master logs the URL without
     its password; nothing of ours logs it."""
-    password = (settings.read_secret(settings.db_password_secret)
-                if settings.db_password_secret else None)
+    password = (
+        settings.read_secret(settings.db_password_secret) if settings.db_password_secret else None
+    )
     if not password:
         return settings.db_url  # e.g. SQLite, or a server that trusts this host (pg_hba)
     from sqlalchemy.engine import make_url
-    return make_url(settings.db_url).set(password=password).render_as_string(
-        hide_password=False)
+
+    return make_url(settings.db_url).set(password=password).render_as_string(hide_password=False)
 
 
 def database(settings: settings_module.Settings) -> dict:
@@ -74,21 +75,31 @@ def build(settings: settings_module.Settings) -> dict:
         "buildbotURL": settings.web_url,
         "buildbotNetUsageData": None,
         "db": database(settings),
-        "protocols": {"pb": {"port": f"tcp:{settings.worker_port}"
-                                     f":interface={settings.worker_bind}"}},
+        "protocols": {
+            "pb": {"port": f"tcp:{settings.worker_port}:interface={settings.worker_bind}"}
+        },
         "secretsProviders": [secrets.SecretInAFile(dirname=str(settings.secrets_dir))],
         "workers": workers(settings),
-        "schedulers": schedulers_for(settings) + pullrequests.schedulers(settings)
+        "schedulers": schedulers_for(settings)
+        + pullrequests.schedulers(settings)
         + retention.schedulers(settings),
-        "builders": builders(settings) + retention.builders(settings)
+        "builders": builders(settings)
+        + retention.builders(settings)
         + pullrequests.builders(settings),
         "configurators": retention.configurators(settings),
-        "projects": [util.Project(name=p.name, description=f"{p.github} ({p.branch}) → "
-                                  f"{' → '.join(p.path)}") for p in settings.projects],
-        "services": reporters(settings) + [
-            SiteService(str(settings.artifacts_dir), authz.role_lists(settings)["developers"],
-                        public=settings.auth.public,
-                        public_reports=settings.auth.public_reports)],
+        "projects": [
+            util.Project(name=p.name, description=f"{p.github} ({p.branch}) → {' → '.join(p.path)}")
+            for p in settings.projects
+        ],
+        "services": reporters(settings)
+        + [
+            SiteService(
+                str(settings.artifacts_dir),
+                authz.role_lists(settings)["developers"],
+                public=settings.auth.public,
+                public_reports=settings.auth.public_reports,
+            )
+        ],
         "www": www(settings),
         "change_source": [],
         "collapseRequests": False,

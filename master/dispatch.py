@@ -23,14 +23,28 @@ class StartsAtOnce:
     """Scheduler mixin: every buildset it adds goes to the build request distributor at once."""
 
     @defer.inlineCallbacks
-    def addBuildsetForSourceStamps(self, waited_for=False, sourcestamps=None, reason='',
-                                   external_idstring=None, properties=None, builderNames=None,
-                                   priority=None, **kw: Any) -> Any:
+    def addBuildsetForSourceStamps(
+        self,
+        waited_for=False,
+        sourcestamps=None,
+        reason="",
+        external_idstring=None,
+        properties=None,
+        builderNames=None,
+        priority=None,
+        **kw: Any,
+    ) -> Any:
         # (Buildbot's own signature: its scheduler tests compare it)
         bsid, brids = yield super().addBuildsetForSourceStamps(  # type: ignore[misc]
-            waited_for=waited_for, sourcestamps=sourcestamps, reason=reason,
-            external_idstring=external_idstring, properties=properties,
-            builderNames=builderNames, priority=priority, **kw)
+            waited_for=waited_for,
+            sourcestamps=sourcestamps,
+            reason=reason,
+            external_idstring=external_idstring,
+            properties=properties,
+            builderNames=builderNames,
+            priority=priority,
+            **kw,
+        )
         botmaster = self.master.botmaster  # type: ignore[attr-defined]
         for builderid in sorted(brids):
             builder = botmaster.getBuilderById(builderid)

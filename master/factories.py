@@ -35,37 +35,67 @@ def _authors(props) -> str:
     return ", ".join(names) or props.getProperty("owner") or ""
 
 
-def test_steps(settings: Settings, project: Project, f: util.BuildFactory,
-               clone) -> None:
+def test_steps(settings: Settings, project: Project, f: util.BuildFactory, clone) -> None:
     """checkout → virtualenv → install → tests → coverage (+ its HTML report): what a push and a
     pull request have in common."""
     where = util.Interpolate("%(prop:buildername)s/%(prop:buildnumber)s")
     f.addStep(clone)
-    f.addStep(python.CreateVirtualenv(python=project.python, venv=VENV,
-                                      installer=project.installer, haltOnFailure=True))
-    f.addStep(python.InstallRequirements(requirements=project.requirements, venv=VENV,
-                                         installer=project.installer, extras=project.extras,
-                                         groups=project.dependency_groups,
-                                         sandbox=SANDBOX_ONLINE, haltOnFailure=True))
-    f.addStep(python.RunTests(runner=project.test_runner, args=project.test_args, venv=VENV,
-                              junit_xml=f"{REPORTS}/junit.xml", sandbox=SANDBOX))
-    f.addStep(python.Coverage(threshold=project.coverage_threshold, below=project.coverage_below,
-                              venv=VENV, html_dir=f"{REPORTS}/htmlcov", sandbox=SANDBOX))
+    f.addStep(
+        python.CreateVirtualenv(
+            python=project.python, venv=VENV, installer=project.installer, haltOnFailure=True
+        )
+    )
+    f.addStep(
+        python.InstallRequirements(
+            requirements=project.requirements,
+            venv=VENV,
+            installer=project.installer,
+            extras=project.extras,
+            groups=project.dependency_groups,
+            sandbox=SANDBOX_ONLINE,
+            haltOnFailure=True,
+        )
+    )
+    f.addStep(
+        python.RunTests(
+            runner=project.test_runner,
+            args=project.test_args,
+            venv=VENV,
+            junit_xml=f"{REPORTS}/junit.xml",
+            sandbox=SANDBOX,
+        )
+    )
+    f.addStep(
+        python.Coverage(
+            threshold=project.coverage_threshold,
+            below=project.coverage_below,
+            venv=VENV,
+            html_dir=f"{REPORTS}/htmlcov",
+            sandbox=SANDBOX,
+        )
+    )
     if project.lint:
-        f.addStep(lint.Lint(command=list(project.lint), below=project.lint_below, venv=VENV,
-                            sandbox=SANDBOX))
-    f.addStep(steps.DirectoryUpload(
-        name="coverage report",
-        workersrc=f"{REPORTS}/htmlcov",
-        masterdest=util.Interpolate(f"{settings.artifacts_dir}/%(kw:where)s/coverage",
-                                    where=where),
-        url=util.Interpolate(f"{settings.artifacts_url}%(kw:where)s/coverage/index.html",
-                             where=where),
-        urlText="coverage report",
-        alwaysRun=True,
-        doStepIf=lambda step: step.getProperty(buildprops.COVERAGE_PERCENT) is not None,
-        hideStepIf=lambda results, step: step.getProperty(buildprops.COVERAGE_PERCENT) is None,
-    ))
+        f.addStep(
+            lint.Lint(
+                command=list(project.lint), below=project.lint_below, venv=VENV, sandbox=SANDBOX
+            )
+        )
+    f.addStep(
+        steps.DirectoryUpload(
+            name="coverage report",
+            workersrc=f"{REPORTS}/htmlcov",
+            masterdest=util.Interpolate(
+                f"{settings.artifacts_dir}/%(kw:where)s/coverage", where=where
+            ),
+            url=util.Interpolate(
+                f"{settings.artifacts_url}%(kw:where)s/coverage/index.html", where=where
+            ),
+            urlText="coverage report",
+            alwaysRun=True,
+            doStepIf=lambda step: step.getProperty(buildprops.COVERAGE_PERCENT) is not None,
+            hideStepIf=lambda results, step: step.getProperty(buildprops.COVERAGE_PERCENT) is None,
+        )
+    )
 
 
 def _checkout(project: Project, **kwargs) -> checkout.Checkout:
@@ -80,23 +110,25 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
     f.addStep(package.StartPackage(scheduler=project.package_builder))
     test_steps(settings, project, f, _checkout(project))
     f.addStep(package.AwaitPackage(artifacts_url=settings.artifacts_url))
-    f.addStep(steps.Trigger(
-        name=f"publish to {project.upload_to}",
-        schedulerNames=["publish"],
-        waitForFinish=True,
-        haltOnFailure=True,
-        set_properties={
-            "project": project.name,
-            "distribution": project.upload_to,
-            buildprops.DEBS: util.Property(buildprops.DEBS),
-            buildprops.PACKAGE_VERSION: util.Property(buildprops.PACKAGE_VERSION),
-            buildprops.ARTIFACTS_PATH: util.Property(buildprops.ARTIFACTS_PATH),
-            "commit": util.Property("got_revision"),
-            # a force-push back to a commit published before publishes it again (pushes.py)
-            buildprops.PUSH_FORCED: util.Property(buildprops.PUSH_FORCED, default=False),
-            "who": _authors,
-        },
-    ))
+    f.addStep(
+        steps.Trigger(
+            name=f"publish to {project.upload_to}",
+            schedulerNames=["publish"],
+            waitForFinish=True,
+            haltOnFailure=True,
+            set_properties={
+                "project": project.name,
+                "distribution": project.upload_to,
+                buildprops.DEBS: util.Property(buildprops.DEBS),
+                buildprops.PACKAGE_VERSION: util.Property(buildprops.PACKAGE_VERSION),
+                buildprops.ARTIFACTS_PATH: util.Property(buildprops.ARTIFACTS_PATH),
+                "commit": util.Property("got_revision"),
+                # a force-push back to a commit published before publishes it again (pushes.py)
+                buildprops.PUSH_FORCED: util.Property(buildprops.PUSH_FORCED, default=False),
+                "who": _authors,
+            },
+        )
+    )
     return f
 
 
@@ -107,8 +139,13 @@ def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
     f.addStep(_checkout(project, changelog=debian.CHANGELOG))
     f.addStep(debian.StampVersion(haltOnFailure=True))
     f.addStep(debian.BuildDebianPackage(packages=project.packages, sandbox=SANDBOX))
-    f.addStep(debian.UploadPackages(artifacts_dir=str(settings.artifacts_dir),
-                                    artifacts_url=settings.artifacts_url, haltOnFailure=True))
+    f.addStep(
+        debian.UploadPackages(
+            artifacts_dir=str(settings.artifacts_dir),
+            artifacts_url=settings.artifacts_url,
+            haltOnFailure=True,
+        )
+    )
     if project.install_check:
         f.addStep(install_check(settings, project))
     return f
@@ -121,33 +158,52 @@ def install_check(settings: Settings, project: Project) -> install.InstallCheck:
     path = list(project.path)
     after = path.index(project.upload_to) + 1
     r = settings.repository
-    return install.InstallCheck(repo_url=r.url, key_url=r.public_key_url, component=r.component,
-                                deps=project.upload_to,
-                                upgrade_from=path[after] if after < len(path) else None,
-                                smoke=project.smoke)
+    return install.InstallCheck(
+        repo_url=r.url,
+        key_url=r.public_key_url,
+        component=r.component,
+        deps=project.upload_to,
+        upgrade_from=path[after] if after < len(path) else None,
+        smoke=project.smoke,
+    )
 
 
 def _aptly(settings: Settings, distribution) -> dict:
     r = settings.repository
-    return {"aptly_config": str(r.aptly_config), "gnupg_home": str(r.gnupg_home),
-            "distribution": distribution}
+    return {
+        "aptly_config": str(r.aptly_config),
+        "gnupg_home": str(r.gnupg_home),
+        "distribution": distribution,
+    }
 
 
-def _publish_steps(settings: Settings, f: util.BuildFactory, distribution, action: str,
-                   **when) -> None:
+def _publish_steps(
+    settings: Settings, f: util.BuildFactory, distribution, action: str, **when
+) -> None:
     """switch (signed) → verify over HTTP → history: the end of every repository change; when
     the verification or the history fails after the switch, the previous state is put back."""
     r = settings.repository
-    f.addStep(repo_steps.PublishSwitch(signing=r.signing_args(),
-                                       **_aptly(settings, distribution), **when))
-    f.addStep(repo_steps.VerifyPublished(repo_url=r.url, component=r.component,
-                                         architectures=r.architectures,
-                                         distribution=distribution, **when))
-    f.addStep(repo_steps.RecordHistory(history_dir=str(settings.history_dir), action=action,
-                                       distribution=distribution, **when))
+    f.addStep(
+        repo_steps.PublishSwitch(signing=r.signing_args(), **_aptly(settings, distribution), **when)
+    )
+    f.addStep(
+        repo_steps.VerifyPublished(
+            repo_url=r.url,
+            component=r.component,
+            architectures=r.architectures,
+            distribution=distribution,
+            **when,
+        )
+    )
+    f.addStep(
+        repo_steps.RecordHistory(
+            history_dir=str(settings.history_dir), action=action, distribution=distribution, **when
+        )
+    )
     # a switched-to state that failed its check goes: the history knows what is served
-    f.addStep(repo_steps.RestorePublished(signing=r.signing_args(),
-                                          **_aptly(settings, distribution)))
+    f.addStep(
+        repo_steps.RestorePublished(signing=r.signing_args(), **_aptly(settings, distribution))
+    )
     f.addStep(repo_steps.DropUnpublished(**_aptly(settings, distribution)))
 
 
@@ -158,8 +214,11 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
     f = util.BuildFactory()
     r = settings.repository
     new = {"doStepIf": lambda step: not step.getProperty(buildprops.ALREADY_PUBLISHED)}
-    f.addStep(repo_steps.SkipPublishedCommit(repo_url=r.url, component=r.component,
-                                             architectures=r.architectures, distribution=dist))
+    f.addStep(
+        repo_steps.SkipPublishedCommit(
+            repo_url=r.url, component=r.component, architectures=r.architectures, distribution=dist
+        )
+    )
     f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
     f.addStep(repo_steps.NextSnapshot(**_aptly(settings, dist), **new))
     _publish_steps(settings, f, dist, "publish", **new)
@@ -177,14 +236,23 @@ def promote_factory(settings: Settings) -> util.BuildFactory:
     that master/reporters/mail.py sends)."""
     r = settings.repository
     target = util.Property("to_dist")
-    paths = {package: list(project.path)
-             for project in settings.projects for package in project.packages}
+    paths = {
+        package: list(project.path) for project in settings.projects for package in project.packages
+    }
     f = util.BuildFactory()
-    f.addStep(promotion.ResolvePromotion(paths=paths, repo_url=r.url, component=r.component,
-                                         architectures=r.architectures))
-    f.addStep(repo_steps.CurrentSnapshot(into="source_snapshot", name="source",
-                                         doStepIf=_changes,
-                                         **_aptly(settings, util.Property("from_dist"))))
+    f.addStep(
+        promotion.ResolvePromotion(
+            paths=paths, repo_url=r.url, component=r.component, architectures=r.architectures
+        )
+    )
+    f.addStep(
+        repo_steps.CurrentSnapshot(
+            into="source_snapshot",
+            name="source",
+            doStepIf=_changes,
+            **_aptly(settings, util.Property("from_dist")),
+        )
+    )
     f.addStep(repo_steps.CurrentSnapshot(doStepIf=_changes, **_aptly(settings, target)))
     f.addStep(promotion.CheckBasis(distribution=target, doStepIf=_changes))
     f.addStep(repo_steps.SelectVersion(doStepIf=_changes, **_aptly(settings, target)))
@@ -195,10 +263,15 @@ def promote_factory(settings: Settings) -> util.BuildFactory:
     def into_production(step) -> bool:
         return _changes(step) and step.getProperty("to_dist") in ends
 
-    f.addStep(promotion.CommitsBetween(
-        clone_urls={p: project.clone_url for project in settings.projects
-                    for p in project.packages},
-        doStepIf=into_production, hideStepIf=lambda results, step: results == SKIPPED))
+    f.addStep(
+        promotion.CommitsBetween(
+            clone_urls={
+                p: project.clone_url for project in settings.projects for p in project.packages
+            },
+            doStepIf=into_production,
+            hideStepIf=lambda results, step: results == SKIPPED,
+        )
+    )
     return f
 
 
@@ -209,9 +282,13 @@ def rollback_factory(settings: Settings) -> util.BuildFactory:
     f = util.BuildFactory()
     f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist)))
     f.addStep(promotion.CheckBasis(distribution=dist))
-    f.addStep(promotion.ResolveRollback(history_dir=str(settings.history_dir),
-                                        keep_states=settings.retention.snapshots_keep_states,
-                                        **_aptly(settings, dist)))
+    f.addStep(
+        promotion.ResolveRollback(
+            history_dir=str(settings.history_dir),
+            keep_states=settings.retention.snapshots_keep_states,
+            **_aptly(settings, dist),
+        )
+    )
     _publish_steps(settings, f, dist, "rollback")
     return f
 
@@ -219,6 +296,9 @@ def rollback_factory(settings: Settings) -> util.BuildFactory:
 def freeze_factory(settings: Settings) -> util.BuildFactory:
     """Write the distribution's freeze (or its end) beside its history."""
     f = util.BuildFactory()
-    f.addStep(promotion.SetFreeze(history_dir=str(settings.history_dir),
-                                  distribution=util.Property("distribution")))
+    f.addStep(
+        promotion.SetFreeze(
+            history_dir=str(settings.history_dir), distribution=util.Property("distribution")
+        )
+    )
     return f

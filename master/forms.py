@@ -11,10 +11,14 @@ from conveyor import release
 
 # parameter -> (its grammar, what a value must be); any other text parameter: one line
 DIST = (grammar.DISTRIBUTION_NAME, "a distribution name")
-GRAMMAR = {"package": (grammar.PACKAGE_NAME, "a Debian package name"),
-           "version": (grammar.DEBIAN_VERSION, "a Debian version"),
-           "from_dist": DIST, "to_dist": DIST, "distribution": DIST,
-           "state": (grammar.ROLLBACK_STATE, "a state of the history (number or snapshot)")}
+GRAMMAR = {
+    "package": (grammar.PACKAGE_NAME, "a Debian package name"),
+    "version": (grammar.DEBIAN_VERSION, "a Debian version"),
+    "from_dist": DIST,
+    "to_dist": DIST,
+    "distribution": DIST,
+    "state": (grammar.ROLLBACK_STATE, "a state of the history (number or snapshot)"),
+}
 ONE_LINE = (grammar.ONE_LINE, "one line of at most 200 characters, no control character")
 PRIORITY = re.compile(r"^-?[0-9]{1,3}$")
 BUILDER_ID = re.compile(r"^[0-9]{1,9}$")
@@ -35,8 +39,14 @@ def shown(value) -> str:
 
 
 def kind(value) -> str:
-    names = {type(None): "null", bool: "true/false", int: "a number", float: "a number",
-             list: "a list", dict: "an object"}
+    names = {
+        type(None): "null",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }
     return f"{names.get(type(value), type(value).__name__)} ({shown(value)})"
 
 
@@ -60,8 +70,11 @@ def check_parameter(param, kwargs: dict) -> None:
         return
     value = kwargs[name]
     if isinstance(param, forcesched.IntParameter):
-        if isinstance(value, bool) or not isinstance(value, (int, str)) \
-                or not PRIORITY.fullmatch(str(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, str))
+            or not PRIORITY.fullmatch(str(value))
+        ):
             raise FieldError(name, f"must be a whole number from -999 to 999, not {kind(value)}")
         return
     text = form_value(kwargs, name)
@@ -76,15 +89,21 @@ def check_parameter(param, kwargs: dict) -> None:
 
 def leaves(fields) -> list:
     """The parameters of a form, its nested groups flattened (what the web form sends)."""
-    return [leaf for f in fields
-            for leaf in (leaves(f.fields) if isinstance(f, forcesched.NestedParameter) else [f])]
+    return [
+        leaf
+        for f in fields
+        for leaf in (leaves(f.fields) if isinstance(f, forcesched.NestedParameter) else [f])
+    ]
 
 
 def refusals(params: list, kwargs: dict) -> dict[str, str]:
     """{field: message} for each parameter of a request that the form `params` does not take."""
-    errors = {name: f"{name}: this form has no such parameter (it has: "
-                    f"{', '.join(p.fullName for p in params)})"
-              for name in kwargs if name not in {p.fullName for p in params}}
+    errors = {
+        name: f"{name}: this form has no such parameter (it has: "
+        f"{', '.join(p.fullName for p in params)})"
+        for name in kwargs
+        if name not in {p.fullName for p in params}
+    }
     for param in params:
         try:
             check_parameter(param, kwargs)

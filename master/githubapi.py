@@ -39,8 +39,7 @@ class GitHubAPIMixin:
                 return data if isinstance(data, dict) else None
             log.msg(f"GitHub API: commit {sha[:12]} of {repo}: HTTP {res.code}")
         except Exception as exc:  # the API is a nicety: a pull request is built without it
-            log.msg(f"GitHub API: commit {sha[:12]} of {repo} not fetched: "
-                    f"{type(exc).__name__}")
+            log.msg(f"GitHub API: commit {sha[:12]} of {repo} not fetched: {type(exc).__name__}")
         return None
 
     @defer.inlineCallbacks
@@ -54,8 +53,12 @@ class GitHubAPIMixin:
             if token:
                 headers["Authorization"] = "token " + token
         return httpclientservice.HTTPSession(
-            self.master.httpservice, self.github_api_endpoint.rstrip("/"), headers=headers,
-            debug=False, verify=self.verify)
+            self.master.httpservice,
+            self.github_api_endpoint.rstrip("/"),
+            headers=headers,
+            debug=False,
+            verify=self.verify,
+        )
 
     @defer.inlineCallbacks
     def _get_pr_files(self, repo: str, number: int) -> InlineCallbacksType[list[str]]:
@@ -64,7 +67,9 @@ class GitHubAPIMixin:
         try:
             files = yield super()._get_pr_files(repo, number)
         except Exception as exc:
-            log.msg(f"GitHub API: files of pull request #{number} of {repo} not fetched: "
-                    f"{type(exc).__name__}")
+            log.msg(
+                f"GitHub API: files of pull request #{number} of {repo} not fetched: "
+                f"{type(exc).__name__}"
+            )
             return []
         return files

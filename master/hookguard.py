@@ -69,18 +69,21 @@ def check_headers(request: Any) -> tuple[str, bytes, str | None]:
     if request.method != b"POST":
         raise Refused("the GitHub change hook only accepts POST", 405)
     if _header(request, b"Content-Type") != b"application/json":
-        raise Refused("unsupported Content-Type: set the webhook's content type to "
-                      "application/json", 415)
+        raise Refused(
+            "unsupported Content-Type: set the webhook's content type to application/json", 415
+        )
     event = _header(request, b"X-GitHub-Event")
     if not EVENT.fullmatch(event or b""):
         raise Refused(f"{'malformed' if event else 'missing'} X-GitHub-Event header")
     signature = _header(request, b"X-Hub-Signature-256")
     if not signature:
-        raise Refused("missing X-Hub-Signature-256 header: the request is not signed with the "
-                      "webhook secret")
+        raise Refused(
+            "missing X-Hub-Signature-256 header: the request is not signed with the webhook secret"
+        )
     if not SIGNATURE.fullmatch(signature):
-        raise Refused("malformed X-Hub-Signature-256 header: expected sha256=<64 lower-case "
-                      "hex digits>")
+        raise Refused(
+            "malformed X-Hub-Signature-256 header: expected sha256=<64 lower-case hex digits>"
+        )
     delivery = _header(request, b"X-GitHub-Delivery")
     if delivery is not None and not DELIVERY.fullmatch(delivery):
         raise Refused("malformed X-GitHub-Delivery header")
@@ -114,8 +117,9 @@ def check_depth(body: bytes) -> None:
                 break
         if not brackets:
             return
-    raise Refused(f"the payload is nested deeper than {MAX_DEPTH} levels (or its brackets do "
-                  "not match)")
+    raise Refused(
+        f"the payload is nested deeper than {MAX_DEPTH} levels (or its brackets do not match)"
+    )
 
 
 def parse(body: bytes) -> dict[str, Any]:
@@ -131,12 +135,19 @@ def parse(body: bytes) -> dict[str, Any]:
 
 # --- the shape ---------------------------------------------------------------------------
 OBJECT, LIST, STR, BOOL, INT, NULL = dict, list, str, bool, int, type(None)
-_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or false",
-          int: "a number", type(None): "null"}
+_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true or false",
+    int: "a number",
+    type(None): "null",
+}
 
 
-def get(data: dict[str, Any], path: str, *kinds: type, required: bool = True,
-        limit: int = 0) -> Any:
+def get(
+    data: dict[str, Any], path: str, *kinds: type, required: bool = True, limit: int = 0
+) -> Any:
     """data[a][b]… for path "a.b…", of one of `kinds` (a str at most `limit` long), or None."""
     value: Any = data
     where = ""
@@ -180,9 +191,14 @@ def _commit(commit: Any, where: str) -> None:
     try:
         if not SHA.fullmatch(get(commit, "id", STR, limit=64)):
             raise Refused("id must be a commit id (40 or 64 lower-case hex digits)")
-        for field, limit in (("message", 0), ("url", 256), ("author.name", 100),
-                             ("author.email", 150), ("committer.name", 100),
-                             ("committer.email", 150)):
+        for field, limit in (
+            ("message", 0),
+            ("url", 256),
+            ("author.name", 100),
+            ("author.email", 150),
+            ("committer.name", 100),
+            ("committer.email", 150),
+        ):
             get(commit, field, STR, limit=limit)
         _date(commit, "timestamp")
         get(commit, "distinct", BOOL, required=False)
@@ -204,18 +220,25 @@ def check_push(payload: dict[str, Any]) -> None:
     commits = get(payload, "commits", LIST, required=not deleted) or []
     if len(commits) > MAX_COMMITS:
         raise Refused(f"commits has {len(commits)} entries: GitHub lists at most {MAX_COMMITS}")
-    head = get(payload, "head_commit", OBJECT, *(() if not deleted else (NULL,)),
-               required=not deleted)
+    head = get(
+        payload, "head_commit", OBJECT, *(() if not deleted else (NULL,)), required=not deleted
+    )
     if head is not None:
         _commit(head, "head_commit")
     for i, commit in enumerate(commits):
         _commit(commit, f"commits[{i}]")
 
 
-_PULL_FIELDS = (("action", 64), ("repository.full_name", 200), ("repository.html_url", 512),
-                ("pull_request.base.ref", 255), ("pull_request.base.repo.full_name", 200),
-                ("pull_request.title", 0), ("pull_request._links.html.href", 256),
-                ("sender.login", 100))
+_PULL_FIELDS = (
+    ("action", 64),
+    ("repository.full_name", 200),
+    ("repository.html_url", 512),
+    ("pull_request.base.ref", 255),
+    ("pull_request.base.repo.full_name", 200),
+    ("pull_request.title", 0),
+    ("pull_request._links.html.href", 256),
+    ("sender.login", 100),
+)
 
 
 def check_pull_request(payload: dict[str, Any]) -> None:

@@ -53,8 +53,11 @@ class LimitedRequest(server.Request):
             super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
-        if not self.body_too_large and self._limited() and (
-                self.content.tell() + len(data) > MAX_BODY):
+        if (
+            not self.body_too_large
+            and self._limited()
+            and (self.content.tell() + len(data) > MAX_BODY)
+        ):
             self.content.close()
             self.body_too_large, self.content = True, io.BytesIO()
         if not self.body_too_large:
@@ -88,8 +91,10 @@ class GuardedChannel(http.HTTPChannel):
     def _too_slow(self) -> None:
         self._deadline = None
         peer = self.transport.getPeer()
-        log.msg(f"web: {getattr(peer, 'host', peer)} did not send its request within "
-                f"{RECEIVE_DEADLINE} s: 408, connection closed")
+        log.msg(
+            f"web: {getattr(peer, 'host', peer)} did not send its request within "
+            f"{RECEIVE_DEADLINE} s: 408, connection closed"
+        )
         self.transport.write(TIMED_OUT)
         self.timeoutConnection()  # closes, and aborts if the client does not read either
 
@@ -101,15 +106,20 @@ def install(master: Any) -> bool:
     if site is None:
         return False
     if not isinstance(site, server.Site) or (
-            site.requestFactory not in (server.Request, LimitedRequest)
-            or getattr(site.protocol, "__func__", site.protocol)
-            not in (http.HTTPFactory.protocol, GuardedChannel)):
-        raise RuntimeError("the master's web site is not Twisted's plain Site: the change "
-                           "hook's body limit and the slow-client deadline cannot be set "
-                           "(master/limits.py)")
+        site.requestFactory not in (server.Request, LimitedRequest)
+        or getattr(site.protocol, "__func__", site.protocol)
+        not in (http.HTTPFactory.protocol, GuardedChannel)
+    ):
+        raise RuntimeError(
+            "the master's web site is not Twisted's plain Site: the change "
+            "hook's body limit and the slow-client deadline cannot be set "
+            "(master/limits.py)"
+        )
     if site.requestFactory is not LimitedRequest:
-        log.msg(f"web: bodies of the change hook larger than {MAX_BODY} bytes are dropped; "
-                f"a request must arrive within {RECEIVE_DEADLINE} s, idle connections are "
-                f"closed after {IDLE} s")
+        log.msg(
+            f"web: bodies of the change hook larger than {MAX_BODY} bytes are dropped; "
+            f"a request must arrive within {RECEIVE_DEADLINE} s, idle connections are "
+            f"closed after {IDLE} s"
+        )
     site.requestFactory, site.protocol, site.timeOut = LimitedRequest, GuardedChannel, IDLE
     return True

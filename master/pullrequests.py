@@ -29,12 +29,14 @@ def schedulers(settings: Settings) -> list:
     return [
         dispatch.PromptAnyBranchScheduler(
             name=scheduler_name(project),
-            change_filter=util.ChangeFilter(project=project.github, category=PULL_CATEGORY,
-                                            branch_re=PULL_BRANCH),
+            change_filter=util.ChangeFilter(
+                project=project.github, category=PULL_CATEGORY, branch_re=PULL_BRANCH
+            ),
             treeStableTimer=None,
             builderNames=[project.pr_builder],
         )
-        for project in settings.projects if project.pull_requests
+        for project in settings.projects
+        if project.pull_requests
     ]
 
 
@@ -43,9 +45,19 @@ def pr_factory(settings: Settings, project: Project) -> util.BuildFactory:
     f = util.BuildFactory()
     # The change's branch (refs/pull/N/head) and revision (the head commit) are fetched from the
     # configured clone URL; `branch` here is only the default for a build without a change.
-    factories.test_steps(settings, project, f, steps.Git(
-        repourl=project.clone_url, branch=project.branch, mode="full", method="fresh",
-        logEnviron=False, haltOnFailure=True))
+    factories.test_steps(
+        settings,
+        project,
+        f,
+        steps.Git(
+            repourl=project.clone_url,
+            branch=project.branch,
+            mode="full",
+            method="fresh",
+            logEnviron=False,
+            haltOnFailure=True,
+        ),
+    )
     return f
 
 
@@ -60,5 +72,6 @@ def builders(settings: Settings) -> list:
             # every pushed head is its own build with its own commit status
             collapseRequests=False,
         )
-        for project in settings.projects if project.pull_requests
+        for project in settings.projects
+        if project.pull_requests
     ]

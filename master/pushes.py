@@ -122,19 +122,29 @@ class PushLog:
         """Deferred: the head change `kind` ("recorded" or "built") last, or None."""
         return self._get(f"{kind}:{project} {branch}")
 
-    def set_head(self, kind: str, project: str, branch: str, change: int | None,
-                 revision: str) -> Any:
-        return self._set(f"{kind}:{project} {branch}",
-                         {"change": change, "revision": revision, "when": self._now()})
+    def set_head(
+        self, kind: str, project: str, branch: str, change: int | None, revision: str
+    ) -> Any:
+        return self._set(
+            f"{kind}:{project} {branch}",
+            {"change": change, "revision": revision, "when": self._now()},
+        )
 
 
 @defer.inlineCallbacks
 def newest_change(master: Any, project: str, branch: str, revision: str) -> Any:
     """Deferred: the newest change of `revision` on this project and branch (the data API,
     filtered in the database), or None."""
-    found = yield master.data.get(("changes",), filters=[
-        Filter("project", "eq", [project]), Filter("branch", "eq", [branch]),
-        Filter("revision", "eq", [revision])], order=["-changeid"], limit=1)
+    found = yield master.data.get(
+        ("changes",),
+        filters=[
+            Filter("project", "eq", [project]),
+            Filter("branch", "eq", [branch]),
+            Filter("revision", "eq", [revision]),
+        ],
+        order=["-changeid"],
+        limit=1,
+    )
     return found[0] if found else None
 
 
@@ -147,13 +157,22 @@ def scheduler_refusal(master: Any, name: str | None) -> Any:
     if found and found[0].get("enabled"):
         return None
     state = "turned off" if found else "not running"
-    return (f"the {name} scheduler is {state}: nothing recorded. Redeliver this push from "
-            "GitHub (Settings > Webhooks > Recent Deliveries) once it is turned on again")
+    return (
+        f"the {name} scheduler is {state}: nothing recorded. Redeliver this push from "
+        "GitHub (Settings > Webhooks > Recent Deliveries) once it is turned on again"
+    )
 
 
 @defer.inlineCallbacks
-def verdict(master: Any, pushlog: PushLog, project: str, branch: str, delivery: str,
-            head: str | None, forced: bool) -> Any:
+def verdict(
+    master: Any,
+    pushlog: PushLog,
+    project: str,
+    branch: str,
+    delivery: str,
+    head: str | None,
+    forced: bool,
+) -> Any:
     """Deferred: None to record this delivery, or the (status, answer) that records nothing."""
     if head is None:  # a pull request: once per delivery id
         if (yield pushlog.seen(delivery)):
@@ -162,8 +181,11 @@ def verdict(master: Any, pushlog: PushLog, project: str, branch: str, delivery: 
     earlier = yield newest_change(master, project, branch, head)
     if earlier is None:
         return None
-    said = (f"delivery {delivery}" if (yield pushlog.seen(delivery))
-            else f"{head} is already a change of {project} {branch}")
+    said = (
+        f"delivery {delivery}"
+        if (yield pushlog.seen(delivery))
+        else f"{head} is already a change of {project} {branch}"
+    )
     built = (yield pushlog.head("built", project, branch)) or {}
     recorded = (yield pushlog.head("recorded", project, branch)) or {}
     if (built.get("change") or 0) >= earlier["changeid"]:  # built, or a newer push was
@@ -171,17 +193,26 @@ def verdict(master: Any, pushlog: PushLog, project: str, branch: str, delivery: 
             return 200, f"already received: {said}; nothing recorded"
         log.msg(f"force-push of {project} {branch} back to {head[:12]}: built again")
         return None
-    if (recorded.get("change") == earlier["changeid"]
-            and pushlog._now() - recorded.get("when", 0) < IN_FLIGHT):
+    if (
+        recorded.get("change") == earlier["changeid"]
+        and pushlog._now() - recorded.get("when", 0) < IN_FLIGHT
+    ):
         return 200, f"already received: {said}; it is being built"
     log.msg(f"{project} {branch} {head[:12]} was recorded but never built: recorded again")
     return None
 
 
 @defer.inlineCallbacks
-def record(master: Any, pushlog: PushLog, changes: list[dict[str, Any]], src: str,
-           delivery: str, head: str | None, forced: bool = False,
-           scheduler: str | None = None) -> Any:
+def record(
+    master: Any,
+    pushlog: PushLog,
+    changes: list[dict[str, Any]],
+    src: str,
+    delivery: str,
+    head: str | None,
+    forced: bool = False,
+    scheduler: str | None = None,
+) -> Any:
     """(status, answer) of the hook, under its lock: the changes and the delivery, unless
     `verdict` or the scheduler (`scheduler_refusal`) says otherwise."""
     project, branch = changes[-1]["project"], changes[-1]["branch"]
@@ -228,13 +259,16 @@ class PushScheduler(dispatch.StartsAtOnce, schedulers.SingleBranchScheduler):
     @defer.inlineCallbacks
     def _build_push(self, change: Any, delivery: str) -> Any:
         listed = change.properties.getProperty(CHANGES) or []
-        ids = sorted({i for i in listed if isinstance(i, int) and i < change.number}
-                     | {change.number})
-        log.msg(f"{self.name}: one build for push {delivery} (head {change.revision[:12]}, "
-                f"{len(ids)} change(s))")
-        yield self.addBuildsetForChanges(reason=self.reason, changeids=ids,
-                                         priority=self.priority)
+        ids = sorted(
+            {i for i in listed if isinstance(i, int) and i < change.number} | {change.number}
+        )
+        log.msg(
+            f"{self.name}: one build for push {delivery} (head {change.revision[:12]}, "
+            f"{len(ids)} change(s))"
+        )
+        yield self.addBuildsetForChanges(reason=self.reason, changeids=ids, priority=self.priority)
         if self.pushlog is None:
             self.pushlog = PushLog(self.master)
-        yield self.pushlog.set_head("built", change.project, change.branch, change.number,
-                                    change.revision)
+        yield self.pushlog.set_head(
+            "built", change.project, change.branch, change.number, change.revision
+        )

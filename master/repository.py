@@ -24,24 +24,42 @@ def with_fingerprint(settings: Settings) -> Settings:
     if not repo.apart or repo.fingerprint:
         return settings
     fingerprint = served_fingerprint(repo.public_key_url)
-    return dataclasses.replace(settings,
-                               repository=dataclasses.replace(repo, fingerprint=fingerprint))
+    return dataclasses.replace(
+        settings, repository=dataclasses.replace(repo, fingerprint=fingerprint)
+    )
 
 
 def served_fingerprint(url: str) -> str:
     """The primary key's fingerprint of the OpenPGP key served at url (read by gpg)."""
-    why = (f"[repository] fingerprint is not set in the settings, and the repository's key "
-           f"could not be read from {url}")
+    why = (
+        f"[repository] fingerprint is not set in the settings, and the repository's key "
+        f"could not be read from {url}"
+    )
     try:
         with urllib.request.urlopen(url, timeout=15) as response:
             key = response.read()
     except OSError as exc:
-        raise ConfigErrors([f"{why}: {exc}; start the repository host first (python -m ops "
-                            "repository-host), or set the fingerprint"]) from None
+        raise ConfigErrors(
+            [
+                f"{why}: {exc}; start the repository host first (python -m ops "
+                "repository-host), or set the fingerprint"
+            ]
+        ) from None
     with tempfile.TemporaryDirectory(prefix="conveyor-gpg-") as home:
-        proc = subprocess.run(["gpg", "--homedir", home, "--batch", "--with-colons",
-                               "--import-options", "show-only", "--import"],
-                              input=key, capture_output=True)
+        proc = subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                home,
+                "--batch",
+                "--with-colons",
+                "--import-options",
+                "show-only",
+                "--import",
+            ],
+            input=key,
+            capture_output=True,
+        )
     lines = proc.stdout.decode(errors="replace").splitlines()
     fingerprints = [line.split(":")[9] for line in lines if line.startswith("fpr:")]
     if proc.returncode != 0 or not fingerprints:

@@ -29,32 +29,47 @@ RETENTION = "retention"
 
 def configurators(settings: Settings) -> list:
     r = settings.retention
-    return [JanitorConfigurator(logHorizon=timedelta(days=r.logs_days),
-                                build_data_horizon=timedelta(days=r.logs_days),
-                                hour=r.hour, minute=r.minute)]
+    return [
+        JanitorConfigurator(
+            logHorizon=timedelta(days=r.logs_days),
+            build_data_horizon=timedelta(days=r.logs_days),
+            hour=r.hour,
+            minute=r.minute,
+        )
+    ]
 
 
 def factory(settings: Settings) -> util.BuildFactory:
     r, repo = settings.retention, settings.repository
     f = util.BuildFactory()
-    f.addStep(retention_steps.PruneArtifacts(artifacts_dir=str(settings.artifacts_dir),
-                                             days=r.artifacts_days))
-    f.addStep(retention_steps.PruneSnapshots(
-        history_dir=str(settings.history_dir), distributions=settings.distributions,
-        keep_states=r.snapshots_keep_states, aptly_config=str(repo.aptly_config),
-        gnupg_home=str(repo.gnupg_home)))
+    f.addStep(
+        retention_steps.PruneArtifacts(
+            artifacts_dir=str(settings.artifacts_dir), days=r.artifacts_days
+        )
+    )
+    f.addStep(
+        retention_steps.PruneSnapshots(
+            history_dir=str(settings.history_dir),
+            distributions=settings.distributions,
+            keep_states=r.snapshots_keep_states,
+            aptly_config=str(repo.aptly_config),
+            gnupg_home=str(repo.gnupg_home),
+        )
+    )
     return f
 
 
 def builders(settings: Settings) -> list[util.BuilderConfig]:
-    return [util.BuilderConfig(
-        name=RETENTION,
-        workernames=[settings.repository.worker],
-        factory=factory(settings),
-        locks=[REPOSITORY_LOCK.access("exclusive")],
-        tags=["repository", "retention"],
-        collapseRequests=True,  # two queued prunes are one
-    )]
+    return [
+        util.BuilderConfig(
+            name=RETENTION,
+            workernames=[settings.repository.worker],
+            factory=factory(settings),
+            locks=[REPOSITORY_LOCK.access("exclusive")],
+            tags=["repository", "retention"],
+            collapseRequests=True,  # two queued prunes are one
+        )
+    ]
 
 
 class AtStart(ReconfigurableBaseScheduler):
@@ -67,7 +82,8 @@ class AtStart(ReconfigurableBaseScheduler):
         if not self.enabled:
             return
         yield self.addBuildsetForSourceStampsWithDefaults(
-            reason="the master started: clean up after an interrupted build", sourcestamps=[])
+            reason="the master started: clean up after an interrupted build", sourcestamps=[]
+        )
 
 
 def schedulers(settings: Settings) -> list:
@@ -75,11 +91,15 @@ def schedulers(settings: Settings) -> list:
     return [
         AtStart(name=f"{RETENTION}-at-start", builderNames=[RETENTION]),
         # a few minutes after the janitor, so that the two do not run at once
-        scheduler_plugins.Nightly(name=RETENTION, builderNames=[RETENTION], hour=r.hour,
-                           minute=(r.minute + 10) % 60),
+        scheduler_plugins.Nightly(
+            name=RETENTION, builderNames=[RETENTION], hour=r.hour, minute=(r.minute + 10) % 60
+        ),
         scheduler_plugins.ForceScheduler(
-            name=f"{RETENTION}-force", builderNames=[RETENTION], buttonName="prune now",
+            name=f"{RETENTION}-force",
+            builderNames=[RETENTION],
+            buttonName="prune now",
             label="Retention: prune old artifacts and unused snapshots",
             reason=util.StringParameter(name="reason", default="forced prune", size=40),
-            properties=[]),
+            properties=[],
+        ),
     ]

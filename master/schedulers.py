@@ -32,6 +32,8 @@ PUBLISH = "publish"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 FREEZE = "freeze"
+
+
 class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
     """A force button that refuses, before any build, a request with a parameter it does not
     take (`refusals`) or for a builder that is not its own."""
@@ -43,19 +45,28 @@ class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
         own = list(self.builderNames)
         names = own
         if builderNames is not ABSENT:
-            if not isinstance(builderNames, list) or not builderNames \
-                    or not all(isinstance(n, str) for n in builderNames):
-                raise FieldError("builderNames", f"must be a list of builder names "
-                                 f"({', '.join(own)}), not {kind(builderNames)}")
+            if (
+                not isinstance(builderNames, list)
+                or not builderNames
+                or not all(isinstance(n, str) for n in builderNames)
+            ):
+                raise FieldError(
+                    "builderNames",
+                    f"must be a list of builder names ({', '.join(own)}), not {kind(builderNames)}",
+                )
             names = sorted(set(builderNames))
             self.refuse_stranger("builderNames", [n for n in names if n not in own])
         if builderid is not ABSENT:
-            if isinstance(builderid, bool) or not isinstance(builderid, (int, str)) \
-                    or not BUILDER_ID.fullmatch(str(builderid)):
+            if (
+                isinstance(builderid, bool)
+                or not isinstance(builderid, (int, str))
+                or not BUILDER_ID.fullmatch(str(builderid))
+            ):
                 raise FieldError("builderid", f"must be a builder's id, not {kind(builderid)}")
             builders = yield self.master.data.get(("builders",))
-            name = next((b["name"] for b in builders or [] if b["builderid"] == int(builderid)),
-                        None)
+            name = next(
+                (b["name"] for b in builders or [] if b["builderid"] == int(builderid)), None
+            )
             if name is None:
                 raise FieldError("builderid", f"there is no builder {builderid}")
             self.refuse_stranger("builderid", [name] if name not in own else [])
@@ -64,8 +75,11 @@ class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
 
     def refuse_stranger(self, field: str, strangers: list) -> None:
         if strangers:
-            raise FieldError(field, f"the builder {shown(strangers[0])} is not one of "
-                             f"{self.name}'s ({', '.join(self.builderNames)})")
+            raise FieldError(
+                field,
+                f"the builder {shown(strangers[0])} is not one of "
+                f"{self.name}'s ({', '.join(self.builderNames)})",
+            )
 
     @defer.inlineCallbacks
     def computeBuilderNames(self, builderNames=None, builderid=None):
@@ -74,7 +88,8 @@ class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
         try:
             names = yield self.requested_builders(
                 ABSENT if builderNames is None else builderNames,
-                ABSENT if builderid is None else builderid)
+                ABSENT if builderid is None else builderid,
+            )
         except FieldError:
             names = list(self.builderNames)
         return names
@@ -92,19 +107,26 @@ class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
             errors[exc.field] = str(exc)
         errors = errors or self.rule_refusals(kwargs)
         if not errors and not self.enabled:  # Buildbot's force ignores the toggle
-            errors = {"scheduler": f"the {self.name} button is turned off (an admin disabled "
-                                   "its scheduler): nothing was asked"}
+            errors = {
+                "scheduler": f"the {self.name} button is turned off (an admin disabled "
+                "its scheduler): nothing was asked"
+            }
         if errors:
             raise CollectedValidationError(errors)
         return (yield super().force(owner, builderNames=names, **kwargs))
 
 
 def _no_codebase(project: str = "") -> list:
-    return [util.CodebaseParameter(
-        "", label="", branch=util.FixedParameter(name="branch", default=""),
-        revision=util.FixedParameter(name="revision", default=""),
-        repository=util.FixedParameter(name="repository", default=""),
-        project=util.FixedParameter(name="project", default=project))]
+    return [
+        util.CodebaseParameter(
+            "",
+            label="",
+            branch=util.FixedParameter(name="branch", default=""),
+            revision=util.FixedParameter(name="revision", default=""),
+            repository=util.FixedParameter(name="repository", default=""),
+            project=util.FixedParameter(name="project", default=project),
+        )
+    ]
 
 
 def promotion_target(settings: Settings, options: dict) -> tuple[str, str, str]:
@@ -113,8 +135,10 @@ def promotion_target(settings: Settings, options: dict) -> tuple[str, str, str]:
     package, source = form_value(options, "package"), form_value(options, "from_dist")
     project = settings.project_of_package(package)
     if project is None:
-        raise FieldError("package", f"{package!r} is not a package of any project (known: "
-                                    f"{', '.join(settings.packages)})")
+        raise FieldError(
+            "package",
+            f"{package!r} is not a package of any project (known: {', '.join(settings.packages)})",
+        )
     try:
         following = release.next_step(project.path, source)
     except release.ReleaseError as exc:
@@ -153,16 +177,30 @@ def promote_scheduler(settings: Settings) -> schedulers.ForceScheduler:
         codebases=_no_codebase(),
         reason=util.StringParameter(name="reason", label="Why", default="promotion", size=60),
         properties=[
-            util.ChoiceStringParameter(name="package", label="Package",
-                                       choices=list(settings.packages),
-                                       default=first.packages[0], strict=True),
-            util.StringParameter(name="version", label="Version (empty: the newest in From)",
-                                 default="", size=40,
-                                 regex=grammar.optional(grammar.DEBIAN_VERSION)),
-            util.ChoiceStringParameter(name="from_dist", label="From", choices=dists,
-                                       default=first.upload_to, strict=True),
-            util.ChoiceStringParameter(name="to_dist", label="To (empty: the next step)",
-                                       choices=[""] + dists, default="", strict=True),
+            util.ChoiceStringParameter(
+                name="package",
+                label="Package",
+                choices=list(settings.packages),
+                default=first.packages[0],
+                strict=True,
+            ),
+            util.StringParameter(
+                name="version",
+                label="Version (empty: the newest in From)",
+                default="",
+                size=40,
+                regex=grammar.optional(grammar.DEBIAN_VERSION),
+            ),
+            util.ChoiceStringParameter(
+                name="from_dist", label="From", choices=dists, default=first.upload_to, strict=True
+            ),
+            util.ChoiceStringParameter(
+                name="to_dist",
+                label="To (empty: the next step)",
+                choices=[""] + dists,
+                default="",
+                strict=True,
+            ),
         ],
     )
 
@@ -182,12 +220,20 @@ def rollback_scheduler(settings: Settings) -> schedulers.ForceScheduler:
         codebases=_no_codebase(),
         reason=util.StringParameter(name="reason", label="Why", default="rollback", size=60),
         properties=[
-            util.ChoiceStringParameter(name="distribution", label="Distribution",
-                                       choices=dists, default=dists[-1], strict=True),
+            util.ChoiceStringParameter(
+                name="distribution",
+                label="Distribution",
+                choices=dists,
+                default=dists[-1],
+                strict=True,
+            ),
             util.StringParameter(
-                name="state", label="State (empty: the previous one; a number or snapshot "
-                                    "from the history)",
-                default="", regex=grammar.optional(grammar.ROLLBACK_STATE), size=60),
+                name="state",
+                label="State (empty: the previous one; a number or snapshot from the history)",
+                default="",
+                regex=grammar.optional(grammar.ROLLBACK_STATE),
+                size=60,
+            ),
         ],
     )
 
@@ -197,45 +243,72 @@ def freeze_scheduler(settings: Settings) -> schedulers.ForceScheduler:
     it; the production roles and admins may (master/authz.py)."""
     dists = list(settings.distributions)
     return StrictForceScheduler(
-        name=FREEZE, buttonName="Freeze or unfreeze", builderNames=[FREEZE],
+        name=FREEZE,
+        buttonName="Freeze or unfreeze",
+        builderNames=[FREEZE],
         label="Freeze a distribution: no promotion into it until it is unfrozen",
         codebases=_no_codebase(),
-        reason=util.StringParameter(name="reason", label="Why (shown to everyone)", default="",
-                                    size=60),
+        reason=util.StringParameter(
+            name="reason", label="Why (shown to everyone)", default="", size=60
+        ),
         properties=[
-            util.ChoiceStringParameter(name="distribution", label="Distribution",
-                                       choices=dists, default=dists[-1], strict=True),
-            util.ChoiceStringParameter(name="action", label="Freeze or unfreeze",
-                                       choices=["freeze", "unfreeze"], default="freeze",
-                                       strict=True),
+            util.ChoiceStringParameter(
+                name="distribution",
+                label="Distribution",
+                choices=dists,
+                default=dists[-1],
+                strict=True,
+            ),
+            util.ChoiceStringParameter(
+                name="action",
+                label="Freeze or unfreeze",
+                choices=["freeze", "unfreeze"],
+                default="freeze",
+                strict=True,
+            ),
         ],
     )
 
 
 def schedulers_for(settings: Settings) -> list:
-    result: list = [dispatch.PromptTriggerable(name=PUBLISH, builderNames=[PUBLISH]),
-                    promote_scheduler(settings), rollback_scheduler(settings),
-                    freeze_scheduler(settings)]
+    result: list = [
+        dispatch.PromptTriggerable(name=PUBLISH, builderNames=[PUBLISH]),
+        promote_scheduler(settings),
+        rollback_scheduler(settings),
+        freeze_scheduler(settings),
+    ]
     for project in settings.projects:
-        result.append(dispatch.PromptTriggerable(name=project.package_builder,
-                                             builderNames=[project.package_builder]))
-        result.append(pushes.PushScheduler(  # one build per push (master/pushes.py)
-            name=project.push_scheduler,
-            # the change hook sets `project` to the configured GitHub name (owner/name)
-            change_filter=util.ChangeFilter(project=project.github, branch=project.branch),
-            treeStableTimer=None,
-            builderNames=[project.ci_builder],
-        ))
-        result.append(StrictForceScheduler(
-            name=f"{project.name}-force",
-            buttonName="Build now",
-            label=f"Build {project.name} ({project.branch})",
-            builderNames=[project.ci_builder],
-            codebases=[util.CodebaseParameter(
-                "", label="", branch=util.FixedParameter(name="branch", default=project.branch),
-                revision=util.FixedParameter(name="revision", default=""),
-                repository=util.FixedParameter(name="repository", default=""),
-                project=util.FixedParameter(name="project", default=project.github))],
-            properties=[],
-        ))
+        result.append(
+            dispatch.PromptTriggerable(
+                name=project.package_builder, builderNames=[project.package_builder]
+            )
+        )
+        result.append(
+            pushes.PushScheduler(  # one build per push (master/pushes.py)
+                name=project.push_scheduler,
+                # the change hook sets `project` to the configured GitHub name (owner/name)
+                change_filter=util.ChangeFilter(project=project.github, branch=project.branch),
+                treeStableTimer=None,
+                builderNames=[project.ci_builder],
+            )
+        )
+        result.append(
+            StrictForceScheduler(
+                name=f"{project.name}-force",
+                buttonName="Build now",
+                label=f"Build {project.name} ({project.branch})",
+                builderNames=[project.ci_builder],
+                codebases=[
+                    util.CodebaseParameter(
+                        "",
+                        label="",
+                        branch=util.FixedParameter(name="branch", default=project.branch),
+                        revision=util.FixedParameter(name="revision", default=""),
+                        repository=util.FixedParameter(name="repository", default=""),
+                        project=util.FixedParameter(name="project", default=project.github),
+                    )
+                ],
+                properties=[],
+            )
+        )
     return result

@@ -62,9 +62,11 @@ class ForReaders:
 
 
 def refusal(what: str) -> resource.Resource:
-    return pages.errorPage(401, "Log in to see this",
-                           f"{what} are for logged-in users with a role: log in to the web UI "
-                           "first.")
+    return pages.errorPage(
+        401,
+        "Log in to see this",
+        f"{what} are for logged-in users with a role: log in to the web UI first.",
+    )
 
 
 class ArtifactsResource(ForReaders, resource.Resource):
@@ -91,8 +93,9 @@ class GuardedEvents(ForReaders, resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, master: Any, events: resource.Resource, public: bool,
-                 readers: tuple[str, ...]):
+    def __init__(
+        self, master: Any, events: resource.Resource, public: bool, readers: tuple[str, ...]
+    ):
         super().__init__()
         self.master, self.events, self.public, self.readers = master, events, public, readers
 
@@ -109,13 +112,23 @@ class SiteService(service.BuildbotService):
 
     name = "conveyor-site"
 
-    def checkConfig(self, directory: str, readers: tuple[str, ...], public: bool = False,
-                    public_reports: bool = False) -> None:
+    def checkConfig(
+        self,
+        directory: str,
+        readers: tuple[str, ...],
+        public: bool = False,
+        public_reports: bool = False,
+    ) -> None:
         pass
 
     @defer.inlineCallbacks
-    def reconfigService(self, directory: str, readers: tuple[str, ...], public: bool = False,
-                        public_reports: bool = False) -> Any:
+    def reconfigService(
+        self,
+        directory: str,
+        readers: tuple[str, ...],
+        public: bool = False,
+        public_reports: bool = False,
+    ) -> Any:
         """`readers`: the roles that may read; `public`: anyone may read, but the artifacts
         ([auth] public); `public_reports`: anyone may read the artifacts."""
         self.directory, self.readers = directory, readers
@@ -131,8 +144,10 @@ class SiteService(service.BuildbotService):
                 self.fail(RuntimeError("the master's web site did not start within 60 s"))
             return defer.succeed(None)
         try:
-            root.putChild(ARTIFACTS, ArtifactsResource(self.master, self.directory,
-                                                       self.public_reports, self.readers))
+            root.putChild(
+                ARTIFACTS,
+                ArtifactsResource(self.master, self.directory, self.public_reports, self.readers),
+            )
             events = root.getStaticEntity(SSE)
             if isinstance(events, GuardedEvents):
                 events = events.events
@@ -147,6 +162,9 @@ class SiteService(service.BuildbotService):
 
     def fail(self, exc: Exception) -> None:
         """No guard is silently off: the master stops, saying why."""
-        log.err(exc, "conveyor-site: the web site's guards and limits cannot be set "
-                "(master/site.py, master/limits.py); the master stops")
+        log.err(
+            exc,
+            "conveyor-site: the web site's guards and limits cannot be set "
+            "(master/site.py, master/limits.py); the master stops",
+        )
         reactor.stop()

@@ -25,8 +25,9 @@ class RolesFromGitHub(RolesFromBase):
 
     def getRolesFromUser(self, userDetails: dict) -> list[str]:
         groups = {g.lower() for g in userDetails.get("groups") or []}
-        return sorted(role for role, names in self.roles.items()
-                      if groups & {n.lower() for n in names})
+        return sorted(
+            role for role, names in self.roles.items() if groups & {n.lower() for n in names}
+        )
 
 
 def github_auth(settings: Settings):
@@ -34,26 +35,36 @@ def github_auth(settings: Settings):
     api = settings.github.api_url
     server = None if api == "https://api.github.com" else api.removesuffix("/api/v3")
     teams = any("/" in name for names in settings.auth.github_roles.values() for name in names)
-    return util.GitHubAuth(settings.auth.github_client_id,
-                           util.Secret(settings.auth.github_client_secret),
-                           serverURL=server, apiVersion=4 if teams else 3,
-                           getTeamsMembership=teams)
+    return util.GitHubAuth(
+        settings.auth.github_client_id,
+        util.Secret(settings.auth.github_client_secret),
+        serverURL=server,
+        apiVersion=4 if teams else 3,
+        getTeamsMembership=teams,
+    )
 
 
 def www(settings: Settings) -> dict:
     users = users_module.load(settings)
     config = {
         "port": f"tcp:{settings.web_port}:interface={settings.web_bind}",
-        "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {},
-                    "wsgi_dashboards": board.dashboards(settings)},  # the release board
+        "plugins": {
+            "waterfall_view": {},
+            "console_view": {},
+            "grid_view": {},
+            "wsgi_dashboards": board.dashboards(settings),
+        },  # the release board
         "change_hook_dialects": github_hook_dialect(
             util.Secret(WEBHOOK_SECRET),
             {project.github: project.branch for project in settings.projects},
             schedulers={project.github: project.push_scheduler for project in settings.projects},
             # pull requests: the hook asks the API for the head commit (skip ci, files, author)
             api_url=settings.github.api_url,
-            token=(util.Secret(settings.github.token_secret)
-                   if settings.read_secret(settings.github.token_secret) else None),
+            token=(
+                util.Secret(settings.github.token_secret)
+                if settings.read_secret(settings.github.token_secret)
+                else None
+            ),
         ),
         "authz": authz.authz(settings, users, RolesFromGitHub(settings.auth.github_roles)),
     }

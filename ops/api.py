@@ -54,7 +54,8 @@ class Master:
         self.credentials = credentials
         self.user = None  # who logged in, if anyone
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect()
+        )
 
     def request(self, path: str, data: dict | None = None, headers: dict | None = None):
         """GET (data None) or POST (JSON) a path of the master's site. A GET whose answer the
@@ -63,8 +64,11 @@ class Master:
         for attempt in range(1, GET_TRIES + 1):
             try:
                 return self._request(path, data, headers)
-            except (http.client.IncompleteRead, http.client.RemoteDisconnected,
-                    ConnectionResetError):
+            except (
+                http.client.IncompleteRead,
+                http.client.RemoteDisconnected,
+                ConnectionResetError,
+            ):
                 if data is not None or attempt == GET_TRIES:
                     raise
                 time.sleep(0.5 * attempt)
@@ -72,9 +76,11 @@ class Master:
     def _request(self, path: str, data: dict | None, headers: dict | None):
         body = json.dumps(data).encode() if data is not None else None
         request = urllib.request.Request(
-            self.web_url + path, data=body,
+            self.web_url + path,
+            data=body,
             headers={"Content-Type": "application/json", **(headers or {})},
-            method="POST" if data is not None else "GET")
+            method="POST" if data is not None else "GET",
+        )
         try:
             with self.opener.open(request, timeout=30) as response:
                 text = response.read().decode()
@@ -115,35 +121,44 @@ class Master:
             self.request("auth/login", headers={"Authorization": f"Basic {token}"})
         except ApiError as exc:
             if exc.code == FORBIDDEN:
-                raise ApiError(f"log-in as {user} failed: wrong user name or password",
-                               FORBIDDEN) from None
+                raise ApiError(
+                    f"log-in as {user} failed: wrong user name or password", FORBIDDEN
+                ) from None
             raise
         self.user = user
 
     def builder_id(self, name: str) -> int:
         builders = self.get(f"builders?name={urllib.parse.quote(name)}")["builders"]
         if not builders:
-            raise ApiError(f"the master has no builder {name!r}: is it in the settings the "
-                           "master runs with?", REFUSED)
+            raise ApiError(
+                f"the master has no builder {name!r}: is it in the settings the master runs with?",
+                REFUSED,
+            )
         return builders[0]["builderid"]
 
     def last_build_number(self, builder: str) -> int:
-        builds = self.get(f"builders/{self.builder_id(builder)}/builds"
-                          "?order=-number&limit=1")["builds"]
+        builds = self.get(f"builders/{self.builder_id(builder)}/builds?order=-number&limit=1")[
+            "builds"
+        ]
         return builds[0]["number"] if builds else 0
 
     def force(self, scheduler: str, builder: str, **params) -> int:
         """Force a build; return its build request id."""
-        reply = self.request(f"api/v2/forceschedulers/{scheduler}", {
-            "jsonrpc": "2.0", "method": "force", "id": 1,
-            "params": {"builderid": self.builder_id(builder), **params}})
+        reply = self.request(
+            f"api/v2/forceschedulers/{scheduler}",
+            {
+                "jsonrpc": "2.0",
+                "method": "force",
+                "id": 1,
+                "params": {"builderid": self.builder_id(builder), **params},
+            },
+        )
         if "error" in reply:
             raise ApiError(reply["error"].get("message", str(reply["error"])), REFUSED)
         _bsid, brids = reply["result"]
         return int(next(iter(brids.values())))
 
-    def wait(self, query: str, order: str, what: str, timeout: float = 900,
-             progress=None) -> dict:
+    def wait(self, query: str, order: str, what: str, timeout: float = 900, progress=None) -> dict:
         """The build that `builds?<query>&order=<order>` lists first, once it has finished,
         with its properties, its steps and its URL in the web UI. With a progress printer
         (ops/progress.StepPrinter), each step is printed as it finishes."""
@@ -154,8 +169,9 @@ class Master:
                 follow_with_progress(self, builds[0], progress)
             if builds and builds[0]["complete"]:
                 build = builds[0]
-                build["url"] = (f"{self.web_url}#/builders/{build['builderid']}/builds/"
-                                f"{build['number']}")
+                build["url"] = (
+                    f"{self.web_url}#/builders/{build['builderid']}/builds/{build['number']}"
+                )
                 build["steps"] = self.get(f"builds/{build['buildid']}/steps")["steps"]
                 for step in build["steps"]:
                     if step.get("results") not in (0, 3):
@@ -171,23 +187,30 @@ class Master:
             if not logs:
                 return ""
             count = logs[0].get("num_lines") or 0
-            chunks = self.get(f"logs/{logs[0]['logid']}/contents?offset="
-                              f"{max(0, count - lines)}")["logchunks"]
+            chunks = self.get(f"logs/{logs[0]['logid']}/contents?offset={max(0, count - lines)}")[
+                "logchunks"
+            ]
         except ApiError:
             return ""
         return "".join(chunk["content"] for chunk in chunks)[-3000:]
 
     def follow(self, brid: int, timeout: float = 900, progress=None) -> dict:
         """The last build of a build request (a retried request has several), once finished."""
-        return self.wait(f"buildrequestid={int(brid)}", "-number",
-                         f"build request {brid}", timeout, progress)
+        return self.wait(
+            f"buildrequestid={int(brid)}", "-number", f"build request {brid}", timeout, progress
+        )
 
-    def wait_for_build(self, builder: str, after_number: int, timeout: float = 900,
-                       progress=None) -> dict:
+    def wait_for_build(
+        self, builder: str, after_number: int, timeout: float = 900, progress=None
+    ) -> dict:
         """The first build of `builder` numbered above `after_number`, once finished."""
-        return self.wait(f"builderid={self.builder_id(builder)}&number__gt={int(after_number)}",
-                         "number", f"the first build of {builder} after #{after_number}", timeout,
-                         progress)
+        return self.wait(
+            f"builderid={self.builder_id(builder)}&number__gt={int(after_number)}",
+            "number",
+            f"the first build of {builder} after #{after_number}",
+            timeout,
+            progress,
+        )
 
 
 def describe(build: dict) -> str:
@@ -196,8 +219,9 @@ def describe(build: dict) -> str:
     lines = [f"{build.get('url', '')} {result_name(build.get('results'))}"]
     for step in build.get("steps") or []:
         if step.get("results") not in (0, 3):
-            lines.append(f"  {step['name']}: {step.get('state_string')} "
-                         f"({result_name(step.get('results'))})")
+            lines.append(
+                f"  {step['name']}: {step.get('state_string')} ({result_name(step.get('results'))})"
+            )
             lines += [f"    | {line}" for line in (step.get("log_tail") or "").splitlines()]
     return "\n".join(lines)
 
@@ -217,20 +241,23 @@ def fetch_text(url: str) -> str | None:
 
 # --- reading an installation, as its operator ----------------------------------------------
 
+
 def credentials(settings: Settings) -> tuple[str, str]:
     """The operator's user and password: CONVEYOR_USER and CONVEYOR_PASSWORD, or the file
     CONVEYOR_CREDENTIALS, or the secret cli-credentials (user:password)."""
     user, password = os.environ.get("CONVEYOR_USER"), os.environ.get("CONVEYOR_PASSWORD")
     if user and password:
         return user, password
-    file = Path(os.environ.get("CONVEYOR_CREDENTIALS")
-                or settings.secrets_dir / CLI_CREDENTIALS)
+    file = Path(os.environ.get("CONVEYOR_CREDENTIALS") or settings.secrets_dir / CLI_CREDENTIALS)
     try:
         user, _, password = file.read_text().strip().partition(":")
     except OSError:
-        raise ApiError(f"no credentials: set CONVEYOR_USER and CONVEYOR_PASSWORD, or "
-                       f"CONVEYOR_CREDENTIALS to a file with user:password ({file} is not "
-                       "readable)", FORBIDDEN) from None
+        raise ApiError(
+            f"no credentials: set CONVEYOR_USER and CONVEYOR_PASSWORD, or "
+            f"CONVEYOR_CREDENTIALS to a file with user:password ({file} is not "
+            "readable)",
+            FORBIDDEN,
+        ) from None
     return user, password
 
 
@@ -257,14 +284,18 @@ def listed_versions(settings: Settings, distribution: str, package: str) -> list
     """The versions of `package` that a distribution's `Packages` index lists, read over HTTP as
     apt reads it (conveyor.board.index_url); none if the index is not there."""
     text = fetch_text(index_url(settings, distribution)) or ""
-    return [stanza["Version"] for stanza in debformats.parse_packages_stanzas(text)
-            if stanza["Package"] == package]
+    return [
+        stanza["Version"]
+        for stanza in debformats.parse_packages_stanzas(text)
+        if stanza["Package"] == package
+    ]
 
 
 def last_build_number(settings: Settings, builder: str) -> int:
     return reader(settings).last_build_number(builder)
 
 
-def wait_for_build(settings: Settings, builder: str, after_number: int,
-                   timeout: float = 900, progress=None) -> dict:
+def wait_for_build(
+    settings: Settings, builder: str, after_number: int, timeout: float = 900, progress=None
+) -> dict:
     return reader(settings).wait_for_build(builder, after_number, timeout, progress)

@@ -37,8 +37,9 @@ class RestSource:
         the versions still come from the repository."""
         name = urllib.parse.quote(project.github)
         try:
-            return self.master.get(f"changes?project={name}&order=-changeid"
-                                   f"&limit={board.CHANGES}")["changes"]
+            return self.master.get(f"changes?project={name}&order=-changeid&limit={board.CHANGES}")[
+                "changes"
+            ]
         except ApiError as exc:
             if exc.code != UNREACHABLE:
                 raise
@@ -52,16 +53,19 @@ class RestSource:
             found = self.master.get(f"builders?name={urllib.parse.quote(builder)}")
             if not found["builders"]:
                 return []
-            builds = self.master.get(f"builders/{found['builders'][0]['builderid']}/builds"
-                                     f"?order=-number&limit={limit}&property=*")["builds"]
+            builds = self.master.get(
+                f"builders/{found['builders'][0]['builderid']}/builds"
+                f"?order=-number&limit={limit}&property=*"
+            )["builds"]
         except ApiError as exc:
             if exc.code != UNREACHABLE:
                 raise
             print(f"conveyor: no builds of {builder} read: {exc}", file=sys.stderr)
             return []
         for build in builds:
-            build["properties"] = {name: value for name, (value, _source)
-                                   in (build.get("properties") or {}).items()}
+            build["properties"] = {
+                name: value for name, (value, _source) in (build.get("properties") or {}).items()
+            }
         return builds
 
     def builds(self, project: Project, limit: int) -> list[dict]:
@@ -77,9 +81,13 @@ class RestSource:
         names: list[str] = []
         for result_set in sets:
             if result_set.get("category") == "pass_fail":
-                names += [r["test_name"] for r in self.master.get(
-                    f"test_result_sets/{result_set['test_result_setid']}/results?value=0"
-                )["test_results"] if r.get("test_name")]
+                names += [
+                    r["test_name"]
+                    for r in self.master.get(
+                        f"test_result_sets/{result_set['test_result_setid']}/results?value=0"
+                    )["test_results"]
+                    if r.get("test_name")
+                ]
         return names
 
 
@@ -88,27 +96,40 @@ def collect(settings: Settings, with_builds: bool = True) -> board.Board:
 
     def build_url(build: dict) -> str:
         return f"{settings.web_url}#/builders/{build['builderid']}/builds/{build['number']}"
+
     return board.collect(settings, RestSource(master), build_url, with_builds=with_builds)
 
 
 def print_status(data: board.Board) -> None:
     """Which version each distribution has (with its commit, build, who and when), then the
     commits waiting at each step of each path."""
-    rows = [(c["package"], c["distribution"], c["version"] or "-",
-             (c["commit"] or "")[:7], f"#{c['build_number']}" if c["build_number"] else "",
-             " ".join(x for x in (c["action"] or "", f"by {c['who']}" if c["who"] else "",
-                                  c["ago"]) if x))
-            for path in data.paths for c in path["cells"]]
+    rows = [
+        (
+            c["package"],
+            c["distribution"],
+            c["version"] or "-",
+            (c["commit"] or "")[:7],
+            f"#{c['build_number']}" if c["build_number"] else "",
+            " ".join(
+                x for x in (c["action"] or "", f"by {c['who']}" if c["who"] else "", c["ago"]) if x
+            ),
+        )
+        for path in data.paths
+        for c in path["cells"]
+    ]
     head = ("package", "distribution", "version", "commit", "build", "put there")
     width = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
     for row in [head] + rows:
-        print(("  ".join(f"{v:{width[i]}}" for i, v in enumerate(row[:5])) + "  "
-               + row[5]).rstrip())
+        print(
+            ("  ".join(f"{v:{width[i]}}" for i, v in enumerate(row[:5])) + "  " + row[5]).rstrip()
+        )
     for item in data.attention:
         print(f"\n{item['kind'].upper()} ({item['when'] or '?'}): {item['text']}\n  {item['url']}")
     for dist, state in data.freezes.items():
-        print(f"\n{dist} is FROZEN: {state.get('reason')} (by {state.get('who') or '?'}, "
-              f"{state.get('when')}): no promotion into it; rollback still works")
+        print(
+            f"\n{dist} is FROZEN: {state.get('reason')} (by {state.get('who') or '?'}, "
+            f"{state.get('when')}): no promotion into it; rollback still works"
+        )
     for path in data.paths:
         for step in path["steps"]:
             print(f"\n{path['package']}: {step['source']} → {step['target']}: ", end="")

@@ -25,20 +25,32 @@ from ops import setup
 
 CHROOTS = Path("/var/cache/conveyor/chroots")
 MAX_AGE_DAYS = 7
-BASE_PACKAGES = ("fakeroot", "debhelper", "dh-python", "python3-all", "python3-setuptools",
-                 "pybuild-plugin-pyproject", "python3-venv", "dh-virtualenv")
+BASE_PACKAGES = (
+    "fakeroot",
+    "debhelper",
+    "dh-python",
+    "python3-all",
+    "python3-setuptools",
+    "pybuild-plugin-pyproject",
+    "python3-venv",
+    "dh-virtualenv",
+)
 MIRROR = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
 
 
 def machine_release() -> str:
     """This machine's Debian release (its codename), the default target."""
-    fields = dict(line.split("=", 1) for line in
-                  Path("/etc/os-release").read_text().splitlines() if "=" in line)
+    fields = dict(
+        line.split("=", 1)
+        for line in Path("/etc/os-release").read_text().splitlines()
+        if "=" in line
+    )
     codename = fields.get("VERSION_CODENAME", "").strip('"')
     if not codename:
-        raise RuntimeError("/etc/os-release names no VERSION_CODENAME: the release to build "
-                           "for is unknown")
+        raise RuntimeError(
+            "/etc/os-release names no VERSION_CODENAME: the release to build for is unknown"
+        )
     return codename
 
 
@@ -56,8 +68,11 @@ def base_path(directory: Path, release: str, arch: str) -> Path:
 
 
 def archive_lines(release: str) -> list[str]:
-    return [f"deb {MIRROR} {release} main", f"deb {MIRROR} {release}-updates main",
-            f"deb {SECURITY} {release}-security main"]
+    return [
+        f"deb {MIRROR} {release} main",
+        f"deb {MIRROR} {release}-updates main",
+        f"deb {SECURITY} {release}-security main",
+    ]
 
 
 def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path:
@@ -74,11 +89,22 @@ def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path
         partial.unlink(missing_ok=True)
         setup.say(f"making the {release} chroot base (mmdebstrap, about a minute): {base}")
         started = time.monotonic()
-        setup.run(["mmdebstrap", "--quiet", "--variant=buildd",
-                   f"--include={','.join(BASE_PACKAGES)}", "--aptopt=Acquire::Languages \"none\"",
-                   release, str(partial), *archive_lines(release)])
+        setup.run(
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=buildd",
+                f"--include={','.join(BASE_PACKAGES)}",
+                '--aptopt=Acquire::Languages "none"',
+                release,
+                str(partial),
+                *archive_lines(release),
+            ]
+        )
         os.chmod(partial, 0o644)
         partial.replace(base)
-        setup.say(f"made the {release} chroot base in {time.monotonic() - started:.0f} s "
-                  f"({base.stat().st_size // 2**20} MiB)")
+        setup.say(
+            f"made the {release} chroot base in {time.monotonic() - started:.0f} s "
+            f"({base.stat().st_size // 2**20} MiB)"
+        )
         return base

@@ -56,35 +56,46 @@ def run_build(settings, scheduler: str, builder: str, **params) -> int:
     print(build["url"])
     return OK if result in ("SUCCESS", "WARNINGS") else FAILED
 
+
 def history(settings, dist: str) -> int:
     if dist not in settings.distributions:
-        raise ApiError(f"{dist!r} is not a distribution (known: "
-                       f"{', '.join(settings.distributions)})", REFUSED)
+        raise ApiError(
+            f"{dist!r} is not a distribution (known: {', '.join(settings.distributions)})", REFUSED
+        )
     entries = release.parse_history(
-        fetch_text(f"{settings.repository.url}history/{dist}.jsonl") or "")
+        fetch_text(f"{settings.repository.url}history/{dist}.jsonl") or ""
+    )
     for entry in entries:
         current = " <- published" if entry is entries[-1] else ""
         what = f"{entry.get('package') or ''} {entry.get('version') or ''}".strip() or "(empty)"
         origin = f" from {entry['from']}" if entry.get("from") else ""
-        print(f"{entry['n']:>3}  {entry['when']}  {entry['action']:<8}  {what}{origin}  "
-              f"by {entry.get('who') or '?'}  {entry['snapshot']}{current}")
+        print(
+            f"{entry['n']:>3}  {entry['when']}  {entry['action']:<8}  {what}{origin}  "
+            f"by {entry.get('who') or '?'}  {entry['snapshot']}{current}"
+        )
     return OK
+
 
 def host_setup(settings, dist: str) -> int:
     """Print what a host runs to follow `dist` (conveyor/hostsetup.py)."""
     if dist not in settings.distributions:
-        print(f"conveyor: {dist!r} is not a distribution of this repository (known: "
-              f"{', '.join(settings.distributions)})", file=sys.stderr)
+        print(
+            f"conveyor: {dist!r} is not a distribution of this repository (known: "
+            f"{', '.join(settings.distributions)})",
+            file=sys.stderr,
+        )
         return REFUSED
-    packages = [p for project in settings.projects if dist in project.path
-                for p in project.packages]
+    packages = [
+        p for project in settings.projects if dist in project.path for p in project.packages
+    ]
     print(hostsetup.commands(settings.repository.url, dist, packages), end="")
     return OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="conveyor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="conveyor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     setup.settings_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("promote", help="promote PACKAGE FROM TO [--version V]")
@@ -96,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("distribution")
     p.add_argument("--to", default="", dest="state")
     p = sub.add_parser("status", help="what each distribution has, what waits to be promoted")
-    p.add_argument("--json", action="store_true",
-                   help="the release board's data (grid, waiting commits, history, CI) as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the release board's data (grid, waiting commits, history, CI) as JSON",
+    )
     p = sub.add_parser("history", help="history DIST")
     p.add_argument("distribution")
     p = sub.add_parser("freeze", help="freeze DIST --reason TEXT: no promotion into it")
@@ -112,15 +126,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_module.load(args.settings)
         if args.command == "promote":
-            return run_build(settings, "promote", "promote", package=args.package,
-                             version=args.version, from_dist=args.source, to_dist=args.target,
-                             reason=f"conveyor promote {args.package}")
+            return run_build(
+                settings,
+                "promote",
+                "promote",
+                package=args.package,
+                version=args.version,
+                from_dist=args.source,
+                to_dist=args.target,
+                reason=f"conveyor promote {args.package}",
+            )
         if args.command == "rollback":
-            return run_build(settings, "rollback", "rollback", distribution=args.distribution,
-                             state=args.state, reason=f"conveyor rollback {args.distribution}")
+            return run_build(
+                settings,
+                "rollback",
+                "rollback",
+                distribution=args.distribution,
+                state=args.state,
+                reason=f"conveyor rollback {args.distribution}",
+            )
         if args.command in ("freeze", "unfreeze"):
-            return run_build(settings, "freeze", "freeze", distribution=args.distribution,
-                             action=args.command, reason=args.reason)
+            return run_build(
+                settings,
+                "freeze",
+                "freeze",
+                distribution=args.distribution,
+                action=args.command,
+                reason=args.reason,
+            )
         if args.command == "status":
             return board_status(settings, args.json)
         if args.command == "host-setup":
@@ -132,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)
         return exc.code
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,8 +25,10 @@ def copy_db(settings: settings_module.Settings, url: str, password_secret: str) 
         setup.say("the URL must not hold a password: it is read from the secrets directory")
         return 2
     if services.read_pid(settings.master_dir / "twistd.pid"):
-        setup.say("the master is running: stop it first (make stop), so that nothing changes "
-                  "its database during the copy")
+        setup.say(
+            "the master is running: stop it first (make stop), so that nothing changes "
+            "its database during the copy"
+        )
         return 2
     env = services.master_env(settings)
     env.pop("PGPASSWORD", None)
@@ -35,26 +37,40 @@ def copy_db(settings: settings_module.Settings, url: str, password_secret: str) 
         env["PGPASSWORD"] = password
     else:
         setup.say(f"no password in {settings.secrets_dir / password_secret}: connecting without")
-    proc = subprocess.run([setup.venv_bin("buildbot"), "copy-db", url, str(settings.master_dir)],
-                          env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [setup.venv_bin("buildbot"), "copy-db", url, str(settings.master_dir)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
         setup.say("copy-db failed: pipeline.toml still names the old database, which is unchanged")
         return proc.returncode
-    setup.say(f"copied. Now set in {settings.file}, [conveyor]: db_url = \"{url}\""
-              + (f" and db_password_secret = \"{password_secret}\""
-                 if password_secret != "db-password" else "")
-              + "; then start again (make start)")
+    setup.say(
+        f'copied. Now set in {settings.file}, [conveyor]: db_url = "{url}"'
+        + (
+            f' and db_password_secret = "{password_secret}"'
+            if password_secret != "db-password"
+            else ""
+        )
+        + "; then start again (make start)"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.copydb", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.copydb",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("url", help="the destination, e.g. postgresql://conveyor@db:5432/conveyor")
     setup.settings_argument(parser)
-    parser.add_argument("--password-secret", default=None,
-                        help="the secret file with the password (default: [conveyor] "
-                             "db_password_secret, else db-password)")
+    parser.add_argument(
+        "--password-secret",
+        default=None,
+        help="the secret file with the password (default: [conveyor] "
+        "db_password_secret, else db-password)",
+    )
     args = parser.parse_args(argv)
     settings = setup.load_settings(args.settings)
     if settings is None:

@@ -38,8 +38,7 @@ def ensure_demo_repo(settings: Settings, project: Project, source: Path = DEMO_S
     checkout = demo_checkout(settings)
     if not (bare / "HEAD").exists():
         bare.parent.mkdir(parents=True, exist_ok=True)
-        run(["git", "init", "--quiet", "--bare", f"--initial-branch={project.branch}",
-             str(bare)])
+        run(["git", "init", "--quiet", "--bare", f"--initial-branch={project.branch}", str(bare)])
     if not (checkout / ".git").exists():
         checkout.parent.mkdir(parents=True, exist_ok=True)
         run(["git", "clone", "--quiet", str(bare), str(checkout)])
@@ -47,8 +46,9 @@ def ensure_demo_repo(settings: Settings, project: Project, source: Path = DEMO_S
     sync_tree(source, checkout)
     github.git(checkout, "add", "--all")
     if github.git(checkout, "status", "--porcelain"):
-        github.git(checkout, "commit", "--quiet", "-m",
-                   f"Import {source.name} into the demo repository")
+        github.git(
+            checkout, "commit", "--quiet", "-m", f"Import {source.name} into the demo repository"
+        )
         github.git(checkout, "push", "--quiet", "origin", f"HEAD:refs/heads/{project.branch}")
         say(f"committed the demo app to {bare}")
     return checkout
@@ -68,8 +68,16 @@ def new_demo_commit(settings: Settings, project: Project, checkout: Path) -> str
 
 def sync_tree(source: Path, checkout: Path) -> None:
     """Make the checkout's files those of source (but .git), ignoring build leftovers."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".coverage",
-                                    "htmlcov", "*.egg-info", "build", ".venv")
+    ignore = shutil.ignore_patterns(
+        "__pycache__",
+        "*.pyc",
+        ".pytest_cache",
+        ".coverage",
+        "htmlcov",
+        "*.egg-info",
+        "build",
+        ".venv",
+    )
     for entry in checkout.iterdir():
         if entry.name == ".git":
             continue
@@ -77,8 +85,9 @@ def sync_tree(source: Path, checkout: Path) -> None:
     shutil.copytree(source, checkout, dirs_exist_ok=True, ignore=ignore)
 
 
-def sources_line(settings: Settings, distribution: str,
-                 keyring: str = "/etc/apt/keyrings/conveyor.gpg") -> str:
+def sources_line(
+    settings: Settings, distribution: str, keyring: str = "/etc/apt/keyrings/conveyor.gpg"
+) -> str:
     repo = settings.repository
     return f"deb [signed-by={keyring}] {repo.url} {distribution} {repo.component}"
 
@@ -98,27 +107,34 @@ def red_green(settings: Settings, project: Project, mail_dir: Path) -> int:
     mail naming the test; push the fix, wait for the green build and show the 'fixed' mail."""
     checkout = ensure_demo_repo(settings, project)
     status = 0
-    for parts, message, expected in ((4, "Check that the version has three parts", "FAILURE"),
-                                     (3, "Fix the version check: three parts", "SUCCESS")):
+    for parts, message, expected in (
+        (4, "Check that the version has three parts", "FAILURE"),
+        (3, "Fix the version check: three parts", "SUCCESS"),
+    ):
         before = github.git(checkout, "rev-parse", "HEAD")
         github.commit_file(checkout, RED_TEST, RED_SOURCE.format(parts=parts), message)
         github.push_branch(checkout, project)
         known = set(messages(mail_dir))
         started = time.monotonic()
-        build = github.push_and_wait(settings, project, checkout, before=before,
-                                     progress=StepPrinter())
+        build = github.push_and_wait(
+            settings, project, checkout, before=before, progress=StepPrinter()
+        )
         result = result_name(build["results"])
-        print(f"\n  build     {project.ci_builder} #{build['number']}: {result}"
-              f"  ({build['seconds']:.0f} s from webhook to result)\n  url       {build['url']}")
+        print(
+            f"\n  build     {project.ci_builder} #{build['number']}: {result}"
+            f"  ({build['seconds']:.0f} s from webhook to result)\n  url       {build['url']}"
+        )
         mails = wait_for_mail(mail_dir, known, timeout=30)
         if not mails:
             print(f"  mail      none within 30 s in {mail_dir}/ (is the [mail] sink running?)")
             status = 1
         for path in mails:
             mail = read(path)
-            print(f"  mail      {path}  ({time.monotonic() - started:.0f} s from webhook)\n"
-                  f"  to        {mail['To']}\n  cc        {mail['Cc']}\n"
-                  f"  subject   {mail['Subject']}\n")
+            print(
+                f"  mail      {path}  ({time.monotonic() - started:.0f} s from webhook)\n"
+                f"  to        {mail['To']}\n  cc        {mail['Cc']}\n"
+                f"  subject   {mail['Subject']}\n"
+            )
             print("    " + text_of(mail).replace("\n", "\n    "))
         if result != expected:
             status = 1

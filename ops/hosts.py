@@ -50,6 +50,7 @@ SYSTEM_PATH = setup.SYSTEM_PATH
 
 # --- what every host needs ---------------------------------------------------------------------
 
+
 def system_packages(listing: Path) -> None:
     """apt-get install what the list names and dpkg does not have yet."""
     run([str(ROOT / "bin" / "install-system-packages"), str(listing)])
@@ -73,8 +74,9 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
     path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
 
 
-def render_unit(name: str, paths: dict[str, str], user: str | None, exec_start: str | None = None
-                ) -> str:
+def render_unit(
+    name: str, paths: dict[str, str], user: str | None, exec_start: str | None = None
+) -> str:
     """A shipped unit (ops/systemd/NAME) with this host's paths (longest first), user and
     ExecStart filled in."""
     text = (UNITS / name).read_text()
@@ -133,16 +135,23 @@ def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> i
 
     def enter():
         os.umask(umask)
-    as_user = {"cwd": workdir, "env": env, "stdin": subprocess.DEVNULL, "stdout": log,
-               "stderr": subprocess.STDOUT, "preexec_fn": enter, "user": user,
-               "group": grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name if user else None,
-               "extra_groups": [] if user else None}
+
+    as_user = {
+        "cwd": workdir,
+        "env": env,
+        "stdin": subprocess.DEVNULL,
+        "stdout": log,
+        "stderr": subprocess.STDOUT,
+        "preexec_fn": enter,
+        "user": user,
+        "group": grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name if user else None,
+        "extra_groups": [] if user else None,
+    }
     for command in fields.get("ExecStartPre", []):
         if subprocess.run(shlex.split(command), **as_user).returncode != 0:
             log.close()
             raise RuntimeError(f"{unit.name}: ExecStartPre={command} failed: see {log.name}")
-    proc = subprocess.Popen(shlex.split(fields["ExecStart"][-1]), start_new_session=True,
-                            **as_user)
+    proc = subprocess.Popen(shlex.split(fields["ExecStart"][-1]), start_new_session=True, **as_user)
     log.close()
     if pidfile:  # `buildbot start --nodaemon` writes none
         pidfile.write_text(f"{proc.pid}\n")
@@ -177,39 +186,64 @@ def ensure_master_venv() -> Path:
     """The master host's virtualenv of the system's Python with requirements/master.txt, the
     runtime only, hash-checked (made once, again when the file changes)."""
     requirements = ROOT / "requirements" / "master.txt"
-    return setup.pinned_venv(MASTER_VENV, ["-r", str(requirements)],
-                             hashlib.sha256(requirements.read_bytes()).hexdigest(),
-                             "master-venv", "requirements/master.txt for the master")
+    return setup.pinned_venv(
+        MASTER_VENV,
+        ["-r", str(requirements)],
+        hashlib.sha256(requirements.read_bytes()).hexdigest(),
+        "master-venv",
+        "requirements/master.txt for the master",
+    )
 
 
 # --- the repository host -----------------------------------------------------------------------
 
+
 def repository_paths(settings: Settings) -> dict[str, Path]:
     repo = settings.repository
     home = repo.home or settings.state_dir
-    return {"home": home, "worker": home / "worker", "run": home / "run",
-            "env": home / "worker.env", "password": home / "worker-password"}
+    return {
+        "home": home,
+        "worker": home / "worker",
+        "run": home / "run",
+        "env": home / "worker.env",
+        "password": home / "worker-password",
+    }
 
 
 def repository_units(settings: Settings, user: str | None) -> dict[str, str]:
     repo = settings.repository
     paths = repository_paths(settings)
     venv = str(setup.WORKER_VENV)
-    swap = {"/srv/conveyor-repository/www": str(repo.www_root),
-            "/srv/conveyor-repository": str(paths["home"]),
-            "/opt/conveyor-worker/venv": venv}
-    web = (f"{venv}/bin/twistd --nodaemon --pidfile={paths['run'] / 'http.pid'} "
-           f"--logfile={paths['run'] / 'http.log'} web "
-           f"--listen=tcp:{repo.port}:interface={repo.bind} --path={repo.www_root}")
-    return {"conveyor-repository-web.service": render_unit(
-                "conveyor-repository-web.service", swap, user, web),
-            "conveyor-repository-worker.service": render_unit(
-                "conveyor-repository-worker.service", swap, user)}
+    swap = {
+        "/srv/conveyor-repository/www": str(repo.www_root),
+        "/srv/conveyor-repository": str(paths["home"]),
+        "/opt/conveyor-worker/venv": venv,
+    }
+    web = (
+        f"{venv}/bin/twistd --nodaemon --pidfile={paths['run'] / 'http.pid'} "
+        f"--logfile={paths['run'] / 'http.log'} web "
+        f"--listen=tcp:{repo.port}:interface={repo.bind} --path={repo.www_root}"
+    )
+    return {
+        "conveyor-repository-web.service": render_unit(
+            "conveyor-repository-web.service", swap, user, web
+        ),
+        "conveyor-repository-worker.service": render_unit(
+            "conveyor-repository-worker.service", swap, user
+        ),
+    }
 
 
-def repository_host(settings: Settings, master: str, password_file: Path, user: str | None,
-                    unit_dir: Path, start: bool, packages: bool = True,
-                    bind: str | None = None) -> None:
+def repository_host(
+    settings: Settings,
+    master: str,
+    password_file: Path,
+    user: str | None,
+    unit_dir: Path,
+    start: bool,
+    packages: bool = True,
+    bind: str | None = None,
+) -> None:
     """Everything the repository's machine holds and serves; see the module's docstring."""
     repo = settings.repository
     paths = repository_paths(settings)
@@ -225,23 +259,35 @@ def repository_host(settings: Settings, master: str, password_file: Path, user: 
     repo.aptly_root.mkdir(parents=True, exist_ok=True)
     setup.ensure_repository(settings, fingerprint)
     # what gpg started while making the key and publishing: ended, the service user signs
-    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=setup.gpg_env(settings),
-                   capture_output=True)
+    subprocess.run(
+        ["gpgconf", "--kill", "gpg-agent"], env=setup.gpg_env(settings), capture_output=True
+    )
     worker = paths["worker"]
     worker.mkdir(exist_ok=True)
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", worker / "buildbot.tac")
     paths["run"].mkdir(exist_ok=True)
     copy_private(password_file, paths["password"], None)
-    write_env_file(paths["env"], {
-        "CONVEYOR_WORKER_NAME": repo.worker, "CONVEYOR_MASTER": master,
-        "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
-        "HOME": str(worker), "PATH": SYSTEM_PATH,
-        **({"CONVEYOR_WORKER_BIND": bind} if bind else {})})
+    write_env_file(
+        paths["env"],
+        {
+            "CONVEYOR_WORKER_NAME": repo.worker,
+            "CONVEYOR_MASTER": master,
+            "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
+            "HOME": str(worker),
+            "PATH": SYSTEM_PATH,
+            **({"CONVEYOR_WORKER_BIND": bind} if bind else {}),
+        },
+    )
     for path in (repo.aptly_root, repo.gnupg_home, worker, paths["env"]):
         os.chmod(path, 0o700 if path.is_dir() else 0o600)
     if user:
-        for path in {home, repo.www_root, repo.aptly_root, repo.aptly_config.parent,
-                     repo.gnupg_home}:  # below home, unless the settings put them elsewhere
+        for path in {
+            home,
+            repo.www_root,
+            repo.aptly_root,
+            repo.aptly_config.parent,
+            repo.gnupg_home,
+        }:  # below home, unless the settings put them elsewhere
             chown_tree(path, user)
     units = repository_units(settings, user)
     install_units(unit_dir, units, list(units))
@@ -250,12 +296,14 @@ def repository_host(settings: Settings, master: str, password_file: Path, user: 
         if not running(paths["run"] / "http.pid"):
             start_unit(unit_dir / "conveyor-repository-web.service")  # writes run/http.pid
         from ops.services import wait_for_port
+
         wait_for_port(repo.bind, repo.port)
         if not running(paths["worker"] / "twistd.pid"):
-            start_unit(unit_dir / "conveyor-repository-worker.service",
-                       pidfile=paths["worker"] / "twistd.pid")
-        say(f"started the web server ({repo.url}) and the worker {repo.worker} "
-            f"(master {master})")
+            start_unit(
+                unit_dir / "conveyor-repository-worker.service",
+                pidfile=paths["worker"] / "twistd.pid",
+            )
+        say(f"started the web server ({repo.url}) and the worker {repo.worker} (master {master})")
 
 
 def repository_pidfiles(settings: Settings) -> list[Path]:
@@ -265,15 +313,29 @@ def repository_pidfiles(settings: Settings) -> list[Path]:
 
 # --- a build worker ----------------------------------------------------------------------------
 
+
 def build_worker_paths(root: Path, name: str) -> dict[str, Path]:
     basedir = root / name
-    return {"basedir": basedir, "env": basedir / "worker.env",
-            "password": basedir / "worker-password", "pid": basedir / "twistd.pid"}
+    return {
+        "basedir": basedir,
+        "env": basedir / "worker.env",
+        "password": basedir / "worker-password",
+        "pid": basedir / "twistd.pid",
+    }
 
 
-def build_worker(name: str, master: str, password_file: Path, user: str, root: Path,
-                 cache: Path, unit_dir: Path, start: bool, packages: bool = True,
-                 bind: str | None = None) -> Path:
+def build_worker(
+    name: str,
+    master: str,
+    password_file: Path,
+    user: str,
+    root: Path,
+    cache: Path,
+    unit_dir: Path,
+    start: bool,
+    packages: bool = True,
+    bind: str | None = None,
+) -> Path:
     """A build worker from a clean Debian machine; returns the unit file written."""
     if packages:
         system_packages(ROOT / "worker" / "system-packages.txt")
@@ -287,41 +349,69 @@ def build_worker(name: str, master: str, password_file: Path, user: str, root: P
     os.chmod(root, 0o755)
     # buildbot-worker's own layout (info/); its buildbot.tac is then Conveyor's, which takes the
     # name, the master and the password file from the unit's environment: no password in it
-    run([str(venv / "bin" / "buildbot-worker"), "create-worker", "--quiet", "--force",
-         "--umask=0o22", str(basedir), master, name, "see-worker-password"])
+    run(
+        [
+            str(venv / "bin" / "buildbot-worker"),
+            "create-worker",
+            "--quiet",
+            "--force",
+            "--umask=0o22",
+            str(basedir),
+            master,
+            name,
+            "see-worker-password",
+        ]
+    )
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
     bindir = setup.install_worker_tools(basedir, venv)
     chroots_dir = chroots.chroots_dir(root)
     chroots.ensure_base(chroots_dir, chroots.machine_release())
     copy_private(password_file, paths["password"], None)
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_env_file(paths["env"], {
-        "CONVEYOR_MASTER": master,
-        "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
-        # what the install check's namespace hides: the worker's password
-        "CONVEYOR_SANDBOX_HIDE": str(paths["password"]),
-        # what a build's sandbox shows of the worker: its tools (uv), read-only
-        "CONVEYOR_SANDBOX_ALLOW": str(bindir),
-        # the clean builds' bases, made here by the trusted side (worker/bin/conveyor-sbuild)
-        "CONVEYOR_CHROOTS": str(chroots_dir),
-        "HOME": str(basedir), "XDG_CACHE_HOME": str(cache),
-        "PATH": f"{bindir}:{SYSTEM_PATH}",
-        **({"CONVEYOR_WORKER_BIND": bind} if bind else {})})
+    write_env_file(
+        paths["env"],
+        {
+            "CONVEYOR_MASTER": master,
+            "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
+            # what the install check's namespace hides: the worker's password
+            "CONVEYOR_SANDBOX_HIDE": str(paths["password"]),
+            # what a build's sandbox shows of the worker: its tools (uv), read-only
+            "CONVEYOR_SANDBOX_ALLOW": str(bindir),
+            # the clean builds' bases, made here by the trusted side (worker/bin/conveyor-sbuild)
+            "CONVEYOR_CHROOTS": str(chroots_dir),
+            "HOME": str(basedir),
+            "XDG_CACHE_HOME": str(cache),
+            "PATH": f"{bindir}:{SYSTEM_PATH}",
+            **({"CONVEYOR_WORKER_BIND": bind} if bind else {}),
+        },
+    )
     chown_tree(basedir, user)
     chown_tree(cache, user)
     os.chmod(basedir, 0o700)
-    unit = render_unit("conveyor-worker@.service", {
-        "/srv/conveyor-worker": str(root), "/opt/conveyor-worker/venv": str(venv),
-        "/var/cache/conveyor-build": str(cache)}, user)
+    unit = render_unit(
+        "conveyor-worker@.service",
+        {
+            "/srv/conveyor-worker": str(root),
+            "/opt/conveyor-worker/venv": str(venv),
+            "/var/cache/conveyor-build": str(cache),
+        },
+        user,
+    )
     # the chroot bases made anew weekly, by root (the trusted side)
-    refresh = {"/opt/conveyor/src": str(ROOT), "/opt/conveyor/venv": sys.prefix,
-               "/var/cache/conveyor/chroots": str(chroots_dir)}
-    install_units(unit_dir, {"conveyor-worker@.service": unit,
-                             "conveyor-chroots.service": render_unit(
-                                 "conveyor-chroots.service", refresh, None),
-                             "conveyor-chroots.timer": render_unit(
-                                 "conveyor-chroots.timer", {}, None)},
-                  [f"conveyor-worker@{name}", "conveyor-chroots.timer"])
+    refresh = {
+        "/opt/conveyor/src": str(ROOT),
+        "/opt/conveyor/venv": sys.prefix,
+        "/var/cache/conveyor/chroots": str(chroots_dir),
+    }
+    install_units(
+        unit_dir,
+        {
+            "conveyor-worker@.service": unit,
+            "conveyor-chroots.service": render_unit("conveyor-chroots.service", refresh, None),
+            "conveyor-chroots.timer": render_unit("conveyor-chroots.timer", {}, None),
+        },
+        [f"conveyor-worker@{name}", "conveyor-chroots.timer"],
+    )
     say(f"build worker {name} ready in {basedir} (user {user}, master {master})")
     if start and not systemd_running() and not running(paths["pid"]):
         start_unit(unit_dir / "conveyor-worker@.service", name, pidfile=paths["pid"])
@@ -331,13 +421,20 @@ def build_worker(name: str, master: str, password_file: Path, user: str, root: P
 
 # --- the master host ---------------------------------------------------------------------------
 
+
 def master_unit(settings: Settings, user: str | None) -> str:
     venv = MASTER_VENV
-    return render_unit("conveyor-master.service", {
-        "/srv/conveyor/pipeline.toml": str(settings.file),
-        "/srv/conveyor/var/master": str(settings.master_dir),
-        "/srv/conveyor/var": str(settings.state_dir),
-        "/opt/conveyor/src": str(ROOT), "/opt/conveyor/venv": str(venv)}, user)
+    return render_unit(
+        "conveyor-master.service",
+        {
+            "/srv/conveyor/pipeline.toml": str(settings.file),
+            "/srv/conveyor/var/master": str(settings.master_dir),
+            "/srv/conveyor/var": str(settings.state_dir),
+            "/opt/conveyor/src": str(ROOT),
+            "/opt/conveyor/venv": str(venv),
+        },
+        user,
+    )
 
 
 def master_host(settings: Settings, user: str | None, unit_dir: Path, start: bool) -> None:
@@ -358,42 +455,68 @@ def master_host(settings: Settings, user: str | None, unit_dir: Path, start: boo
         shutil.chown(settings.file, user, user)
     for path in (settings.state_dir, settings.secrets_dir, settings.master_dir):
         os.chmod(path, 0o700)
-    install_units(unit_dir, {"conveyor-master.service": master_unit(settings, user)},
-                  ["conveyor-master.service"])
+    install_units(
+        unit_dir,
+        {"conveyor-master.service": master_unit(settings, user)},
+        ["conveyor-master.service"],
+    )
     if start and not systemd_running():
         if not running(settings.master_dir / "twistd.pid"):
-            start_unit(unit_dir / "conveyor-master.service",
-                       pidfile=settings.master_dir / "twistd.pid")
+            start_unit(
+                unit_dir / "conveyor-master.service", pidfile=settings.master_dir / "twistd.pid"
+            )
         from ops.services import wait_for_port
+
         wait_for_port(settings.web_bind, settings.web_port, timeout=60)
         say(f"master started: {settings.web_url}")
 
 
 # --- python -m ops <command> -------------------------------------------------------------------
 
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ops",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=COMMANDS)
     setup.settings_argument(parser)
     parser.add_argument("--name", help="build-worker: the worker's name in the settings")
     parser.add_argument("--master", help="the master's workers address, HOST:PORT")
-    parser.add_argument("--password-file", type=Path, help="the worker's password (a copy of "
-                        "the master's secrets/worker-<name>-password)")
-    parser.add_argument("--user", help="the service user (default: conveyor-build, "
-                        "conveyor-repository, conveyor)")
-    parser.add_argument("--root", type=Path, default=Path("/srv/conveyor-worker"),
-                        help="build-worker: where workers live (ROOT/NAME)")
-    parser.add_argument("--cache", type=Path, default=setup.BUILD_CACHE,
-                        help="build-worker: pip's cache for the builds")
-    parser.add_argument("--bind", help="the worker's own address to connect to the master from "
-                        "(default: the system's choice)")
+    parser.add_argument(
+        "--password-file",
+        type=Path,
+        help="the worker's password (a copy of the master's secrets/worker-<name>-password)",
+    )
+    parser.add_argument(
+        "--user", help="the service user (default: conveyor-build, conveyor-repository, conveyor)"
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("/srv/conveyor-worker"),
+        help="build-worker: where workers live (ROOT/NAME)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=setup.BUILD_CACHE,
+        help="build-worker: pip's cache for the builds",
+    )
+    parser.add_argument(
+        "--bind",
+        help="the worker's own address to connect to the master from "
+        "(default: the system's choice)",
+    )
     parser.add_argument("--unit-dir", type=Path, default=Path("/etc/systemd/system"))
-    parser.add_argument("--start", action="store_true",
-                        help="without systemd: run the units' commands now")
+    parser.add_argument(
+        "--start", action="store_true", help="without systemd: run the units' commands now"
+    )
     parser.add_argument("--stop", action="store_true", help="stop what --start started")
-    parser.add_argument("--no-packages", action="store_true",
-                        help="do not install the system packages")
+    parser.add_argument(
+        "--no-packages", action="store_true", help="do not install the system packages"
+    )
     args = parser.parse_args(argv)
     if args.command == "build-worker":
         if not (args.name and args.master):
@@ -404,9 +527,18 @@ def main(argv: list[str]) -> int:
             return 0
         if not args.password_file:
             parser.error("build-worker needs --password-file")
-        build_worker(args.name, args.master, args.password_file, args.user or setup.BUILD_USER,
-                     args.root, args.cache, args.unit_dir, args.start, not args.no_packages,
-                     args.bind)
+        build_worker(
+            args.name,
+            args.master,
+            args.password_file,
+            args.user or setup.BUILD_USER,
+            args.root,
+            args.cache,
+            args.unit_dir,
+            args.start,
+            not args.no_packages,
+            args.bind,
+        )
         return 0
     settings = setup.load_settings(args.settings)
     if settings is None:
@@ -417,14 +549,33 @@ def main(argv: list[str]) -> int:
             gnupg = settings.repository.gnupg_home
             if gnupg.exists():  # the agent that signed, as the user it ran as
                 owner = pwd.getpwuid(gnupg.stat().st_uid).pw_name
-                subprocess.run(["runuser", "-u", owner, "--", "env", f"GNUPGHOME={gnupg}",
-                                "gpgconf", "--kill", "gpg-agent"], capture_output=True)
+                subprocess.run(
+                    [
+                        "runuser",
+                        "-u",
+                        owner,
+                        "--",
+                        "env",
+                        f"GNUPGHOME={gnupg}",
+                        "gpgconf",
+                        "--kill",
+                        "gpg-agent",
+                    ],
+                    capture_output=True,
+                )
             return 0
         if not (args.master and args.password_file):
             parser.error("repository-host needs --master and --password-file")
-        repository_host(settings, args.master, args.password_file,
-                        args.user or "conveyor-repository", args.unit_dir, args.start,
-                        not args.no_packages, args.bind)
+        repository_host(
+            settings,
+            args.master,
+            args.password_file,
+            args.user or "conveyor-repository",
+            args.unit_dir,
+            args.start,
+            not args.no_packages,
+            args.bind,
+        )
         return 0
     if args.stop:
         stop_pids([settings.master_dir / "twistd.pid"])

@@ -38,8 +38,10 @@ class FileSink:
     async def handle_DATA(self, server, session, envelope) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
         name = f"{stamp}-{os.getpid()}-{next(self._numbers):04d}.eml"
-        envelope_headers = (f"X-Envelope-From: {envelope.mail_from}\r\n"
-                            f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
+        envelope_headers = (
+            f"X-Envelope-From: {envelope.mail_from}\r\n"
+            f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
+        ).encode()
         content = envelope.original_content or envelope.content or b""
         temporary = self.directory / f".{name}.tmp"
         temporary.write_bytes(envelope_headers + content)
@@ -51,8 +53,9 @@ def messages(directory: Path) -> list[Path]:
     """The stored messages, oldest first."""
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if p.suffix == ".eml"
-                  and not p.name.startswith("."))
+    return sorted(
+        p for p in directory.iterdir() if p.suffix == ".eml" and not p.name.startswith(".")
+    )
 
 
 def read(path: Path) -> email.message.EmailMessage:
@@ -78,8 +81,9 @@ def wait_for_mail(mail_dir: Path, known: set[Path], timeout: float = 60) -> list
 async def serve(host: str, port: int, directory: Path) -> None:
     loop = asyncio.get_running_loop()
     handler = FileSink(directory)
-    server = await loop.create_server(lambda: SMTP(handler, hostname="conveyor-mail-sink"),
-                                      host=host, port=port)
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="conveyor-mail-sink"), host=host, port=port
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -89,8 +93,11 @@ async def serve(host: str, port: int, directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.mailsink", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.mailsink",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--dir", required=True, type=Path)

@@ -21,7 +21,7 @@ NAME, SUMMARY = 28, 44
 
 
 def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _seconds(step: dict, now: float) -> float:
@@ -52,17 +52,26 @@ class StepPrinter:
     def line(self, step: dict, indent: str, now: float) -> str:
         result = result_name(step.get("results"))
         mark = "" if not step.get("complete") or result == "SUCCESS" else f"  [{result}]"
-        return (f"{indent}{_fit(step['name'], NAME):<{NAME}}  "
-                f"{step.get('state_string') or '':<{SUMMARY}}"
-                f" {_seconds(step, now):4.0f} s{mark}")
+        return (
+            f"{indent}{_fit(step['name'], NAME):<{NAME}}  "
+            f"{step.get('state_string') or '':<{SUMMARY}}"
+            f" {_seconds(step, now):4.0f} s{mark}"
+        )
 
     def header(self, build: dict, builder: str, indent: str) -> None:
         if build["buildid"] not in self.headers:
             self.headers.add(build["buildid"])
             self._write(f"{indent}{builder} #{build['number']}\n")
 
-    def update(self, build: dict, steps: list[dict], builder: str = "", indent: str = "  ",
-               now: float | None = None, children=None) -> dict | None:
+    def update(
+        self,
+        build: dict,
+        steps: list[dict],
+        builder: str = "",
+        indent: str = "  ",
+        now: float | None = None,
+        children=None,
+    ) -> dict | None:
         """Print the steps of `build` that finished since the last call, each after the steps
         of the builds it triggered (children(step) -> [(build, steps, builder name)]). Returns
         the step that is running, the innermost one (or None)."""
@@ -76,7 +85,7 @@ class StepPrinter:
             if step.get("started_at") is None:
                 return None  # steps run in order: the rest have not begun
             inner = None
-            for child, child_steps, name in (children(step) if children else ()):
+            for child, child_steps, name in children(step) if children else ():
                 inner = self.update(child, child_steps, name, indent + "    ", now) or inner
             if not step.get("complete"):
                 return inner or {**step, "indent": indent}
@@ -90,8 +99,9 @@ class StepPrinter:
         if not self.live or step is None:
             return
         now = time.time() if now is None else now
-        text = self.line({**step, "state_string": step.get("state_string") or "…"},
-                         step.get("indent", "  "), now)
+        text = self.line(
+            {**step, "state_string": step.get("state_string") or "…"}, step.get("indent", "  "), now
+        )
         # one screen line, or the next \r would not clear all of it
         text = _fit(text, shutil.get_terminal_size().columns - 1)
         self._write(text)
@@ -134,10 +144,16 @@ def follow_with_progress(master, build: dict, printer: StepPrinter, builder: str
             if owner is None or owner["stepid"] != step["stepid"]:
                 continue
             if child["builderid"] not in names:
-                names[child["builderid"]] = master.get(
-                    f"builders/{child['builderid']}")["builders"][0]["name"]
-            found.append((child, master.get(f"builds/{child['buildid']}/steps")["steps"],
-                          names[child["builderid"]]))
+                names[child["builderid"]] = master.get(f"builders/{child['builderid']}")[
+                    "builders"
+                ][0]["name"]
+            found.append(
+                (
+                    child,
+                    master.get(f"builds/{child['buildid']}/steps")["steps"],
+                    names[child["builderid"]],
+                )
+            )
         return found
 
     running = printer.update(build, steps, builder=builder, children=children)
@@ -157,8 +173,8 @@ def triggered_builds(master, buildid: int) -> list[dict]:
     """The builds that build `buildid` triggered (through its buildsets' requests)."""
     found = []
     for buildset in master.get(f"buildsets?parent_buildid={int(buildid)}")["buildsets"]:
-        for request in master.get(
-                f"buildrequests?buildsetid={buildset['bsid']}")["buildrequests"]:
-            found += master.get(
-                f"builds?buildrequestid={request['buildrequestid']}&order=number")["builds"]
+        for request in master.get(f"buildrequests?buildsetid={buildset['bsid']}")["buildrequests"]:
+            found += master.get(f"builds?buildrequestid={request['buildrequestid']}&order=number")[
+                "builds"
+            ]
     return found

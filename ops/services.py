@@ -44,8 +44,9 @@ def run_dir(settings: Settings) -> Path:
 
 def pid_files(settings: Settings) -> dict[str, Path]:
     """Every service's pid file, in the order they are stopped (workers first)."""
-    files = {f"worker {w.name}": worker_dir(settings, w.name) / "twistd.pid"
-             for w in settings.workers}
+    files = {
+        f"worker {w.name}": worker_dir(settings, w.name) / "twistd.pid" for w in settings.workers
+    }
     files["master"] = settings.master_dir / "twistd.pid"
     files["repository web server"] = run_dir(settings) / "http.pid"
     files["mail sink"] = run_dir(settings) / "mailsink.pid"  # last: the master's last mails
@@ -73,7 +74,8 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
         except OSError:
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"nothing listens on {host}:{port} after {timeout:.0f} s") from None
+                    f"nothing listens on {host}:{port} after {timeout:.0f} s"
+                ) from None
             time.sleep(0.2)
 
 
@@ -95,10 +97,17 @@ def start_web_server(settings: Settings) -> None:
     if read_pid(pidfile):
         return
     # Twisted's web server (twistd web): a static tree, a daemon that writes its own pid file
-    run([venv_bin("twistd"), f"--pidfile={pidfile}",
-         f"--logfile={run_dir(settings) / 'http.log'}", "web",
-         f"--listen=tcp:{repo.port}:interface={repo.bind}", f"--path={repo.www_root}"],
-        stdin=subprocess.DEVNULL)
+    run(
+        [
+            venv_bin("twistd"),
+            f"--pidfile={pidfile}",
+            f"--logfile={run_dir(settings) / 'http.log'}",
+            "web",
+            f"--listen=tcp:{repo.port}:interface={repo.bind}",
+            f"--path={repo.www_root}",
+        ],
+        stdin=subprocess.DEVNULL,
+    )
     wait_for_port(repo.bind, repo.port)
     say(f"apt repository served at {repo.url}")
 
@@ -106,8 +115,7 @@ def start_web_server(settings: Settings) -> None:
 def start_master(settings: Settings) -> None:
     if read_pid(settings.master_dir / "twistd.pid"):
         # a running master picks up changed settings and modules without a restart
-        run([venv_bin("buildbot"), "reconfig", str(settings.master_dir)],
-            env=master_env(settings))
+        run([venv_bin("buildbot"), "reconfig", str(settings.master_dir)], env=master_env(settings))
         return
     if setup.master_database_missing(settings):
         upgrade_master(settings, "the master's database is missing")
@@ -117,16 +125,21 @@ def start_master(settings: Settings) -> None:
         upgrade_master(settings, "the master's database is empty or older than this Buildbot")
         proc = _buildbot_start(settings)
     if proc.returncode != 0:
-        raise RuntimeError(f"the master did not start:\n{proc.stdout}{proc.stderr}\n"
-                           f"{_master_log_tail(settings)}")
+        raise RuntimeError(
+            f"the master did not start:\n{proc.stdout}{proc.stderr}\n{_master_log_tail(settings)}"
+        )
     wait_for_port(settings.web_bind, settings.web_port)
     say(f"web UI at {settings.web_url}")
 
 
 def _buildbot_start(settings: Settings) -> subprocess.CompletedProcess:
-    return subprocess.run([venv_bin("buildbot"), "start", str(settings.master_dir)],
-                          env=master_env(settings), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [venv_bin("buildbot"), "start", str(settings.master_dir)],
+        env=master_env(settings),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _master_log_tail(settings: Settings) -> str:
@@ -137,10 +150,15 @@ def _master_log_tail(settings: Settings) -> str:
 def upgrade_master(settings: Settings, why: str) -> None:
     """`buildbot upgrade-master`: a fresh (or upgraded) database for the master. The builds'
     history starts again; the repository and its versions are kept."""
-    run([venv_bin("buildbot"), "upgrade-master", str(settings.master_dir)],
-        env=master_env(settings), stdin=subprocess.DEVNULL)
-    say(f"{why}: made a fresh one with `buildbot upgrade-master` (the build history starts "
-        "again; the repository, its versions and its history are kept)")
+    run(
+        [venv_bin("buildbot"), "upgrade-master", str(settings.master_dir)],
+        env=master_env(settings),
+        stdin=subprocess.DEVNULL,
+    )
+    say(
+        f"{why}: made a fresh one with `buildbot upgrade-master` (the build history starts "
+        "again; the repository, its versions and its history are kept)"
+    )
 
 
 def start_worker(settings: Settings, name: str) -> None:
@@ -149,37 +167,53 @@ def start_worker(settings: Settings, name: str) -> None:
         return
     worker = next(w for w in settings.workers if w.name == name)
     master_host = "127.0.0.1" if settings.worker_bind in ("0.0.0.0", "") else settings.worker_bind
-    env = {"CONVEYOR_WORKER_NAME": name,
-           "CONVEYOR_MASTER": f"{master_host}:{settings.worker_port}",
-           "CONVEYOR_WORKER_PASSWORD_FILE": str(settings.secrets_dir / worker.password_secret),
-           # conveyor-sandbox (worker/bin) on the PATH of the worker's commands
-           "PATH": f"{basedir / 'bin'}:{setup.SYSTEM_PATH}"}
+    env = {
+        "CONVEYOR_WORKER_NAME": name,
+        "CONVEYOR_MASTER": f"{master_host}:{settings.worker_port}",
+        "CONVEYOR_WORKER_PASSWORD_FILE": str(settings.secrets_dir / worker.password_secret),
+        # conveyor-sandbox (worker/bin) on the PATH of the worker's commands
+        "PATH": f"{basedir / 'bin'}:{setup.SYSTEM_PATH}",
+    }
     argv = [venv_bin("buildbot-worker"), "start", str(basedir)]
     if name in setup.build_workers(settings):
         password = setup.worker_password_copy(settings, name)
-        env.update({
-            "CONVEYOR_WORKER_PASSWORD_FILE": str(password),
-            # what the install check's namespace hides, even from a user that could read it
-            "CONVEYOR_SANDBOX_HIDE": ":".join(str(p) for p in [
-                *setup.protected_paths(settings), password]),
-            # what a build's sandbox shows of the worker: its tools (uv), read-only
-            "CONVEYOR_SANDBOX_ALLOW": str(basedir / "bin"),
-            # the clean builds' bases (worker/bin/conveyor-sbuild)
-            "CONVEYOR_CHROOTS": str(chroots.chroots_dir(settings.state_dir)),
-        })
+        env.update(
+            {
+                "CONVEYOR_WORKER_PASSWORD_FILE": str(password),
+                # what the install check's namespace hides, even from a user that could read it
+                "CONVEYOR_SANDBOX_HIDE": ":".join(
+                    str(p) for p in [*setup.protected_paths(settings), password]
+                ),
+                # what a build's sandbox shows of the worker: its tools (uv), read-only
+                "CONVEYOR_SANDBOX_ALLOW": str(basedir / "bin"),
+                # the clean builds' bases (worker/bin/conveyor-sbuild)
+                "CONVEYOR_CHROOTS": str(chroots.chroots_dir(settings.state_dir)),
+            }
+        )
         own_user = setup.separate_build_user()
         blocked = setup.build_user_blocked(settings, name) if own_user else None
         if own_user and not blocked:
-            env.update({
-                "HOME": str(basedir),  # git's safe.directory (basedir/.gitconfig)
-                # the install check's base (a build's sandbox has a cache of its own)
-                "XDG_CACHE_HOME": str(setup.BUILD_CACHE),
-            })
+            env.update(
+                {
+                    "HOME": str(basedir),  # git's safe.directory (basedir/.gitconfig)
+                    # the install check's base (a build's sandbox has a cache of its own)
+                    "XDG_CACHE_HOME": str(setup.BUILD_CACHE),
+                }
+            )
             # its own buildbot-worker, and a fresh environment: nothing of the caller's (root's)
             # but what is set here
-            argv = ["runuser", "-u", setup.BUILD_USER, "--", "env", "-i",
-                    *(f"{k}={v}" for k, v in setup.service_env(**env).items()),
-                    str(setup.WORKER_VENV / "bin" / "buildbot-worker"), "start", str(basedir)]
+            argv = [
+                "runuser",
+                "-u",
+                setup.BUILD_USER,
+                "--",
+                "env",
+                "-i",
+                *(f"{k}={v}" for k, v in setup.service_env(**env).items()),
+                str(setup.WORKER_VENV / "bin" / "buildbot-worker"),
+                "start",
+                str(basedir),
+            ]
         else:
             if blocked:
                 say(f"warning: the build worker cannot run as {setup.BUILD_USER}: {blocked}")
@@ -196,11 +230,13 @@ def warn_shared_user(name: str) -> None:
     if name in _warned:
         return
     _warned.add(name)
-    say(f"warning: the build worker {name} runs as {os.environ.get('USER') or os.getuid()}, the "
+    say(
+        f"warning: the build worker {name} runs as {os.environ.get('USER') or os.getuid()}, the "
         "same user as the master and the repository worker. Code under test (tests, setup.py, "
         "debian/rules) runs in the sandbox, which hides the secrets, the signing key and "
         "aptly's state, but the user could read them. Run `make run` as root (or with sudo) "
-        f"to give the build worker its own user, {setup.BUILD_USER}.")
+        f"to give the build worker its own user, {setup.BUILD_USER}."
+    )
 
 
 def stop(settings: Settings) -> list[str]:
@@ -220,8 +256,7 @@ def stop(settings: Settings) -> list[str]:
         pidfile.unlink(missing_ok=True)
         stopped.append(what)
     # gpg started an agent for the repository's key home while signing: end it too
-    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=gpg_env(settings),
-                   capture_output=True)
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=gpg_env(settings), capture_output=True)
     return stopped
 
 
@@ -240,6 +275,7 @@ def alive(pid: int) -> bool:
 
 # --- the mail sink (ops/mailsink.py): where the demo's and the tests' mail goes ----------------
 
+
 def mail_dir(settings: Settings) -> Path:
     return settings.state_dir / "mail"
 
@@ -249,8 +285,12 @@ def wants_mail_sink(settings: Settings) -> bool:
     set-up (the demo's 127.0.0.1:8025): a sink there keeps each message in var/mail/. A real
     relay (port 25, 465, 587, another host, TLS) is never shadowed."""
     mail = settings.mail
-    return (mail.smtp_host in ("127.0.0.1", "localhost", "::1") and mail.smtp_port >= 1024
-            and not mail.use_tls and not mail.starttls)
+    return (
+        mail.smtp_host in ("127.0.0.1", "localhost", "::1")
+        and mail.smtp_port >= 1024
+        and not mail.use_tls
+        and not mail.starttls
+    )
 
 
 def start_mail_sink(settings: Settings) -> None:
@@ -268,10 +308,23 @@ def start_mail_sink(settings: Settings) -> None:
         pass
     log = open(run_dir(settings) / "mailsink.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.mailsink", "--host", host, "--port", str(port),
-         "--dir", str(mail_dir(settings))],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        cwd=str(ROOT))
+        [
+            sys.executable,
+            "-m",
+            "ops.mailsink",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--dir",
+            str(mail_dir(settings)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=str(ROOT),
+    )
     pidfile.write_text(f"{proc.pid}\n")
     wait_for_port(host, port)
     say(f"mail sink on {host}:{port}: every mail Conveyor sends is kept in {mail_dir(settings)}/")

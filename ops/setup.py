@@ -38,8 +38,9 @@ def run(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Comple
     """Run a command (argv, no shell); on failure raise with its output."""
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}"
-                           f"{proc.stderr}")
+        raise RuntimeError(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+        )
     return proc
 
 
@@ -55,8 +56,11 @@ def service_env(**extra: str) -> dict[str, str]:
     the rest of the caller's shell: a token exported there would reach every command a worker
     runs, and through them the builds' logs. systemd starts the hosts' units the same way
     (ops/hosts.py)."""
-    env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8",
-           "HOME": os.environ.get("HOME") or os.path.expanduser("~")}
+    env = {
+        "PATH": SYSTEM_PATH,
+        "LANG": "C.UTF-8",
+        "HOME": os.environ.get("HOME") or os.path.expanduser("~"),
+    }
     env.update({name: os.environ[name] for name in PASSED_ON if name in os.environ})
     env.update(extra)
     return env
@@ -64,8 +68,9 @@ def service_env(**extra: str) -> dict[str, str]:
 
 def settings_argument(parser) -> None:
     """--settings: the pipeline.toml to use (default: $CONVEYOR_SETTINGS, else the checkout's)."""
-    parser.add_argument("--settings", default=os.environ.get("CONVEYOR_SETTINGS",
-                                                             str(ROOT / "pipeline.toml")))
+    parser.add_argument(
+        "--settings", default=os.environ.get("CONVEYOR_SETTINGS", str(ROOT / "pipeline.toml"))
+    )
 
 
 def load_settings(path: str) -> Settings | None:
@@ -132,25 +137,43 @@ def ensure_signing_key(settings: Settings) -> str:
     fingerprint = repo.key_on_host() or repo.fingerprint
     if not fingerprint:
         if repo.passphrase_file is not None and not repo.passphrase_file.exists():
-            raise RuntimeError(f"[repository] passphrase_secret: {repo.passphrase_file} does not "
-                               "exist; put the signing key's passphrase there (mode 0600)")
-        passphrase = (["--pinentry-mode", "loopback", "--passphrase-file",
-                       str(repo.passphrase_file)] if repo.passphrase_file else
-                      ["--passphrase", ""])
-        run(["gpg", "--batch", *passphrase, "--quick-gen-key",
-             f"{settings.title} repository signing key <conveyor@localhost>",
-             "ed25519", "sign", "never"], env=env)
+            raise RuntimeError(
+                f"[repository] passphrase_secret: {repo.passphrase_file} does not "
+                "exist; put the signing key's passphrase there (mode 0600)"
+            )
+        passphrase = (
+            ["--pinentry-mode", "loopback", "--passphrase-file", str(repo.passphrase_file)]
+            if repo.passphrase_file
+            else ["--passphrase", ""]
+        )
+        run(
+            [
+                "gpg",
+                "--batch",
+                *passphrase,
+                "--quick-gen-key",
+                f"{settings.title} repository signing key <conveyor@localhost>",
+                "ed25519",
+                "sign",
+                "never",
+            ],
+            env=env,
+        )
         listing = run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=env).stdout
-        fingerprint = next(line.split(":")[9] for line in listing.splitlines()
-                           if line.startswith("fpr:"))
+        fingerprint = next(
+            line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
+        )
         repo.signing_key_file.write_text(fingerprint + "\n")
         say(f"generated repository signing key {fingerprint}")
     repo.www_root.mkdir(parents=True, exist_ok=True)
-    public = subprocess.run(["gpg", "--batch", "--export", fingerprint], env=env,
-                            capture_output=True, check=True).stdout
+    public = subprocess.run(
+        ["gpg", "--batch", "--export", fingerprint], env=env, capture_output=True, check=True
+    ).stdout
     if not public:
-        raise RuntimeError(f"the signing key {fingerprint} is not in {repo.gnupg_home}: import it "
-                           "there (gpg --import), or leave [repository] fingerprint out")
+        raise RuntimeError(
+            f"the signing key {fingerprint} is not in {repo.gnupg_home}: import it "
+            "there (gpg --import), or leave [repository] fingerprint out"
+        )
     (repo.www_root / repo.public_key_name).write_bytes(public)
     return fingerprint
 
@@ -185,14 +208,33 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         when = datetime.now(UTC)
         snapshot = release.snapshot_name(dist, when, "setup", 0)
         aptly(settings, "snapshot", "create", snapshot, "empty")
-        aptly(settings, "publish", "snapshot", "-batch", *repo.signing_args(fingerprint),
-              f"-architectures={','.join(repo.architectures)}", f"-distribution={dist}",
-              f"-component={repo.component}", f"-origin={repo.origin}", f"-label={dist}",
-              snapshot, ".")
-        entry = {"n": 1, "when": when.isoformat(timespec="seconds"), "distribution": dist,
-                 "action": "create", "snapshot": snapshot, "previous_snapshot": None,
-                 "package": None, "version": None, "from": None, "who": "make run",
-                 "build": None}
+        aptly(
+            settings,
+            "publish",
+            "snapshot",
+            "-batch",
+            *repo.signing_args(fingerprint),
+            f"-architectures={','.join(repo.architectures)}",
+            f"-distribution={dist}",
+            f"-component={repo.component}",
+            f"-origin={repo.origin}",
+            f"-label={dist}",
+            snapshot,
+            ".",
+        )
+        entry = {
+            "n": 1,
+            "when": when.isoformat(timespec="seconds"),
+            "distribution": dist,
+            "action": "create",
+            "snapshot": snapshot,
+            "previous_snapshot": None,
+            "package": None,
+            "version": None,
+            "from": None,
+            "who": "make run",
+            "build": None,
+        }
         (settings.history_dir / f"{dist}.jsonl").write_text(release.history_line(entry))
         say(f"created distribution {dist}")
     write_host_files(settings)
@@ -228,15 +270,19 @@ def ensure_users(settings: Settings) -> None:
     lines, passwords = [], {}
     for user, role in DEMO_USERS:
         passwords[user] = secrets.token_urlsafe(12)
-        role = {"releasers": settings.auth.releasers[0],
-                "developers": settings.auth.developers[0],
-                "admins": settings.auth.admins[0]}[role]
+        role = {
+            "releasers": settings.auth.releasers[0],
+            "developers": settings.auth.developers[0],
+            "admins": settings.auth.admins[0],
+        }[role]
         lines.append(f"{user}:{passwords[user]}:{role}")
     write_secret(settings, name, "\n".join(lines))
     if settings.read_secret(CLI_CREDENTIALS) is None:
         write_secret(settings, CLI_CREDENTIALS, f"releaser:{passwords['releaser']}")
-    say(f"generated demo web users {', '.join(u for u, _ in DEMO_USERS)} in "
-        f"{settings.secrets_dir / name}")
+    say(
+        f"generated demo web users {', '.join(u for u, _ in DEMO_USERS)} in "
+        f"{settings.secrets_dir / name}"
+    )
 
 
 def ensure_master(settings: Settings) -> None:
@@ -245,8 +291,18 @@ def ensure_master(settings: Settings) -> None:
         # a database server's tables are made by upgrade-master at the first start
         # (ops/services.py), with the password of its secret file: never on a command line
         db = settings.db_url if settings.db_url.startswith("sqlite") else "sqlite://"
-        run([venv_bin("buildbot"), "create-master", "--quiet", "--db", db,
-             "--config", str(ROOT / "master.cfg"), str(settings.master_dir)])
+        run(
+            [
+                venv_bin("buildbot"),
+                "create-master",
+                "--quiet",
+                "--db",
+                db,
+                "--config",
+                str(ROOT / "master.cfg"),
+                str(settings.master_dir),
+            ]
+        )
         say(f"created master in {settings.master_dir}")
 
 
@@ -285,12 +341,29 @@ def separate_build_user() -> bool:
 def build_user_blocked(settings: Settings, name: str) -> str | None:
     """Why the build user cannot run the build worker `name` here (None: it can)."""
     basedir = worker_dir(settings, name)
-    if subprocess.run(["runuser", "-u", BUILD_USER, "--", "test", "-w",
-                       str(basedir)]).returncode != 0:
-        return (f"it cannot reach {basedir}: let others traverse the parents of the state "
-                "directory (chmod o+x), or keep the state directory elsewhere")
-    if subprocess.run(["runuser", "-u", BUILD_USER, "--", str(WORKER_VENV / "bin" / "python"),
-                       "-c", "import buildbot_worker"], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["runuser", "-u", BUILD_USER, "--", "test", "-w", str(basedir)]).returncode
+        != 0
+    ):
+        return (
+            f"it cannot reach {basedir}: let others traverse the parents of the state "
+            "directory (chmod o+x), or keep the state directory elsewhere"
+        )
+    if (
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                BUILD_USER,
+                "--",
+                str(WORKER_VENV / "bin" / "python"),
+                "-c",
+                "import buildbot_worker",
+            ],
+            capture_output=True,
+        ).returncode
+        != 0
+    ):
         return f"it cannot run {WORKER_VENV}/bin/python"
     return None
 
@@ -308,9 +381,13 @@ def machine_lock(name: str):
 def ensure_worker_venv() -> Path:
     """The build user's buildbot-worker (see WORKER_VENV); made once, at the pinned versions."""
     requirements = ROOT / "requirements" / "worker.txt"
-    return pinned_venv(WORKER_VENV, ["-r", str(requirements)],
-                       hashlib.sha256(requirements.read_bytes()).hexdigest(), "worker-venv",
-                       "requirements/worker.txt for the build user")
+    return pinned_venv(
+        WORKER_VENV,
+        ["-r", str(requirements)],
+        hashlib.sha256(requirements.read_bytes()).hexdigest(),
+        "worker-venv",
+        "requirements/worker.txt for the build user",
+    )
 
 
 def pinned_venv(venv: Path, pip_args: list[str], wanted: str, lock: str, what: str) -> Path:
@@ -322,8 +399,15 @@ def pinned_venv(venv: Path, pip_args: list[str], wanted: str, lock: str, what: s
         if marker.exists() and marker.read_text().strip() == wanted.strip():
             return venv
         run(["/usr/bin/python3", "-m", "venv", "--clear", str(venv)])
-        run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-             *pip_args])
+        run(
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *pip_args,
+            ]
+        )
         for path in (venv.parent, venv):
             os.chmod(path, 0o755)
         marker.write_text(wanted.strip() + "\n")
@@ -339,8 +423,14 @@ def protected_paths(settings: Settings) -> list[Path]:
     """What a build worker must never read: secrets, the signing key, aptly's state (database
     and pool), the master's database and artifact store, the repository worker's directory."""
     repo = settings.repository
-    return [settings.secrets_dir, repo.gnupg_home, repo.aptly_root, settings.master_dir,
-            settings.artifacts_dir, worker_dir(settings, repo.worker)]
+    return [
+        settings.secrets_dir,
+        repo.gnupg_home,
+        repo.aptly_root,
+        settings.master_dir,
+        settings.artifacts_dir,
+        worker_dir(settings, repo.worker),
+    ]
 
 
 def worker_password_copy(settings: Settings, name: str) -> Path:
@@ -365,8 +455,7 @@ def ensure_worker(settings: Settings, name: str) -> None:
         fh.write((settings.read_secret(password) or "") + "\n")
     # git refuses a repository another user owns ("dubious ownership"): the local clone URLs
     local = [p.clone_url for p in settings.projects if p.clone_url.startswith("/")]
-    (basedir / ".gitconfig").write_text("".join(f"[safe]\n\tdirectory = {url}\n"
-                                                for url in local))
+    (basedir / ".gitconfig").write_text("".join(f"[safe]\n\tdirectory = {url}\n" for url in local))
     if separate_build_user():
         ensure_build_user()
         ensure_worker_venv()
@@ -397,8 +486,19 @@ def ensure_user(name: str, home: Path) -> None:
     with machine_lock("users"):
         if subprocess.run(["id", "-u", name], capture_output=True).returncode == 0:
             return
-        run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home),
-             "--shell", "/usr/sbin/nologin", name])
+        run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                str(home),
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ]
+        )
         say(f"created the system user {name}")
 
 
@@ -429,10 +529,15 @@ def lock_down(settings: Settings) -> None:
             os.chmod(path, 0o700)
     if not separate_build_user():
         return
-    readable = [str(path) for path in protected_paths(settings) + [
-        settings.repository.signing_key_file]
-        if path.exists() and subprocess.run(
-            ["runuser", "-u", BUILD_USER, "--", "test", "-r", str(path)]).returncode == 0]
+    readable = [
+        str(path)
+        for path in protected_paths(settings) + [settings.repository.signing_key_file]
+        if path.exists()
+        and subprocess.run(["runuser", "-u", BUILD_USER, "--", "test", "-r", str(path)]).returncode
+        == 0
+    ]
     if readable:
-        raise RuntimeError(f"the build user {BUILD_USER} can read {', '.join(readable)}: "
-                           "check their owners and modes (and their parents')")
+        raise RuntimeError(
+            f"the build user {BUILD_USER} can read {', '.join(readable)}: "
+            "check their owners and modes (and their parents')"
+        )

@@ -12,7 +12,7 @@ from twisted.internet import defer
 from conveyor.results import FAILING
 
 LOG_TAIL_LINES = 30
-LOG_LOOKBACK_LINES = 400      # read at most this many lines from the end of the failing log
+LOG_LOOKBACK_LINES = 400  # read at most this many lines from the end of the failing log
 DIGEST_LOGS = ("problems", "stdio")  # the log a mail quotes, the first a step has
 
 
@@ -40,16 +40,16 @@ def log_tail(master: Any, step: dict, lines: int = LOG_TAIL_LINES) -> Any:
     step's `problems` — or of its stdio log, or of its first log)."""
     logs = yield master.data.get(("steps", step["stepid"], "logs"))
     logs = list(logs or [])
-    chosen = next((entry for slug in DIGEST_LOGS for entry in logs if entry["slug"] == slug),
-                  None)
+    chosen = next((entry for slug in DIGEST_LOGS for entry in logs if entry["slug"] == slug), None)
     if chosen is None and logs:
         chosen = logs[0]
     if chosen is None or not chosen.get("num_lines"):
         return None, []
     count = chosen["num_lines"]
     first = max(0, count - LOG_LOOKBACK_LINES)
-    content = yield master.data.get(("logs", chosen["logid"], "contents"), offset=first,
-                                    limit=count - first)
+    content = yield master.data.get(
+        ("logs", chosen["logid"], "contents"), offset=first, limit=count - first
+    )
     text = (content or {}).get("content") or ""
     out = []
     for line in text.splitlines():

@@ -78,9 +78,18 @@ class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
             self.descriptionDone = "not a commit id"
             return results.FAILURE
         cmd = yield self.makeRemoteShellCommand(
-            command=["sh", "-c", SCRIPT, "checkout", self.repourl, self.branch, revision,
-                     *([self.changelog] if self.changelog else [])],
-            collectStdout=True)
+            command=[
+                "sh",
+                "-c",
+                SCRIPT,
+                "checkout",
+                self.repourl,
+                self.branch,
+                revision,
+                *([self.changelog] if self.changelog else []),
+            ],
+            collectStdout=True,
+        )
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()

@@ -48,8 +48,10 @@ class StampVersion(buildstep.BuildStep):
         log = yield self.addLog("stdio")
         text = self.getProperty("changelog_head")
         if not text:
-            yield log.addStderr(f"{CHANGELOG} not found in the commit: the project needs a "
-                                "debian/ directory to be packaged\n")
+            yield log.addStderr(
+                f"{CHANGELOG} not found in the commit: the project needs a "
+                "debian/ directory to be packaged\n"
+            )
             return results.FAILURE
         revision = self.getProperty("got_revision") or self.getProperty("revision")
         try:
@@ -62,14 +64,20 @@ class StampVersion(buildstep.BuildStep):
 
         commit_time = self.getProperty(buildprops.COMMIT_TIME)  # the checkout's (steps/checkout.py)
         if commit_time is None:
-            yield log.addStderr(f"no commit time for {revision}: the checkout "
-                                "(steps/checkout.py) sets it\n")
+            yield log.addStderr(
+                f"no commit time for {revision}: the checkout (steps/checkout.py) sets it\n"
+            )
             return results.FAILURE
 
         build_url = self.getProperty("ci_url") or (yield self.build.getUrl())
         stanza = debformats.changelog_stanza(
-            head.source, version, commit=revision, build_url=build_url, timestamp=commit_time,
-            message=f"Built by Conveyor from commit {revision[:12]}.")
+            head.source,
+            version,
+            commit=revision,
+            build_url=build_url,
+            timestamp=commit_time,
+            message=f"Built by Conveyor from commit {revision[:12]}.",
+        )
         yield log.addStdout(stanza)
         self.version = version
         self.setProperty(buildprops.PACKAGE_VERSION, version, "StampVersion")
@@ -82,8 +90,7 @@ class StampVersion(buildstep.BuildStep):
         """When the (CI) build's first request reached the master: the push, on the master's
         clock."""
         given = self.getProperty("ci_submitted")
-        return datetime.fromtimestamp(given if given else submitted_at(self.build),
-                                      tz=UTC)
+        return datetime.fromtimestamp(given if given else submitted_at(self.build), tz=UTC)
 
     def getResultSummary(self):
         if self.version and self.results == results.SUCCESS:
@@ -94,8 +101,11 @@ class StampVersion(buildstep.BuildStep):
 def submitted_at(build) -> float:
     """When `build`'s first request reached the master (a Unix time); now, for a build without
     one."""
-    stamps = [r.submittedAt for r in getattr(build, "requests", None) or []
-              if getattr(r, "submittedAt", None)]
+    stamps = [
+        r.submittedAt
+        for r in getattr(build, "requests", None) or []
+        if getattr(r, "submittedAt", None)
+    ]
     return min(stamps) if stamps else time.time()
 
 
@@ -170,8 +180,9 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
     descriptionDone = "package"
     renderables = ["packages", "sandbox", "release"]
 
-    def __init__(self, packages: list[str] | tuple[str, ...] = (), sandbox=(), release: str = "",
-                 **kwargs):
+    def __init__(
+        self, packages: list[str] | tuple[str, ...] = (), sandbox=(), release: str = "", **kwargs
+    ):
         self.packages = list(packages)
         self.sandbox = sandbox  # argv prefix: the checkout is the project's own
         self.release = release  # the target release; empty: the worker's own
@@ -185,10 +196,23 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
         version = debformats.deb_filename_version(self.getProperty(buildprops.PACKAGE_VERSION))
         dsc = f"../{self.getProperty(buildprops.SOURCE_PACKAGE)}_{version}.dsc"
         cmd = yield self.makeRemoteShellCommand(
-            command=["bash", "-c", BUILD_SCRIPT, "deb", f"*_{version}_*.deb", dsc, self.release,
-                     *self.sandbox, "sh", "-c", SOURCE_SCRIPT, "source",
-                     self.getProperty("changelog_entry")],
-            collectStdout=True)
+            command=[
+                "bash",
+                "-c",
+                BUILD_SCRIPT,
+                "deb",
+                f"*_{version}_*.deb",
+                dsc,
+                self.release,
+                *self.sandbox,
+                "sh",
+                "-c",
+                SOURCE_SCRIPT,
+                "source",
+                self.getProperty("changelog_entry"),
+            ],
+            collectStdout=True,
+        )
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()
@@ -199,7 +223,8 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
             log = yield self.addLog("packages")
             yield log.addStderr(
                 f"debian/ built {sorted(built) or 'nothing'} but the settings name "
-                f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n")
+                f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n"
+            )
             return results.FAILURE
         self.setProperty(buildprops.DEBS, self.debs, "BuildDebianPackage")
         return results.SUCCESS
@@ -241,9 +266,17 @@ class UploadPackages(buildstep.BuildStep):
         for deb in debs:
             masterdest = posixpath.join(self.artifacts_dir, where, deb)
             writer = remotetransfer.FileWriter(masterdest, None, 0o644)
-            cmd = remotecommand.RemoteCommand("uploadFile", {
-                "workdir": self.workdir, "workersrc": f"../{deb}", "writer": writer,
-                "maxsize": None, "blocksize": self.BLOCKSIZE, "keepstamp": False})
+            cmd = remotecommand.RemoteCommand(
+                "uploadFile",
+                {
+                    "workdir": self.workdir,
+                    "workersrc": f"../{deb}",
+                    "writer": writer,
+                    "maxsize": None,
+                    "blocksize": self.BLOCKSIZE,
+                    "keepstamp": False,
+                },
+            )
             try:
                 yield self.runCommand(cmd)
             finally:

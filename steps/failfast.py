@@ -53,8 +53,10 @@ def fails_with_the_package(cls):
 
             running.addBoth(ran)
             watch.completed.addCallback(
-                lambda request: first.callback("package")
-                if failed(request) and not first.called else None)
+                lambda request: (
+                    first.callback("package") if failed(request) and not first.called else None
+                )
+            )
             if (yield first) == "ran":
                 return (yield running)
             self.stopped_by_package = True

@@ -19,8 +19,10 @@ from conveyor import buildprops
 
 # the tool's last line: "conveyor-install-check: passed (install, purge, upgrade) in 11.2 s",
 # or "conveyor-install-check: FAILED (install, purge) after 9.1 s: the postinst of app failed …"
-VERDICT = re.compile(r"^conveyor-install-check: (passed|FAILED) \(([^)]*)\) "
-                     r"(?:in|after) ([0-9.]+) s(?:: (.*))?$")
+VERDICT = re.compile(
+    r"^conveyor-install-check: (passed|FAILED) \(([^)]*)\) "
+    r"(?:in|after) ([0-9.]+) s(?:: (.*))?$"
+)
 
 
 class InstallCheck(buildstep.ShellMixin, buildstep.BuildStep):
@@ -41,9 +43,17 @@ class InstallCheck(buildstep.ShellMixin, buildstep.BuildStep):
     descriptionDone = "install check"
     renderables = ["repo_url", "key_url", "deps", "upgrade_from", "smoke"]
 
-    def __init__(self, repo_url: str = "", key_url: str = "", component: str = "main",
-                 deps: str | None = None, upgrade_from: str | None = None,
-                 smoke=(), tool: str = "conveyor-install-check", **kwargs):
+    def __init__(
+        self,
+        repo_url: str = "",
+        key_url: str = "",
+        component: str = "main",
+        deps: str | None = None,
+        upgrade_from: str | None = None,
+        smoke=(),
+        tool: str = "conveyor-install-check",
+        **kwargs,
+    ):
         self.repo_url = repo_url
         self.key_url = key_url
         self.component = component
@@ -62,7 +72,7 @@ class InstallCheck(buildstep.ShellMixin, buildstep.BuildStep):
         while True:
             _, line = yield
             line = line.strip()
-            if (match := VERDICT.match(line)):
+            if match := VERDICT.match(line):
                 self.verdict = (match.group(1), match.group(2), float(match.group(3)))
                 self.finding = match.group(4)
 

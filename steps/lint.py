@@ -44,17 +44,24 @@ class Problem:
 def parser_for(command: list[str]) -> str:
     """ruff asked for JSON gets the JSON parser; anything else, lines."""
     words = [str(word) for word in command]
-    if words and words[0].rsplit("/", 1)[-1] == "ruff" and (
-            "--output-format=json" in words or
-            any(a == "--output-format" and b == "json"
-                for a, b in zip(words, words[1:], strict=False))):
+    if (
+        words
+        and words[0].rsplit("/", 1)[-1] == "ruff"
+        and (
+            "--output-format=json" in words
+            or any(
+                a == "--output-format" and b == "json"
+                for a, b in zip(words, words[1:], strict=False)
+            )
+        )
+    ):
         return "ruff-json"
     return "lines"
 
 
 def relative(path: str, root: str | None) -> str:
     if root and path.startswith(root.rstrip("/") + "/"):
-        return path[len(root.rstrip("/")) + 1:]
+        return path[len(root.rstrip("/")) + 1 :]
     return path
 
 
@@ -68,9 +75,14 @@ def parse_ruff_json(text: str, root: str | None = None) -> list[Problem]:
     for item in data:
         location = item.get("location") or {}
         code = item.get("code") or ""
-        problems.append(Problem(relative(str(item.get("filename", "?")), root),
-                                int(location.get("row") or 0), location.get("column"),
-                                f"{code} {item.get('message', '')}".strip()))
+        problems.append(
+            Problem(
+                relative(str(item.get("filename", "?")), root),
+                int(location.get("row") or 0),
+                location.get("column"),
+                f"{code} {item.get('message', '')}".strip(),
+            )
+        )
     return problems
 
 
@@ -80,9 +92,14 @@ def parse_lines(text: str, root: str | None = None) -> list[Problem]:
         match = LINE.match(line.strip())
         if match:
             column = match.group("column")
-            problems.append(Problem(relative(match.group("file"), root), int(match.group("line")),
-                                    int(column) if column else None,
-                                    match.group("text").strip()))
+            problems.append(
+                Problem(
+                    relative(match.group("file"), root),
+                    int(match.group("line")),
+                    int(column) if column else None,
+                    match.group("text").strip(),
+                )
+            )
     return problems
 
 
@@ -104,8 +121,9 @@ class Lint(buildstep.ShellMixin, buildstep.BuildStep):
     haltOnFailure = True
     renderables = ["command", "venv", "sandbox"]
 
-    def __init__(self, command=(), parser=None, below="warnings", venv="../venv", sandbox=(),
-                 **kwargs):
+    def __init__(
+        self, command=(), parser=None, below="warnings", venv="../venv", sandbox=(), **kwargs
+    ):
         if not command:
             config.error("Lint: a command is required, e.g. ['ruff', 'check', '.']")
         if below not in ("failure", "warnings"):
@@ -125,8 +143,10 @@ class Lint(buildstep.ShellMixin, buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         cmd = yield self.makeRemoteShellCommand(
-            command=[*self.sandbox, *self.command], collectStdout=True,
-            env={"PATH": [f"{self.venv}/bin", "${PATH}"]})
+            command=[*self.sandbox, *self.command],
+            collectStdout=True,
+            env={"PATH": [f"{self.venv}/bin", "${PATH}"]},
+        )
         yield self.runCommand(cmd)
         if self.stopped or cmd.results() == CANCELLED:
             return CANCELLED

@@ -33,8 +33,13 @@ from steps.debian import submitted_at
 
 # what the publish (and the board, the mails) need of the package build
 RECHECK = 2.0  # seconds: how often a waiting CI build checks its package build all the same
-HANDED_OVER = (buildprops.PACKAGE_VERSION, buildprops.SOURCE_PACKAGE, buildprops.COMMIT_TIME,
-               buildprops.DEBS, buildprops.ARTIFACTS_PATH)
+HANDED_OVER = (
+    buildprops.PACKAGE_VERSION,
+    buildprops.SOURCE_PACKAGE,
+    buildprops.COMMIT_TIME,
+    buildprops.DEBS,
+    buildprops.ARTIFACTS_PATH,
+)
 
 
 @renderer
@@ -66,7 +71,8 @@ class RequestWatch:
     def start(self):
         self._consumer = yield self.master.mq.startConsuming(
             lambda _key, request: self._check(request),
-            ("buildrequests", str(self.brid), "complete"))
+            ("buildrequests", str(self.brid), "complete"),
+        )
         self._loop = task.LoopingCall(self._read)
         self._loop.clock = self.master.reactor
         self._loop.start(RECHECK, now=True)
@@ -99,10 +105,16 @@ class StartPackage(Trigger):
 
     def __init__(self, scheduler: str, **kwargs):
         kwargs.setdefault("haltOnFailure", True)
-        super().__init__(schedulerNames=[scheduler], waitForFinish=False,
-                         set_properties={buildprops.CI_NUMBER: Property("buildnumber"),
-                                         "ci_submitted": _submitted, "ci_url": _url},
-                         **kwargs)
+        super().__init__(
+            schedulerNames=[scheduler],
+            waitForFinish=False,
+            set_properties={
+                buildprops.CI_NUMBER: Property("buildnumber"),
+                "ci_submitted": _submitted,
+                "ci_url": _url,
+            },
+            **kwargs,
+        )
 
     @defer.inlineCallbacks
     def run(self):
@@ -118,19 +130,29 @@ class StartPackage(Trigger):
         package build of its own, which runs again too: nobody waits for it, nothing of it would
         be published. It is cancelled; this attempt starts its own."""
         brid = self.build.requests[0].id
-        earlier = {b.id for b in (yield self.master.db.builds.getBuilds(buildrequestid=brid))
-                   if b.id != self.build.buildid}
+        earlier = {
+            b.id
+            for b in (yield self.master.db.builds.getBuilds(buildrequestid=brid))
+            if b.id != self.build.buildid
+        }
         if not earlier:
             return
         for buildset in (yield self.master.db.buildsets.getBuildsets(complete=False)):
             if buildset.parent_buildid not in earlier:
                 continue
-            for request in (yield self.master.db.buildrequests.getBuildRequests(
-                    bsid=buildset.bsid, complete=False)):
+            for request in (
+                yield self.master.db.buildrequests.getBuildRequests(
+                    bsid=buildset.bsid, complete=False
+                )
+            ):
                 yield self.master.data.control(
-                    "cancel", {"reason": "its CI build runs again (its master restarted): the "
-                                         "new attempt builds its own package"},
-                    ("buildrequests", request.buildrequestid))
+                    "cancel",
+                    {
+                        "reason": "its CI build runs again (its master restarted): the "
+                        "new attempt builds its own package"
+                    },
+                    ("buildrequests", request.buildrequestid),
+                )
 
     def getResultSummary(self):
         if self.brids:
@@ -175,8 +197,9 @@ class AwaitPackage(buildstep.BuildStep):
             yield self._cancel("the CI build failed: nothing of it is published")
             self.summary = "package build stopped: nothing is published"
             return SKIPPED
-        yield self.addURL(f"package build request #{self.brid}",
-                          getURLForBuildrequest(self.master, self.brid))
+        yield self.addURL(
+            f"package build request #{self.brid}", getURLForBuildrequest(self.master, self.brid)
+        )
         yield self._wait()
         builds = yield self.master.db.builds.getBuilds(buildrequestid=self.brid)
         if not builds:
@@ -194,9 +217,11 @@ class AwaitPackage(buildstep.BuildStep):
             # a forced build of a branch that moved between the two checkouts
             self.summary = f"{name} built {got[:12]}, the tests ran on {ours[:12]}"
             log = yield self.addLog("stdio")
-            yield log.addStderr(f"the branch moved between the checkouts: {name} packaged "
-                                f"{got}, this build tested {ours}; nothing is published, build "
-                                "again\n")
+            yield log.addStderr(
+                f"the branch moved between the checkouts: {name} packaged "
+                f"{got}, this build tested {ours}; nothing is published, build "
+                "again\n"
+            )
             return FAILURE
         for key in HANDED_OVER:
             if key in props:
@@ -230,8 +255,9 @@ class AwaitPackage(buildstep.BuildStep):
         log = yield self.addLog("stdio")
         if step is not None:
             detail = buildlogs.step_summary(step)
-            yield log.addStderr(f"{name}: step {step['name']!r} failed"
-                                + (f": {detail}" if detail else "") + "\n")
+            yield log.addStderr(
+                f"{name}: step {step['name']!r} failed" + (f": {detail}" if detail else "") + "\n"
+            )
             _, tail = yield buildlogs.log_tail(self.master, step)
             if tail:
                 yield log.addStdout("".join(f"{line}\n" for line in tail))
@@ -241,8 +267,7 @@ class AwaitPackage(buildstep.BuildStep):
 
     @defer.inlineCallbacks
     def _cancel(self, reason: str):
-        yield self.master.data.control("cancel", {"reason": reason},
-                                       ("buildrequests", self.brid))
+        yield self.master.data.control("cancel", {"reason": reason}, ("buildrequests", self.brid))
 
     def interrupt(self, reason):
         if self.brid is not None:

@@ -53,9 +53,11 @@ class CheckBasis(buildstep.BuildStep):
         if basis == current:
             self.descriptionDone = f"{self.distribution} is at state {state}, as the request saw"
             return results.SUCCESS
-        message = (f"refused: {self.distribution} has changed since this was asked for (it was "
-                   f"at state {state}, {basis}; it now serves {current}): nothing was changed; "
-                   f"look at its history and ask again")
+        message = (
+            f"refused: {self.distribution} has changed since this was asked for (it was "
+            f"at state {state}, {basis}; it now serves {current}): nothing was changed; "
+            f"look at its history and ask again"
+        )
         log = yield self.addLog("refused")
         yield log.addStderr(message + "\n")
         self.descriptionDone = message
@@ -73,8 +75,9 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
     description = "checking the request"
     descriptionDone = "request checked"
 
-    def __init__(self, paths: dict[str, list[str]], repo_url: str, component: str,
-                 architectures, **kwargs):
+    def __init__(
+        self, paths: dict[str, list[str]], repo_url: str, component: str, architectures, **kwargs
+    ):
         self.paths = paths  # package -> its project's promotion path
         self.setup_index(repo_url, component, architectures)
         kwargs.setdefault("haltOnFailure", True)
@@ -90,8 +93,9 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         buildset = yield self.master.data.get(("buildsets", bsid))
         if not isinstance(buildset, dict) or not buildset.get("rebuilt_buildid"):
             return None
-        properties = yield self.master.data.get(("builds", buildset["rebuilt_buildid"],
-                                                 "properties"))
+        properties = yield self.master.data.get(
+            ("builds", buildset["rebuilt_buildid"], "properties")
+        )
         return {name: value for name, (value, _source) in (properties or {}).items()}
 
     @defer.inlineCallbacks
@@ -109,8 +113,10 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         if plan.noop:
             message = f"{package} {plan.version} is already in {target}: nothing changed"
         else:
-            message = (f"{package} {plan.version}: {plan.source} → {target}"
-                       f" (there: {plan.previous or 'none'})")
+            message = (
+                f"{package} {plan.version}: {plan.source} → {target}"
+                f" (there: {plan.previous or 'none'})"
+            )
         yield log.addStdout(message + "\n")
         self.descriptionDone = message
         return results.SUCCESS
@@ -126,8 +132,10 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         if original and original.get(buildprops.PACKAGE_VERSION):
             version = original[buildprops.PACKAGE_VERSION]
             target = original.get("to_dist") or target
-            yield log.addStdout(f"a rebuild: {package} {version} to {target or 'the next step'}, "
-                                "as the original build\n")
+            yield log.addStdout(
+                f"a rebuild: {package} {version} to {target or 'the next step'}, "
+                "as the original build\n"
+            )
         return package, version, source, target
 
     @defer.inlineCallbacks
@@ -137,7 +145,8 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         if package not in self.paths:
             raise release.ReleaseError(
                 f"{package!r} is not a package of any project (known: "
-                f"{', '.join(sorted(self.paths))})")
+                f"{', '.join(sorted(self.paths))})"
+            )
         if version:
             debformats.check_version(version)
         path = self.paths[package]
@@ -152,18 +161,22 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
             if isinstance(stanzas, str):
                 raise release.ReleaseError(f"{dist}: {stanzas}")
             indexes[dist] = {s["Version"]: s for s in stanzas if s["Package"] == package}
-        return release.plan_promotion(package, version, source, target, set(indexes[source]),
-                                      set(indexes[target])), indexes
+        return release.plan_promotion(
+            package, version, source, target, set(indexes[source]), set(indexes[target])
+        ), indexes
 
     def record(self, package: str, plan, indexes: dict) -> None:
         """The properties the promote build's later steps and its mail read."""
         commit = indexes[plan.source][plan.version].get("Conveyor-Commit")
         previous = indexes[plan.target].get(plan.previous or "", {}).get("Conveyor-Commit")
-        for name, value in ((buildprops.PACKAGE_VERSION, plan.version),
-                            (buildprops.PREVIOUS_VERSION, plan.previous),
-                            ("package_commit", commit), ("previous_commit", previous),
-                            ("verify_packages", [package]),
-                            (buildprops.PROMOTION_NOOP, plan.noop)):
+        for name, value in (
+            (buildprops.PACKAGE_VERSION, plan.version),
+            (buildprops.PREVIOUS_VERSION, plan.previous),
+            ("package_commit", commit),
+            ("previous_commit", previous),
+            ("verify_packages", [package]),
+            (buildprops.PROMOTION_NOOP, plan.noop),
+        ):
             self.setProperty(name, value, "ResolvePromotion")
 
     @defer.inlineCallbacks
@@ -178,8 +191,7 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
         if code not in (200, 404):
             raise release.ReleaseError(f"{url} answered {code}")
         yield log.addStdout(f"GET {url} -> {code}\n")
-        refusal = release.freeze_refusal(dist, release.parse_freeze(body if code == 200
-                                                                    else None))
+        refusal = release.freeze_refusal(dist, release.parse_freeze(body if code == 200 else None))
         if refusal:
             raise release.ReleaseError(refusal)
 
@@ -206,13 +218,15 @@ class ResolveRollback(HistoryStep):
         _, history = yield self.read_history()
         current = self.getProperty("current_snapshot")
         try:
-            target = release.rollback_target(history, current,
-                                             (self.getProperty("state") or "").strip())
+            target = release.rollback_target(
+                history, current, (self.getProperty("state") or "").strip()
+            )
             if not (yield self.kept(target["snapshot"], log)):
                 raise release.ReleaseError(
                     f"state {target['n']} ({target['snapshot']}) is no longer kept: retention "
                     f"keeps the states of each distribution's last {self.keep_states} history "
-                    f"entries; pick one of those (bin/conveyor history {self.distribution})")
+                    f"entries; pick one of those (bin/conveyor history {self.distribution})"
+                )
         except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
             self.descriptionDone = f"refused: {exc}"
@@ -220,13 +234,19 @@ class ResolveRollback(HistoryStep):
         now = next(e for e in reversed(history) if e["snapshot"] == current)
         package = target.get("package") or now.get("package")
         leaving = now.get("version") if now.get("version") != target.get("version") else None
-        for name, value in (("snapshot", target["snapshot"]), ("package", package),
-                            (buildprops.PACKAGE_VERSION, target.get("version")),
-                            ("verify_packages", [package] if package else []),
-                            ("verify_absent", leaving), ("state", str(target["n"]))):
+        for name, value in (
+            ("snapshot", target["snapshot"]),
+            ("package", package),
+            (buildprops.PACKAGE_VERSION, target.get("version")),
+            ("verify_packages", [package] if package else []),
+            ("verify_absent", leaving),
+            ("state", str(target["n"])),
+        ):
             self.setProperty(name, value, "ResolveRollback")
-        message = (f"{self.distribution}: back to state {target['n']} ({target['snapshot']}: "
-                   f"{package} {target.get('version') or 'nothing'})")
+        message = (
+            f"{self.distribution}: back to state {target['n']} ({target['snapshot']}: "
+            f"{package} {target.get('version') or 'nothing'})"
+        )
         yield log.addStdout(message + "\n")
         self.descriptionDone = message
         return results.SUCCESS
@@ -240,8 +260,12 @@ class ResolveRollback(HistoryStep):
         """Does aptly still have the snapshot (retention drops old states' snapshots, their
         history entries stay)?"""
         cmd = remotecommand.RemoteShellCommand(
-            self.workdir, ["sh", "-c", self.KEPT, "kept", self.aptly_config, snapshot],
-            env={"GNUPGHOME": self.gnupg_home}, logEnviron=False, interruptSignal="KILL")
+            self.workdir,
+            ["sh", "-c", self.KEPT, "kept", self.aptly_config, snapshot],
+            env={"GNUPGHOME": self.gnupg_home},
+            logEnviron=False,
+            interruptSignal="KILL",
+        )
         cmd.useLog(log, False, "stdio")
         yield self.runCommand(cmd)
         return not cmd.didFail()
@@ -284,19 +308,28 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
             self.descriptionDone = "the package records no valid commit id"
             return results.WARNINGS
         cmd = yield self.makeRemoteShellCommand(
-            command=["rm", "-rf", "release.git"], stdioLogName="clone")
+            command=["rm", "-rf", "release.git"], stdioLogName="clone"
+        )
         yield self.runCommand(cmd)
         cmd = yield self.makeRemoteShellCommand(
-            command=["git", "clone", "--quiet", "--bare", url, "release.git"],
-            stdioLogName="clone")
+            command=["git", "clone", "--quiet", "--bare", url, "release.git"], stdioLogName="clone"
+        )
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()
         span = [f"{old}..{new}"] if old else ["--max-count=20", new]
         cmd = yield self.makeRemoteShellCommand(
-            command=["git", "--git-dir=release.git", "log", "--no-merges",
-                     "--format=%h %an: %s", *span, "--"],
-            collectStdout=True)
+            command=[
+                "git",
+                "--git-dir=release.git",
+                "log",
+                "--no-merges",
+                "--format=%h %an: %s",
+                *span,
+                "--",
+            ],
+            collectStdout=True,
+        )
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()
@@ -323,13 +356,18 @@ class SetFreeze(HistoryStep):
         if frozen and reason in ("", "freeze"):
             self.descriptionDone = "refused: a freeze needs a reason (the team reads it)"
             return results.FAILURE
-        state = {"frozen": frozen, "reason": reason,
-                 "who": self.getProperty("owner") or "",
-                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "build": (yield self.build.getUrl())}
+        state = {
+            "frozen": frozen,
+            "reason": reason,
+            "who": self.getProperty("owner") or "",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build": (yield self.build.getUrl()),
+        }
         path = posixpath.join(self.history_dir, f"{self.distribution}.freeze.json")
-        yield self.downloadFileContentToWorker(path, json.dumps(state, sort_keys=True) + "\n",
-                                               abandonOnFailure=True, mode=0o644)
-        self.descriptionDone = (f"{self.distribution} frozen: {reason}" if frozen
-                                else f"{self.distribution} unfrozen")
+        yield self.downloadFileContentToWorker(
+            path, json.dumps(state, sort_keys=True) + "\n", abandonOnFailure=True, mode=0o644
+        )
+        self.descriptionDone = (
+            f"{self.distribution} frozen: {reason}" if frozen else f"{self.distribution} unfrozen"
+        )
         return results.SUCCESS

@@ -40,8 +40,12 @@ INSTALLERS = ("uv", "pip")
 # uv: never download a Python of its own (the project's `python` is the machine's), copy rather
 # than warn when its cache (the worker's ~/.cache/uv) is on another file system than the build,
 # and trust the machine's certificate store (as pip and apt do), not only uv's bundled one
-UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1",
-          "UV_SYSTEM_CERTS": "1"}
+UV_ENV = {
+    "UV_PYTHON_DOWNLOADS": "never",
+    "UV_LINK_MODE": "copy",
+    "UV_NO_PROGRESS": "1",
+    "UV_SYSTEM_CERTS": "1",
+}
 
 
 def _installer(installer):
@@ -74,10 +78,12 @@ class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
         if self.installer == "uv":
             cmd = yield self.makeRemoteShellCommand(
                 command=["uv", "venv", "--quiet", "--clear", "--python", self.python, self.venv],
-                env=UV_ENV)
+                env=UV_ENV,
+            )
         else:
             cmd = yield self.makeRemoteShellCommand(
-                command=[self.python, "-m", "venv", "--clear", self.venv])
+                command=[self.python, "-m", "venv", "--clear", self.venv]
+            )
         yield self.runCommand(cmd)
         return cmd.results()
 
@@ -96,8 +102,16 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
     descriptionDone = "install"
     renderables = ["requirements", "venv", "sandbox", "installer", "extras", "groups"]
 
-    def __init__(self, requirements=("requirements-dev.txt",), venv="../venv", sandbox=(),
-                 installer="pip", extras=(), groups=(), **kwargs):
+    def __init__(
+        self,
+        requirements=("requirements-dev.txt",),
+        venv="../venv",
+        sandbox=(),
+        installer="pip",
+        extras=(),
+        groups=(),
+        **kwargs,
+    ):
         self.requirements = requirements
         self.venv = venv
         self.sandbox = sandbox
@@ -112,11 +126,16 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
         if not (self.requirements or self.extras or self.groups):
             return SKIPPED
         if self.installer == "uv":
-            command = [*self.sandbox, "uv", "pip", "install", "--python",
-                       venv_python(self.venv)]
+            command = [*self.sandbox, "uv", "pip", "install", "--python", venv_python(self.venv)]
         else:
-            command = [*self.sandbox, venv_python(self.venv), "-m", "pip", "install",
-                       "--disable-pip-version-check"]
+            command = [
+                *self.sandbox,
+                venv_python(self.venv),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+            ]
         for requirement in self.requirements:
             command += ["-r", requirement]
         if self.extras:
@@ -167,8 +186,9 @@ def parse_junit(text):
         failure = None
         if children & {"failure", "error"}:
             outcome = "failed"
-            failure = "\n\n".join(failure_text(child) for child in case
-                                   if child.tag in ("failure", "error"))
+            failure = "\n\n".join(
+                failure_text(child) for child in case if child.tag in ("failure", "error")
+            )
         elif "skipped" in children:
             outcome = "skipped"
         else:
@@ -237,8 +257,16 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         yield self.runRmFile(self.builder_path(self.junit_xml), abandonOnFailure=False)
         yield self.runMkdir(self.builder_path(self.build.path_module.dirname(self.junit_xml)))
 
-        command = [*self.sandbox, venv_python(self.venv), "-m", "coverage", "run", "-m",
-                   self.runner, *self.args]
+        command = [
+            *self.sandbox,
+            venv_python(self.venv),
+            "-m",
+            "coverage",
+            "run",
+            "-m",
+            self.runner,
+            *self.args,
+        ]
         if self.runner == "pytest":
             command += ["--junit-xml", self.junit_xml]
         cmd = yield self.makeRemoteShellCommand(command=command)
@@ -275,9 +303,11 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         pytest writes the report as one line, and Buildbot cuts a worker's output into lines of
         at most 4096 characters (LineBoundaryFinder.MAX_LINELENGTH) by inserting newlines, which
         broke every report past that size (a suite of about 45 tests)."""
-        cmd = yield self.makeRemoteShellCommand(command=[*self.sandbox, "base64", "--",
-                                                         self.junit_xml],
-                                                collectStdout=True, stdioLogName=None)
+        cmd = yield self.makeRemoteShellCommand(
+            command=[*self.sandbox, "base64", "--", self.junit_xml],
+            collectStdout=True,
+            stdioLogName=None,
+        )
         yield self.runCommand(cmd)
         if cmd.rc != 0:
             return None
@@ -305,19 +335,28 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         counts = {o: sum(c.outcome == o for c in cases) for o in ("passed", "failed", "skipped")}
         failed_names = [c.name for c in cases if c.outcome == "failed"][:MAX_FAILED_NAMES]
         source = self.__class__.__name__
-        for name, outcome in ((buildprops.TESTS_PASSED, "passed"),
-                              (buildprops.TESTS_FAILED, "failed"), ("tests_skipped", "skipped")):
+        for name, outcome in (
+            (buildprops.TESTS_PASSED, "passed"),
+            (buildprops.TESTS_FAILED, "failed"),
+            ("tests_skipped", "skipped"),
+        ):
             self.setProperty(name, counts[outcome], source)
         self.setProperty(buildprops.TESTS_FAILED_NAMES, failed_names, source)
         # the failure text of each failed test (the board and the failure mail show it), and
         # all of it, uncut, in the log "failures"
         failures = [c for c in cases if c.outcome == "failed"]
-        self.setProperty(buildprops.TESTS_FAILURES, [
-            {"name": c.name, "text": (c.failure or "")[:MAX_FAILURE_TEXT]}
-            for c in failures[:MAX_FAILED_NAMES]], source)
+        self.setProperty(
+            buildprops.TESTS_FAILURES,
+            [
+                {"name": c.name, "text": (c.failure or "")[:MAX_FAILURE_TEXT]}
+                for c in failures[:MAX_FAILED_NAMES]
+            ],
+            source,
+        )
         if failures:
-            yield self.addCompleteLog("failures", "".join(
-                f"=== {c.name}\n{c.failure or ''}\n\n" for c in failures))
+            yield self.addCompleteLog(
+                "failures", "".join(f"=== {c.name}\n{c.failure or ''}\n\n" for c in failures)
+            )
 
         self._summary = f"{counts['passed']} passed, {counts['failed']} failed"
         if counts["skipped"]:
@@ -373,7 +412,7 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
         python = venv_python(self.venv)
         report = yield self.makeRemoteShellCommand(
             command=[*self.sandbox, python, "-m", "coverage", "report", "--format=total"],
-            collectStdout=True
+            collectStdout=True,
         )
         yield self.runCommand(report)
         if self.stopped or report.results() == CANCELLED:

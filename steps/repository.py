@@ -71,10 +71,17 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
             with fp:
                 fetched = yield self.runRemoteCommand(
                     "downloadFile",
-                    {"workdir": self.workdir, "workerdest": f"{self.incoming}/{deb}",
-                     "reader": remotetransfer.FileReader(fp), "maxsize": None,
-                     "blocksize": self.BLOCKSIZE, "mode": None},
-                    abandonOnFailure=False, evaluateCommand=lambda cmd: not cmd.didFail())
+                    {
+                        "workdir": self.workdir,
+                        "workerdest": f"{self.incoming}/{deb}",
+                        "reader": remotetransfer.FileReader(fp),
+                        "maxsize": None,
+                        "blocksize": self.BLOCKSIZE,
+                        "mode": None,
+                    },
+                    abandonOnFailure=False,
+                    evaluateCommand=lambda cmd: not cmd.didFail(),
+                )
             if not fetched:
                 self.descriptionDone = f"{deb} could not be written on the worker"
                 return results.FAILURE
@@ -83,22 +90,36 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
         return results.SUCCESS
 
 
-LOCKED_MESSAGE = ("aptly's database is locked by another process (tried again for a minute, "
-                  "then gave up): nothing was changed; find the process holding "
-                  "<aptly root>/db/LOCK")
-SIGNING_MESSAGE = ("GnuPG could not sign (tried again for a minute, then gave up): nothing was "
-                   "published; check the repository's GnuPG home and its key (make check)")
+LOCKED_MESSAGE = (
+    "aptly's database is locked by another process (tried again for a minute, "
+    "then gave up): nothing was changed; find the process holding "
+    "<aptly root>/db/LOCK"
+)
+SIGNING_MESSAGE = (
+    "GnuPG could not sign (tried again for a minute, then gave up): nothing was "
+    "published; check the repository's GnuPG home and its key (make check)"
+)
 
 # Transient faults, as aptly reports them: (what stderr says, what the log says while trying
 # again, what the step says when it gives up). Another process holding aptly's database (a
 # backup, an operator's aptly: after aptly's own `databaseOpenAttempts`, ops/setup.py); a GnuPG
 # home or agent that is gone for a moment (a remount, an agent restart).
 TRANSIENT = (
-    (("Unable to open database", "unable to reopen the DB"),
-     "aptly's database is locked by another process", LOCKED_MESSAGE),
-    (("unable to initialize GPG signer", "unable to detached sign", "signing failed",
-      "can't connect to the agent"),
-     "GnuPG could not sign", SIGNING_MESSAGE),
+    (
+        ("Unable to open database", "unable to reopen the DB"),
+        "aptly's database is locked by another process",
+        LOCKED_MESSAGE,
+    ),
+    (
+        (
+            "unable to initialize GPG signer",
+            "unable to detached sign",
+            "signing failed",
+            "can't connect to the agent",
+        ),
+        "GnuPG could not sign",
+        SIGNING_MESSAGE,
+    ),
 )
 
 
@@ -166,8 +187,12 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
         return super().getResultSummary()
 
     def new_name(self, kind: str) -> str:
-        return release.snapshot_name(f"{self.distribution}{kind}", datetime.now(UTC),
-                                        self.getProperty("buildername"), self.build.number)
+        return release.snapshot_name(
+            f"{self.distribution}{kind}",
+            datetime.now(UTC),
+            self.getProperty("buildername"),
+            self.build.number,
+        )
 
     @defer.inlineCallbacks
     def refuse(self, message: str):
@@ -192,8 +217,9 @@ class CurrentSnapshot(AptlyCommand):
 
     @defer.inlineCallbacks
     def run(self):
-        cmd = yield self.run_aptly("publish", "show", "-json", self.distribution, ".",
-                                   collectStdout=True)
+        cmd = yield self.run_aptly(
+            "publish", "show", "-json", self.distribution, ".", collectStdout=True
+        )
         if cmd.didFail():
             return (yield self.refuse(f"{self.distribution} is not published here"))
         sources = json.loads(cmd.stdout).get("Sources") or []
@@ -242,15 +268,21 @@ class MergeSnapshot(AptlyCommand):
     @defer.inlineCallbacks
     def run(self):
         snapshot = self.new_name("")
-        cmd = yield self.run_aptly("snapshot", "merge", "-no-remove", snapshot,
-                                   self.getProperty("current_snapshot"),
-                                   self.getProperty("part_snapshot"))
+        cmd = yield self.run_aptly(
+            "snapshot",
+            "merge",
+            "-no-remove",
+            snapshot,
+            self.getProperty("current_snapshot"),
+            self.getProperty("part_snapshot"),
+        )
         if cmd.didFail():
             return cmd.results()
         # the merged snapshot holds its own package list: its source part can go (-force: aptly
         # would otherwise keep every source of every snapshot forever)
-        cmd = yield self.run_aptly("snapshot", "drop", "-force",
-                                   self.getProperty("part_snapshot"), stdioLogName="cleanup")
+        cmd = yield self.run_aptly(
+            "snapshot", "drop", "-force", self.getProperty("part_snapshot"), stdioLogName="cleanup"
+        )
         if not cmd.didFail():
             self.setProperty("part_snapshot", None, "MergeSnapshot")
         self.setProperty("snapshot", snapshot, "MergeSnapshot")
@@ -307,12 +339,25 @@ aptly "-config=$1" snapshot drop -force "$5" || echo "kept: $5"
         # named before the command: what it made before a failure, the cleanup drops
         self.setProperty("part_snapshot", part, "NextSnapshot")
         self.setProperty("new_snapshot", snapshot, "NextSnapshot")
-        cmd = yield self.run_worker(["sh", "-c", self.SCRIPT, "snapshot", self.aptly_config,
-                                     self.distribution, scratch, self.incoming, part, snapshot],
-                                    collectStdout=True)
+        cmd = yield self.run_worker(
+            [
+                "sh",
+                "-c",
+                self.SCRIPT,
+                "snapshot",
+                self.aptly_config,
+                self.distribution,
+                scratch,
+                self.incoming,
+                part,
+                snapshot,
+            ],
+            collectStdout=True,
+        )
         lines = cmd.stdout.splitlines()
-        current = next((line.split(": ", 1)[1] for line in lines
-                        if line.startswith("current: ")), None)
+        current = next(
+            (line.split(": ", 1)[1] for line in lines if line.startswith("current: ")), None
+        )
         if current:
             self.setProperty("current_snapshot", current, "NextSnapshot")
         if cmd.didFail():
@@ -340,8 +385,9 @@ class PublishSwitch(AptlyCommand):
     @defer.inlineCallbacks
     def run(self):
         snapshot = self.getProperty("snapshot")
-        cmd = yield self.run_aptly("publish", "switch", "-batch", *self.signing,
-                                   self.distribution, ".", snapshot)
+        cmd = yield self.run_aptly(
+            "publish", "switch", "-batch", *self.signing, self.distribution, ".", snapshot
+        )
         if not cmd.didFail():
             self.setProperty("published", snapshot, "PublishSwitch")
             self.descriptionDone = f"{self.distribution} → {snapshot}"
@@ -360,20 +406,27 @@ class RestorePublished(PublishSwitch):
     def __init__(self, **kwargs):
         kwargs.setdefault("alwaysRun", True)
         kwargs.setdefault("haltOnFailure", False)
-        kwargs.setdefault("doStepIf", lambda step: bool(
-            step.getProperty("published") and not step.getProperty("recorded")
-            and step.getProperty("published") != step.getProperty("current_snapshot")))
+        kwargs.setdefault(
+            "doStepIf",
+            lambda step: bool(
+                step.getProperty("published")
+                and not step.getProperty("recorded")
+                and step.getProperty("published") != step.getProperty("current_snapshot")
+            ),
+        )
         kwargs.setdefault("hideStepIf", lambda results, step: results == results_SKIPPED)
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
         previous = self.getProperty("current_snapshot")
-        cmd = yield self.run_aptly("publish", "switch", "-batch", *self.signing,
-                                   self.distribution, ".", previous)
+        cmd = yield self.run_aptly(
+            "publish", "switch", "-batch", *self.signing, self.distribution, ".", previous
+        )
         if cmd.didFail():
-            self.descriptionDone = (f"{self.distribution} could NOT be put back to {previous}: "
-                                    "roll it back by hand")
+            self.descriptionDone = (
+                f"{self.distribution} could NOT be put back to {previous}: roll it back by hand"
+            )
             return results.FAILURE
         self.setProperty("published", previous, "RestorePublished")
         self.descriptionDone = f"{self.distribution} back to {previous}"
@@ -424,8 +477,11 @@ class IndexReader:
     def fetch(self, url: str):
         """GET url -> (status code, body text). Replaced in unit tests."""
         d = treq.get(url, timeout=30)
-        d.addCallback(lambda resp: treq.text_content(resp, encoding="utf-8").addCallback(
-            lambda body: (resp.code, body)))
+        d.addCallback(
+            lambda resp: treq.text_content(resp, encoding="utf-8").addCallback(
+                lambda body: (resp.code, body)
+            )
+        )
         return d
 
     @defer.inlineCallbacks
@@ -433,8 +489,7 @@ class IndexReader:
         """-> list of stanzas, or a string saying what went wrong."""
         stanzas: list[dict] = []
         for arch in self.index_architectures:
-            url = (f"{self.repo_url}dists/{distribution}/{self.component}/"
-                   f"binary-{arch}/Packages")
+            url = f"{self.repo_url}dists/{distribution}/{self.component}/binary-{arch}/Packages"
             try:
                 code, body = yield self.fetch(url)
             except Exception as exc:  # connection refused, timeout…
@@ -459,8 +514,7 @@ class DistributionIndexStep(IndexReader, buildstep.BuildStep):
 
     renderables = ["distribution"]
 
-    def __init__(self, repo_url: str, component: str, architectures, distribution=None,
-                 **kwargs):
+    def __init__(self, repo_url: str, component: str, architectures, distribution=None, **kwargs):
         self.setup_index(repo_url, component, architectures)
         self.distribution = distribution
         kwargs.setdefault("haltOnFailure", True)
@@ -481,8 +535,10 @@ class VerifyPublished(DistributionIndexStep):
         log = yield self.addLog("stdio")
         version = self.getProperty(buildprops.PACKAGE_VERSION)
         absent = self.getProperty("verify_absent")
-        wanted = sorted(self.getProperty("verify_packages") or
-                        debformats.packages_of(self.getProperty(buildprops.DEBS)))
+        wanted = sorted(
+            self.getProperty("verify_packages")
+            or debformats.packages_of(self.getProperty(buildprops.DEBS))
+        )
         stanzas = yield self.read_index(log, self.distribution)
         if isinstance(stanzas, str):
             self.descriptionDone = stanzas
@@ -496,22 +552,35 @@ class VerifyPublished(DistributionIndexStep):
         for name in wanted:
             have = ", ".join(sorted(listed.get(name, set()))) or "nothing"
             if version and version not in listed.get(name, set()):
-                problems.append((f"{name} {version} missing",
-                                 f"{name} {version} is not listed in {self.distribution}'s "
-                                 f"Packages index (it lists {have})\n"))
+                problems.append(
+                    (
+                        f"{name} {version} missing",
+                        f"{name} {version} is not listed in {self.distribution}'s "
+                        f"Packages index (it lists {have})\n",
+                    )
+                )
             if absent and absent in listed.get(name, set()):
-                problems.append((f"{name} {absent} still listed",
-                                 f"{name} {absent} is still listed in {self.distribution}\n"))
+                problems.append(
+                    (
+                        f"{name} {absent} still listed",
+                        f"{name} {absent} is still listed in {self.distribution}\n",
+                    )
+                )
         if problems:
             for _, line in problems:
                 yield log.addStderr(line)
             self.descriptionDone = "; ".join(summary for summary, _ in problems)
             return results.FAILURE
         for name in wanted:
-            yield log.addStdout(f"{name} {version or '(none)'} is in {self.distribution}"
-                                f"{f', {absent} is not' if absent else ''}\n")
-        self.descriptionDone = (f"{' '.join(wanted)} {version or ''} in {self.distribution}"
-                                if version else f"{absent} left {self.distribution}")
+            yield log.addStdout(
+                f"{name} {version or '(none)'} is in {self.distribution}"
+                f"{f', {absent} is not' if absent else ''}\n"
+            )
+        self.descriptionDone = (
+            f"{' '.join(wanted)} {version or ''} in {self.distribution}"
+            if version
+            else f"{absent} left {self.distribution}"
+        )
         return results.SUCCESS
 
 
@@ -561,15 +630,16 @@ class RecordHistory(HistoryStep):
             "action": self.action,
             "snapshot": self.getProperty("snapshot"),
             "previous_snapshot": self.getProperty("current_snapshot"),
-            "package": self.getProperty("package") or ",".join(
-                sorted(debformats.packages_of(self.getProperty(buildprops.DEBS)))),
+            "package": self.getProperty("package")
+            or ",".join(sorted(debformats.packages_of(self.getProperty(buildprops.DEBS)))),
             "version": self.getProperty(buildprops.PACKAGE_VERSION),
             "from": self.getProperty("from_dist"),
             "who": self.getProperty("who") or self.getProperty("owner") or "",
             "build": (yield self.build.getUrl()),
         }
-        yield self.downloadFileContentToWorker(path, text + release.history_line(entry),
-                                               abandonOnFailure=True, mode=0o644)
+        yield self.downloadFileContentToWorker(
+            path, text + release.history_line(entry), abandonOnFailure=True, mode=0o644
+        )
         self.setProperty("recorded", True, "RecordHistory")
         log = yield self.addLog("history")
         yield log.addStdout(text + release.history_line(entry))
@@ -603,22 +673,31 @@ class SkipPublishedCommit(DistributionIndexStep):
         if isinstance(stanzas, str):
             self.descriptionDone = stanzas
             return results.FAILURE
-        found = sorted({s["Version"] for s in stanzas
-                        if s["Package"] in names and s.get("Conveyor-Commit") == commit},
-                       key=debformats.check_version)
+        found = sorted(
+            {
+                s["Version"]
+                for s in stanzas
+                if s["Package"] in names and s.get("Conveyor-Commit") == commit
+            },
+            key=debformats.check_version,
+        )
         if not found:
             return results.SUCCESS
-        newest = max((s["Version"] for s in stanzas if s["Package"] in names),
-                     key=debformats.check_version)
+        newest = max(
+            (s["Version"] for s in stanzas if s["Package"] in names), key=debformats.check_version
+        )
         if self.getProperty(buildprops.PUSH_FORCED) and newest not in found:
-            yield log.addStdout(f"commit {commit[:12]} is in {self.distribution} as {found[-1]}, "
-                                f"but {newest} is newer: the branch was force-pushed back, so "
-                                "it is published again\n")
+            yield log.addStdout(
+                f"commit {commit[:12]} is in {self.distribution} as {found[-1]}, "
+                f"but {newest} is newer: the branch was force-pushed back, so "
+                "it is published again\n"
+            )
             self.descriptionDone = f"force-pushed back to {commit[:12]}: published again"
             return results.SUCCESS
         self.setProperty(buildprops.ALREADY_PUBLISHED, found[-1], "SkipPublishedCommit")
-        self.descriptionDone = (f"commit {commit[:12]} is already in {self.distribution} as "
-                                f"{found[-1]}: nothing to publish")
+        self.descriptionDone = (
+            f"commit {commit[:12]} is already in {self.distribution} as "
+            f"{found[-1]}: nothing to publish"
+        )
         yield log.addStdout(self.descriptionDone + "\n")
         return results.SUCCESS
-

@@ -59,8 +59,10 @@ class PruneArtifacts(buildstep.BuildStep):
             yield log.addStdout(f"removed {name}\n")
         self.setProperty("artifacts_pruned", len(removed), "PruneArtifacts")
         self.setProperty("artifacts_freed_bytes", freed, "PruneArtifacts")
-        self.descriptionDone = (f"removed the artifacts of {len(removed)} build(s) older than "
-                                f"{self.days} days ({freed / 1e6:.1f} MB)")
+        self.descriptionDone = (
+            f"removed the artifacts of {len(removed)} build(s) older than "
+            f"{self.days} days ({freed / 1e6:.1f} MB)"
+        )
         return results.SUCCESS
 
 
@@ -92,14 +94,15 @@ class PruneSnapshots(CompositeStepMixin, AptlyCommand):
             try:
                 histories[dist] = release.parse_history(text)
             except ValueError:
-                return (yield self.refuse(f"{path} is not a history (JSON lines): nothing "
-                                          "dropped"))
+                return (yield self.refuse(f"{path} is not a history (JSON lines): nothing dropped"))
         cmd = yield self.run_aptly("publish", "list", "-json", collectStdout=True)
         if cmd.didFail():
-            return (yield self.refuse("cannot list the published distributions: nothing "
-                                      "dropped"))
-        published = {p["Distribution"]: p["Sources"][0]["Name"]
-                     for p in json.loads(cmd.stdout or "[]") if p.get("Sources")}
+            return (yield self.refuse("cannot list the published distributions: nothing dropped"))
+        published = {
+            p["Distribution"]: p["Sources"][0]["Name"]
+            for p in json.loads(cmd.stdout or "[]")
+            if p.get("Sources")
+        }
         cmd = yield self.run_aptly("snapshot", "list", "-raw", collectStdout=True)
         if cmd.didFail():
             return (yield self.refuse("cannot list the snapshots: nothing dropped"))
@@ -118,6 +121,8 @@ class PruneSnapshots(CompositeStepMixin, AptlyCommand):
         kept = len(existing) - len(dropped)
         self.setProperty("snapshots_dropped", len(dropped), "PruneSnapshots")
         self.setProperty("snapshots_kept", kept, "PruneSnapshots")
-        self.descriptionDone = (f"dropped {len(dropped)} snapshot(s), kept {kept} (the last "
-                                f"{self.keep_states} states of each distribution)")
+        self.descriptionDone = (
+            f"dropped {len(dropped)} snapshot(s), kept {kept} (the last "
+            f"{self.keep_states} states of each distribution)"
+        )
         return results.SUCCESS

@@ -19,8 +19,10 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.skipped and strict():
-        reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple)
-                     else report.longrepr).removeprefix("Skipped: ")
+        reason = str(
+            report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        ).removeprefix("Skipped: ")
         report.outcome = "failed"
-        report.longrepr = (f"{item.nodeid} could not run under CI=true, and CI must not skip "
-                           f"it: {reason}")
+        report.longrepr = (
+            f"{item.nodeid} could not run under CI=true, and CI must not skip it: {reason}"
+        )

@@ -14,5 +14,13 @@ NAME = "releases"
 def dashboards(settings: Settings) -> list[dict]:
     """The `wsgi_dashboards` plugin's configuration (www["plugins"]["wsgi_dashboards"])."""
     from master.board.app import make_app  # Flask is imported only when the board is wired
-    return [{"name": NAME, "caption": "Releases", "app": make_app(settings), "order": 1,
-             "icon": "rocket"}]
+
+    return [
+        {
+            "name": NAME,
+            "caption": "Releases",
+            "app": make_app(settings),
+            "order": 1,
+            "icon": "rocket",
+        }
+    ]

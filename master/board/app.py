@@ -70,8 +70,11 @@ def make_app(settings: Settings) -> Flask:
         """A 401 for who may not read (anonymous, unless [auth] public)."""
         if may_read(api_of(app), user_info(api_of(app), request.headers.get("Cookie"))):
             return None
-        return Response("The release board is for logged-in users with a role: log in to the "
-                        "web UI first.\n", status=401, mimetype="text/plain")
+        return Response(
+            "The release board is for logged-in users with a role: log in to the web UI first.\n",
+            status=401,
+            mimetype="text/plain",
+        )
 
     @app.route("/")
     @app.route("/index.html")
@@ -84,8 +87,9 @@ def make_app(settings: Settings) -> Flask:
         if refusal is not None:
             return refusal
         data = collect(app, current.get())
-        return Response(json.dumps(data.as_json(), indent=1, default=str),
-                        mimetype="application/json")
+        return Response(
+            json.dumps(data.as_json(), indent=1, default=str), mimetype="application/json"
+        )
 
     return app
 
@@ -97,28 +101,39 @@ def api_of(app: Flask) -> Any:
 def collect(app: Flask, settings: Settings) -> board_module.Board:
     def build_url(build: dict) -> str:
         return f"{settings.web_url}#/builders/{build['builderid']}/builds/{build['number']}"
+
     return board_module.collect(settings, DataSource(api_of(app)), build_url)
 
 
-def promote_button(api: Any, user: dict, builderid: int | None, package: str,
-                   step: dict) -> dict | None:
+def promote_button(
+    api: Any, user: dict, builderid: int | None, package: str, step: dict
+) -> dict | None:
     """The "Promote to <target>" button of a step, if the user may press it."""
     if builderid is None or not step["promotable"] or step.get("frozen"):
         return None
-    params = {"builderid": builderid, "package": package, "version": step["version"],
-              "from_dist": step["source"], "to_dist": step["target"],
-              "reason": "release board"}
+    params = {
+        "builderid": builderid,
+        "package": package,
+        "version": step["version"],
+        "from_dist": step["source"],
+        "to_dist": step["target"],
+        "reason": "release board",
+    }
     if not allowed(api, user, "promote", params):
         return None
-    return {"label": f"Promote to {step['target']}", "scheduler": "promote",
-            "params": params,
-            "confirm": f"Promote {package} {step['version']} from {step['source']} to "
-                       f"{step['target']}?",
-            "done": f"promotion of {package} {step['version']} to {step['target']}"}
+    return {
+        "label": f"Promote to {step['target']}",
+        "scheduler": "promote",
+        "params": params,
+        "confirm": f"Promote {package} {step['version']} from {step['source']} to "
+        f"{step['target']}?",
+        "done": f"promotion of {package} {step['version']} to {step['target']}",
+    }
 
 
-def rollback_button(api: Any, user: dict, builderid: int | None, dist: str,
-                    history: list[dict]) -> dict | None:
+def rollback_button(
+    api: Any, user: dict, builderid: int | None, dist: str, history: list[dict]
+) -> dict | None:
     """The "Roll back" button of a distribution: back to the state before the current one."""
     if builderid is None or len(history) < 2:
         return None
@@ -126,15 +141,18 @@ def rollback_button(api: Any, user: dict, builderid: int | None, dist: str,
         target = release.rollback_target(history, history[-1]["snapshot"], None)
     except (release.ReleaseError, KeyError):
         return None
-    params = {"builderid": builderid, "distribution": dist, "state": "",
-              "reason": "release board"}
+    params = {"builderid": builderid, "distribution": dist, "state": "", "reason": "release board"}
     if not allowed(api, user, "rollback", params):
         return None
     what = f"{target.get('package') or ''} {target.get('version') or 'nothing'}".strip()
-    return {"label": "Roll back", "scheduler": "rollback", "params": params,
-            "confirm": f"Roll back {dist} to state {target.get('n')} ({what}), from "
-                       f"{history[-1].get('version') or 'nothing'}?",
-            "done": f"rollback of {dist} to state {target.get('n')}"}
+    return {
+        "label": "Roll back",
+        "scheduler": "rollback",
+        "params": params,
+        "confirm": f"Roll back {dist} to state {target.get('n')} ({what}), from "
+        f"{history[-1].get('version') or 'nothing'}?",
+        "done": f"rollback of {dist} to state {target.get('n')}",
+    }
 
 
 def page(app: Flask, settings: Settings) -> dict:
@@ -148,9 +166,15 @@ def page(app: Flask, settings: Settings) -> dict:
     for path in data.paths:
         for step in path["steps"]:
             step["button"] = promote_button(api, user, promote_id, path["package"], step)
-    rollbacks = {dist: rollback_button(api, user, rollback_id, dist, history)
-                 for dist, history in data.histories.items()}
-    return {"board": data, "user": None if user.get("anonymous") else user.get("username"),
-            "rollbacks": rollbacks,
-            "web_path": urllib.parse.urlsplit(settings.web_url).path or "/",
-            "web_url": settings.web_url, "json": json.dumps}
+    rollbacks = {
+        dist: rollback_button(api, user, rollback_id, dist, history)
+        for dist, history in data.histories.items()
+    }
+    return {
+        "board": data,
+        "user": None if user.get("anonymous") else user.get("username"),
+        "rollbacks": rollbacks,
+        "web_path": urllib.parse.urlsplit(settings.web_url).path or "/",
+        "web_url": settings.web_url,
+        "json": json.dumps,
+    }

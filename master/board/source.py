@@ -43,8 +43,15 @@ class DataSource:
             return None  # the repository is unreachable: the cells say so
 
     def changes(self, project: Project) -> list[dict]:
-        return list(self.get(("changes",), filters=[Filter("project", "eq", [project.github])],
-                             order=["-changeid"], limit=board.CHANGES) or [])
+        return list(
+            self.get(
+                ("changes",),
+                filters=[Filter("project", "eq", [project.github])],
+                order=["-changeid"],
+                limit=board.CHANGES,
+            )
+            or []
+        )
 
     def builder_id(self, name: str) -> int | None:
         builders = self.get(("builders",), filters=[Filter("name", "eq", [name])]) or []
@@ -55,8 +62,9 @@ class DataSource:
         if builderid is None:
             return []
         result = []
-        for build in self.get(("builders", builderid, "builds"), order=["-number"],
-                              limit=limit) or []:
+        for build in (
+            self.get(("builders", builderid, "builds"), order=["-number"], limit=limit) or []
+        ):
             build = dict(build)
             props = self.get(("builds", build["buildid"], "properties")) or {}
             build["properties"] = {name: value for name, (value, _source) in props.items()}
@@ -79,13 +87,19 @@ class DataSource:
         for result_set in sets:
             if result_set.get("category") != "pass_fail":
                 continue
-            results = self.get(("test_result_sets", result_set["test_result_setid"], "results"),
-                               filters=[Filter("value", "eq", ["0"])]) or []
+            results = (
+                self.get(
+                    ("test_result_sets", result_set["test_result_setid"], "results"),
+                    filters=[Filter("value", "eq", ["0"])],
+                )
+                or []
+            )
             names += [r["test_name"] for r in results if r.get("test_name")]
         return names
 
 
 # --- who is looking, and may they press the buttons -------------------------------------------
+
 
 def user_info(api: Any, cookie_header: str | None) -> dict:
     """The user of Buildbot's session cookie (a JWT signed with the site's session secret),
@@ -110,6 +124,7 @@ def may_read(api: Any, user: dict) -> bool:
 
     def check():
         return www.authz.assertUserAllowed(("masters",), "get", {}, user)
+
     try:
         blockingCallFromThread(reactor, check)
     except Exception:  # Forbidden, or anything else: nothing to see
@@ -125,8 +140,8 @@ def allowed(api: Any, user: dict, scheduler: str, options: dict) -> bool:
     www = api.master.www
 
     def check():
-        return www.authz.assertUserAllowed(("forceschedulers", scheduler), "force", options,
-                                           user)
+        return www.authz.assertUserAllowed(("forceschedulers", scheduler), "force", options, user)
+
     try:
         blockingCallFromThread(reactor, check)
     except Exception:  # Forbidden, or anything else: no button (the server decides anyway)

@@ -31,8 +31,12 @@ class AdminsWorkerMissingGenerator(WorkerMissingGenerator):
     compare_attrs: ClassVar[Sequence[str]] = ["admins"]
 
     def __init__(self, admins: Sequence[str]):
-        super().__init__(workers="all", message_formatter=MessageFormatterMissingWorker(
-            subject="[{{ buildbot_title }}] worker {{ worker.name }} is missing"))
+        super().__init__(
+            workers="all",
+            message_formatter=MessageFormatterMissingWorker(
+                subject="[{{ buildbot_title }}] worker {{ worker.name }} is missing"
+            ),
+        )
         self.admins = list(admins)
 
     def generate(self, master: Any, reporter: Any, key: Any, worker: dict) -> Any:
@@ -43,23 +47,33 @@ class PublishFailureFormatter(MessageFormatterBase):
     """Subject and plain text of the admins' mail about a publish that failed for good."""
 
     def __init__(self):
-        super().__init__(want_properties=True, want_steps=True, want_logs=False,
-                         want_logs_content=False)
+        super().__init__(
+            want_properties=True, want_steps=True, want_logs=False, want_logs_content=False
+        )
 
     def format_message_for_build(self, master: Any, build: dict, **kwargs: Any) -> Any:
         failed = failing_step(build)
-        reason = (failed or {}).get("state_string") or build.get(
-            "state_string") or result_name(build["results"])
+        reason = (
+            (failed or {}).get("state_string")
+            or build.get("state_string")
+            or result_name(build["results"])
+        )
         subject, text = render_publish_failure(
-            project=prop(build, "project") or "?", version=prop(build, buildprops.PACKAGE_VERSION),
-            distribution=prop(build, "distribution") or "?", commit=prop(build, "commit"),
-            reason=reason, url=build.get("url") or reporter_utils.getURLForBuild(
-                master, build["builderid"], build["number"]))
-        return defer.succeed({"body": text, "type": "plain", "subject": subject,
-                              "extra_info": None})
+            project=prop(build, "project") or "?",
+            version=prop(build, buildprops.PACKAGE_VERSION),
+            distribution=prop(build, "distribution") or "?",
+            commit=prop(build, "commit"),
+            reason=reason,
+            url=build.get("url")
+            or reporter_utils.getURLForBuild(master, build["builderid"], build["number"]),
+        )
+        return defer.succeed(
+            {"body": text, "type": "plain", "subject": subject, "extra_info": None}
+        )
 
-    def format_message_for_buildset(self, master: Any, buildset: dict, builds: list,
-                                    **kwargs: Any) -> Any:
+    def format_message_for_buildset(
+        self, master: Any, buildset: dict, builds: list, **kwargs: Any
+    ) -> Any:
         raise NotImplementedError("publish failure mails are per build")
 
 
@@ -68,8 +82,11 @@ class PublishFailureGenerator(BuildStatusGenerator):
     mail to the admins, not to the authors (their CI build's mail says it failed)."""
 
     def __init__(self):
-        super().__init__(mode=("failing", "exception"), builders=[PUBLISH],
-                         message_formatter=PublishFailureFormatter())
+        super().__init__(
+            mode=("failing", "exception"),
+            builders=[PUBLISH],
+            message_formatter=PublishFailureFormatter(),
+        )
 
     @defer.inlineCallbacks
     def generate(self, master: Any, reporter: Any, key: Any, build: dict) -> Any:

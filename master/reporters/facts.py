@@ -38,8 +38,11 @@ def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
     """MailFacts of a finished build (with properties and steps, as the generator fetched it)."""
     changes = yield master.data.get(("builds", build["buildid"], "changes"))
     sourcestamps = (build.get("buildset") or {}).get("sourcestamps") or []
-    revision = (prop(build, "got_revision") or prop(build, "revision")
-                or next((ss.get("revision") for ss in sourcestamps if ss.get("revision")), None))
+    revision = (
+        prop(build, "got_revision")
+        or prop(build, "revision")
+        or next((ss.get("revision") for ss in sourcestamps if ss.get("revision")), None)
+    )
     if isinstance(revision, dict):  # got_revision per codebase
         revision = next(iter(revision.values()), None)
     prev = build.get("prev_build")
@@ -51,13 +54,17 @@ def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
         previous_results=prev["results"] if prev else None,
         builder=build["builder"]["name"],
         number=build["number"],
-        url=build.get("url") or reporter_utils.getURLForBuild(master, build["builderid"],
-                                                              build["number"]),
+        url=build.get("url")
+        or reporter_utils.getURLForBuild(master, build["builderid"], build["number"]),
         revision=revision,
-        changes=[ChangeFacts(revision=c.get("revision") or "",
-                             title=((c.get("comments") or "").strip().splitlines() or [""])[0],
-                             author=c.get("author") or "")
-                 for c in (changes or [])],
+        changes=[
+            ChangeFacts(
+                revision=c.get("revision") or "",
+                title=((c.get("comments") or "").strip().splitlines() or [""])[0],
+                author=c.get("author") or "",
+            )
+            for c in (changes or [])
+        ],
         tests_passed=prop(build, buildprops.TESTS_PASSED),
         tests_failed=prop(build, buildprops.TESTS_FAILED),
         tests_failed_names=list(prop(build, buildprops.TESTS_FAILED_NAMES) or []),
@@ -93,10 +100,16 @@ def previous_build(master: Any, build: dict) -> Any:
     candidates = yield master.data.get(
         ("builders", build["builderid"], "builds"),
         filters=[resultspec.Filter("number", "lt", [build["number"]])],
-        order=["-number"], limit=PREVIOUS_BUILDS_SEARCHED)
+        order=["-number"],
+        limit=PREVIOUS_BUILDS_SEARCHED,
+    )
     for candidate in candidates or []:
         if not candidate.get("complete") or candidate.get("results") in (
-                None, CANCELLED, SKIPPED, RETRY):
+            None,
+            CANCELLED,
+            SKIPPED,
+            RETRY,
+        ):
             continue
         props = yield master.data.get(("builds", candidate["buildid"], "properties"))
         if (props.get("branch") or [None])[0] == branch:

@@ -29,10 +29,13 @@ def _describe_finished(context: dict) -> str:
     build = context["build"]
     step = failing_step(build)
     return status_description(
-        build.get("results"), step["name"] if step else None,
+        build.get("results"),
+        step["name"] if step else None,
         step_summary(step) if step else None,
-        prop(build, buildprops.TESTS_PASSED), prop(build, buildprops.TESTS_FAILED),
-        prop(build, buildprops.COVERAGE_PERCENT))
+        prop(build, buildprops.TESTS_PASSED),
+        prop(build, buildprops.TESTS_FAILED),
+        prop(build, buildprops.COVERAGE_PERCENT),
+    )
 
 
 def github_status_pushers(settings: Settings) -> list:
@@ -40,28 +43,36 @@ def github_status_pushers(settings: Settings) -> list:
     if not github.statuses:
         return []
     if settings.read_secret(github.token_secret) is None:
-        log.msg(f"conveyor: no GitHub commit statuses: the secret {github.token_secret!r} "
-                f"is missing from {settings.secrets_dir}")
+        log.msg(
+            f"conveyor: no GitHub commit statuses: the secret {github.token_secret!r} "
+            f"is missing from {settings.secrets_dir}"
+        )
         return []
     result = []
     for project in settings.projects:
         builders = [project.ci_builder] + ([project.pr_builder] if project.pull_requests else [])
-        result.append(reporters_plugin.GitHubStatusPush(
-            name=f"github-{project.name}",
-            token=util.Secret(github.token_secret),
-            baseURL=github.api_url,
-            context=f"conveyor/{project.name}",
-            verbose=False,
-            generators=[
-                # queued: the commit shows Conveyor's verdict is coming (the buildrequest's page)
-                BuildRequestGenerator(builders=builders,
-                                      formatter=MessageFormatterRenderable("queued")),
-                BuildStartEndStatusGenerator(
-                    builders=builders,
-                    start_formatter=MessageFormatterRenderable(util.Interpolate(
-                        "building: %(prop:buildername)s #%(prop:buildnumber)s")),
-                    end_formatter=MessageFormatterFunction(_describe_finished, "plain",
-                                                           want_steps=True)),
-            ],
-        ))
+        result.append(
+            reporters_plugin.GitHubStatusPush(
+                name=f"github-{project.name}",
+                token=util.Secret(github.token_secret),
+                baseURL=github.api_url,
+                context=f"conveyor/{project.name}",
+                verbose=False,
+                generators=[
+                    # queued: the commit shows Conveyor's verdict is coming (its request's page)
+                    BuildRequestGenerator(
+                        builders=builders, formatter=MessageFormatterRenderable("queued")
+                    ),
+                    BuildStartEndStatusGenerator(
+                        builders=builders,
+                        start_formatter=MessageFormatterRenderable(
+                            util.Interpolate("building: %(prop:buildername)s #%(prop:buildnumber)s")
+                        ),
+                        end_formatter=MessageFormatterFunction(
+                            _describe_finished, "plain", want_steps=True
+                        ),
+                    ),
+                ],
+            )
+        )
     return result

@@ -56,8 +56,9 @@ class ConveyorMailFormatter(MessageFormatterBase):
     compare_attrs: ClassVar[Sequence[str]] = ["project"]
 
     def __init__(self, project: str):
-        super().__init__(want_properties=True, want_steps=True, want_logs=False,
-                         want_logs_content=False)
+        super().__init__(
+            want_properties=True, want_steps=True, want_logs=False, want_logs_content=False
+        )
         self.project = project
 
     @defer.inlineCallbacks
@@ -65,11 +66,16 @@ class ConveyorMailFormatter(MessageFormatterBase):
         kind = build.get("conveyor_mail") or FAILED
         facts = yield gather_facts(master, build, self.project, kind)
         subject, text, html_body = render_mail(facts)
-        return {"body": text, "type": "plain", "subject": subject,
-                "extra_info": {"conveyor": {"html": html_body}}}
+        return {
+            "body": text,
+            "type": "plain",
+            "subject": subject,
+            "extra_info": {"conveyor": {"html": html_body}},
+        }
 
-    def format_message_for_buildset(self, master: Any, buildset: dict, builds: list,
-                                    **kwargs: Any) -> Any:
+    def format_message_for_buildset(
+        self, master: Any, buildset: dict, builds: list, **kwargs: Any
+    ) -> Any:
         raise NotImplementedError("Conveyor mails are per build")
 
 
@@ -79,23 +85,29 @@ class FailureAndFixGenerator(BuildStatusGenerator):
 
     compare_attrs: ClassVar[Sequence[str]] = ["every_failure"]
 
-    def __init__(self, builders: list[str], every_failure: bool,
-                 message_formatter: MessageFormatterBase):
+    def __init__(
+        self, builders: list[str], every_failure: bool, message_formatter: MessageFormatterBase
+    ):
         # the modes only name the behaviour (generate_name, checkConfig): `generate` decides
-        super().__init__(mode=("failing", "change") if every_failure else ("problem", "change"),
-                         builders=builders, message_formatter=message_formatter)
+        super().__init__(
+            mode=("failing", "change") if every_failure else ("problem", "change"),
+            builders=builders,
+            message_formatter=message_formatter,
+        )
         self.every_failure = every_failure
 
     @defer.inlineCallbacks
     def generate(self, master: Any, reporter: Any, key: Any, build: dict) -> Any:
-        yield reporter_utils.getDetailsForBuild(master, build, want_properties=True,
-                                                want_steps=True)
+        yield reporter_utils.getDetailsForBuild(
+            master, build, want_properties=True, want_steps=True
+        )
         if not self.is_message_needed_by_props(build):
             return None
         previous = yield previous_build(master, build)
         build["prev_build"] = previous
-        kind = mail_kind(build["results"], previous["results"] if previous else None,
-                         self.every_failure)
+        kind = mail_kind(
+            build["results"], previous["results"] if previous else None, self.every_failure
+        )
         if kind is None:
             return None
         build["conveyor_mail"] = kind
@@ -108,22 +120,31 @@ class ReleaseMailFormatter(MessageFormatterBase):
     promote build's properties."""
 
     def __init__(self):
-        super().__init__(want_properties=True, want_steps=False, want_logs=False,
-                         want_logs_content=False)
+        super().__init__(
+            want_properties=True, want_steps=False, want_logs=False, want_logs_content=False
+        )
 
     def format_message_for_build(self, master: Any, build: dict, **kwargs: Any) -> Any:
-        subject, text = render_release(ReleaseFacts(
-            package=prop(build, "package"), version=prop(build, buildprops.PACKAGE_VERSION),
-            previous=prop(build, buildprops.PREVIOUS_VERSION), source=prop(build, "from_dist"),
-            target=prop(build, "to_dist"), who=prop(build, "owner") or "?",
-            url=build.get("url") or reporter_utils.getURLForBuild(
-                master, build["builderid"], build["number"]),
-            commits=list(prop(build, buildprops.RELEASE_COMMITS) or [])))
-        return defer.succeed({"body": text, "type": "plain", "subject": subject,
-                              "extra_info": None})
+        subject, text = render_release(
+            ReleaseFacts(
+                package=prop(build, "package"),
+                version=prop(build, buildprops.PACKAGE_VERSION),
+                previous=prop(build, buildprops.PREVIOUS_VERSION),
+                source=prop(build, "from_dist"),
+                target=prop(build, "to_dist"),
+                who=prop(build, "owner") or "?",
+                url=build.get("url")
+                or reporter_utils.getURLForBuild(master, build["builderid"], build["number"]),
+                commits=list(prop(build, buildprops.RELEASE_COMMITS) or []),
+            )
+        )
+        return defer.succeed(
+            {"body": text, "type": "plain", "subject": subject, "extra_info": None}
+        )
 
-    def format_message_for_buildset(self, master: Any, buildset: dict, builds: list,
-                                    **kwargs: Any) -> Any:
+    def format_message_for_buildset(
+        self, master: Any, buildset: dict, builds: list, **kwargs: Any
+    ) -> Any:
         raise NotImplementedError("release mails are per build")
 
 
@@ -134,17 +155,21 @@ class ReleaseMailGenerator(BuildStatusGenerator):
     compare_attrs: ClassVar[Sequence[str]] = ["packages", "ends"]
 
     def __init__(self, builders: list[str], packages: Sequence[str], ends: Sequence[str]):
-        super().__init__(mode=("passing",), builders=builders,
-                         message_formatter=ReleaseMailFormatter())
+        super().__init__(
+            mode=("passing",), builders=builders, message_formatter=ReleaseMailFormatter()
+        )
         self.packages = list(packages)
         self.ends = list(ends)
 
     @defer.inlineCallbacks
     def generate(self, master: Any, reporter: Any, key: Any, build: dict) -> Any:
         yield reporter_utils.getDetailsForBuild(master, build, want_properties=True)
-        if (build["results"] != SUCCESS or prop(build, buildprops.PROMOTION_NOOP)
-                or prop(build, "package") not in self.packages
-                or prop(build, "to_dist") not in self.ends):
+        if (
+            build["results"] != SUCCESS
+            or prop(build, buildprops.PROMOTION_NOOP)
+            or prop(build, "package") not in self.packages
+            or prop(build, "to_dist") not in self.ends
+        ):
             return None
         report = yield self.build_message(self.formatter, master, reporter, build)
         report["users"] = []  # the team's list only, not whoever forced the build
@@ -210,11 +235,11 @@ class ConveyorMailNotifier(MailNotifier):
             return
         problem = yield self._send_with_retries(m, recipients)
         if problem:
-            log.msg(f"conveyor mail: NOT sent: {subject!r} to {', '.join(recipients)}: "
-                    f"{problem}")
+            log.msg(f"conveyor mail: NOT sent: {subject!r} to {', '.join(recipients)}: {problem}")
             for build in builds:
                 yield self.master.data.updates.setBuildProperty(
-                    build["buildid"], buildprops.MAIL_FAILED, f"{subject}: {problem}", "mail")
+                    build["buildid"], buildprops.MAIL_FAILED, f"{subject}: {problem}", "mail"
+                )
 
     @defer.inlineCallbacks
     def _send_with_retries(self, m, recipients: list[str]) -> Any:
@@ -224,8 +249,12 @@ class ConveyorMailNotifier(MailNotifier):
             try:
                 yield self.sendMail(m, recipients)
                 return None
-            except (smtp.SMTPClientError, net_error.ConnectError, net_error.ConnectionLost,
-                    net_error.TimeoutError) as exc:
+            except (
+                smtp.SMTPClientError,
+                net_error.ConnectError,
+                net_error.ConnectionLost,
+                net_error.TimeoutError,
+            ) as exc:
                 code = getattr(exc, "code", None)
                 problem = f"{code} {exc.resp!r}" if code else str(exc)
                 if (code and code >= 500) or not delays:
@@ -241,8 +270,8 @@ def _mail_auth(settings: Settings) -> dict:
         "fromaddr": mail.from_address,
         "relayhost": mail.smtp_host,
         "smtpPort": mail.smtp_port,
-        "useTls": mail.starttls,      # STARTTLS on a plain connection, required
-        "useSmtps": mail.use_tls,     # SMTPS: TLS from the first byte
+        "useTls": mail.starttls,  # STARTTLS on a plain connection, required
+        "useSmtps": mail.use_tls,  # SMTPS: TLS from the first byte
     }
     if mail.username:
         kwargs["smtpUser"] = mail.username
@@ -254,31 +283,44 @@ def mail_notifiers(settings: Settings) -> list:
     result: list = []
     for project in settings.projects:
         builders = [project.ci_builder] + ([project.pr_builder] if project.pull_requests else [])
-        result.append(ConveyorMailNotifier(
-            name=f"mail-{project.name}",
-            extraRecipients=list(project.mail),
-            sendToInterestedUsers=True,
-            generators=[FailureAndFixGenerator(
-                builders=builders, every_failure=settings.mail.every_failure,
-                message_formatter=ConveyorMailFormatter(project.name))],
-            **_mail_auth(settings),
-        ))
-        if project.mail:
-            result.append(ConveyorMailNotifier(
-                name=f"release-mail-{project.name}",
+        result.append(
+            ConveyorMailNotifier(
+                name=f"mail-{project.name}",
                 extraRecipients=list(project.mail),
-                sendToInterestedUsers=False,
-                generators=[ReleaseMailGenerator([PROMOTE], project.packages,
-                                                 [project.path[-1]])],
+                sendToInterestedUsers=True,
+                generators=[
+                    FailureAndFixGenerator(
+                        builders=builders,
+                        every_failure=settings.mail.every_failure,
+                        message_formatter=ConveyorMailFormatter(project.name),
+                    )
+                ],
                 **_mail_auth(settings),
-            ))
+            )
+        )
+        if project.mail:
+            result.append(
+                ConveyorMailNotifier(
+                    name=f"release-mail-{project.name}",
+                    extraRecipients=list(project.mail),
+                    sendToInterestedUsers=False,
+                    generators=[
+                        ReleaseMailGenerator([PROMOTE], project.packages, [project.path[-1]])
+                    ],
+                    **_mail_auth(settings),
+                )
+            )
     if settings.admins:
-        result.append(ConveyorMailNotifier(
-            name="mail-admins",
-            extraRecipients=list(settings.admins),
-            sendToInterestedUsers=False,
-            generators=[AdminsWorkerMissingGenerator(settings.admins),
-                        PublishFailureGenerator()],
-            **_mail_auth(settings),
-        ))
+        result.append(
+            ConveyorMailNotifier(
+                name="mail-admins",
+                extraRecipients=list(settings.admins),
+                sendToInterestedUsers=False,
+                generators=[
+                    AdminsWorkerMissingGenerator(settings.admins),
+                    PublishFailureGenerator(),
+                ],
+                **_mail_auth(settings),
+            )
+        )
     return result

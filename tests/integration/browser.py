@@ -10,8 +10,16 @@ import shutil
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @contextlib.contextmanager
@@ -20,6 +28,7 @@ def chromium():
     if not shutil.which(CHROMIUM):
         pytest.fail("chromium is missing: run `make system-tests`")
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -29,8 +38,10 @@ def chromium():
 
 
 def password(settings, user: str) -> str:
-    return dict(line.split(":")[:2] for line in
-                settings.read_secret(settings.auth.users_secret).splitlines())[user]
+    return dict(
+        line.split(":")[:2]
+        for line in settings.read_secret(settings.auth.users_secret).splitlines()
+    )[user]
 
 
 def context(browser, settings, user: str | None = None):
@@ -39,7 +50,10 @@ def context(browser, settings, user: str | None = None):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1400})
     if user:
         token = base64.b64encode(f"{user}:{password(settings, user)}".encode()).decode()
-        answer = ctx.request.get(settings.web_url + "auth/login",
-                                 headers={"Authorization": f"Basic {token}"}, max_redirects=0)
+        answer = ctx.request.get(
+            settings.web_url + "auth/login",
+            headers={"Authorization": f"Basic {token}"},
+            max_redirects=0,
+        )
         assert answer.status in (200, 302), answer.status
     return ctx

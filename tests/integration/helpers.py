@@ -50,8 +50,9 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {PORTS}")
 
 
-def write_pipeline(base: Path, extra: str = "", conveyor: str = "",
-                   **project_overrides: str) -> settings_module.Settings:
+def write_pipeline(
+    base: Path, extra: str = "", conveyor: str = "", **project_overrides: str
+) -> settings_module.Settings:
     """A pipeline.toml like the shipped one, with its state under base and free ports.
 
     project_overrides replace keys of [projects.snowbird] (values in TOML syntax); extra is TOML
@@ -71,7 +72,8 @@ def write_pipeline(base: Path, extra: str = "", conveyor: str = "",
         "install_check": "false",
         **project_overrides,
     }
-    text = f"""
+    text = (
+        f"""
 [conveyor]
 state_dir = "var"
 web_port = {free_port()}
@@ -84,7 +86,10 @@ port = {free_port()}
 [workers.repository]
 
 [projects.snowbird]
-""" + "".join(f"{key} = {value}\n" for key, value in project.items()) + extra
+"""
+        + "".join(f"{key} = {value}\n" for key, value in project.items())
+        + extra
+    )
     (base / "pipeline.toml").write_text(text)
     return settings_module.load(base / "pipeline.toml")
 
@@ -102,7 +107,8 @@ class AptClient:
             self.keyring.write_bytes(response.read())
         self.sources = base / "sources.list"
         self.sources.write_text(
-            f"deb [signed-by={self.keyring}] {repo_url} {distribution} {component}\n")
+            f"deb [signed-by={self.keyring}] {repo_url} {distribution} {component}\n"
+        )
         self.config = base / "apt.conf"
         self.config.write_text(
             f'Dir::Etc::sourcelist "{self.sources}";\n'
@@ -110,22 +116,29 @@ class AptClient:
             f'Dir::Etc::preferencesparts "{base / "preferences.d"}";\n'
             f'Dir::State::Lists "{base / "lists"}";\n'
             f'Dir::Cache "{base / "cache"}";\n'
-            'APT::Sandbox::User "root";\n')
+            'APT::Sandbox::User "root";\n'
+        )
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {**os.environ, "APT_CONFIG": str(self.config), "DEBIAN_FRONTEND": "noninteractive"}
         proc = subprocess.run(list(args), env=env, capture_output=True, text=True)
         if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def update(self) -> subprocess.CompletedProcess:
         return self.run("apt-get", "update")
 
     def install(self, package: str, version: str | None = None) -> subprocess.CompletedProcess:
-        return self.run("apt-get", "install", "-y", "--no-install-recommends",
-                        f"{package}={version}" if version else package)
+        return self.run(
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            f"{package}={version}" if version else package,
+        )
 
     def candidate(self, package: str) -> str:
         out = self.run("apt-cache", "policy", package).stdout
@@ -175,19 +188,26 @@ def mail_about(mail_dir: Path, known: set, short_sha: str, timeout: float = 60):
 
 
 def installed_version(package: str) -> str | None:
-    proc = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", package],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", package],
+        capture_output=True,
+        text=True,
+    )
     status, _, version = proc.stdout.partition(" ")
     return version if proc.returncode == 0 and status == "installed" else None
 
 
 def purge(package: str) -> None:
-    if installed_version(package) is None and subprocess.run(
-            ["dpkg-query", "-W", package], capture_output=True).returncode != 0:
+    if (
+        installed_version(package) is None
+        and subprocess.run(["dpkg-query", "-W", package], capture_output=True).returncode != 0
+    ):
         return  # neither installed nor half-removed: nothing to do (and no dpkg lock taken)
-    subprocess.run(["apt-get", "purge", "-y", "-q", package], capture_output=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-
+    subprocess.run(
+        ["apt-get", "purge", "-y", "-q", package],
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
 
 
 def version_gt(a: str, b: str) -> bool:
@@ -198,14 +218,19 @@ def users_file(users: dict[str, tuple[str, str]]):
     """A `before_start` for running_installation: the web users file with these users,
     name -> (password, "role,role"); the first user with a role is the operator's (the
     credentials ops.api.reader reads with)."""
+
     def write(settings: settings_module.Settings) -> None:
         from ops import api
         from ops import setup
-        setup.write_secret(settings, settings.auth.users_secret, "\n".join(
-            f"{name}:{password}:{roles}" for name, (password, roles) in users.items()))
+
+        setup.write_secret(
+            settings,
+            settings.auth.users_secret,
+            "\n".join(f"{name}:{password}:{roles}" for name, (password, roles) in users.items()),
+        )
         operator = next(name for name, (_, roles) in users.items() if roles)
-        setup.write_secret(settings, api.CLI_CREDENTIALS,
-                           f"{operator}:{users[operator][0]}")
+        setup.write_secret(settings, api.CLI_CREDENTIALS, f"{operator}:{users[operator][0]}")
+
     return write
 
 
@@ -233,6 +258,7 @@ def dpkg_turn(needed: bool):
         yield
         return
     from ops import setup
+
     with setup.machine_lock("dpkg-tests"):
         yield
 
@@ -249,9 +275,14 @@ def installation_base(name: str):
 
 
 @contextlib.contextmanager
-def running_installation(name: str, package: str | None = None, extra: str = "",
-                         before_start=None, project: dict[str, str] | None = None,
-                         conveyor: str = ""):
+def running_installation(
+    name: str,
+    package: str | None = None,
+    extra: str = "",
+    before_start=None,
+    project: dict[str, str] | None = None,
+    conveyor: str = "",
+):
     """Set up and start an installation (free ports, its own directory: installation_base);
     stop it afterwards, whatever happens. A test module that installs `package` into this
     machine names it: it waits for its dpkg_turn, and the package is purged before and after.

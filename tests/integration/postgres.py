@@ -58,10 +58,28 @@ class PostgresServer:
 
     def psql(self, sql: str, dbname: str | None = None) -> str:
         """Run SQL as the superuser over the unix socket; the unaligned, tuples-only output."""
-        return _as_postgres([str(BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                             "-h", str(self.socket_dir), "-p", str(self.port), "-U", OS_USER,
-                             "-d", dbname or self.dbname, "-c", sql],
-                            cwd=self.data_dir).stdout.strip()
+        return _as_postgres(
+            [
+                str(BIN / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                OS_USER,
+                "-d",
+                dbname or self.dbname,
+                "-c",
+                sql,
+            ],
+            cwd=self.data_dir,
+        ).stdout.strip()
 
 
 def _free_port(host: str) -> int:
@@ -76,15 +94,22 @@ def _free_port(host: str) -> int:
             return sock.getsockname()[1]
 
 
-def _as_postgres(argv: list[str], cwd: Path, netns: str | None = None,
-                 check: bool = True) -> subprocess.CompletedProcess:
+def _as_postgres(
+    argv: list[str], cwd: Path, netns: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     prefix = ["ip", "netns", "exec", netns] if netns else []
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    proc = subprocess.run([*prefix, "runuser", "-u", OS_USER, "--", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*prefix, "runuser", "-u", OS_USER, "--", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n"
-                           f"{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -99,8 +124,13 @@ def _reachable_by_postgres(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def postgres_server(base: Path, host: str = "127.0.0.1", user: str = "conveyor",
-                    dbname: str = "conveyor", netns: str | None = None):
+def postgres_server(
+    base: Path,
+    host: str = "127.0.0.1",
+    user: str = "conveyor",
+    dbname: str = "conveyor",
+    netns: str | None = None,
+):
     """Start a PostgreSQL server for one test (module); yield a PostgresServer.
 
     host: the address it listens on (the only one); netns: a network namespace (ip netns) to
@@ -118,21 +148,57 @@ def postgres_server(base: Path, host: str = "127.0.0.1", user: str = "conveyor",
         shutil.chown(root, OS_USER, OS_USER)
         shutil.chown(socket_dir, OS_USER, OS_USER)
         os.chmod(root, 0o711)  # the postgres user owns it; others may only pass
-        _as_postgres([str(BIN / "initdb"), "-D", str(data_dir), "-U", OS_USER,
-                      "--auth-local=trust", "--auth-host=scram-sha-256",
-                      "-E", "UTF8", "--locale=C.UTF-8"], cwd=root)
+        _as_postgres(
+            [
+                str(BIN / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                OS_USER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            cwd=root,
+        )
         with open(data_dir / "pg_hba.conf", "a") as hba:
             # any client address may try (the server listens on `host` only), with the password
             hba.write("host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n")
         port = _free_port(host)
-        options = (f"-p {port} -k {socket_dir} -c listen_addresses={host} "
-                   "-c fsync=off -c full_page_writes=off -c synchronous_commit=off")
+        options = (
+            f"-p {port} -k {socket_dir} -c listen_addresses={host} "
+            "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+        )
         started = True
-        _as_postgres([str(BIN / "pg_ctl"), "-D", str(data_dir), "-l", str(root / "server.log"),
-                      "-o", options, "-w", "-t", "60", "start"], cwd=root, netns=netns)
-        server = PostgresServer(host=host, port=port, user=user, password=password,
-                                dbname=dbname, data_dir=data_dir, socket_dir=socket_dir,
-                                netns=netns)
+        _as_postgres(
+            [
+                str(BIN / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-l",
+                str(root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            cwd=root,
+            netns=netns,
+        )
+        server = PostgresServer(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            dbname=dbname,
+            data_dir=data_dir,
+            socket_dir=socket_dir,
+            netns=netns,
+        )
         server.psql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'", dbname="postgres")
         server.psql(f"CREATE DATABASE {dbname} OWNER {user}", dbname="postgres")
         yield server
@@ -148,8 +214,11 @@ def postgres_server(base: Path, host: str = "127.0.0.1", user: str = "conveyor",
 
 
 def _stop(data_dir: Path, root: Path) -> None:
-    proc = _as_postgres([str(BIN / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w",
-                         "-t", "30", "stop"], cwd=root, check=False)
+    proc = _as_postgres(
+        [str(BIN / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "-t", "30", "stop"],
+        cwd=root,
+        check=False,
+    )
     if proc.returncode == 0:
         return
     pid_file = data_dir / "postmaster.pid"

@@ -31,10 +31,12 @@ pytestmark = [
 ]
 
 STAGING, PRODUCTION, DEVELOPMENT = "snowbird-staging", "snowbird", "snowbird-development"
-USERS = {"developer": ("developer-password", "developers"),
-         "releaser": ("releaser-password", "releasers"),
-         "manager": ("manager-password", "releasers,release-managers"),
-         "admin": ("admin-password", "admins")}
+USERS = {
+    "developer": ("developer-password", "developers"),
+    "releaser": ("releaser-password", "releasers"),
+    "manager": ("manager-password", "releasers,release-managers"),
+    "admin": ("admin-password", "admins"),
+}
 WHO = ("anonymous", "developer", "releaser", "manager", "admin")
 
 # the matrix: action -> the users allowed ("ok"); everyone else gets 403
@@ -70,9 +72,10 @@ ALLOWED = {
     "force a retention prune": _ADMIN,
     "force the log janitor": _ADMIN,
 }
-EXPECTED = {action: {who: "ok" if who in allowed else "403"
-                     for who in WHO}
-            for action, allowed in ALLOWED.items()}
+EXPECTED = {
+    action: {who: "ok" if who in allowed else "403" for who in WHO}
+    for action, allowed in ALLOWED.items()
+}
 
 
 def rpc(method: str, **params) -> dict:
@@ -81,9 +84,9 @@ def rpc(method: str, **params) -> dict:
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation("authz",
-                              extra='[auth]\nproduction = ["release-managers"]\n',
-                              before_start=users_file(USERS)) as settings:
+    with running_installation(
+        "authz", extra='[auth]\nproduction = ["release-managers"]\n', before_start=users_file(USERS)
+    ) as settings:
         yield settings
 
 
@@ -106,9 +109,17 @@ def builds(installation, sessions) -> dict:
     ci = github.push_and_wait(installation, project, checkout, before=github.ZERO)
     assert result_name(ci["results"]) == "SUCCESS", api.describe(ci)
     manager = sessions["manager"]
-    promotion = manager.follow(manager.force("promote", "promote", package="snowbird",
-                                             version="", from_dist=STAGING, to_dist=PRODUCTION,
-                                             reason="authz test"))
+    promotion = manager.follow(
+        manager.force(
+            "promote",
+            "promote",
+            package="snowbird",
+            version="",
+            from_dist=STAGING,
+            to_dist=PRODUCTION,
+            reason="authz test",
+        )
+    )
     assert result_name(promotion["results"]) == "SUCCESS", api.describe(promotion)
     return {"ci": ci, "promotion": promotion}
 
@@ -125,8 +136,9 @@ def attempt(master: api.Master, path: str, method: str, **params) -> tuple[str, 
 
 
 def pending(admin: api.Master) -> list[int]:
-    return [br["buildrequestid"]
-            for br in admin.get("buildrequests?complete=false")["buildrequests"]]
+    return [
+        br["buildrequestid"] for br in admin.get("buildrequests?complete=false")["buildrequests"]
+    ]
 
 
 def cancel_pending(admin: api.Master) -> None:
@@ -149,11 +161,15 @@ def test_the_matrix(installation, sessions, builds):
     (scheduler,) = admin.get("schedulers?name=snowbird-force")["schedulers"]
     ci, promotion = builds["ci"]["buildid"], builds["promotion"]["buildid"]
     (package,) = admin.get(f"builders/{ids['snowbird-package']}/builds?order=-number&limit=1")[
-        "builds"]
+        "builds"
+    ]
 
     def force(scheduler_name, builder, **params):
-        return (f"forceschedulers/{scheduler_name}", "force",
-                {"builderid": ids[builder], "reason": "authz test", **params})
+        return (
+            f"forceschedulers/{scheduler_name}",
+            "force",
+            {"builderid": ids[builder], "reason": "authz test", **params},
+        )
 
     def queued(scheduler_name, builder, **params) -> int:
         """A new pending build request, forced by the admin."""
@@ -175,32 +191,46 @@ def test_the_matrix(installation, sessions, builds):
         "rebuild a CI build": (f"builds/{ci}", "rebuild", {}),
         "stop a CI build": (f"builds/{ci}", "stop", {"reason": "authz test"}),
         "cancel a CI build request": lambda: (
-            f"buildrequests/{queued('snowbird-force', 'snowbird-ci')}", "cancel", {}),
-        "stop a package build": (f"builds/{package['buildid']}", "stop",
-                                 {"reason": "authz test"}),
+            f"buildrequests/{queued('snowbird-force', 'snowbird-ci')}",
+            "cancel",
+            {},
+        ),
+        "stop a package build": (f"builds/{package['buildid']}", "stop", {"reason": "authz test"}),
         "rebuild a package build": (f"builds/{package['buildid']}", "rebuild", {}),
         "promote into staging": force("promote", "promote", **to_staging),
         "roll back staging": force("rollback", "rollback", distribution=STAGING, state="1"),
         "stop a promote build": (f"builds/{promotion}", "stop", {"reason": "authz test"}),
         "cancel a promote build request": lambda: (
-            f"buildrequests/{queued('promote', 'promote', **to_staging)}", "cancel", {}),
-        "promote into production": force("promote", "promote", **promote, from_dist=STAGING,
-                                         to_dist=PRODUCTION),
+            f"buildrequests/{queued('promote', 'promote', **to_staging)}",
+            "cancel",
+            {},
+        ),
+        "promote into production": force(
+            "promote", "promote", **promote, from_dist=STAGING, to_dist=PRODUCTION
+        ),
         "rebuild a promotion into production": (f"builds/{promotion}", "rebuild", {}),
-        "roll back production": force("rollback", "rollback", distribution=PRODUCTION,
-                                      state="1"),
+        "roll back production": force("rollback", "rollback", distribution=PRODUCTION, state="1"),
         "pause a worker": (f"workers/{worker}", "pause", {"reason": "authz test"}),
         "unpause a worker": (f"workers/{worker}", "unpause", {}),
-        "enable/disable a scheduler": (f"schedulers/{scheduler['schedulerid']}", "enable",
-                                       {"enabled": False}),
+        "enable/disable a scheduler": (
+            f"schedulers/{scheduler['schedulerid']}",
+            "enable",
+            {"enabled": False},
+        ),
         "set a build request's priority": (
-            f"buildrequests/{builds['ci']['buildrequestid']}", "set_priority", {"priority": 5}),
+            f"buildrequests/{builds['ci']['buildrequestid']}",
+            "set_priority",
+            {"priority": 5},
+        ),
         "stop a worker (graceful)": (f"workers/{worker}", "stop", {"reason": "authz test"}),
         "kill a worker": (f"workers/{worker}", "kill", {"reason": "authz test"}),
         "force a retention prune": force("retention-force", "retention"),
         "force the log janitor": force("__Janitor_force", "__Janitor"),
-        "force the publish trigger": ("forceschedulers/publish", "force",
-                                      {"builderid": ids["publish"], "reason": "authz test"}),
+        "force the publish trigger": (
+            "forceschedulers/publish",
+            "force",
+            {"builderid": ids["publish"], "reason": "authz test"},
+        ),
         "an action Buildbot does not have": (f"builds/{ci}", "frobnicate", {}),
     }
     observed: dict[str, dict[str, str]] = {}
@@ -222,15 +252,18 @@ def test_the_matrix(installation, sessions, builds):
         path, method, params = calls[action]
         observed[action]["admin"], _ = attempt(admin, path, method, **params)
 
-    assert observed == EXPECTED, "\n" + grid(observed, "observed") + "\n" + grid(EXPECTED,
-                                                                               "expected")
+    assert observed == EXPECTED, (
+        "\n" + grid(observed, "observed") + "\n" + grid(EXPECTED, "expected")
+    )
 
 
 def grid(table: dict[str, dict[str, str]], title: str) -> str:
     width = max(map(len, table)) + 2
     lines = [title.ljust(width) + "".join(who.ljust(11) for who in WHO)]
-    lines += [action.ljust(width) + "".join(cells.get(who, "?").ljust(11) for who in WHO)
-              for action, cells in table.items()]
+    lines += [
+        action.ljust(width) + "".join(cells.get(who, "?").ljust(11) for who in WHO)
+        for action, cells in table.items()
+    ]
     return "\n".join(lines)
 
 
@@ -244,31 +277,49 @@ def status_of(url: str, opener=None) -> int:
         return exc.code
 
 
-def test_anonymous_users_read_nothing_until_the_installation_is_public(installation,
-                                                                        sessions, builds):
+def test_anonymous_users_read_nothing_until_the_installation_is_public(
+    installation, sessions, builds
+):
     """Reading needs a role; [auth] public = true (a reconfig) opens reading to all, and only
     reading."""
     web = installation.web_url
     ci = builds["ci"]["buildid"]
-    places = [f"api/v2/builds/{ci}/properties", "api/v2/changes", "sse/listen/builds",
-              "plugins/wsgi_dashboards/releases/board.json",
-              "plugins/wsgi_dashboards/releases/index.html", "artifacts/"]
+    places = [
+        f"api/v2/builds/{ci}/properties",
+        "api/v2/changes",
+        "sse/listen/builds",
+        "plugins/wsgi_dashboards/releases/board.json",
+        "plugins/wsgi_dashboards/releases/index.html",
+        "artifacts/",
+    ]
     assert {place: status_of(web + place) for place in places} == {
-        **{place: 403 for place in places[:2]}, **{place: 401 for place in places[2:]}}
+        **{place: 403 for place in places[:2]},
+        **{place: 401 for place in places[2:]},
+    }
     developer = sessions["developer"]
     assert {place: status_of(web + place, developer.opener) for place in places} == {
-        place: 200 for place in places}
+        place: 200 for place in places
+    }
 
     text = installation.file.read_text()
     installation.file.write_text(text.replace("[auth]\n", "[auth]\npublic = true\n"))
     try:
         services.start(installation)  # a running master: reconfig
         assert {place: status_of(web + place) for place in places} == {
-            **{place: 200 for place in places[:5]}, "artifacts/": 401}  # public_reports
-        status, _ = attempt(sessions["anonymous"], "forceschedulers/promote", "force",
-                            builderid=developer.builder_id("promote"), reason="authz test",
-                            package="snowbird", version="", from_dist=STAGING,
-                            to_dist=PRODUCTION)
+            **{place: 200 for place in places[:5]},
+            "artifacts/": 401,
+        }  # public_reports
+        status, _ = attempt(
+            sessions["anonymous"],
+            "forceschedulers/promote",
+            "force",
+            builderid=developer.builder_id("promote"),
+            reason="authz test",
+            package="snowbird",
+            version="",
+            from_dist=STAGING,
+            to_dist=PRODUCTION,
+        )
         assert status == "403"
     finally:
         installation.file.write_text(text)

@@ -31,8 +31,9 @@ from tests.integration.helpers import running_installation
 pytestmark = [pytest.mark.integration]
 
 PACKAGE, STAGING, PRODUCTION = "snowbird", "snowbird-staging", "snowbird"
-ARTIFACTS = Path(os.environ.get("CONVEYOR_TEST_ARTIFACTS")
-                 or Path(__file__).resolve().parents[1] / "artifacts")
+ARTIFACTS = Path(
+    os.environ.get("CONVEYOR_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts"
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +71,9 @@ def cell(page, dist: str):
     return page.locator(f"#cell-{PACKAGE}-{dist}")
 
 
-def test_the_board_shows_the_version_in_staging_its_commit_and_its_build(installation,
-                                                                          browser):
+def test_the_board_shows_the_version_in_staging_its_commit_and_its_build(installation, browser):
     from playwright.sync_api import expect
+
     settings, project, _, build = installation
     version = build["properties"]["package_version"][0]
     page = board_page(browser, settings, "developer")
@@ -81,7 +82,8 @@ def test_the_board_shows_the_version_in_staging_its_commit_and_its_build(install
     commit = staging.locator("a.conveyor-commit")
     expect(commit).to_have_text(build["revision"][:7])
     expect(commit).to_have_attribute(
-        "href", f"https://github.com/{project.github}/commit/{build['revision']}")
+        "href", f"https://github.com/{project.github}/commit/{build['revision']}"
+    )
     made_by = staging.locator("a.conveyor-build")
     expect(made_by).to_have_text(f"CI build #{build['number']}")
     assert made_by.get_attribute("href").endswith(f"/builds/{build['number']}")
@@ -113,38 +115,51 @@ def test_anonymous_users_get_neither_the_board_nor_its_json(installation, browse
 
 def test_the_developer_sees_no_button_and_a_forged_post_gets_403(installation, browser):
     from playwright.sync_api import expect
+
     settings, _, _, build = installation
     version = build["properties"]["package_version"][0]
     page = board_page(browser, settings, "developer")
     expect(page.locator(".conveyor-user")).to_have_text("developer")
     expect(page.locator(f"#step-{PACKAGE}-{STAGING}-{PRODUCTION}")).to_contain_text(
-        f"{version} waits")
+        f"{version} waits"
+    )
     expect(page.get_by_role("button", name=f"Promote to {PRODUCTION}")).to_have_count(0)
     expect(page.locator("button.conveyor-force")).to_have_count(0)
     before = api.last_build_number(settings, "promote")
     answer = page.request.post(
         settings.web_url + "api/v2/forceschedulers/promote",
         headers={"Content-Type": "application/json"},
-        data=json.dumps({"jsonrpc": "2.0", "method": "force", "id": 1, "params": {
-            "builderid": api.builder_id(settings, "promote"), "package": PACKAGE,
-            "version": version, "from_dist": STAGING, "to_dist": PRODUCTION,
-            "reason": "forged"}}))
+        data=json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "force",
+                "id": 1,
+                "params": {
+                    "builderid": api.builder_id(settings, "promote"),
+                    "package": PACKAGE,
+                    "version": version,
+                    "from_dist": STAGING,
+                    "to_dist": PRODUCTION,
+                    "reason": "forged",
+                },
+            }
+        ),
+    )
     assert answer.status == 403, answer.text()
     assert "you need to have role" in answer.text()
     assert api.last_build_number(settings, "promote") == before
     page.context.close()
 
 
-def test_a_red_build_shows_its_failing_test_since_when_and_its_failure_text(installation,
-                                                                              browser):
+def test_a_red_build_shows_its_failing_test_since_when_and_its_failure_text(installation, browser):
     from playwright.sync_api import expect
+
     settings, project, checkout, _ = installation
     numbers = []
     for message in ("Check that the version has four parts", "Touch the README"):
         before = github.git(checkout, "rev-parse", "HEAD")
         if not numbers:
-            github.commit_file(checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=4),
-                               message)
+            github.commit_file(checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=4), message)
         else:
             github.commit_file(checkout, "NOTES.md", "still red\n", message)
         github.push_branch(checkout, project)
@@ -183,6 +198,7 @@ def test_the_cli_gives_the_same_figures(installation, capsys):
 
 def test_the_releaser_promotes_with_the_button(installation, browser):
     from playwright.sync_api import expect
+
     settings, _, _, build = installation
     version = build["properties"]["package_version"][0]
     page = board_page(browser, settings, "releaser")
@@ -192,6 +208,7 @@ def test_the_releaser_promotes_with_the_button(installation, browser):
     def confirm(dialog):
         dialogs.append(dialog.message)
         dialog.accept()
+
     page.on("dialog", confirm)
     screenshot(page, "board-before-promotion.png")
     step = page.locator(f"#step-{PACKAGE}-{STAGING}-{PRODUCTION}")

@@ -52,8 +52,10 @@ def burst(installation):
     builder = master.builder_id(project.ci_builder)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        builds = master.get(f"builders/{builder}/builds?number__gt={number}&order=number"
-                            "&property=got_revision&property=package_version")["builds"]
+        builds = master.get(
+            f"builders/{builder}/builds?number__gt={number}&order=number"
+            "&property=got_revision&property=package_version"
+        )["builds"]
         if len(builds) >= PUSHES and all(b["complete"] for b in builds):
             break
         time.sleep(1)
@@ -77,6 +79,7 @@ def test_every_push_in_a_burst_is_published_with_its_own_version(installation, b
     versions = [prop(b, "package_version") for b in builds]
     assert None not in versions and len(set(versions)) == PUSHES, versions
     project = installation.projects[0]
-    missing = set(versions) - set(api.listed_versions(installation, project.upload_to,
-                                                     project.packages[0]))
+    missing = set(versions) - set(
+        api.listed_versions(installation, project.upload_to, project.packages[0])
+    )
     assert not missing, f"not in staging's Packages: {sorted(missing)}"

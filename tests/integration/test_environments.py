@@ -59,15 +59,15 @@ def install_command(settings, build: dict) -> str:
 def test_uv_makes_a_fresh_environment_for_every_build(installation):
     first, second = push(installation, 1), push(installation, 2)
     for build in (first, second):
-        assert "uv pip install --python ../venv/bin/python" in install_command(installation,
-                                                                               build)
+        assert "uv pip install --python ../venv/bin/python" in install_command(installation, build)
         assert build["properties"]["tests_failed"][0] == 0
 
 
 def test_pip_is_the_fallback_and_fresh_too(installation):
     text = installation.file.read_text()
-    installation.file.write_text(text.replace("[projects.snowbird]\n",
-                                              '[projects.snowbird]\ninstaller = "pip"\n'))
+    installation.file.write_text(
+        text.replace("[projects.snowbird]\n", '[projects.snowbird]\ninstaller = "pip"\n')
+    )
     services.start(installation)  # a running master: reconfig
     build = push(installation, 3)
     command = install_command(installation, build)

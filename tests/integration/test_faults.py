@@ -60,8 +60,9 @@ def new_commit(settings, checkout, text: str) -> tuple[str, str]:
 
 
 def deliver_push(settings, checkout, before: str, after: str) -> None:
-    status, body = github.deliver(settings, "push", github.push_payload(
-        checkout, settings.projects[0], before, after))
+    status, body = github.deliver(
+        settings, "push", github.push_payload(checkout, settings.projects[0], before, after)
+    )
     assert status in (200, 202), body
 
 
@@ -87,10 +88,12 @@ def kill_master_once(settings, builder: str, after: int, step: str | None = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         builds = api.api(settings, f"builders/{builderid}/builds?number__gt={after}")["builds"]
-        steps = (api.api(settings, f"builds/{builds[0]['buildid']}/steps")["steps"]
-                 if builds and step else [])
-        if builds and (step is None or any(s["name"] == step and s["started_at"]
-                                           for s in steps)):
+        steps = (
+            api.api(settings, f"builds/{builds[0]['buildid']}/steps")["steps"]
+            if builds and step
+            else []
+        )
+        if builds and (step is None or any(s["name"] == step and s["started_at"] for s in steps)):
             break
         time.sleep(0.1)
     else:
@@ -114,26 +117,37 @@ def test_the_master_killed_mid_publish_publishes_the_commit_once(installation, c
 
     builds = api.api(settings, "builds")["builds"]
     assert all(b["complete"] for b in builds)  # nothing left "building"
-    from_commit = [s["Version"] for s in staging_stanzas(settings)
-                   if s.get("Conveyor-Commit") == after]
+    from_commit = [
+        s["Version"] for s in staging_stanzas(settings) if s.get("Conveyor-Commit") == after
+    ]
     assert len(from_commit) == 1, from_commit  # one version of the commit, not two
 
     # the retention build at the master's start dropped the debris, and only that
-    retention_builds = api.api(settings, "builders/{}/builds".format(
-        api.builder_id(settings, "retention")))["builds"]
-    assert retention_builds and all(result_name(b["results"]) == "SUCCESS"
-                                    for b in retention_builds), retention_builds
+    retention_builds = api.api(
+        settings, "builders/{}/builds".format(api.builder_id(settings, "retention"))
+    )["builds"]
+    assert retention_builds and all(
+        result_name(b["results"]) == "SUCCESS" for b in retention_builds
+    ), retention_builds
     left = set(setup.aptly(settings, "snapshot", "list", "-raw").stdout.split())
     assert "snowbird-staging-killed-debris" not in left
-    published = {p["Sources"][0]["Name"] for p in json.loads(
-        setup.aptly(settings, "publish", "list", "-json").stdout) if p.get("Sources")}
-    recorded = {json.loads(line)["snapshot"] for path in settings.history_dir.glob("*.jsonl")
-                for line in path.read_text().splitlines() if line.strip()}
+    published = {
+        p["Sources"][0]["Name"]
+        for p in json.loads(setup.aptly(settings, "publish", "list", "-json").stdout)
+        if p.get("Sources")
+    }
+    recorded = {
+        json.loads(line)["snapshot"]
+        for path in settings.history_dir.glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    }
     assert published <= left and left <= published | recorded, left - published - recorded
 
 
-def test_a_locked_aptly_database_is_waited_for_and_the_commit_still_published(installation,
-                                                                               checkout):
+def test_a_locked_aptly_database_is_waited_for_and_the_commit_still_published(
+    installation, checkout
+):
     # another aptly process (a backup, an operator) holds the database for 40 s while the
     # commit's publish runs: the publish tries again, and the commit reaches staging without a
     # new push
@@ -147,8 +161,9 @@ def test_a_locked_aptly_database_is_waited_for_and_the_commit_still_published(in
         deliver_push(settings, checkout, before, after)
         builderid = api.builder_id(settings, "publish")
         deadline = time.monotonic() + 300
-        while not api.api(settings, f"builders/{builderid}/builds"
-                                    f"?number__gt={publish_before}")["builds"]:
+        while not api.api(settings, f"builders/{builderid}/builds?number__gt={publish_before}")[
+            "builds"
+        ]:
             assert time.monotonic() < deadline, "no publish started"
             time.sleep(0.5)
         time.sleep(40)
@@ -156,8 +171,9 @@ def test_a_locked_aptly_database_is_waited_for_and_the_commit_still_published(in
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     assert any(s.get("Conveyor-Commit") == after for s in staging_stanzas(settings))
 
-    (publish,) = api.api(settings, f"builders/{builderid}/builds"
-                                   f"?number__gt={publish_before}")["builds"]
+    (publish,) = api.api(settings, f"builders/{builderid}/builds?number__gt={publish_before}")[
+        "builds"
+    ]
     logs = ""
     for step in api.api(settings, f"builds/{publish['buildid']}/steps")["steps"]:
         for log in api.api(settings, f"steps/{step['stepid']}/logs")["logs"]:
@@ -194,19 +210,22 @@ def test_the_master_killed_mid_package_builds_the_package_once_more(installation
     deliver_push(settings, checkout, before, after)
     kill_master_once(settings, project.package_builder, package_before, step="deb")
 
-    from_commit = [s["Version"] for s in staging_stanzas(settings)
-                   if s.get("Conveyor-Commit") == after]
+    from_commit = [
+        s["Version"] for s in staging_stanzas(settings) if s.get("Conveyor-Commit") == after
+    ]
     assert len(from_commit) == 1, from_commit
-    after_restart = api.api(settings, f"builders/{package_id}/builds?number__gt="
-                                      f"{package_before + 1}")["builds"]
+    after_restart = api.api(
+        settings, f"builders/{package_id}/builds?number__gt={package_before + 1}"
+    )["builds"]
     results = sorted(result_name(b["results"]) for b in after_restart)
     # the CI build's new package build succeeded; the old one, run again, was cancelled
     assert results.count("SUCCESS") == 1, results
     assert set(results) <= {"SUCCESS", "CANCELLED"}, results
 
 
-def test_promote_newest_during_a_publish_promotes_what_was_newest_when_asked(installation,
-                                                                            checkout):
+def test_promote_newest_during_a_publish_promotes_what_was_newest_when_asked(
+    installation, checkout
+):
     # a push's publish is running (held up: aptly's database is busy, and it holds the
     # repository's lock) when a releaser asks for "the newest of staging": the promotion, which
     # runs after the publish, takes the version staging served when it was asked for
@@ -222,22 +241,32 @@ def test_promote_newest_during_a_publish_promotes_what_was_newest_when_asked(ins
         fcntl.flock(lock, fcntl.LOCK_EX)
         deliver_push(settings, checkout, before, after)
         deadline = time.monotonic() + 300
-        while not api.api(settings, f"builders/{builderid}/builds"
-                                    f"?number__gt={publish_before}")["builds"]:
+        while not api.api(settings, f"builders/{builderid}/builds?number__gt={publish_before}")[
+            "builds"
+        ]:
             assert time.monotonic() < deadline, "no publish started"
             time.sleep(0.5)
-        brid = releaser.force("promote", "promote", package="snowbird", version="",
-                              from_dist="snowbird-staging", to_dist="snowbird", reason="newest")
+        brid = releaser.force(
+            "promote",
+            "promote",
+            package="snowbird",
+            version="",
+            from_dist="snowbird-staging",
+            to_dist="snowbird",
+            reason="newest",
+        )
     build = releaser.follow(brid)
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     ci = api.wait_for_build(settings, project.ci_builder, ci_before, timeout=300)
     assert result_name(ci["results"]) == "SUCCESS", api.describe(ci)
-    (publish,) = api.api(settings, f"builders/{builderid}/builds"
-                                   f"?number__gt={publish_before}")["builds"]
+    (publish,) = api.api(settings, f"builders/{builderid}/builds?number__gt={publish_before}")[
+        "builds"
+    ]
     check = next(step for step in build["steps"] if step["name"] == "check")
     assert publish["complete_at"] <= check["started_at"]  # the publish ran first (its lock)
-    published = [s["Version"] for s in staging_stanzas(settings)
-                 if s.get("Conveyor-Commit") == after]
+    published = [
+        s["Version"] for s in staging_stanzas(settings) if s.get("Conveyor-Commit") == after
+    ]
     assert published and published[0] != newest
     assert build["properties"]["package_version"][0] == newest
     url = f"{settings.repository.url}dists/snowbird/main/binary-amd64/Packages"

@@ -30,34 +30,121 @@ STAGING, PRODUCTION, DEVELOPMENT = "snowbird-staging", "snowbird", "snowbird-dev
 CI_FORCE = "snowbird-force"
 OWN = {"promote": "promote", "rollback": "rollback", CI_FORCE: "snowbird-ci"}
 VALID = {  # a request each scheduler accepts (never sent here but with one field spoilt)
-    "promote": {"package": "snowbird", "version": "", "from_dist": STAGING,
-                "to_dist": PRODUCTION, "reason": "hostile"},
+    "promote": {
+        "package": "snowbird",
+        "version": "",
+        "from_dist": STAGING,
+        "to_dist": PRODUCTION,
+        "reason": "hostile",
+    },
     "rollback": {"distribution": PRODUCTION, "state": "", "reason": "hostile"},
     CI_FORCE: {"reason": "hostile"},
 }
-FIELDS = {"promote": ["package", "version", "from_dist", "to_dist", "reason", "username"],
-          "rollback": ["distribution", "state", "reason", "username"],
-          CI_FORCE: ["reason", "username"]}
-WRONG_TYPES = [0, 7, -1, 2.5, 10**30, True, False, None, {}, {"a": "b"}, [], [""],
-               ["snowbird"], [1], [None], ["a", "b"], [[]], [{}]]
-BAD_DISTRIBUTIONS = ["x;rm", "../etc", "SNOWBIRD", "snowbird\n", " snowbird", "snowbird/x",
-                     "-x", "a b", "$(id)", "\ud800"]
+FIELDS = {
+    "promote": ["package", "version", "from_dist", "to_dist", "reason", "username"],
+    "rollback": ["distribution", "state", "reason", "username"],
+    CI_FORCE: ["reason", "username"],
+}
+WRONG_TYPES = [
+    0,
+    7,
+    -1,
+    2.5,
+    10**30,
+    True,
+    False,
+    None,
+    {},
+    {"a": "b"},
+    [],
+    [""],
+    ["snowbird"],
+    [1],
+    [None],
+    ["a", "b"],
+    [[]],
+    [{}],
+]
+BAD_DISTRIBUTIONS = [
+    "x;rm",
+    "../etc",
+    "SNOWBIRD",
+    "snowbird\n",
+    " snowbird",
+    "snowbird/x",
+    "-x",
+    "a b",
+    "$(id)",
+    "\ud800",
+]
 BAD_GRAMMAR = {
-    "package": ["../x", "snow;bird", "Snowbird", "snowbird\n", " snowbird", "x", "-snowbird",
-                "snowbird/..", "$(id)", "s" * 300, " "],
-    "version": ["1.0 (>= 0)", "1.0; rm -rf /", "1.0\n", " 1.0", "v1.0", "1.0|x", "../1.0",
-                "1.0 1", "$(id)", "1.0`id`", "-1.0", "1.0&&x", " "],
-    "from_dist": BAD_DISTRIBUTIONS, "to_dist": BAD_DISTRIBUTIONS,
+    "package": [
+        "../x",
+        "snow;bird",
+        "Snowbird",
+        "snowbird\n",
+        " snowbird",
+        "x",
+        "-snowbird",
+        "snowbird/..",
+        "$(id)",
+        "s" * 300,
+        " ",
+    ],
+    "version": [
+        "1.0 (>= 0)",
+        "1.0; rm -rf /",
+        "1.0\n",
+        " 1.0",
+        "v1.0",
+        "1.0|x",
+        "../1.0",
+        "1.0 1",
+        "$(id)",
+        "1.0`id`",
+        "-1.0",
+        "1.0&&x",
+        " ",
+    ],
+    "from_dist": BAD_DISTRIBUTIONS,
+    "to_dist": BAD_DISTRIBUTIONS,
     "distribution": BAD_DISTRIBUTIONS,
     "state": ["-1", "1; rm", "../x", " 1", "1\n", "1 2", "Snap", "x/y", " ", "1.5e3 "],
-    "reason": ["x" * 201, "a\x00b", "line\nbreak", "\x1b[31mred", "tab\there", "\u202eevil",
-               "\ud800", " "],
+    "reason": [
+        "x" * 201,
+        "a\x00b",
+        "line\nbreak",
+        "\x1b[31mred",
+        "tab\there",
+        "\u202eevil",
+        "\ud800",
+        " ",
+    ],
 }
-UNKNOWN_NAMES = {"package": ["nosuch", "snowbird-other"],
-                 "from_dist": ["nosuch", "snowbird-production"], "to_dist": ["nosuch"],
-                 "distribution": ["nosuch", "other-dist"]}
-BAD_IDS = ["abc", "1.5", "", " 1", -1, 2.5, True, False, None, [], [1], {}, 10**30, 0, 9999,
-           123456789]
+UNKNOWN_NAMES = {
+    "package": ["nosuch", "snowbird-other"],
+    "from_dist": ["nosuch", "snowbird-production"],
+    "to_dist": ["nosuch"],
+    "distribution": ["nosuch", "other-dist"],
+}
+BAD_IDS = [
+    "abc",
+    "1.5",
+    "",
+    " 1",
+    -1,
+    2.5,
+    True,
+    False,
+    None,
+    [],
+    [1],
+    {},
+    10**30,
+    0,
+    9999,
+    123456789,
+]
 
 
 def cases(ids: dict[str, int]) -> list[tuple[str, dict, str]]:
@@ -104,9 +191,11 @@ DROP = object()  # a parameter left out of the request
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation("hostile-force",
-                              extra='[auth]\nproduction = ["release-managers"]\n',
-                              before_start=users_file(USERS)) as settings:
+    with running_installation(
+        "hostile-force",
+        extra='[auth]\nproduction = ["release-managers"]\n',
+        before_start=users_file(USERS),
+    ) as settings:
         yield settings
 
 
@@ -120,9 +209,13 @@ def releaser(installation) -> api.Master:
 def published(settings) -> dict[str, str]:
     """sha256 of every file of the published tree and the histories."""
     www = settings.repository.www_root
-    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest()
-            for root in (www / "dists", www / "pool", settings.history_dir) if root.exists()
-            for path in sorted(root.rglob("*")) if path.is_file()}
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for root in (www / "dists", www / "pool", settings.history_dir)
+        if root.exists()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 def counts(master: api.Master) -> dict[str, int]:
@@ -132,8 +225,10 @@ def counts(master: api.Master) -> dict[str, int]:
 def force(master: api.Master, scheduler: str, params: dict) -> tuple[int, str]:
     """(HTTP status, message); 200 and the result for an accepted request."""
     try:
-        reply = master.request(f"api/v2/forceschedulers/{scheduler}", {
-            "jsonrpc": "2.0", "method": "force", "id": 1, "params": params})
+        reply = master.request(
+            f"api/v2/forceschedulers/{scheduler}",
+            {"jsonrpc": "2.0", "method": "force", "id": 1, "params": params},
+        )
     except api.ApiError as exc:
         status, _, message = str(exc).partition(": ")
         return int(status), message
@@ -153,8 +248,9 @@ def test_every_hostile_force_is_a_clear_400_and_changes_nothing(installation, re
         status, message = force(releaser, scheduler, params)
         if status != 400 or field not in message:
             wrong.append(f"{scheduler} {params!r}: {status} {message[:300]}")
-    assert not wrong, f"{len(wrong)} of {len(hostile)} not refused as they should:\n" + \
-        "\n".join(wrong)
+    assert not wrong, f"{len(wrong)} of {len(hostile)} not refused as they should:\n" + "\n".join(
+        wrong
+    )
 
     assert counts(releaser) == before, "a refused request created a build"
     assert published(installation) == tree
@@ -165,24 +261,50 @@ def test_the_requests_clients_send_still_pass(installation, releaser):
     builder id a string); the CLI sends strings with an integer builder id."""
     ids = {b["name"]: b["builderid"] for b in releaser.get("builders")["builders"]}
     tree, before = published(installation), counts(releaser)
-    form = {"builderid": str(ids["promote"]), "username": "", "reason": "promotion",
-            "priority": 0, "branch": "", "project": "", "repository": "", "revision": "",
-            "package": "snowbird", "version": "", "from_dist": DEVELOPMENT, "to_dist": ""}
+    form = {
+        "builderid": str(ids["promote"]),
+        "username": "",
+        "reason": "promotion",
+        "priority": 0,
+        "branch": "",
+        "project": "",
+        "repository": "",
+        "revision": "",
+        "package": "snowbird",
+        "version": "",
+        "from_dist": DEVELOPMENT,
+        "to_dist": "",
+    }
     # "the newest" of a distribution that has none: refused when asked (master/basis.py)
     status, message = force(releaser, "promote", form)
     assert status == 400 and f"refused: {DEVELOPMENT} serves no snowbird" in message, message
     assert counts(releaser) == before
 
-    reply = releaser.request("api/v2/forceschedulers/promote", {
-        "jsonrpc": "2.0", "method": "force", "id": 1,
-        "params": {**form, "version": "1.4.0+ci1.g24b95e0"}})
+    reply = releaser.request(
+        "api/v2/forceschedulers/promote",
+        {
+            "jsonrpc": "2.0",
+            "method": "force",
+            "id": 1,
+            "params": {**form, "version": "1.4.0+ci1.g24b95e0"},
+        },
+    )
     _bsid, brids = reply["result"]
     build = releaser.follow(int(brids[str(ids["promote"])]), timeout=120)
     assert NAMES[build["results"]] == "FAILURE"  # no such version: refused by its rules
     assert any(f"{DEVELOPMENT} has no snowbird" in s["state_string"] for s in build["steps"])
 
-    build = releaser.follow(releaser.force("promote", "promote", package="snowbird",
-                                           version="1.4.0+ci1.g24b95e0", from_dist=STAGING,
-                                           to_dist=PRODUCTION, reason="cli"), timeout=120)
+    build = releaser.follow(
+        releaser.force(
+            "promote",
+            "promote",
+            package="snowbird",
+            version="1.4.0+ci1.g24b95e0",
+            from_dist=STAGING,
+            to_dist=PRODUCTION,
+            reason="cli",
+        ),
+        timeout=120,
+    )
     assert NAMES[build["results"]] == "FAILURE"
     assert published(installation) == tree

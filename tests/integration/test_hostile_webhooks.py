@@ -69,13 +69,18 @@ class Hook:
         return "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
 
     def headers(self, body: bytes, event: str = "push", **extra: str | None) -> list:
-        base = {"Content-Type": "application/json", "X-GitHub-Event": event,
-                "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": self.sign(body)}
+        base = {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": self.sign(body),
+        }
         base.update(extra)
         return [(k, v) for k, v in base.items() if v is not None]
 
-    def send(self, body: bytes | None, headers: list, method: str = "POST",
-             chunked: bool = False) -> tuple[int, str]:
+    def send(
+        self, body: bytes | None, headers: list, method: str = "POST", chunked: bool = False
+    ) -> tuple[int, str]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
         try:
             conn.putrequest(method, "/change_hook/github", skip_accept_encoding=True)
@@ -89,7 +94,7 @@ class Hook:
             if body is not None:
                 if chunked:
                     for start in range(0, len(body), MB):
-                        piece = body[start:start + MB]
+                        piece = body[start : start + MB]
                         conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
                     conn.send(b"0\r\n\r\n")
                 else:
@@ -102,8 +107,11 @@ class Hook:
 
 def tree_hash(settings) -> str:
     digest = hashlib.sha256()
-    for root in (settings.repository.www_root / "dists", settings.repository.www_root / "pool",
-                 settings.history_dir):
+    for root in (
+        settings.repository.www_root / "dists",
+        settings.repository.www_root / "pool",
+        settings.history_dir,
+    ):
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
             digest.update(str(path).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -120,20 +128,59 @@ def master_rss_kb(settings) -> int:
 # --- the generated requests ------------------------------------------------------------------
 
 WRONG = [None, 0, -1, 1.5, True, "", "x", "0" * 40, [], [1], {}, {"a": 1}, "\u0000", "9" * 30]
-PUSH_FIELDS = ["repository", "repository.full_name", "repository.name", "repository.html_url",
-               "ref", "after", "deleted", "created", "commits", "head_commit",
-               "head_commit.id", "head_commit.message", "head_commit.timestamp",
-               "head_commit.url", "head_commit.author", "head_commit.author.name",
-               "head_commit.author.email", "head_commit.committer",
-               "head_commit.committer.email", "head_commit.added", "head_commit.distinct",
-               "commits.0", "commits.0.id", "commits.0.message", "commits.0.timestamp",
-               "commits.0.author", "commits.0.author.name", "commits.0.committer",
-               "commits.0.modified", "commits.0.removed", "commits.0.url"]
-PR_FIELDS = ["action", "number", "repository", "repository.full_name", "repository.html_url",
-             "pull_request", "pull_request.base", "pull_request.base.ref",
-             "pull_request.base.repo", "pull_request.head", "pull_request.head.sha",
-             "pull_request.head.repo", "pull_request.commits", "pull_request.title",
-             "pull_request.created_at", "pull_request._links", "sender", "sender.login"]
+PUSH_FIELDS = [
+    "repository",
+    "repository.full_name",
+    "repository.name",
+    "repository.html_url",
+    "ref",
+    "after",
+    "deleted",
+    "created",
+    "commits",
+    "head_commit",
+    "head_commit.id",
+    "head_commit.message",
+    "head_commit.timestamp",
+    "head_commit.url",
+    "head_commit.author",
+    "head_commit.author.name",
+    "head_commit.author.email",
+    "head_commit.committer",
+    "head_commit.committer.email",
+    "head_commit.added",
+    "head_commit.distinct",
+    "commits.0",
+    "commits.0.id",
+    "commits.0.message",
+    "commits.0.timestamp",
+    "commits.0.author",
+    "commits.0.author.name",
+    "commits.0.committer",
+    "commits.0.modified",
+    "commits.0.removed",
+    "commits.0.url",
+]
+PR_FIELDS = [
+    "action",
+    "number",
+    "repository",
+    "repository.full_name",
+    "repository.html_url",
+    "pull_request",
+    "pull_request.base",
+    "pull_request.base.ref",
+    "pull_request.base.repo",
+    "pull_request.head",
+    "pull_request.head.sha",
+    "pull_request.head.repo",
+    "pull_request.commits",
+    "pull_request.title",
+    "pull_request.created_at",
+    "pull_request._links",
+    "sender",
+    "sender.login",
+]
 
 
 def set_path(data, path: str, value) -> None:
@@ -149,26 +196,50 @@ def generate(hook: Hook, push: dict, pull: dict, rng: random.Random) -> list[tup
     good = json.dumps(push).encode()
 
     # bad bodies, validly signed
-    bodies = [b"", b"not json", b"{", b"[]", b"null", b"42", b'"x"', b"\xff\xfe{}",
-              b'{"a": NaN}', b'{"a": 1e999999}', b"{" + b'"a":1,' * 5000 + b"}",
-              b'{"a": "\\ud800"}', b'{"a":' + b"1" * 20000 + b"}", good[:-1], good + b"x"]
+    bodies = [
+        b"",
+        b"not json",
+        b"{",
+        b"[]",
+        b"null",
+        b"42",
+        b'"x"',
+        b"\xff\xfe{}",
+        b'{"a": NaN}',
+        b'{"a": 1e999999}',
+        b"{" + b'"a":1,' * 5000 + b"}",
+        b'{"a": "\\ud800"}',
+        b'{"a":' + b"1" * 20000 + b"}",
+        good[:-1],
+        good + b"x",
+    ]
     for _ in range(200):
-        body = rng.choice(bodies) if rng.random() < 0.5 else bytes(
-            rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+        body = (
+            rng.choice(bodies)
+            if rng.random() < 0.5
+            else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+        )
         cases.append(("bad body", {400}, (body, hook.headers(body))))
 
     # bad headers and signatures
     sig = hook.sign(good)
     variants = [
-        {"X-Hub-Signature-256": None}, {"X-Hub-Signature-256": sig.upper()},
+        {"X-Hub-Signature-256": None},
+        {"X-Hub-Signature-256": sig.upper()},
         {"X-Hub-Signature-256": sig.replace("sha256=", "sha1=")},
         {"X-Hub-Signature-256": sig[:-1] + ("0" if sig[-1] != "0" else "1")},
         {"X-Hub-Signature-256": "sha256=" + hmac.new(b"guess", good, "sha256").hexdigest()},
-        {"X-Hub-Signature-256": "sha256="}, {"X-Hub-Signature-256": sig + sig[7:]},
-        {"Content-Type": None}, {"Content-Type": "application/json; charset=utf-8"},
-        {"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"},
-        {"X-GitHub-Event": None}, {"X-GitHub-Event": "PUSH"}, {"X-GitHub-Event": "issues"},
-        {"X-GitHub-Event": "push push"}, {"X-GitHub-Delivery": "a b"},
+        {"X-Hub-Signature-256": "sha256="},
+        {"X-Hub-Signature-256": sig + sig[7:]},
+        {"Content-Type": None},
+        {"Content-Type": "application/json; charset=utf-8"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "text/plain"},
+        {"X-GitHub-Event": None},
+        {"X-GitHub-Event": "PUSH"},
+        {"X-GitHub-Event": "issues"},
+        {"X-GitHub-Event": "push push"},
+        {"X-GitHub-Delivery": "a b"},
         {"X-GitHub-Delivery": "x" * 300},
     ]
     for _ in range(220):
@@ -176,13 +247,22 @@ def generate(hook: Hook, push: dict, pull: dict, rng: random.Random) -> list[tup
         cases.append(("bad header", {400, 415}, (good, hook.headers(good, **extra))))
     # blanks around a header's value are not part of it (RFC 9110 5.5): the HMAC decides
     for padded in (" " + sig, sig + " ", "\t" + sig):
-        cases.append(("padded signature", {202}, (good, hook.headers(
-            good, **{"X-Hub-Signature-256": padded}))))
+        cases.append(
+            (
+                "padded signature",
+                {202},
+                (good, hook.headers(good, **{"X-Hub-Signature-256": padded})),
+            )
+        )
     for _ in range(20):
-        cases.append(("twice", {400}, (good, hook.headers(good) + [("X-Hub-Signature-256",
-                                                                    sig)])))
-    for method, expected in (("GET", {405}), ("PUT", {405}), ("DELETE", {405}),
-                             ("HEAD", {405}), ("PATCH", {405})):
+        cases.append(("twice", {400}, (good, hook.headers(good) + [("X-Hub-Signature-256", sig)])))
+    for method, expected in (
+        ("GET", {405}),
+        ("PUT", {405}),
+        ("DELETE", {405}),
+        ("HEAD", {405}),
+        ("PATCH", {405}),
+    ):
         for _ in range(4):
             cases.append(("method", expected, (good, hook.headers(good), method)))
 
@@ -195,8 +275,9 @@ def generate(hook: Hook, push: dict, pull: dict, rng: random.Random) -> list[tup
 
     # wrong types in each field, signed
     for _ in range(300):
-        event, payload, fields = rng.choice([("push", push, PUSH_FIELDS),
-                                             ("pull_request", pull, PR_FIELDS)])
+        event, payload, fields = rng.choice(
+            [("push", push, PUSH_FIELDS), ("pull_request", pull, PR_FIELDS)]
+        )
         data = json.loads(json.dumps(payload))
         field = rng.choice(fields)
         value = rng.choice(WRONG)
@@ -232,8 +313,9 @@ def test_hostile_requests_get_4xx_and_change_nothing(installation, checkout):
     head = github.git(checkout, "rev-parse", "HEAD")
     # a branch no project builds, a closed pull request: a request that is valid after all
     # (a mutation may give a valid value) records nothing either
-    push = dict(github.push_payload(checkout, project, github.ZERO, head),
-                ref="refs/heads/not-built")
+    push = dict(
+        github.push_payload(checkout, project, github.ZERO, head), ref="refs/heads/not-built"
+    )
     pull = github.pull_request_payload(checkout, project, 7, head, action="closed")
     tree_before = tree_hash(installation)
     started = time.monotonic()
@@ -250,8 +332,11 @@ def test_hostile_requests_get_4xx_and_change_nothing(installation, checkout):
         results = list(pool.map(run, cases))
     server_errors = [(k, s, t) for k, _, s, t in results if s >= 500]
     assert server_errors == []
-    unexpected = [(k, s, t[:120], c[2][1]) for c, (k, e, s, t) in zip(cases, results, strict=True)
-                  if s not in e]
+    unexpected = [
+        (k, s, t[:120], c[2][1])
+        for c, (k, e, s, t) in zip(cases, results, strict=True)
+        if s not in e
+    ]
     assert unexpected == []
     # every refusal says what is wrong (a HEAD request's answer has no body)
     assert [k for k, _, s, t in results if s >= 400 and not t.strip() and s != 405] == []
@@ -265,8 +350,10 @@ def test_hostile_requests_get_4xx_and_change_nothing(installation, checkout):
     assert (status, text) == (413, "the payload is larger than 25 MB")
     grown_mb = (master_rss_kb(installation) - rss_before) / 1024
     assert grown_mb < 50, f"the master grew by {grown_mb:.0f} MB"
-    assert "bodies of the change hook larger than" in (
-        installation.master_dir / "twistd.log").read_text()
+    assert (
+        "bodies of the change hook larger than"
+        in (installation.master_dir / "twistd.log").read_text()
+    )
 
     time.sleep(2)
     assert api.api(installation, "changes")["changes"] == []
@@ -280,8 +367,10 @@ def test_a_50_commit_push_is_one_build_and_a_replay_builds_nothing(installation,
     project = installation.projects[0]
     hook = Hook(installation)
     before = github.git(checkout, "rev-parse", "HEAD")
-    shas = [github.commit_file(checkout, f"notes/{i}.txt", f"note {i}\n", f"Add note {i}")
-            for i in range(50)]
+    shas = [
+        github.commit_file(checkout, f"notes/{i}.txt", f"note {i}\n", f"Add note {i}")
+        for i in range(50)
+    ]
     github.push_branch(checkout, project)
     payload = github.push_payload(checkout, project, before, shas[-1])
     payload["commits"] = [github.commit_dict(checkout, sha, project.github) for sha in shas]
@@ -311,14 +400,19 @@ def test_a_50_commit_push_is_one_build_and_a_replay_builds_nothing(installation,
 def requests_of_pushes(installation, query: str = "") -> list[dict]:
     """The build requests of every builder but `retention` (which runs at each master start)."""
     retention = api.builder_id(installation, "retention")
-    return [r for r in api.api(installation, f"buildrequests{query}")["buildrequests"]
-            if r["builderid"] != retention]
+    return [
+        r
+        for r in api.api(installation, f"buildrequests{query}")["buildrequests"]
+        if r["builderid"] != retention
+    ]
 
 
 def turn(admin, scheduler: dict, on: bool) -> None:
     """Turn a scheduler on or off as an admin does in the web UI (Schedulers page)."""
-    reply = admin.request(f"api/v2/schedulers/{scheduler['schedulerid']}", {
-        "jsonrpc": "2.0", "method": "enable", "id": 1, "params": {"enabled": on}})
+    reply = admin.request(
+        f"api/v2/schedulers/{scheduler['schedulerid']}",
+        {"jsonrpc": "2.0", "method": "enable", "id": 1, "params": {"enabled": on}},
+    )
     assert "error" not in reply, reply
 
 
@@ -342,11 +436,12 @@ def version_compare(a: str, b: str) -> int:
     return -1 if version_gt(b, a) else int(a != b)
 
 
-def test_a_push_while_its_scheduler_is_off_is_refused_and_its_redelivery_built(installation,
-                                                                               checkout):
+def test_a_push_while_its_scheduler_is_off_is_refused_and_its_redelivery_built(
+    installation, checkout
+):
     project = installation.projects[0]
     admin = session(installation, "admin")
-    scheduler, = admin.get(f"schedulers?name={project.push_scheduler}")["schedulers"]
+    (scheduler,) = admin.get(f"schedulers?name={project.push_scheduler}")["schedulers"]
     before = github.git(checkout, "rev-parse", "HEAD")
     sha = github.commit_file(checkout, "notes/off.txt", "pushed while off\n", "Push while off")
     github.push_branch(checkout, project)
@@ -360,8 +455,10 @@ def test_a_push_while_its_scheduler_is_off_is_refused_and_its_redelivery_built(i
     finally:
         turn(admin, scheduler, True)
     assert status == 409, (status, text)
-    assert text.startswith(f"the {project.push_scheduler} scheduler is turned off: nothing "
-                           "recorded. Redeliver this push"), text
+    assert text.startswith(
+        f"the {project.push_scheduler} scheduler is turned off: nothing "
+        "recorded. Redeliver this push"
+    ), text
     assert changes_of(installation, sha) == []
 
     # GitHub's "redeliver": the same delivery, once the scheduler is on again
@@ -371,8 +468,10 @@ def test_a_push_while_its_scheduler_is_off_is_refused_and_its_redelivery_built(i
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     assert build["properties"]["got_revision"][0] == sha
     status, text = github.deliver(installation, "push", body, headers=delivery)
-    assert (status, text) == (200, f"already received: delivery {delivery['X-GitHub-Delivery']}"
-                                   "; nothing recorded")
+    assert (status, text) == (
+        200,
+        f"already received: delivery {delivery['X-GitHub-Delivery']}; nothing recorded",
+    )
 
 
 def test_a_force_push_back_is_built_again_as_a_new_version_in_staging(installation, checkout):
@@ -384,8 +483,9 @@ def test_a_force_push_back_is_built_again_as_a_new_version_in_staging(installati
     newer = github.commit_file(checkout, "notes/newer.txt", "to be undone\n", "Undo me")
     github.push_branch(checkout, project)
     last = api.last_build_number(installation, project.ci_builder)
-    status, _ = github.deliver(installation, "push",
-                               github.push_payload(checkout, project, target, newer))
+    status, _ = github.deliver(
+        installation, "push", github.push_payload(checkout, project, target, newer)
+    )
     assert status == 202
     build = api.wait_for_build(installation, project.ci_builder, last, timeout=300)
     undone = build["properties"]["package_version"][0]
@@ -395,8 +495,9 @@ def test_a_force_push_back_is_built_again_as_a_new_version_in_staging(installati
     github.git(checkout, "reset", "--quiet", "--hard", target)
     github.push_branch(checkout, project)
     payload = github.push_payload(checkout, project, newer, target)
-    payload.update(forced=True, commits=[],
-                   head_commit=github.commit_dict(checkout, target, project.github))
+    payload.update(
+        forced=True, commits=[], head_commit=github.commit_dict(checkout, target, project.github)
+    )
     status, text = github.deliver(installation, "push", payload)
     assert (status, text) == (202, "1 change found")
     build = api.wait_for_build(installation, project.ci_builder, build["number"], timeout=300)
@@ -415,8 +516,10 @@ def test_500_slow_clients_are_cut_off_and_the_hook_answers_meanwhile(installatio
     master answers each 408 and closes it once it is RECEIVE_DEADLINE s old, and answers a
     well-formed request at once meanwhile."""
     hook = Hook(installation)
-    head = (b"POST /change_hook/github HTTP/1.1\r\nHost: ci\r\nContent-Type: application/json"
-            b"\r\nContent-Length: 100000\r\n\r\n")
+    head = (
+        b"POST /change_hook/github HTTP/1.1\r\nHost: ci\r\nContent-Type: application/json"
+        b"\r\nContent-Length: 100000\r\n\r\n"
+    )
     clients = []
     first = time.monotonic()  # no client's first byte is older
     for _ in range(500):
@@ -451,4 +554,6 @@ def test_500_slow_clients_are_cut_off_and_the_hook_answers_meanwhile(installatio
     # seconds since the first client's first byte: none cut before its deadline, all soon after
     assert RECEIVE_DEADLINE - 1 <= min(closed.values()), min(closed.values())
     assert max(closed.values()) <= (started - first) + RECEIVE_DEADLINE + 15, (
-        started - first, max(closed.values()))
+        started - first,
+        max(closed.values()),
+    )

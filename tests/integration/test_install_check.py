@@ -77,11 +77,13 @@ class Installation:
 @pytest.fixture(scope="module")
 def inst():
     with running_installation(
-            "install-check",
-            # every failure mailed: the second red build in a row is mailed too
-            extra=(f"[mail]\nsmtp_port = {free_port()}\nevery_failure = true\n"
-                   "[github]\nstatuses = false\n"),
-            project={"install_check": "true", "smoke": SMOKE}) as settings:
+        "install-check",
+        # every failure mailed: the second red build in a row is mailed too
+        extra=(
+            f"[mail]\nsmtp_port = {free_port()}\nevery_failure = true\n[github]\nstatuses = false\n"
+        ),
+        project={"install_check": "true", "smoke": SMOKE},
+    ) as settings:
         checkout = demo.ensure_demo_repo(settings, settings.projects[0])
         yield Installation(settings, checkout)
 
@@ -96,12 +98,21 @@ def steps_of(inst: Installation, build: dict) -> dict[str, dict]:
 
 
 def promote(inst: Installation, version: str) -> None:
-    users = dict(line.split(":")[:2] for line in inst.settings.read_secret(
-        inst.settings.auth.users_secret).splitlines())
+    users = dict(
+        line.split(":")[:2]
+        for line in inst.settings.read_secret(inst.settings.auth.users_secret).splitlines()
+    )
     master = api.Master(inst.settings.web_url)
     master.login("releaser", users["releaser"])
-    brid = master.force("promote", "promote", package="snowbird", version=version,
-                        from_dist="snowbird-staging", to_dist="snowbird", reason="test")
+    brid = master.force(
+        "promote",
+        "promote",
+        package="snowbird",
+        version=version,
+        from_dist="snowbird-staging",
+        to_dist="snowbird",
+        reason="test",
+    )
     build = master.follow(brid)
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
 
@@ -121,9 +132,14 @@ def published(inst):
     return version
 
 
-def assert_fails_at_the_install_check(inst: Installation, build: dict, known: set[Path],
-                                      staging_before: str, reason: str,
-                                      subject: str = "install-check failed") -> None:
+def assert_fails_at_the_install_check(
+    inst: Installation,
+    build: dict,
+    known: set[Path],
+    staging_before: str,
+    reason: str,
+    subject: str = "install-check failed",
+) -> None:
     assert result_name(build["results"]) == "FAILURE", api.describe(build)
     steps = steps_of(inst, build)
     check = steps["install-check"]
@@ -142,37 +158,56 @@ def assert_fails_at_the_install_check(inst: Installation, build: dict, known: se
 
 
 def test_a_postinst_that_exits_1_fails_the_build_and_publishes_nothing(inst, published):
-    postinst = (demo.DEMO_SOURCE / "debian/postinst").read_text().replace(
-        "    configure)\n",
-        "    configure)\n        echo 'snowbird: cannot configure (a test)' >&2\n"
-        "        exit 1\n", 1)
+    postinst = (
+        (demo.DEMO_SOURCE / "debian/postinst")
+        .read_text()
+        .replace(
+            "    configure)\n",
+            "    configure)\n        echo 'snowbird: cannot configure (a test)' >&2\n"
+            "        exit 1\n",
+            1,
+        )
+    )
     assert "cannot configure" in postinst
     known, staging = inst.mails(), inst.index("snowbird-staging")
     try:
         build = inst.push("debian/postinst", postinst, "A postinst that fails")
     finally:
         inst.restore("debian/postinst")  # for the next tests' pushes, whatever happens here
-    assert_fails_at_the_install_check(inst, build, known, staging,
-                                      "the postinst of snowbird failed (exit status 1)")
+    assert_fails_at_the_install_check(
+        inst, build, known, staging, "the postinst of snowbird failed (exit status 1)"
+    )
     text = mailsink.text_of(mail_about(inst.mail_dir, known, build["revision"][:7]), "plain")
     assert "snowbird: cannot configure (a test)" in text  # the script's own output
 
 
 def test_a_package_that_fails_the_smoke_command_fails_the_build(inst, published):
     # the package forgets a module that the smoke command needs (the postinst does not)
-    rules = (demo.DEMO_SOURCE / "debian/rules").read_text().replace(
-        "\t/usr/bin/python3 debian/finish-venv debian/snowbird /opt/venvs/snowbird\n",
-        "\t/usr/bin/python3 debian/finish-venv debian/snowbird /opt/venvs/snowbird\n"
-        "\trm -r $(VENV)/lib/python3*/site-packages/snowbird/server.py "
-        "$(VENV)/lib/python3*/site-packages/snowbird/__pycache__\n", 1)
+    rules = (
+        (demo.DEMO_SOURCE / "debian/rules")
+        .read_text()
+        .replace(
+            "\t/usr/bin/python3 debian/finish-venv debian/snowbird /opt/venvs/snowbird\n",
+            "\t/usr/bin/python3 debian/finish-venv debian/snowbird /opt/venvs/snowbird\n"
+            "\trm -r $(VENV)/lib/python3*/site-packages/snowbird/server.py "
+            "$(VENV)/lib/python3*/site-packages/snowbird/__pycache__\n",
+            1,
+        )
+    )
     assert "server.py" in rules
     known, staging = inst.mails(), inst.index("snowbird-staging")
     try:
         build = inst.push("debian/rules", rules, "A package without its server module")
     finally:
         inst.restore("debian/rules")
-    assert_fails_at_the_install_check(inst, build, known, staging, "the smoke command failed",
-                                      subject="install-check still failing")
+    assert_fails_at_the_install_check(
+        inst,
+        build,
+        known,
+        staging,
+        "the smoke command failed",
+        subject="install-check still failing",
+    )
     text = mailsink.text_of(mail_about(inst.mail_dir, known, build["revision"][:7]), "plain")
     assert "ModuleNotFoundError: No module named 'snowbird.server'" in text
 
@@ -182,7 +217,8 @@ def test_a_good_push_checks_the_upgrade_from_production(inst, published):
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     check = steps_of(inst, build)["install-check"]
     assert check["state_string"].startswith(
-        "install check: install, purge, upgrade, smoke passed"), check["state_string"]
+        "install check: install, purge, upgrade, smoke passed"
+    ), check["state_string"]
     log = api.api(inst.settings, f"steps/{check['stepid']}/logs")["logs"][0]
     chunks = api.api(inst.settings, f"logs/{log['logid']}/contents")["logchunks"]
     content = "".join(chunk["content"] for chunk in chunks)
@@ -216,28 +252,49 @@ def test_a_postinst_out_of_its_chroot_writes_nothing_on_the_machine(inst):
     """The tool itself, as the build user: a package whose postinst breaks out of the chroot
     (the namespace's root may chroot) can write neither the build user's cache nor /tmp."""
     from ops import setup
+
     cache = setup.BUILD_CACHE / "conveyor-install-check-escape-test"
     # the build user's own cache and worker directory (writable for it outside), and /tmp
-    targets = [str(cache), str(inst.settings.state_dir / "workers" / "build" / "escaped"),
-               "/tmp/conveyor-install-check-escaped"]
+    targets = [
+        str(cache),
+        str(inst.settings.state_dir / "workers" / "build" / "escaped"),
+        "/tmp/conveyor-install-check-escaped",
+    ]
     with tempfile.TemporaryDirectory(dir="/srv/conveyor-tests") as tmp:
         os.chmod(tmp, 0o755)
         root = Path(tmp) / "pkg"
         (root / "DEBIAN").mkdir(parents=True)
         (root / "DEBIAN" / "control").write_text(
             "Package: escape-test\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@e.x>\n"
-            "Description: leaves its chroot\n test\n")
+            "Description: leaves its chroot\n test\n"
+        )
         (root / "DEBIAN" / "postinst").write_text(ESCAPE.format(paths=targets))
         (root / "DEBIAN" / "postinst").chmod(0o755)
         deb = Path(tmp) / "escape-test.deb"
-        subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)],
+            check=True,
+            capture_output=True,
+        )
         deb.chmod(0o644)
         tool = inst.settings.state_dir / "workers" / "build" / "bin" / "conveyor-install-check"
         proc = subprocess.run(
-            ["runuser", "-u", setup.BUILD_USER, "--", "env", "-i", "PATH=/usr/bin:/bin",
-             f"XDG_CACHE_HOME={setup.BUILD_CACHE}", f"HOME={tmp}", str(tool), str(deb)],
-            capture_output=True, text=True)
+            [
+                "runuser",
+                "-u",
+                setup.BUILD_USER,
+                "--",
+                "env",
+                "-i",
+                "PATH=/usr/bin:/bin",
+                f"XDG_CACHE_HOME={setup.BUILD_CACHE}",
+                f"HOME={tmp}",
+                str(tool),
+                str(deb),
+            ],
+            capture_output=True,
+            text=True,
+        )
     out = proc.stdout
     assert f"REFUSED {targets[0]} Read-only file system" in out, out[-3000:]
     assert f"REFUSED {targets[1]} Read-only file system" in out, out[-3000:]

@@ -31,11 +31,11 @@ PROBLEM = "snowbird/lint_me.py"
 @pytest.fixture(scope="module")
 def installation():
     with running_installation(
-            "lint", extra=f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n',
-            project={"lint": LINT, "lint_below": '"failure"'}) as settings:
+        "lint",
+        extra=f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n',
+        project={"lint": LINT, "lint_below": '"failure"'},
+    ) as settings:
         yield settings
-
-
 
 
 def step(build: dict, name: str) -> dict:
@@ -73,8 +73,11 @@ def test_a_lint_problem_is_counted_shown_and_mailed_and_stops_the_publish(instal
     # lint_below = "failure": the build stopped there, and its package build with it; nothing
     # reached staging
     assert step(build, "package")["state_string"].startswith("package build stopped")
-    assert all(s["name"] != f"publish to {project.upload_to}"
-               for s in build["steps"] if s.get("results") is not None and s["results"] != 3)
+    assert all(
+        s["name"] != f"publish to {project.upload_to}"
+        for s in build["steps"]
+        if s.get("results") is not None and s["results"] != 3
+    )
     assert staging_index(installation) == index
 
     mails = mailsink.wait_for_mail(mail_dir, known, timeout=30)

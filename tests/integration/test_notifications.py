@@ -62,9 +62,13 @@ class GitHubStandIn:
             def _record(self) -> dict:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                entry = {"method": self.command, "path": self.path,
-                         "headers": dict(self.headers.items()),
-                         "json": json.loads(raw) if raw else None, "time": time.monotonic()}
+                entry = {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers.items()),
+                    "json": json.loads(raw) if raw else None,
+                    "time": time.monotonic(),
+                }
                 with stand_in.lock:
                     stand_in.requests.append(entry)
                 return entry
@@ -99,8 +103,11 @@ class GitHubStandIn:
     def statuses(self, sha: str) -> list[dict]:
         """The statuses posted for a commit, in the order they arrived."""
         with self.lock:
-            return [r["json"] for r in self.requests
-                    if r["method"] == "POST" and r["path"].endswith(f"/statuses/{sha}")]
+            return [
+                r["json"]
+                for r in self.requests
+                if r["method"] == "POST" and r["path"].endswith(f"/statuses/{sha}")
+            ]
 
     def wait_final(self, sha: str, timeout: float = 30) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -138,11 +145,14 @@ def inst():
     github = GitHubStandIn()
     try:
         with running_installation(
-                "notifications",
-                extra=(f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n'
-                       f'[github]\napi_url = "{github.url}"\n'),
-                conveyor=f'admins = ["{ADMIN}"]\n',
-                before_start=lambda s: setup.write_secret(s, "github-token", TOKEN)) as settings:
+            "notifications",
+            extra=(
+                f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n'
+                f'[github]\napi_url = "{github.url}"\n'
+            ),
+            conveyor=f'admins = ["{ADMIN}"]\n',
+            before_start=lambda s: setup.write_secret(s, "github-token", TOKEN),
+        ) as settings:
             checkout = demo.ensure_demo_repo(settings, settings.projects[0])
             yield Installation(settings, github, checkout)
     finally:
@@ -151,8 +161,9 @@ def inst():
 
 def commit_and_push(inst: Installation, parts: int, message: str) -> tuple[str, str]:
     before = github.git(inst.checkout, "rev-parse", "HEAD")
-    after = github.commit_file(inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=parts),
-                             message)
+    after = github.commit_file(
+        inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=parts), message
+    )
     github.push_branch(inst.checkout, inst.project)
     return before, after
 
@@ -185,8 +196,7 @@ def test_red_build_mails_the_team_and_the_author_once_naming_the_failing_test(in
     assert result_name(build["results"]) == "FAILURE", api.describe(build)
 
     first = mailsink.wait_for_mail(inst.mail_dir, known, timeout=30)
-    print(f"\npush to mail: {time.monotonic() - started:.1f} s "
-          f"(build {build['seconds']:.1f} s)")
+    print(f"\npush to mail: {time.monotonic() - started:.1f} s (build {build['seconds']:.1f} s)")
     time.sleep(3)
     mails = sorted(inst.mails() - known)
     assert first and len(mails) == 1, mails
@@ -239,13 +249,15 @@ def test_three_quick_pushes_are_three_builds_leave_nothing_pending_and_mail_nobo
     last = api.last_build_number(inst.settings, project.ci_builder)
     shas = []
     for i in range(3):
-        shas.append(github.commit_file(inst.checkout, f"notes/{i}.txt", f"note {i}\n",
-                                     f"Add note {i}"))
+        shas.append(
+            github.commit_file(inst.checkout, f"notes/{i}.txt", f"note {i}\n", f"Add note {i}")
+        )
     github.push_branch(inst.checkout, project)
     before = github.git(inst.checkout, "rev-parse", "HEAD~3")
     for sha in shas:  # three deliveries, back to back, as GitHub sends three pushes
-        status, body = github.deliver(inst.settings, "push",
-                                    github.push_payload(inst.checkout, project, before, sha))
+        status, body = github.deliver(
+            inst.settings, "push", github.push_payload(inst.checkout, project, before, sha)
+        )
         assert status in (200, 202), body
         before = sha
 
@@ -264,8 +276,6 @@ def test_three_quick_pushes_are_three_builds_leave_nothing_pending_and_mail_nobo
     assert inst.mails() - known == set()
 
 
-
-
 def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     settings, project, checkout = inst.settings, inst.project, inst.checkout
     index_before = staging_index(settings)
@@ -274,8 +284,15 @@ def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     pr_before = api.last_build_number(settings, project.pr_builder)
 
     head, status, body = github.pull_request_with_file(
-        settings, project, checkout, 1, "feature", "notes/pr.txt", "from a pull request\n",
-        "Add a note from a pull request")
+        settings,
+        project,
+        checkout,
+        1,
+        "feature",
+        "notes/pr.txt",
+        "from a pull request\n",
+        "Add a note from a pull request",
+    )
     assert status in (200, 202) and "1 change" in body, body
 
     build = api.wait_for_build(settings, project.pr_builder, pr_before, timeout=300)
@@ -293,8 +310,11 @@ def test_pull_request_is_tested_and_reported_on_its_head_never_published(inst):
     assert_reported(inst, head, build, "success")
 
     # a closed pull request records nothing
-    status, body = github.deliver(settings, "pull_request", github.pull_request_payload(
-        checkout, project, 1, head, action="closed"))
+    status, body = github.deliver(
+        settings,
+        "pull_request",
+        github.pull_request_payload(checkout, project, 1, head, action="closed"),
+    )
     assert status in (200, 202) and "no change" in body, body
 
     time.sleep(2)
@@ -310,11 +330,26 @@ def test_a_thousand_commit_push_still_delivers_its_failure_mail(inst):
     known = inst.mails()
     before = github.git(inst.checkout, "rev-parse", "HEAD")
     for i in range(999):
-        github.run(["git", "-C", str(inst.checkout), "commit", "-q", "--allow-empty",
-                    "-m", f"Merged work, part {i}", "--author",
-                    f"Developer {i % 150} <dev{i % 150}@sprintly.example>"])
-    sha = github.commit_file(inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=4),
-                             "Check that the version has four parts")
+        github.run(
+            [
+                "git",
+                "-C",
+                str(inst.checkout),
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                f"Merged work, part {i}",
+                "--author",
+                f"Developer {i % 150} <dev{i % 150}@sprintly.example>",
+            ]
+        )
+    sha = github.commit_file(
+        inst.checkout,
+        demo.RED_TEST,
+        demo.RED_SOURCE.format(parts=4),
+        "Check that the version has four parts",
+    )
     github.push_branch(inst.checkout, inst.project)
     build = github.push_and_wait(inst.settings, inst.project, inst.checkout, before=before)
     assert result_name(build["results"]) == "FAILURE", api.describe(build)
@@ -344,8 +379,11 @@ def test_the_token_is_used_but_appears_in_no_log(inst):
     posts = [r for r in inst.github.requests if r["method"] == "POST"]
     assert posts and all(r["headers"].get("Authorization") == f"token {TOKEN}" for r in posts)
 
-    places = {str(settings.master_dir / "twistd.log"): (settings.master_dir / "twistd.log")
-              .read_text(errors="replace")}
+    places = {
+        str(settings.master_dir / "twistd.log"): (settings.master_dir / "twistd.log").read_text(
+            errors="replace"
+        )
+    }
     for path in (settings.state_dir / "workers").glob("*/twistd.log"):
         places[str(path)] = path.read_text(errors="replace")
     for path in list((settings.state_dir / "run").glob("*.log")) + sorted(inst.mails()):
@@ -370,8 +408,9 @@ def test_a_publish_that_cannot_sign_is_mailed_to_the_admins_and_the_next_push_pu
     home = settings.repository.gnupg_home
     away = home.with_name(home.name + ".away")
     before = github.git(inst.checkout, "rev-parse", "HEAD")
-    sha = github.commit_file(inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=3),
-                             "Sign me, if you can")
+    sha = github.commit_file(
+        inst.checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=3), "Sign me, if you can"
+    )
     github.push_branch(inst.checkout, inst.project)
     known = inst.mails()
     home.rename(away)
@@ -385,7 +424,8 @@ def test_a_publish_that_cannot_sign_is_mailed_to_the_admins_and_the_next_push_pu
     assert len(to_admins) == 1, [m["Subject"] for m in to_admins]
     assert to_admins[0]["Subject"] == (
         f"[conveyor] publish of {inst.project.github} {build['properties']['package_version'][0]}"
-        " into snowbird-staging failed: GnuPG could not sign")
+        " into snowbird-staging failed: GnuPG could not sign"
+    )
     assert sha in text_of(to_admins[0])
     attention = ops_board.collect(settings, with_builds=False).attention
     assert [a["kind"] for a in attention] == ["publish failed"], attention

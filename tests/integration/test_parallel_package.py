@@ -35,11 +35,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def installation():
     with running_installation(
-            "parallel",
-            extra=f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n') as s:
+        "parallel", extra=f'[mail]\nsmtp_port = {free_port()}\nfrom = "conveyor@example.com"\n'
+    ) as s:
         yield s
-
-
 
 
 SLOW_SECONDS = 300
@@ -62,8 +60,9 @@ def children(settings, build: dict) -> dict[str, dict]:
     for child in triggered_builds(api.reader(settings), build["buildid"]):
         name = api.api(settings, f"builders/{child['builderid']}")["builders"][0]["name"]
         child["steps"] = api.api(settings, f"builds/{child['buildid']}/steps")["steps"]
-        child["properties"] = api.api(settings, f"builds/{child['buildid']}?property=*")[
-            "builds"][0]["properties"]
+        child["properties"] = api.api(settings, f"builds/{child['buildid']}?property=*")["builds"][
+            0
+        ]["properties"]
         found[name] = child
     return found
 
@@ -97,12 +96,17 @@ def test_the_package_is_built_while_the_tests_run_and_published_after_both(insta
     # build's, and that is what reached staging
     waited = step(build, "package")
     version = build["properties"]["package_version"][0]
-    assert waited["state_string"] == \
-        f"version {version} from {project.package_builder} #{package['number']}"
-    assert any(url["url"].endswith(f"/builders/{package['builderid']}/builds/{package['number']}")
-               for url in waited["urls"]), waited["urls"]
-    assert build["properties"]["artifacts_path"][0] == \
-        f"{project.package_builder}/{package['number']}"
+    assert (
+        waited["state_string"]
+        == f"version {version} from {project.package_builder} #{package['number']}"
+    )
+    assert any(
+        url["url"].endswith(f"/builders/{package['builderid']}/builds/{package['number']}")
+        for url in waited["urls"]
+    ), waited["urls"]
+    assert (
+        build["properties"]["artifacts_path"][0] == f"{project.package_builder}/{package['number']}"
+    )
     assert package["properties"]["package_version"][0] == version
     assert f"Version: {version}\n" in staging_index(installation)
     # the version carries the CI build's number, not the package build's
@@ -114,8 +118,9 @@ def test_a_failing_test_publishes_nothing_and_stops_the_package_build(installati
     project = installation.projects[0]
     checkout = demo.ensure_demo_repo(installation, project)
     index = staging_index(installation)
-    _, build = push(installation, checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=4),
-                    "A test that fails")
+    _, build = push(
+        installation, checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=4), "A test that fails"
+    )
 
     assert result_name(build["results"]) == "FAILURE", api.describe(build)
     assert step(build, "tests")["results"] != 0
@@ -123,7 +128,8 @@ def test_a_failing_test_publishes_nothing_and_stops_the_package_build(installati
     assert result_name(waited["results"]) == "SKIPPED"
     assert waited["state_string"].startswith("package build stopped: nothing is published")
     assert f"publish to {project.upload_to}" not in [
-        s["name"] for s in build["steps"] if result_name(s["results"]) != "SKIPPED"]
+        s["name"] for s in build["steps"] if result_name(s["results"]) != "SKIPPED"
+    ]
     parts = children(installation, build)
     assert "publish" not in parts
     package = parts[project.package_builder]
@@ -135,13 +141,24 @@ def test_a_failing_test_publishes_nothing_and_stops_the_package_build(installati
     assert staging_index(installation) == index
 
     # back to green for the next test
-    _, build = push(installation, checkout, demo.RED_TEST, demo.RED_SOURCE.format(parts=3),
-                    "The test passes again")
+    _, build = push(
+        installation,
+        checkout,
+        demo.RED_TEST,
+        demo.RED_SOURCE.format(parts=3),
+        "The test passes again",
+    )
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     # this second publish imported its own package only: the first one's is gone from the
     # repository worker's incoming/ (the publish builder serves every project)
-    incoming = (installation.state_dir / "workers" / installation.repository.worker / "publish"
-                / "build" / "incoming")
+    incoming = (
+        installation.state_dir
+        / "workers"
+        / installation.repository.worker
+        / "publish"
+        / "build"
+        / "incoming"
+    )
     assert sorted(p.name for p in incoming.iterdir()) == build["properties"]["debs"][0]
 
 
@@ -152,8 +169,11 @@ def test_a_failing_package_build_fails_the_ci_build_which_tells_why(installation
     mail_dir = services.mail_dir(installation)
     known = set(mailsink.messages(mail_dir))
     rules = (checkout / "debian" / "rules").read_text()
-    broken = rules.replace("\trm -rf build snowbird.egg-info debian/debs\n",
-                           "\techo 'rules: broken on purpose (a test)' >&2; exit 1\n", 1)
+    broken = rules.replace(
+        "\trm -rf build snowbird.egg-info debian/debs\n",
+        "\techo 'rules: broken on purpose (a test)' >&2; exit 1\n",
+        1,
+    )
     assert broken != rules
     # and a test that takes long: the red package is reported without waiting for it
     github.commit_file(checkout, SLOW_TEST, SLOW_SOURCE, "A slow test")
@@ -165,8 +185,7 @@ def test_a_failing_package_build_fails_the_ci_build_which_tells_why(installation
     assert tests["complete_at"] - build["started_at"] < SLOW_SECONDS  # the slow test never ended
     package = children(installation, build)[project.package_builder]
     waited = step(build, "package")
-    assert waited["state_string"] == \
-        f"deb failed in {project.package_builder} #{package['number']}"
+    assert waited["state_string"] == f"deb failed in {project.package_builder} #{package['number']}"
     assert staging_index(installation) == index
 
     # the mail tells of the package build's failing step as the CI build's own, with its log

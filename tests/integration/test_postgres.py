@@ -52,8 +52,12 @@ def state(pg):
     """The installation (SQLite first) and what the tests learn on the way."""
     with running_installation("postgres") as settings:
         project = settings.projects[0]
-        yield {"settings": settings, "project": project, "versions": [],
-               "checkout": demo.ensure_demo_repo(settings, project)}
+        yield {
+            "settings": settings,
+            "project": project,
+            "versions": [],
+            "checkout": demo.ensure_demo_repo(settings, project),
+        }
 
 
 def push(state: dict) -> dict:
@@ -63,8 +67,9 @@ def push(state: dict) -> dict:
     if state["versions"]:
         github.git(checkout, "commit", "--quiet", "--allow-empty", "-m", "Another push")
         github.push_branch(checkout, project)
-    build = github.push_and_wait(settings, project, checkout,
-                                 before=before if state["versions"] else github.ZERO)
+    build = github.push_and_wait(
+        settings, project, checkout, before=before if state["versions"] else github.ZERO
+    )
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     state["versions"].append(build["properties"]["package_version"][0])
     return build
@@ -78,19 +83,31 @@ def listed(settings, dist: str) -> set[str]:
 
 def promote(settings, version: str) -> dict:
     master = api.Master(settings.web_url)
-    users = dict(line.split(":")[:2]
-                 for line in settings.read_secret(settings.auth.users_secret).splitlines())
+    users = dict(
+        line.split(":")[:2]
+        for line in settings.read_secret(settings.auth.users_secret).splitlines()
+    )
     master.login("releaser", users["releaser"])
-    build = master.follow(master.force("promote", "promote", package=PACKAGE, version=version,
-                                       from_dist=STAGING, to_dist=PRODUCTION, reason="test"))
+    build = master.follow(
+        master.force(
+            "promote",
+            "promote",
+            package=PACKAGE,
+            version=version,
+            from_dist=STAGING,
+            to_dist=PRODUCTION,
+            reason="test",
+        )
+    )
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
     return build
 
 
 def use_postgresql(settings, pg) -> settings_module.Settings:
     """db_url in pipeline.toml (no password: that is var/secrets/db-password)."""
-    text = settings.file.read_text().replace("[conveyor]\n", f'[conveyor]\ndb_url = "{pg.url}"\n',
-                                             1)
+    text = settings.file.read_text().replace(
+        "[conveyor]\n", f'[conveyor]\ndb_url = "{pg.url}"\n', 1
+    )
     settings.file.write_text(text)
     return settings_module.load(settings.file)
 
@@ -102,9 +119,12 @@ def test_copy_db_moves_an_embedded_installation_to_postgresql(state, pg):
     setup.write_secret(settings, "db-password", pg.password)
 
     # the documented one line (docs/operating.md, "PostgreSQL"), as a user runs it
-    proc = subprocess.run([sys.executable, "-m", "ops.copydb", pg.url,
-                           "--settings", str(settings.file)],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ops.copydb", pg.url, "--settings", str(settings.file)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert pg.password not in proc.stdout + proc.stderr
     assert f'db_url = "{pg.url}"' in proc.stdout + proc.stderr  # what to write next
@@ -128,8 +148,15 @@ def test_push_reaches_staging_and_is_promoted_on_postgresql(state, pg):
     promote(settings, version)
     assert version in listed(settings, PRODUCTION)
     # the builds are PostgreSQL's rows
-    assert int(pg.psql("SELECT max(number) FROM builds b JOIN builders r ON "
-                       f"b.builderid = r.id WHERE r.name = '{state['project'].ci_builder}'")) == 2
+    assert (
+        int(
+            pg.psql(
+                "SELECT max(number) FROM builds b JOIN builders r ON "
+                f"b.builderid = r.id WHERE r.name = '{state['project'].ci_builder}'"
+            )
+        )
+        == 2
+    )
 
 
 def test_a_lost_database_starts_again_with_versions_above_every_published_one(state, pg):

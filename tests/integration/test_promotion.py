@@ -46,8 +46,9 @@ STAGING, PRODUCTION = "snowbird-staging", "snowbird"
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory):
-    with running_installation("promote", PACKAGE,
-                              extra=f"[mail]\nsmtp_port = {free_port()}\n") as settings:
+    with running_installation(
+        "promote", PACKAGE, extra=f"[mail]\nsmtp_port = {free_port()}\n"
+    ) as settings:
         yield settings
 
 
@@ -64,8 +65,9 @@ def versions(installation):
             github.git(checkout, "add", "NOTES.md")
             github.git(checkout, "commit", "-qm", "Write release notes")
             github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
-        build = github.push_and_wait(installation, project, checkout,
-                                   before=before if n else github.ZERO)
+        build = github.push_and_wait(
+            installation, project, checkout, before=before if n else github.ZERO
+        )
         assert result_name(build["results"]) == "SUCCESS", api.describe(build)
         found.append(build["properties"]["package_version"][0])
     assert version_gt(found[1], found[0])
@@ -79,14 +81,28 @@ def index(settings, dist: str) -> str:
 
 
 def history(settings, dist: str) -> list[dict]:
-    return [json.loads(line) for line in
-            (settings.history_dir / f"{dist}.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line)
+        for line in (settings.history_dir / f"{dist}.jsonl").read_text().splitlines()
+    ]
 
 
-def promote(master: api.Master, version: str = "", source: str = STAGING,
-            target: str = PRODUCTION, package: str = PACKAGE) -> dict:
-    brid = master.force("promote", "promote", package=package, version=version,
-                        from_dist=source, to_dist=target, reason="test")
+def promote(
+    master: api.Master,
+    version: str = "",
+    source: str = STAGING,
+    target: str = PRODUCTION,
+    package: str = PACKAGE,
+) -> dict:
+    brid = master.force(
+        "promote",
+        "promote",
+        package=package,
+        version=version,
+        from_dist=source,
+        to_dist=target,
+        reason="test",
+    )
     return master.follow(brid)
 
 
@@ -95,8 +111,11 @@ def wait_for_mail(settings, subject: str, count: int = 1, timeout: float = 30) -
     release mail just after the promote build has finished)."""
     deadline = time.monotonic() + timeout
     while True:
-        found = [m for m in map(mailsink.read, mailsink.messages(services.mail_dir(settings)))
-                 if m["Subject"] == subject]
+        found = [
+            m
+            for m in map(mailsink.read, mailsink.messages(services.mail_dir(settings)))
+            if m["Subject"] == subject
+        ]
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
@@ -131,8 +150,9 @@ def test_only_releasers_may_promote_and_refusals_change_nothing(installation, ve
 
     build = promote(releaser, version="9.9.9")
     assert NAMES[build["results"]] == "FAILURE"
-    assert (f"rule 'version must be in the source': snowbird 9.9.9 is not in {STAGING}"
-            in step_text(build))
+    assert f"rule 'version must be in the source': snowbird 9.9.9 is not in {STAGING}" in step_text(
+        build
+    )
 
     assert (index(installation, PRODUCTION), history(installation, PRODUCTION)) == before
 
@@ -158,8 +178,9 @@ def test_a_failed_change_leaves_the_published_state_as_it_was(installation, vers
     snapshots = setup.aptly(installation, "snapshot", "list", "-raw").stdout.split()
     assert not [s for s in snapshots if s.endswith(f"@promote-{build['number']}")]
     assert any(s["name"] == "cleanup" and s["results"] == 0 for s in build["steps"])
-    apt = AptClient(installation.state_dir / "apt-after-failure", installation.repository.url,
-                    PRODUCTION)
+    apt = AptClient(
+        installation.state_dir / "apt-after-failure", installation.repository.url, PRODUCTION
+    )
     out = apt.update()  # fails if the Release file's signature does not verify
     assert "not signed" not in out.stderr and "NO_PUBKEY" not in out.stderr
 
@@ -171,10 +192,15 @@ def test_promote_then_apt_get_install_from_production(installation, versions):
     assert f"Version: {older}\n" in index(installation, PRODUCTION)
     last = history(installation, PRODUCTION)[-1]
     assert (last["action"], last["version"], last["who"], last["from"]) == (
-        "promote", older, "releaser", STAGING)
+        "promote",
+        older,
+        "releaser",
+        STAGING,
+    )
 
-    apt = AptClient(installation.state_dir / "apt-production", installation.repository.url,
-                    PRODUCTION)
+    apt = AptClient(
+        installation.state_dir / "apt-production", installation.repository.url, PRODUCTION
+    )
     apt.update()
     apt.install(PACKAGE)
     try:
@@ -195,10 +221,24 @@ def test_two_promotions_at_once_both_run_in_order(installation, versions):
     older, newer = versions
     releaser = session(installation, "releaser")
     # staging → production for the newer, and (already there) the older, forced back to back
-    first = releaser.force("promote", "promote", package=PACKAGE, version=newer,
-                           from_dist=STAGING, to_dist=PRODUCTION, reason="race 1")
-    second = releaser.force("promote", "promote", package=PACKAGE, version=newer,
-                            from_dist=STAGING, to_dist=PRODUCTION, reason="race 2")
+    first = releaser.force(
+        "promote",
+        "promote",
+        package=PACKAGE,
+        version=newer,
+        from_dist=STAGING,
+        to_dist=PRODUCTION,
+        reason="race 1",
+    )
+    second = releaser.force(
+        "promote",
+        "promote",
+        package=PACKAGE,
+        version=newer,
+        from_dist=STAGING,
+        to_dist=PRODUCTION,
+        reason="race 2",
+    )
     a, b = releaser.follow(first), releaser.follow(second)
     assert NAMES[a["results"]] == "SUCCESS" and NAMES[b["results"]] == "SUCCESS"
     assert a["number"] < b["number"]
@@ -206,8 +246,7 @@ def test_two_promotions_at_once_both_run_in_order(installation, versions):
     assert "already in" in step_text(b)
 
     # the repository is consistent and signed: apt verifies it and sees the newer version
-    apt = AptClient(installation.state_dir / "apt-race", installation.repository.url,
-                    PRODUCTION)
+    apt = AptClient(installation.state_dir / "apt-race", installation.repository.url, PRODUCTION)
     apt.update()
     assert apt.candidate(PACKAGE) == newer
 
@@ -217,21 +256,22 @@ def test_a_rollback_takes_a_host_back(installation, versions):
     # keyring is this test's own, as AptClient keeps apt off the machine's configuration)
     older, newer = versions
     repo = installation.repository
-    served = {suffix: cli.fetch_text(f"{repo.url}hosts/{PRODUCTION}.{suffix}")
-              for suffix in ("sources", "pref")}
+    served = {
+        suffix: cli.fetch_text(f"{repo.url}hosts/{PRODUCTION}.{suffix}")
+        for suffix in ("sources", "pref")
+    }
     assert served["sources"] == hostsetup.sources(repo.url, PRODUCTION, repo.component)
     assert "Pin-Priority: 1001\n" in served["pref"]
     apt = AptClient(installation.state_dir / "apt-rollback", repo.url, PRODUCTION)
-    (apt.base / "preferences.d" / hostsetup.file_names(PRODUCTION)[1]).write_text(
-        served["pref"])
+    (apt.base / "preferences.d" / hostsetup.file_names(PRODUCTION)[1]).write_text(served["pref"])
     apt.update()
     assert apt.candidate(PACKAGE) == newer
     apt.install(PACKAGE)
     try:
         assert installed_version(PACKAGE) == newer
-        brid = session(installation, "releaser").force("rollback", "rollback",
-                                                       distribution=PRODUCTION, state="",
-                                                       reason="bad release")
+        brid = session(installation, "releaser").force(
+            "rollback", "rollback", distribution=PRODUCTION, state="", reason="bad release"
+        )
         build = session(installation, "releaser").follow(brid)
         assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
         assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
@@ -248,8 +288,9 @@ def test_a_rollback_takes_a_host_back(installation, versions):
 
     # a developer may not roll back
     with pytest.raises(api.ApiError) as err:
-        session(installation, "developer").force("rollback", "rollback",
-                                                 distribution=PRODUCTION, state="", reason="x")
+        session(installation, "developer").force(
+            "rollback", "rollback", distribution=PRODUCTION, state="", reason="x"
+        )
     assert err.value.code == cli.FORBIDDEN
 
 
@@ -268,8 +309,9 @@ def test_cli_exit_codes(installation, versions, capsys, monkeypatch):
     # pipe (pytest's capture) plain lines, no live line
     steps = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
     assert steps.index("check") < steps.index("publish") < steps.index("verify")
-    assert re.search(rf"^  verify +{PACKAGE} {re.escape(newer)} in {PRODUCTION} +\d+ s$", out,
-                     re.M), out
+    assert re.search(
+        rf"^  verify +{PACKAGE} {re.escape(newer)} in {PRODUCTION} +\d+ s$", out, re.M
+    ), out
     assert "\r" not in out and "\x1b" not in out
     assert out.rstrip().splitlines()[-1].startswith(installation.web_url)
 
@@ -284,11 +326,12 @@ def test_cli_exit_codes(installation, versions, capsys, monkeypatch):
     assert "promoted by releaser from snowbird-staging" in body
     assert "commits (1):" in body and "Write release notes" in body
 
-    assert cli.main(args + ["promote", PACKAGE, "snowbird-development", PRODUCTION]) == \
-        cli.REFUSED
+    assert cli.main(args + ["promote", PACKAGE, "snowbird-development", PRODUCTION]) == cli.REFUSED
     assert "rule 'one step at a time'" in capsys.readouterr().err
-    assert cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION,
-                            "--version", "0.0.1"]) == cli.FAILED
+    assert (
+        cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION, "--version", "0.0.1"])
+        == cli.FAILED
+    )
     # refused when asked, before any build (master/basis.py)
     assert cli.main(args + ["rollback", PRODUCTION, "--to", "99"]) == cli.REFUSED
     assert "refused: there is no state 99" in capsys.readouterr().err
@@ -311,16 +354,23 @@ def published_snapshot(settings, dist: str) -> str:
     return json.loads(shown)["Sources"][0]["Name"]
 
 
-def test_a_change_that_fails_its_check_is_undone_and_rollback_still_works(installation,
-                                                                          versions):
+def test_a_change_that_fails_its_check_is_undone_and_rollback_still_works(installation, versions):
     """Verification fails after the switch (the web server serves a stale index): the previous
     state is put back, the served state is one the history knows, and a rollback works."""
     older, newer = versions
     releaser = session(installation, "releaser")
     # production a step forward (the state before it now holds the older version)
-    build = releaser.follow(releaser.force("promote", "promote", package=PACKAGE,
-                                           version=newer, from_dist=STAGING,
-                                           to_dist=PRODUCTION, reason="forward"))
+    build = releaser.follow(
+        releaser.force(
+            "promote",
+            "promote",
+            package=PACKAGE,
+            version=newer,
+            from_dist=STAGING,
+            to_dist=PRODUCTION,
+            reason="forward",
+        )
+    )
     assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
     before = history(installation, PRODUCTION)
     assert published_snapshot(installation, PRODUCTION) == before[-1]["snapshot"]
@@ -329,8 +379,9 @@ def test_a_change_that_fails_its_check_is_undone_and_rollback_still_works(instal
     dists.unlink()
     shutil.copytree(target, dists)  # a stale copy: what the web server serves stops changing
     try:
-        brid = releaser.force("rollback", "rollback", distribution=PRODUCTION, state="",
-                              reason="stale mirror")
+        brid = releaser.force(
+            "rollback", "rollback", distribution=PRODUCTION, state="", reason="stale mirror"
+        )
         build = releaser.follow(brid)
     finally:
         shutil.rmtree(dists)
@@ -345,29 +396,48 @@ def test_a_change_that_fails_its_check_is_undone_and_rollback_still_works(instal
     assert f"Version: {before[-1]['version']}\n" in index(installation, PRODUCTION)
 
     # and a rollback from there works
-    build = releaser.follow(releaser.force("rollback", "rollback", distribution=PRODUCTION,
-                                           state="", reason="after the stale mirror"))
+    build = releaser.follow(
+        releaser.force(
+            "rollback",
+            "rollback",
+            distribution=PRODUCTION,
+            state="",
+            reason="after the stale mirror",
+        )
+    )
     assert NAMES[build["results"]] == "SUCCESS", api.describe(build)
     assert history(installation, PRODUCTION)[-1]["action"] == "rollback"
-    assert published_snapshot(installation, PRODUCTION) == \
-        history(installation, PRODUCTION)[-1]["snapshot"]
+    assert (
+        published_snapshot(installation, PRODUCTION)
+        == history(installation, PRODUCTION)[-1]["snapshot"]
+    )
 
 
 def control(master: api.Master, path: str, method: str, **params):
-    reply = master.request(f"api/v2/{path}", {"jsonrpc": "2.0", "method": method, "id": 1,
-                                              "params": params})
+    reply = master.request(
+        f"api/v2/{path}", {"jsonrpc": "2.0", "method": method, "id": 1, "params": params}
+    )
     assert "error" not in reply, reply
     return reply.get("result")
 
 
-def test_a_freeze_stops_promotions_from_every_way_in_but_not_a_rollback(installation, versions,
-                                                                        capsys):
+def test_a_freeze_stops_promotions_from_every_way_in_but_not_a_rollback(
+    installation, versions, capsys
+):
     older, newer = versions
     args = ["--settings", str(installation.file)]
     releaser = session(installation, "releaser")  # (the demo's releasers have production)
-    forward = releaser.follow(releaser.force("promote", "promote", package=PACKAGE,
-                                             version=newer, from_dist=STAGING,
-                                             to_dist=PRODUCTION, reason="before the freeze"))
+    forward = releaser.follow(
+        releaser.force(
+            "promote",
+            "promote",
+            package=PACKAGE,
+            version=newer,
+            from_dist=STAGING,
+            to_dist=PRODUCTION,
+            reason="before the freeze",
+        )
+    )
     assert NAMES[forward["results"]] == "SUCCESS", api.describe(forward)
     assert cli.main(args + ["freeze", PRODUCTION, "--reason", "release weekend"]) == cli.OK
     # what was asked for before the freeze (a rebuild: no button asked again) is refused by
@@ -383,8 +453,15 @@ def test_a_freeze_stops_promotions_from_every_way_in_but_not_a_rollback(installa
     assert cli.main(args + ["promote", PACKAGE, STAGING, PRODUCTION]) == cli.REFUSED
     assert "release weekend" in capsys.readouterr().err
     with pytest.raises(api.ApiError) as err:
-        releaser.force("promote", "promote", package=PACKAGE, version=newer, from_dist=STAGING,
-                       to_dist=PRODUCTION, reason="raw API")
+        releaser.force(
+            "promote",
+            "promote",
+            package=PACKAGE,
+            version=newer,
+            from_dist=STAGING,
+            to_dist=PRODUCTION,
+            reason="raw API",
+        )
     assert err.value.code == cli.REFUSED and f"{PRODUCTION} is frozen" in str(err.value)
     shown = releaser.request("plugins/wsgi_dashboards/releases/board.json")
     assert shown["frozen"][PRODUCTION]["reason"] == "release weekend"
@@ -394,13 +471,17 @@ def test_a_freeze_stops_promotions_from_every_way_in_but_not_a_rollback(installa
 
     # a developer may not freeze or unfreeze
     with pytest.raises(api.ApiError) as err:
-        session(installation, "developer").force("freeze", "freeze", distribution=PRODUCTION,
-                                                 action="unfreeze", reason="mine")
+        session(installation, "developer").force(
+            "freeze", "freeze", distribution=PRODUCTION, action="unfreeze", reason="mine"
+        )
     assert err.value.code == cli.FORBIDDEN
 
     # an emergency stays possible: a rollback of the frozen distribution
-    rollback = releaser.follow(releaser.force("rollback", "rollback", distribution=PRODUCTION,
-                                              state="", reason="emergency"))
+    rollback = releaser.follow(
+        releaser.force(
+            "rollback", "rollback", distribution=PRODUCTION, state="", reason="emergency"
+        )
+    )
     assert NAMES[rollback["results"]] == "SUCCESS", api.describe(rollback)
     assert f"Version: {newer}\n" not in index(installation, PRODUCTION)
 
@@ -410,21 +491,30 @@ def test_a_freeze_stops_promotions_from_every_way_in_but_not_a_rollback(installa
     assert f"Version: {newer}\n" in index(installation, PRODUCTION)
 
 
-def test_two_identical_rollbacks_make_one_change_and_a_rebuild_of_it_is_refused(installation,
-                                                                                versions):
+def test_two_identical_rollbacks_make_one_change_and_a_rebuild_of_it_is_refused(
+    installation, versions
+):
     # (staging: the tests before leave production wherever they end)
     older, newer = versions
     admin, releaser = session(installation, "admin"), session(installation, "releaser")
     before = history(installation, STAGING)
     assert f"Version: {newer}\n" in index(installation, STAGING)
-    (worker,) = [w for w in admin.get("workers")["workers"]
-                 if w["name"] == installation.repository.worker]
+    (worker,) = [
+        w for w in admin.get("workers")["workers"] if w["name"] == installation.repository.worker
+    ]
     # both asked for before either runs: the repository's worker paused meanwhile
     control(admin, f"workers/{worker['workerid']}", "pause", reason="two identical rollbacks")
     try:
-        requests = [releaser.force("rollback", "rollback", distribution=STAGING, state="",
-                                   reason=f"bad release, said {who}")
-                    for who in ("Ada", "Bo")]
+        requests = [
+            releaser.force(
+                "rollback",
+                "rollback",
+                distribution=STAGING,
+                state="",
+                reason=f"bad release, said {who}",
+            )
+            for who in ("Ada", "Bo")
+        ]
     finally:
         control(admin, f"workers/{worker['workerid']}", "unpause")
     first, second = (releaser.follow(brid) for brid in requests)

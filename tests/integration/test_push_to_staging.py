@@ -46,9 +46,14 @@ def installation(tmp_path_factory):
     # the install check on, as shipped: the happy path of tests/integration/test_install_check
     os.environ["CONVEYOR_TEST_OPERATOR_TOKEN"] = CANARY
     try:
-        with running_installation("staging", PACKAGE, project={
+        with running_installation(
+            "staging",
+            PACKAGE,
+            project={
                 "install_check": "true",
-                "smoke": '["/opt/venvs/snowbird/bin/snowbird", "--version"]'}) as settings:
+                "smoke": '["/opt/venvs/snowbird/bin/snowbird", "--version"]',
+            },
+        ) as settings:
             yield settings
     finally:
         del os.environ["CONVEYOR_TEST_OPERATOR_TOKEN"]
@@ -81,8 +86,9 @@ def test_forged_and_unsigned_pushes_are_refused_and_build_nothing(installation, 
     assert status == 400
     assert "X-Hub-Signature-256 does not match the payload" in body
 
-    status, body = github.deliver(installation, "push", payload,
-                                headers={"X-Hub-Signature-256": "", "X-Hub-Signature": ""})
+    status, body = github.deliver(
+        installation, "push", payload, headers={"X-Hub-Signature-256": "", "X-Hub-Signature": ""}
+    )
     assert status == 400
     assert "missing X-Hub-Signature-256" in body
 
@@ -91,8 +97,9 @@ def test_forged_and_unsigned_pushes_are_refused_and_build_nothing(installation, 
     status, body = github.deliver(installation, "push", other)
     assert status in (200, 202) and "no change" in body
 
-    status, _ = github.deliver(installation, "ping", {"zen": "Keep it logically awesome.",
-                                                   "hook_id": 1})
+    status, _ = github.deliver(
+        installation, "ping", {"zen": "Keep it logically awesome.", "hook_id": 1}
+    )
     assert status in (200, 202)
 
     time.sleep(2)
@@ -109,8 +116,9 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     version = props["package_version"]
     revision = build["revision"]
     # +ci<date>.<time>.<build>.g<sha> (conveyor/debformats.py ci_version), UTC, when pushed
-    assert re.fullmatch(rf"1\.4\.0\+ci20\d{{6}}\.\d{{6}}\.{build['number']}\.g{revision[:7]}",
-                        version), version
+    assert re.fullmatch(
+        rf"1\.4\.0\+ci20\d{{6}}\.\d{{6}}\.{build['number']}\.g{revision[:7]}", version
+    ), version
     assert props["coverage_percent"] >= 80
     assert props["tests_passed"] > 0 and props["tests_failed"] == 0
 
@@ -119,8 +127,7 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     (result_set,) = sets["test_result_sets"]
     assert result_set["tests_passed"] == props["tests_passed"]
     assert result_set["tests_failed"] == 0
-    results = api.api(installation,
-                       f"test_result_sets/{result_set['test_result_setid']}/results")
+    results = api.api(installation, f"test_result_sets/{result_set['test_result_setid']}/results")
     assert len(results["test_results"]) == props["tests_passed"]
 
     # the coverage report and the package are linked from the build, served by the master
@@ -128,12 +135,15 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     steps = api.api(installation, f"builds/{build['buildid']}/steps")["steps"]
     # the install check ran in the package build, before the publish, and passed
     # (tests/integration/test_install_check)
-    (package,) = [b for b in triggered_builds(api.reader(installation),
-                                                build["buildid"])
-                  if b["builderid"] != api.builder_id(installation, "publish")]
+    (package,) = [
+        b
+        for b in triggered_builds(api.reader(installation), build["buildid"])
+        if b["builderid"] != api.builder_id(installation, "publish")
+    ]
     package_steps = api.api(installation, f"builds/{package['buildid']}/steps")["steps"]
-    assert [s["results"] for s in package_steps if s["name"] == "install-check"] == [0], \
+    assert [s["results"] for s in package_steps if s["name"] == "install-check"] == [0], (
         package_steps
+    )
     urls = [u["url"] for step in steps for u in step["urls"]]
     report = next(u for u in urls if u.endswith("coverage/index.html"))
     deb = next(u for u in urls if u.endswith(f"{PACKAGE}_{version}_amd64.deb"))
@@ -143,8 +153,11 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
             http_get(url)
         assert refused.value.code == 401, url
     developer = api.Master(installation.web_url)
-    user, password = next(line.split(":")[:2] for line in installation.read_secret(
-        installation.auth.users_secret).splitlines() if line.startswith("developer:"))
+    user, password = next(
+        line.split(":")[:2]
+        for line in installation.read_secret(installation.auth.users_secret).splitlines()
+        if line.startswith("developer:")
+    )
     developer.login(user, password)
     assert "Coverage report" in developer.request(report.removeprefix(installation.web_url))
     with developer.opener.open(deb, timeout=30) as response:
@@ -160,8 +173,9 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
     assert in_release.startswith("-----BEGIN PGP SIGNED MESSAGE-----")
 
     # a machine that trusts only the repository's key installs it with apt-get
-    apt = AptClient(installation.state_dir / "apt-client", installation.repository.url,
-                    "snowbird-staging")
+    apt = AptClient(
+        installation.state_dir / "apt-client", installation.repository.url, "snowbird-staging"
+    )
     apt.update()
     assert apt.candidate(PACKAGE) == version
     apt.install(PACKAGE, version)
@@ -174,7 +188,10 @@ def test_push_is_built_tested_packaged_published_and_installable(installation, c
         # the package says where it came from
         fields = subprocess.run(
             ["dpkg-query", "-W", "-f=${Conveyor-Commit} ${Conveyor-Build}", PACKAGE],
-            capture_output=True, text=True, check=True).stdout.split()
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         assert fields == [revision, build["url"]]
     finally:
         purge(PACKAGE)
@@ -187,8 +204,9 @@ def test_second_push_yields_a_higher_version_and_history_keeps_both(installation
     if first == 0:
         first_build = github.push_and_wait(installation, project, checkout)
         assert result_name(first_build["results"]) == "SUCCESS"
-    first_version = _version_of(installation, project, api.last_build_number(
-        installation, project.ci_builder))
+    first_version = _version_of(
+        installation, project, api.last_build_number(installation, project.ci_builder)
+    )
 
     before = github.git(checkout, "rev-parse", "HEAD")
     (checkout / "NOTES.md").write_text("A second push.\n")
@@ -206,8 +224,12 @@ def test_second_push_yields_a_higher_version_and_history_keeps_both(installation
 
     # history, served beside the repository: one state per publication, each an immutable
     # snapshot holding what staging served then
-    history = [json.loads(line) for line in http_get(
-        f"{installation.repository.url}history/snowbird-staging.jsonl").splitlines()]
+    history = [
+        json.loads(line)
+        for line in http_get(
+            f"{installation.repository.url}history/snowbird-staging.jsonl"
+        ).splitlines()
+    ]
     assert [e["action"] for e in history][0] == "create"
     publications = [e for e in history if e["action"] == "publish"]
     assert [e["version"] for e in publications][-2:] == [first_version, second_version]
@@ -217,11 +239,22 @@ def test_second_push_yields_a_higher_version_and_history_keeps_both(installation
     # only states are kept: the scratch snapshots of each publication are gone
     snapshots = setup.aptly(installation, "snapshot", "list", "-raw").stdout.split()
     assert not [s for s in snapshots if "+new@" in s]
-    for snapshot, version, present in ((previous, second_version, False),
-                                       (latest, second_version, True),
-                                       (latest, first_version, True)):
-        found = setup.aptly(installation, "snapshot", "search", snapshot,
-                            f"{PACKAGE} (= {version})", check=False).returncode == 0
+    for snapshot, version, present in (
+        (previous, second_version, False),
+        (latest, second_version, True),
+        (latest, first_version, True),
+    ):
+        found = (
+            setup.aptly(
+                installation,
+                "snapshot",
+                "search",
+                snapshot,
+                f"{PACKAGE} (= {version})",
+                check=False,
+            ).returncode
+            == 0
+        )
         assert found == present, (snapshot, version)
 
 
@@ -239,10 +272,13 @@ def test_the_operators_environment_is_in_no_log_and_no_api_document(installation
         github.push_and_wait(installation, project, checkout)
     builds = api.api(installation, "builds?property=*")["builds"]
     assert {"snowbird-ci", "snowbird-package", "publish"} <= {
-        api.api(installation, f"builders/{b['builderid']}")["builders"][0]["name"]
-        for b in builds}
-    documents = [json.dumps(builds), json.dumps(api.api(installation, "workers")),
-                 json.dumps(api.api(installation, "changes"))]
+        api.api(installation, f"builders/{b['builderid']}")["builders"][0]["name"] for b in builds
+    }
+    documents = [
+        json.dumps(builds),
+        json.dumps(api.api(installation, "workers")),
+        json.dumps(api.api(installation, "changes")),
+    ]
     logs = 0
     for build in builds:
         for step in api.api(installation, f"builds/{build['buildid']}/steps")["steps"]:
@@ -251,8 +287,11 @@ def test_the_operators_environment_is_in_no_log_and_no_api_document(installation
                 documents.append("".join(chunk["content"] for chunk in chunks))
                 logs += 1
     assert logs > 20
-    leaked = [text[max(0, text.find(CANARY) - 300):text.find(CANARY) + 50]
-              for text in documents if CANARY in text]
+    leaked = [
+        text[max(0, text.find(CANARY) - 300) : text.find(CANARY) + 50]
+        for text in documents
+        if CANARY in text
+    ]
     assert not leaked, leaked[0]
     # nor the variable's name: the workers started with a clean environment
     assert not [text for text in documents if "CONVEYOR_TEST_OPERATOR_TOKEN" in text]

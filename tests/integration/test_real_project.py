@@ -58,8 +58,10 @@ def step_log(settings, build: dict, name: str) -> str:
     step = next(s for s in steps if s["name"] == name)
     logs = api.api(settings, f"steps/{step['stepid']}/logs")["logs"]
     stdio = next(entry for entry in logs if entry["slug"] == "stdio")
-    return "".join(chunk["content"] for chunk in api.api(
-        settings, f"logs/{stdio['logid']}/contents")["logchunks"])
+    return "".join(
+        chunk["content"]
+        for chunk in api.api(settings, f"logs/{stdio['logid']}/contents")["logchunks"]
+    )
 
 
 def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
@@ -77,8 +79,9 @@ def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
     assert "sbuild" in log and "Install package build dependencies" in log, log[-3000:]
     assert "python3-toolz" in log and "python3-hatchling" in log
     assert "Status: successful" in log
-    version = api.api(settings, f"builds/{package['buildid']}/properties")[
-        "properties"][0]["package_version"][0]
+    version = api.api(settings, f"builds/{package['buildid']}/properties")["properties"][0][
+        "package_version"
+    ][0]
     index = staging_index(settings, "tally-staging")
     assert "Package: python3-tally\n" in index and f"Version: {version}\n" in index, index
     # its test dependencies came from pyproject's extra, the project installed editable: so
@@ -92,5 +95,7 @@ def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
     assert "smoke" in check
     # and nothing of the project's is on the host
     assert [installed_version(p) for p in HOST_LACKS] == [None, None]
-    assert subprocess.run(["/usr/bin/python3", "-c", "import toolz"],
-                          capture_output=True).returncode != 0
+    assert (
+        subprocess.run(["/usr/bin/python3", "-c", "import toolz"], capture_output=True).returncode
+        != 0
+    )

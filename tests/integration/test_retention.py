@@ -34,8 +34,9 @@ PUBLISHED_FILES = ("Release", "Release.gpg", "InRelease", "main/binary-amd64/Pac
 
 @pytest.fixture(scope="module")
 def installation():
-    with running_installation("retention",
-                              extra="[retention]\nsnapshots_keep_states = 2\n") as settings:
+    with running_installation(
+        "retention", extra="[retention]\nsnapshots_keep_states = 2\n"
+    ) as settings:
         yield settings
 
 
@@ -50,16 +51,19 @@ def builds(installation):
         if n:
             github.git(checkout, "commit", "--quiet", "--allow-empty", "-m", "Second push")
             github.push_branch(checkout, project)
-        build = github.push_and_wait(installation, project, checkout,
-                                     before=before if n else github.ZERO)
+        build = github.push_and_wait(
+            installation, project, checkout, before=before if n else github.ZERO
+        )
         assert result_name(build["results"]) == "SUCCESS", api.describe(build)
         found.append(build)
     return found
 
 
 def session(settings, user: str) -> api.Master:
-    users = dict(line.split(":")[:2]
-                 for line in settings.read_secret(settings.auth.users_secret).splitlines())
+    users = dict(
+        line.split(":")[:2]
+        for line in settings.read_secret(settings.auth.users_secret).splitlines()
+    )
     master = api.Master(settings.web_url)
     master.login(user, users[user])
     return master
@@ -80,8 +84,10 @@ def snapshots(settings) -> set[str]:
 
 
 def history(settings, dist: str) -> list[dict]:
-    return [json.loads(line) for line in
-            (settings.history_dir / f"{dist}.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line)
+        for line in (settings.history_dir / f"{dist}.jsonl").read_text().splitlines()
+    ]
 
 
 def test_retention_keeps_the_window_and_the_published_state(installation, builds):
@@ -117,19 +123,22 @@ def test_retention_keeps_the_window_and_the_published_state(installation, builds
 
     # a rollback to a state retention dropped: refused, saying so, and nothing changes
     releaser = session(settings, "releaser")
-    refused = releaser.follow(releaser.force("rollback", "rollback", distribution=STAGING,
-                                             state="1", reason="test"))
+    refused = releaser.follow(
+        releaser.force("rollback", "rollback", distribution=STAGING, state="1", reason="test")
+    )
     assert result_name(refused["results"]) == "FAILURE", api.describe(refused)
     check = next(s for s in refused["steps"] if s["name"] == "check")
     assert check["state_string"].startswith(
         f"refused: state 1 ({staging[0]['snapshot']}) is no longer kept: retention keeps the "
-        "states of each distribution's last 2 history entries"), check["state_string"]
+        "states of each distribution's last 2 history entries"
+    ), check["state_string"]
     assert published(settings) == before
     assert len(history(settings, STAGING)) == len(staging)
 
     # a rollback within the window: staging back to its first push
-    rollback = releaser.follow(releaser.force("rollback", "rollback", distribution=STAGING,
-                                              reason="test"))
+    rollback = releaser.follow(
+        releaser.force("rollback", "rollback", distribution=STAGING, reason="test")
+    )
     assert result_name(rollback["results"]) == "SUCCESS", api.describe(rollback)
     assert history(settings, STAGING)[-1]["snapshot"] == staging[1]["snapshot"]
     packages = published(settings)[f"{STAGING}/main/binary-amd64/Packages"].decode()

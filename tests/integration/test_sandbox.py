@@ -37,8 +37,11 @@ sleep 30
 
 def test_stopping_a_sandboxed_command_stops_everything_it_started(tmp_path: Path):
     # as Buildbot's worker runs a command: in a process group of its own
-    proc = subprocess.Popen([str(SANDBOX), str(tmp_path), "--", "sh", "-c", COMMAND],
-                            cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(SANDBOX), str(tmp_path), "--", "sh", "-c", COMMAND],
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 10
         while not (tmp_path / "started").exists():
@@ -47,8 +50,9 @@ def test_stopping_a_sandboxed_command_stops_everything_it_started(tmp_path: Path
         os.killpg(proc.pid, signal.SIGKILL)  # as the worker stops a step (interruptSignal KILL)
         proc.wait(timeout=10)
         time.sleep(4)
-        assert not (tmp_path / "late").exists(), \
+        assert not (tmp_path / "late").exists(), (
             "a process the stopped command started went on writing into the build directory"
+        )
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -58,12 +62,24 @@ def test_nothing_the_command_started_outlives_it(tmp_path: Path):
     # debian/rules leaving a process behind: after dpkg-buildpackage returns, the unsandboxed
     # worker reads the build directory (which .debs were built) and uploads them; a process
     # still running in there could swap a .deb for a link to the worker's own secrets
-    subprocess.run([str(SANDBOX), str(tmp_path), "--", "sh", "-c",
-                    "(sleep 2; ln -s /etc/hostname swapped) & echo built"],
-                   cwd=tmp_path, check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            str(SANDBOX),
+            str(tmp_path),
+            "--",
+            "sh",
+            "-c",
+            "(sleep 2; ln -s /etc/hostname swapped) & echo built",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     time.sleep(3)
-    assert not os.path.lexists(tmp_path / "swapped"), \
+    assert not os.path.lexists(tmp_path / "swapped"), (
         "a process the sandboxed command left behind changed the build directory afterwards"
+    )
 
 
 def test_the_checkouts_git_directory_is_read_only_inside(tmp_path: Path):
@@ -74,22 +90,40 @@ def test_the_checkouts_git_directory_is_read_only_inside(tmp_path: Path):
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)
     config = (checkout / ".git" / "config").read_text()
     proc = subprocess.run(
-        [str(SANDBOX), str(tmp_path), "--", "sh", "-c",
-         "echo 'cat /etc/hostname' > .git/hooks/post-checkout; "
-         "printf '[core]\\n\\tfsmonitor = cat /etc/hostname\\n' >> .git/config; "
-         "echo built > built.txt"],
-        cwd=checkout, capture_output=True, text=True, timeout=30, check=False)
+        [
+            str(SANDBOX),
+            str(tmp_path),
+            "--",
+            "sh",
+            "-c",
+            "echo 'cat /etc/hostname' > .git/hooks/post-checkout; "
+            "printf '[core]\\n\\tfsmonitor = cat /etc/hostname\\n' >> .git/config; "
+            "echo built > built.txt",
+        ],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert "Read-only file system" in proc.stderr, proc.stderr
     assert not (checkout / ".git" / "hooks" / "post-checkout").exists()
     assert (checkout / ".git" / "config").read_text() == config
     assert (checkout / "built.txt").read_text() == "built\n"  # the rest stays writable
 
 
-def run_sandboxed(builddir: Path, script: str, *options: str,
-                  **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SANDBOX), *options, str(builddir), "--", "sh", "-c", script],
-                          cwd=builddir, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **env}, check=False)
+def run_sandboxed(
+    builddir: Path, script: str, *options: str, **env: str
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SANDBOX), *options, str(builddir), "--", "sh", "-c", script],
+        cwd=builddir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        check=False,
+    )
 
 
 def test_the_command_sees_its_build_directory_and_the_system_only(tmp_path: Path):
@@ -102,8 +136,10 @@ def test_the_command_sees_its_build_directory_and_the_system_only(tmp_path: Path
         build = tmp_path / "build"
         build.mkdir()
         proc = run_sandboxed(
-            build, f"cat {other}/worker-password; cat {ROOT}/pytest.ini; ls /root /srv /opt; "
-                   "python3 -c 'print(42)'; echo ok > inside; echo $XDG_CACHE_HOME")
+            build,
+            f"cat {other}/worker-password; cat {ROOT}/pytest.ini; ls /root /srv /opt; "
+            "python3 -c 'print(42)'; echo ok > inside; echo $XDG_CACHE_HOME",
+        )
         assert "secret" not in proc.stdout and "[pytest]" not in proc.stdout, proc.stdout
         assert "No such file or directory" in proc.stderr
         assert "42\n" in proc.stdout  # the system is there, read-only
@@ -117,6 +153,7 @@ def test_the_command_sees_its_build_directory_and_the_system_only(tmp_path: Path
 def test_nothing_beside_the_build_directory_can_be_written():
     # (not below /tmp, which is the sandbox's own, writable)
     import tempfile
+
     parent = Path(tempfile.mkdtemp(prefix="conveyor-sandbox-test-", dir="/srv"))
     try:
         build = parent / "build"
@@ -131,28 +168,40 @@ def test_nothing_beside_the_build_directory_can_be_written():
 
 def test_without_network_only_a_loopback_of_its_own(tmp_path: Path):
     import socket
+
     with socket.socket() as server:  # the master's, the repository's, the mail sink's ports
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        connect = (f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}),"
-                   " timeout=5); print(\"connected\")'")
+        connect = (
+            f'python3 -c \'import socket; socket.create_connection(("127.0.0.1", {port}),'
+            ' timeout=5); print("connected")\''
+        )
         inside = run_sandboxed(tmp_path, connect)
         assert "connected" not in inside.stdout
         assert "ConnectionRefused" in inside.stderr, inside.stderr
         online = run_sandboxed(tmp_path, connect, "--network")  # dependency installation
         assert "connected" in online.stdout, online.stderr
         # the tests' own loopback works: a server and a client inside
-        own = run_sandboxed(tmp_path, "python3 -c 'import socket; s=socket.socket(); "
-                                      "s.bind((\"127.0.0.1\", 0)); s.listen(); "
-                                      "socket.create_connection(s.getsockname()); print(\"own\")'")
+        own = run_sandboxed(
+            tmp_path,
+            "python3 -c 'import socket; s=socket.socket(); "
+            's.bind(("127.0.0.1", 0)); s.listen(); '
+            'socket.create_connection(s.getsockname()); print("own")\'',
+        )
         assert "own" in own.stdout, own.stderr
 
 
 def test_without_bubblewrap_the_command_does_not_run(tmp_path: Path):
-    proc = subprocess.run(["/bin/bash", str(SANDBOX), str(tmp_path), "--", "/bin/sh", "-c",
-                           "echo ran > ran"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=30, env={"PATH": "/nonexistent"}, check=False)
+    proc = subprocess.run(
+        ["/bin/bash", str(SANDBOX), str(tmp_path), "--", "/bin/sh", "-c", "echo ran > ran"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/nonexistent"},
+        check=False,
+    )
     assert proc.returncode == 3
     assert "apt-get install bubblewrap" in proc.stderr
     assert not (tmp_path / "ran").exists()

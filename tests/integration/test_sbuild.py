@@ -69,29 +69,48 @@ def source_package(work: Path, name: str, build: str) -> Path:
     (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
     (tree / "debian" / "changelog").write_text(
         "leftover (1.0) unstable; urgency=medium\n\n  * Test.\n\n"
-        " -- Conveyor tests <tests@conveyor.invalid>  Fri, 04 Dec 2026 12:00:00 +0000\n")
+        " -- Conveyor tests <tests@conveyor.invalid>  Fri, 04 Dec 2026 12:00:00 +0000\n"
+    )
     (tree / "debian" / "rules").write_text(
-        f"#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_auto_build:\n\t{build}\n")
+        f"#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_auto_build:\n\t{build}\n"
+    )
     (tree / "debian" / "rules").chmod(0o755)
     subprocess.run(["dpkg-source", "--build", name], cwd=work, check=True, capture_output=True)
-    subprocess.run(["chown", "-R", f"{setup.BUILD_USER}:{setup.BUILD_USER}", str(work)],
-                   check=True)
+    subprocess.run(["chown", "-R", f"{setup.BUILD_USER}:{setup.BUILD_USER}", str(work)], check=True)
     return work / "leftover_1.0.dsc"
 
 
 def sbuild(base: Path, work: Path, dsc: Path, **popen) -> subprocess.Popen:
-    env = {"HOME": str(work), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-           "CONVEYOR_CHROOTS": str(base.parent), "CONVEYOR_SBUILD_TMPDIR": str(work / "tmp")}
+    env = {
+        "HOME": str(work),
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "CONVEYOR_CHROOTS": str(base.parent),
+        "CONVEYOR_SBUILD_TMPDIR": str(work / "tmp"),
+    }
     return subprocess.Popen(
-        ["runuser", "-u", setup.BUILD_USER, "--", "env", *(f"{k}={v}" for k, v in env.items()),
-         str(SBUILD), chroots.machine_release(), str(dsc)],
-        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+        [
+            "runuser",
+            "-u",
+            setup.BUILD_USER,
+            "--",
+            "env",
+            *(f"{k}={v}" for k, v in env.items()),
+            str(SBUILD),
+            chroots.machine_release(),
+            str(dsc),
+        ],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def test_no_chroot_outlives_a_failed_or_killed_build(base, work):
     # a build stopped the way Buildbot stops a step: its process group killed
-    hanging = sbuild(base, work, source_package(work, "hangs", "sleep 300"),
-                     start_new_session=True)
+    hanging = sbuild(base, work, source_package(work, "hangs", "sleep 300"), start_new_session=True)
     deadline = time.monotonic() + 240
     while not list((work / "tmp").glob("conveyor-sbuild.*/chroot.*/build")):
         assert hanging.poll() is None, hanging.stdout.read()
@@ -111,5 +130,6 @@ def test_no_chroot_outlives_a_failed_or_killed_build(base, work):
     assert failing.returncode != 0, output
     assert f"removing {left}, left by a build that was killed" in output
     assert "the build failed at build" in output, output[-3000:]
-    assert list((work / "tmp").iterdir()) == [], \
+    assert list((work / "tmp").iterdir()) == [], (
         "a chroot (or its lock) is left in the build's temporary directory"
+    )

@@ -22,8 +22,9 @@ PASSPHRASE = "correct horse battery staple"
 
 
 def gpg(settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["gpg", "--batch", *args], env=setup.gpg_env(settings),
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["gpg", "--batch", *args], env=setup.gpg_env(settings), capture_output=True, text=True
+    )
 
 
 def forget_passphrase(settings) -> None:
@@ -34,8 +35,11 @@ def forget_passphrase(settings) -> None:
 def test_a_key_with_a_passphrase_signs_the_repository_only_with_it(tmp_path):
     write_pipeline(tmp_path)
     file = tmp_path / "pipeline.toml"
-    file.write_text(file.read_text().replace(
-        "[repository]\n", '[repository]\npassphrase_secret = "signing-key-passphrase"\n', 1))
+    file.write_text(
+        file.read_text().replace(
+            "[repository]\n", '[repository]\npassphrase_secret = "signing-key-passphrase"\n', 1
+        )
+    )
     settings = settings_module.load(file)
     repo = settings.repository
     assert repo.passphrase_file == settings.secrets_dir / "signing-key-passphrase"
@@ -52,29 +56,52 @@ def test_a_key_with_a_passphrase_signs_the_repository_only_with_it(tmp_path):
         shutil.copyfile(repo.www_root / repo.public_key_name, keyring)
         for dist in settings.distributions:
             release = repo.www_root / "dists" / dist / "InRelease"
-            proc = subprocess.run(["gpgv", "--keyring", str(keyring), str(release)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                ["gpgv", "--keyring", str(keyring), str(release)], capture_output=True, text=True
+            )
             assert proc.returncode == 0, proc.stderr
 
         # the key needs its passphrase: without it, signing fails; with the file, it works
         (tmp_path / "data").write_text("x")
         forget_passphrase(settings)
-        refused = gpg(settings, "--pinentry-mode", "loopback", "--passphrase", "wrong",
-                      "--local-user", fingerprint, "--detach-sign", "-o",
-                      str(tmp_path / "x.sig"), str(tmp_path / "data"))
+        refused = gpg(
+            settings,
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "wrong",
+            "--local-user",
+            fingerprint,
+            "--detach-sign",
+            "-o",
+            str(tmp_path / "x.sig"),
+            str(tmp_path / "data"),
+        )
         assert refused.returncode != 0
         dist = settings.distributions[0]
         setup.aptly(settings, "snapshot", "create", "next", "empty")
         forget_passphrase(settings)
-        without = setup.aptly(settings, "publish", "switch", "-batch", f"-gpg-key={fingerprint}",
-                              dist, ".", "next", check=False)
+        without = setup.aptly(
+            settings,
+            "publish",
+            "switch",
+            "-batch",
+            f"-gpg-key={fingerprint}",
+            dist,
+            ".",
+            "next",
+            check=False,
+        )
         assert without.returncode != 0
         forget_passphrase(settings)
-        setup.aptly(settings, "publish", "switch", "-batch", *repo.signing_args(), dist, ".",
-                    "next")
-        proc = subprocess.run(["gpgv", "--keyring", str(keyring),
-                               str(repo.www_root / "dists" / dist / "InRelease")],
-                              capture_output=True, text=True)
+        setup.aptly(
+            settings, "publish", "switch", "-batch", *repo.signing_args(), dist, ".", "next"
+        )
+        proc = subprocess.run(
+            ["gpgv", "--keyring", str(keyring), str(repo.www_root / "dists" / dist / "InRelease")],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr
     finally:
         forget_passphrase(settings)

@@ -135,11 +135,20 @@ def installation():
 def test_a_hostile_pull_request_reaches_nothing(installation, other_installation):
     settings = installation
     # without the sandbox, the build user reads the other installation's password
-    assert subprocess.run(["runuser", "-u", setup.BUILD_USER, "--", "cat",
-                           str(other_installation)], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            ["runuser", "-u", setup.BUILD_USER, "--", "cat", str(other_installation)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     # the master's worker and web ports, the repository's, the mail sink's: each listens
-    ports = [settings.worker_port, settings.web_port, settings.repository.port,
-             settings.mail.smtp_port]
+    ports = [
+        settings.worker_port,
+        settings.web_port,
+        settings.repository.port,
+        settings.mail.smtp_port,
+    ]
     assert all(listening(port) for port in ports), ports
     project = settings.projects[0]
     repo = settings.repository
@@ -154,39 +163,68 @@ def test_a_hostile_pull_request_reaches_nothing(installation, other_installation
     }
     assert all(files.values()), files  # each attempt has something real to try
     # outside the build directory and its caches: the state, the served tree, the system
-    outside = [str(settings.state_dir / "escaped-by-a-test"),
-               str(repo.www_root / "escaped-by-a-test"), str(ROOT / "escaped-by-a-test"),
-               "/etc/escaped-by-a-test",
-               # what every later build of every project reads: the install check's base
-               str(setup.BUILD_CACHE / "escaped-by-a-test")]
+    outside = [
+        str(settings.state_dir / "escaped-by-a-test"),
+        str(repo.www_root / "escaped-by-a-test"),
+        str(ROOT / "escaped-by-a-test"),
+        "/etc/escaped-by-a-test",
+        # what every later build of every project reads: the install check's base
+        str(setup.BUILD_CACHE / "escaped-by-a-test"),
+    ]
     # a build's /tmp is its own: a write there never reaches the machine's
     private = [Path("/tmp/escaped-by-a-test"), Path("/var/tmp/escaped-by-a-test")]
-    served = (repo.www_root / "dists", repo.www_root / "pool", settings.history_dir,
-              repo.www_root / repo.public_key_name)
+    served = (
+        repo.www_root / "dists",
+        repo.www_root / "pool",
+        settings.history_dir,
+        repo.www_root / repo.public_key_name,
+    )
     published = tree_digest(*served)
     assert any("/dists/snowbird-staging/" in p for p in published)
 
     checkout = demo.ensure_demo_repo(settings, project)
     before = api.last_build_number(settings, project.pr_builder)
     _head, status, body = github.pull_request_with_file(
-        settings, project, checkout, 7, "hostile", "tests/test_hostile.py", HOSTILE.format(
-            files=files, ports=ports, aptly_config=str(repo.aptly_config), outside=outside,
-            private=[str(p) for p in private]), "Try to reach the signing key")
+        settings,
+        project,
+        checkout,
+        7,
+        "hostile",
+        "tests/test_hostile.py",
+        HOSTILE.format(
+            files=files,
+            ports=ports,
+            aptly_config=str(repo.aptly_config),
+            outside=outside,
+            private=[str(p) for p in private],
+        ),
+        "Try to reach the signing key",
+    )
     assert status in (200, 202) and "1 change" in body, body
 
     build = api.wait_for_build(settings, project.pr_builder, before, timeout=300)
     # every attempt failed, so every hostile test passed: the build is green as usual
     (result_set,) = api.api(settings, f"builds/{build['buildid']}/test_result_sets")[
-        "test_result_sets"]
+        "test_result_sets"
+    ]
     results = api.api(settings, f"test_result_sets/{result_set['test_result_setid']}/results")
-    hostile = {r["test_name"]: r["value"] for r in results["test_results"]
-               if "test_hostile" in r["test_name"]}
-    expected = {f"tests.test_hostile::test_cannot_read[{what}]" for what in files} | {
-        "tests.test_hostile::test_cannot_run_aptly_publish",
-        "tests.test_hostile::test_writes_to_tmp_stay_private"} | {
-        f"tests.test_hostile::test_cannot_write_outside_the_build[{p}]" for p in outside} | {
-        f"tests.test_hostile::test_cannot_connect_to_the_installations_ports[{port}]"
-        for port in ports}
+    hostile = {
+        r["test_name"]: r["value"]
+        for r in results["test_results"]
+        if "test_hostile" in r["test_name"]
+    }
+    expected = (
+        {f"tests.test_hostile::test_cannot_read[{what}]" for what in files}
+        | {
+            "tests.test_hostile::test_cannot_run_aptly_publish",
+            "tests.test_hostile::test_writes_to_tmp_stay_private",
+        }
+        | {f"tests.test_hostile::test_cannot_write_outside_the_build[{p}]" for p in outside}
+        | {
+            f"tests.test_hostile::test_cannot_connect_to_the_installations_ports[{port}]"
+            for port in ports
+        }
+    )
     assert set(hostile) == expected, sorted(hostile)
     # "1": passed, so the attempt failed; a "0" names an attempt that got through
     assert [name for name, value in hostile.items() if value != "1"] == [], build["url"]
@@ -206,7 +244,10 @@ def test_the_build_worker_runs_as_its_own_user_and_the_sandbox_is_on(installatio
     assert steps  # a build ran (the previous test): its tests ran in conveyor-sandbox
     logs = api.api(settings, f"builds/{steps[0]['buildid']}/steps")["steps"]
     tests = next(s for s in logs if s["name"] == "tests")
-    (stdio,) = [entry for entry in api.api(settings, f"steps/{tests['stepid']}/logs")["logs"]
-                if entry["slug"] == "stdio"]
+    (stdio,) = [
+        entry
+        for entry in api.api(settings, f"steps/{tests['stepid']}/logs")["logs"]
+        if entry["slug"] == "stdio"
+    ]
     text = api.api(settings, f"logs/{stdio['logid']}/contents")["logchunks"][0]["content"]
     assert "conveyor-sandbox" in text

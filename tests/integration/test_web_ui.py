@@ -54,15 +54,17 @@ def wait_for_text(page, text: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while text not in page.inner_text("body"):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not on the page {page.url}:\n"
-                                 f"{page.inner_text('body')[:2000]}")
+            raise AssertionError(
+                f"{text!r} not on the page {page.url}:\n{page.inner_text('body')[:2000]}"
+            )
         time.sleep(0.3)
 
 
 def click_button(page, label: str) -> None:
     """Click the first visible button whose text is `label`."""
-    page.locator("button:visible", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")
-                 ).first.click(timeout=20_000)
+    page.locator("button:visible", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).first.click(
+        timeout=20_000
+    )
 
 
 def promote_builder_url(settings) -> str:

@@ -19,7 +19,9 @@ AUTH = '[auth]\nproduction = ["release-managers"]\n'
 USERS = users_module.parse(
     "dev:dev-password:developers\nrel:rel-password:releasers\n"
     "man:man-password:releasers,release-managers\nadm:adm-password:admins\n"
-    "nobody:nobody-password:\n", "users")
+    "nobody:nobody-password:\n",
+    "users",
+)
 
 
 def load(tmp_path, extra=AUTH):
@@ -28,16 +30,24 @@ def load(tmp_path, extra=AUTH):
 
 # --- a stand-in for master.data: endpoints by path, and the objects they point at ---------------
 
-BUILDERS = {1: "app-ci", 2: "app-pr", 3: "promote", 4: "rollback", 5: "publish",
-            6: "app-package"}
-PROMOTE_INTO = {"app-staging": {"package": "app", "from_dist": "app-dev", "to_dist": ""},
-                "app": {"package": "app", "from_dist": "app-staging", "to_dist": ""},
-                "unknown": {"package": "nope", "from_dist": "app-staging", "to_dist": ""}}
+BUILDERS = {1: "app-ci", 2: "app-pr", 3: "promote", 4: "rollback", 5: "publish", 6: "app-package"}
+PROMOTE_INTO = {
+    "app-staging": {"package": "app", "from_dist": "app-dev", "to_dist": ""},
+    "app": {"package": "app", "from_dist": "app-staging", "to_dist": ""},
+    "unknown": {"package": "nope", "from_dist": "app-staging", "to_dist": ""},
+}
 # build id -> (builder id, buildset properties)
-BUILDS = {10: (1, {}), 11: (2, {}), 12: (5, {}), 13: (6, {}),
-          20: (3, PROMOTE_INTO["app-staging"]), 21: (3, PROMOTE_INTO["app"]),
-          22: (3, PROMOTE_INTO["unknown"]),
-          30: (4, {"distribution": "app-staging"}), 31: (4, {"distribution": "app"})}
+BUILDS = {
+    10: (1, {}),
+    11: (2, {}),
+    12: (5, {}),
+    13: (6, {}),
+    20: (3, PROMOTE_INTO["app-staging"]),
+    21: (3, PROMOTE_INTO["app"]),
+    22: (3, PROMOTE_INTO["unknown"]),
+    30: (4, {"distribution": "app-staging"}),
+    31: (4, {"distribution": "app"}),
+}
 
 
 class _Endpoint:
@@ -61,12 +71,15 @@ class _Scheduler:
 
 
 class ForceSchedulerEndpoint(_Endpoint):
-    SCHEDULERS = {"app-force": ["app-ci"], "promote": ["promote"], "rollback": ["rollback"],
-                  "freeze": ["freeze"]}
+    SCHEDULERS = {
+        "app-force": ["app-ci"],
+        "promote": ["promote"],
+        "rollback": ["rollback"],
+        "freeze": ["freeze"],
+    }
 
     def findForceScheduler(self, name):  # (Buildbot's: None for a name it does not have)
-        return defer.succeed(_Scheduler(self.SCHEDULERS[name]) if name in self.SCHEDULERS
-                             else None)
+        return defer.succeed(_Scheduler(self.SCHEDULERS[name]) if name in self.SCHEDULERS else None)
 
 
 class FakeData:
@@ -92,8 +105,9 @@ class FakeData:
             return defer.succeed({"builderid": path[1], "name": BUILDERS[path[1]]})
         if path[0] == "buildrequests":
             key = path[1]
-            return defer.succeed({"buildrequestid": key, "builderid": BUILDS[key][0],
-                                  "buildsetid": key})
+            return defer.succeed(
+                {"buildrequestid": key, "builderid": BUILDS[key][0], "buildsetid": key}
+            )
         assert path[0] == "buildsets" and path[2] == "properties"
         return defer.succeed({k: (v, "Force Build Form") for k, v in BUILDS[path[1]][1].items()})
 
@@ -112,10 +126,16 @@ ACTIONS = {  # name -> (path, action, options)
     "cancel CI": (("buildrequests", 10), "cancel", {}),
     "rebuild PR": (("builds", 11), "rebuild", {}),
     "cancel PR": (("buildrequests", 11), "cancel", {}),
-    "promote to staging": (("forceschedulers", "promote"), "force",
-                           {"package": "app", "from_dist": "app-dev", "to_dist": ""}),
-    "promote to production": (("forceschedulers", "promote"), "force",
-                              {"package": "app", "from_dist": "app-staging", "to_dist": "app"}),
+    "promote to staging": (
+        ("forceschedulers", "promote"),
+        "force",
+        {"package": "app", "from_dist": "app-dev", "to_dist": ""},
+    ),
+    "promote to production": (
+        ("forceschedulers", "promote"),
+        "force",
+        {"package": "app", "from_dist": "app-staging", "to_dist": "app"},
+    ),
     "rebuild promote to staging": (("builds", 20), "rebuild", {}),
     "rebuild promote to production": (("builds", 21), "rebuild", {}),
     "rebuild promote unknown package": (("builds", 22), "rebuild", {}),
@@ -125,8 +145,11 @@ ACTIONS = {  # name -> (path, action, options)
     # a package build is part of a CI build (steps/package.py): stopped with it, not alone redone
     "stop package": (("builds", 13), "stop", {}),
     "rebuild package": (("builds", 13), "rebuild", {}),
-    "roll back staging": (("forceschedulers", "rollback"), "force",
-                          {"distribution": "app-staging"}),
+    "roll back staging": (
+        ("forceschedulers", "rollback"),
+        "force",
+        {"distribution": "app-staging"},
+    ),
     "roll back production": (("forceschedulers", "rollback"), "force", {"distribution": "app"}),
     "rebuild rollback of staging": (("builds", 30), "rebuild", {}),
     "rebuild rollback of production": (("builds", 31), "rebuild", {}),
@@ -137,26 +160,54 @@ ACTIONS = {  # name -> (path, action, options)
     "set priority": (("buildrequests", 10), "set_priority", {"priority": 5}),
     "unknown action": (("builds", 10), "frobnicate", {}),
     # publish is a Triggerable: Buildbot answers a force of it with a 500
-    "force a scheduler that is no force scheduler": (("forceschedulers", "publish"), "force",
-                                                     {}),
+    "force a scheduler that is no force scheduler": (("forceschedulers", "publish"), "force", {}),
 }
 D, R, M, A = "dev", "rel", "man", "adm"
 EXPECTED = {
     # private by default: a logged-in user without a role ("nobody", as from GitHub) neither
     "read": {D, R, M, A},
     "read a log": {D, R, M, A},
-    **{a: {D, R, M, A} for a in ("force CI", "rebuild CI", "stop CI", "cancel CI",
-                                 "rebuild PR", "cancel PR", "stop package")},
-    **{a: {R, M, A} for a in ("promote to staging", "rebuild promote to staging",
-                              "stop promote", "cancel promote", "cancel publish",
-                              "roll back staging", "rebuild rollback of staging")},
-    **{a: {M, A} for a in ("promote to production", "rebuild promote to production",
-                           "rebuild promote unknown package", "roll back production",
-                           "rebuild rollback of production", "freeze production")},
+    **{
+        a: {D, R, M, A}
+        for a in (
+            "force CI",
+            "rebuild CI",
+            "stop CI",
+            "cancel CI",
+            "rebuild PR",
+            "cancel PR",
+            "stop package",
+        )
+    },
+    **{
+        a: {R, M, A}
+        for a in (
+            "promote to staging",
+            "rebuild promote to staging",
+            "stop promote",
+            "cancel promote",
+            "cancel publish",
+            "roll back staging",
+            "rebuild rollback of staging",
+        )
+    },
+    **{
+        a: {M, A}
+        for a in (
+            "promote to production",
+            "rebuild promote to production",
+            "rebuild promote unknown package",
+            "roll back production",
+            "rebuild rollback of production",
+            "freeze production",
+        )
+    },
     **{a: {A} for a in ("pause worker", "kill worker", "enable scheduler", "rebuild package")},
     # refused to all with a 403 that says so (Buildbot: 500, 501, 500)
-    **{a: set() for a in ("set priority", "unknown action",
-                          "force a scheduler that is no force scheduler")},
+    **{
+        a: set()
+        for a in ("set priority", "unknown action", "force a scheduler that is no force scheduler")
+    },
 }
 
 
@@ -164,8 +215,9 @@ def allowed(rule_set, action, user) -> bool:
     path, method, options = ACTIONS[action]
     result = []
     d = rule_set.assertUserAllowed(path, method, options, {"username": user} if user else {})
-    d.addCallbacks(lambda _: result.append(True),
-                   lambda f: result.append(False) if f.check(Forbidden) else f)
+    d.addCallbacks(
+        lambda _: result.append(True), lambda f: result.append(False) if f.check(Forbidden) else f
+    )
     assert result, f"{action} as {user}: no answer at once ({d.result!r})"
     return result[0]
 
@@ -199,8 +251,9 @@ def test_production_defaults_to_the_releasers(tmp_path):
 
 def test_a_refusal_names_the_role_of_its_level(tmp_path):
     rule_set = the_authz(load(tmp_path))
-    d = rule_set.assertUserAllowed(*ACTIONS["rebuild promote to production"][:2], {},
-                                   {"username": R})
+    d = rule_set.assertUserAllowed(
+        *ACTIONS["rebuild promote to production"][:2], {}, {"username": R}
+    )
     failures = []
     d.addErrback(failures.append)
     assert "you need to have role 'release-managers'" in str(failures[0].value)

@@ -20,22 +20,31 @@ from tests.unit.test_schedulers import outcome as result
 
 
 def history(*entries) -> str:
-    return "".join(json.dumps({"n": n, "snapshot": s, "action": a, "version": v}) + "\n"
-                   for n, (s, a, v) in enumerate(entries, 1))
+    return "".join(
+        json.dumps({"n": n, "snapshot": s, "action": a, "version": v}) + "\n"
+        for n, (s, a, v) in enumerate(entries, 1)
+    )
 
 
-PRODUCTION = history(("app@1", "create", None), ("app@2", "promote", "1.0+ci1.g1"),
-                     ("app@3", "promote", "1.0+ci2.g2"))
-STAGING_INDEX = ("Package: app\nVersion: 1.0+ci2.g2\n\nPackage: app\nVersion: 1.0+ci3.g3\n\n"
-                 "Package: other\nVersion: 9.0\n")
+PRODUCTION = history(
+    ("app@1", "create", None),
+    ("app@2", "promote", "1.0+ci1.g1"),
+    ("app@3", "promote", "1.0+ci2.g2"),
+)
+STAGING_INDEX = (
+    "Package: app\nVersion: 1.0+ci2.g2\n\nPackage: app\nVersion: 1.0+ci3.g3\n\n"
+    "Package: other\nVersion: 9.0\n"
+)
 
 
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """The settings, and what the repository serves (url -> text; absent: "")."""
     settings = load(tmp_path)
-    files = {board.history_url(settings, "app"): PRODUCTION,
-             board.index_url(settings, "app-staging"): STAGING_INDEX}
+    files = {
+        board.history_url(settings, "app"): PRODUCTION,
+        board.index_url(settings, "app-staging"): STAGING_INDEX,
+    }
     monkeypatch.setattr(basis, "fetch", lambda url: defer.succeed(files.get(url, "")))
     return settings, files
 
@@ -47,27 +56,35 @@ def props(**values) -> Properties:
     return p
 
 
-
-
 def test_promote_newest_records_the_newest_version_served_now(served):
     settings, _ = served
-    got = result(basis.promotion_basis(settings, props(
-        package="app", version="", from_dist="app-staging", to_dist="")))
+    got = result(
+        basis.promotion_basis(
+            settings, props(package="app", version="", from_dist="app-staging", to_dist="")
+        )
+    )
     assert got == {"basis_snapshot": "app@3", "basis_state": 3, "version": "1.0+ci3.g3"}
 
 
 def test_a_named_version_is_kept(served):
     settings, _ = served
-    got = result(basis.promotion_basis(settings, props(
-        package="app", version="1.0+ci2.g2", from_dist="app-staging", to_dist="app")))
+    got = result(
+        basis.promotion_basis(
+            settings,
+            props(package="app", version="1.0+ci2.g2", from_dist="app-staging", to_dist="app"),
+        )
+    )
     assert got == {"basis_snapshot": "app@3", "basis_state": 3}
 
 
 def test_a_source_without_the_package_is_refused_at_once(served):
     settings, files = served
     files[board.index_url(settings, "app-staging")] = "Package: other\nVersion: 1\n"
-    got = result(basis.promotion_basis(settings, props(
-        package="app", version="", from_dist="app-staging", to_dist="app")))
+    got = result(
+        basis.promotion_basis(
+            settings, props(package="app", version="", from_dist="app-staging", to_dist="app")
+        )
+    )
     assert isinstance(got, ReleaseError) and "app-staging serves no app" in str(got)
 
 
@@ -79,8 +96,9 @@ def test_a_rollback_records_the_state_it_returns_to(served):
 
 def test_a_rollback_to_the_empty_state_must_name_it(served):
     settings, files = served
-    files[board.history_url(settings, "app")] = history(("app@1", "create", None),
-                                                        ("app@2", "promote", "1.0"))
+    files[board.history_url(settings, "app")] = history(
+        ("app@1", "create", None), ("app@2", "promote", "1.0")
+    )
     got = result(basis.rollback_basis(settings, props(distribution="app", state="")))
     assert isinstance(got, ReleaseError) and "name that state" in str(got)
     got = result(basis.rollback_basis(settings, props(distribution="app", state="1")))
@@ -91,18 +109,27 @@ def test_the_button_adds_the_basis_or_refuses_with_a_400(served, monkeypatch):
     settings, files = served
     button = next(s for s in schedulers.schedulers_for(settings) if s.name == "rollback")
     added = []
-    monkeypatch.setattr(schedulers.StrictForceScheduler, "addBuildsetForSourceStampsWithDefaults",
-                        lambda self, reason, properties=None, **kw:
-                        added.append(properties.asDict()) or defer.succeed((1, {4: 1})))
+    monkeypatch.setattr(
+        schedulers.StrictForceScheduler,
+        "addBuildsetForSourceStampsWithDefaults",
+        lambda self, reason, properties=None, **kw: (
+            added.append(properties.asDict()) or defer.succeed((1, {4: 1}))
+        ),
+    )
     request = props(distribution="app", state="")
-    assert result(button.addBuildsetForSourceStampsWithDefaults("r", properties=request)) == \
-        (1, {4: 1})
+    assert result(button.addBuildsetForSourceStampsWithDefaults("r", properties=request)) == (
+        1,
+        {4: 1},
+    )
     assert added[0]["state"] == ("2", basis.SOURCE)
     assert added[0]["basis_snapshot"] == ("app@3", basis.SOURCE)
 
     files.pop(board.history_url(settings, "app"))  # a distribution that was never set up
-    refusal = result(button.addBuildsetForSourceStampsWithDefaults("r", properties=props(
-        distribution="app", state="")))
+    refusal = result(
+        button.addBuildsetForSourceStampsWithDefaults(
+            "r", properties=props(distribution="app", state="")
+        )
+    )
     assert isinstance(refusal, CollectedValidationError)
     assert refusal.errors == {"basis": "refused: app has no history: it is not set up"}
 
@@ -110,12 +137,19 @@ def test_the_button_adds_the_basis_or_refuses_with_a_400(served, monkeypatch):
 def test_a_promotion_into_a_frozen_distribution_is_refused_when_asked(served):
     settings, files = served
     files[board.freeze_url(settings, "app")] = json.dumps(
-        {"frozen": True, "reason": "release weekend", "who": "ada", "when": "today"})
-    got = result(basis.promotion_basis(settings, props(
-        package="app", version="", from_dist="app-staging", to_dist="app")))
+        {"frozen": True, "reason": "release weekend", "who": "ada", "when": "today"}
+    )
+    got = result(
+        basis.promotion_basis(
+            settings, props(package="app", version="", from_dist="app-staging", to_dist="app")
+        )
+    )
     assert isinstance(got, ReleaseError)
     assert str(got).startswith("app is frozen (by ada at today: release weekend)")
     # unfrozen: asked as before
     files[board.freeze_url(settings, "app")] = json.dumps({"frozen": False})
-    assert result(basis.promotion_basis(settings, props(
-        package="app", version="", from_dist="app-staging", to_dist="app")))["version"]
+    assert result(
+        basis.promotion_basis(
+            settings, props(package="app", version="", from_dist="app-staging", to_dist="app")
+        )
+    )["version"]

@@ -21,9 +21,13 @@ from tests.unit.test_board import REPO
 from tests.unit.test_board import TEXTS
 
 SECRET = "a-session-secret-of-at-least-32-bytes"
-SETTINGS = SimpleNamespace(projects=(PROJECT,), repository=REPO,
-                           distributions=PROJECT.path, web_url="http://ci.test/",
-                           file=Path("/nonexistent/pipeline.toml"))
+SETTINGS = SimpleNamespace(
+    projects=(PROJECT,),
+    repository=REPO,
+    distributions=PROJECT.path,
+    web_url="http://ci.test/",
+    file=Path("/nonexistent/pipeline.toml"),
+)
 BUILDERS = {"snowbird-ci": 1, "promote": 5, "rollback": 6, "publish": 7}
 
 
@@ -31,33 +35,52 @@ class FakeApi:
     """The wsgi_dashboards plugin as the app sees it: dataGet and master.www.site."""
 
     def __init__(self):
-        self.master = SimpleNamespace(www=SimpleNamespace(
-            site=SimpleNamespace(session_secret=SECRET)))
+        self.master = SimpleNamespace(
+            www=SimpleNamespace(site=SimpleNamespace(session_secret=SECRET))
+        )
 
     def dataGet(self, path, filters=(), order=None, limit=None):
         wanted = {f.field: f.values[0] for f in filters or ()}
         if path == ("changes",):
             return CHANGES
         if path == ("builders",):
-            return [{"builderid": BUILDERS[wanted["name"]]}] if wanted["name"] in BUILDERS \
-                else []
+            return [{"builderid": BUILDERS[wanted["name"]]}] if wanted["name"] in BUILDERS else []
         if path == ("builders", 1, "builds"):
-            return [{"buildid": 12, "builderid": 1, "number": 2, "results": 2, "complete": True},
-                    {"buildid": 11, "builderid": 1, "number": 1, "results": 0, "complete": True}]
+            return [
+                {"buildid": 12, "builderid": 1, "number": 2, "results": 2, "complete": True},
+                {"buildid": 11, "builderid": 1, "number": 1, "results": 0, "complete": True},
+            ]
         if path in (("builders", 5, "builds"), ("builders", 6, "builds")):
             return []
         if path == ("builders", 7, "builds"):  # a publish that failed for good
-            return [{"buildid": 21, "builderid": 7, "number": 3, "results": 2, "complete": True,
-                     "complete_at": 1_780_000_000, "state_string": "GnuPG could not sign"}]
+            return [
+                {
+                    "buildid": 21,
+                    "builderid": 7,
+                    "number": 3,
+                    "results": 2,
+                    "complete": True,
+                    "complete_at": 1_780_000_000,
+                    "state_string": "GnuPG could not sign",
+                }
+            ]
         if path == ("builds", 21, "properties"):
-            return {"project": ("snowbird", "publish"), "package_version": ("1.5+ci5", "ci"),
-                    "distribution": ("snowbird-staging", "publish")}
+            return {
+                "project": ("snowbird", "publish"),
+                "package_version": ("1.5+ci5", "ci"),
+                "distribution": ("snowbird-staging", "publish"),
+            }
         if path[0] == "builds" and path[2] == "properties":
             failing = path[1] == 12
-            return {"coverage_percent": (None if failing else 91.5, "Coverage"),
-                    "tests_passed": (9, "RunTests"), "tests_failed": (int(failing), "RunTests"),
-                    "tests_failures": ([{"name": "t::x", "text": "assert <a> == b"}]
-                                       if failing else [], "RunTests")}
+            return {
+                "coverage_percent": (None if failing else 91.5, "Coverage"),
+                "tests_passed": (9, "RunTests"),
+                "tests_failed": (int(failing), "RunTests"),
+                "tests_failures": (
+                    [{"name": "t::x", "text": "assert <a> == b"}] if failing else [],
+                    "RunTests",
+                ),
+            }
         if path[0] == "builds" and path[2] == "test_result_sets":
             return [{"test_result_setid": path[1], "category": "pass_fail"}]
         if path[0] == "test_result_sets":
@@ -75,10 +98,14 @@ def client(monkeypatch):
     def allowed(api, user, scheduler, options):
         asked.append((user.get("username"), scheduler, options))
         return user.get("username") == "releaser"
+
     monkeypatch.setattr(app_module, "allowed", allowed)
     # reading: users with a role (here the releaser and the developer), or all when public
-    monkeypatch.setattr(app_module, "may_read", lambda api, user: test_client.public or
-                        user.get("username") in ("releaser", "developer"))
+    monkeypatch.setattr(
+        app_module,
+        "may_read",
+        lambda api, user: test_client.public or user.get("username") in ("releaser", "developer"),
+    )
     flask_app = app_module.make_app(SETTINGS)
     flask_app.buildbot_api = FakeApi()
     test_client = flask_app.test_client()
@@ -90,8 +117,11 @@ def client(monkeypatch):
 def session_cookie(user: str) -> str:
     """What Buildbot's /auth/login sets: a JWT of the user's info, signed with the site's
     session secret."""
-    return jwt.encode({"user_info": {"username": user, "groups": []},
-                       "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
+    return jwt.encode(
+        {"user_info": {"username": user, "groups": []}, "exp": int(time.time()) + 600},
+        SECRET,
+        algorithm="HS256",
+    )
 
 
 def test_a_private_board_shows_anonymous_users_nothing(client):
@@ -118,9 +148,11 @@ def test_a_public_board_shows_anyone_the_grid_commits_history_and_ci_but_no_butt
     assert "log in (top right)" in page
     assert client.asked == []  # anonymous: authz is not even asked
     # a publish that failed for good, with its build
-    assert ("<b>publish failed</b> <span class=\"conveyor-muted\">2026-05-28T20:26:40+00:00"
-            "</span>: snowbird 1.5+ci5 was not published into snowbird-staging: GnuPG could "
-            "not sign (<a href=\"http://ci.test/#/builders/7/builds/3\">build</a>)") in page
+    assert (
+        '<b>publish failed</b> <span class="conveyor-muted">2026-05-28T20:26:40+00:00'
+        "</span>: snowbird 1.5+ci5 was not published into snowbird-staging: GnuPG could "
+        'not sign (<a href="http://ci.test/#/builders/7/builds/3">build</a>)'
+    ) in page
 
 
 def test_the_releaser_gets_the_buttons_the_authz_allows(client):
@@ -129,13 +161,22 @@ def test_the_releaser_gets_the_buttons_the_authz_allows(client):
     text = page.get_data(as_text=True)
     assert ">Promote to snowbird</button>" in text
     assert ">Roll back</button>" in text  # staging's history has a state to go back to
-    params = [json.loads(html.unescape(p)) for p in
-              text.split('data-params="')[1:] for p in [p.split('"', 1)[0]]]
-    assert {"builderid": 5, "package": "snowbird", "version": "1.4.0+ci4.gccccccc",
-            "from_dist": "snowbird-staging", "to_dist": "snowbird",
-            "reason": "release board"} in params
-    assert ('data-confirm="Promote snowbird 1.4.0+ci4.gccccccc from snowbird-staging to '
-            'snowbird?"') in text
+    params = [
+        json.loads(html.unescape(p))
+        for p in text.split('data-params="')[1:]
+        for p in [p.split('"', 1)[0]]
+    ]
+    assert {
+        "builderid": 5,
+        "package": "snowbird",
+        "version": "1.4.0+ci4.gccccccc",
+        "from_dist": "snowbird-staging",
+        "to_dist": "snowbird",
+        "reason": "release board",
+    } in params
+    assert (
+        'data-confirm="Promote snowbird 1.4.0+ci4.gccccccc from snowbird-staging to snowbird?"'
+    ) in text
     assert 'data-url="/api/v2/forceschedulers/promote"' in text
     # the question asked of the authz is the request the button sends
     assert ("releaser", "promote", params[0]) in client.asked
@@ -168,11 +209,13 @@ def test_after_a_reconfig_the_page_follows_the_settings_file(tmp_path):
     import os
 
     from tests.integration.helpers import write_pipeline
+
     settings = write_pipeline(tmp_path)
     current = app_module.CurrentSettings(settings)
     assert current.get() is settings
-    text = settings.file.read_text().replace('upload_to = "snowbird-staging"',
-                                             'upload_to = "snowbird-development"')
+    text = settings.file.read_text().replace(
+        'upload_to = "snowbird-staging"', 'upload_to = "snowbird-development"'
+    )
     settings.file.write_text(text)
     os.utime(settings.file, (1, 1))
     assert current.get().projects[0].upload_to == "snowbird-development"

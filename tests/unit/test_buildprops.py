@@ -11,16 +11,26 @@ from conveyor import buildprops
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("steps", "master", "conveyor", "ops")
-NAMES = {name: value for name, value in vars(buildprops).items()
-         if name.isupper() and isinstance(value, str)}
+NAMES = {
+    name: value
+    for name, value in vars(buildprops).items()
+    if name.isupper() and isinstance(value, str)
+}
 # the same words used for something else: the board's JSON fields, a pipeline.toml key
-NOT_PROPERTIES = {("conveyor/board.py", "tests_passed"), ("conveyor/board.py", "tests_failed"),
-                  ("conveyor/settings.py", "coverage_threshold")}
+NOT_PROPERTIES = {
+    ("conveyor/board.py", "tests_passed"),
+    ("conveyor/board.py", "tests_failed"),
+    ("conveyor/settings.py", "coverage_threshold"),
+}
 
 
 def sources() -> dict[str, str]:
-    return {str(p.relative_to(ROOT)): p.read_text() for package in PACKAGES
-            for p in sorted((ROOT / package).rglob("*.py")) if p.name != "buildprops.py"}
+    return {
+        str(p.relative_to(ROOT)): p.read_text()
+        for package in PACKAGES
+        for p in sorted((ROOT / package).rglob("*.py"))
+        if p.name != "buildprops.py"
+    }
 
 
 def table() -> dict[str, set[str]]:
@@ -49,14 +59,16 @@ def test_no_module_spells_a_property_out():
         for value in NAMES.values():
             if (path, value) in NOT_PROPERTIES:
                 continue
-            assert not re.search(rf"([\"']){re.escape(value)}\1", text), \
+            assert not re.search(rf"([\"']){re.escape(value)}\1", text), (
                 f"{path} spells {value!r}: use conveyor.buildprops"
+            )
 
 
 def test_the_table_names_every_property_and_exactly_its_files():
     listed = table()
     assert set(listed) == set(NAMES)
     for name in NAMES:
-        using = {path for path, text in sources().items()
-                 if re.search(rf"\bbuildprops\.{name}\b", text)}
+        using = {
+            path for path, text in sources().items() if re.search(rf"\bbuildprops\.{name}\b", text)
+        }
         assert using == listed[name], (name, sorted(using ^ listed[name]))

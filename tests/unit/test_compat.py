@@ -34,8 +34,8 @@ PIUPARTS = Path("/usr/sbin/piuparts")
 
 def test_every_workaround_is_marked_where_it_lives_and_has_a_canary():
     canaries = {name for name in globals() if name.startswith("test_canary_")} | {
-        name for cls in (SetPriorityCanary,) for name in dir(cls)
-        if name.startswith("test_canary_")}
+        name for cls in (SetPriorityCanary,) for name in dir(cls) if name.startswith("test_canary_")
+    }
     for workaround in compat.WORKAROUNDS:
         text = (ROOT / workaround.where).read_text()
         assert f"compat: {workaround.key}" in text, workaround.where
@@ -44,6 +44,7 @@ def test_every_workaround_is_marked_where_it_lives_and_has_a_canary():
 
 
 # --- github_sha1_only ---------------------------------------------------------------------
+
 
 def github_request(headers: dict[bytes, bytes], body: bytes) -> FakeRequest:
     request = FakeRequest(content=body)
@@ -56,9 +57,11 @@ def upstream_refuses_sha256(handler_class=buildbot_github.GitHubEventHandler) ->
     body = b'{"zen": "ok"}'
     signature = "sha256=" + hmac.new(b"secret", body, hashlib.sha256).hexdigest()
     handler = handler_class("secret", True, master=None)
-    d = handler._get_payload(github_request({
-        b"X-Hub-Signature-256": signature.encode(), b"Content-Type": b"application/json"},
-        body))
+    d = handler._get_payload(
+        github_request(
+            {b"X-Hub-Signature-256": signature.encode(), b"Content-Type": b"application/json"}, body
+        )
+    )
     failures = []
     d.addErrback(failures.append)
     return bool(failures) and failures[0].check(ValueError) is not None
@@ -72,14 +75,17 @@ def test_the_github_canary_notices_a_handler_that_takes_sha256():
     class Fixed(buildbot_github.GitHubEventHandler):
         def _get_payload(self, request):
             return defer.succeed({})
+
     assert not upstream_refuses_sha256(Fixed)
 
 
 # --- change_hook_answers_itself -----------------------------------------------------------
 
+
 def upstream_answers_only_202_400_500(resource=change_hook.ChangeHookResource) -> bool:
     source = inspect.getsource(resource.render_POST) + inspect.getsource(
-        resource.getAndSubmitChanges)
+        resource.getAndSubmitChanges
+    )
     codes = set(re.findall(r"\b([1-5][0-9][0-9])\b", source))
     return codes == {"202", "400", "500"}
 
@@ -93,10 +99,12 @@ def test_the_change_hook_canary_notices_a_resource_with_other_codes():
         def render_POST(self, request):
             request.setResponseCode(409)  # a handler's own answer
             return super().render_POST(request)
+
     assert not upstream_answers_only_202_400_500(Fixed)
 
 
 # --- simplemq_skips_consumer --------------------------------------------------------------
+
 
 def mq_skips_a_consumer(produce=None) -> bool:
     """Two consumers of a topic; the first stops consuming when the message comes: does the
@@ -126,10 +134,12 @@ def test_the_simplemq_canary_notices_a_fixed_produce():
         for qref in list(self.qrefs):
             if simple.tuplematch.matchTuple(routingKey, qref.filter):
                 self.invokeQref(qref, routingKey, data)
+
     assert not mq_skips_a_consumer(produce)
 
 
 # --- set_priority_fails -------------------------------------------------------------------
+
 
 class SetPriorityCanary(TestReactorMixin, unittest.TestCase):
     """On Buildbot's real database layer (SQLite in memory), as the data API calls it."""
@@ -138,9 +148,13 @@ class SetPriorityCanary(TestReactorMixin, unittest.TestCase):
     def setUp(self):
         self.setup_test_reactor()
         self.master = yield fakemaster.make_master(self, wantDb=True, wantData=True)
-        yield self.master.db.insert_test_data([
-            fakedb.Builder(id=1, name="b"), fakedb.Buildset(id=1),
-            fakedb.BuildRequest(id=5, buildsetid=1, builderid=1)])
+        yield self.master.db.insert_test_data(
+            [
+                fakedb.Builder(id=1, name="b"),
+                fakedb.Buildset(id=1),
+                fakedb.BuildRequest(id=5, buildsetid=1, builderid=1),
+            ]
+        )
 
     @defer.inlineCallbacks
     def fails(self) -> object:
@@ -159,11 +173,13 @@ class SetPriorityCanary(TestReactorMixin, unittest.TestCase):
     def test_the_set_priority_canary_notices_a_fixed_database_layer(self):
         def fixed(brids, priority):
             return defer.succeed(None)
+
         self.master.db.buildrequests.set_build_requests_priority = fixed
         self.assertFalse((yield self.fails()))
 
 
 # --- piuparts_chroot_methods --------------------------------------------------------------
+
 
 def load(name: str, path: Path):
     loader = importlib.machinery.SourceFileLoader(name, str(path))
@@ -179,17 +195,28 @@ TOOL = load("conveyor_install_check", ROOT / "worker" / "bin" / "conveyor-instal
 @pytest.mark.skipif(not PIUPARTS.exists(), reason="needs piuparts (make system)")
 def test_canary_piuparts_chroot_methods():
     # piuparts runs on the system's Python (it needs python3-apt), as the install check does
-    proc = subprocess.run(["/usr/bin/python3", "-W", "ignore", "-c", (
-        "import importlib.machinery as m, importlib.util as u, sys\n"
-        "def load(name, path):\n"
-        "    loader = m.SourceFileLoader(name, path)\n"
-        "    module = u.module_from_spec(u.spec_from_loader(name, loader))\n"
-        "    loader.exec_module(module)\n"
-        "    return module\n"
-        "tool = load('tool', sys.argv[1])\n"
-        "print(tool.unfit(load('piuparts', sys.argv[2]).Chroot))\n"),
-        str(ROOT / "worker" / "bin" / "conveyor-install-check"), str(PIUPARTS)],
-        capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "/usr/bin/python3",
+            "-W",
+            "ignore",
+            "-c",
+            (
+                "import importlib.machinery as m, importlib.util as u, sys\n"
+                "def load(name, path):\n"
+                "    loader = m.SourceFileLoader(name, path)\n"
+                "    module = u.module_from_spec(u.spec_from_loader(name, loader))\n"
+                "    loader.exec_module(module)\n"
+                "    return module\n"
+                "tool = load('tool', sys.argv[1])\n"
+                "print(tool.unfit(load('piuparts', sys.argv[2]).Chroot))\n"
+            ),
+            str(ROOT / "worker" / "bin" / "conveyor-install-check"),
+            str(PIUPARTS),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "None"
 
@@ -205,21 +232,32 @@ def test_the_piuparts_canary_notices_a_changed_chroot():
         def check_for_no_processes(self, fail=None):
             pass
 
-    assert TOOL.unfit(Chroot) == ("piuparts' Chroot.unpack_from_tgz(self, tarball, "
-                                  "compression) is not unpack_from_tgz(self, tarball)")
+    assert TOOL.unfit(Chroot) == (
+        "piuparts' Chroot.unpack_from_tgz(self, tarball, "
+        "compression) is not unpack_from_tgz(self, tarball)"
+    )
     Chroot.unpack_from_tgz = lambda self, tarball: None
     assert TOOL.unfit(Chroot) == "piuparts' Chroot has no terminate_running_processes()"
 
 
-
-
 # --- twisted_ssl_deprecation --------------------------------------------------------------
+
 
 def importing_buildbot_ssl_warns(python_flags: tuple[str, ...] = ()) -> bool:
     """Whether a fresh interpreter that turns DeprecationWarnings into errors fails to import
     buildbot.util.ssl."""
-    proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", *python_flags,
-                           "-c", "import buildbot.util.ssl"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::DeprecationWarning",
+            *python_flags,
+            "-c",
+            "import buildbot.util.ssl",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return proc.returncode != 0 and "ProtocolNegotiationSupport" in proc.stderr
 
 

@@ -50,6 +50,7 @@ def test_each_builder_of_a_new_buildset_is_told_at_once_and_the_ids_pass_through
 
 def test_every_conveyor_scheduler_starts_its_builds_at_once(tmp_path):
     from tests.unit.test_authz import load
+
     settings = load(tmp_path)
     every = schedulers.schedulers_for(settings) + pullrequests.schedulers(settings)
     assert len(every) > 4

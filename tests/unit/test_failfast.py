@@ -89,5 +89,6 @@ def test_the_tests_side_steps_are_stopped_by_a_failed_package():
     from steps.python import Coverage
     from steps.python import InstallRequirements
     from steps.python import RunTests
+
     for step in (InstallRequirements, RunTests, Coverage, Lint):
         assert step.run.__qualname__.startswith("fails_with_the_package"), step

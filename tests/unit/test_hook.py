@@ -39,8 +39,7 @@ NEW_BRANCH_SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 
 MISSING = b"missing X-Hub-Signature-256 header: the request is not signed with the webhook secret"
 MISMATCH = b"X-Hub-Signature-256 does not match the payload: wrong secret or altered body"
-MALFORMED = (b"malformed X-Hub-Signature-256 header: expected sha256=<64 lower-case hex "
-             b"digits>")
+MALFORMED = b"malformed X-Hub-Signature-256 header: expected sha256=<64 lower-case hex digits>"
 
 
 def fixture(name: str) -> bytes:
@@ -51,18 +50,21 @@ def sign(body: bytes, secret: str = SECRET) -> bytes:
     return b"sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
 
 
-def make_request(event: bytes, body: bytes, headers: dict[bytes, bytes] | None = None,
-                 signed: bool = True) -> FakeRequest:
+def make_request(
+    event: bytes, body: bytes, headers: dict[bytes, bytes] | None = None, signed: bool = True
+) -> FakeRequest:
     request = FakeRequest(content=body)
     request.uri = b"/change_hook/github"
     request.method = b"POST"
-    request.received_headers = {b"X-GitHub-Event": event, b"Content-Type": b"application/json",
-                                b"X-GitHub-Delivery": str(uuid.uuid4()).encode()}
+    request.received_headers = {
+        b"X-GitHub-Event": event,
+        b"Content-Type": b"application/json",
+        b"X-GitHub-Delivery": str(uuid.uuid4()).encode(),
+    }
     if signed:
         request.received_headers[b"X-Hub-Signature-256"] = sign(body)
     request.received_headers.update(headers or {})
-    request.received_headers = {k: v for k, v in request.received_headers.items()
-                                if v is not None}
+    request.received_headers = {k: v for k, v in request.received_headers.items() if v is not None}
     return request
 
 
@@ -85,24 +87,38 @@ class HookTestCase(TestReactorMixin, unittest.TestCase):
         if self.api_url and self.token:
             headers["Authorization"] = f"token {self.token[1]}"
         self.http = yield fakehttpclientservice.HTTPClientService.getService(
-            self.master, self, self.api_url or "https://api.github.com", headers=headers,
-            debug=False, verify=True)
+            self.master,
+            self,
+            self.api_url or "https://api.github.com",
+            headers=headers,
+            debug=False,
+            verify=True,
+        )
         storage = FakeSecretStorage()
         secrets = SecretManager()
         secrets.services = [storage]
         yield secrets.setServiceParent(self.master)
         yield self.master.startService()
         self.addCleanup(self.master.stopService)
-        storage.reconfigService(secretdict={SECRET_NAME: SECRET, **dict([self.token] if
-                                                                         self.token else [])})
+        storage.reconfigService(
+            secretdict={SECRET_NAME: SECRET, **dict([self.token] if self.token else [])}
+        )
         token = util.Secret(self.token[0]) if self.api_url and self.token else None
-        self.hook = ChangeHookResource(dialects=github_hook_dialect(
-            self.secret, self.projects, schedulers=self.schedulers, api_url=self.api_url,
-            token=token), master=self.master)
+        self.hook = ChangeHookResource(
+            dialects=github_hook_dialect(
+                self.secret,
+                self.projects,
+                schedulers=self.schedulers,
+                api_url=self.api_url,
+                token=token,
+            ),
+            master=self.master,
+        )
         self.logged: list[str] = []
 
         def observe(event: dict[str, Any]) -> None:
             self.logged.append(" ".join(str(m) for m in event.get("message", ())))
+
         log.addObserver(observe)
         self.addCleanup(log.removeObserver, observe)
 
@@ -127,8 +143,10 @@ class GitHubHookTest(HookTestCase):
         request.setResponseCode.assert_called_with(202)
         self.assertEqual(request.written, b"no change found")
         self.assertEqual(self.changes, [])
-        self.assertTrue(any(reason in line for line in self.logged),
-                        f"no log line with {reason!r} in {self.logged!r}")
+        self.assertTrue(
+            any(reason in line for line in self.logged),
+            f"no log line with {reason!r} in {self.logged!r}",
+        )
 
 
 class SignatureTest(GitHubHookTest):
@@ -147,14 +165,16 @@ class SignatureTest(GitHubHookTest):
         self.assertEqual(change["category"], None)
         self.assertEqual(change["src"], "git")
         self.assertEqual(change["files"], ["README.md"])
-        self.assertEqual(change["author"],
-                         "Codertocat <21031067+Codertocat@users.noreply.github.com>")
+        self.assertEqual(
+            change["author"], "Codertocat <21031067+Codertocat@users.noreply.github.com>"
+        )
 
     @defer.inlineCallbacks
     def test_wrong_secret(self) -> Any:
         body = fixture("push-with-new-branch.payload.json")
-        request = yield self.post(b"push", body,
-                                  headers={b"X-Hub-Signature-256": sign(body, "not-the-secret")})
+        request = yield self.post(
+            b"push", body, headers={b"X-Hub-Signature-256": sign(body, "not-the-secret")}
+        )
         self.assertRejected(request, MISMATCH)
 
     @defer.inlineCallbacks
@@ -167,16 +187,16 @@ class SignatureTest(GitHubHookTest):
 
     @defer.inlineCallbacks
     def test_missing_signature(self) -> Any:
-        request = yield self.post(b"push", fixture("push-with-new-branch.payload.json"),
-                                  signed=False)
+        request = yield self.post(
+            b"push", fixture("push-with-new-branch.payload.json"), signed=False
+        )
         self.assertRejected(request, MISSING)
 
     @defer.inlineCallbacks
     def test_sha1_signature_only_is_refused(self) -> Any:
         body = fixture("push-with-new-branch.payload.json")
         sha1 = b"sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest().encode()
-        request = yield self.post(b"push", body, signed=False,
-                                  headers={b"X-Hub-Signature": sha1})
+        request = yield self.post(b"push", body, signed=False, headers={b"X-Hub-Signature": sha1})
         self.assertRejected(request, MISSING)
 
     @defer.inlineCallbacks
@@ -189,7 +209,7 @@ class SignatureTest(GitHubHookTest):
     @defer.inlineCallbacks
     def test_malformed_signature(self) -> Any:
         body = fixture("push-with-new-branch.payload.json")
-        bare = sign(body)[len(b"sha256="):]
+        bare = sign(body)[len(b"sha256=") :]
         request = yield self.post(b"push", body, headers={b"X-Hub-Signature-256": bare})
         self.assertRejected(request, MALFORMED)
 
@@ -197,18 +217,22 @@ class SignatureTest(GitHubHookTest):
     def test_form_encoded_content_type_is_refused(self) -> Any:
         body = b"payload=" + fixture("push-with-new-branch.payload.json")
         request = yield self.post(
-            b"push", body, headers={b"Content-Type": b"application/x-www-form-urlencoded"})
+            b"push", body, headers={b"Content-Type": b"application/x-www-form-urlencoded"}
+        )
         self.assertRejected(
             request,
-            b"unsupported Content-Type: set the webhook's content type to application/json", 415)
+            b"unsupported Content-Type: set the webhook's content type to application/json",
+            415,
+        )
 
     @defer.inlineCallbacks
     def test_signed_body_that_is_not_json(self) -> Any:
         request = yield self.post(b"push", b"not json")
         request.setResponseCode.assert_called_with(400)
-        self.assertEqual(request.written,
-                         b"the payload is not valid JSON: Expecting value: line 1 column 1 "
-                         b"(char 0)")
+        self.assertEqual(
+            request.written,
+            b"the payload is not valid JSON: Expecting value: line 1 column 1 (char 0)",
+        )
         self.assertEqual(self.changes, [])
 
     @defer.inlineCallbacks
@@ -231,6 +255,7 @@ class SignatureTest(GitHubHookTest):
 
 class PlainSecretTest(GitHubHookTest):
     """The secret may also be given as a plain string."""
+
     secret = SECRET
 
     @defer.inlineCallbacks
@@ -242,6 +267,7 @@ class PlainSecretTest(GitHubHookTest):
 
 class UnknownSecretTest(GitHubHookTest):
     """A secret missing from the secret store is a server error: 500, nothing recorded."""
+
     secret = util.Secret("no-such-secret")
 
     @defer.inlineCallbacks
@@ -259,8 +285,10 @@ class ProjectFilterTest(GitHubHookTest):
     @defer.inlineCallbacks
     def test_configured_spelling_is_the_project(self) -> Any:
         yield self.post(b"push", fixture("push-with-no-username-committer.payload.json"))
-        self.assertEqual([(c["project"], c["branch"], c["revision"]) for c in self.changes],
-                         [(REPO, "master", NEW_BRANCH_SHA)])
+        self.assertEqual(
+            [(c["project"], c["branch"], c["revision"]) for c in self.changes],
+            [(REPO, "master", NEW_BRANCH_SHA)],
+        )
 
     @defer.inlineCallbacks
     def test_tag_deletion_is_ignored(self) -> Any:
@@ -290,8 +318,10 @@ class ProjectFilterTest(GitHubHookTest):
         request = yield self.post(b"pull_request", fixture("pull_request-opened.payload.json"))
         self.assertEqual(request.written, b"1 change found")
         [change] = self.changes
-        self.assertEqual((change["branch"], change["category"], change["revision"]),
-                         ("refs/pull/2/head", "pull", head))
+        self.assertEqual(
+            (change["branch"], change["category"], change["revision"]),
+            ("refs/pull/2/head", "pull", head),
+        )
 
     @defer.inlineCallbacks
     def test_closed_pull_request_is_ignored(self) -> Any:
@@ -305,22 +335,22 @@ class ForeignRepositoryTest(GitHubHookTest):
     @defer.inlineCallbacks
     def test_push_is_ignored(self) -> Any:
         request = yield self.post(b"push", fixture("push-with-new-branch.payload.json"))
-        self.assertNothingRecorded(request, "'Codertocat/Hello-World' ignored: repository not "
-                                            "configured")
+        self.assertNothingRecorded(
+            request, "'Codertocat/Hello-World' ignored: repository not configured"
+        )
 
     @defer.inlineCallbacks
     def test_pull_request_is_ignored_without_calling_github(self) -> Any:
-        request = yield self.post(b"pull_request",
-                                  fixture("pull_request-synchronize.payload.json"))
+        request = yield self.post(b"pull_request", fixture("pull_request-synchronize.payload.json"))
         self.assertNothingRecorded(request, "repository not configured")
 
     @defer.inlineCallbacks
     def test_forged_push_is_still_refused(self) -> Any:
         body = fixture("push-with-new-branch.payload.json")
-        request = yield self.post(b"push", body,
-                                  headers={b"X-Hub-Signature-256": sign(body, "guess")})
+        request = yield self.post(
+            b"push", body, headers={b"X-Hub-Signature-256": sign(body, "guess")}
+        )
         self.assertRejected(request, MISMATCH)
-
 
     @defer.inlineCallbacks
     def test_a_project_added_by_reconfig_is_accepted_without_restart(self) -> Any:
@@ -328,8 +358,11 @@ class ForeignRepositoryTest(GitHubHookTest):
         request = yield self.post(b"push", body)  # the handler is built and cached now
         self.assertNothingRecorded(request, "repository not configured")
         # `buildbot reconfig` with the repository added to pipeline.toml
-        self.master.config.www = {"change_hook_dialects": github_hook_dialect(
-            self.secret, {**self.projects, REPO: "master"})}
+        self.master.config.www = {
+            "change_hook_dialects": github_hook_dialect(
+                self.secret, {**self.projects, REPO: "master"}
+            )
+        }
         request = yield self.post(b"push", body)
         self.assertEqual(request.written, b"1 change found")
         self.assertEqual(self.changes[0]["project"], REPO)
@@ -342,7 +375,8 @@ class OtherBranchTest(GitHubHookTest):
     def test_push_to_unconfigured_branch_is_ignored(self) -> Any:
         request = yield self.post(b"push", fixture("push-with-new-branch.payload.json"))
         self.assertNothingRecorded(
-            request, "ref refs/heads/master is not the configured branch refs/heads/main")
+            request, "ref refs/heads/master is not the configured branch refs/heads/main"
+        )
 
 
 class DialectTest(unittest.TestCase):
@@ -351,8 +385,10 @@ class DialectTest(unittest.TestCase):
         self.assertEqual(set(dialect), {"github"})
         options = dialect["github"]
         self.assertEqual(options["strict"], True)
-        self.assertEqual(options["class"].keywords,
-                         {"projects": {REPO: "master"}, "schedulers": {}, "use_api": False})
+        self.assertEqual(
+            options["class"].keywords,
+            {"projects": {REPO: "master"}, "schedulers": {}, "use_api": False},
+        )
         self.assertEqual(options["pullrequest_ref"], "head")
 
     def test_secret_is_required(self) -> None:
@@ -365,6 +401,7 @@ class DialectTest(unittest.TestCase):
 
 
 # ---- hostile input: cheap checks first, every refusal a 4xx naming what is wrong ------------
+
 
 class _Unreadable:
     """A body that fails the test if the hook reads it."""
@@ -385,8 +422,9 @@ class OrderTest(GitHubHookTest):
 
     def request(self, **headers: bytes | None) -> FakeRequest:
         body = fixture("push-with-new-branch.payload.json")
-        return make_request(b"push", body, headers={k.replace("_", "-").encode(): v
-                                                    for k, v in headers.items()})
+        return make_request(
+            b"push", body, headers={k.replace("_", "-").encode(): v for k, v in headers.items()}
+        )
 
     @defer.inlineCallbacks
     def test_get_is_405_before_anything_else(self) -> Any:
@@ -412,8 +450,16 @@ class OrderTest(GitHubHookTest):
     @defer.inlineCallbacks
     def test_signature_must_have_the_exact_form(self) -> Any:
         good = sign(fixture("push-with-new-branch.payload.json"))
-        for bad in (b" " + good, good + b" ", good.upper(), b"sha256 =" + good[7:],
-                    good[:-1], good + b"0", b"sha256=" + b"g" * 64, b"sha256=" + good):
+        for bad in (
+            b" " + good,
+            good + b" ",
+            good.upper(),
+            b"sha256 =" + good[7:],
+            good[:-1],
+            good + b"0",
+            b"sha256=" + b"g" * 64,
+            b"sha256=" + good,
+        ):
             request = self.request(X_Hub_Signature_256=bad)
             yield self.render(request)
             self.assertRejected(request, MALFORMED)
@@ -434,8 +480,9 @@ class OrderTest(GitHubHookTest):
 
     @defer.inlineCallbacks
     def test_unsigned_oversize_is_refused_for_its_signature_first(self) -> Any:
-        request = self.request(X_Hub_Signature_256=None,
-                               Content_Length=b"%d" % (hookguard.MAX_BODY * 8))
+        request = self.request(
+            X_Hub_Signature_256=None, Content_Length=b"%d" % (hookguard.MAX_BODY * 8)
+        )
         request.content = _Unreadable()
         yield self.render(request)
         self.assertRejected(request, MISSING)
@@ -451,8 +498,10 @@ class OrderTest(GitHubHookTest):
         for depth in (65, 1000, 200_000):
             body = b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
             request = yield self.post(b"push", body)
-            self.assertRejected(request, b"the payload is nested deeper than 64 levels (or its "
-                                         b"brackets do not match)")
+            self.assertRejected(
+                request,
+                b"the payload is nested deeper than 64 levels (or its brackets do not match)",
+            )
 
     @defer.inlineCallbacks
     def test_json_that_is_not_an_object(self) -> Any:
@@ -503,8 +552,11 @@ PUSH_SHAPES = [
     ("commits", Missing, "commits is missing"),
     ("commits.0", 1, "commits[0] must be an object"),
     ("commits.0.id", 5, "commits[0].id must be a string"),
-    ("commits.0.id", "not-a-sha",
-     "commits[0].id must be a commit id (40 or 64 lower-case hex digits)"),
+    (
+        "commits.0.id",
+        "not-a-sha",
+        "commits[0].id must be a commit id (40 or 64 lower-case hex digits)",
+    ),
     ("commits.0.message", None, "commits[0].message must be a string"),
     ("commits.0.author", None, "commits[0].author must be an object"),
     ("commits.0.author.email", {}, "commits[0].author.email must be a string"),
@@ -544,18 +596,25 @@ class ShapeTest(GitHubHookTest):
     def test_push_fields(self) -> Any:
         for path, value, message in PUSH_SHAPES:
             request = yield self.post(b"push", push_with(path, value))
-            self.assertEqual((request.setResponseCode.call_args.args, request.written),
-                             ((400,), message.encode()), path)
+            self.assertEqual(
+                (request.setResponseCode.call_args.args, request.written),
+                ((400,), message.encode()),
+                path,
+            )
         self.assertEqual(self.changes, [])
         self.assertEqual(self.flushLoggedErrors(), [])
 
     @defer.inlineCallbacks
     def test_pull_request_fields(self) -> Any:
         for path, value, message in PR_SHAPES:
-            request = yield self.post(b"pull_request", push_with(
-                path, value, "pull_request-opened.payload.json"))
-            self.assertEqual((request.setResponseCode.call_args.args, request.written),
-                             ((400,), message.encode()), path)
+            request = yield self.post(
+                b"pull_request", push_with(path, value, "pull_request-opened.payload.json")
+            )
+            self.assertEqual(
+                (request.setResponseCode.call_args.args, request.written),
+                ((400,), message.encode()),
+                path,
+            )
         self.assertEqual(self.changes, [])
 
     @defer.inlineCallbacks

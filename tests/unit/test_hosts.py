@@ -48,7 +48,10 @@ def test_one_machine_keeps_the_repository_in_the_state_dir(tmp_path):
     state = tmp_path / "var"
     assert not repo.apart and repo.home is None
     assert (repo.www_root, repo.aptly_root, repo.gnupg_home) == (
-        state / "www", state / "aptly", state / "gnupg")
+        state / "www",
+        state / "aptly",
+        state / "gnupg",
+    )
     assert repo.passphrase_file == state / "secrets" / "pass"
     repo.gnupg_home.mkdir(parents=True)
     repo.signing_key_file.write_text(FINGERPRINT + "\n")
@@ -61,8 +64,15 @@ def test_a_repository_host_has_every_path_below_its_home_and_the_master_reads_no
     settings = load(tmp_path, f'home = "{home}"\npassphrase_secret = "pass"')
     repo = settings.repository
     assert repo.apart and repo.home == home
-    for path in (repo.www_root, repo.aptly_root, repo.aptly_config, repo.gnupg_home,
-                 repo.signing_key_file, repo.passphrase_file, settings.history_dir):
+    for path in (
+        repo.www_root,
+        repo.aptly_root,
+        repo.aptly_config,
+        repo.gnupg_home,
+        repo.signing_key_file,
+        repo.passphrase_file,
+        settings.history_dir,
+    ):
         assert path.is_relative_to(home), path
         assert not path.is_relative_to(settings.state_dir), path
     # a key file there is the host's: the master does not read it, it needs the fingerprint
@@ -77,12 +87,17 @@ def test_the_fingerprint_in_the_settings_signs(tmp_path):
     assert repository.with_fingerprint(settings) is settings  # nothing fetched
 
 
-@pytest.mark.parametrize("table, message", [
-    ('home = "relative/dir"',
-     "[repository.home] must be an absolute path on the repository's host"),
-    ('fingerprint = "ABCD 1234"', "[repository.fingerprint] 'ABCD 1234' is not valid"),
-    ('fingerprint = "3B8F2A5C"', "40 hex digits"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (
+            'home = "relative/dir"',
+            "[repository.home] must be an absolute path on the repository's host",
+        ),
+        ('fingerprint = "ABCD 1234"', "[repository.fingerprint] 'ABCD 1234' is not valid"),
+        ('fingerprint = "3B8F2A5C"', "40 hex digits"),
+    ],
+)
 def test_wrong_repository_host_settings_are_refused(tmp_path, table, message):
     with pytest.raises(settings_module.SettingsError) as refused:
         load(tmp_path, table)
@@ -92,7 +107,8 @@ def test_wrong_repository_host_settings_are_refused(tmp_path, table, message):
 @contextlib.contextmanager
 def serving(directory: Path):
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
-        *a, directory=str(directory), **k)
+        *a, directory=str(directory), **k
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -109,17 +125,39 @@ def served_key(tmp_path_factory):
     gnupg = base / "gnupg"
     gnupg.mkdir(mode=0o700)
     env = {"GNUPGHOME": str(gnupg), "PATH": "/usr/bin:/bin"}
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "t <t@example>",
-                    "ed25519", "sign", "never"], env=env, check=True, capture_output=True)
-    listing = subprocess.run(["gpg", "--batch", "--with-colons", "--list-keys"], env=env,
-                             check=True, capture_output=True, text=True).stdout
-    fingerprint = next(line.split(":")[9] for line in listing.splitlines()
-                       if line.startswith("fpr:"))
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "t <t@example>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    listing = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--list-keys"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    fingerprint = next(
+        line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
+    )
     www = base / "www"
     www.mkdir()
-    (www / "conveyor.gpg").write_bytes(subprocess.run(
-        ["gpg", "--batch", "--export", fingerprint], env=env, check=True,
-        capture_output=True).stdout)
+    (www / "conveyor.gpg").write_bytes(
+        subprocess.run(
+            ["gpg", "--batch", "--export", fingerprint], env=env, check=True, capture_output=True
+        ).stdout
+    )
     (www / "not-a-key.gpg").write_text("hello\n")
     with serving(www) as url:
         yield url, fingerprint
@@ -134,8 +172,12 @@ def test_the_master_signs_with_the_key_the_repository_host_serves(tmp_path, serv
     assert known.repository.fingerprint == fingerprint
     # the publish, promote and rollback builders sign with it
     from master import factories
-    steps = [s for s in factories.publish_factory(known).steps
-             if issubclass(s.step_class, repo_steps.PublishSwitch)]
+
+    steps = [
+        s
+        for s in factories.publish_factory(known).steps
+        if issubclass(s.step_class, repo_steps.PublishSwitch)
+    ]
     assert steps and all(s.kwargs["signing"] == [f"-gpg-key={fingerprint}"] for s in steps)
 
 
@@ -150,9 +192,15 @@ def test_an_unreachable_or_wrong_key_stops_the_configuration_saying_why(tmp_path
 
 
 def test_units_get_the_hosts_paths_and_user(tmp_path):
-    text = hosts.render_unit("conveyor-worker@.service", {
-        "/srv/conveyor-worker": "/data/workers", "/opt/conveyor-worker/venv": "/opt/w",
-        "/var/cache/conveyor-build": "/data/cache"}, "ci-build")
+    text = hosts.render_unit(
+        "conveyor-worker@.service",
+        {
+            "/srv/conveyor-worker": "/data/workers",
+            "/opt/conveyor-worker/venv": "/opt/w",
+            "/var/cache/conveyor-build": "/data/cache",
+        },
+        "ci-build",
+    )
     assert "User=ci-build\nGroup=ci-build\n" in text
     assert "ExecStart=/opt/w/bin/buildbot-worker start --nodaemon /data/workers/%i\n" in text
     assert "ReadWritePaths=/data/workers/%i /data/cache\n" in text
@@ -163,22 +211,33 @@ def test_units_get_the_hosts_paths_and_user(tmp_path):
 def test_every_shipped_unit_passes_systemd_analyze_verify(tmp_path):
     venv = str(Path(sys.executable).parent.parent)  # this virtualenv has all three programs
     (tmp_path / "conveyor-chroots.timer").write_text(
-        hosts.render_unit("conveyor-chroots.timer", {}, None))
+        hosts.render_unit("conveyor-chroots.timer", {}, None)
+    )
     for name in sorted(p.name for p in hosts.UNITS.glob("*.service")):
-        text = hosts.render_unit(name, {"/opt/conveyor-worker/venv": venv,
-                                        "/opt/conveyor/venv": venv,
-                                        "/opt/conveyor/src": str(hosts.ROOT)}, "root")
+        text = hosts.render_unit(
+            name,
+            {
+                "/opt/conveyor-worker/venv": venv,
+                "/opt/conveyor/venv": venv,
+                "/opt/conveyor/src": str(hosts.ROOT),
+            },
+            "root",
+        )
         (tmp_path / name).write_text(text)
         for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"):
             assert hardening in text, name
         unit = tmp_path / name.replace("@.", "@test.")
-        proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                              text=True)
+        proc = subprocess.run(
+            ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
         assert name.split("@")[0].removesuffix(".service") not in proc.stderr, proc.stderr
     # the weekly refresh of the chroot bases starts its service
-    proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "conveyor-chroots.timer")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "conveyor-chroots.timer")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and "conveyor-chroots" not in proc.stderr, proc.stderr
 
 
@@ -186,7 +245,7 @@ def test_a_unit_started_without_systemd_gets_its_environment_and_directory(tmp_p
     (tmp_path / "env").write_text("FROM_FILE=file value\n")
     (tmp_path / "t@.service").write_text(f"""[Service]
 Environment=FROM_UNIT=unit NAME=%i
-EnvironmentFile={tmp_path / 'env'}
+EnvironmentFile={tmp_path / "env"}
 WorkingDirectory={tmp_path}
 ExecStartPre=/bin/sh -c "echo pre > pre.txt"
 ExecStart=/bin/sh -c "echo $FROM_UNIT $NAME $FROM_FILE > out.txt"

@@ -14,8 +14,13 @@ from tests.integration.helpers import write_pipeline
 def test_the_source_is_deb822_signed_by_the_conveyor_keyring_only():
     text = hostsetup.sources("http://repo.example/", "snowbird", "main")
     (fields,) = list(deb822.Deb822.iter_paragraphs(text))
-    assert dict(fields) == {"Types": "deb", "URIs": "http://repo.example/", "Suites": "snowbird",
-                            "Components": "main", "Signed-By": "/etc/apt/keyrings/conveyor.gpg"}
+    assert dict(fields) == {
+        "Types": "deb",
+        "URIs": "http://repo.example/",
+        "Suites": "snowbird",
+        "Components": "main",
+        "Signed-By": "/etc/apt/keyrings/conveyor.gpg",
+    }
 
 
 def test_the_pin_holds_this_repositorys_distribution_above_1000():
@@ -32,9 +37,11 @@ def test_the_files_are_written_for_every_distribution(tmp_path):
     for dist in settings.distributions:
         served = settings.repository.www_root / "hosts"
         assert (served / f"{dist}.sources").read_text() == hostsetup.sources(
-            settings.repository.url, dist, settings.repository.component)
+            settings.repository.url, dist, settings.repository.component
+        )
         assert (served / f"{dist}.pref").read_text() == hostsetup.preferences(
-            settings.repository.origin, dist)
+            settings.repository.origin, dist
+        )
 
 
 def test_host_setup_prints_what_a_host_runs(tmp_path, capsys):
@@ -43,8 +50,9 @@ def test_host_setup_prints_what_a_host_runs(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     url = settings.repository.url
     assert f"sudo curl -fsSo /etc/apt/keyrings/conveyor.gpg {url}conveyor.gpg" in lines
-    assert (f"sudo curl -fsSo /etc/apt/preferences.d/conveyor-snowbird.pref "
-            f"{url}hosts/snowbird.pref") in lines
+    assert (
+        f"sudo curl -fsSo /etc/apt/preferences.d/conveyor-snowbird.pref {url}hosts/snowbird.pref"
+    ) in lines
     assert "sudo apt-get update && sudo apt-get install -y snowbird" in lines
     assert lines[-1] == "sudo apt-get update && sudo apt-get upgrade -y --allow-downgrades"
 

@@ -26,16 +26,19 @@ def test_archives_of_the_worker_release_from_one_line_and_deb822_files(tmp_path)
     (tmp_path / "sources.list").write_text(
         "# a comment\n"
         "deb [arch=amd64] http://mirror.example/debian bookworm-updates main contrib\n"
-        "deb-src http://mirror.example/debian bookworm main\n")
+        "deb-src http://mirror.example/debian bookworm main\n"
+    )
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
         "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
         "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n"
         "Components: main\n\n"
         "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nComponents: main\n"
-        "Enabled: no\n")
+        "Enabled: no\n"
+    )
     (tmp_path / "sources.list.d" / "other.list").write_text(
-        "deb https://packages.example/apt cloud-sdk-bookworm main\n")
+        "deb https://packages.example/apt cloud-sdk-bookworm main\n"
+    )
     assert tool.archive_lines("bookworm", tmp_path) == [
         # the release itself first (piuparts' mirror), then its -updates, -security …
         ("http://deb.debian.org/debian", "bookworm", ["main"]),
@@ -63,7 +66,8 @@ def test_a_failing_postinst_is_named_with_its_output():
         "  dpkg: error processing package app (--configure):\n"
         "   installed app package post-installation script subprocess returned error exit "
         "status 1\n"
-        "0m9.9s ERROR: piuparts run ends.\n")
+        "0m9.9s ERROR: piuparts run ends.\n"
+    )
     assert finding.reason() == "the postinst of app failed (exit status 1)"
     assert finding.excerpt[0].endswith("'apt-get', 'install']")
     assert "  app: cannot configure" in finding.excerpt
@@ -71,19 +75,25 @@ def test_a_failing_postinst_is_named_with_its_output():
 
 
 def test_a_failing_smoke_command_and_files_left_after_the_purge():
-    smoke = read("  smoke: /opt/app/bin/app --version\n"
-                 "  smoke command failed (exit status 2): /opt/app/bin/app --version\n")
-    assert smoke.reason() == ("the smoke command failed (exit status 2): "
-                              "/opt/app/bin/app --version")
-    purge = read("0m12.2s ERROR: FAIL: After purging files have disappeared:\n"
-                 "  /opt/\t owned by: app\n\n")
+    smoke = read(
+        "  smoke: /opt/app/bin/app --version\n"
+        "  smoke command failed (exit status 2): /opt/app/bin/app --version\n"
+    )
+    assert smoke.reason() == (
+        "the smoke command failed (exit status 2): /opt/app/bin/app --version"
+    )
+    purge = read(
+        "0m12.2s ERROR: FAIL: After purging files have disappeared:\n  /opt/\t owned by: app\n\n"
+    )
     assert purge.reason() == "After purging files have disappeared: /opt/ owned by: app"
 
 
 def test_what_passed_is_what_piuparts_said_passed():
-    finding = read("0m8.0s INFO: PASS: Installation and purging test.\n"
-                   "  smoke: /opt/app/bin/app --version\n"
-                   "0m9.0s INFO: Can't test upgrade: packages not known by apt-get.\n")
+    finding = read(
+        "0m8.0s INFO: PASS: Installation and purging test.\n"
+        "  smoke: /opt/app/bin/app --version\n"
+        "0m9.0s INFO: Can't test upgrade: packages not known by apt-get.\n"
+    )
     assert finding.passed == ["install, purge"]
     assert finding.smoked
     assert finding.no_upgrade == "Can't test upgrade: packages not known by apt-get."
@@ -98,8 +108,14 @@ def test_scripts_install_the_key_pin_the_next_distribution_and_quote_the_smoke(t
     smoke = tmp_path / "s" / "post_install_conveyor_smoke"
     assert smoke.stat().st_mode & 0o111
     # the smoke command runs with its arguments as given (no shell splitting of them)
-    out = subprocess.run(["sh", "-c", smoke.read_text().replace(
-        "/opt/app/bin/app", "printf '<%s>'")], capture_output=True, text=True)
+    out = subprocess.run(
+        ["sh", "-c", smoke.read_text().replace("/opt/app/bin/app", "printf '<%s>'")],
+        capture_output=True,
+        text=True,
+    )
     assert "<it's>" in out.stdout
-    assert (tmp_path / "s" / "post_setup_conveyor_policy").read_text().endswith(
-        "apt-cache policy app\n")
+    assert (
+        (tmp_path / "s" / "post_setup_conveyor_policy")
+        .read_text()
+        .endswith("apt-cache policy app\n")
+    )

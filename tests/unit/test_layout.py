@@ -14,22 +14,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("conveyor", "master", "steps", "ops")
 # who may import whom, among our top-level folders
-ALLOWED = {"conveyor": set(), "steps": {"conveyor"}, "master": {"steps", "conveyor"},
-           "ops": {"conveyor"}}
-MAX_LINES = 300
+ALLOWED = {
+    "conveyor": set(),
+    "steps": {"conveyor"},
+    "master": {"steps", "conveyor"},
+    "ops": {"conveyor"},
+}
+# lines as `ruff format` writes them: about 300 of the hand-aligned style the code had before it
+MAX_LINES = 400
 # Modules over MAX_LINES, each with the reviewed reason it is not split yet, and the size it may
 # not grow past. A module that grows past its figure, or a new one over the cap, fails the test.
 OVER_THE_CAP = {
-    "conveyor/settings.py": (690, "the settings' dataclasses and one reader per table; the "
-                                  "readers could move to a module of their own"),
-    "steps/repository.py": (640, "the aptly steps share AptlyCommand's retries; to be split "
-                                 "by stage (publish, history, verification)"),
-    "ops/hosts.py": (450, "the three hosts' set-up commands and their systemd units"),
-    "ops/setup.py": (440, "the machine's set-up: users, venvs, GnuPG, aptly, secrets"),
-    "steps/python.py": (430, "the Python steps of a CI build: venv, install, tests, coverage"),
-    "conveyor/board.py": (400, "the board's pure data; the SVG trend could move out"),
-    "steps/promotion.py": (340, "the promote and rollback steps share IndexReader and the "
-                                "basis; rollback's could move to a module of their own"),
+    "conveyor/settings.py": (
+        760,
+        "the settings' dataclasses and one reader per table; the "
+        "readers could move to a module of their own",
+    ),
+    "steps/repository.py": (
+        720,
+        "the aptly steps share AptlyCommand's retries; to be split "
+        "by stage (publish, history, verification)",
+    ),
+    "ops/hosts.py": (600, "the three hosts' set-up commands and their systemd units"),
+    "ops/setup.py": (560, "the machine's set-up: users, venvs, GnuPG, aptly, secrets"),
+    "steps/python.py": (470, "the Python steps of a CI build: venv, install, tests, coverage"),
+    "conveyor/board.py": (550, "the board's pure data; the SVG trend could move out"),
 }
 
 
@@ -46,7 +55,7 @@ def imports(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the module's own package
                 package = path.relative_to(ROOT).parent.parts
-                base = ".".join(package[:len(package) - node.level + 1])
+                base = ".".join(package[: len(package) - node.level + 1])
                 name = f"{base}.{node.module}" if node.module else base
             else:
                 name = node.module or ""
@@ -65,22 +74,33 @@ def test_every_folder_has_modules():
 
 
 def test_the_core_imports_neither_buildbot_nor_twisted():
-    bad = [f"{where(p, line)} imports {name}" for p in (ROOT / "conveyor").rglob("*.py")
-           for line, name in imports(p)
-           if name.split(".")[0] in ("buildbot", "buildbot_worker", "twisted", "treq")]
+    bad = [
+        f"{where(p, line)} imports {name}"
+        for p in (ROOT / "conveyor").rglob("*.py")
+        for line, name in imports(p)
+        if name.split(".")[0] in ("buildbot", "buildbot_worker", "twisted", "treq")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_steps_never_import_master():
-    bad = [f"{where(p, line)} imports {name}" for p in (ROOT / "steps").rglob("*.py")
-           for line, name in imports(p) if name.split(".")[0] == "master"]
+    bad = [
+        f"{where(p, line)} imports {name}"
+        for p in (ROOT / "steps").rglob("*.py")
+        for line, name in imports(p)
+        if name.split(".")[0] == "master"
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_only_the_demo_imports_nothing_from_the_demo():
-    bad = [f"{where(p, line)} imports {name}" for p in (ROOT / "ops").rglob("*.py")
-           if p.name != "demo.py" and p.name != "__main__.py"
-           for line, name in imports(p) if name == "ops.demo" or name.startswith("ops.demo.")]
+    bad = [
+        f"{where(p, line)} imports {name}"
+        for p in (ROOT / "ops").rglob("*.py")
+        if p.name != "demo.py" and p.name != "__main__.py"
+        for line, name in imports(p)
+        if name == "ops.demo" or name.startswith("ops.demo.")
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -98,9 +118,12 @@ def folder_graph() -> dict[str, dict[str, str]]:
 
 def test_imports_point_one_way():
     graph = folder_graph()
-    bad = [f"{where} : {source} → {target} (allowed: {sorted(ALLOWED[source]) or 'nothing'})"
-           for source, targets in graph.items() for target, where in targets.items()
-           if target not in ALLOWED[source]]
+    bad = [
+        f"{where} : {source} → {target} (allowed: {sorted(ALLOWED[source]) or 'nothing'})"
+        for source, targets in graph.items()
+        for target, where in targets.items()
+        if target not in ALLOWED[source]
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -108,8 +131,10 @@ def test_no_import_cycle_between_folders():
     graph = folder_graph()
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
-                   for nxt in graph[start])
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
+            for nxt in graph[start]
+        )
 
     cycles = [package for package in PACKAGES if reaches(package, package, {package})]
     assert not cycles, f"import cycles through {cycles}: {graph}"
@@ -122,20 +147,26 @@ def test_modules_are_small_or_on_the_reviewed_list(path):
     limit, why = OVER_THE_CAP.get(name, (MAX_LINES, ""))
     assert lines <= limit, (
         f"{name} has {lines} lines (limit {limit}{': ' + why if why else ''}): split it, or "
-        "add it to OVER_THE_CAP with a reason a reviewer agrees to")
+        "add it to OVER_THE_CAP with a reason a reviewer agrees to"
+    )
 
 
 def test_the_reviewed_list_holds_only_modules_over_the_cap():
     for name in OVER_THE_CAP:
-        assert len((ROOT / name).read_text().splitlines()) > MAX_LINES, \
+        assert len((ROOT / name).read_text().splitlines()) > MAX_LINES, (
             f"{name} is under {MAX_LINES} lines now: take it off OVER_THE_CAP"
+        )
 
 
 def test_the_checker_sees_a_forbidden_import(tmp_path):
     """The rules above are only as good as `imports`: it must see imports inside functions
     and relative ones."""
     module = tmp_path / "mod.py"
-    module.write_text("def f():\n    from buildbot.process import results\n"
-                      "import twisted.internet\n")
+    module.write_text(
+        "def f():\n    from buildbot.process import results\nimport twisted.internet\n"
+    )
     assert {name for _, name in imports(module)} == {
-        "buildbot.process", "buildbot.process.results", "twisted.internet"}
+        "buildbot.process",
+        "buildbot.process.results",
+        "twisted.internet",
+    }

@@ -53,7 +53,7 @@ def test_a_request_sent_too_slowly_gets_408_and_is_cut_off():
     channel, transport = connect(site, clock)
     request = b"POST /change_hook/github HTTP/1.1\r\nHost: ci\r\nContent-Length: 100\r\n\r\n"
     for second in range(limits.RECEIVE_DEADLINE + 1):  # a byte a second, never idle
-        channel.dataReceived(request[second:second + 1])
+        channel.dataReceived(request[second : second + 1])
         clock.advance(1)
     assert transport.value().startswith(b"HTTP/1.1 408")
     assert transport.disconnecting and root.requests == []
@@ -115,7 +115,10 @@ def test_other_resources_are_not_limited():
 def test_installed_on_a_plain_site_only():
     site, _ = site_with_limits()
     assert (site.requestFactory, site.protocol, site.timeOut) == (
-        limits.LimitedRequest, limits.GuardedChannel, limits.IDLE)
+        limits.LimitedRequest,
+        limits.GuardedChannel,
+        limits.IDLE,
+    )
     assert not limits.install(SimpleNamespace())  # no site yet: mounted again later
     other = server.Site(Seen(), requestFactory=type("Other", (server.Request,), {}))
     with pytest.raises(RuntimeError, match="cannot be set"):

@@ -8,9 +8,16 @@ from ops.progress import follow_with_progress
 
 
 def step(stepid, name, summary, started=None, complete=None, results=None, hidden=False):
-    return {"stepid": stepid, "name": name, "state_string": summary, "started_at": started,
-            "complete_at": complete, "complete": complete is not None, "results": results,
-            "hidden": hidden}
+    return {
+        "stepid": stepid,
+        "name": name,
+        "state_string": summary,
+        "started_at": started,
+        "complete_at": complete,
+        "complete": complete is not None,
+        "results": results,
+        "hidden": hidden,
+    }
 
 
 class FakeMaster:
@@ -25,37 +32,49 @@ class FakeMaster:
 
 def triggered_one(ci_steps: list, child: dict, builder: str, child_steps: list) -> FakeMaster:
     """Build 1 with `ci_steps`, which triggered one build (id 2, #3, request 9) of `builder`."""
-    return FakeMaster({
-        "builds/1/steps": {"steps": ci_steps},
-        "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
-        "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
-        "builds?buildrequestid=9&order=number": {"builds": [
-            {"buildid": 2, "number": 3, "builderid": 4, "buildrequestid": 9, **child}]},
-        "builders/4": {"builders": [{"name": builder}]},
-        "builds/2/steps": {"steps": child_steps},
-    })
+    return FakeMaster(
+        {
+            "builds/1/steps": {"steps": ci_steps},
+            "buildsets?parent_buildid=1": {"buildsets": [{"bsid": 5}]},
+            "buildrequests?buildsetid=5": {"buildrequests": [{"buildrequestid": 9}]},
+            "builds?buildrequestid=9&order=number": {
+                "builds": [
+                    {"buildid": 2, "number": 3, "builderid": 4, "buildrequestid": 9, **child}
+                ]
+            },
+            "builders/4": {"builders": [{"name": builder}]},
+            "builds/2/steps": {"steps": child_steps},
+        }
+    )
 
 
 def test_a_finished_step_is_printed_once_with_its_summary_and_time():
     out = io.StringIO()
     printer = StepPrinter(out, live=False)
     build = {"buildid": 1, "number": 7}
-    steps = [step(1, "worker_preparation", "worker build ready", 0, 1, 0),
-             step(2, "tests", "68 passed, 0 failed", 100, 102, 0),
-             step(3, "coverage", "", 102)]
+    steps = [
+        step(1, "worker_preparation", "worker build ready", 0, 1, 0),
+        step(2, "tests", "68 passed, 0 failed", 100, 102, 0),
+        step(3, "coverage", "", 102),
+    ]
     printer.update(build, steps)
     printer.update(build, steps)
     assert out.getvalue().splitlines() == [
-        "  tests" + " " * 25 + "68 passed, 0 failed" + " " * 25 + "    2 s"]
+        "  tests" + " " * 25 + "68 passed, 0 failed" + " " * 25 + "    2 s"
+    ]
 
 
 def test_a_failed_or_warned_step_names_its_result_and_a_skipped_one_is_left_out():
     out = io.StringIO()
     printer = StepPrinter(out, live=False)
-    printer.update({"buildid": 1, "number": 7}, [
-        step(1, "tests", "1 passed, 2 failed", 0, 5, 2),
-        step(2, "deb", "skipped", 5, 5, 3),
-        step(3, "hidden", "", 5, 6, 0, hidden=True)])
+    printer.update(
+        {"buildid": 1, "number": 7},
+        [
+            step(1, "tests", "1 passed, 2 failed", 0, 5, 2),
+            step(2, "deb", "skipped", 5, 5, 3),
+            step(3, "hidden", "", 5, 6, 0, hidden=True),
+        ],
+    )
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].endswith("5 s  [FAILURE]")
 
@@ -78,8 +97,10 @@ def test_a_triggered_builds_steps_come_below_and_before_the_step_that_triggered_
     out = io.StringIO()
     master = triggered_one(
         [step(1, "publish to staging", "1 success", 10, 20, 0)],
-        {"started_at": 11}, "publish",
-        [step(1, "verify", "snowbird 1.0 in staging", 12, 13, 0)])
+        {"started_at": 11},
+        "publish",
+        [step(1, "verify", "snowbird 1.0 in staging", 12, 13, 0)],
+    )
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     lines = out.getvalue().splitlines()
     assert [line.split()[0] for line in lines] == ["publish", "verify", "publish"]
@@ -117,13 +138,21 @@ def test_a_get_cut_short_by_the_master_is_asked_again_a_post_never(monkeypatch):
 def test_a_build_that_begins_in_the_second_a_step_ends_belongs_to_the_next_step():
     out = io.StringIO()
     master = triggered_one(
-        [step(1, "install-check", "passed", 10, 20, 0),
-         step(2, "publish to staging", "1 success", 20, 25, 0)],
-        {"started_at": 20}, "publish",
-        [step(1, "verify", "ok", 21, 22, 0)])
+        [
+            step(1, "install-check", "passed", 10, 20, 0),
+            step(2, "publish to staging", "1 success", 20, 25, 0),
+        ],
+        {"started_at": 20},
+        "publish",
+        [step(1, "verify", "ok", 21, 22, 0)],
+    )
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     assert [line.split()[0] for line in out.getvalue().splitlines()] == [
-        "install-check", "publish", "verify", "publish"]
+        "install-check",
+        "publish",
+        "verify",
+        "publish",
+    ]
 
 
 def printed_beside(third: dict, package_build: dict, package_steps: list) -> list[str]:
@@ -132,39 +161,64 @@ def printed_beside(third: dict, package_build: dict, package_steps: list) -> lis
     out = io.StringIO()
     request = "http://127.0.0.1:8010/#/buildrequests/9"
     master = triggered_one(
-        [dict(step(1, "start package", "started snowbird-package", 10, 10, 0),
-              urls=[{"name": "snowbird-package #9", "url": request}]),
-         step(2, "tests", "12 passed", 10, 14, 0),
-         third],
-        package_build, "snowbird-package", package_steps)
+        [
+            dict(
+                step(1, "start package", "started snowbird-package", 10, 10, 0),
+                urls=[{"name": "snowbird-package #9", "url": request}],
+            ),
+            step(2, "tests", "12 passed", 10, 14, 0),
+            third,
+        ],
+        package_build,
+        "snowbird-package",
+        package_steps,
+    )
     follow_with_progress(master, {"buildid": 1, "number": 1}, StepPrinter(out, live=False))
     return [line.split()[0] for line in out.getvalue().splitlines()]
 
 
 def test_a_package_build_beside_the_tests_comes_below_the_step_that_waited_for_it():
-    waited = dict(step(3, "package", "1.0+ci1 from snowbird-package #3", 14, 20, 0),
-                  urls=[{"name": "package build request #9",
-                         "url": "http://127.0.0.1:8010/#/buildrequests/9"}])
-    assert printed_beside(waited, {"started_at": 10, "complete": True},
-                          [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19, 0)]) == [
-        "start", "tests", "snowbird-package", "deb", "package"]
+    waited = dict(
+        step(3, "package", "1.0+ci1 from snowbird-package #3", 14, 20, 0),
+        urls=[
+            {"name": "package build request #9", "url": "http://127.0.0.1:8010/#/buildrequests/9"}
+        ],
+    )
+    assert printed_beside(
+        waited,
+        {"started_at": 10, "complete": True},
+        [step(1, "deb", "built snowbird_1.0+ci1_amd64.deb", 11, 19, 0)],
+    ) == ["start", "tests", "snowbird-package", "deb", "package"]
 
 
 def test_a_package_build_started_but_not_yet_waited_for_is_not_printed_yet():
-    assert printed_beside(step(3, "coverage", "…", 14), {"started_at": 10, "complete": False},
-                          [step(1, "git", "update", 10, 11, 0),
-                           step(2, "deb", "building", 11)]) == ["start", "tests"]
+    assert printed_beside(
+        step(3, "coverage", "…", 14),
+        {"started_at": 10, "complete": False},
+        [step(1, "git", "update", 10, 11, 0), step(2, "deb", "building", 11)],
+    ) == ["start", "tests"]
 
 
 def test_a_failed_build_is_described_with_its_failing_steps_and_the_end_of_their_logs():
     from ops import api
-    build = {"url": "http://ci/#/builders/1/builds/4", "results": 2, "steps": [
-        {"name": "checkout", "state_string": "update", "results": 0},
-        {"name": "virtualenv", "state_string": "virtualenv (failure)", "results": 2,
-         "log_tail": "ouv venv --clear\neerror: No interpreter found for python3\n"},
-        {"name": "coverage", "state_string": "skipped", "results": 3}]}
+
+    build = {
+        "url": "http://ci/#/builders/1/builds/4",
+        "results": 2,
+        "steps": [
+            {"name": "checkout", "state_string": "update", "results": 0},
+            {
+                "name": "virtualenv",
+                "state_string": "virtualenv (failure)",
+                "results": 2,
+                "log_tail": "ouv venv --clear\neerror: No interpreter found for python3\n",
+            },
+            {"name": "coverage", "state_string": "skipped", "results": 3},
+        ],
+    }
     assert api.describe(build) == (
         "http://ci/#/builders/1/builds/4 FAILURE\n"
         "  virtualenv: virtualenv (failure) (FAILURE)\n"
         "    | ouv venv --clear\n"
-        "    | eerror: No interpreter found for python3")
+        "    | eerror: No interpreter found for python3"
+    )

@@ -48,30 +48,57 @@ class PullRequestHookTest(HookTestCase):
     def assertIgnored(self, request: Any, reason: str) -> None:
         self.assertEqual(request.written, b"no change found")
         self.assertEqual(self.changes, [])
-        self.assertTrue(any(reason in line for line in self.logged),
-                        f"no log line with {reason!r} in {self.logged!r}")
+        self.assertTrue(
+            any(reason in line for line in self.logged),
+            f"no log line with {reason!r} in {self.logged!r}",
+        )
 
     def expect_commit(self, message: str = "Update README.md", code: int = 200) -> None:
-        self.http.expect("get", f"/repos/{REPO}/commits/{HEAD}", code=code, content_json={
-            "sha": HEAD, "commit": {"message": message, "author": {
-                "name": "Coder Tocat", "email": "coder@tocat.example"}}})
+        self.http.expect(
+            "get",
+            f"/repos/{REPO}/commits/{HEAD}",
+            code=code,
+            content_json={
+                "sha": HEAD,
+                "commit": {
+                    "message": message,
+                    "author": {"name": "Coder Tocat", "email": "coder@tocat.example"},
+                },
+            },
+        )
 
     @defer.inlineCallbacks
     def test_opened_is_a_change_on_the_head_by_the_commit_author(self) -> Any:
         self.expect_commit()
-        self.http.expect("get", f"/repos/{REPO}/pulls/2/files",
-                         content_json=[{"filename": "README.md"}])
+        self.http.expect(
+            "get", f"/repos/{REPO}/pulls/2/files", content_json=[{"filename": "README.md"}]
+        )
         request = yield self.post(fixture("pull_request-opened.payload.json"))
         self.assertEqual(request.written, b"1 change found")
         [change] = self.changes
         self.assertEqual(
-            (change["branch"], change["category"], change["revision"], change["project"],
-             change["author"], change["files"]),
-            ("refs/pull/2/head", "pull", HEAD, "codertocat/hello-world",
-             "Coder Tocat <coder@tocat.example>", ["README.md"]))
+            (
+                change["branch"],
+                change["category"],
+                change["revision"],
+                change["project"],
+                change["author"],
+                change["files"],
+            ),
+            (
+                "refs/pull/2/head",
+                "pull",
+                HEAD,
+                "codertocat/hello-world",
+                "Coder Tocat <coder@tocat.example>",
+                ["README.md"],
+            ),
+        )
         self.assertEqual(change["repository"], "https://github.com/Codertocat/Hello-World")
-        self.assertEqual(change["properties"]["pullrequesturl"],
-                         "https://github.com/Codertocat/Hello-World/pull/2")
+        self.assertEqual(
+            change["properties"]["pullrequesturl"],
+            "https://github.com/Codertocat/Hello-World/pull/2",
+        )
 
     @defer.inlineCallbacks
     def test_synchronize_and_reopened_are_changes_too(self) -> Any:
@@ -113,8 +140,7 @@ class PullRequestHookTest(HookTestCase):
         data = payload()
         data["pull_request"]["base"]["ref"] = "release-1.x"
         request = yield self.post(data)
-        self.assertIgnored(request, "it targets 'release-1.x', not the configured branch "
-                                    "'master'")
+        self.assertIgnored(request, "it targets 'release-1.x', not the configured branch 'master'")
 
     @defer.inlineCallbacks
     def test_pull_request_from_a_fork_records_nothing(self) -> Any:
@@ -125,11 +151,15 @@ class PullRequestHookTest(HookTestCase):
 
     @defer.inlineCallbacks
     def test_unsigned_pull_request_is_refused(self) -> Any:
-        request = make_request(b"pull_request", fixture("pull_request-opened.payload.json"),
-                               signed=False)
+        request = make_request(
+            b"pull_request", fixture("pull_request-opened.payload.json"), signed=False
+        )
         yield request.test_render(self.hook)
-        self.assertEqual(request.written, b"missing X-Hub-Signature-256 header: the request is "
-                                          b"not signed with the webhook secret")
+        self.assertEqual(
+            request.written,
+            b"missing X-Hub-Signature-256 header: the request is "
+            b"not signed with the webhook secret",
+        )
         self.assertEqual(self.changes, [])
 
 
@@ -146,9 +176,10 @@ class PullRequestWithoutApiTest(PullRequestHookTest):
         request = yield self.post(fixture("pull_request-opened.payload.json"))
         self.assertEqual(request.written, b"1 change found")
         [change] = self.changes
-        self.assertEqual((change["branch"], change["revision"], change["author"],
-                          change["files"]),
-                         ("refs/pull/2/head", HEAD, "Codertocat", []))
+        self.assertEqual(
+            (change["branch"], change["revision"], change["author"], change["files"]),
+            ("refs/pull/2/head", HEAD, "Codertocat", []),
+        )
 
     def test_synchronize_and_reopened_are_changes_too(self) -> None:
         raise unittest.SkipTest("covered with the API")
@@ -163,8 +194,9 @@ class PullRequestWithoutApiTest(PullRequestHookTest):
 class DialectTest(unittest.TestCase):
     def test_api_options(self) -> None:
         token = util.Secret(TOKEN_NAME)
-        options = github_hook_dialect(util.Secret(SECRET_NAME), {REPO: "master"},
-                                      api_url=API + "/", token=token)["github"]
+        options = github_hook_dialect(
+            util.Secret(SECRET_NAME), {REPO: "master"}, api_url=API + "/", token=token
+        )["github"]
         self.assertEqual(options["github_api_endpoint"], API)
         self.assertIs(options["token"], token)
         self.assertEqual(options["pullrequest_ref"], "head")
@@ -172,6 +204,7 @@ class DialectTest(unittest.TestCase):
 
 
 # ---- scheduler and builder ------------------------------------------------------------------
+
 
 def test_a_scheduler_and_a_builder_per_project_that_builds_pull_requests(tmp_path):
     settings = write_pipeline(tmp_path)
@@ -192,9 +225,14 @@ def test_the_scheduler_takes_pull_request_changes_of_its_project_only(tmp_path):
     change_filter = scheduler._config_kwargs["change_filter"]
 
     def change(**kw: Any) -> Change:
-        values = {"project": "sprintly/snowbird", "category": "pull",
-                  "branch": "refs/pull/3/head", "codebase": "", "repository": "",
-                  "revision": HEAD}
+        values = {
+            "project": "sprintly/snowbird",
+            "category": "pull",
+            "branch": "refs/pull/3/head",
+            "codebase": "",
+            "repository": "",
+            "revision": HEAD,
+        }
         values.update(kw)
         c = Change(who="a", files=[], comments="", **{k: v for k, v in values.items()})
         return c
@@ -209,8 +247,7 @@ def test_the_factory_tests_but_never_packages_or_publishes(tmp_path):
     settings = write_pipeline(tmp_path)
     factory = pullrequests.pr_factory(settings, settings.projects[0])
     steps = [s.step_class.__name__ for s in factory.steps]
-    assert steps[:5] == ["Git", "CreateVirtualenv", "InstallRequirements", "RunTests",
-                         "Coverage"]
+    assert steps[:5] == ["Git", "CreateVirtualenv", "InstallRequirements", "RunTests", "Coverage"]
     assert not {"StampVersion", "BuildDebianPackage", "UploadPackages", "Trigger"} & set(steps)
     git = factory.steps[0]
     assert git.kwargs["repourl"] == settings.projects[0].clone_url

@@ -25,7 +25,7 @@ SHAS = [f"{i:x}" * 40 for i in range(1, 4)]  # 111…, 222…, 333…
 def pushed(first: int, last: int) -> dict:
     """A push of SHAS[first..last], its head the last."""
     data = three_commit_push(head=SHAS[last])
-    data["commits"] = data["commits"][first:last + 1]
+    data["commits"] = data["commits"][first : last + 1]
     return data
 
 
@@ -34,13 +34,16 @@ def three_commit_push(head: str = SHAS[-1]) -> dict:
     commits = []
     for sha in SHAS:
         commit = copy.deepcopy(data["head_commit"])
-        commit.update(id=sha, message=f"commit {sha[:3]}",
-                      author={"name": f"Author {sha[0]}", "email": f"a{sha[0]}@example.com"})
+        commit.update(
+            id=sha,
+            message=f"commit {sha[:3]}",
+            author={"name": f"Author {sha[0]}", "email": f"a{sha[0]}@example.com"},
+        )
         commits.append(commit)
     head_commit = next((c for c in commits if c["id"] == head), None) or dict(
-        copy.deepcopy(commits[-1]), id=head)
-    data.update(created=False, before=SHAS[0], after=head, commits=commits,
-                head_commit=head_commit)
+        copy.deepcopy(commits[-1]), id=head
+    )
+    data.update(created=False, before=SHAS[0], after=head, commits=commits, head_commit=head_commit)
     return data
 
 
@@ -57,15 +60,17 @@ class DeliveryTest(GitHubHookTest):
         request = yield self.push(three_commit_push(head=SHAS[1]))
         self.assertEqual(request.written, b"3 change found")
         self.assertEqual([c["revision"] for c in self.changes], [SHAS[0], SHAS[2], SHAS[1]])
-        self.assertEqual([c["properties"].get("push_head") for c in self.changes],
-                         [None, None, True])
+        self.assertEqual(
+            [c["properties"].get("push_head") for c in self.changes], [None, None, True]
+        )
         self.assertEqual({c["properties"]["github_delivery"] for c in self.changes}, {"d-1"})
         # the properties Buildbot's handler sets stay; each change keeps its own author
         self.assertEqual(self.changes[0]["properties"]["event"], "push")
         self.assertIn("github_distinct", self.changes[0]["properties"])
-        self.assertEqual([c["author"] for c in self.changes],
-                         ["Author 1 <a1@example.com>", "Author 3 <a3@example.com>",
-                          "Author 2 <a2@example.com>"])
+        self.assertEqual(
+            [c["author"] for c in self.changes],
+            ["Author 1 <a1@example.com>", "Author 3 <a3@example.com>", "Author 2 <a2@example.com>"],
+        )
 
     @defer.inlineCallbacks
     def test_a_head_not_listed_in_commits_is_built_too(self) -> Any:
@@ -84,10 +89,12 @@ class DeliveryTest(GitHubHookTest):
     def built(self, revision: str = SHAS[-1]) -> Any:
         """What PushScheduler records once it has built the push (the newest change of
         `revision`)."""
-        change = max((c for c in self.changes_in_db() if c.revision == revision),
-                     key=lambda c: c.changeid)
+        change = max(
+            (c for c in self.changes_in_db() if c.revision == revision), key=lambda c: c.changeid
+        )
         return pushes.PushLog(self.master).set_head(
-            "built", "codertocat/hello-world", "master", change.changeid, revision)
+            "built", "codertocat/hello-world", "master", change.changeid, revision
+        )
 
     def changes_in_db(self) -> list[Any]:
         return self.successResultOf(self.master.db.changes.getChanges())
@@ -105,22 +112,23 @@ class DeliveryTest(GitHubHookTest):
         again = yield self.push(three_commit_push())
         self.assertEqual(first.written, b"3 change found")
         again.setResponseCode.assert_called_with(200)
-        self.assertEqual(again.written,
-                         b"already received: delivery d-1; it is being built")
+        self.assertEqual(again.written, b"already received: delivery d-1; it is being built")
         yield self.built()
         again = yield self.push(three_commit_push())
-        self.assertEqual(again.written,
-                         b"already received: delivery d-1; nothing recorded")
+        self.assertEqual(again.written, b"already received: delivery d-1; nothing recorded")
         self.assertEqual(len(self.changes), 3)
 
     @defer.inlineCallbacks
     def test_concurrent_copies_of_a_delivery_record_once(self) -> Any:
         body = json.dumps(three_commit_push()).encode()
-        requests = [make_request(b"push", body, headers={b"X-GitHub-Delivery": b"d-2"})
-                    for _ in range(3)]
+        requests = [
+            make_request(b"push", body, headers={b"X-GitHub-Delivery": b"d-2"}) for _ in range(3)
+        ]
         yield defer.gatherResults([r.test_render(self.hook) for r in requests])
-        self.assertEqual(sorted(r.written.split(b":")[0] for r in requests),
-                         [b"3 change found", b"already received", b"already received"])
+        self.assertEqual(
+            sorted(r.written.split(b":")[0] for r in requests),
+            [b"3 change found", b"already received", b"already received"],
+        )
         self.assertEqual(len(self.changes), 3)
 
     @defer.inlineCallbacks
@@ -138,20 +146,22 @@ class DeliveryTest(GitHubHookTest):
         yield self.built()
         request = yield self.push(three_commit_push(), delivery=b"d-new")
         request.setResponseCode.assert_called_with(200)
-        self.assertEqual(request.written, (
-            f"already received: {SHAS[-1]} is already a change of codertocat/hello-world "
-            "master; nothing recorded").encode())
+        self.assertEqual(
+            request.written,
+            (
+                f"already received: {SHAS[-1]} is already a change of codertocat/hello-world "
+                "master; nothing recorded"
+            ).encode(),
+        )
         self.assertEqual(len(self.changes), 3)
 
     @defer.inlineCallbacks
-    def test_an_older_push_delivered_again_after_a_newer_one_was_built_records_nothing(
-            self) -> Any:
+    def test_an_older_push_delivered_again_after_a_newer_one_was_built_records_nothing(self) -> Any:
         yield self.push(pushed(0, 1), delivery=b"d-old")
         yield self.push(pushed(2, 2), delivery=b"d-newer")
         yield self.built(SHAS[2])  # the newer push's build covers the older one
         request = yield self.push(pushed(0, 1), delivery=b"d-old")
-        self.assertEqual(request.written,
-                         b"already received: delivery d-old; nothing recorded")
+        self.assertEqual(request.written, b"already received: delivery d-old; nothing recorded")
 
     @defer.inlineCallbacks
     def test_a_push_recorded_but_never_built_is_recorded_again(self) -> Any:
@@ -162,8 +172,9 @@ class DeliveryTest(GitHubHookTest):
         request.setResponseCode.assert_called_with(202)
         self.assertEqual(request.written, b"3 change found")
         self.assertEqual(len(self.changes), 6)
-        self.assertTrue(any("was recorded but never built: recorded again" in line
-                            for line in self.logged))
+        self.assertTrue(
+            any("was recorded but never built: recorded again" in line for line in self.logged)
+        )
 
     @defer.inlineCallbacks
     def test_a_force_push_back_to_a_commit_built_before_is_built_again(self) -> Any:
@@ -180,9 +191,13 @@ class DeliveryTest(GitHubHookTest):
         yield self.built(SHAS[1])
         # the same force-push again: the branch was last built at that commit
         request = yield self.push(back, delivery=b"d-4")
-        self.assertEqual(request.written, (
-            f"already received: {SHAS[1]} is already a change of codertocat/hello-world "
-            "master; nothing recorded").encode())
+        self.assertEqual(
+            request.written,
+            (
+                f"already received: {SHAS[1]} is already a change of codertocat/hello-world "
+                "master; nothing recorded"
+            ).encode(),
+        )
         # not forced, a commit built before is a replay
         request = yield self.push(pushed(0, 1), delivery=b"d-5")
         self.assertTrue(request.written.startswith(b"already received"))
@@ -205,21 +220,32 @@ class SchedulerOffTest(GitHubHookTest):
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         yield super().setUp()
-        yield self.master.db.insert_test_data([fakedb.Scheduler(id=5, name="hello-push",
-                                                                enabled=0)])
+        yield self.master.db.insert_test_data(
+            [fakedb.Scheduler(id=5, name="hello-push", enabled=0)]
+        )
 
     @defer.inlineCallbacks
     def test_refused_while_off_then_built_when_redelivered(self) -> Any:
-        request = yield self.post(b"push", json.dumps(three_commit_push()).encode(),
-                                  headers={b"X-GitHub-Delivery": b"d-1"})
+        request = yield self.post(
+            b"push",
+            json.dumps(three_commit_push()).encode(),
+            headers={b"X-GitHub-Delivery": b"d-1"},
+        )
         request.setResponseCode.assert_called_with(409)
-        self.assertEqual(request.written, (
-            b"the hello-push scheduler is turned off: nothing recorded. Redeliver this push "
-            b"from GitHub (Settings > Webhooks > Recent Deliveries) once it is turned on again"))
+        self.assertEqual(
+            request.written,
+            (
+                b"the hello-push scheduler is turned off: nothing recorded. Redeliver this push "
+                b"from GitHub (Settings > Webhooks > Recent Deliveries) once it is turned on again"
+            ),
+        )
         self.assertEqual(self.changes, [])
         yield self.master.db.schedulers.enable(5, True)
-        request = yield self.post(b"push", json.dumps(three_commit_push()).encode(),
-                                  headers={b"X-GitHub-Delivery": b"d-1"})
+        request = yield self.post(
+            b"push",
+            json.dumps(three_commit_push()).encode(),
+            headers={b"X-GitHub-Delivery": b"d-1"},
+        )
         request.setResponseCode.assert_called_with(202)
         self.assertEqual(len(self.changes), 3)
 
@@ -235,6 +261,7 @@ class PushLogTest(TestReactorMixin, unittest.TestCase):
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         from buildbot.test.fake import fakemaster
+
         self.setup_test_reactor()
         self.master = yield fakemaster.make_master(self, wantDb=True)
         self.log = pushes.PushLog(self.master)
@@ -270,23 +297,37 @@ class PushSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
         self.setup_test_reactor()
         yield self.setUpScheduler()
         self.sched = pushes.PushScheduler(
-            name="snowbird-push", builderNames=["snowbird-ci"], treeStableTimer=None,
-            change_filter=ChangeFilter(project="sprintly/snowbird", branch="main"))
-        yield self.attachScheduler(self.sched, self.OBJECTID, self.SCHEDULERID,
-                                   overrideBuildsetMethods=True, createBuilderDB=True)
+            name="snowbird-push",
+            builderNames=["snowbird-ci"],
+            treeStableTimer=None,
+            change_filter=ChangeFilter(project="sprintly/snowbird", branch="main"),
+        )
+        yield self.attachScheduler(
+            self.sched,
+            self.OBJECTID,
+            self.SCHEDULERID,
+            overrideBuildsetMethods=True,
+            createBuilderDB=True,
+        )
         yield self.sched.configureService()
 
     @defer.inlineCallbacks
-    def change(self, number: int, delivery: str | None, head: bool = False,
-               listed: tuple[int, ...] = ()) -> Any:
+    def change(
+        self, number: int, delivery: str | None, head: bool = False, listed: tuple[int, ...] = ()
+    ) -> Any:
         props: dict[str, Any] = {}
         if delivery is not None:
             props["github_delivery"] = delivery
         if head:
             props["push_head"] = True
             props["push_changes"] = list(listed)
-        change = self.makeFakeChange(number=number, revision=f"{number:040x}", branch="main",
-                                     project="sprintly/snowbird", properties=props)
+        change = self.makeFakeChange(
+            number=number,
+            revision=f"{number:040x}",
+            branch="main",
+            project="sprintly/snowbird",
+            properties=props,
+        )
         return (yield self.addFakeChange(change))
 
     def built(self) -> list[list[int]]:
@@ -310,8 +351,7 @@ class PushSchedulerTest(SchedulerMixin, TestReactorMixin, unittest.TestCase):
     def test_two_pushes_are_two_builds(self) -> Any:
         for delivery, numbers in (("d-1", (1, 2)), ("d-2", (3, 4))):
             for n in numbers:
-                change = yield self.change(n, delivery, head=n == numbers[-1],
-                                           listed=numbers[:-1])
+                change = yield self.change(n, delivery, head=n == numbers[-1], listed=numbers[:-1])
                 yield self.sched.gotChange(change, True)
         self.assertEqual(self.built(), [[1, 2], [3, 4]])
 

@@ -54,5 +54,6 @@ def test_the_tests_run_on_the_master_runtimes_versions_and_the_workers_agree():
     master, worker, test = pins("master"), pins("worker"), pins("test")
     assert {k: test[k] for k in master} == master
     assert {k: master[k] for k in worker if k in master} == {
-        k: v for k, v in worker.items() if k in master}
+        k: v for k, v in worker.items() if k in master
+    }
     assert worker["buildbot-worker"] == master["buildbot-worker"] == "4.3.0"

@@ -18,8 +18,13 @@ def fake_tools(where: Path, **scripts: str) -> str:
 
 
 def run(path: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["/bin/bash", str(TOOL), *args], capture_output=True, text=True,
-                          env={**os.environ, "PATH": path}, check=False)
+    return subprocess.run(
+        ["/bin/bash", str(TOOL), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+        check=False,
+    )
 
 
 def test_without_sbuild_it_says_what_to_install(tmp_path):
@@ -29,8 +34,9 @@ def test_without_sbuild_it_says_what_to_install(tmp_path):
 
 
 def test_without_subordinate_ids_it_says_how_to_add_them(tmp_path):
-    path = fake_tools(tmp_path / "bin", sbuild="exit 0", unshare="exit 0",
-                      id='echo "conveyor-test-nobody-$$"')
+    path = fake_tools(
+        tmp_path / "bin", sbuild="exit 0", unshare="exit 0", id='echo "conveyor-test-nobody-$$"'
+    )
     proc = run(path, "bookworm", "x.dsc")
     assert proc.returncode == 3
     assert "no subordinate ids" in proc.stderr and "usermod --add-subuids" in proc.stderr

@@ -27,8 +27,9 @@ finally:
 
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
 def test_a_killed_bench_still_stops_what_it_started(number):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT))],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT.format(root=str(ROOT))], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline() == "started\n"
         started = time.monotonic()

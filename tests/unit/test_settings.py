@@ -67,13 +67,17 @@ def test_test_dependencies_from_pyproject(tmp_path):
     text = MINIMAL + 'requirements = []\nextras = ["test"]\ndependency_groups = ["dev"]\n'
     (project,) = settings.load(write(tmp_path, text)).projects
     assert (project.requirements, project.extras, project.dependency_groups) == (
-        (), ("test",), ("dev",))
+        (),
+        ("test",),
+        ("dev",),
+    )
     assert settings.load(write(tmp_path, MINIMAL)).projects[0].extras == ()
 
 
 def test_several_projects_share_a_path(tmp_path):
-    text = MINIMAL.replace('path = ["app-dev", "app"]',
-                           'path = ["sprintly-staging", "sprintly"]') + """
+    text = (
+        MINIMAL.replace('path = ["app-dev", "app"]', 'path = ["sprintly-staging", "sprintly"]')
+        + """
 [projects.api]
 github = "acme/api"
 clone_url = "https://github.com/acme/api.git"
@@ -82,6 +86,7 @@ packages = ["acme-api", "acme-api-worker"]
 path = ["sprintly-development", "sprintly-staging", "sprintly"]
 upload_to = "sprintly-staging"
 """
+    )
     s = settings.load(write(tmp_path, text))
     assert [p.name for p in s.projects] == ["app", "api"]
     assert s.project("api").clone_url == "https://github.com/acme/api.git"
@@ -89,49 +94,112 @@ upload_to = "sprintly-staging"
     assert set(s.distributions) == {"sprintly-development", "sprintly-staging", "sprintly"}
 
 
-@pytest.mark.parametrize("change, key, reason", [
-    (('github = "acme/app"', 'github = "acme"'), "projects.app.github",
-     "'acme' is not valid: write it as owner/name"),
-    (('packages = ["app"]', 'packages = ["App_1"]'), "projects.app.packages",
-     "'App_1' is not valid: a Debian package name"),
-    (('packages = ["app"]', 'packages = []'), "projects.app.packages",
-     "must not be an empty list"),
-    (('packages = ["app"]', 'packages = ["app"]\nextras = ["te st"]'), "projects.app.extras",
-     "'te st' is not valid: an extra's name"),
-    (('packages = ["app"]', 'packages = ["app"]\ninstaller = "pip"\ndependency_groups = ["t"]'),
-     "projects.app.dependency_groups", "dependency groups (PEP 735) are installed by uv"),
-    (('packages = ["app"]\n', ''), "projects.app.packages", "is required"),
-    (('path = ["app-dev", "app"]', 'path = ["app-dev", "app"]\nupload_to = "prod"'),
-     "projects.app.upload_to", "'prod' is not on this project's path ['app-dev', 'app']"),
-    (('path = ["app-dev", "app"]', 'path = ["app", "app"]'), "projects.app.path",
-     "names a distribution twice"),
-    (('[conveyor]', '[conveyor]\nweb_port = 99999'), "conveyor.web_port",
-     "must be between 1 and 65535, not 99999"),
-    (('[conveyor]', '[conveyor]\nweb_port = "8010"'), "conveyor.web_port",
-     "must be a whole number, not '8010'"),
-    (('[conveyor]', '[conveyor]\nwebport = 8010'), "conveyor.webport", "unknown key 'webport'"),
-    (('[repository]', '[repository]\nworker = "far"'), "repository.worker",
-     "'far' is not one of the [workers]: build, repository"),
-    (('packages = ["app"]', 'packages = ["app"]\ncoverage_threshold = 120'),
-     "projects.app.coverage_threshold", "must be between 0 and 100, not 120"),
-    (('packages = ["app"]', 'packages = ["app"]\ncoverage_below = "ignore"'),
-     "projects.app.coverage_below", 'must be "failure" or "warnings"'),
-    (('packages = ["app"]', 'packages = ["app"]\ninstaller = "conda"'),
-     "projects.app.installer", 'must be "uv" or "pip", not \'conda\''),
-    (('packages = ["app"]', 'packages = ["app"]\nlint_below = "error"'),
-     "projects.app.lint_below", 'must be "failure" or "warnings", not \'error\''),
-    (('packages = ["app"]', 'packages = ["app"]\nlint = "ruff check ."'),
-     "projects.app.lint", "must be a list of strings"),
-    (('packages = ["app"]', 'packages = ["app"]\nmail = ["nobody"]'),
-     "projects.app.mail", "'nobody' is not valid: an e-mail address"),
-    (('[workers.build]', '[workers.Build]'), "workers.Build",
-     "worker names are lower-case letters"),
-    (('packages = ["app"]', 'packages = ["app"]\nworkers = ["build", "repository"]'),
-     "projects.app.workers", "'repository' is the repository's worker ([repository] worker): "
-     "it holds the signing key"),
-    (('[workers.build]\n', ''), "projects.app.workers",
-     "needs a build worker: the only worker, 'repository', is the repository's"),
-])
+@pytest.mark.parametrize(
+    "change, key, reason",
+    [
+        (
+            ('github = "acme/app"', 'github = "acme"'),
+            "projects.app.github",
+            "'acme' is not valid: write it as owner/name",
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["App_1"]'),
+            "projects.app.packages",
+            "'App_1' is not valid: a Debian package name",
+        ),
+        (
+            ('packages = ["app"]', "packages = []"),
+            "projects.app.packages",
+            "must not be an empty list",
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\nextras = ["te st"]'),
+            "projects.app.extras",
+            "'te st' is not valid: an extra's name",
+        ),
+        (
+            (
+                'packages = ["app"]',
+                'packages = ["app"]\ninstaller = "pip"\ndependency_groups = ["t"]',
+            ),
+            "projects.app.dependency_groups",
+            "dependency groups (PEP 735) are installed by uv",
+        ),
+        (('packages = ["app"]\n', ""), "projects.app.packages", "is required"),
+        (
+            ('path = ["app-dev", "app"]', 'path = ["app-dev", "app"]\nupload_to = "prod"'),
+            "projects.app.upload_to",
+            "'prod' is not on this project's path ['app-dev', 'app']",
+        ),
+        (
+            ('path = ["app-dev", "app"]', 'path = ["app", "app"]'),
+            "projects.app.path",
+            "names a distribution twice",
+        ),
+        (
+            ("[conveyor]", "[conveyor]\nweb_port = 99999"),
+            "conveyor.web_port",
+            "must be between 1 and 65535, not 99999",
+        ),
+        (
+            ("[conveyor]", '[conveyor]\nweb_port = "8010"'),
+            "conveyor.web_port",
+            "must be a whole number, not '8010'",
+        ),
+        (("[conveyor]", "[conveyor]\nwebport = 8010"), "conveyor.webport", "unknown key 'webport'"),
+        (
+            ("[repository]", '[repository]\nworker = "far"'),
+            "repository.worker",
+            "'far' is not one of the [workers]: build, repository",
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\ncoverage_threshold = 120'),
+            "projects.app.coverage_threshold",
+            "must be between 0 and 100, not 120",
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\ncoverage_below = "ignore"'),
+            "projects.app.coverage_below",
+            'must be "failure" or "warnings"',
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\ninstaller = "conda"'),
+            "projects.app.installer",
+            'must be "uv" or "pip", not \'conda\'',
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\nlint_below = "error"'),
+            "projects.app.lint_below",
+            'must be "failure" or "warnings", not \'error\'',
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\nlint = "ruff check ."'),
+            "projects.app.lint",
+            "must be a list of strings",
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\nmail = ["nobody"]'),
+            "projects.app.mail",
+            "'nobody' is not valid: an e-mail address",
+        ),
+        (
+            ("[workers.build]", "[workers.Build]"),
+            "workers.Build",
+            "worker names are lower-case letters",
+        ),
+        (
+            ('packages = ["app"]', 'packages = ["app"]\nworkers = ["build", "repository"]'),
+            "projects.app.workers",
+            "'repository' is the repository's worker ([repository] worker): "
+            "it holds the signing key",
+        ),
+        (
+            ("[workers.build]\n", ""),
+            "projects.app.workers",
+            "needs a build worker: the only worker, 'repository', is the repository's",
+        ),
+    ],
+)
 def test_wrong_file_names_file_key_and_reason(tmp_path, change, key, reason):
     old, new = change
     assert old in MINIMAL
@@ -155,35 +223,51 @@ def test_missing_file(tmp_path):
 
 
 def test_paths_that_disagree_are_refused(tmp_path):
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [projects.other]
 github = "acme/other"
 clone_url = "x.git"
 packages = ["other"]
 path = ["app-dev", "other-prod"]
 """
-    with pytest.raises(settings.SettingsError,
-                       match=r"\[projects.other.path\] path disagrees with project 'app' "
-                             r"on what follows 'app-dev'"):
+    )
+    with pytest.raises(
+        settings.SettingsError,
+        match=r"\[projects.other.path\] path disagrees with project 'app' "
+        r"on what follows 'app-dev'",
+    ):
         settings.load(write(tmp_path, text))
 
 
 def test_auth_roles_default_and_can_be_set(tmp_path):
     auth = settings.load(write(tmp_path, MINIMAL)).auth
-    assert (auth.developers, auth.releasers, auth.production, auth.admins) == \
-        (("developers",), ("releasers",), ("releasers",), ("admins",))
-    text = MINIMAL + ('[auth]\ndevelopers = ["devs", "interns"]\nreleasers = ["rel"]\n'
-                      'admins = ["ops"]\n')
+    assert (auth.developers, auth.releasers, auth.production, auth.admins) == (
+        ("developers",),
+        ("releasers",),
+        ("releasers",),
+        ("admins",),
+    )
+    text = MINIMAL + (
+        '[auth]\ndevelopers = ["devs", "interns"]\nreleasers = ["rel"]\nadmins = ["ops"]\n'
+    )
     auth = settings.load(write(tmp_path, text)).auth
-    assert (auth.developers, auth.releasers, auth.production, auth.admins) == \
-        (("devs", "interns"), ("rel",), ("rel",), ("ops",))
+    assert (auth.developers, auth.releasers, auth.production, auth.admins) == (
+        ("devs", "interns"),
+        ("rel",),
+        ("rel",),
+        ("ops",),
+    )
 
 
 @pytest.mark.parametrize("key", ["developers", "releasers", "production", "admins"])
 def test_a_bad_role_name_is_refused_with_its_key(tmp_path, key):
     file = write(tmp_path, MINIMAL + f'[auth]\n{key} = ["Ops Team"]\n')
-    with pytest.raises(settings.SettingsError,
-                       match=rf"^{file}: \[auth.{key}\] 'Ops Team' is not valid: a role name"):
+    with pytest.raises(
+        settings.SettingsError,
+        match=rf"^{file}: \[auth.{key}\] 'Ops Team' is not valid: a role name",
+    ):
         settings.load(file)
     with pytest.raises(settings.SettingsError, match=rf"\[auth.{key}\] must not be an empty"):
-        settings.load(write(tmp_path, MINIMAL + f'[auth]\n{key} = []\n'))
+        settings.load(write(tmp_path, MINIMAL + f"[auth]\n{key} = []\n"))

@@ -59,4 +59,5 @@ def test_a_public_event_stream_is_for_anyone_and_public_artifacts_are_their_own_
     assert not artifacts.allowed(request({"anonymous": True}))
     assert artifacts.allowed(request({"username": "dev"}))
     assert site.ArtifactsResource(master(), "/nonexistent", True, READERS).allowed(
-        request({"anonymous": True}))
+        request({"anonymous": True})
+    )

@@ -18,8 +18,9 @@ SHA = "3f2a9c1d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 
 
 def git(where, *args) -> str:
-    return subprocess.run(["git", "-C", str(where), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(where), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -46,8 +47,13 @@ def commit(origin, text: str, push: str = "main") -> str:
 
 def run_script(where, origin, revision: str = "") -> tuple[str, int]:
     where.mkdir(exist_ok=True)
-    out = subprocess.run(["sh", "-c", checkout.SCRIPT, "checkout", origin.url, "main", revision],
-                         cwd=where, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["sh", "-c", checkout.SCRIPT, "checkout", origin.url, "main", revision],
+        cwd=where,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     sha, when = out.split()
     return sha, int(when)
 
@@ -96,9 +102,13 @@ def test_a_commit_the_branch_no_longer_leads_to_is_still_checked_out(origin, tmp
 
 def checkout_with_changelog(where, origin) -> str:
     where.mkdir(exist_ok=True)
-    return subprocess.run(["sh", "-c", checkout.SCRIPT, "checkout", origin.url, "main", "",
-                           "debian/changelog"], cwd=where, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["sh", "-c", checkout.SCRIPT, "checkout", origin.url, "main", "", "debian/changelog"],
+        cwd=where,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 ENTRY = """snowbird (1.4.0) unstable; urgency=medium
@@ -113,15 +123,15 @@ def test_the_changelogs_first_entry_is_printed_as_the_commit_holds_it(origin, tm
     (origin.work / "debian").mkdir()
     (origin.work / "debian" / "changelog").write_text(
         ENTRY + "\nsnowbird (1.3.0) unstable; urgency=medium\n\n  * First.\n\n"
-        " -- Dev <dev@example.com>  Sun, 01 Nov 2026 10:00:00 +0000\n")
+        " -- Dev <dev@example.com>  Sun, 01 Nov 2026 10:00:00 +0000\n"
+    )
     git(origin.work, "add", ".")
     head = commit(origin, "two")
     out = checkout_with_changelog(tmp_path / "build", origin)
     assert out == f"{head} {git(origin.work, 'log', '-1', '--format=%ct')}\n@@ changelog\n" + ENTRY
 
 
-def test_a_changelog_committed_as_a_link_to_a_secret_does_not_print_the_secret(origin,
-                                                                               tmp_path):
+def test_a_changelog_committed_as_a_link_to_a_secret_does_not_print_the_secret(origin, tmp_path):
     # the worker runs the checkout with its own rights, outside the sandbox: were the file read
     # (and not git's blob), its password would end up in the version step's error
     secret = tmp_path / "worker-password"
@@ -149,9 +159,21 @@ class CheckoutStepTest(stepcase.StepTestCase):
     def test_sets_got_revision_and_commit_time(self):
         self.setup_checkout(SHA)
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=["sh", "-c", checkout.SCRIPT, "checkout",
-                                                  "file:///srv/git/app.git", "main", SHA])
-            .stdout(f"{SHA} 1764150000\n").exit(0))
+            ExpectShell(
+                workdir="wkdir",
+                command=[
+                    "sh",
+                    "-c",
+                    checkout.SCRIPT,
+                    "checkout",
+                    "file:///srv/git/app.git",
+                    "main",
+                    SHA,
+                ],
+            )
+            .stdout(f"{SHA} 1764150000\n")
+            .exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("got_revision", SHA)
         self.expect_property("commit_time", 1764150000)
@@ -167,22 +189,49 @@ class CheckoutStepTest(stepcase.StepTestCase):
     def test_a_failed_fetch_fails_the_step(self):
         self.setup_checkout(SHA)
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=["sh", "-c", checkout.SCRIPT, "checkout",
-                                                  "file:///srv/git/app.git", "main", SHA])
-            .stderr("fatal: repository not found\n").exit(128))
+            ExpectShell(
+                workdir="wkdir",
+                command=[
+                    "sh",
+                    "-c",
+                    checkout.SCRIPT,
+                    "checkout",
+                    "file:///srv/git/app.git",
+                    "main",
+                    SHA,
+                ],
+            )
+            .stderr("fatal: repository not found\n")
+            .exit(128)
+        )
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("got_revision")
         return self.run_step()
 
     def test_with_a_changelog_sets_its_first_entry(self):
-        self.setup(checkout.Checkout(repourl="file:///srv/git/app.git", branch="main",
-                                     changelog="debian/changelog"))
+        self.setup(
+            checkout.Checkout(
+                repourl="file:///srv/git/app.git", branch="main", changelog="debian/changelog"
+            )
+        )
         self.build.sources = {"": SimpleNamespace(revision=SHA, changes=[])}
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=["sh", "-c", checkout.SCRIPT, "checkout",
-                                                  "file:///srv/git/app.git", "main", SHA,
-                                                  "debian/changelog"])
-            .stdout(f"{SHA} 1764150000\n{checkout.CHANGELOG}{ENTRY}").exit(0))
+            ExpectShell(
+                workdir="wkdir",
+                command=[
+                    "sh",
+                    "-c",
+                    checkout.SCRIPT,
+                    "checkout",
+                    "file:///srv/git/app.git",
+                    "main",
+                    SHA,
+                    "debian/changelog",
+                ],
+            )
+            .stdout(f"{SHA} 1764150000\n{checkout.CHANGELOG}{ENTRY}")
+            .exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("got_revision", SHA)
         self.expect_property("changelog_head", ENTRY)

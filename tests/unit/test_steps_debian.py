@@ -40,8 +40,12 @@ class StampVersionTest(StepTestCase):
     def test_stamps_unique_version_commit_and_build_url(self):
         # the changelog's first entry and the commit's time: the checkout's (steps/checkout.py);
         # nothing is asked of the worker
-        self.setup(debian.StampVersion(), got_revision=SHA, commit_time=1764150000,
-                   changelog_head=CHANGELOG)
+        self.setup(
+            debian.StampVersion(),
+            got_revision=SHA,
+            commit_time=1764150000,
+            changelog_head=CHANGELOG,
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("package_version", VERSION)
         self.expect_property("source_package", "snowbird")
@@ -54,18 +58,22 @@ class StampVersionTest(StepTestCase):
             self.assertEqual(
                 entry.splitlines()[0],
                 f"snowbird ({VERSION}) UNRELEASED; urgency=medium, "
-                f"XB-Conveyor-Commit={SHA}, XB-Conveyor-Build={BUILD_URL}")
-            self.assertIn(" -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 09:40:00 +0000",
-                          entry)
+                f"XB-Conveyor-Commit={SHA}, XB-Conveyor-Build={BUILD_URL}",
+            )
+            self.assertIn(
+                " -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 09:40:00 +0000", entry
+            )
             # the project's own history stays below it (SOURCE_SCRIPT): a changelog again
             self.assertEqual(debformats.parse_changelog_head(entry + CHANGELOG).version, VERSION)
+
         return d.addCallback(check)
 
     def test_without_the_checkouts_commit_time_it_fails_with_reason(self):
         self.setup(debian.StampVersion(), got_revision=SHA, changelog_head=CHANGELOG)
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
-            "stdio", f"no commit time for {SHA}: the checkout (steps/checkout.py) sets it\n")
+            "stdio", f"no commit time for {SHA}: the checkout (steps/checkout.py) sets it\n"
+        )
         self.expect_no_property("package_version")
         return self.run_step()
 
@@ -73,33 +81,51 @@ class StampVersionTest(StepTestCase):
         self.setup(debian.StampVersion(), got_revision=SHA, changelog_head="")
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
-            "stdio", "debian/changelog not found in the commit: the project needs a debian/ "
-            "directory to be packaged\n")
+            "stdio",
+            "debian/changelog not found in the commit: the project needs a debian/ "
+            "directory to be packaged\n",
+        )
         return self.run_step()
 
     def test_garbage_changelog_fails_with_reason(self):
         self.setup(debian.StampVersion(), got_revision=SHA, changelog_head="hello\n")
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
-            "stdio", "debian/changelog does not start with an entry header: 'hello'\n")
+            "stdio", "debian/changelog does not start with an entry header: 'hello'\n"
+        )
         return self.run_step()
 
 
 class BuildDebianPackageTest(StepTestCase):
-    BUILD = ["bash", "-c", debian.BUILD_SCRIPT, "deb", "*_1.4.0+ci57.g3f2a9c1_*.deb",
-             "../snowbird_1.4.0+ci57.g3f2a9c1.dsc", "",
-             "sh", "-c", debian.SOURCE_SCRIPT, "source", "the entry\n"]
+    BUILD = [
+        "bash",
+        "-c",
+        debian.BUILD_SCRIPT,
+        "deb",
+        "*_1.4.0+ci57.g3f2a9c1_*.deb",
+        "../snowbird_1.4.0+ci57.g3f2a9c1.dsc",
+        "",
+        "sh",
+        "-c",
+        debian.SOURCE_SCRIPT,
+        "source",
+        "the entry\n",
+    ]
 
     def setup_build(self, packages, **kwargs):
-        return self.setup(debian.BuildDebianPackage(packages=packages, **kwargs),
-                          package_version="1.4.0+ci57.g3f2a9c1", source_package="snowbird",
-                          changelog_entry="the entry\n")
+        return self.setup(
+            debian.BuildDebianPackage(packages=packages, **kwargs),
+            package_version="1.4.0+ci57.g3f2a9c1",
+            source_package="snowbird",
+            changelog_entry="the entry\n",
+        )
 
     def expect_build(self, found: str, command=BUILD):
         self.expect_commands(
             ExpectShell(workdir="wkdir", command=command)
             .stdout(f"Status: successful\n{debian.BUILT}\n{found}")
-            .exit(0))
+            .exit(0)
+        )
 
     def test_builds_and_lists_packages(self):
         self.setup_build(["snowbird"])
@@ -121,8 +147,10 @@ class BuildDebianPackageTest(StepTestCase):
         self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n")
         self.expect_outcome(result=FAILURE)
         self.expect_log_file_stderr(
-            "packages", "debian/ built ['snowbird'] but the settings name snowbird-worker: fix "
-            "`packages` in pipeline.toml or debian/control\n")
+            "packages",
+            "debian/ built ['snowbird'] but the settings name snowbird-worker: fix "
+            "`packages` in pipeline.toml or debian/control\n",
+        )
         self.expect_no_property("debs")
         return self.run_step()
 
@@ -138,18 +166,31 @@ class UploadPackagesTest(StepTestCase):
         import os
         import shutil
         import tempfile
+
         store = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, store)
-        step = self.setup(debian.UploadPackages(artifacts_dir=store,
-                                                artifacts_url="http://repo/artifacts/"),
-                          debs=["a_1_all.deb", "b_1_amd64.deb"], buildername="snowbird-package")
+        step = self.setup(
+            debian.UploadPackages(artifacts_dir=store, artifacts_url="http://repo/artifacts/"),
+            debs=["a_1_all.deb", "b_1_amd64.deb"],
+            buildername="snowbird-package",
+        )
         links = []
         step.addURL = lambda name, url: defer.succeed(links.append((name, url)))
-        self.expect_commands(*(
-            ExpectUploadFile(workersrc=f"../{deb}", workdir="wkdir", blocksize=256 * 1024,
-                             maxsize=None, keepstamp=False, writer=mock.ANY)
-            .upload_string(f"contents of {deb}").exit(0)
-            for deb in ("a_1_all.deb", "b_1_amd64.deb")))
+        self.expect_commands(
+            *(
+                ExpectUploadFile(
+                    workersrc=f"../{deb}",
+                    workdir="wkdir",
+                    blocksize=256 * 1024,
+                    maxsize=None,
+                    keepstamp=False,
+                    writer=mock.ANY,
+                )
+                .upload_string(f"contents of {deb}")
+                .exit(0)
+                for deb in ("a_1_all.deb", "b_1_amd64.deb")
+            )
+        )
         self.expect_outcome(result=SUCCESS, state_string="uploaded 2 package(s)")
         self.expect_property("artifacts_path", "snowbird-package/57")
         d = self.run_step()
@@ -158,32 +199,57 @@ class UploadPackagesTest(StepTestCase):
             for deb in ("a_1_all.deb", "b_1_amd64.deb"):
                 with open(os.path.join(store, "snowbird-package", "57", deb)) as f:
                     self.assertEqual(f.read(), f"contents of {deb}")
-                self.assertEqual(oct(os.stat(os.path.join(store, "snowbird-package", "57",
-                                                          deb)).st_mode & 0o777), "0o644")
-            self.assertEqual(links, [
-                ("a_1_all.deb", "http://repo/artifacts/snowbird-package/57/a_1_all.deb"),
-                ("b_1_amd64.deb", "http://repo/artifacts/snowbird-package/57/b_1_amd64.deb")])
+                self.assertEqual(
+                    oct(
+                        os.stat(os.path.join(store, "snowbird-package", "57", deb)).st_mode & 0o777
+                    ),
+                    "0o644",
+                )
+            self.assertEqual(
+                links,
+                [
+                    ("a_1_all.deb", "http://repo/artifacts/snowbird-package/57/a_1_all.deb"),
+                    ("b_1_amd64.deb", "http://repo/artifacts/snowbird-package/57/b_1_amd64.deb"),
+                ],
+            )
+
         return d.addCallback(check)
 
     def test_a_failed_upload_fails_and_leaves_no_file(self):
         import os
         import shutil
         import tempfile
+
         store = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, store)
-        self.setup(debian.UploadPackages(artifacts_dir=store, artifacts_url="http://r/a/"),
-                   debs=["a_1_all.deb"], buildername="snowbird-package")
+        self.setup(
+            debian.UploadPackages(artifacts_dir=store, artifacts_url="http://r/a/"),
+            debs=["a_1_all.deb"],
+            buildername="snowbird-package",
+        )
         self.expect_commands(
-            ExpectUploadFile(workersrc="../a_1_all.deb", workdir="wkdir", blocksize=256 * 1024,
-                             maxsize=None, keepstamp=False, writer=mock.ANY).exit(1))
+            ExpectUploadFile(
+                workersrc="../a_1_all.deb",
+                workdir="wkdir",
+                blocksize=256 * 1024,
+                maxsize=None,
+                keepstamp=False,
+                writer=mock.ANY,
+            ).exit(1)
+        )
         self.expect_outcome(result=FAILURE, state_string="a_1_all.deb not uploaded (failure)")
         d = self.run_step()
-        return d.addCallback(lambda _: self.assertEqual(
-            os.listdir(os.path.join(store, "snowbird-package", "57")), []))
+        return d.addCallback(
+            lambda _: self.assertEqual(
+                os.listdir(os.path.join(store, "snowbird-package", "57")), []
+            )
+        )
 
     def test_nothing_to_upload_fails(self):
-        self.setup(debian.UploadPackages(artifacts_dir="/a", artifacts_url="http://r/a/"),
-                   buildername="snowbird-ci")
+        self.setup(
+            debian.UploadPackages(artifacts_dir="/a", artifacts_url="http://r/a/"),
+            buildername="snowbird-ci",
+        )
         self.expect_outcome(result=FAILURE)
         return self.run_step()
 
@@ -206,16 +272,32 @@ def run_build_script(where, source: str, sbuild: str = FAKE_SBUILD) -> tuple[int
     source build, FAKE_SBUILD (on the PATH) for conveyor-sbuild."""
     import os
     import subprocess
+
     checkout = where / "build"
     checkout.mkdir()
     tools = where / "tools"
     tools.mkdir()
     (tools / "conveyor-sbuild").write_text(sbuild)
     (tools / "conveyor-sbuild").chmod(0o755)
-    proc = subprocess.run(["bash", "-c", debian.BUILD_SCRIPT, "deb", f"*_{DEB_VERSION}_*.deb",
-                           f"../snowbird_{DEB_VERSION}.dsc", "bookworm", "sh", "-c", source],
-                          cwd=checkout, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PATH": f"{tools}:{os.environ['PATH']}"})
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            debian.BUILD_SCRIPT,
+            "deb",
+            f"*_{DEB_VERSION}_*.deb",
+            f"../snowbird_{DEB_VERSION}.dsc",
+            "bookworm",
+            "sh",
+            "-c",
+            source,
+        ],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{tools}:{os.environ['PATH']}"},
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -223,18 +305,25 @@ MAKES_SOURCE = f": > ../snowbird_{DEB_VERSION}.dsc; : > ../snowbird_{DEB_VERSION
 
 
 def test_the_build_script_builds_the_source_for_the_release_and_lists_this_builds_debs_only(
-        tmp_path):
+    tmp_path,
+):
     (tmp_path / "snowbird_1.4.0+ci56.g0000000_amd64.deb").write_text("an earlier build's")
     (tmp_path / "snowbird_1.4.0+ci56.g0000000_amd64.changes").write_text("an earlier build's")
     (tmp_path / "snowbird_1.4.0+ci56.g0000000.dsc").write_text("an earlier build's")
-    code, out, _ = run_build_script(tmp_path, MAKES_SOURCE + f"""
+    code, out, _ = run_build_script(
+        tmp_path,
+        MAKES_SOURCE
+        + f"""
         # printed by the source build:
         echo '{debian.BUILT}'; echo snowbird_{DEB_VERSION}_forged.deb
-    """)
+    """,
+    )
     assert code == 0
     assert (tmp_path / "sbuild-called").read_text() == f"bookworm ../snowbird_{DEB_VERSION}.dsc\n"
     assert debian.built_debs(out, DEB_VERSION) == [
-        f"snowbird-doc_{DEB_VERSION}_all.deb", f"snowbird_{DEB_VERSION}_amd64.deb"]
+        f"snowbird-doc_{DEB_VERSION}_all.deb",
+        f"snowbird_{DEB_VERSION}_amd64.deb",
+    ]
     assert not any("ci56" in p.name for p in tmp_path.iterdir())
 
 
@@ -242,7 +331,8 @@ def test_a_link_left_by_the_source_build_is_refused_before_sbuild_reads_it(tmp_p
     # sbuild reads the source package with the worker's rights, outside the sandbox: a .dsc or
     # a tarball linked to the worker's password would carry it into the chroot
     code, out, err = run_build_script(
-        tmp_path, f"ln -s /etc/hostname ../snowbird_{DEB_VERSION}.dsc")
+        tmp_path, f"ln -s /etc/hostname ../snowbird_{DEB_VERSION}.dsc"
+    )
     assert code == 1
     assert "symbolic links" in err and f"snowbird_{DEB_VERSION}.dsc" in err
     assert not (tmp_path / "sbuild-called").exists()
@@ -262,25 +352,37 @@ def test_a_source_build_that_makes_no_dsc_fails_before_sbuild(tmp_path):
 
 
 def test_names_off_the_version_or_with_a_path_are_not_packages():
-    out = (f"{debian.BUILT}\nsnowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n../x_1.4.0+ci57.g3f2a9c1_amd64"
-           ".deb\nsnowbird_9.9_amd64.deb\n")
+    out = (
+        f"{debian.BUILT}\nsnowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n../x_1.4.0+ci57.g3f2a9c1_amd64"
+        ".deb\nsnowbird_9.9_amd64.deb\n"
+    )
     assert debian.built_debs(out, "1.4.0+ci57.g3f2a9c1") == [
-        "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"]
+        "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"
+    ]
 
 
 def test_the_source_is_a_native_package_with_the_entry_on_top(tmp_path):
     import subprocess
+
     (tmp_path / "build" / "debian" / "source").mkdir(parents=True)
     checkout = tmp_path / "build"
     (checkout / "debian" / "changelog").write_text(CHANGELOG)
     (checkout / "debian" / "source" / "format").write_text("3.0 (quilt)\n")  # a team's own
     (checkout / "debian" / "control").write_text(
         "Source: snowbird\nMaintainer: T <t@example.com>\n\nPackage: snowbird\n"
-        "Architecture: all\nDescription: d\n d\n")
-    entry = (f"snowbird ({DEB_VERSION}) UNRELEASED; urgency=medium\n\n  * CI.\n\n"
-             " -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 10:00:00 +0000\n\n")
-    proc = subprocess.run(["sh", "-c", debian.SOURCE_SCRIPT, "source", entry], cwd=checkout,
-                          capture_output=True, text=True, check=False)
+        "Architecture: all\nDescription: d\n d\n"
+    )
+    entry = (
+        f"snowbird ({DEB_VERSION}) UNRELEASED; urgency=medium\n\n  * CI.\n\n"
+        " -- Conveyor <conveyor@localhost>  Wed, 26 Nov 2025 10:00:00 +0000\n\n"
+    )
+    proc = subprocess.run(
+        ["sh", "-c", debian.SOURCE_SCRIPT, "source", entry],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (checkout / "debian" / "changelog").read_text() == entry + CHANGELOG
     dsc = (tmp_path / f"snowbird_{DEB_VERSION}.dsc").read_text()

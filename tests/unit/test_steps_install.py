@@ -17,8 +17,17 @@ from tests.unit.stepcase import ExpectShell
 ROOT = Path(__file__).resolve().parents[2]
 DEB = "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"
 REPO = "http://127.0.0.1:8011/"
-TOOL = ["conveyor-install-check", "--repo", REPO, "--component", "main",
-        "--key-url", REPO + "conveyor.gpg", "--deps", "snowbird-staging"]
+TOOL = [
+    "conveyor-install-check",
+    "--repo",
+    REPO,
+    "--component",
+    "main",
+    "--key-url",
+    REPO + "conveyor.gpg",
+    "--deps",
+    "snowbird-staging",
+]
 PASSED = "conveyor-install-check: passed (install, purge, upgrade, smoke) in 11.4 s\n"
 POSTINST = """0m9.1s ERROR: Command failed (status=100): ['chroot', '/x', 'apt-get', 'install']
   Setting up snowbird (1.4.0+ci57.g3f2a9c1) ...
@@ -30,31 +39,47 @@ conveyor-install-check: FAILED (install, purge) after 9.8 s: the postinst of sno
 
 
 def step(**kwargs):
-    return install.InstallCheck(repo_url=REPO, key_url=REPO + "conveyor.gpg",
-                                deps="snowbird-staging", **kwargs)
+    return install.InstallCheck(
+        repo_url=REPO, key_url=REPO + "conveyor.gpg", deps="snowbird-staging", **kwargs
+    )
 
 
 class InstallCheckTest(stepcase.StepTestCase):
     def test_passes_with_upgrade_and_smoke(self):
-        self.setup(step(upgrade_from="snowbird",
-                        smoke=["/opt/venvs/snowbird/bin/snowbird", "--version"]), debs=[DEB])
+        self.setup(
+            step(upgrade_from="snowbird", smoke=["/opt/venvs/snowbird/bin/snowbird", "--version"]),
+            debs=[DEB],
+        )
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=[
-                *TOOL, "--upgrade-from", "snowbird",
-                "--smoke=/opt/venvs/snowbird/bin/snowbird", "--smoke=--version",
-                "--", f"../{DEB}"]).stdout("0m1.0s INFO: piuparts version 1.1.7\n" + PASSED)
-            .exit(0))
+            ExpectShell(
+                workdir="wkdir",
+                command=[
+                    *TOOL,
+                    "--upgrade-from",
+                    "snowbird",
+                    "--smoke=/opt/venvs/snowbird/bin/snowbird",
+                    "--smoke=--version",
+                    "--",
+                    f"../{DEB}",
+                ],
+            )
+            .stdout("0m1.0s INFO: piuparts version 1.1.7\n" + PASSED)
+            .exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("install_check_seconds", 11.4)
         self.expect_result_summary(
-            {"step": "install check: install, purge, upgrade, smoke passed  11 s"})
+            {"step": "install check: install, purge, upgrade, smoke passed  11 s"}
+        )
         return self.run_step()
 
     def test_without_next_distribution_or_smoke_install_and_purge_only(self):
         self.setup(step(), debs=[DEB])
         self.expect_commands(
             ExpectShell(workdir="wkdir", command=[*TOOL, "--", f"../{DEB}"])
-            .stdout("conveyor-install-check: passed (install, purge) in 8.0 s\n").exit(0))
+            .stdout("conveyor-install-check: passed (install, purge) in 8.0 s\n")
+            .exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_result_summary({"step": "install check: install, purge passed  8 s"})
         return self.run_step()
@@ -62,20 +87,26 @@ class InstallCheckTest(stepcase.StepTestCase):
     def test_a_failing_postinst_fails_the_step_and_says_which_script(self):
         self.setup(step(upgrade_from="snowbird"), debs=[DEB])
         self.expect_commands(
-            ExpectShell(workdir="wkdir", command=[
-                *TOOL, "--upgrade-from", "snowbird", "--", f"../{DEB}"])
-            .stdout(POSTINST).exit(1))
+            ExpectShell(
+                workdir="wkdir", command=[*TOOL, "--upgrade-from", "snowbird", "--", f"../{DEB}"]
+            )
+            .stdout(POSTINST)
+            .exit(1)
+        )
         self.expect_outcome(result=FAILURE)
         self.expect_property("install_check_seconds", 9.8)
         self.expect_result_summary(
-            {"step": "install check failed: the postinst of snowbird failed (exit status 1)"})
+            {"step": "install check failed: the postinst of snowbird failed (exit status 1)"}
+        )
         return self.run_step()
 
     def test_a_tool_that_says_nothing_still_fails(self):
         self.setup(step(), debs=[DEB])
         self.expect_commands(
             ExpectShell(workdir="wkdir", command=[*TOOL, "--", f"../{DEB}"])
-            .stderr("conveyor-install-check: unshare is missing\n").exit(3))
+            .stderr("conveyor-install-check: unshare is missing\n")
+            .exit(3)
+        )
         self.expect_outcome(result=FAILURE)
         self.expect_result_summary({"step": "install check failed: see its log"})
         return self.run_step()
@@ -83,8 +114,7 @@ class InstallCheckTest(stepcase.StepTestCase):
     def test_no_packages_fails_without_running_anything(self):
         self.setup(step(), debs=[])
         self.expect_outcome(result=FAILURE)
-        self.expect_log_file_stderr("stdio",
-                                    "no packages to check: the property `debs` is empty\n")
+        self.expect_log_file_stderr("stdio", "no packages to check: the property `debs` is empty\n")
         return self.run_step()
 
 
@@ -115,18 +145,22 @@ def test_install_check_is_on_by_default_without_smoke(tmp_path):
 
 
 def test_smoke_and_install_check_are_read(tmp_path):
-    (project,) = load(tmp_path, 'smoke = ["/opt/venvs/app/bin/app", "--version"]\n'
-                                "install_check = false\n").projects
+    (project,) = load(
+        tmp_path, 'smoke = ["/opt/venvs/app/bin/app", "--version"]\ninstall_check = false\n'
+    ).projects
     assert project.smoke == ("/opt/venvs/app/bin/app", "--version")
     assert project.install_check is False
 
 
-@pytest.mark.parametrize("line, reason", [
-    ('smoke = "/opt/venvs/app/bin/app --version"', "must be a list of strings"),
-    ("smoke = []", "must not be an empty list"),
-    ('smoke = ["app", 3]', "must be a list of strings"),
-    ('install_check = "no"', "must be true or false"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ('smoke = "/opt/venvs/app/bin/app --version"', "must be a list of strings"),
+        ("smoke = []", "must not be an empty list"),
+        ('smoke = ["app", 3]', "must be a list of strings"),
+        ('install_check = "no"', "must be true or false"),
+    ],
+)
 def test_bad_values_fail_fast_with_file_and_key(tmp_path, line, reason):
     with pytest.raises(settings.SettingsError) as error:
         load(tmp_path, line + "\n")
@@ -134,7 +168,6 @@ def test_bad_values_fail_fast_with_file_and_key(tmp_path, line, reason):
     assert str(tmp_path / "pipeline.toml") in message
     assert f"[projects.app.{line.split()[0]}]" in message
     assert reason in message
-
 
 
 def test_the_package_build_checks_the_install_after_the_upload_before_ci_publishes(tmp_path):

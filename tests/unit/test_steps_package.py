@@ -24,11 +24,14 @@ from tests.unit.test_steps_debian import CHANGELOG
 from tests.unit.test_steps_debian import SHA
 
 CHILD = SimpleNamespace(id=31, builderid=4, number=9, results=SUCCESS)
-PROPS = {"package_version": ("1.4.0+ci20261126.143005.57.g3f2a9c1", "StampVersion"),
-         "source_package": ("snowbird", "StampVersion"), "commit_time": (1764150000, "x"),
-         "debs": (["snowbird_1.4.0_amd64.deb"], "BuildDebianPackage"),
-         "artifacts_path": ("snowbird-package/9", "UploadPackages"),
-         "got_revision": (SHA, "Git")}
+PROPS = {
+    "package_version": ("1.4.0+ci20261126.143005.57.g3f2a9c1", "StampVersion"),
+    "source_package": ("snowbird", "StampVersion"),
+    "commit_time": (1764150000, "x"),
+    "debs": (["snowbird_1.4.0_amd64.deb"], "BuildDebianPackage"),
+    "artifacts_path": ("snowbird-package/9", "UploadPackages"),
+    "got_revision": (SHA, "Git"),
+}
 
 
 class StampVersionOfACiBuildTest(stepcase.StepTestCase):
@@ -36,8 +39,14 @@ class StampVersionOfACiBuildTest(stepcase.StepTestCase):
 
     def test_a_package_build_stamps_the_ci_builds_number_and_time(self):
         # commit_time comes from the checkout (steps/checkout.py): no `git log` for it
-        self.setup(debian.StampVersion(), got_revision=SHA, ci_number=57,
-                   ci_submitted=1795703405, commit_time=1764150000, changelog_head=CHANGELOG)
+        self.setup(
+            debian.StampVersion(),
+            got_revision=SHA,
+            ci_number=57,
+            ci_submitted=1795703405,
+            commit_time=1764150000,
+            changelog_head=CHANGELOG,
+        )
         self.build.getUrl = mock.Mock(return_value=defer.succeed("http://m/#/builders/4/builds/3"))
         self.expect_outcome(result=SUCCESS)
         self.expect_property("package_version", "1.4.0+ci20261126.143005.57.g3f2a9c1")
@@ -50,14 +59,20 @@ class AwaitPackageTest(stepcase.StepTestCase):
         self.build.results, self.build.stopped = SUCCESS, False  # so far, in a real Build
         step._wait = mock.Mock(return_value=defer.succeed(None))
         self.master.db.builds.getBuilds = mock.Mock(
-            return_value=defer.succeed([child] if child else []))
-        answers = {("builders", 4): {"name": "snowbird-package"},
-                   ("builds", 31, "properties"): props,
-                   ("builds", 31, "steps"): [failing] if failing else [],
-                   ("steps", 77, "logs"): []}
+            return_value=defer.succeed([child] if child else [])
+        )
+        answers = {
+            ("builders", 4): {"name": "snowbird-package"},
+            ("builds", 31, "properties"): props,
+            ("builds", 31, "steps"): [failing] if failing else [],
+            ("steps", 77, "logs"): [],
+        }
         real = self.master.data.get
-        self.master.data.get = mock.Mock(side_effect=lambda path, **kw: defer.succeed(
-            answers[tuple(path)]) if tuple(path) in answers else real(path, **kw))
+        self.master.data.get = mock.Mock(
+            side_effect=lambda path, **kw: (
+                defer.succeed(answers[tuple(path)]) if tuple(path) in answers else real(path, **kw)
+            )
+        )
         self.master.data.control = mock.Mock(return_value=defer.succeed(None))
         return step
 
@@ -67,7 +82,8 @@ class AwaitPackageTest(stepcase.StepTestCase):
         for key in package.HANDED_OVER:
             self.expect_property(key, PROPS[key][0])
         self.expect_result_summary(
-            {"step": "version 1.4.0+ci20261126.143005.57.g3f2a9c1 from snowbird-package #9"})
+            {"step": "version 1.4.0+ci20261126.143005.57.g3f2a9c1 from snowbird-package #9"}
+        )
         return self.run_step()
 
     def test_a_package_of_another_commit_than_the_tested_one_is_refused(self):
@@ -75,14 +91,24 @@ class AwaitPackageTest(stepcase.StepTestCase):
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("debs")
         self.expect_result_summary(
-            {"step": f"snowbird-package #9 built {SHA[:12]}, the tests ran on {'b' * 12}"})
+            {"step": f"snowbird-package #9 built {SHA[:12]}, the tests ran on {'b' * 12}"}
+        )
         return self.run_step()
 
     def test_a_failed_package_build_fails_naming_its_step(self):
-        failing = {"stepid": 77, "name": "deb", "results": FAILURE, "hidden": False,
-                   "state_string": "package (failure)"}
-        self.setup_await(child=SimpleNamespace(**{**vars(CHILD), "results": FAILURE}),
-                         failing=failing, package_request=5, got_revision=SHA)
+        failing = {
+            "stepid": 77,
+            "name": "deb",
+            "results": FAILURE,
+            "hidden": False,
+            "state_string": "package (failure)",
+        }
+        self.setup_await(
+            child=SimpleNamespace(**{**vars(CHILD), "results": FAILURE}),
+            failing=failing,
+            package_request=5,
+            got_revision=SHA,
+        )
         self.expect_outcome(result=FAILURE)
         self.expect_property("package_failed_step", 77)
         self.expect_no_property("debs")
@@ -97,9 +123,12 @@ class AwaitPackageTest(stepcase.StepTestCase):
 
         def check(_):
             self.master.data.control.assert_called_once_with(
-                "cancel", {"reason": "the CI build failed: nothing of it is published"},
-                ("buildrequests", 5))
+                "cancel",
+                {"reason": "the CI build failed: nothing of it is published"},
+                ("buildrequests", 5),
+            )
             step._wait.assert_not_called()
+
         return d.addCallback(check)
 
     def test_no_package_build_started_fails(self):
@@ -114,8 +143,9 @@ class AwaitPackageTest(stepcase.StepTestCase):
         return self.run_step()
 
     def test_a_cancelled_package_build_cancels(self):
-        self.setup_await(child=SimpleNamespace(**{**vars(CHILD), "results": CANCELLED}),
-                         package_request=5)
+        self.setup_await(
+            child=SimpleNamespace(**{**vars(CHILD), "results": CANCELLED}), package_request=5
+        )
         self.expect_outcome(result=CANCELLED)
         return self.run_step()
 
@@ -128,24 +158,34 @@ class CancelEarlierAttemptsTest(TestReactorMixin, unittest.TestCase):
     def setUp(self):
         self.setup_test_reactor()
         self.master = yield fakemaster.make_master(self, wantDb=True, wantData=True)
-        yield self.master.db.insert_test_data([
-            fakedb.Master(id=92), fakedb.Worker(id=13, name="build"),
-            fakedb.Builder(id=1, name="snowbird-ci"), fakedb.Builder(id=2, name="snowbird-package"),
-            fakedb.Buildset(id=39), fakedb.BuildRequest(id=7, buildsetid=39, builderid=1),
-            fakedb.Buildset(id=38), fakedb.BuildRequest(id=6, buildsetid=38, builderid=1),
-            # another CI build (request 6) with its own package build: buildset 41, request 91
-            fakedb.Build(id=15, number=1, buildrequestid=6, builderid=1, workerid=13,
-                         masterid=92),
-            fakedb.Buildset(id=41, parent_buildid=15),
-            fakedb.BuildRequest(id=91, buildsetid=41, builderid=2),
-            # a triggered buildset has the sourcestamps of its CI build (Buildbot's query of
-            # build requests joins them)
-            fakedb.SourceStamp(id=50), fakedb.BuildsetSourceStamp(buildsetid=41, sourcestampid=50)])
+        yield self.master.db.insert_test_data(
+            [
+                fakedb.Master(id=92),
+                fakedb.Worker(id=13, name="build"),
+                fakedb.Builder(id=1, name="snowbird-ci"),
+                fakedb.Builder(id=2, name="snowbird-package"),
+                fakedb.Buildset(id=39),
+                fakedb.BuildRequest(id=7, buildsetid=39, builderid=1),
+                fakedb.Buildset(id=38),
+                fakedb.BuildRequest(id=6, buildsetid=38, builderid=1),
+                # another CI build (request 6) with its own package build: buildset 41, request 91
+                fakedb.Build(
+                    id=15, number=1, buildrequestid=6, builderid=1, workerid=13, masterid=92
+                ),
+                fakedb.Buildset(id=41, parent_buildid=15),
+                fakedb.BuildRequest(id=91, buildsetid=41, builderid=2),
+                # a triggered buildset has the sourcestamps of its CI build (Buildbot's query of
+                # build requests joins them)
+                fakedb.SourceStamp(id=50),
+                fakedb.BuildsetSourceStamp(buildsetid=41, sourcestampid=50),
+            ]
+        )
         self.cancelled = []
 
         def control(action, args, path):
             self.cancelled.append((action, path))
             return defer.succeed(None)
+
         self.master.data.control = control
 
     @defer.inlineCallbacks
@@ -154,16 +194,21 @@ class CancelEarlierAttemptsTest(TestReactorMixin, unittest.TestCase):
         died) and build 11 had started buildset 40's package request 90."""
         rows = []
         if earlier:
-            rows += [fakedb.Build(id=11, number=2, buildrequestid=7, builderid=1, workerid=13,
-                                  masterid=92),
-                     fakedb.Buildset(id=40, parent_buildid=11),
-                     fakedb.BuildRequest(id=90, buildsetid=40, builderid=2),
-                     fakedb.BuildsetSourceStamp(buildsetid=40, sourcestampid=50)]
-        rows.append(fakedb.Build(id=12, number=3, buildrequestid=7, builderid=1, workerid=13,
-                                 masterid=92))
+            rows += [
+                fakedb.Build(
+                    id=11, number=2, buildrequestid=7, builderid=1, workerid=13, masterid=92
+                ),
+                fakedb.Buildset(id=40, parent_buildid=11),
+                fakedb.BuildRequest(id=90, buildsetid=40, builderid=2),
+                fakedb.BuildsetSourceStamp(buildsetid=40, sourcestampid=50),
+            ]
+        rows.append(
+            fakedb.Build(id=12, number=3, buildrequestid=7, builderid=1, workerid=13, masterid=92)
+        )
         yield self.master.db.insert_test_data(rows)
         step = buildstep.create_step_from_step_or_factory(
-            package.StartPackage(scheduler="snowbird-package"))
+            package.StartPackage(scheduler="snowbird-package")
+        )
         step.build = SimpleNamespace(requests=[SimpleNamespace(id=7)], buildid=12)
         step.master = self.master
         yield step._cancel_earlier_attempts()

@@ -77,8 +77,12 @@ class TestCreateVirtualenv(StepTestCase):
         self.assertEqual(CreateVirtualenv.descriptionDone, "virtualenv")
 
 
-UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_LINK_MODE": "copy", "UV_NO_PROGRESS": "1",
-          "UV_SYSTEM_CERTS": "1"}
+UV_ENV = {
+    "UV_PYTHON_DOWNLOADS": "never",
+    "UV_LINK_MODE": "copy",
+    "UV_NO_PROGRESS": "1",
+    "UV_SYSTEM_CERTS": "1",
+}
 
 
 class TestUv(StepTestCase):
@@ -86,22 +90,45 @@ class TestUv(StepTestCase):
 
     def test_uv_makes_a_fresh_venv_with_the_projects_python_and_never_downloads_one(self):
         self.setup_step(CreateVirtualenv(installer="uv", python="python3.11", workdir="build"))
-        self.expect_commands(ExpectShell(
-            workdir="build", env=UV_ENV,
-            command=["uv", "venv", "--quiet", "--clear", "--python", "python3.11", "../venv"],
-        ).exit(0))
+        self.expect_commands(
+            ExpectShell(
+                workdir="build",
+                env=UV_ENV,
+                command=["uv", "venv", "--quiet", "--clear", "--python", "python3.11", "../venv"],
+            ).exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
     def test_uv_installs_into_the_venv_in_the_sandbox(self):
-        self.setup_step(InstallRequirements(installer="uv", requirements=["a.txt", "b.txt"],
-                                            sandbox=["conveyor-sandbox", "/b", "--"],
-                                            workdir="build"))
-        self.expect_commands(ExpectShell(
-            workdir="build", env=UV_ENV,
-            command=["conveyor-sandbox", "/b", "--", "uv", "pip", "install", "--python", PY,
-                     "-r", "a.txt", "-r", "b.txt"],
-        ).exit(0))
+        self.setup_step(
+            InstallRequirements(
+                installer="uv",
+                requirements=["a.txt", "b.txt"],
+                sandbox=["conveyor-sandbox", "/b", "--"],
+                workdir="build",
+            )
+        )
+        self.expect_commands(
+            ExpectShell(
+                workdir="build",
+                env=UV_ENV,
+                command=[
+                    "conveyor-sandbox",
+                    "/b",
+                    "--",
+                    "uv",
+                    "pip",
+                    "install",
+                    "--python",
+                    PY,
+                    "-r",
+                    "a.txt",
+                    "-r",
+                    "b.txt",
+                ],
+            ).exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
@@ -118,8 +145,15 @@ class TestInstallRequirements(StepTestCase):
         self.expect_commands(
             ExpectShell(
                 workdir="build",
-                command=[PY, "-m", "pip", "install", "--disable-pip-version-check",
-                         "-r", "requirements-dev.txt"],
+                command=[
+                    PY,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-r",
+                    "requirements-dev.txt",
+                ],
             ).exit(0)
         )
         self.expect_outcome(result=SUCCESS)
@@ -128,16 +162,28 @@ class TestInstallRequirements(StepTestCase):
 
     def test_the_project_code_runs_in_the_sandbox(self):
         # the factory's prefix: conveyor-sandbox <the build's directory> -- <command>
-        self.setup_step(InstallRequirements(
-            workdir="build", sandbox=["conveyor-sandbox", Interpolate("%(prop:builddir)s"),
-                                      "--"]))
+        self.setup_step(
+            InstallRequirements(
+                workdir="build",
+                sandbox=["conveyor-sandbox", Interpolate("%(prop:builddir)s"), "--"],
+            )
+        )
         self.build.setProperty("builddir", "/srv/worker/snowbird-ci", "worker")
         self.expect_commands(
             ExpectShell(
                 workdir="build",
-                command=["conveyor-sandbox", "/srv/worker/snowbird-ci", "--", PY, "-m", "pip",
-                         "install", "--disable-pip-version-check", "-r",
-                         "requirements-dev.txt"],
+                command=[
+                    "conveyor-sandbox",
+                    "/srv/worker/snowbird-ci",
+                    "--",
+                    PY,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-r",
+                    "requirements-dev.txt",
+                ],
             ).exit(0)
         )
         self.expect_outcome(result=SUCCESS)
@@ -155,8 +201,17 @@ class TestInstallRequirements(StepTestCase):
             ExpectShell(
                 workdir="wkdir",
                 env={"PIP_NO_INPUT": "1"},
-                command=["/v/bin/python", "-m", "pip", "install", "--disable-pip-version-check",
-                         "-r", "requirements.txt", "-r", "requirements-dev.txt"],
+                command=[
+                    "/v/bin/python",
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-r",
+                    "requirements.txt",
+                    "-r",
+                    "requirements-dev.txt",
+                ],
             ).exit(1)
         )
         self.expect_outcome(result=FAILURE)
@@ -165,13 +220,28 @@ class TestInstallRequirements(StepTestCase):
 
     def test_extras_install_the_project_editable_and_groups_come_from_pyproject(self):
         # a project whose test dependencies are in pyproject.toml, not in a requirements file
-        self.setup_step(InstallRequirements(installer="uv", requirements=(),
-                                            extras=["test", "toml"], groups=["lint"]))
-        self.expect_commands(ExpectShell(
-            workdir="wkdir", env=UV_ENV,
-            command=["uv", "pip", "install", "--python", PY, "-e", ".[test,toml]",
-                     "--group", "lint"],
-        ).exit(0))
+        self.setup_step(
+            InstallRequirements(
+                installer="uv", requirements=(), extras=["test", "toml"], groups=["lint"]
+            )
+        )
+        self.expect_commands(
+            ExpectShell(
+                workdir="wkdir",
+                env=UV_ENV,
+                command=[
+                    "uv",
+                    "pip",
+                    "install",
+                    "--python",
+                    PY,
+                    "-e",
+                    ".[test,toml]",
+                    "--group",
+                    "lint",
+                ],
+            ).exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         return self.run_step()
 
@@ -185,7 +255,7 @@ class TestInstallRequirements(StepTestCase):
 def base64_lines(text: str) -> str:
     """What `base64 FILE` prints: lines of 76 characters."""
     encoded = base64.b64encode(text.encode()).decode()
-    return "".join(encoded[i:i + 76] + "\n" for i in range(0, len(encoded), 76))
+    return "".join(encoded[i : i + 76] + "\n" for i in range(0, len(encoded), 76))
 
 
 def test_a_long_report_survives_buildbots_line_splitting():
@@ -197,14 +267,17 @@ def test_a_long_report_survives_buildbots_line_splitting():
     def through_buildbot(output: str, chunk: int = 8192) -> str:
         finder, received = LineBoundaryFinder(), []
         for i in range(0, len(output), chunk):
-            received.append(finder.append(output[i:i + chunk]) or "")
+            received.append(finder.append(output[i : i + chunk]) or "")
         received.append((finder.flush() or "")[:-1])
         return "".join(received)
 
-    cases = "".join(f'<testcase classname="tests.test_app" name="test_{n}" time="0.001" />'
-                    for n in range(200))
-    report = (f'<?xml version="1.0"?><testsuites><testsuite name="pytest">{cases}</testsuite>'
-              '</testsuites>')
+    cases = "".join(
+        f'<testcase classname="tests.test_app" name="test_{n}" time="0.001" />' for n in range(200)
+    )
+    report = (
+        f'<?xml version="1.0"?><testsuites><testsuite name="pytest">{cases}</testsuite>'
+        "</testsuites>"
+    )
     assert through_buildbot(report) != report  # the plain report is cut into lines
     assert base64.b64decode(through_buildbot(base64_lines(report))).decode() == report
     decoded = base64.b64decode(through_buildbot(base64_lines(report))).decode()
@@ -227,8 +300,17 @@ class TestRunTests(StepTestCase):
         return expect.update("stdout", base64_lines(content)).exit(0)
 
     def pytest_command(self, *args):
-        return [PY, "-m", "coverage", "run", "-m", "pytest", *args,
-                "--junit-xml", "../reports/junit.xml"]
+        return [
+            PY,
+            "-m",
+            "coverage",
+            "run",
+            "-m",
+            "pytest",
+            *args,
+            "--junit-xml",
+            "../reports/junit.xml",
+        ]
 
     def test_failure_pass_skip(self):
         self.setup_step(RunTests(workdir="build"))
@@ -243,16 +325,21 @@ class TestRunTests(StepTestCase):
         self.expect_property("tests_failed", 1)
         self.expect_property("tests_skipped", 1)
         self.expect_property("tests_failed_names", ["tests.test_a::test_bad"])
-        self.expect_property("tests_failures", [{"name": "tests.test_a::test_bad",
-                                                 "text": "assert 1 == 2\nAssertionError"}])
-        self.expect_log_file("failures", "=== tests.test_a::test_bad\n"
-                                         "assert 1 == 2\nAssertionError\n\n")
+        self.expect_property(
+            "tests_failures",
+            [{"name": "tests.test_a::test_bad", "text": "assert 1 == 2\nAssertionError"}],
+        )
+        self.expect_log_file(
+            "failures", "=== tests.test_a::test_bad\nassert 1 == 2\nAssertionError\n\n"
+        )
         self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
-        self.expect_test_results([
-            (1000, "1", "tests.test_a::test_ok", "tests/test_a.py", 3, 500000000),
-            (1000, "0", "tests.test_a::test_bad", None, None, 250000000),
-            (1000, "1", "tests.test_b::test_fine", None, None, 1000000000),
-        ])
+        self.expect_test_results(
+            [
+                (1000, "1", "tests.test_a::test_ok", "tests/test_a.py", 3, 500000000),
+                (1000, "0", "tests.test_a::test_bad", None, None, 250000000),
+                (1000, "1", "tests.test_b::test_fine", None, None, 1000000000),
+            ]
+        )
         return self.run_step()
 
     def test_the_report_is_read_in_the_sandbox_the_tests_ran_in(self):
@@ -295,10 +382,12 @@ class TestRunTests(StepTestCase):
         self.expect_property("tests_skipped", 0)
         self.expect_property("tests_failed_names", [])
         self.expect_test_result_sets([("pytest results", "pass_fail", "boolean")])
-        self.expect_test_results([
-            (1000, "1", "T::a", None, None, None),
-            (1000, "1", "b", None, None, 100000000),
-        ])
+        self.expect_test_results(
+            [
+                (1000, "1", "T::a", None, None, None),
+                (1000, "1", "b", None, None, 100000000),
+            ]
+        )
         return self.run_step()
 
     def test_failed_test_with_exit_zero_still_fails(self):
@@ -395,8 +484,16 @@ class TestRunTests(StepTestCase):
             *self.expect_prepare(path="build/out/junit.xml", dir="build/out"),
             ExpectShell(
                 workdir="build",
-                command=[PY, "-m", "coverage", "run", "-m", "pytest",
-                         "--junit-xml", "out/junit.xml"],
+                command=[
+                    PY,
+                    "-m",
+                    "coverage",
+                    "run",
+                    "-m",
+                    "pytest",
+                    "--junit-xml",
+                    "out/junit.xml",
+                ],
             ).exit(0),
             self.expect_upload("<testsuite/>", workersrc="out/junit.xml"),
         )
@@ -413,12 +510,15 @@ class TestRunTests(StepTestCase):
 class TestParseJunit(unittest.TestCase):
     def test_outcomes(self):
         outcomes = [(c.name, c.outcome) for c in parse_junit(JUNIT)]
-        self.assertEqual(outcomes, [
-            ("tests.test_a::test_ok", "passed"),
-            ("tests.test_a::test_bad", "failed"),
-            ("tests.test_b::test_later", "skipped"),
-            ("tests.test_b::test_fine", "passed"),
-        ])
+        self.assertEqual(
+            outcomes,
+            [
+                ("tests.test_a::test_ok", "passed"),
+                ("tests.test_a::test_bad", "failed"),
+                ("tests.test_b::test_later", "skipped"),
+                ("tests.test_b::test_fine", "passed"),
+            ],
+        )
 
     def test_failure_text_is_kept(self):
         (ok, bad, skipped, _) = parse_junit(JUNIT)
@@ -432,12 +532,16 @@ class TestParseJunit(unittest.TestCase):
         (case,) = parse_junit(
             '<testsuite><testcase classname="t" name="x"><failure message="assert 1 == 2&#10;'
             ' +  where 1 = f()">def test_x():\n&gt;       assert f() == 2\n'
-            'E       assert 1 == 2\nE        +  where 1 = f()</failure>'
-            '<error message="teardown">boom</error></testcase></testsuite>')
+            "E       assert 1 == 2\nE        +  where 1 = f()</failure>"
+            '<error message="teardown">boom</error></testcase></testsuite>'
+        )
         self.assertEqual(case.outcome, "failed")
-        self.assertEqual(case.failure, "def test_x():\n>       assert f() == 2\n"
-                                       "E       assert 1 == 2\nE        +  where 1 = f()"
-                                       "\n\nteardown\nboom")
+        self.assertEqual(
+            case.failure,
+            "def test_x():\n>       assert f() == 2\n"
+            "E       assert 1 == 2\nE        +  where 1 = f()"
+            "\n\nteardown\nboom",
+        )
 
     def test_bad_numbers_are_ignored(self):
         (case,) = parse_junit('<testsuite><testcase name="t" line="x" time="?"/></testsuite>')
@@ -450,8 +554,7 @@ REPORT = "{}\n"  # what `coverage report --format=total` prints
 class TestCoverage(StepTestCase):
     def expect_coverage(self, report_stdout, report_exit=0, html_exit=0, html=True):
         commands = [
-            ExpectShell(workdir="build", command=[PY, "-m", "coverage", "report",
-                                                       "--format=total"])
+            ExpectShell(workdir="build", command=[PY, "-m", "coverage", "report", "--format=total"])
             .stdout(report_stdout)
             .exit(report_exit)
         ]

@@ -39,16 +39,31 @@ def aptly(*args):
     return ExpectShell(workdir="wkdir", env=ENV, command=["aptly", CONF, *args])
 
 
-PUBLISHED = json.dumps({"Distribution": "snowbird-staging",
-                        "Sources": [{"Component": "main", "Name": "snowbird-staging@1"}]})
+PUBLISHED = json.dumps(
+    {
+        "Distribution": "snowbird-staging",
+        "Sources": [{"Component": "main", "Name": "snowbird-staging@1"}],
+    }
+)
 
 
 def next_snapshot(distribution="snowbird-staging"):
-    return ExpectShell(workdir="wkdir", env=ENV,
-                       command=["sh", "-c", repository.NextSnapshot.SCRIPT, "snapshot",
-                                "/var/lib/conveyor/aptly.conf", distribution,
-                                "incoming-publish-12", "incoming", f"{distribution}+new@T",
-                                f"{distribution}@T"])
+    return ExpectShell(
+        workdir="wkdir",
+        env=ENV,
+        command=[
+            "sh",
+            "-c",
+            repository.NextSnapshot.SCRIPT,
+            "snapshot",
+            "/var/lib/conveyor/aptly.conf",
+            distribution,
+            "incoming-publish-12",
+            "incoming",
+            f"{distribution}+new@T",
+            f"{distribution}@T",
+        ],
+    )
 
 
 def named(base, *_args):
@@ -74,7 +89,8 @@ class AptlyStepsTest(StepTestCase):
     def test_current_snapshot_reads_the_publication(self):
         self.setup(repository.CurrentSnapshot(distribution="snowbird-staging", **APTLY))
         self.expect_commands(
-            aptly("publish", "show", "-json", "snowbird-staging", ".").stdout(PUBLISHED).exit(0))
+            aptly("publish", "show", "-json", "snowbird-staging", ".").stdout(PUBLISHED).exit(0)
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("current_snapshot", "snowbird-staging@1")
         return self.run_step()
@@ -82,8 +98,7 @@ class AptlyStepsTest(StepTestCase):
     def test_current_snapshot_of_an_unpublished_distribution_fails(self):
         self.setup(repository.CurrentSnapshot(distribution="nowhere", **APTLY))
         self.expect_commands(aptly("publish", "show", "-json", "nowhere", ".").exit(1))
-        self.expect_outcome(result=FAILURE, state_string="nowhere is not published here "
-                                                         "(failure)")
+        self.expect_outcome(result=FAILURE, state_string="nowhere is not published here (failure)")
         return self.run_step()
 
     LOCKED = "ERROR: Unable to open database: resource temporarily unavailable\n"
@@ -92,9 +107,11 @@ class AptlyStepsTest(StepTestCase):
         # a backup or an operator's aptly holding the database for a while
         self.setup(repository.CurrentSnapshot(distribution="snowbird-staging", **APTLY))
         show = ("publish", "show", "-json", "snowbird-staging", ".")
-        self.expect_commands(aptly(*show).stderr(self.LOCKED).exit(1),
-                             aptly(*show).stderr(self.LOCKED).exit(1),
-                             aptly(*show).stdout(PUBLISHED).exit(0))
+        self.expect_commands(
+            aptly(*show).stderr(self.LOCKED).exit(1),
+            aptly(*show).stderr(self.LOCKED).exit(1),
+            aptly(*show).stdout(PUBLISHED).exit(0),
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("current_snapshot", "snowbird-staging@1")
         self.expect_log_file("stdio", mock.ANY)
@@ -114,71 +131,108 @@ class AptlyStepsTest(StepTestCase):
     def run_script(self, tmp, incoming, published=PUBLISHED, drop_fails=""):
         import os
         import subprocess
+
         with open(os.path.join(tmp, "aptly"), "w") as f:
             f.write(STAND_IN)
         os.chmod(os.path.join(tmp, "aptly"), 0o755)
         log = os.path.join(tmp, "log")
         open(log, "w").close()
-        env = {**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}", "APTLY_LOG": log,
-               "PUBLISHED": published, "DROP_FAILS": drop_fails}
-        proc = subprocess.run(["sh", "-c", repository.NextSnapshot.SCRIPT, "snapshot", "/a.conf",
-                               "app-staging", "scratch", incoming, "part", "next"], env=env,
-                              capture_output=True, text=True, check=False)
+        env = {
+            **os.environ,
+            "PATH": f"{tmp}:{os.environ['PATH']}",
+            "APTLY_LOG": log,
+            "PUBLISHED": published,
+            "DROP_FAILS": drop_fails,
+        }
+        proc = subprocess.run(
+            [
+                "sh",
+                "-c",
+                repository.NextSnapshot.SCRIPT,
+                "snapshot",
+                "/a.conf",
+                "app-staging",
+                "scratch",
+                incoming,
+                "part",
+                "next",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return proc.returncode, proc.stdout, open(log).read().splitlines()
 
     def test_the_snapshot_script_merges_the_current_state_and_the_debs_and_leaves_no_repo(self):
         import tempfile
+
         with tempfile.TemporaryDirectory() as tmp:
             code, out, calls = self.run_script(tmp, tmp)
             self.assertEqual((code, out), (0, "current: snowbird-staging@1\n"))
-            self.assertEqual(calls, [
-                "-config=/a.conf publish show -json app-staging .",
-                "-config=/a.conf repo drop -force scratch",
-                # what a run cut short (aptly's database locked) made: running again is safe
-                "-config=/a.conf snapshot drop -force next",
-                "-config=/a.conf snapshot drop -force part",
-                "-config=/a.conf repo create scratch",
-                f"-config=/a.conf repo add scratch {tmp}",
-                "-config=/a.conf snapshot create part from repo scratch",
-                "-config=/a.conf repo drop -force scratch",
-                "-config=/a.conf snapshot merge -no-remove next snowbird-staging@1 part",
-                "-config=/a.conf snapshot drop -force part"])
+            self.assertEqual(
+                calls,
+                [
+                    "-config=/a.conf publish show -json app-staging .",
+                    "-config=/a.conf repo drop -force scratch",
+                    # what a run cut short (aptly's database locked) made: running again is safe
+                    "-config=/a.conf snapshot drop -force next",
+                    "-config=/a.conf snapshot drop -force part",
+                    "-config=/a.conf repo create scratch",
+                    f"-config=/a.conf repo add scratch {tmp}",
+                    "-config=/a.conf snapshot create part from repo scratch",
+                    "-config=/a.conf repo drop -force scratch",
+                    "-config=/a.conf snapshot merge -no-remove next snowbird-staging@1 part",
+                    "-config=/a.conf snapshot drop -force part",
+                ],
+            )
             # a part that could not be dropped is named, for the cleanup
             code, out, calls = self.run_script(tmp, tmp, drop_fails="yes")
             self.assertEqual((code, out.splitlines()[-1]), (0, "kept: part"))
 
     def test_the_snapshot_script_stops_where_a_part_fails(self):
         import tempfile
+
         with tempfile.TemporaryDirectory() as tmp:
             code, _, calls = self.run_script(tmp, "/nonexistent")
             self.assertNotEqual(code, 0)
             self.assertEqual(calls[-1], "-config=/a.conf repo add scratch /nonexistent")
             self.assertEqual(self.run_script(tmp, tmp, published="")[0], 3)
-            self.assertEqual(self.run_script(tmp, tmp, published=json.dumps({"Sources": []}))[0],
-                             4)
+            self.assertEqual(self.run_script(tmp, tmp, published=json.dumps({"Sources": []}))[0], 4)
 
     def test_select_version_refuses_what_the_source_does_not_hold(self):
-        self.setup(repository.SelectVersion(distribution="snowbird", **APTLY),
-                   buildername="promote", package="snowbird", package_version="9.9",
-                   source_snapshot="snowbird-staging@1")
+        self.setup(
+            repository.SelectVersion(distribution="snowbird", **APTLY),
+            buildername="promote",
+            package="snowbird",
+            package_version="9.9",
+            source_snapshot="snowbird-staging@1",
+        )
         with mock.patch.object(repository.release, "snapshot_name", self.named):
             self.expect_commands(
-                aptly("snapshot", "filter", "snowbird-staging@1", "NEW",
-                      "snowbird (= 9.9)").exit(0),
-                aptly("snapshot", "search", "NEW", "snowbird (= 9.9)").exit(1))
-            self.expect_outcome(result=FAILURE,
-                                state_string="snowbird 9.9 is not in snowbird-staging@1 "
-                                             "(failure)")
+                aptly("snapshot", "filter", "snowbird-staging@1", "NEW", "snowbird (= 9.9)").exit(
+                    0
+                ),
+                aptly("snapshot", "search", "NEW", "snowbird (= 9.9)").exit(1),
+            )
+            self.expect_outcome(
+                result=FAILURE, state_string="snowbird 9.9 is not in snowbird-staging@1 (failure)"
+            )
             d = self.run_step()
         return d
 
     def test_merge_keeps_every_version_and_drops_the_part(self):
-        self.setup(repository.MergeSnapshot(distribution="snowbird", **APTLY),
-                   buildername="promote", current_snapshot="snowbird@1", part_snapshot="part")
+        self.setup(
+            repository.MergeSnapshot(distribution="snowbird", **APTLY),
+            buildername="promote",
+            current_snapshot="snowbird@1",
+            part_snapshot="part",
+        )
         with mock.patch.object(repository.release, "snapshot_name", self.named):
             self.expect_commands(
                 aptly("snapshot", "merge", "-no-remove", "NEW", "snowbird@1", "part").exit(0),
-                aptly("snapshot", "drop", "-force", "part").exit(0))
+                aptly("snapshot", "drop", "-force", "part").exit(0),
+            )
             self.expect_outcome(result=SUCCESS)
             self.expect_property("snapshot", "NEW")
             d = self.run_step()
@@ -188,38 +242,57 @@ class AptlyStepsTest(StepTestCase):
         import os
         import shutil
         import tempfile
+
         store = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, store)
         os.makedirs(os.path.join(store, "app-package", "4"))
         for deb, body in (("a_1_all.deb", b"first"), ("b_1_amd64.deb", b"second")):
             with open(os.path.join(store, "app-package", "4", deb), "wb") as f:
                 f.write(body)
-        self.setup(repository.FetchPackages(artifacts_dir=store),
-                   debs=["a_1_all.deb", "b_1_amd64.deb"], artifacts_path="app-package/4")
+        self.setup(
+            repository.FetchPackages(artifacts_dir=store),
+            debs=["a_1_all.deb", "b_1_amd64.deb"],
+            artifacts_path="app-package/4",
+        )
         written = []
         # the build's incoming/ (where the downloads land), not the builder's: a package an
         # earlier publish left there would be imported again, into any distribution
         self.expect_commands(
             ExpectRmdir(dir="wkdir/incoming", log_environ=False).exit(0),
-            *(ExpectDownloadFile(workerdest=f"incoming/{deb}", workdir="wkdir",
-                                 blocksize=256 * 1024, maxsize=None, reader=mock.ANY, mode=None)
-              .download_string(written.append).exit(0)
-              for deb in ("a_1_all.deb", "b_1_amd64.deb")))
+            *(
+                ExpectDownloadFile(
+                    workerdest=f"incoming/{deb}",
+                    workdir="wkdir",
+                    blocksize=256 * 1024,
+                    maxsize=None,
+                    reader=mock.ANY,
+                    mode=None,
+                )
+                .download_string(written.append)
+                .exit(0)
+                for deb in ("a_1_all.deb", "b_1_amd64.deb")
+            ),
+        )
         self.expect_outcome(result=SUCCESS, state_string="fetched 2 package(s)")
         d = self.run_step()
         return d.addCallback(lambda _: self.assertEqual(written, [b"first", b"second"]))
 
     def test_a_package_missing_from_the_store_fails_the_fetch(self):
-        self.setup(repository.FetchPackages(artifacts_dir="/nonexistent"),
-                   debs=["a_1_all.deb"], artifacts_path="app-package/4")
+        self.setup(
+            repository.FetchPackages(artifacts_dir="/nonexistent"),
+            debs=["a_1_all.deb"],
+            artifacts_path="app-package/4",
+        )
         self.expect_commands(ExpectRmdir(dir="wkdir/incoming", log_environ=False).exit(0))
-        self.expect_outcome(result=FAILURE,
-                            state_string="a_1_all.deb is not in the artifact store (failure)")
+        self.expect_outcome(
+            result=FAILURE, state_string="a_1_all.deb is not in the artifact store (failure)"
+        )
         return self.run_step()
 
     def test_next_snapshot_is_current_plus_import_merged_in_one_command(self):
-        self.setup(repository.NextSnapshot(distribution="snowbird-staging", **APTLY),
-                   buildername="publish")
+        self.setup(
+            repository.NextSnapshot(distribution="snowbird-staging", **APTLY), buildername="publish"
+        )
         self.patch(repository.release, "snapshot_name", named)
         self.expect_commands(next_snapshot().stdout("current: snowbird-staging@1\n").exit(0))
         self.expect_outcome(result=SUCCESS, state_string="snowbird-staging@T")
@@ -230,64 +303,97 @@ class AptlyStepsTest(StepTestCase):
         return self.run_step()
 
     def test_next_snapshot_of_an_unpublished_distribution_is_refused(self):
-        self.setup(repository.NextSnapshot(distribution="nowhere", **APTLY),
-                   buildername="publish")
+        self.setup(repository.NextSnapshot(distribution="nowhere", **APTLY), buildername="publish")
         self.patch(repository.release, "snapshot_name", named)
         self.expect_commands(next_snapshot("nowhere").exit(3))
-        self.expect_outcome(result=FAILURE, state_string="nowhere is not published here "
-                                                         "(failure)")
+        self.expect_outcome(result=FAILURE, state_string="nowhere is not published here (failure)")
         self.expect_no_property("snapshot")
         return self.run_step()
 
     def test_a_failed_import_leaves_its_names_to_the_cleanup(self):
-        self.setup(repository.NextSnapshot(distribution="snowbird-staging", **APTLY),
-                   buildername="publish")
+        self.setup(
+            repository.NextSnapshot(distribution="snowbird-staging", **APTLY), buildername="publish"
+        )
         self.patch(repository.release, "snapshot_name", named)
-        self.expect_commands(next_snapshot().stdout("current: snowbird-staging@1\n")
-                             .stderr("+ aptly repo add …\nERROR: no files\n").exit(1))
+        self.expect_commands(
+            next_snapshot()
+            .stdout("current: snowbird-staging@1\n")
+            .stderr("+ aptly repo add …\nERROR: no files\n")
+            .exit(1)
+        )
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("snapshot")
         self.expect_property("part_snapshot", "snowbird-staging+new@T")
         return self.run_step()
 
     def test_publish_switch_signs_with_the_configured_key(self):
-        self.setup(repository.PublishSwitch(distribution="snowbird-staging",
-                                            signing=["-gpg-key=ABCDEF0123"], **APTLY),
-                   snapshot="snap-1")
+        self.setup(
+            repository.PublishSwitch(
+                distribution="snowbird-staging", signing=["-gpg-key=ABCDEF0123"], **APTLY
+            ),
+            snapshot="snap-1",
+        )
         self.expect_commands(
-            aptly("publish", "switch", "-batch", "-gpg-key=ABCDEF0123", "snowbird-staging", ".",
-                  "snap-1").exit(0))
+            aptly(
+                "publish",
+                "switch",
+                "-batch",
+                "-gpg-key=ABCDEF0123",
+                "snowbird-staging",
+                ".",
+                "snap-1",
+            ).exit(0)
+        )
         self.expect_outcome(result=SUCCESS, state_string="snowbird-staging → snap-1")
         return self.run_step()
 
     def test_a_failed_check_after_the_switch_puts_the_previous_state_back(self):
-        step = self.setup(repository.RestorePublished(
-            distribution="snowbird", signing=["-gpg-key=AB", "-passphrase-file=/s/p"], **APTLY),
-            published="snowbird@2", current_snapshot="snowbird@1")
+        step = self.setup(
+            repository.RestorePublished(
+                distribution="snowbird", signing=["-gpg-key=AB", "-passphrase-file=/s/p"], **APTLY
+            ),
+            published="snowbird@2",
+            current_snapshot="snowbird@1",
+        )
         self.assertTrue(step.doStepIf(step))
         self.expect_commands(
-            aptly("publish", "switch", "-batch", "-gpg-key=AB", "-passphrase-file=/s/p",
-                  "snowbird", ".", "snowbird@1").exit(0))
+            aptly(
+                "publish",
+                "switch",
+                "-batch",
+                "-gpg-key=AB",
+                "-passphrase-file=/s/p",
+                "snowbird",
+                ".",
+                "snowbird@1",
+            ).exit(0)
+        )
         self.expect_outcome(result=SUCCESS, state_string="snowbird back to snowbird@1")
         self.expect_property("published", "snowbird@1")
         return self.run_step()
 
     def test_nothing_to_put_back_once_the_history_has_the_new_state(self):
-        step = self.setup(repository.RestorePublished(distribution="snowbird", **APTLY),
-                          published="snowbird@2", current_snapshot="snowbird@1", recorded=True)
+        step = self.setup(
+            repository.RestorePublished(distribution="snowbird", **APTLY),
+            published="snowbird@2",
+            current_snapshot="snowbird@1",
+            recorded=True,
+        )
         self.assertFalse(step.doStepIf(step))
 
-    SIGNING = ("Signing file 'Release' with gpg, please enter your passphrase when prompted:\n"
-               "gpg: signing failed: No agent running\n"
-               "ERROR: unable to publish: unable to detached sign file: exit status 2\n")
+    SIGNING = (
+        "Signing file 'Release' with gpg, please enter your passphrase when prompted:\n"
+        "gpg: signing failed: No agent running\n"
+        "ERROR: unable to publish: unable to detached sign file: exit status 2\n"
+    )
 
     def test_a_signing_failure_is_tried_again_and_the_switch_then_done(self):
         # the GnuPG agent restarted, or the GnuPG home was remounted, for a moment
-        self.setup(repository.PublishSwitch(distribution="snowbird-staging", **APTLY),
-                   snapshot="snap-1")
+        self.setup(
+            repository.PublishSwitch(distribution="snowbird-staging", **APTLY), snapshot="snap-1"
+        )
         switch = ("publish", "switch", "-batch", "snowbird-staging", ".", "snap-1")
-        self.expect_commands(aptly(*switch).stderr(self.SIGNING).exit(1),
-                             aptly(*switch).exit(0))
+        self.expect_commands(aptly(*switch).stderr(self.SIGNING).exit(1), aptly(*switch).exit(0))
         self.expect_outcome(result=SUCCESS, state_string="snowbird-staging → snap-1")
         self.expect_log_file("stdio", mock.ANY)
         d = self.run_step()
@@ -295,8 +401,9 @@ class AptlyStepsTest(StepTestCase):
         return d
 
     def test_signing_that_never_comes_back_fails_saying_so(self):
-        self.setup(repository.PublishSwitch(distribution="snowbird-staging", **APTLY),
-                   snapshot="snap-1")
+        self.setup(
+            repository.PublishSwitch(distribution="snowbird-staging", **APTLY), snapshot="snap-1"
+        )
         switch = ("publish", "switch", "-batch", "snowbird-staging", ".", "snap-1")
         self.expect_commands(*[aptly(*switch).stderr(self.SIGNING).exit(1) for _ in range(4)])
         self.expect_outcome(result=FAILURE, state_string=repository.SIGNING_MESSAGE)
@@ -305,10 +412,12 @@ class AptlyStepsTest(StepTestCase):
         return d
 
     def test_publish_failure_halts(self):
-        step = self.setup(repository.PublishSwitch(distribution="snowbird", **APTLY),
-                          snapshot="snap-1")
-        self.expect_commands(aptly("publish", "switch", "-batch", "snowbird", ".",
-                                   "snap-1").exit(1))
+        step = self.setup(
+            repository.PublishSwitch(distribution="snowbird", **APTLY), snapshot="snap-1"
+        )
+        self.expect_commands(
+            aptly("publish", "switch", "-batch", "snowbird", ".", "snap-1").exit(1)
+        )
         self.expect_outcome(result=FAILURE)
         self.assertTrue(step.haltOnFailure)
         return self.run_step()
@@ -316,38 +425,67 @@ class AptlyStepsTest(StepTestCase):
 
 class DropUnpublishedTest(StepTestCase):
     def test_drops_what_this_build_made_and_did_not_publish(self):
-        self.setup(repository.DropUnpublished(distribution="snowbird", **APTLY),
-                   new_snapshot="snowbird@new", part_snapshot="snowbird+promoted@x")
+        self.setup(
+            repository.DropUnpublished(distribution="snowbird", **APTLY),
+            new_snapshot="snowbird@new",
+            part_snapshot="snowbird+promoted@x",
+        )
         self.expect_commands(
             aptly("snapshot", "drop", "-force", "snowbird@new").exit(0),
             aptly("snapshot", "drop", "-force", "snowbird+promoted@x").exit(0),
-            aptly("db", "cleanup").exit(0))
-        self.expect_outcome(result=SUCCESS,
-                            state_string="dropped snowbird@new, snowbird+promoted@x")
+            aptly("db", "cleanup").exit(0),
+        )
+        self.expect_outcome(
+            result=SUCCESS, state_string="dropped snowbird@new, snowbird+promoted@x"
+        )
         return self.run_step()
 
     def test_nothing_to_do_after_a_publication(self):
-        step = self.setup(repository.DropUnpublished(distribution="snowbird", **APTLY),
-                          new_snapshot="snowbird@new", published="snowbird@new")
+        step = self.setup(
+            repository.DropUnpublished(distribution="snowbird", **APTLY),
+            new_snapshot="snowbird@new",
+            published="snowbird@new",
+        )
         self.assertEqual(step.leftovers(), [])
 
 
 class RecordHistoryTest(StepTestCase):
     def test_appends_an_entry(self):
         written = []
-        self.setup(repository.RecordHistory(history_dir="/srv/www/history", action="promote",
-                                            distribution="snowbird"),
-                   snapshot="snowbird@2", current_snapshot="snowbird@1", package="snowbird",
-                   package_version=VERSION, from_dist="snowbird-staging", owner="releaser")
+        self.setup(
+            repository.RecordHistory(
+                history_dir="/srv/www/history", action="promote", distribution="snowbird"
+            ),
+            snapshot="snowbird@2",
+            current_snapshot="snowbird@1",
+            package="snowbird",
+            package_version=VERSION,
+            from_dist="snowbird-staging",
+            owner="releaser",
+        )
         self.build.getUrl = mock.Mock(return_value=defer.succeed("http://ci/#/builders/3/builds/4"))
         old = '{"n": 1, "snapshot": "snowbird@1", "action": "create"}\n'
         self.expect_commands(
-            ExpectUploadFile(workersrc="/srv/www/history/snowbird.jsonl", workdir="wkdir",
-                             blocksize=32768, maxsize=None, writer=mock.ANY)
-            .upload_string(old).exit(0),
-            ExpectDownloadFile(workerdest="/srv/www/history/snowbird.jsonl", workdir="wkdir",
-                               blocksize=32768, maxsize=None, reader=mock.ANY, mode=0o644)
-            .download_string(written.append, size=100000).exit(0))
+            ExpectUploadFile(
+                workersrc="/srv/www/history/snowbird.jsonl",
+                workdir="wkdir",
+                blocksize=32768,
+                maxsize=None,
+                writer=mock.ANY,
+            )
+            .upload_string(old)
+            .exit(0),
+            ExpectDownloadFile(
+                workerdest="/srv/www/history/snowbird.jsonl",
+                workdir="wkdir",
+                blocksize=32768,
+                maxsize=None,
+                reader=mock.ANY,
+                mode=0o644,
+            )
+            .download_string(written.append, size=100000)
+            .exit(0),
+        )
         self.expect_outcome(result=SUCCESS, state_string="snowbird state 2: promote")
         d = self.run_step()
 
@@ -355,13 +493,34 @@ class RecordHistoryTest(StepTestCase):
             lines = b"".join(written).decode().splitlines()
             self.assertEqual(lines[0], old.strip())
             entry = json.loads(lines[1])
-            self.assertEqual({k: entry[k] for k in ("n", "action", "snapshot", "previous_snapshot",
-                                                    "package", "version", "from", "who",
-                                                    "build")},
-                             {"n": 2, "action": "promote", "snapshot": "snowbird@2",
-                              "previous_snapshot": "snowbird@1", "package": "snowbird",
-                              "version": VERSION, "from": "snowbird-staging",
-                              "who": "releaser", "build": "http://ci/#/builders/3/builds/4"})
+            self.assertEqual(
+                {
+                    k: entry[k]
+                    for k in (
+                        "n",
+                        "action",
+                        "snapshot",
+                        "previous_snapshot",
+                        "package",
+                        "version",
+                        "from",
+                        "who",
+                        "build",
+                    )
+                },
+                {
+                    "n": 2,
+                    "action": "promote",
+                    "snapshot": "snowbird@2",
+                    "previous_snapshot": "snowbird@1",
+                    "package": "snowbird",
+                    "version": VERSION,
+                    "from": "snowbird-staging",
+                    "who": "releaser",
+                    "build": "http://ci/#/builders/3/builds/4",
+                },
+            )
+
         return d.addCallback(check)
 
 
@@ -377,8 +536,12 @@ class VerifyPublishedTest(StepTestCase):
                     return defer.fail(answer)
                 return defer.succeed(answer)
 
-        step = Verify(repo_url="http://repo:8011", component="main",
-                      architectures=["amd64", "all"], distribution="snowbird-staging")
+        step = Verify(
+            repo_url="http://repo:8011",
+            component="main",
+            architectures=["amd64", "all"],
+            distribution="snowbird-staging",
+        )
         return step, calls
 
     URL = "http://repo:8011/dists/snowbird-staging/main/binary-amd64/Packages"
@@ -386,8 +549,7 @@ class VerifyPublishedTest(StepTestCase):
     def test_listed_version_passes(self):
         step, calls = self.make({self.URL: (200, PACKAGES)})
         self.setup(step, package_version=VERSION, debs=[f"snowbird_{VERSION}_amd64.deb"])
-        self.expect_outcome(result=SUCCESS,
-                            state_string=f"snowbird {VERSION} in snowbird-staging")
+        self.expect_outcome(result=SUCCESS, state_string=f"snowbird {VERSION} in snowbird-staging")
         d = self.run_step()
         # "all" packages are listed in every architecture's index: one GET is enough
         d.addCallback(lambda _: self.assertEqual(calls, [self.URL]))
@@ -395,13 +557,19 @@ class VerifyPublishedTest(StepTestCase):
 
     def test_missing_version_fails_and_says_what_is_there(self):
         step, _ = self.make({self.URL: (200, PACKAGES)})
-        self.setup(step, package_version="1.4.0+ci99.gbbbbbbb",
-                   debs=["snowbird_1.4.0+ci99.gbbbbbbb_amd64.deb"])
-        self.expect_outcome(result=FAILURE,
-                            state_string="snowbird 1.4.0+ci99.gbbbbbbb missing (failure)")
+        self.setup(
+            step,
+            package_version="1.4.0+ci99.gbbbbbbb",
+            debs=["snowbird_1.4.0+ci99.gbbbbbbb_amd64.deb"],
+        )
+        self.expect_outcome(
+            result=FAILURE, state_string="snowbird 1.4.0+ci99.gbbbbbbb missing (failure)"
+        )
         self.expect_log_file_stderr(
-            "stdio", "snowbird 1.4.0+ci99.gbbbbbbb is not listed in snowbird-staging's Packages "
-            f"index (it lists 1.4.0+ci56.gaaaaaaa, {VERSION})\n")
+            "stdio",
+            "snowbird 1.4.0+ci99.gbbbbbbb is not listed in snowbird-staging's Packages "
+            f"index (it lists 1.4.0+ci56.gaaaaaaa, {VERSION})\n",
+        )
         return self.run_step()
 
     def test_http_error_fails(self):

@@ -45,10 +45,14 @@ def test_github_oauth_with_roles_from_teams(tmp_path):
     assert auth.clientId == "Iv1.0123456789abcdef"
     assert auth.getTeamsMembership and auth.apiVersion == 4  # teams need the GraphQL API
     roles = www.RolesFromGitHub(s.auth.github_roles)
-    assert roles.getRolesFromUser({"groups": ["sprintly", "sprintly/release-team"]}) == \
-        ["developers", "releasers"]
-    assert roles.getRolesFromUser({"groups": ["Sprintly", "sprintly/release-managers"]}) == \
-        ["developers", "release-managers"]
+    assert roles.getRolesFromUser({"groups": ["sprintly", "sprintly/release-team"]}) == [
+        "developers",
+        "releasers",
+    ]
+    assert roles.getRolesFromUser({"groups": ["Sprintly", "sprintly/release-managers"]}) == [
+        "developers",
+        "release-managers",
+    ]
     assert roles.getRolesFromUser({"groups": ["elsewhere"]}) == []
 
 
@@ -59,8 +63,10 @@ def test_github_enterprise_log_in_follows_the_api_url(tmp_path):
 
 
 def test_bad_github_roles_are_refused_with_the_key(tmp_path):
-    with pytest.raises(settings_module.SettingsError,
-                       match=r"\[auth.github_roles.releasers\] 'sprintly/a/b' is not valid"):
+    with pytest.raises(
+        settings_module.SettingsError,
+        match=r"\[auth.github_roles.releasers\] 'sprintly/a/b' is not valid",
+    ):
         load(tmp_path, GITHUB.replace('"sprintly/maintainers"', '"sprintly/a/b"'))
 
 
@@ -68,7 +74,9 @@ def test_the_authz_is_the_matrix_ending_in_default_deny(tmp_path):
     rules = www.www(load(tmp_path))["authz"].allowRules
     last = rules[-1]
     assert type(last).__name__ == "AnyControlEndpointMatcher"
-    assert (last.role, last.defaultDeny) == ("none (no such action, or no such force "
-                                             "scheduler)", True)
+    assert (last.role, last.defaultDeny) == (
+        "none (no such action, or no such force scheduler)",
+        True,
+    )
     # nothing allows every logged-in user any more
     assert not any(r.role == "*" for r in rules)

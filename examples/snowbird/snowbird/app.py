@@ -153,7 +153,7 @@ class SnowbirdApp:
             return self.json("200 OK", item)
         if path.startswith("/static/"):
             self.allow(method, "GET")
-            return self.static(path[len("/static/"):])
+            return self.static(path[len("/static/") :])
         raise HTTPError("404 Not Found", f"nothing at {path}")
 
     @staticmethod
@@ -205,9 +205,7 @@ class SnowbirdApp:
         if not isinstance(data, dict):
             raise HTTPError("400 Bad Request", "body must be a JSON object")
         try:
-            item = self.board.add(
-                data.get("title"), data.get("points", 1), data.get("column", "todo")
-            )
+            item = self.board.add(data.get("title"), data.get("points", 1), data.get("column", "todo"))
         except ValueError as e:
             raise HTTPError("400 Bad Request", str(e)) from None
         return self.json("201 Created", item, [("Location", f"/api/items/{item['id']}")])

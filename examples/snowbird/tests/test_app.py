@@ -123,9 +123,7 @@ def test_create_item_needs_json_content_type(client):
 
 @pytest.mark.parametrize("length, code", [("abc", 400), (str(10**6), 413)])
 def test_create_item_bad_content_length(client, length, code):
-    r = client.post(
-        "/api/items", b"{}", content_type="application/json", environ={"CONTENT_LENGTH": length}
-    )
+    r = client.post("/api/items", b"{}", content_type="application/json", environ={"CONTENT_LENGTH": length})
     assert r.code == code
 
 
