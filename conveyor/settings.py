@@ -17,6 +17,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from conveyor import targets as conveyor_targets
 from conveyor.grammar import DISTRIBUTION_NAME
 from conveyor.grammar import EMAIL
 from conveyor.grammar import EXTRA_NAME
@@ -75,6 +76,9 @@ class Project:
     # what makes the build's fresh virtualenv and installs the requirements: "uv" (the worker's,
     # with its download/wheel cache) or "pip"
     installer: str = "uv"
+    # the Debian releases to build for, one package each (conveyor/targets.py); none: the
+    # worker's own release, no version suffix, the repository's one component
+    targets: tuple[str, ...] = ()
 
     @property
     def pr_builder(self) -> str:
@@ -258,6 +262,11 @@ class Settings:
             for dist in project.path:
                 seen.setdefault(dist, None)
         return tuple(seen)
+
+    def targets_of(self, distribution: str) -> tuple[str, ...]:
+        """The components a distribution publishes, one per target release (projects that
+        share it agree on them: _check_paths); () for the repository's one component."""
+        return next((p.targets for p in self.projects if distribution in p.path), ())
 
     def project(self, name: str) -> Project:
         for project in self.projects:
@@ -685,6 +694,16 @@ def _project(
             "(pip learnt --group in 25.1, newer than Debian's)",
             "dependency_groups",
         )
+    targets = t.strs("targets", (), nonempty=False)
+    for target in targets:
+        if target not in conveyor_targets.SUFFIXES:
+            raise t.error(
+                f"{target!r} is not a Debian release Conveyor builds for: "
+                f"{', '.join(conveyor_targets.SUFFIXES)}",
+                "targets",
+            )
+    if len(set(targets)) != len(targets):
+        raise t.error(f"names a release twice: {list(targets)}", "targets")
     lint_below = t.str("lint_below", "warnings")
     if lint_below not in ("failure", "warnings"):
         raise t.error(f'must be "failure" or "warnings", not {lint_below!r}', "lint_below")
@@ -717,15 +736,27 @@ def _project(
         lint=t.strs("lint", None) or (),  # argv: ["ruff", "check", "--output-format=json", "."]
         lint_below=lint_below,
         installer=installer,
+        targets=targets,
     )
     t.check_unknown()
     return project
 
 
 def _check_paths(t: _Table, projects: list[Project]) -> None:
-    """Projects may share distributions, but then they must agree on the order of the path."""
+    """Projects may share distributions, but then they must agree on the order of the path, and
+    on the target releases (a distribution publishes one component per target)."""
     successor: dict[str, tuple[str | None, str]] = {}
+    components: dict[str, Project] = {}
     for project in projects:
+        for dist in project.path:
+            other = components.setdefault(dist, project)
+            if set(other.targets) != set(project.targets):
+                raise t.error(
+                    f"targets {list(project.targets)} disagree with project {other.name!r}'s "
+                    f"{list(other.targets)} on {dist!r}, which both publish into: a "
+                    "distribution serves one component per target release",
+                    f"{project.name}.targets",
+                )
         for i, dist in enumerate(project.path):
             nxt = project.path[i + 1] if i + 1 < len(project.path) else None
             known = successor.get(dist)

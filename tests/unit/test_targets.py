@@ -1,0 +1,85 @@
+"""Target releases (conveyor/targets.py): the per-release versions, what each component of a
+distribution publishes, and the settings that name them."""
+
+import subprocess
+
+import pytest
+
+from conveyor import settings
+from conveyor import targets
+from tests.unit.test_settings import MINIMAL
+from tests.unit.test_settings import write
+
+BASE = "1.4.0+ci20261204.140521.7.g4d4a7f9"
+
+
+def dpkg_lt(a: str, b: str) -> bool:
+    return subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0
+
+
+def test_each_release_gets_its_own_version_and_a_fleet_upgrade_upgrades_the_package():
+    bookworm, trixie = targets.version(BASE, "bookworm"), targets.version(BASE, "trixie")
+    assert (bookworm, trixie) == (f"{BASE}+deb12", f"{BASE}+deb13")
+    assert dpkg_lt(BASE, bookworm) and dpkg_lt(bookworm, trixie)  # dpkg's order, not ours
+    # the next commit's package is newer on every release than the last one's
+    later = "1.4.0+ci20261204.150000.8.g5e5b8a0"
+    assert dpkg_lt(trixie, targets.version(later, "bookworm"))
+
+
+def test_a_version_splits_into_its_ci_version_and_its_target():
+    assert targets.base_of(f"{BASE}+deb13", ("bookworm", "trixie")) == (BASE, "trixie")
+    assert targets.base_of(BASE, ("bookworm", "trixie")) == (BASE, None)
+    assert targets.base_of(f"{BASE}+deb13", ()) == (f"{BASE}+deb13", None)
+
+
+def test_an_unknown_release_is_named_in_the_error():
+    with pytest.raises(ValueError, match="'jammy' is not a Debian release"):
+        targets.version(BASE, "jammy")
+
+
+def test_promotion_selects_every_targets_package_of_the_version():
+    assert targets.select_query("snowbird", BASE, ()) == f"snowbird (= {BASE})"
+    assert targets.select_query("snowbird", BASE, ("bookworm", "trixie")) == (
+        f"snowbird (= {BASE}+deb12) | snowbird (= {BASE}+deb13)"
+    )
+
+
+def test_the_published_state_is_read_back_from_its_components():
+    state = "snowbird-staging@20261204T140521Z@publish-3"
+    plain = [{"Component": "main", "Name": state}]
+    assert targets.state_of(plain) == state
+    both = [{"Component": t, "Name": targets.derived(state, t)} for t in ("bookworm", "trixie")]
+    assert targets.state_of(both) == state
+    torn = [both[0], {"Component": "trixie", "Name": targets.derived("other@1", "trixie")}]
+    with pytest.raises(ValueError, match="different states"):
+        targets.state_of(torn)
+    with pytest.raises(ValueError, match="publishes no snapshot"):
+        targets.state_of([])
+
+
+def test_settings_read_targets_and_the_default_is_none(tmp_path):
+    assert settings.load(write(tmp_path, MINIMAL)).projects[0].targets == ()
+    s = settings.load(write(tmp_path, MINIMAL + 'targets = ["bookworm", "trixie"]\n'))
+    assert s.projects[0].targets == ("bookworm", "trixie")
+    assert s.targets_of("app-dev") == ("bookworm", "trixie")
+    assert s.targets_of("elsewhere") == ()
+
+
+def test_settings_refuse_an_unknown_release_and_a_release_named_twice(tmp_path):
+    with pytest.raises(settings.SettingsError, match=r"\[projects.app.targets\] 'jammy' is not"):
+        settings.load(write(tmp_path, MINIMAL + 'targets = ["bookworm", "jammy"]\n'))
+    with pytest.raises(settings.SettingsError, match="names a release twice"):
+        settings.load(write(tmp_path, MINIMAL + 'targets = ["trixie", "trixie"]\n'))
+
+
+def test_projects_sharing_a_distribution_must_build_for_the_same_releases(tmp_path):
+    other = """
+[projects.other]
+github = "acme/other"
+clone_url = "x.git"
+packages = ["other"]
+path = ["app-dev", "app"]
+targets = ["trixie"]
+"""
+    with pytest.raises(settings.SettingsError, match=r"on 'app-dev', which both publish into"):
+        settings.load(write(tmp_path, MINIMAL + other))
