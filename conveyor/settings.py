@@ -76,8 +76,7 @@ class Project:
     # what makes the build's fresh virtualenv and installs the requirements: "uv" (the worker's,
     # with its download/wheel cache) or "pip"
     installer: str = "uv"
-    # the Debian releases to build for, one package each (conveyor/targets.py); none: the
-    # worker's own release, no version suffix, the repository's one component
+    # the Debian releases to build for, one package each (conveyor/targets.py); none: the worker's
     targets: tuple[str, ...] = ()
 
     @property
@@ -695,15 +694,8 @@ def _project(
             "dependency_groups",
         )
     targets = t.strs("targets", (), nonempty=False)
-    for target in targets:
-        if target not in conveyor_targets.SUFFIXES:
-            raise t.error(
-                f"{target!r} is not a Debian release Conveyor builds for: "
-                f"{', '.join(conveyor_targets.SUFFIXES)}",
-                "targets",
-            )
-    if len(set(targets)) != len(targets):
-        raise t.error(f"names a release twice: {list(targets)}", "targets")
+    if problem := conveyor_targets.problem(targets):
+        raise t.error(problem, "targets")
     lint_below = t.str("lint_below", "warnings")
     if lint_below not in ("failure", "warnings"):
         raise t.error(f'must be "failure" or "warnings", not {lint_below!r}', "lint_below")
@@ -751,12 +743,8 @@ def _check_paths(t: _Table, projects: list[Project]) -> None:
         for dist in project.path:
             other = components.setdefault(dist, project)
             if set(other.targets) != set(project.targets):
-                raise t.error(
-                    f"targets {list(project.targets)} disagree with project {other.name!r}'s "
-                    f"{list(other.targets)} on {dist!r}, which both publish into: a "
-                    "distribution serves one component per target release",
-                    f"{project.name}.targets",
-                )
+                why = f"{list(project.targets)} disagree with project {other.name!r}'s on {dist!r}"
+                raise t.error(f"{why}, which both publish into", f"{project.name}.targets")
         for i, dist in enumerate(project.path):
             nxt = project.path[i + 1] if i + 1 < len(project.path) else None
             known = successor.get(dist)

@@ -34,6 +34,16 @@ def suffix(target: str) -> str:
         ) from None
 
 
+def problem(targets: tuple[str, ...]) -> str | None:
+    """What is wrong with a project's `targets`, for its settings error; None if nothing."""
+    unknown = [t for t in targets if t not in SUFFIXES]
+    if unknown:
+        return f"{unknown[0]!r} is not a Debian release Conveyor builds for: {', '.join(SUFFIXES)}"
+    if len(set(targets)) != len(targets):
+        return f"names a release twice: {list(targets)}"
+    return None
+
+
 def version(base: str, target: str) -> str:
     """The version of `target`'s package of the CI version `base`."""
     return f"{base}+{suffix(target)}"

@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "chroots":  # the clean builds' bases (ops/chroots.py), as root
-        chroots.ensure_base(
-            chroots.chroots_dir(settings.state_dir), chroots.machine_release(), refresh=args.refresh
-        )
+        for release in chroots.releases(settings):
+            chroots.ensure_base(
+                chroots.chroots_dir(settings.state_dir), release, refresh=args.refresh
+            )
         return 0
 
     if args.command == "check":

@@ -54,6 +54,16 @@ def machine_release() -> str:
     return codename
 
 
+def releases(settings) -> list[str]:
+    """The releases whose bases the clean builds need: every project's `targets`, and this
+    machine's own for a project without (conveyor/targets.py)."""
+    wanted: dict[str, None] = {}
+    for project in settings.projects:
+        for release in project.targets or (machine_release(),):
+            wanted.setdefault(release, None)
+    return list(wanted)
+
+
 def architecture() -> str:
     return setup.run(["dpkg", "--print-architecture"]).stdout.strip()
 

@@ -4,7 +4,9 @@
         aptly, the signing key and the published tree below `[repository] home`, the web server
         that serves them (twistd web) and the repository's worker, as the user U
     python -m ops build-worker --name NAME --master HOST:PORT --password-file FILE [--start]
-        a build worker: system packages, its user, its buildbot-worker, its systemd unit
+                               [--release R ...]
+        a build worker: system packages, its user, its buildbot-worker, its systemd unit, the
+        chroot bases of its own release and of each --release (the projects' targets)
     python -m ops master-host [--user U] [--start]
         the master: secrets, web users, its directory, its service virtualenv and unit
 
@@ -335,6 +337,7 @@ def build_worker(
     start: bool,
     packages: bool = True,
     bind: str | None = None,
+    releases: tuple[str, ...] = (),
 ) -> Path:
     """A build worker from a clean Debian machine; returns the unit file written."""
     if packages:
@@ -365,7 +368,9 @@ def build_worker(
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
     bindir = setup.install_worker_tools(basedir, venv)
     chroots_dir = chroots.chroots_dir(root)
-    chroots.ensure_base(chroots_dir, chroots.machine_release())
+    # the clean builds' bases: this machine's release, and the projects' other targets
+    for release in dict.fromkeys((chroots.machine_release(), *releases)):
+        chroots.ensure_base(chroots_dir, release)
     copy_private(password_file, paths["password"], None)
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_env_file(
@@ -517,6 +522,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--no-packages", action="store_true", help="do not install the system packages"
     )
+    parser.add_argument(
+        "--release",
+        action="append",
+        default=[],
+        help="build-worker: a target release to make a chroot base of, besides the machine's "
+        "own (one --release each: the projects' targets)",
+    )
     args = parser.parse_args(argv)
     if args.command == "build-worker":
         if not (args.name and args.master):
@@ -538,6 +550,7 @@ def main(argv: list[str]) -> int:
             args.start,
             not args.no_packages,
             args.bind,
+            tuple(args.release),
         )
         return 0
     settings = setup.load_settings(args.settings)

@@ -98,7 +98,8 @@ def prepare(settings: Settings) -> None:
     for worker in settings.workers:
         ensure_worker(settings, worker.name)
     if build_workers(settings):  # the clean builds' base (the trusted side makes it)
-        chroots.ensure_base(chroots.chroots_dir(settings.state_dir), chroots.machine_release())
+        for release in chroots.releases(settings):
+            chroots.ensure_base(chroots.chroots_dir(settings.state_dir), release)
     lock_down(settings)
 
 

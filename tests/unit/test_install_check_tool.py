@@ -47,6 +47,19 @@ def test_archives_of_the_worker_release_from_one_line_and_deb822_files(tmp_path)
     ]
 
 
+def test_a_target_release_is_checked_from_the_same_mirrors():
+    machine = [
+        ("http://deb.debian.org/debian", "bookworm", ["main"]),
+        ("http://deb.debian.org/debian", "bookworm-updates", ["main"]),
+        ("http://deb.debian.org/debian-security", "bookworm-security", ["main"]),
+    ]
+    assert tool.for_release(machine, "bookworm", "trixie") == [
+        ("http://deb.debian.org/debian", "trixie", ["main"]),
+        ("http://deb.debian.org/debian", "trixie-updates", ["main"]),
+        ("http://deb.debian.org/debian-security", "trixie-security", ["main"]),
+    ]
+
+
 def read(text):
     finding = tool.Finding()
     for line in text.splitlines(keepends=True):

@@ -83,3 +83,19 @@ targets = ["trixie"]
 """
     with pytest.raises(settings.SettingsError, match=r"on 'app-dev', which both publish into"):
         settings.load(write(tmp_path, MINIMAL + other))
+
+
+def test_the_workers_bases_are_every_target_and_the_machines_own_for_a_project_without(tmp_path):
+    from ops import chroots
+
+    other = """
+[projects.other]
+github = "acme/other"
+clone_url = "x.git"
+packages = ["other"]
+path = ["other-dev", "other"]
+"""
+    both = settings.load(write(tmp_path, MINIMAL + 'targets = ["trixie", "bookworm"]\n'))
+    assert chroots.releases(both) == ["trixie", "bookworm"]
+    mixed = settings.load(write(tmp_path, MINIMAL + 'targets = ["trixie"]\n' + other))
+    assert chroots.releases(mixed) == ["trixie", chroots.machine_release()]
