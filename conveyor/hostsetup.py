@@ -10,6 +10,11 @@ serves them (`<repository url>hosts/<distribution>.sources` and `.pref`, beside
   when it is older than the installed one, so `apt-get update && apt-get upgrade` follows the
   distribution both ways: after a rollback, hosts go back. Without it apt never downgrades
   ("already the newest version"), and a rollback changes the repository but no machine.
+
+A distribution of a project with target releases (conveyor/targets.py) serves one source per
+release, `hosts/<distribution>.<release>.sources` (its component is the release); the commands
+fetch the one of the host's own release (VERSION_CODENAME of /etc/os-release). The pin is the
+same for every release.
 """
 
 from __future__ import annotations
@@ -37,9 +42,16 @@ def preferences(origin: str, distribution: str) -> str:
     )
 
 
-def served(distribution: str) -> tuple[str, str]:
-    """(the source's, the pin's) paths below the repository's URL."""
-    return f"hosts/{distribution}.sources", f"hosts/{distribution}.pref"
+HOST_RELEASE = '$(. /etc/os-release && echo "$VERSION_CODENAME")'
+
+
+def served(distribution: str, release: str | None = None) -> tuple[str, str]:
+    """(the source's, the pin's) paths below the repository's URL; the source of one target
+    release's component with `release`."""
+    source = (
+        f"hosts/{distribution}.{release}.sources" if release else f"hosts/{distribution}.sources"
+    )
+    return source, f"hosts/{distribution}.pref"
 
 
 def file_names(distribution: str) -> tuple[str, str]:
@@ -47,10 +59,16 @@ def file_names(distribution: str) -> tuple[str, str]:
     return f"conveyor-{distribution}.sources", f"conveyor-{distribution}.pref"
 
 
-def commands(repo_url: str, distribution: str, packages: list[str] | tuple[str, ...]) -> str:
-    """The shell lines that set a host up to follow `distribution` and install `packages`."""
+def commands(
+    repo_url: str,
+    distribution: str,
+    packages: list[str] | tuple[str, ...],
+    targets: tuple[str, ...] = (),
+) -> str:
+    """The shell lines that set a host up to follow `distribution` and install `packages`; with
+    target releases, the source of the host's own release."""
     source, pref = file_names(distribution)
-    served_source, served_pref = served(distribution)
+    served_source, served_pref = served(distribution, HOST_RELEASE if targets else None)
     return (
         "\n".join(
             [

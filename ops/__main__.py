@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  package   {', '.join(project.packages)} {version} in {project.upload_to}")
         print(f"  key       {settings.repository.public_key_url}")
         lines = hostsetup.commands(
-            settings.repository.url, project.upload_to, project.packages
+            settings.repository.url, project.upload_to, project.packages, project.targets
         ).splitlines()
         print(f"  install   {lines[0]}")
         for line in lines[1:]:

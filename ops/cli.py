@@ -88,7 +88,10 @@ def host_setup(settings, dist: str) -> int:
     packages = [
         p for project in settings.projects if dist in project.path for p in project.packages
     ]
-    print(hostsetup.commands(settings.repository.url, dist, packages), end="")
+    commands = hostsetup.commands(
+        settings.repository.url, dist, packages, settings.targets_of(dist)
+    )
+    print(commands, end="")
     return OK
 
 

@@ -14,6 +14,7 @@ from conveyor.results import result_name
 from conveyor.settings import Project
 from conveyor.settings import Settings
 from ops import api
+from ops import chroots
 from ops import github
 from ops.mailsink import messages
 from ops.mailsink import read
@@ -88,8 +89,14 @@ def sync_tree(source: Path, checkout: Path) -> None:
 def sources_line(
     settings: Settings, distribution: str, keyring: str = "/etc/apt/keyrings/conveyor.gpg"
 ) -> str:
+    """The one-line apt source of `distribution`: with target releases, for this machine's
+    release when it is one of them (a host of another reads its own release's component)."""
     repo = settings.repository
-    return f"deb [signed-by={keyring}] {repo.url} {distribution} {repo.component}"
+    component = repo.component
+    if targets := settings.targets_of(distribution):
+        mine = chroots.machine_release()
+        component = mine if mine in targets else targets[0]
+    return f"deb [signed-by={keyring}] {repo.url} {distribution} {component}"
 
 
 RED_TEST = "tests/test_demo_red.py"

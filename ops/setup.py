@@ -22,6 +22,7 @@ from pathlib import Path
 from conveyor import hostsetup
 from conveyor import release
 from conveyor import settings as settings_module
+from conveyor import targets
 from conveyor.settings import WEBHOOK_SECRET
 from conveyor.settings import Settings
 from ops import chroots
@@ -209,6 +210,21 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         when = datetime.now(UTC)
         snapshot = release.snapshot_name(dist, when, "setup", 0)
         aptly(settings, "snapshot", "create", snapshot, "empty")
+        # with target releases, one component per release, each derived from the state
+        # (conveyor/targets.py); else the repository's one component
+        releases = settings.targets_of(dist)
+        sources = [snapshot]
+        if releases:
+            sources = [targets.derived(snapshot, target) for target in releases]
+            for source, target in zip(sources, releases, strict=True):
+                aptly(
+                    settings,
+                    "snapshot",
+                    "filter",
+                    snapshot,
+                    source,
+                    targets.component_filter(target),
+                )
         aptly(
             settings,
             "publish",
@@ -217,10 +233,10 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
             *repo.signing_args(fingerprint),
             f"-architectures={','.join(repo.architectures)}",
             f"-distribution={dist}",
-            f"-component={repo.component}",
+            f"-component={','.join(releases) or repo.component}",
             f"-origin={repo.origin}",
             f"-label={dist}",
-            snapshot,
+            *sources,
             ".",
         )
         entry = {
@@ -249,12 +265,14 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
 
 def write_host_files(settings: Settings) -> None:
     """What a host needs to follow each distribution, served beside the repository
-    (conveyor/hostsetup.py): `hosts/<dist>.sources` and `hosts/<dist>.pref`."""
+    (conveyor/hostsetup.py): `hosts/<dist>.sources` (with target releases, one
+    `hosts/<dist>.<release>.sources` each) and `hosts/<dist>.pref`."""
     repo = settings.repository
     for dist in settings.distributions:
-        source, pref = (repo.www_root / path for path in hostsetup.served(dist))
-        source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_text(hostsetup.sources(repo.url, dist, repo.component))
+        for target in settings.targets_of(dist) or (None,):
+            source, pref = (repo.www_root / path for path in hostsetup.served(dist, target))
+            source.parent.mkdir(parents=True, exist_ok=True)
+            source.write_text(hostsetup.sources(repo.url, dist, target or repo.component))
         pref.write_text(hostsetup.preferences(repo.origin, dist))
 
 

@@ -3,6 +3,8 @@ repository both ways (the pin above 1000), from files Conveyor serves."""
 
 from __future__ import annotations
 
+import subprocess
+
 from debian import deb822
 
 from conveyor import hostsetup
@@ -61,3 +63,40 @@ def test_host_setup_of_an_unknown_distribution_is_refused(tmp_path, capsys):
     settings = write_pipeline(tmp_path)
     assert cli.main(["--settings", str(settings.file), "host-setup", "nowhere"]) == cli.REFUSED
     assert "'nowhere' is not a distribution of this repository" in capsys.readouterr().err
+
+
+def test_with_target_releases_each_release_gets_its_own_source(tmp_path):
+    settings = write_pipeline(tmp_path, targets='["bookworm", "trixie"]')
+    settings.repository.www_root.mkdir(parents=True)
+    setup.write_host_files(settings)
+    served = settings.repository.www_root / "hosts"
+    for release in ("bookworm", "trixie"):
+        text = (served / f"snowbird-staging.{release}.sources").read_text()
+        (fields,) = list(deb822.Deb822.iter_paragraphs(text))
+        assert (fields["Suites"], fields["Components"]) == ("snowbird-staging", release)
+    assert not (served / "snowbird-staging.sources").exists()  # no source for no release
+    assert (served / "snowbird-staging.pref").read_text() == hostsetup.preferences(
+        settings.repository.origin, "snowbird-staging"
+    )
+
+
+def test_with_target_releases_a_host_fetches_the_source_of_its_own_release(tmp_path, capsys):
+    settings = write_pipeline(tmp_path, targets='["bookworm", "trixie"]')
+    assert cli.main(["--settings", str(settings.file), "host-setup", "snowbird"]) == cli.OK
+    lines = capsys.readouterr().out.splitlines()
+    url = settings.repository.url
+    line = (
+        "sudo curl -fsSo /etc/apt/sources.list.d/conveyor-snowbird.sources "
+        f"{url}hosts/snowbird.{hostsetup.HOST_RELEASE}.sources"
+    )
+    assert line in lines
+    # the shell makes it the host's release: the path of a file that write_host_files serves
+    os_release = tmp_path / "os-release"
+    os_release.write_text("VERSION_CODENAME=trixie\n")
+    expanded = subprocess.run(
+        ["sh", "-c", f"echo {line.split(' ', 4)[-1]}".replace("/etc/os-release", str(os_release))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert expanded == f"{url}hosts/snowbird.trixie.sources"
