@@ -17,7 +17,8 @@ DIGEST_LOGS = ("problems", "stdio")  # the log a mail quotes, the first a step h
 
 
 def step_summary(step: dict) -> str | None:
-    """The step's summary without the trailing ' (failure)' Buildbot appends."""
+    """The step's summary without the trailing ' (failure)' Buildbot appends to its own
+    summaries (a step's `descriptionDone`; a sentence of steps/summary.py has none)."""
     text = step.get("state_string") or ""
     text = re.sub(r"\s*\((failure|exception|warnings|cancelled|skipped)\)$", "", text)
     return text or None

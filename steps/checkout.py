@@ -18,6 +18,7 @@ from buildbot.process import buildstep
 from buildbot.process import results
 
 from conveyor import buildprops
+from steps.summary import Summarized
 
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
@@ -48,7 +49,7 @@ fi
 CHANGELOG = "@@ changelog\n"
 
 
-class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
+class Checkout(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """Check out the build's commit of `repourl`'s `branch` in the build's directory, fresh:
     sets `got_revision` (as Buildbot's source steps do) and `commit_time`; with `changelog`,
     also `changelog_head`, the first entry of that file in the commit ("" when it has none)."""
@@ -75,7 +76,7 @@ class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
         if revision and not SHA.fullmatch(revision):
             log = yield self.addLog("stdio")
             yield log.addStderr(f"not a commit id: {revision!r}\n")
-            self.descriptionDone = "not a commit id"
+            self.summary = "not a commit id"
             return results.FAILURE
         cmd = yield self.makeRemoteShellCommand(
             command=[
@@ -98,7 +99,7 @@ class Checkout(buildstep.ShellMixin, buildstep.BuildStep):
             sha, when = checked_out.strip().splitlines()[-1].split()
             when = int(when)
         except (ValueError, IndexError):
-            self.descriptionDone = "no commit checked out"
+            self.summary = "no commit checked out"
             return results.FAILURE
         self.setProperty("got_revision", sha, "Checkout")
         self.setProperty(buildprops.COMMIT_TIME, when, "Checkout")

@@ -18,11 +18,12 @@ from buildbot.process import results
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import release
+from steps.summary import Summarized
 
 CHANGELOG = "debian/changelog"
 
 
-class StampVersion(buildstep.BuildStep):
+class StampVersion(Summarized, buildstep.BuildStep):
     """The CI entry for debian/changelog: `<upstream>+ci<date>.<time>.<build>.g<sha>`
     (conveyor.debformats.ci_version), commit, build URL. On the master alone: the changelog's first
     entry comes from the checkout (`changelog_head`, steps/checkout.py, read from the commit by
@@ -38,10 +39,6 @@ class StampVersion(buildstep.BuildStep):
     name = "version"
     description = "stamping version"
     descriptionDone = "version"
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.version: str | None = None
 
     @defer.inlineCallbacks
     def run(self):
@@ -79,11 +76,11 @@ class StampVersion(buildstep.BuildStep):
             message=f"Built by Conveyor from commit {revision[:12]}.",
         )
         yield log.addStdout(stanza)
-        self.version = version
         self.setProperty(buildprops.PACKAGE_VERSION, version, "StampVersion")
         self.setProperty(buildprops.SOURCE_PACKAGE, head.source, "StampVersion")
         self.setProperty("changelog_entry", stanza, "StampVersion")
         self.setProperty(buildprops.COMMIT_TIME, commit_time, "StampVersion")
+        self.summary = f"version {version}"
         return results.SUCCESS
 
     def submitted(self) -> datetime:
@@ -91,11 +88,6 @@ class StampVersion(buildstep.BuildStep):
         clock."""
         given = self.getProperty("ci_submitted")
         return datetime.fromtimestamp(given if given else submitted_at(self.build), tz=UTC)
-
-    def getResultSummary(self):
-        if self.version and self.results == results.SUCCESS:
-            return {"step": f"version {self.version}"}
-        return super().getResultSummary()
 
 
 def submitted_at(build) -> float:
@@ -162,7 +154,7 @@ def built_debs(stdout: str, version: str) -> list[str]:
     return sorted(deb for deb in listed if name.fullmatch(deb))
 
 
-class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
+class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """The binary packages of the checkout, built as Debian builds them: the source package is
     made in the sandbox (`sandbox`), then built by sbuild in a throwaway chroot of the target
     release (worker/bin/conveyor-sbuild), its Build-Depends installed there; the .deb files
@@ -189,7 +181,6 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
         kwargs.setdefault("haltOnFailure", True)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
-        self.debs: list[str] = []
 
     @defer.inlineCallbacks
     def run(self):
@@ -216,8 +207,8 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
         yield self.runCommand(cmd)
         if cmd.didFail():
             return cmd.results()
-        self.debs = built_debs(cmd.stdout, version)
-        built = debformats.packages_of(self.debs)
+        debs = built_debs(cmd.stdout, version)
+        built = debformats.packages_of(debs)
         missing = [p for p in self.packages if p not in built]
         if missing:
             log = yield self.addLog("packages")
@@ -226,16 +217,13 @@ class BuildDebianPackage(buildstep.ShellMixin, buildstep.BuildStep):
                 f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n"
             )
             return results.FAILURE
-        self.setProperty(buildprops.DEBS, self.debs, "BuildDebianPackage")
+        self.setProperty(buildprops.DEBS, debs, "BuildDebianPackage")
+        if debs:
+            self.summary = "built " + ", ".join(debs)
         return results.SUCCESS
 
-    def getResultSummary(self):
-        if self.debs and self.results == results.SUCCESS:
-            return {"step": "built " + ", ".join(self.debs)}
-        return super().getResultSummary()
 
-
-class UploadPackages(buildstep.BuildStep):
+class UploadPackages(Summarized, buildstep.BuildStep):
     """Copy each built .deb (property `debs`) to the master's artifact store, linked from the build,
     in this one step (a step per file would cost a round of Buildbot's bookkeeping each, on the
     way from push to staging).
@@ -260,7 +248,7 @@ class UploadPackages(buildstep.BuildStep):
         where = artifact_path(self.getProperty("buildername"), self.build.number)
         self.setProperty(buildprops.ARTIFACTS_PATH, where, "UploadPackages")
         if not debs:
-            self.descriptionDone = "no packages to upload"
+            self.summary = "no packages to upload"
             return results.FAILURE
         log = yield self.addLog("stdio")
         for deb in debs:
@@ -284,11 +272,11 @@ class UploadPackages(buildstep.BuildStep):
             if cmd.didFail():
                 writer.purge()
                 yield log.addStderr(f"../{deb} could not be uploaded to {masterdest}\n")
-                self.descriptionDone = f"{deb} not uploaded"
+                self.summary = f"{deb} not uploaded"
                 return results.FAILURE
             yield log.addStdout(f"../{deb} -> {masterdest}\n")
             yield self.addURL(deb, artifact_url(self.artifacts_url, where, deb))
-        self.descriptionDone = f"uploaded {len(debs)} package(s)"
+        self.summary = f"uploaded {len(debs)} package(s)"
         return results.SUCCESS
 
 

@@ -17,6 +17,7 @@ from buildbot.process.results import WARNINGS
 
 from conveyor import buildprops
 from steps.package import RequestWatch
+from steps.summary import Summarized
 
 STOPPED = "stopped: the package build failed"
 
@@ -31,8 +32,11 @@ def fails_with_the_package(cls):
     `package_request`, set by StartPackage) fails while the step runs, its command is stopped
     and the step fails with STOPPED; the property `package_failed_first` tells AwaitPackage to
     report the package build's failure rather than cancel it. (A decorator, not a mixin: it
-    wraps the step's own `run`.)"""
-    step_run, step_run_command, step_summary = cls.run, cls.runCommand, cls.getResultSummary
+    wraps the step's own `run`.) The step is Summarized (steps/summary.py): STOPPED is its
+    summary, whatever its own `run` said before it was stopped."""
+    if not issubclass(cls, Summarized):
+        raise TypeError(f"{cls.__name__}: fails_with_the_package needs a Summarized step")
+    step_run, step_run_command = cls.run, cls.runCommand
 
     @defer.inlineCallbacks
     def run(self):
@@ -67,6 +71,7 @@ def fails_with_the_package(cls):
                 yield running
             except Exception:  # the interrupted command's end; the package's failure is the news
                 pass
+            self.summary = STOPPED
             return FAILURE
         finally:
             yield watch.stop()
@@ -76,10 +81,5 @@ def fails_with_the_package(cls):
             return defer.fail(RuntimeError(STOPPED))
         return step_run_command(self, command)
 
-    def getResultSummary(self):
-        if getattr(self, "stopped_by_package", False):
-            return {"step": STOPPED}
-        return step_summary(self)
-
-    cls.run, cls.runCommand, cls.getResultSummary = run, runCommand, getResultSummary
+    cls.run, cls.runCommand = run, runCommand
     return cls

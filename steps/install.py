@@ -16,6 +16,7 @@ from buildbot.process import logobserver
 from buildbot.process import results
 
 from conveyor import buildprops
+from steps.summary import Summarized
 
 # the tool's last line: "conveyor-install-check: passed (install, purge, upgrade) in 11.2 s",
 # or "conveyor-install-check: FAILED (install, purge) after 9.1 s: the postinst of app failed …"
@@ -25,7 +26,7 @@ VERDICT = re.compile(
 )
 
 
-class InstallCheck(buildstep.ShellMixin, buildstep.BuildStep):
+class InstallCheck(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """`conveyor-install-check` on the .debs of the build (property `debs`, next to the checkout).
 
     Dependencies come from the worker's own archives and from `deps` (the upload distribution);
@@ -96,20 +97,21 @@ class InstallCheck(buildstep.ShellMixin, buildstep.BuildStep):
         if not debs:
             log = yield self.addLog("stdio")
             yield log.addStderr("no packages to check: the property `debs` is empty\n")
-            return results.FAILURE
+            return self.failed()
         cmd = yield self.makeRemoteShellCommand(command=self.command(debs))
         yield self.runCommand(cmd)
         if self.verdict is not None:
             self.setProperty("install_check_seconds", round(self.verdict[2], 1), "InstallCheck")
         if cmd.didFail():
-            return results.FAILURE
+            return self.failed()
+        if self.verdict:
+            _, checks, seconds = self.verdict
+            self.summary = f"install check: {checks} passed  {seconds:.0f} s"
         return results.SUCCESS
 
-    def getResultSummary(self):
-        if self.results == results.SUCCESS and self.verdict:
-            _, checks, seconds = self.verdict
-            return {"step": f"install check: {checks} passed  {seconds:.0f} s"}
-        if self.results == results.FAILURE:
-            what = self.finding or "see its log"
-            return {"step": f"install check failed: {what}"[:200]}
-        return super().getResultSummary()
+    def failed(self):
+        """FAILURE, saying what the tool found (its verdict's last words), cut to 200
+        characters. A stopped step keeps Buildbot's summary ("install check (exception)")."""
+        if not self.stopped:
+            self.summary = f"install check failed: {self.finding or 'see its log'}"[:200]
+        return results.FAILURE

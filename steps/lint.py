@@ -23,6 +23,7 @@ from buildbot.process.results import WARNINGS
 
 from conveyor import buildprops
 from steps.failfast import fails_with_the_package
+from steps.summary import Summarized
 
 PARSERS = ("ruff-json", "lines")
 FIRST_PROBLEMS = 20  # shown in the `problems` log (and so in the failure mail)
@@ -108,7 +109,7 @@ def count_text(n: int) -> str:
 
 
 @fails_with_the_package
-class Lint(buildstep.ShellMixin, buildstep.BuildStep):
+class Lint(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """Runs the project's linter. Sets `lint_problems` (int). No problems: SUCCESS; problems:
     WARNINGS or FAILURE (`below`: what they do to the build); a linter that crashed (an exit
     status above 1 and nothing parsed): FAILURE."""
@@ -136,7 +137,6 @@ class Lint(buildstep.ShellMixin, buildstep.BuildStep):
         self.below = below
         self.venv = venv
         self.sandbox = sandbox
-        self._summary = None
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
@@ -155,25 +155,20 @@ class Lint(buildstep.ShellMixin, buildstep.BuildStep):
             parse = parse_ruff_json if self.parser == "ruff-json" else parse_lines
             problems = parse(cmd.stdout, root)
         except (ValueError, TypeError, AttributeError) as exc:
-            self._summary = f"linter output unreadable ({self.parser})"
-            yield (yield self.getLog("stdio")).addStderr(f"\n{self._summary}: {exc}\n")
+            self.summary = f"linter output unreadable ({self.parser})"
+            yield (yield self.getLog("stdio")).addStderr(f"\n{self.summary}: {exc}\n")
             return FAILURE
         if cmd.rc not in (0, 1) and not problems:
-            self._summary = f"linter failed (exit {cmd.rc})"
+            self.summary = f"linter failed (exit {cmd.rc})"
             return FAILURE
         self.setProperty(buildprops.LINT_PROBLEMS, len(problems), self.__class__.__name__)
         if not problems:
-            self._summary = "no lint problems"
+            self.summary = "no lint problems"
             return SUCCESS
         shown = [str(p) for p in problems[:FIRST_PROBLEMS]]
         if len(problems) > FIRST_PROBLEMS:
             shown.append(f"… and {len(problems) - FIRST_PROBLEMS} more")
         yield self.addCompleteLog("problems", "\n".join(shown) + "\n")
         self.setProperty(buildprops.LINT_FIRST, shown[:5], self.__class__.__name__)
-        self._summary = f"{count_text(len(problems))}, first: {problems[0]}"
+        self.summary = f"{count_text(len(problems))}, first: {problems[0]}"
         return FAILURE if self.below == "failure" else WARNINGS
-
-    def getResultSummary(self):
-        if self._summary:
-            return {"step": self._summary}
-        return super().getResultSummary()

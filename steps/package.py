@@ -30,6 +30,7 @@ from conveyor.results import FAILING
 from steps import buildlogs
 from steps.debian import artifact_url
 from steps.debian import submitted_at
+from steps.summary import Summarized
 
 # what the publish (and the board, the mails) need of the package build
 RECHECK = 2.0  # seconds: how often a waiting CI build checks its package build all the same
@@ -93,7 +94,7 @@ class RequestWatch:
             yield self._consumer.stopConsuming()
 
 
-class StartPackage(Trigger):
+class StartPackage(Summarized, Trigger):
     """Trigger the package build and go on at once; sets `package_request` (its build request).
 
     The package build gets this build's commit, number, request time and URL: its version is
@@ -122,6 +123,7 @@ class StartPackage(Trigger):
         result = yield super().run()
         if self.brids:
             self.setProperty(buildprops.PACKAGE_REQUEST, self.brids[0], "StartPackage")
+            self.summary = f"started {', '.join(self.triggeredNames or ())}"
         return result
 
     @defer.inlineCallbacks
@@ -154,18 +156,13 @@ class StartPackage(Trigger):
                     ("buildrequests", request.buildrequestid),
                 )
 
-    def getResultSummary(self):
-        if self.brids:
-            return {"step": f"started {', '.join(self.triggeredNames or ())}"}
-        return super().getResultSummary()
-
     def _add_results(self, brid):
         """Trigger's own wait for the build's result, for its summary: AwaitPackage tells it. (And
         a second consumer of the same `complete` event could make Buildbot skip the first.)"""
         return defer.succeed(None)
 
 
-class AwaitPackage(buildstep.BuildStep):
+class AwaitPackage(Summarized, buildstep.BuildStep):
     """Wait for the package build StartPackage started, then take over its HANDED_OVER
     properties. Its failure is this build's, told with the failing step and its log's tail.
 
@@ -183,7 +180,6 @@ class AwaitPackage(buildstep.BuildStep):
     def __init__(self, artifacts_url: str = "", **kwargs):
         self.artifacts_url = artifacts_url  # the .debs are linked from this build too
         super().__init__(**kwargs)
-        self.summary: str | None = None
         self.brid: int | None = None
 
     @defer.inlineCallbacks
@@ -273,8 +269,3 @@ class AwaitPackage(buildstep.BuildStep):
         if self.brid is not None:
             self._cancel("the CI build was stopped")
         super().interrupt(reason)
-
-    def getResultSummary(self):
-        if self.summary:
-            return {"step": self.summary}
-        return super().getResultSummary()

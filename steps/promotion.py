@@ -23,9 +23,10 @@ from conveyor import debformats
 from conveyor import release
 from steps.repository import HistoryStep
 from steps.repository import IndexReader
+from steps.summary import Summarized
 
 
-class CheckBasis(buildstep.BuildStep):
+class CheckBasis(Summarized, buildstep.BuildStep):
     """A change is exactly the one its requester saw: the distribution must still be in the
     state the request recorded (`basis_snapshot`, `basis_state`: master/basis.py), now that
     the build holds the repository lock and has read what it publishes (`current_snapshot`).
@@ -48,10 +49,10 @@ class CheckBasis(buildstep.BuildStep):
         basis, state = self.getProperty("basis_snapshot"), self.getProperty("basis_state")
         current = self.getProperty("current_snapshot")
         if not basis:
-            self.descriptionDone = "no basis recorded (an older request)"
+            self.summary = "no basis recorded (an older request)"
             return results.SUCCESS
         if basis == current:
-            self.descriptionDone = f"{self.distribution} is at state {state}, as the request saw"
+            self.summary = f"{self.distribution} is at state {state}, as the request saw"
             return results.SUCCESS
         message = (
             f"refused: {self.distribution} has changed since this was asked for (it was "
@@ -60,11 +61,11 @@ class CheckBasis(buildstep.BuildStep):
         )
         log = yield self.addLog("refused")
         yield log.addStderr(message + "\n")
-        self.descriptionDone = message
+        self.summary = message
         return results.FAILURE
 
 
-class ResolvePromotion(IndexReader, buildstep.BuildStep):
+class ResolvePromotion(Summarized, IndexReader, buildstep.BuildStep):
     """Check a promote request (properties `package`, `version`, `from_dist`, `to_dist`) against
     the path and against what the two distributions publish; on success set `package_version`
     (the version to promote: the newest in the source when none was named), `previous_version`,
@@ -106,7 +107,7 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
             plan, indexes = yield self.plan(log, package, version, source, target)
         except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
-            self.descriptionDone = f"refused: {exc}"
+            self.summary = f"refused: {exc}"
             return results.FAILURE
         target = plan.target
         self.record(package, plan, indexes)
@@ -118,7 +119,7 @@ class ResolvePromotion(IndexReader, buildstep.BuildStep):
                 f" (there: {plan.previous or 'none'})"
             )
         yield log.addStdout(message + "\n")
-        self.descriptionDone = message
+        self.summary = message
         return results.SUCCESS
 
     @defer.inlineCallbacks
@@ -229,7 +230,7 @@ class ResolveRollback(HistoryStep):
                 )
         except release.ReleaseError as exc:
             yield log.addStderr(f"refused: {exc}\n")
-            self.descriptionDone = f"refused: {exc}"
+            self.summary = f"refused: {exc}"
             return results.FAILURE
         now = next(e for e in reversed(history) if e["snapshot"] == current)
         package = target.get("package") or now.get("package")
@@ -248,7 +249,7 @@ class ResolveRollback(HistoryStep):
             f"{package} {target.get('version') or 'nothing'})"
         )
         yield log.addStdout(message + "\n")
-        self.descriptionDone = message
+        self.summary = message
         return results.SUCCESS
 
     # $1 aptly's config, $2 the snapshot. (`aptly snapshot show` is no test: it fails for a
@@ -271,7 +272,7 @@ class ResolveRollback(HistoryStep):
         return not cmd.didFail()
 
 
-class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
+class CommitsBetween(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """The commits between the version leaving production and the one arriving, from the
     commits recorded in the packages (`previous_commit`, `package_commit`), read from a fresh
     bare clone of the project's configured repository: sets `release_commits`."""
@@ -294,7 +295,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
         url = self.clone_urls.get(self.getProperty("package"))
         if not new or not url:
             self.setProperty(buildprops.RELEASE_COMMITS, [], "CommitsBetween")
-            self.descriptionDone = "no commit recorded in the package"
+            self.summary = "no commit recorded in the package"
             return results.WARNINGS
         try:
             # read from package indexes: never let a value become an option or a ref for git
@@ -305,7 +306,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
             self.setProperty(buildprops.RELEASE_COMMITS, [], "CommitsBetween")
             log = yield self.addLog("refused")
             yield log.addStderr(f"Conveyor-Commit: {exc}\n")
-            self.descriptionDone = "the package records no valid commit id"
+            self.summary = "the package records no valid commit id"
             return results.WARNINGS
         cmd = yield self.makeRemoteShellCommand(
             command=["rm", "-rf", "release.git"], stdioLogName="clone"
@@ -335,7 +336,7 @@ class CommitsBetween(buildstep.ShellMixin, buildstep.BuildStep):
             return cmd.results()
         commits = [line for line in cmd.stdout.splitlines() if line.strip()]
         self.setProperty(buildprops.RELEASE_COMMITS, commits, "CommitsBetween")
-        self.descriptionDone = f"{len(commits)} commit(s)"
+        self.summary = f"{len(commits)} commit(s)"
         return results.SUCCESS
 
 
@@ -354,7 +355,7 @@ class SetFreeze(HistoryStep):
         frozen = self.getProperty("action") == "freeze"
         reason = (self.getProperty("reason") or "").strip()
         if frozen and reason in ("", "freeze"):
-            self.descriptionDone = "refused: a freeze needs a reason (the team reads it)"
+            self.summary = "refused: a freeze needs a reason (the team reads it)"
             return results.FAILURE
         state = {
             "frozen": frozen,
@@ -367,7 +368,7 @@ class SetFreeze(HistoryStep):
         yield self.downloadFileContentToWorker(
             path, json.dumps(state, sort_keys=True) + "\n", abandonOnFailure=True, mode=0o644
         )
-        self.descriptionDone = (
+        self.summary = (
             f"{self.distribution} frozen: {reason}" if frozen else f"{self.distribution} unfrozen"
         )
         return results.SUCCESS

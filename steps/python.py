@@ -27,6 +27,7 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor import buildprops
 from conveyor.results import format_percent
 from steps.failfast import fails_with_the_package
+from steps.summary import Summarized
 
 MAX_FAILED_NAMES = 20  # length limit of the tests_failed_names property
 MAX_FAILURE_TEXT = 2000  # characters of each failure's text kept in tests_failures
@@ -89,7 +90,7 @@ class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
 
 
 @fails_with_the_package
-class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
+class InstallRequirements(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """`uv pip install` (or `pip install`) into the virtualenv, in the sandbox: -r each
     requirements file, the project itself editable with its `extras` (`-e ".[test]"`: so the
     tests and coverage see the checkout's files, not a copy in the virtualenv), and its PEP 735
@@ -124,6 +125,7 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         if not (self.requirements or self.extras or self.groups):
+            self.summary = "no requirements to install"
             return SKIPPED
         if self.installer == "uv":
             command = [*self.sandbox, "uv", "pip", "install", "--python", venv_python(self.venv)]
@@ -146,11 +148,6 @@ class InstallRequirements(buildstep.ShellMixin, buildstep.BuildStep):
         cmd = yield self.makeRemoteShellCommand(command=command, **extra)
         yield self.runCommand(cmd)
         return cmd.results()
-
-    def getResultSummary(self):
-        if self.results == SKIPPED:
-            return {"step": "no requirements to install"}
-        return super().getResultSummary()
 
 
 @dataclass(frozen=True)
@@ -214,7 +211,7 @@ def _to_number(convert, value):
 
 
 @fails_with_the_package
-class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+class RunTests(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
     """Runs the test runner under coverage and records the JUnit XML results.
 
     Sets tests_passed, tests_failed, tests_skipped (ints) and tests_failed_names (up to 20).
@@ -242,7 +239,6 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         self.args = args
         self.venv = venv
         self.junit_xml = junit_xml
-        self._summary = None
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
@@ -274,7 +270,7 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         result = cmd.results()
         if self.stopped or result == CANCELLED:
             return CANCELLED
-        self._summary = "tests passed" if result == SUCCESS else "tests failed"
+        self.summary = "tests passed" if result == SUCCESS else "tests failed"
 
         stdio = yield self.getLog("stdio")
         text = yield self.read_report()
@@ -287,7 +283,7 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
             cases = parse_junit(text)
         except ET.ParseError as e:
             yield stdio.addStderr(f"\ncannot parse JUnit XML report {self.junit_xml}: {e}\n")
-            self._summary += " (JUnit XML unreadable)"
+            self.summary += " (JUnit XML unreadable)"
             return worst_status(result, WARNINGS)
 
         yield self.record(cases)
@@ -358,21 +354,13 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
                 "failures", "".join(f"=== {c.name}\n{c.failure or ''}\n\n" for c in failures)
             )
 
-        self._summary = f"{counts['passed']} passed, {counts['failed']} failed"
+        self.summary = f"{counts['passed']} passed, {counts['failed']} failed"
         if counts["skipped"]:
-            self._summary += f", {counts['skipped']} skipped"
-
-    def getResultSummary(self):
-        if self._summary is None:
-            return super().getResultSummary()
-        summary = self._summary
-        if self.timed_out:
-            summary += " (timed out)"
-        return {"step": summary}
+            self.summary += f", {counts['skipped']} skipped"
 
 
 @fails_with_the_package
-class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
+class Coverage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """`coverage report --format=total` (the total percentage, as the project's own report
     settings round it) against a threshold, then `coverage html`.
 
@@ -403,7 +391,6 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
         self.below = below
         self.venv = venv
         self.html_dir = html_dir
-        self._summary = None
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
@@ -423,7 +410,7 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
             percent = float((report.stdout or "").strip())
         except ValueError:
             yield stdio.addStderr("\ncoverage report gave no total\n")
-            self._summary = "coverage report gave no total"
+            self.summary = "coverage report gave no total"
             return FAILURE
         if report.results() != SUCCESS:  # e.g. fail_under in the project's own config
             yield stdio.addHeader(
@@ -435,12 +422,12 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
         self.setProperty(buildprops.COVERAGE_THRESHOLD, threshold, self.__class__.__name__)
         if percent >= threshold:
             result = SUCCESS
-            self._summary = (
+            self.summary = (
                 f"coverage {format_percent(percent)}% (threshold {format_percent(threshold)}%)"
             )
         else:
             result = FAILURE if self.below == "failure" else WARNINGS
-            self._summary = f"coverage {format_percent(percent)}% < {format_percent(threshold)}%"
+            self.summary = f"coverage {format_percent(percent)}% < {format_percent(threshold)}%"
 
         html = yield self.makeRemoteShellCommand(
             command=[*self.sandbox, python, "-m", "coverage", "html", "-d", self.html_dir]
@@ -450,8 +437,3 @@ class Coverage(buildstep.ShellMixin, buildstep.BuildStep):
             yield stdio.addStderr("\ncoverage html failed\n")
             result = worst_status(result, CANCELLED if self.stopped else WARNINGS)
         return result
-
-    def getResultSummary(self):
-        if self._summary is None:
-            return super().getResultSummary()
-        return {"step": self._summary}

@@ -30,9 +30,10 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import release
+from steps.summary import Summarized
 
 
-class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
+class FetchPackages(Summarized, CompositeStepMixin, buildstep.BuildStep):
     """Empty `incoming/` (in the build's directory), then download the .deb files named by `debs`
     from the master's artifact store into it, in this one step (a step per file would cost a
     round of Buildbot's bookkeeping each, on the way from push to staging): what the import adds
@@ -55,7 +56,7 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
         debs = self.getProperty(buildprops.DEBS) or []
         where = self.getProperty(buildprops.ARTIFACTS_PATH)
         if not debs or not where:
-            self.descriptionDone = "no packages named"
+            self.summary = "no packages named"
             return results.FAILURE
         # rmdir's path is the builder's directory's; the downloads' is the build's (workdir)
         yield self.runRmdir(posixpath.join(self.workdir, self.incoming))
@@ -66,7 +67,7 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
                 fp = open(source, "rb")  # noqa: SIM115 (closed by the `with` below)
             except OSError as exc:
                 yield log.addStderr(f"{source}: {exc.strerror}\n")
-                self.descriptionDone = f"{deb} is not in the artifact store"
+                self.summary = f"{deb} is not in the artifact store"
                 return results.FAILURE
             with fp:
                 fetched = yield self.runRemoteCommand(
@@ -83,10 +84,10 @@ class FetchPackages(CompositeStepMixin, buildstep.BuildStep):
                     evaluateCommand=lambda cmd: not cmd.didFail(),
                 )
             if not fetched:
-                self.descriptionDone = f"{deb} could not be written on the worker"
+                self.summary = f"{deb} could not be written on the worker"
                 return results.FAILURE
             yield log.addStdout(f"{source} -> {self.incoming}/{deb}\n")
-        self.descriptionDone = f"fetched {len(debs)} package(s)"
+        self.summary = f"fetched {len(debs)} package(s)"
         return results.SUCCESS
 
 
@@ -123,7 +124,7 @@ TRANSIENT = (
 )
 
 
-class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
+class AptlyCommand(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """Base: `aptly -config=<config> <args…>` with the repository's GnuPG home."""
 
     logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
@@ -138,7 +139,9 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
 
-    gave_up: str | None = None  # the TRANSIENT message of a fault that outlasted the retries
+    # the TRANSIENT message of a fault that outlasted the retries: the step's summary from then
+    # on, also when the step goes on past that command (`self.gave_up or …`)
+    gave_up: str | None = None
 
     def aptly(self, *args: str) -> list[str]:
         return ["aptly", f"-config={self.aptly_config}", *args]
@@ -178,13 +181,8 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
             yield log.addHeader(f"{fault[0]}: trying again in {delay:g} s\n")
             yield task.deferLater(self.master.reactor, delay, lambda: None)
         if fault is not None:
-            self.gave_up = self.descriptionDone = fault[1]
+            self.gave_up = self.summary = fault[1]
         return cmd
-
-    def getResultSummary(self):
-        if self.gave_up:
-            return {"step": self.gave_up}
-        return super().getResultSummary()
 
     def new_name(self, kind: str) -> str:
         return release.snapshot_name(
@@ -200,7 +198,7 @@ class AptlyCommand(buildstep.ShellMixin, buildstep.BuildStep):
             message = self.gave_up
         log = yield self.addLog("refused")
         yield log.addStderr(message + "\n")
-        self.descriptionDone = message
+        self.summary = message
         return results.FAILURE
 
 
@@ -226,7 +224,7 @@ class CurrentSnapshot(AptlyCommand):
         if not sources:
             return (yield self.refuse(f"{self.distribution} publishes no snapshot"))
         self.setProperty(self.into, sources[0]["Name"], "CurrentSnapshot")
-        self.descriptionDone = f"{self.distribution}: {sources[0]['Name']}"
+        self.summary = f"{self.distribution}: {sources[0]['Name']}"
         return results.SUCCESS
 
 
@@ -252,7 +250,7 @@ class SelectVersion(AptlyCommand):
         if cmd.didFail():
             return (yield self.refuse(f"{package} {version} is not in {source}"))
         self.setProperty("part_snapshot", part, "SelectVersion")
-        self.descriptionDone = f"{package} {version} from {source}"
+        self.summary = f"{package} {version} from {source}"
         return results.SUCCESS
 
 
@@ -287,7 +285,7 @@ class MergeSnapshot(AptlyCommand):
             self.setProperty("part_snapshot", None, "MergeSnapshot")
         self.setProperty("snapshot", snapshot, "MergeSnapshot")
         self.setProperty("new_snapshot", snapshot, "MergeSnapshot")
-        self.descriptionDone = snapshot
+        self.summary = self.gave_up or snapshot
         return results.SUCCESS
 
 
@@ -367,7 +365,7 @@ aptly "-config=$1" snapshot drop -force "$5" || echo "kept: $5"
         if f"kept: {part}" not in lines:
             self.setProperty("part_snapshot", None, "NextSnapshot")
         self.setProperty("snapshot", snapshot, "NextSnapshot")
-        self.descriptionDone = snapshot
+        self.summary = snapshot
         return results.SUCCESS
 
 
@@ -390,7 +388,7 @@ class PublishSwitch(AptlyCommand):
         )
         if not cmd.didFail():
             self.setProperty("published", snapshot, "PublishSwitch")
-            self.descriptionDone = f"{self.distribution} → {snapshot}"
+            self.summary = f"{self.distribution} → {snapshot}"
         return cmd.results()
 
 
@@ -424,12 +422,12 @@ class RestorePublished(PublishSwitch):
             "publish", "switch", "-batch", *self.signing, self.distribution, ".", previous
         )
         if cmd.didFail():
-            self.descriptionDone = (
+            self.summary = self.gave_up or (
                 f"{self.distribution} could NOT be put back to {previous}: roll it back by hand"
             )
             return results.FAILURE
         self.setProperty("published", previous, "RestorePublished")
-        self.descriptionDone = f"{self.distribution} back to {previous}"
+        self.summary = f"{self.distribution} back to {previous}"
         return results.SUCCESS
 
 
@@ -467,7 +465,7 @@ class DropUnpublished(AptlyCommand):
                 dropped.append(name)
         # packages imported by this build and referenced by no snapshot: out of the pool
         yield self.run_aptly("db", "cleanup", stdioLogName="db cleanup")
-        self.descriptionDone = f"dropped {', '.join(dropped) or 'nothing'}"
+        self.summary = self.gave_up or f"dropped {', '.join(dropped) or 'nothing'}"
         return results.SUCCESS
 
 
@@ -509,7 +507,7 @@ class IndexReader:
         self.index_architectures = [a for a in architectures if a != "all"] or list(architectures)
 
 
-class DistributionIndexStep(IndexReader, buildstep.BuildStep):
+class DistributionIndexStep(Summarized, IndexReader, buildstep.BuildStep):
     """Base: a step on the master that reads one distribution's `Packages` index over HTTP."""
 
     renderables = ["distribution"]
@@ -541,7 +539,7 @@ class VerifyPublished(DistributionIndexStep):
         )
         stanzas = yield self.read_index(log, self.distribution)
         if isinstance(stanzas, str):
-            self.descriptionDone = stanzas
+            self.summary = stanzas
             return results.FAILURE
         listed: dict[str, set[str]] = {}
         for fields in stanzas:
@@ -569,14 +567,14 @@ class VerifyPublished(DistributionIndexStep):
         if problems:
             for _, line in problems:
                 yield log.addStderr(line)
-            self.descriptionDone = "; ".join(summary for summary, _ in problems)
+            self.summary = "; ".join(summary for summary, _ in problems)
             return results.FAILURE
         for name in wanted:
             yield log.addStdout(
                 f"{name} {version or '(none)'} is in {self.distribution}"
                 f"{f', {absent} is not' if absent else ''}\n"
             )
-        self.descriptionDone = (
+        self.summary = (
             f"{' '.join(wanted)} {version or ''} in {self.distribution}"
             if version
             else f"{absent} left {self.distribution}"
@@ -584,7 +582,7 @@ class VerifyPublished(DistributionIndexStep):
         return results.SUCCESS
 
 
-class HistoryStep(CompositeStepMixin, buildstep.BuildStep):
+class HistoryStep(Summarized, CompositeStepMixin, buildstep.BuildStep):
     """Base: a step that reads a distribution's history file on the repository's worker
     (`<history_dir>/<distribution>.jsonl`, served beside the repository)."""
 
@@ -643,7 +641,7 @@ class RecordHistory(HistoryStep):
         self.setProperty("recorded", True, "RecordHistory")
         log = yield self.addLog("history")
         yield log.addStdout(text + release.history_line(entry))
-        self.descriptionDone = f"{self.distribution} state {entry['n']}: {self.action}"
+        self.summary = f"{self.distribution} state {entry['n']}: {self.action}"
         return results.SUCCESS
 
 
@@ -671,7 +669,7 @@ class SkipPublishedCommit(DistributionIndexStep):
             return results.SUCCESS
         stanzas = yield self.read_index(log, self.distribution)
         if isinstance(stanzas, str):
-            self.descriptionDone = stanzas
+            self.summary = stanzas
             return results.FAILURE
         found = sorted(
             {
@@ -692,10 +690,10 @@ class SkipPublishedCommit(DistributionIndexStep):
                 f"but {newest} is newer: the branch was force-pushed back, so "
                 "it is published again\n"
             )
-            self.descriptionDone = f"force-pushed back to {commit[:12]}: published again"
+            self.summary = f"force-pushed back to {commit[:12]}: published again"
             return results.SUCCESS
         self.setProperty(buildprops.ALREADY_PUBLISHED, found[-1], "SkipPublishedCommit")
-        self.descriptionDone = (
+        self.summary = (
             f"commit {commit[:12]} is already in {self.distribution} as "
             f"{found[-1]}: nothing to publish"
         )

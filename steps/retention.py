@@ -21,11 +21,12 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor import release
 from conveyor import retention
 from steps.repository import AptlyCommand
+from steps.summary import Summarized
 
 DAY = 86400
 
 
-class PruneArtifacts(buildstep.BuildStep):
+class PruneArtifacts(Summarized, buildstep.BuildStep):
     """Remove the artifacts (packages, coverage reports) of builds older than `days`: each
     `<artifacts_dir>/<builder>/<number>/` in which nothing changed for that long. Runs on the
     master; sets `artifacts_pruned` (builds) and `artifacts_freed_bytes`."""
@@ -59,7 +60,7 @@ class PruneArtifacts(buildstep.BuildStep):
             yield log.addStdout(f"removed {name}\n")
         self.setProperty("artifacts_pruned", len(removed), "PruneArtifacts")
         self.setProperty("artifacts_freed_bytes", freed, "PruneArtifacts")
-        self.descriptionDone = (
+        self.summary = (
             f"removed the artifacts of {len(removed)} build(s) older than "
             f"{self.days} days ({freed / 1e6:.1f} MB)"
         )
@@ -121,7 +122,7 @@ class PruneSnapshots(CompositeStepMixin, AptlyCommand):
         kept = len(existing) - len(dropped)
         self.setProperty("snapshots_dropped", len(dropped), "PruneSnapshots")
         self.setProperty("snapshots_kept", kept, "PruneSnapshots")
-        self.descriptionDone = (
+        self.summary = (
             f"dropped {len(dropped)} snapshot(s), kept {kept} (the last "
             f"{self.keep_states} states of each distribution)"
         )

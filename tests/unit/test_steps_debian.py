@@ -237,7 +237,7 @@ class UploadPackagesTest(StepTestCase):
                 writer=mock.ANY,
             ).exit(1)
         )
-        self.expect_outcome(result=FAILURE, state_string="a_1_all.deb not uploaded (failure)")
+        self.expect_outcome(result=FAILURE, state_string="a_1_all.deb not uploaded")
         d = self.run_step()
         return d.addCallback(
             lambda _: self.assertEqual(
