@@ -213,18 +213,9 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
         # with target releases, one component per release, each derived from the state
         # (conveyor/targets.py); else the repository's one component
         releases = settings.targets_of(dist)
-        sources = [snapshot]
-        if releases:
-            sources = [targets.derived(snapshot, target) for target in releases]
-            for source, target in zip(sources, releases, strict=True):
-                aptly(
-                    settings,
-                    "snapshot",
-                    "filter",
-                    snapshot,
-                    source,
-                    targets.component_filter(target),
-                )
+        sources = [targets.derived(snapshot, t) for t in releases] or [snapshot]
+        for source, t in zip(sources, releases, strict=False):  # none without targets
+            aptly(settings, "snapshot", "filter", snapshot, source, targets.component_filter(t))
         aptly(
             settings,
             "publish",
