@@ -138,7 +138,13 @@ def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
     f = util.BuildFactory()
     f.addStep(_checkout(project, changelog=debian.CHANGELOG))
     f.addStep(debian.StampVersion(haltOnFailure=True))
-    f.addStep(debian.BuildDebianPackage(packages=project.packages, sandbox=SANDBOX))
+    # one build per target release, one after another (conveyor/targets.py); none: the worker's
+    for i, target in enumerate(project.targets or ("",)):
+        f.addStep(
+            debian.BuildDebianPackage(
+                packages=project.packages, sandbox=SANDBOX, target=target, first=i == 0
+            )
+        )
     f.addStep(
         debian.UploadPackages(
             artifacts_dir=str(settings.artifacts_dir),
@@ -147,11 +153,12 @@ def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
         )
     )
     if project.install_check:
-        f.addStep(install_check(settings, project))
+        for target in project.targets or ("",):
+            f.addStep(install_check(settings, project, target))
     return f
 
 
-def install_check(settings: Settings, project: Project) -> install.InstallCheck:
+def install_check(settings: Settings, project: Project, target: str = "") -> install.InstallCheck:
     """Install, upgrade (from what the next distribution holds) and purge the built packages
     in a throwaway root on the build worker, then the smoke command: nothing that fails it is
     published. The uploaded .debs stay linked from the build, to try by hand."""
@@ -165,6 +172,7 @@ def install_check(settings: Settings, project: Project) -> install.InstallCheck:
         deps=project.upload_to,
         upgrade_from=path[after] if after < len(path) else None,
         smoke=project.smoke,
+        target=target,
     )
 
 

@@ -18,6 +18,7 @@ from buildbot.process import results
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import release
+from conveyor import targets
 from steps.summary import Summarized
 
 CHANGELOG = "debian/changelog"
@@ -106,8 +107,11 @@ def submitted_at(build) -> float:
 # build from the checkout is a native package, whatever the project ships for its releases),
 # then dpkg-source, which runs none of the project's code. In the sandbox all the same, because
 # the files are the project's (a symlink there reaches nothing secret).
+# The project's own changelog is kept beside the checkout, so that the source of a second
+# target release gets its entry on top of the project's history, not on top of the first's.
 SOURCE_SCRIPT = r"""set -e
-{ printf '%s' "$1"; cat debian/changelog; } > debian/changelog.conveyor
+[ -f ../changelog.conveyor-orig ] || cp debian/changelog ../changelog.conveyor-orig
+{ printf '%s' "$1"; cat ../changelog.conveyor-orig; } > debian/changelog.conveyor
 mv -f debian/changelog.conveyor debian/changelog
 mkdir -p debian/source
 echo '3.0 (native)' > debian/source/format
@@ -115,7 +119,8 @@ dpkg-source --build .
 """
 
 # One worker command (each is a round trip between master and worker): remove the files of earlier
-# builds from the builder's directory, make the source package ($4…: in the sandbox), check what
+# builds from the builder's directory (not for a build's second target release, $4 = keep: the
+# first's .debs are beside it), make the source package ($5…: in the sandbox), check what
 # it left (regular files only: sbuild reads them with the worker's rights), build its binary
 # packages for the release ($3, empty: the worker's own) in a throwaway chroot
 # (worker/bin/conveyor-sbuild), then list this version's .debs ($1: their name pattern) after
@@ -124,10 +129,12 @@ dpkg-source --build .
 # BUILT line is find's; only regular files are listed (a link could point anywhere).
 BUILT = "conveyor: built packages:"
 BUILD_SCRIPT = rf"""set -u
-find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \
-    -o -name '*.dsc' -o -name '*.tar.*' \) -delete || exit
-pattern=$1 dsc=$2 release=$3
-shift 3
+pattern=$1 dsc=$2 release=$3 clean=$4
+shift 4
+if [ "$clean" = clean ]; then
+    find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \
+        -o -name '*.dsc' -o -name '*.tar.*' -o -name changelog.conveyor-orig \) -delete || exit
+fi
 "$@" || exit
 links=$(find .. -maxdepth 1 -type l)
 if [ -n "$links" ]; then
@@ -163,6 +170,11 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     Needs `package_version`, `source_package` and `changelog_entry` from StampVersion; sets the
     property `debs`, the file names of the packages built, and checks that every package the
     settings name is there.
+
+    With a `target` release (conveyor/targets.py), the packages' version carries its suffix
+    (`…+deb13`), the step is named after it, and `debs` gains its packages: a project's targets
+    are built one after another in one package build, the first one (`first`) clearing what
+    earlier builds left.
     """
 
     logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
@@ -173,18 +185,34 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     renderables = ["packages", "sandbox", "release"]
 
     def __init__(
-        self, packages: list[str] | tuple[str, ...] = (), sandbox=(), release: str = "", **kwargs
+        self,
+        packages: list[str] | tuple[str, ...] = (),
+        sandbox=(),
+        release: str = "",
+        target: str = "",
+        first: bool = True,
+        **kwargs,
     ):
         self.packages = list(packages)
         self.sandbox = sandbox  # argv prefix: the checkout is the project's own
-        self.release = release  # the target release; empty: the worker's own
+        self.target = target  # one of the project's target releases, its version suffixed
+        self.release = release or target  # the release built for; empty: the worker's own
+        self.first = first
+        if target:
+            kwargs.setdefault("name", f"deb-{target}")
         kwargs.setdefault("haltOnFailure", True)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self):
-        version = debformats.deb_filename_version(self.getProperty(buildprops.PACKAGE_VERSION))
+        full = self.getProperty(buildprops.PACKAGE_VERSION)
+        entry = self.getProperty("changelog_entry")
+        if self.target:  # the entry's first line names the version: `source (version) …`
+            full = targets.version(full, self.target)
+            head, rest = entry.split("\n", 1)
+            entry = re.sub(r"\(([^)]*)\)", f"({full})", head, count=1) + "\n" + rest
+        version = debformats.deb_filename_version(full)
         dsc = f"../{self.getProperty(buildprops.SOURCE_PACKAGE)}_{version}.dsc"
         cmd = yield self.makeRemoteShellCommand(
             command=[
@@ -195,12 +223,13 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
                 f"*_{version}_*.deb",
                 dsc,
                 self.release,
+                "clean" if self.first else "keep",
                 *self.sandbox,
                 "sh",
                 "-c",
                 SOURCE_SCRIPT,
                 "source",
-                self.getProperty("changelog_entry"),
+                entry,
             ],
             collectStdout=True,
         )
@@ -217,7 +246,8 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
                 f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n"
             )
             return results.FAILURE
-        self.setProperty(buildprops.DEBS, debs, "BuildDebianPackage")
+        earlier = [] if self.first else list(self.getProperty(buildprops.DEBS) or [])
+        self.setProperty(buildprops.DEBS, earlier + debs, "BuildDebianPackage")
         if debs:
             self.summary = "built " + ", ".join(debs)
         return results.SUCCESS

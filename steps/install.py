@@ -16,6 +16,7 @@ from buildbot.process import logobserver
 from buildbot.process import results
 
 from conveyor import buildprops
+from conveyor import targets
 from steps.summary import Summarized
 
 # the tool's last line: "conveyor-install-check: passed (install, purge, upgrade) in 11.2 s",
@@ -33,6 +34,9 @@ class InstallCheck(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     the upgrade starts from what `upgrade_from` (the next distribution of the path) holds, when
     it holds the package. A failure (a maintainer script, a file left behind or gone after the
     purge, the smoke command) fails the step; its log ends with what piuparts found.
+
+    With a `target` release (conveyor/targets.py): that release's packages only (their version's
+    suffix), in a root of that release, their dependencies from its component of `deps`.
 
     Sets `install_check_seconds`.
     """
@@ -53,11 +57,15 @@ class InstallCheck(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
         upgrade_from: str | None = None,
         smoke=(),
         tool: str = "conveyor-install-check",
+        target: str = "",
         **kwargs,
     ):
         self.repo_url = repo_url
         self.key_url = key_url
-        self.component = component
+        self.target = target
+        self.component = target or component
+        if target:
+            kwargs.setdefault("name", f"install-check-{target}")
         self.deps = deps
         self.upgrade_from = upgrade_from
         self.smoke = list(smoke)
@@ -79,6 +87,8 @@ class InstallCheck(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
 
     def command(self, debs: list[str]) -> list[str]:
         argv = [self.tool]
+        if self.target:
+            argv += ["--release", self.target]
         if self.repo_url:
             argv += ["--repo", self.repo_url, "--component", self.component]
             if self.key_url:
@@ -94,6 +104,9 @@ class InstallCheck(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         debs = self.getProperty(buildprops.DEBS) or []
+        if self.target:
+            end = f"+{targets.suffix(self.target)}_"  # <package>_<version>_<arch>.deb
+            debs = [deb for deb in debs if end in deb]
         if not debs:
             log = yield self.addLog("stdio")
             yield log.addStderr("no packages to check: the property `debs` is empty\n")

@@ -105,6 +105,7 @@ class BuildDebianPackageTest(StepTestCase):
         "*_1.4.0+ci57.g3f2a9c1_*.deb",
         "../snowbird_1.4.0+ci57.g3f2a9c1.dsc",
         "",
+        "clean",
         "sh",
         "-c",
         debian.SOURCE_SCRIPT,
@@ -137,9 +138,51 @@ class BuildDebianPackageTest(StepTestCase):
 
     def test_the_source_is_made_in_the_sandbox_and_built_for_the_target_release(self):
         self.setup_build(["snowbird"], release="trixie", sandbox=["conveyor-sandbox", "b", "--"])
-        command = [*self.BUILD[:6], "trixie", "conveyor-sandbox", "b", "--", *self.BUILD[7:]]
+        command = [
+            *self.BUILD[:6],
+            "trixie",
+            "clean",
+            "conveyor-sandbox",
+            "b",
+            "--",
+            *self.BUILD[8:],
+        ]
         self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n", command)
         self.expect_outcome(result=SUCCESS)
+        return self.run_step()
+
+    def test_a_later_target_builds_its_own_version_and_keeps_the_earlier_targets_debs(self):
+        step = debian.BuildDebianPackage(packages=["snowbird"], target="trixie", first=False)
+        self.setup(
+            step,
+            package_version="1.4.0+ci57.g3f2a9c1",
+            source_package="snowbird",
+            changelog_entry="snowbird (1.4.0+ci57.g3f2a9c1) UNRELEASED; urgency=low\n\n  * CI.\n",
+            debs=["snowbird_1.4.0+ci57.g3f2a9c1+deb12_amd64.deb"],
+        )
+        version = "1.4.0+ci57.g3f2a9c1+deb13"
+        command = [
+            "bash",
+            "-c",
+            debian.BUILD_SCRIPT,
+            "deb",
+            f"*_{version}_*.deb",
+            f"../snowbird_{version}.dsc",
+            "trixie",
+            "keep",  # the bookworm .debs beside the checkout stay
+            "sh",
+            "-c",
+            debian.SOURCE_SCRIPT,
+            "source",
+            f"snowbird ({version}) UNRELEASED; urgency=low\n\n  * CI.\n",
+        ]
+        self.expect_build(f"snowbird_{version}_amd64.deb\n", command)
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property(
+            "debs",
+            ["snowbird_1.4.0+ci57.g3f2a9c1+deb12_amd64.deb", f"snowbird_{version}_amd64.deb"],
+        )
+        assert step.name == "deb-trixie"
         return self.run_step()
 
     def test_a_package_the_settings_name_but_debian_does_not_build_fails(self):
@@ -267,16 +310,18 @@ echo 'sbuild: Status: successful'
 """
 
 
-def run_build_script(where, source: str, sbuild: str = FAKE_SBUILD) -> tuple[int, str, str]:
+def run_build_script(
+    where, source: str, sbuild: str = FAKE_SBUILD, clean: str = "clean"
+) -> tuple[int, str, str]:
     """debian.BUILD_SCRIPT in `where`/build (the checkout): `source` stands in for the sandboxed
     source build, FAKE_SBUILD (on the PATH) for conveyor-sbuild."""
     import os
     import subprocess
 
     checkout = where / "build"
-    checkout.mkdir()
+    checkout.mkdir(exist_ok=True)
     tools = where / "tools"
-    tools.mkdir()
+    tools.mkdir(exist_ok=True)
     (tools / "conveyor-sbuild").write_text(sbuild)
     (tools / "conveyor-sbuild").chmod(0o755)
     proc = subprocess.run(
@@ -288,6 +333,7 @@ def run_build_script(where, source: str, sbuild: str = FAKE_SBUILD) -> tuple[int
             f"*_{DEB_VERSION}_*.deb",
             f"../snowbird_{DEB_VERSION}.dsc",
             "bookworm",
+            clean,
             "sh",
             "-c",
             source,
@@ -325,6 +371,15 @@ def test_the_build_script_builds_the_source_for_the_release_and_lists_this_build
         f"snowbird_{DEB_VERSION}_amd64.deb",
     ]
     assert not any("ci56" in p.name for p in tmp_path.iterdir())
+
+
+def test_a_second_target_keeps_the_first_targets_files(tmp_path):
+    first = tmp_path / "snowbird_1.4.0+ci57.g3f2a9c1+deb12_amd64.deb"
+    first.write_text("the bookworm package")
+    code, _, _ = run_build_script(tmp_path, MAKES_SOURCE, clean="keep")
+    assert code == 0 and first.exists()
+    code, _, _ = run_build_script(tmp_path, MAKES_SOURCE)  # the next build's first target
+    assert code == 0 and not first.exists()
 
 
 def test_a_link_left_by_the_source_build_is_refused_before_sbuild_reads_it(tmp_path):
@@ -387,3 +442,14 @@ def test_the_source_is_a_native_package_with_the_entry_on_top(tmp_path):
     assert (checkout / "debian" / "changelog").read_text() == entry + CHANGELOG
     dsc = (tmp_path / f"snowbird_{DEB_VERSION}.dsc").read_text()
     assert "Format: 3.0 (native)" in dsc and f"Version: {DEB_VERSION}" in dsc
+    # a second target release: its entry on top of the project's history, not of the first's
+    second = entry.replace(DEB_VERSION, f"{DEB_VERSION}+deb13")
+    proc = subprocess.run(
+        ["sh", "-c", debian.SOURCE_SCRIPT, "source", second],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (checkout / "debian" / "changelog").read_text() == second + CHANGELOG

@@ -84,6 +84,20 @@ class InstallCheckTest(stepcase.StepTestCase):
         self.expect_result_summary({"step": "install check: install, purge passed  8 s"})
         return self.run_step()
 
+    def test_a_target_release_checks_its_own_packages_in_a_root_of_that_release(self):
+        bookworm, trixie = (DEB.replace("_amd64", f"+{s}_amd64") for s in ("deb12", "deb13"))
+        checking = step(target="trixie")
+        self.setup(checking, debs=[bookworm, trixie])
+        tool = [TOOL[0], "--release", "trixie", *TOOL[1:4], "trixie", *TOOL[5:]]
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", command=[*tool, "--", f"../{trixie}"])
+            .stdout("conveyor-install-check: passed (install, purge) in 8.0 s\n")
+            .exit(0)
+        )
+        self.expect_outcome(result=SUCCESS)
+        assert checking.name == "install-check-trixie"
+        return self.run_step()
+
     def test_a_failing_postinst_fails_the_step_and_says_which_script(self):
         self.setup(step(upgrade_from="snowbird"), debs=[DEB])
         self.expect_commands(
@@ -183,6 +197,25 @@ def test_the_package_build_checks_the_install_after_the_upload_before_ci_publish
     assert kwargs["deps"] == "app-staging"
     assert kwargs["upgrade_from"] == "app"  # the next distribution of the path
     assert kwargs["smoke"] == ("/opt/venvs/app/bin/app", "--version")
+
+
+def test_each_target_release_is_built_then_checked_in_one_package_build(tmp_path):
+    s = load(tmp_path, 'targets = ["bookworm", "trixie"]\n')
+    steps = factories.package_factory(s, s.projects[0]).steps
+    order = [(st.step_class.__name__, st.kwargs.get("target")) for st in steps]
+    assert order[-5:] == [
+        ("BuildDebianPackage", "bookworm"),
+        ("BuildDebianPackage", "trixie"),
+        ("UploadPackages", None),
+        ("InstallCheck", "bookworm"),
+        ("InstallCheck", "trixie"),
+    ]
+    assert [
+        st.kwargs["first"] for st in steps if st.step_class.__name__ == "BuildDebianPackage"
+    ] == [
+        True,
+        False,
+    ]
 
 
 def test_install_check_false_leaves_the_step_out(tmp_path):
