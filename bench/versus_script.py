@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from conveyor import settings as settings_module  # noqa: E402
-from conveyor.board import index_url  # noqa: E402
 from conveyor.results import result_name  # noqa: E402
+from conveyor.served import index_url  # noqa: E402
 from ops import api  # noqa: E402
 from ops import demo  # noqa: E402
 from ops import github  # noqa: E402

@@ -28,6 +28,9 @@ from typing import Protocol
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import release
+from conveyor.served import freeze_url
+from conveyor.served import history_url
+from conveyor.served import read_index
 from conveyor.settings import Project
 from conveyor.settings import Settings
 
@@ -450,21 +453,6 @@ def attention(publishes: list[dict], others: list[dict], build_url) -> list[dict
 # --- everything -------------------------------------------------------------------------------
 
 
-def index_url(settings: Settings, dist: str) -> str:
-    repo = settings.repository
-    arch = next((a for a in repo.architectures if a != "all"), repo.architectures[0])
-    return f"{repo.url}dists/{dist}/{repo.component}/binary-{arch}/Packages"
-
-
-def history_url(settings: Settings, dist: str) -> str:
-    return f"{settings.repository.url}history/{dist}.jsonl"
-
-
-def freeze_url(settings: Settings, dist: str) -> str:
-    """Where a distribution's freeze (conveyor.release.parse_freeze) is served."""
-    return f"{settings.repository.url}history/{dist}.freeze.json"
-
-
 @dataclass
 class Board:
     paths: list[dict]
@@ -499,8 +487,7 @@ def collect(
     histories: dict[str, list[dict]] = {}
     freezes: dict[str, dict] = {}
     for dist in settings.distributions:
-        text = source.text(index_url(settings, dist))
-        indexes[dist] = debformats.parse_packages_stanzas(text) if text is not None else None
+        indexes[dist] = read_index(settings, dist, source.text)
         histories[dist] = release.parse_history(source.text(history_url(settings, dist)) or "")
         state = release.parse_freeze(source.text(freeze_url(settings, dist)))
         if state and state.get("frozen"):

@@ -7,13 +7,13 @@ rename is one edit here and a reader can not silently read a name nobody sets an
 Each: set by → read by.
 
 - PACKAGE_VERSION: steps/debian.py (StampVersion), steps/promotion.py (the version promoted),
-  master/factories.py (to publish) → steps/package.py, steps/repository.py,
+  master/factories.py (to publish) → steps/package.py, steps/repository.py, steps/indexes.py,
   master/reporters/mail.py and admins.py, conveyor/board.py, ops/__main__.py
 - SOURCE_PACKAGE: steps/debian.py → steps/debian.py, steps/package.py (handed over)
 - COMMIT_TIME: steps/checkout.py, steps/debian.py → steps/debian.py, steps/package.py
 - CI_NUMBER: steps/package.py (the CI build's number, to its package build) → steps/debian.py
 - DEBS: steps/debian.py, master/factories.py (to publish) → steps/package.py, steps/install.py,
-  steps/repository.py
+  steps/repository.py, steps/indexes.py
 - ARTIFACTS_PATH: steps/debian.py (UploadPackages), master/factories.py (to publish) →
   steps/package.py, steps/repository.py
 - PACKAGE_REQUEST: steps/package.py (StartPackage) → steps/package.py (AwaitPackage),
@@ -29,8 +29,8 @@ Each: set by → read by.
 - TESTS_FAILURES: steps/python.py → master/reporters/facts.py, conveyor/board.py
 - LINT_PROBLEMS, LINT_FIRST: steps/lint.py → master/reporters/facts.py
 - PUSH_FORCED: master/pushes.py (a change property), master/factories.py (to publish) →
-  steps/repository.py
-- ALREADY_PUBLISHED: steps/repository.py (SkipPublishedCommit) → master/factories.py
+  steps/indexes.py
+- ALREADY_PUBLISHED: steps/indexes.py (SkipPublishedCommit) → master/factories.py
 - PREVIOUS_VERSION, RELEASE_COMMITS: steps/promotion.py → master/reporters/mail.py
 - PROMOTION_NOOP: steps/promotion.py → master/reporters/mail.py, master/factories.py
 - MAIL_FAILED: master/reporters/mail.py → conveyor/board.py

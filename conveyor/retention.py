@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+from conveyor import targets
 from conveyor.release import ReleaseError
 from conveyor.release import rollback_target
 
@@ -34,8 +35,12 @@ def snapshots_in_use(
 
 
 def snapshots_to_drop(existing: list[str], in_use: set[str]) -> list[str]:
-    """Every existing snapshot not in use, oldest name first (names sort by time)."""
-    return sorted(name for name in existing if name and name not in in_use)
+    """Every existing snapshot not in use, oldest name first (names sort by time). What a
+    component of a distribution with target releases publishes (`<state>~<target>`,
+    conveyor/targets.py) is in use while its state is."""
+    return sorted(
+        name for name in existing if name and name.split(targets.DERIVED, 1)[0] not in in_use
+    )
 
 
 def expired_build_dirs(root: Path, older_than: float) -> list[Path]:

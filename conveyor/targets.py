@@ -95,3 +95,22 @@ def select_query(package: str, base: str, targets: tuple[str, ...] | list[str]) 
     if not targets:
         return f"{package} (= {base})"
     return " | ".join(f"{package} (= {version(base, t)})" for t in targets)
+
+
+def merged(per_target: dict[str, list[dict]]) -> list[dict]:
+    """A distribution's index across its components ({target: that component's stanzas}): the
+    versions of each package that every target's component lists, by their CI version (the
+    first target's stanza, its Version the CI version's). A commit missing for one target is
+    not in it: it cannot be promoted, and its publish does not verify."""
+    found: dict[tuple[str, str], dict[str, dict]] = {}
+    for target, stanzas in per_target.items():
+        for stanza in stanzas:
+            base, of = base_of(stanza["Version"], (target,))
+            if of == target:
+                found.setdefault((stanza["Package"], base), {})[target] = stanza
+    first = next(iter(per_target), None)
+    return [
+        {**stanzas[first], "Version": base}
+        for (_, base), stanzas in found.items()
+        if len(stanzas) == len(per_target)
+    ]

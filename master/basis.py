@@ -23,9 +23,9 @@ from twisted.internet import defer
 
 from buildbot.schedulers.forcesched import CollectedValidationError
 
-from conveyor import board
 from conveyor import debformats
 from conveyor import release
+from conveyor import served
 from conveyor.settings import Settings
 
 SOURCE = "Conveyor, at request time"
@@ -49,7 +49,7 @@ def fetch(url: str):
 @defer.inlineCallbacks
 def current_state(settings: Settings, dist: str):
     """(the history of dist, its last entry: the state it serves now)."""
-    history = release.parse_history((yield fetch(board.history_url(settings, dist))))
+    history = release.parse_history((yield fetch(served.history_url(settings, dist))))
     if not history:
         raise release.ReleaseError(f"{dist} has no history: it is not set up")
     return history, history[-1]
@@ -63,16 +63,17 @@ def promotion_basis(settings: Settings, properties) -> dict:
     if not target and project is not None:
         target = release.next_step(project.path, source) or ""
     refusal = release.freeze_refusal(
-        target, release.parse_freeze((yield fetch(board.freeze_url(settings, target))))
+        target, release.parse_freeze((yield fetch(served.freeze_url(settings, target))))
     )
     if refusal:
         raise release.ReleaseError(refusal)
     _, now = yield current_state(settings, target)
     basis = {"basis_snapshot": now["snapshot"], "basis_state": now["n"]}
     if not (properties.getProperty("version") or "").strip():
-        stanzas = debformats.parse_packages_stanzas(
-            (yield fetch(board.index_url(settings, source)))
-        )
+        texts = {}
+        for component, url in served.index_components(settings, source).items():
+            texts[component] = yield fetch(url)
+        stanzas = served.parse_index(settings, source, texts) or []
         newest = debformats.newest({s["Version"] for s in stanzas if s["Package"] == package})
         if newest is None:
             raise release.ReleaseError(f"{source} serves no {package}: nothing to promote")

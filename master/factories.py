@@ -9,6 +9,7 @@ from conveyor.settings import Project
 from conveyor.settings import Settings
 from steps import checkout
 from steps import debian
+from steps import indexes
 from steps import install
 from steps import lint
 from steps import package
@@ -176,12 +177,29 @@ def install_check(settings: Settings, project: Project, target: str = "") -> ins
     )
 
 
+def _components(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """{distribution: its target releases}: those published one component per release."""
+    return {d: settings.targets_of(d) for d in settings.distributions if settings.targets_of(d)}
+
+
 def _aptly(settings: Settings, distribution) -> dict:
     r = settings.repository
     return {
         "aptly_config": str(r.aptly_config),
         "gnupg_home": str(r.gnupg_home),
         "distribution": distribution,
+        "components": _components(settings),
+    }
+
+
+def _index(settings: Settings) -> dict:
+    """What a step that reads a distribution's index over HTTP needs (steps/indexes.py)."""
+    r = settings.repository
+    return {
+        "repo_url": r.url,
+        "component": r.component,
+        "architectures": r.architectures,
+        "components": _components(settings),
     }
 
 
@@ -194,15 +212,7 @@ def _publish_steps(
     f.addStep(
         repo_steps.PublishSwitch(signing=r.signing_args(), **_aptly(settings, distribution), **when)
     )
-    f.addStep(
-        repo_steps.VerifyPublished(
-            repo_url=r.url,
-            component=r.component,
-            architectures=r.architectures,
-            distribution=distribution,
-            **when,
-        )
-    )
+    f.addStep(indexes.VerifyPublished(distribution=distribution, **_index(settings), **when))
     f.addStep(
         repo_steps.RecordHistory(
             history_dir=str(settings.history_dir), action=action, distribution=distribution, **when
@@ -220,13 +230,8 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
     snapshot (current state + the packages, one step) → publish."""
     dist = util.Property("distribution")
     f = util.BuildFactory()
-    r = settings.repository
     new = {"doStepIf": lambda step: not step.getProperty(buildprops.ALREADY_PUBLISHED)}
-    f.addStep(
-        repo_steps.SkipPublishedCommit(
-            repo_url=r.url, component=r.component, architectures=r.architectures, distribution=dist
-        )
-    )
+    f.addStep(indexes.SkipPublishedCommit(distribution=dist, **_index(settings)))
     f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
     f.addStep(repo_steps.NextSnapshot(**_aptly(settings, dist), **new))
     _publish_steps(settings, f, dist, "publish", **new)
@@ -242,17 +247,12 @@ def promote_factory(settings: Settings) -> util.BuildFactory:
     version from the source's published snapshot → merge into the target's → publish →
     verify → history → the commits it brings (into the end of a path, for the release mail
     that master/reporters/mail.py sends)."""
-    r = settings.repository
     target = util.Property("to_dist")
     paths = {
         package: list(project.path) for project in settings.projects for package in project.packages
     }
     f = util.BuildFactory()
-    f.addStep(
-        promotion.ResolvePromotion(
-            paths=paths, repo_url=r.url, component=r.component, architectures=r.architectures
-        )
-    )
+    f.addStep(promotion.ResolvePromotion(paths=paths, **_index(settings)))
     f.addStep(
         repo_steps.CurrentSnapshot(
             into="source_snapshot",
@@ -294,7 +294,9 @@ def rollback_factory(settings: Settings) -> util.BuildFactory:
         promotion.ResolveRollback(
             history_dir=str(settings.history_dir),
             keep_states=settings.retention.snapshots_keep_states,
-            **_aptly(settings, dist),
+            aptly_config=str(settings.repository.aptly_config),
+            gnupg_home=str(settings.repository.gnupg_home),
+            distribution=dist,
         )
     )
     _publish_steps(settings, f, dist, "rollback")

@@ -19,9 +19,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conveyor import debformats
-from conveyor.board import index_url
 from conveyor.results import result_name
+from conveyor.served import read_index
 from conveyor.settings import Settings
 from ops.progress import follow_with_progress
 
@@ -282,13 +281,9 @@ def builder_id(settings: Settings, name: str) -> int:
 
 def listed_versions(settings: Settings, distribution: str, package: str) -> list[str]:
     """The versions of `package` that a distribution's `Packages` index lists, read over HTTP as
-    apt reads it (conveyor.board.index_url); none if the index is not there."""
-    text = fetch_text(index_url(settings, distribution)) or ""
-    return [
-        stanza["Version"]
-        for stanza in debformats.parse_packages_stanzas(text)
-        if stanza["Package"] == package
-    ]
+    apt reads it (conveyor/served.py); none if the index is not there."""
+    stanzas = read_index(settings, distribution, fetch_text) or []
+    return [stanza["Version"] for stanza in stanzas if stanza["Package"] == package]
 
 
 def last_build_number(settings: Settings, builder: str) -> int:

@@ -21,8 +21,8 @@ from buildbot.process import results
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import release
+from steps.indexes import IndexReader
 from steps.repository import HistoryStep
-from steps.repository import IndexReader
 from steps.summary import Summarized
 
 
@@ -77,10 +77,16 @@ class ResolvePromotion(Summarized, IndexReader, buildstep.BuildStep):
     descriptionDone = "request checked"
 
     def __init__(
-        self, paths: dict[str, list[str]], repo_url: str, component: str, architectures, **kwargs
+        self,
+        paths: dict[str, list[str]],
+        repo_url: str,
+        component: str,
+        architectures,
+        components=None,
+        **kwargs,
     ):
         self.paths = paths  # package -> its project's promotion path
-        self.setup_index(repo_url, component, architectures)
+        self.setup_index(repo_url, component, architectures, components)
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(**kwargs)
 

@@ -17,7 +17,6 @@ import posixpath
 from datetime import UTC
 from datetime import datetime
 
-import treq
 from twisted.internet import defer
 from twisted.internet import task
 
@@ -30,6 +29,7 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import release
+from conveyor import targets
 from steps.summary import Summarized
 
 
@@ -131,9 +131,13 @@ class AptlyCommand(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
 
     renderables = ["distribution"]
 
-    def __init__(self, aptly_config: str, gnupg_home: str, distribution=None, **kwargs):
+    def __init__(
+        self, aptly_config: str, gnupg_home: str, distribution=None, components=None, **kwargs
+    ):
         self.aptly_config = str(aptly_config)
         self.distribution = distribution
+        # {distribution: its target releases}, for those published one component per release
+        self.components = dict(components or {})
         kwargs.setdefault("haltOnFailure", True)
         kwargs["env"] = {**(kwargs.get("env") or {}), "GNUPGHOME": str(gnupg_home)}
         kwargs = self.setupShellMixin(kwargs)
@@ -184,6 +188,39 @@ class AptlyCommand(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
             self.gave_up = self.summary = fault[1]
         return cmd
 
+    def releases(self) -> tuple[str, ...]:
+        """The distribution's target releases (conveyor/targets.py); () for one component."""
+        return tuple(self.components.get(self.distribution) or ())
+
+    @defer.inlineCallbacks
+    def switch_to(self, state: str, signing: list[str]):
+        """`aptly publish switch`, signed: the distribution serves `state`, every component at
+        once; with target releases, each component what aptly's filter derives from it (made
+        once: a rollback to a state reuses them)."""
+        releases = self.releases()
+        for release_ in releases:
+            derived = targets.derived(state, release_)
+            query = targets.component_filter(release_)
+            cmd = yield self.run_worker(
+                ["sh", "-c", DERIVE, "derive", self.aptly_config, state, derived, query]
+            )
+            if cmd.didFail():
+                return cmd
+        sources = [targets.derived(state, r) for r in releases] or [state]
+        components = [f"-component={','.join(releases)}"] if releases else []
+        return (
+            yield self.run_aptly(
+                "publish",
+                "switch",
+                "-batch",
+                *signing,
+                *components,
+                self.distribution,
+                ".",
+                *sources,
+            )
+        )
+
     def new_name(self, kind: str) -> str:
         return release.snapshot_name(
             f"{self.distribution}{kind}",
@@ -200,6 +237,18 @@ class AptlyCommand(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
         yield log.addStderr(message + "\n")
         self.summary = message
         return results.FAILURE
+
+
+# $1 aptly's config, $2 a state, $3 what one component publishes of it, $4 the filter's query
+DERIVE = r"""aptly "-config=$1" snapshot show "$3" >/dev/null 2>&1 ||
+    aptly "-config=$1" snapshot filter "$2" "$3" "$4"
+"""
+
+
+# $1 aptly's config, $2 a component's snapshot, dropped if there is one
+UNDERIVE = r"""! aptly "-config=$1" snapshot show "$2" >/dev/null 2>&1 ||
+    aptly "-config=$1" snapshot drop -force "$2"
+"""
 
 
 class CurrentSnapshot(AptlyCommand):
@@ -220,11 +269,12 @@ class CurrentSnapshot(AptlyCommand):
         )
         if cmd.didFail():
             return (yield self.refuse(f"{self.distribution} is not published here"))
-        sources = json.loads(cmd.stdout).get("Sources") or []
-        if not sources:
-            return (yield self.refuse(f"{self.distribution} publishes no snapshot"))
-        self.setProperty(self.into, sources[0]["Name"], "CurrentSnapshot")
-        self.summary = f"{self.distribution}: {sources[0]['Name']}"
+        try:  # with target releases, the state its components are derived from
+            state = targets.state_of(json.loads(cmd.stdout).get("Sources") or [])
+        except ValueError as exc:
+            return (yield self.refuse(f"{self.distribution} {exc}"))
+        self.setProperty(self.into, state, "CurrentSnapshot")
+        self.summary = f"{self.distribution}: {state}"
         return results.SUCCESS
 
 
@@ -241,14 +291,17 @@ class SelectVersion(AptlyCommand):
     def run(self):
         package, version = self.getProperty("package"), self.getProperty(buildprops.PACKAGE_VERSION)
         source = self.getProperty("source_snapshot")
-        query = f"{package} (= {version})"
+        releases = self.releases()  # with target releases, every release's package of it
+        query = targets.select_query(package, version, releases)
         part = self.new_name("+promoted")
         cmd = yield self.run_aptly("snapshot", "filter", source, part, query)
         if cmd.didFail():
             return cmd.results()
-        cmd = yield self.run_aptly("snapshot", "search", part, query)
-        if cmd.didFail():
-            return (yield self.refuse(f"{package} {version} is not in {source}"))
+        self.setProperty("part_snapshot", part, "SelectVersion")  # dropped if refused
+        for wanted in [targets.version(version, r) for r in releases] or [version]:
+            cmd = yield self.run_aptly("snapshot", "search", part, f"{package} (= {wanted})")
+            if cmd.didFail():
+                return (yield self.refuse(f"{package} {wanted} is not in {source}"))
         self.setProperty("part_snapshot", part, "SelectVersion")
         self.summary = f"{package} {version} from {source}"
         return results.SUCCESS
@@ -309,7 +362,8 @@ class NextSnapshot(AptlyCommand):
 shown=$(aptly "-config=$1" publish show -json "$2" .) || exit 3
 current=$(printf '%s' "$shown" | python3 -c 'import json, sys
 sources = json.load(sys.stdin).get("Sources") or []
-print(sources[0]["Name"] if sources else "")')
+states = {s["Name"].removesuffix("~" + s.get("Component", "")) for s in sources}
+print(states.pop() if len(states) == 1 else "")')
 [ -n "$current" ] || exit 4
 echo "current: $current"
 aptly "-config=$1" repo drop -force "$3" >/dev/null 2>&1 || true
@@ -383,9 +437,7 @@ class PublishSwitch(AptlyCommand):
     @defer.inlineCallbacks
     def run(self):
         snapshot = self.getProperty("snapshot")
-        cmd = yield self.run_aptly(
-            "publish", "switch", "-batch", *self.signing, self.distribution, ".", snapshot
-        )
+        cmd = yield self.switch_to(snapshot, self.signing)
         if not cmd.didFail():
             self.setProperty("published", snapshot, "PublishSwitch")
             self.summary = f"{self.distribution} → {snapshot}"
@@ -418,9 +470,7 @@ class RestorePublished(PublishSwitch):
     @defer.inlineCallbacks
     def run(self):
         previous = self.getProperty("current_snapshot")
-        cmd = yield self.run_aptly(
-            "publish", "switch", "-batch", *self.signing, self.distribution, ".", previous
-        )
+        cmd = yield self.switch_to(previous, self.signing)
         if cmd.didFail():
             self.summary = self.gave_up or (
                 f"{self.distribution} could NOT be put back to {previous}: roll it back by hand"
@@ -460,125 +510,15 @@ class DropUnpublished(AptlyCommand):
     def run(self):
         dropped = []
         for name in self.leftovers():
+            for release_ in self.releases():  # what its components would have published
+                derived = targets.derived(name, release_)
+                yield self.run_worker(["sh", "-c", UNDERIVE, "drop", self.aptly_config, derived])
             cmd = yield self.run_aptly("snapshot", "drop", "-force", name)
             if not cmd.didFail():
                 dropped.append(name)
         # packages imported by this build and referenced by no snapshot: out of the pool
         yield self.run_aptly("db", "cleanup", stdioLogName="db cleanup")
         self.summary = self.gave_up or f"dropped {', '.join(dropped) or 'nothing'}"
-        return results.SUCCESS
-
-
-class IndexReader:
-    """Reads a distribution's `Packages` index over HTTP, as apt does."""
-
-    def fetch(self, url: str):
-        """GET url -> (status code, body text). Replaced in unit tests."""
-        d = treq.get(url, timeout=30)
-        d.addCallback(
-            lambda resp: treq.text_content(resp, encoding="utf-8").addCallback(
-                lambda body: (resp.code, body)
-            )
-        )
-        return d
-
-    @defer.inlineCallbacks
-    def read_index(self, log, distribution: str):
-        """-> list of stanzas, or a string saying what went wrong."""
-        stanzas: list[dict] = []
-        for arch in self.index_architectures:
-            url = f"{self.repo_url}dists/{distribution}/{self.component}/binary-{arch}/Packages"
-            try:
-                code, body = yield self.fetch(url)
-            except Exception as exc:  # connection refused, timeout…
-                yield log.addStderr(f"GET {url} failed: {exc}\n")
-                return "repository not reachable"
-            yield log.addStdout(f"GET {url} -> {code}\n")
-            if code != 200:
-                yield log.addStderr(f"{url} answered {code}\n")
-                return f"index answered {code}"
-            stanzas.extend(debformats.parse_packages_stanzas(body))
-        return stanzas
-
-    def setup_index(self, repo_url: str, component: str, architectures) -> None:
-        self.repo_url = repo_url.rstrip("/") + "/"
-        self.component = component
-        # "all" packages are listed in every architecture's index
-        self.index_architectures = [a for a in architectures if a != "all"] or list(architectures)
-
-
-class DistributionIndexStep(Summarized, IndexReader, buildstep.BuildStep):
-    """Base: a step on the master that reads one distribution's `Packages` index over HTTP."""
-
-    renderables = ["distribution"]
-
-    def __init__(self, repo_url: str, component: str, architectures, distribution=None, **kwargs):
-        self.setup_index(repo_url, component, architectures)
-        self.distribution = distribution
-        kwargs.setdefault("haltOnFailure", True)
-        super().__init__(**kwargs)
-
-
-class VerifyPublished(DistributionIndexStep):
-    """Check over HTTP that the distribution's `Packages` index lists every package (property
-    `verify_packages`, or the names of `debs`) at `package_version` — and, after a rollback, no
-    longer lists `verify_absent`. Runs on the master."""
-
-    name = "verify"
-    description = "verifying"
-    descriptionDone = "verified"
-
-    @defer.inlineCallbacks
-    def run(self):
-        log = yield self.addLog("stdio")
-        version = self.getProperty(buildprops.PACKAGE_VERSION)
-        absent = self.getProperty("verify_absent")
-        wanted = sorted(
-            self.getProperty("verify_packages")
-            or debformats.packages_of(self.getProperty(buildprops.DEBS))
-        )
-        stanzas = yield self.read_index(log, self.distribution)
-        if isinstance(stanzas, str):
-            self.summary = stanzas
-            return results.FAILURE
-        listed: dict[str, set[str]] = {}
-        for fields in stanzas:
-            listed.setdefault(fields["Package"], set()).add(fields["Version"])
-        problems = []
-        if not wanted or not (version or absent):
-            problems.append(("nothing to verify", "no package or version named\n"))
-        for name in wanted:
-            have = ", ".join(sorted(listed.get(name, set()))) or "nothing"
-            if version and version not in listed.get(name, set()):
-                problems.append(
-                    (
-                        f"{name} {version} missing",
-                        f"{name} {version} is not listed in {self.distribution}'s "
-                        f"Packages index (it lists {have})\n",
-                    )
-                )
-            if absent and absent in listed.get(name, set()):
-                problems.append(
-                    (
-                        f"{name} {absent} still listed",
-                        f"{name} {absent} is still listed in {self.distribution}\n",
-                    )
-                )
-        if problems:
-            for _, line in problems:
-                yield log.addStderr(line)
-            self.summary = "; ".join(summary for summary, _ in problems)
-            return results.FAILURE
-        for name in wanted:
-            yield log.addStdout(
-                f"{name} {version or '(none)'} is in {self.distribution}"
-                f"{f', {absent} is not' if absent else ''}\n"
-            )
-        self.summary = (
-            f"{' '.join(wanted)} {version or ''} in {self.distribution}"
-            if version
-            else f"{absent} left {self.distribution}"
-        )
         return results.SUCCESS
 
 
@@ -642,60 +582,4 @@ class RecordHistory(HistoryStep):
         log = yield self.addLog("history")
         yield log.addStdout(text + release.history_line(entry))
         self.summary = f"{self.distribution} state {entry['n']}: {self.action}"
-        return results.SUCCESS
-
-
-class SkipPublishedCommit(DistributionIndexStep):
-    """Before a publish: is a package built from this commit (property `commit`, compared with
-    the Conveyor-Commit of each package of `debs`) already in the distribution? Then this build
-    is a retry of one that got that far (e.g. its master was killed mid-publish) or a rebuild of
-    the same commit: it publishes nothing, so that a commit is one version, never two. Sets
-    `already_published` to that version. Runs on the master, reading the index over HTTP.
-
-    Except after a force-push back (`push_forced`): when a newer commit's version is the newest
-    in the distribution, this commit is published again as its new version, so that the
-    distribution serves what the branch now holds."""
-
-    name = "already published?"
-    description = "looking for the commit"
-    descriptionDone = "new commit"
-
-    @defer.inlineCallbacks
-    def run(self):
-        log = yield self.addLog("stdio")
-        commit = self.getProperty("commit")
-        names = debformats.packages_of(self.getProperty(buildprops.DEBS))
-        if not commit or not names:
-            return results.SUCCESS
-        stanzas = yield self.read_index(log, self.distribution)
-        if isinstance(stanzas, str):
-            self.summary = stanzas
-            return results.FAILURE
-        found = sorted(
-            {
-                s["Version"]
-                for s in stanzas
-                if s["Package"] in names and s.get("Conveyor-Commit") == commit
-            },
-            key=debformats.check_version,
-        )
-        if not found:
-            return results.SUCCESS
-        newest = max(
-            (s["Version"] for s in stanzas if s["Package"] in names), key=debformats.check_version
-        )
-        if self.getProperty(buildprops.PUSH_FORCED) and newest not in found:
-            yield log.addStdout(
-                f"commit {commit[:12]} is in {self.distribution} as {found[-1]}, "
-                f"but {newest} is newer: the branch was force-pushed back, so "
-                "it is published again\n"
-            )
-            self.summary = f"force-pushed back to {commit[:12]}: published again"
-            return results.SUCCESS
-        self.setProperty(buildprops.ALREADY_PUBLISHED, found[-1], "SkipPublishedCommit")
-        self.summary = (
-            f"commit {commit[:12]} is already in {self.distribution} as "
-            f"{found[-1]}: nothing to publish"
-        )
-        yield log.addStdout(self.descriptionDone + "\n")
         return results.SUCCESS

@@ -20,6 +20,7 @@ from buildbot.steps.worker import CompositeStepMixin
 
 from conveyor import release
 from conveyor import retention
+from conveyor import targets
 from steps.repository import AptlyCommand
 from steps.summary import Summarized
 
@@ -99,11 +100,12 @@ class PruneSnapshots(CompositeStepMixin, AptlyCommand):
         cmd = yield self.run_aptly("publish", "list", "-json", collectStdout=True)
         if cmd.didFail():
             return (yield self.refuse("cannot list the published distributions: nothing dropped"))
-        published = {
-            p["Distribution"]: p["Sources"][0]["Name"]
-            for p in json.loads(cmd.stdout or "[]")
-            if p.get("Sources")
-        }
+        published = {}
+        for p in json.loads(cmd.stdout or "[]"):
+            try:  # the state, also of a distribution with one component per target release
+                published[p["Distribution"]] = targets.state_of(p.get("Sources") or [])
+            except ValueError:
+                continue
         cmd = yield self.run_aptly("snapshot", "list", "-raw", collectStdout=True)
         if cmd.didFail():
             return (yield self.refuse("cannot list the snapshots: nothing dropped"))

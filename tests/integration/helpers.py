@@ -166,7 +166,7 @@ def session(settings, user: str | None):
 
 def staging_index(settings, distribution: str = "snowbird-staging") -> str:
     """A distribution's amd64 `Packages` index, fetched over HTTP as apt does."""
-    from conveyor.board import index_url
+    from conveyor.served import index_url
 
     with urllib.request.urlopen(index_url(settings, distribution), timeout=30) as response:
         return response.read().decode()

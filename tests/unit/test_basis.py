@@ -11,7 +11,7 @@ from twisted.internet import defer
 from buildbot.process.properties import Properties
 from buildbot.schedulers.forcesched import CollectedValidationError
 
-from conveyor import board
+from conveyor import served as urls
 from conveyor.release import ReleaseError
 from master import basis
 from master import schedulers
@@ -42,8 +42,8 @@ def served(tmp_path, monkeypatch):
     """The settings, and what the repository serves (url -> text; absent: "")."""
     settings = load(tmp_path)
     files = {
-        board.history_url(settings, "app"): PRODUCTION,
-        board.index_url(settings, "app-staging"): STAGING_INDEX,
+        urls.history_url(settings, "app"): PRODUCTION,
+        urls.index_url(settings, "app-staging"): STAGING_INDEX,
     }
     monkeypatch.setattr(basis, "fetch", lambda url: defer.succeed(files.get(url, "")))
     return settings, files
@@ -79,7 +79,7 @@ def test_a_named_version_is_kept(served):
 
 def test_a_source_without_the_package_is_refused_at_once(served):
     settings, files = served
-    files[board.index_url(settings, "app-staging")] = "Package: other\nVersion: 1\n"
+    files[urls.index_url(settings, "app-staging")] = "Package: other\nVersion: 1\n"
     got = result(
         basis.promotion_basis(
             settings, props(package="app", version="", from_dist="app-staging", to_dist="app")
@@ -96,7 +96,7 @@ def test_a_rollback_records_the_state_it_returns_to(served):
 
 def test_a_rollback_to_the_empty_state_must_name_it(served):
     settings, files = served
-    files[board.history_url(settings, "app")] = history(
+    files[urls.history_url(settings, "app")] = history(
         ("app@1", "create", None), ("app@2", "promote", "1.0")
     )
     got = result(basis.rollback_basis(settings, props(distribution="app", state="")))
@@ -124,7 +124,7 @@ def test_the_button_adds_the_basis_or_refuses_with_a_400(served, monkeypatch):
     assert added[0]["state"] == ("2", basis.SOURCE)
     assert added[0]["basis_snapshot"] == ("app@3", basis.SOURCE)
 
-    files.pop(board.history_url(settings, "app"))  # a distribution that was never set up
+    files.pop(urls.history_url(settings, "app"))  # a distribution that was never set up
     refusal = result(
         button.addBuildsetForSourceStampsWithDefaults(
             "r", properties=props(distribution="app", state="")
@@ -136,7 +136,7 @@ def test_the_button_adds_the_basis_or_refuses_with_a_400(served, monkeypatch):
 
 def test_a_promotion_into_a_frozen_distribution_is_refused_when_asked(served):
     settings, files = served
-    files[board.freeze_url(settings, "app")] = json.dumps(
+    files[urls.freeze_url(settings, "app")] = json.dumps(
         {"frozen": True, "reason": "release weekend", "who": "ada", "when": "today"}
     )
     got = result(
@@ -147,7 +147,7 @@ def test_a_promotion_into_a_frozen_distribution_is_refused_when_asked(served):
     assert isinstance(got, ReleaseError)
     assert str(got).startswith("app is frozen (by ada at today: release weekend)")
     # unfrozen: asked as before
-    files[board.freeze_url(settings, "app")] = json.dumps({"frozen": False})
+    files[urls.freeze_url(settings, "app")] = json.dumps({"frozen": False})
     assert result(
         basis.promotion_basis(
             settings, props(package="app", version="", from_dist="app-staging", to_dist="app")

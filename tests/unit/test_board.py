@@ -23,7 +23,12 @@ PROJECT = SimpleNamespace(
     path=("snowbird-development", "snowbird-staging", "snowbird"),
 )
 REPO = SimpleNamespace(url="http://repo.test/", component="main", architectures=("amd64", "all"))
-SETTINGS = SimpleNamespace(projects=(PROJECT,), repository=REPO, distributions=PROJECT.path)
+SETTINGS = SimpleNamespace(
+    projects=(PROJECT,),
+    repository=REPO,
+    distributions=PROJECT.path,
+    targets_of=lambda dist: (),  # one component (see test_targets for target releases)
+)
 
 
 def stanza(version, commit, number):

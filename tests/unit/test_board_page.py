@@ -25,6 +25,7 @@ SETTINGS = SimpleNamespace(
     projects=(PROJECT,),
     repository=REPO,
     distributions=PROJECT.path,
+    targets_of=lambda dist: (),
     web_url="http://ci.test/",
     file=Path("/nonexistent/pipeline.toml"),
 )

@@ -10,8 +10,8 @@ from buildbot.process.results import SUCCESS
 from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectUploadFile
 
+from steps import indexes
 from steps import promotion
-from steps import repository as repo_steps
 from tests.unit import stepcase
 from tests.unit.stepcase import ExpectShell
 
@@ -247,7 +247,7 @@ class ResolveRollbackTest(StepTestCase):
 
 class VerifyAfterRollbackTest(StepTestCase):
     def make(self, text):
-        class Verify(repo_steps.VerifyPublished):
+        class Verify(indexes.VerifyPublished):
             def fetch(self, url):
                 return defer.succeed((200, text))
 

@@ -11,6 +11,7 @@ from buildbot.test.steps import ExpectDownloadFile
 from buildbot.test.steps import ExpectRmdir
 from buildbot.test.steps import ExpectUploadFile
 
+from steps import indexes
 from steps import repository
 from tests.unit import stepcase
 from tests.unit.stepcase import ExpectShell
@@ -526,7 +527,7 @@ class VerifyPublishedTest(StepTestCase):
     def make(self, answers):
         calls = []
 
-        class Verify(repository.VerifyPublished):
+        class Verify(indexes.VerifyPublished):
             def fetch(self, url):
                 calls.append(url)
                 answer = answers[url]
@@ -579,3 +580,128 @@ class VerifyPublishedTest(StepTestCase):
         self.setup(step, package_version=VERSION, debs=[f"snowbird_{VERSION}_amd64.deb"])
         self.expect_outcome(result=FAILURE, state_string="repository not reachable")
         return self.run_step()
+
+
+TARGETS = {"snowbird-staging": ("bookworm", "trixie"), "snowbird": ("bookworm", "trixie")}
+
+
+def derive(state: str, release: str) -> ExpectShell:
+    return ExpectShell(
+        workdir="wkdir",
+        env=ENV,
+        command=[
+            "sh",
+            "-c",
+            repository.DERIVE,
+            "derive",
+            "/var/lib/conveyor/aptly.conf",
+            state,
+            f"{state}~{release}",
+            f"Version (% *+deb{12 if release == 'bookworm' else 13})",
+        ],
+    )
+
+
+class TargetReleasesTest(StepTestCase):
+    """A distribution with target releases: one component per release, each derived from its
+    state, switched all at once (conveyor/targets.py)."""
+
+    def test_the_switch_derives_each_component_and_switches_them_together(self):
+        self.setup(
+            repository.PublishSwitch(
+                distribution="snowbird-staging",
+                signing=["-gpg-key=ABCDEF0123"],
+                components=TARGETS,
+                **APTLY,
+            ),
+            snapshot="snap-2",
+        )
+        self.expect_commands(
+            derive("snap-2", "bookworm").exit(0),
+            derive("snap-2", "trixie").exit(0),
+            aptly(
+                "publish",
+                "switch",
+                "-batch",
+                "-gpg-key=ABCDEF0123",
+                "-component=bookworm,trixie",
+                "snowbird-staging",
+                ".",
+                "snap-2~bookworm",
+                "snap-2~trixie",
+            ).exit(0),
+        )
+        self.expect_outcome(result=SUCCESS, state_string="snowbird-staging → snap-2")
+        self.expect_property("published", "snap-2")
+        return self.run_step()
+
+    def test_a_component_that_cannot_be_derived_switches_nothing(self):
+        self.setup(
+            repository.PublishSwitch(distribution="snowbird-staging", components=TARGETS, **APTLY),
+            snapshot="snap-2",
+        )
+        self.expect_commands(derive("snap-2", "bookworm").exit(1))
+        self.expect_outcome(result=FAILURE)
+        self.expect_no_property("published")
+        return self.run_step()
+
+    def test_the_current_state_is_what_the_components_are_derived_from(self):
+        self.setup(
+            repository.CurrentSnapshot(distribution="snowbird-staging", components=TARGETS, **APTLY)
+        )
+        sources = [{"Component": r, "Name": f"snap-2~{r}"} for r in ("bookworm", "trixie")]
+        self.expect_commands(
+            aptly("publish", "show", "-json", "snowbird-staging", ".")
+            .stdout(json.dumps({"Sources": sources}))
+            .exit(0)
+        )
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("current_snapshot", "snap-2")
+        return self.run_step()
+
+    def test_a_promotion_selects_every_releases_package_and_refuses_a_missing_one(self):
+        self.setup(
+            repository.SelectVersion(distribution="snowbird", components=TARGETS, **APTLY),
+            buildername="promote",
+            package="snowbird",
+            package_version="9.9",
+            source_snapshot="snowbird-staging@1",
+        )
+        query = "snowbird (= 9.9+deb12) | snowbird (= 9.9+deb13)"
+        with mock.patch.object(repository.release, "snapshot_name", named):
+            self.expect_commands(
+                aptly(
+                    "snapshot", "filter", "snowbird-staging@1", "snowbird+promoted@T", query
+                ).exit(0),
+                aptly("snapshot", "search", "snowbird+promoted@T", "snowbird (= 9.9+deb12)").exit(
+                    0
+                ),
+                aptly("snapshot", "search", "snowbird+promoted@T", "snowbird (= 9.9+deb13)").exit(
+                    1
+                ),
+            )
+            self.expect_outcome(
+                result=FAILURE, state_string="snowbird 9.9+deb13 is not in snowbird-staging@1"
+            )
+            self.expect_property("part_snapshot", "snowbird+promoted@T")  # the cleanup drops it
+            d = self.run_step()
+        return d
+
+
+def test_the_verification_reads_every_component_and_wants_the_version_in_each():
+    index = "Package: snowbird\nVersion: {}\nArchitecture: amd64\n\n"
+    url = "http://repo:8011/dists/snowbird-staging/{}/binary-amd64/Packages"
+    answers = {
+        url.format("bookworm"): (200, index.format("9.9+deb12")),
+        url.format("trixie"): (200, index.format("9.8+deb13")),
+    }
+    reader = indexes.IndexReader()
+    reader.setup_index("http://repo:8011", "main", ["amd64"], TARGETS)
+    reader.fetch = lambda u: defer.succeed(answers[u])
+    log = mock.Mock(addStdout=lambda _: defer.succeed(None))
+    got = []
+    reader.read_index(log, "snowbird-staging").addCallback(got.append)
+    assert got == [[]]  # 9.9 is not in trixie's: the distribution does not list it
+    answers[url.format("trixie")] = (200, index.format("9.9+deb13"))
+    reader.read_index(log, "snowbird-staging").addCallback(got.append)
+    assert [s["Version"] for s in got[1]] == ["9.9"]

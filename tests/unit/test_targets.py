@@ -99,3 +99,30 @@ path = ["other-dev", "other"]
     assert chroots.releases(both) == ["trixie", "bookworm"]
     mixed = settings.load(write(tmp_path, MINIMAL + 'targets = ["trixie"]\n' + other))
     assert chroots.releases(mixed) == ["trixie", chroots.machine_release()]
+
+
+def test_a_distributions_index_lists_the_versions_every_target_has():
+    def stanza(version, commit="c1"):
+        return {"Package": "snowbird", "Version": version, "Conveyor-Commit": commit}
+
+    old, new = "1.4.0+ci1.g1111111", BASE
+    index = targets.merged(
+        {
+            "bookworm": [stanza(f"{old}+deb12"), stanza(f"{new}+deb12", "c2")],
+            # trixie lacks the new commit, and lists a package of another release (ignored)
+            "trixie": [stanza(f"{old}+deb13"), stanza(f"{new}+deb12", "c2")],
+        }
+    )
+    assert index == [stanza(old)]
+    both = targets.merged(
+        {"bookworm": [stanza(f"{new}+deb12")], "trixie": [stanza(f"{new}+deb13")]}
+    )
+    assert [s["Version"] for s in both] == [new]
+
+
+def test_retention_keeps_what_a_state_in_use_publishes_per_target():
+    from conveyor import retention
+
+    kept, old = "d@2026-12-05@publish-2", "d@2026-12-04@publish-1"
+    existing = [old, targets.derived(old, "bookworm"), kept, targets.derived(kept, "trixie")]
+    assert retention.snapshots_to_drop(existing, {kept}) == [old, targets.derived(old, "bookworm")]
