@@ -1,0 +1,162 @@
+"""Target releases, end to end: the demo with `targets = ["bookworm", "trixie"]`. Each push
+builds a package per release in a chroot of that release (sbuild), each installed, smoke-tested
+and purged by the install check in a root of its own release (piuparts), and both land in
+staging, one component per release. A promotion moves both, a rollback moves both back, and a
+push whose trixie build fails publishes nothing, not even its bookworm package.
+
+Needs root (the build user and its subordinate ids) and Debian's archive (the chroots'
+Build-Depends, trixie's base).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+
+import pytest
+from debian import deb822
+
+from conveyor import debformats
+from conveyor import targets
+from conveyor.results import result_name
+from conveyor.served import index_url
+from ops import api
+from ops import demo
+from ops import github
+from tests.integration.helpers import running_installation
+from tests.integration.helpers import session
+from tests.integration.helpers import version_gt
+from tests.integration.test_promotion import promote
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="builds as the build user: needs root"),
+]
+
+RELEASES = ("bookworm", "trixie")
+PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+STAGING, PRODUCTION = "snowbird-staging", "snowbird"
+
+
+@pytest.fixture(scope="module")
+def installation():
+    with running_installation(
+        "targets",
+        project={
+            "targets": '["bookworm", "trixie"]',
+            "install_check": "true",
+            "smoke": '["/opt/venvs/snowbird/bin/snowbird", "--version"]',
+        },
+    ) as settings:
+        yield settings
+
+
+def push(settings, message: str | None = None, change=None) -> dict:
+    """Push the demo (a first push, or a commit with `message`); the CI build."""
+    project = settings.projects[0]
+    checkout = demo.ensure_demo_repo(settings, project)
+    before = github.git(checkout, "rev-parse", "HEAD")
+    if message:
+        change(checkout)
+        github.git(checkout, "commit", "-qam", message)
+        github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
+    return github.push_and_wait(
+        settings, project, checkout, before=before if message else github.ZERO
+    )
+
+
+def listed(settings, dist: str) -> dict[str, dict[str, str]]:
+    """{release: {version: Depends}} of snowbird in each component, as apt reads them."""
+    found = {}
+    for release in RELEASES:
+        with urllib.request.urlopen(index_url(settings, dist, release), timeout=30) as answer:
+            text = answer.read().decode()
+        found[release] = {
+            s["Version"]: s.get("Depends", "")
+            for s in deb822.Packages.iter_paragraphs(text)
+            if s["Package"] == "snowbird"
+        }
+    return found
+
+
+def package_build(settings, project) -> dict:
+    builderid = api.builder_id(settings, project.package_builder)
+    return api.api(settings, f"builds?builderid={builderid}&order=-number&limit=1")["builds"][0]
+
+
+def steps_of(settings, build: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in api.api(settings, f"builds/{build['buildid']}/steps")["steps"]}
+
+
+@pytest.fixture(scope="module")
+def versions(installation):
+    """Two pushes in staging, each with a package per release: (older, newer) CI versions."""
+    first = push(installation)
+    assert result_name(first["results"]) == "SUCCESS", api.describe(first)
+
+    def notes(checkout):
+        (checkout / "NOTES.md").write_text("Second release.\n")
+        github.git(checkout, "add", "NOTES.md")
+
+    second = push(installation, "Write release notes", notes)
+    assert result_name(second["results"]) == "SUCCESS", api.describe(second)
+    found = tuple(b["properties"]["package_version"][0] for b in (first, second))
+    assert version_gt(found[1], found[0])
+    return found
+
+
+def test_each_release_gets_a_package_built_and_checked_in_its_own_release(installation, versions):
+    older, newer = versions
+    staging = listed(installation, STAGING)
+    for release in RELEASES:
+        # one component per release, each with its release's package of both commits
+        assert set(staging[release]) == {targets.version(v, release) for v in versions}
+        # built in a chroot of that release: bound to that release's Python
+        depends = staging[release][targets.version(newer, release)]
+        assert f"python3 (>= {PYTHON[release]})" in depends, depends
+    steps = steps_of(installation, package_build(installation, installation.projects[0]))
+    for release in RELEASES:
+        assert steps[f"deb-{release}"]["results"] == 0, steps[f"deb-{release}"]
+        check = steps[f"install-check-{release}"]
+        # installed, purged and smoke-tested in a root of its release (piuparts)
+        assert check["results"] == 0 and "smoke passed" in check["state_string"], check
+
+
+def test_promote_moves_every_release_and_rollback_moves_them_back(installation, versions):
+    older, newer = versions
+    releaser = session(installation, "releaser")
+    for version in versions:
+        build = promote(releaser, version=version)
+        assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    production = listed(installation, PRODUCTION)
+    assert {r: set(production[r]) for r in RELEASES} == {
+        r: {targets.version(v, r) for v in versions} for r in RELEASES
+    }
+
+    brid = releaser.force("rollback", "rollback", distribution=PRODUCTION, state="", reason="test")
+    build = releaser.follow(brid)
+    assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+    production = listed(installation, PRODUCTION)
+    # every release back to the state before the newer promotion: the older package only
+    assert {r: set(production[r]) for r in RELEASES} == {
+        r: {targets.version(older, r)} for r in RELEASES
+    }
+
+
+def test_a_push_whose_trixie_build_fails_publishes_nothing(installation, versions):
+    def breaks_on_trixie(checkout):
+        rules = checkout / "debian" / "rules"
+        rules.write_text(
+            rules.read_text()
+            + "\noverride_dh_auto_configure:\n\ttest $(PY_MINOR) -lt 13\n\tdh_auto_configure\n"
+        )
+
+    build = push(installation, "Break the trixie build", breaks_on_trixie)
+    assert result_name(build["results"]) == "FAILURE"
+    steps = steps_of(installation, package_build(installation, installation.projects[0]))
+    assert steps["deb-bookworm"]["results"] == 0  # built, but not published alone
+    assert steps["deb-trixie"]["results"] == 2, steps["deb-trixie"]
+    staging = listed(installation, STAGING)
+    for release in RELEASES:
+        assert {targets.base_of(v, RELEASES)[0] for v in staging[release]} == set(versions)
+    assert debformats.newest(set(staging["bookworm"])) == targets.version(versions[1], "bookworm")
