@@ -14,7 +14,6 @@ import os
 import urllib.request
 
 import pytest
-from debian import deb822
 
 from conveyor import debformats
 from conveyor import targets
@@ -73,7 +72,7 @@ def listed(settings, dist: str) -> dict[str, dict[str, str]]:
             text = answer.read().decode()
         found[release] = {
             s["Version"]: s.get("Depends", "")
-            for s in deb822.Packages.iter_paragraphs(text)
+            for s in debformats.parse_packages_stanzas(text)
             if s["Package"] == "snowbird"
         }
     return found
