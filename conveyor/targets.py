@@ -114,3 +114,19 @@ def merged(per_target: dict[str, list[dict]]) -> list[dict]:
         for (_, base), stanzas in found.items()
         if len(stanzas) == len(per_target)
     ]
+
+
+def layout_problem(dist: str, sources: list[dict], releases: tuple[str, ...], component: str):
+    """What is wrong when a published distribution's components are not what its project's
+    targets ask for (targets added or changed after it was first published); None if nothing.
+    Conveyor never re-publishes by itself: hosts read the components by name."""
+    have = sorted(s.get("Component", "") for s in sources)
+    want = sorted(releases or (component,))
+    if have == want:
+        return None
+    return (
+        f"{dist} is published with the component(s) {', '.join(have)}, but its project's "
+        f"targets ask for {', '.join(want)}: publish it anew by hand (aptly publish drop "
+        f"{dist}, then make run or python -m ops start publishes it empty; its history stays, "
+        "its hosts need their apt line for the new components), or set targets back"
+    )

@@ -206,6 +206,13 @@ def ensure_repository(settings: Settings, fingerprint: str) -> None:
     published = {line.split()[-1] for line in published if line.strip()}
     for dist in settings.distributions:
         if dist in published:
+            shown = json.loads(aptly(settings, "publish", "show", "-json", dist, ".").stdout)
+            releases = settings.targets_of(dist)
+            problem = targets.layout_problem(
+                dist, shown.get("Sources") or [], releases, repo.component
+            )
+            if problem:
+                raise RuntimeError(problem)
             continue
         when = datetime.now(UTC)
         snapshot = release.snapshot_name(dist, when, "setup", 0)

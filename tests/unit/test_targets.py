@@ -126,3 +126,13 @@ def test_retention_keeps_what_a_state_in_use_publishes_per_target():
     kept, old = "d@2026-12-05@publish-2", "d@2026-12-04@publish-1"
     existing = [old, targets.derived(old, "bookworm"), kept, targets.derived(kept, "trixie")]
     assert retention.snapshots_to_drop(existing, {kept}) == [old, targets.derived(old, "bookworm")]
+
+
+def test_a_distribution_published_before_its_targets_changed_is_named_not_republished():
+    plain = [{"Component": "main", "Name": "s@1"}]
+    assert targets.layout_problem("app", plain, (), "main") is None
+    both = [{"Component": r, "Name": f"s@1~{r}"} for r in ("trixie", "bookworm")]
+    assert targets.layout_problem("app", both, ("bookworm", "trixie"), "main") is None
+    problem = targets.layout_problem("app", plain, ("bookworm", "trixie"), "main")
+    assert problem.startswith("app is published with the component(s) main, but its project's")
+    assert "aptly publish drop app" in problem
