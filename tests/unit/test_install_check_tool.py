@@ -132,3 +132,24 @@ def test_scripts_install_the_key_pin_the_next_distribution_and_quote_the_smoke(t
         .read_text()
         .endswith("apt-cache policy app\n")
     )
+
+
+def test_a_release_removes_only_its_own_older_trees_never_another_releases(tmp_path):
+    # a project with targets checks bookworm and trixie side by side: each release's check
+    # reads its own tree as the overlay's lower layer, which the other must never remove
+    import os
+    import time
+
+    (tmp_path / "root").mkdir()
+    base = tmp_path / "base-bookworm-aaaaaaaaaaaa.tar.gz"
+    subprocess.run(["tar", "-C", str(tmp_path / "root"), "-czf", str(base), "."], check=True)
+    two_hours_ago = time.time() - 7200
+    trees = {}
+    for name in ("base-trixie-bbbbbbbbbbbb-1.root", "base-bookworm-cccccccccccc-1.root"):
+        trees[name] = tmp_path / name
+        trees[name].mkdir()
+        os.utime(trees[name], (two_hours_ago, two_hours_ago))
+    tree = tool.ensure_tree(tmp_path, base, [])
+    assert tree.is_dir()
+    assert trees["base-trixie-bbbbbbbbbbbb-1.root"].is_dir()  # trixie's, in use by its checks
+    assert not trees["base-bookworm-cccccccccccc-1.root"].exists()  # an older bookworm base's
