@@ -62,6 +62,16 @@ def chown_tree(path: Path, user: str) -> None:
     run(["chown", "-R", f"{user}:{user}", str(path)])
 
 
+def own_cache(cache: Path, user: str) -> None:
+    """The builds' cache: its directory is the build user's, and what is in it the build user
+    wrote itself. Never `chown -R`: the install checks' unpacked bases in there belong to the
+    user's subordinate ids (root-owned, setuid, group shadow inside their namespace), and a
+    check that is running reads them as its overlay's lower layer; a recursive chown clears
+    their setuid bits under it ("After purging files have been modified: /usr/bin/chage")."""
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.chown(cache, user, pwd.getpwnam(user).pw_gid)
+
+
 def copy_private(source: Path, target: Path, user: str | None) -> None:
     """A secret's own copy on this host, readable by the service user only (0400)."""
     target.unlink(missing_ok=True)
@@ -372,7 +382,6 @@ def build_worker(
     for release in dict.fromkeys((chroots.machine_release(), *releases)):
         chroots.ensure_base(chroots_dir, release)
     copy_private(password_file, paths["password"], None)
-    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_env_file(
         paths["env"],
         {
@@ -391,7 +400,7 @@ def build_worker(
         },
     )
     chown_tree(basedir, user)
-    chown_tree(cache, user)
+    own_cache(cache, user)
     os.chmod(basedir, 0o700)
     unit = render_unit(
         "conveyor-worker@.service",

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
+import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -257,3 +260,25 @@ ExecStart=/bin/sh -c "echo $FROM_UNIT $NAME $FROM_FILE > out.txt"
         time.sleep(0.05)
     assert (tmp_path / "out.txt").read_text() == "unit x file value\n"
     assert (tmp_path / "pre.txt").read_text() == "pre\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_the_build_worker_owns_the_cache_directory_without_touching_what_builds_left_in_it(
+    tmp_path,
+):
+    """A running install check reads its unpacked base (files of the build user's subordinate
+    ids, setuid ones among them) as its overlay's lower layer: setting up a build worker
+    beside it must not chown them, or the check sees /usr/bin/su changed under it."""
+    cache = tmp_path / "cache"
+    su = cache / "conveyor-install-check" / "base-bookworm-0.root" / "usr" / "bin" / "su"
+    su.parent.mkdir(parents=True)
+    su.write_text("")
+    os.chown(su, 100000, 100042)
+    os.chmod(su, 0o4755)
+    hosts.own_cache(cache, "nobody")
+    assert cache.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert (su.stat().st_uid, su.stat().st_gid, stat.S_IMODE(su.stat().st_mode)) == (
+        100000,
+        100042,
+        0o4755,
+    )
