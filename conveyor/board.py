@@ -365,6 +365,8 @@ def ci_summary(project: Project, builds: list[dict], build_url) -> dict:
                 "tests_passed": props.get(buildprops.TESTS_PASSED),
                 "tests_failed": props.get(buildprops.TESTS_FAILED),
                 "coverage": props.get(buildprops.COVERAGE_PERCENT),
+                # each target release's tests and coverage: {release: {passed, failed, coverage}}
+                "targets": props.get(buildprops.BY_TARGET) or {},
                 "version": props.get(buildprops.PACKAGE_VERSION),
                 "started_at": build.get("started_at"),
             }

@@ -26,6 +26,9 @@ Each: set by → read by.
 - TESTS_PASSED, TESTS_FAILED: steps/python.py → master/reporters/facts.py
   and github.py, conveyor/board.py
 - TESTS_FAILED_NAMES: steps/python.py → master/reporters/facts.py
+- BY_TARGET: steps/python.py (each target release's tests and coverage: {release: {passed,
+  failed, skipped, coverage}}; the figures above are their sums and their lowest coverage) →
+  master/reporters/facts.py and github.py, conveyor/board.py
 - TESTS_FAILURES: steps/python.py → master/reporters/facts.py, conveyor/board.py
 - LINT_PROBLEMS, LINT_FIRST: steps/lint.py → master/reporters/facts.py
 - PUSH_FORCED: master/pushes.py (a change property), master/factories.py (to publish) →
@@ -51,6 +54,7 @@ TESTS_PASSED = "tests_passed"
 TESTS_FAILED = "tests_failed"
 TESTS_FAILED_NAMES = "tests_failed_names"
 TESTS_FAILURES = "tests_failures"
+BY_TARGET = "by_target"
 LINT_PROBLEMS = "lint_problems"
 LINT_FIRST = "lint_first"
 PUSH_FORCED = "push_forced"

@@ -97,6 +97,7 @@ class MailFacts:
     tests_failures: list[dict] = field(default_factory=list)  # [{name, text}] from the JUnit XML
     coverage_percent: float | None = None
     coverage_threshold: float | None = None
+    by_target: dict = field(default_factory=dict)  # {release: {passed, failed, coverage}}
     lint_problems: int | None = None
     lint_first: list[str] = field(default_factory=list)  # "file:line:col: code message"
     log_name: str | None = None
@@ -164,7 +165,9 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
     if facts.failing_step and facts.kind != FIXED:
         summary = f": {facts.failing_step_summary}" if facts.failing_step_summary else ""
         rows.append(("Failed step", [f"{facts.failing_step}{summary}"]))
-    if facts.tests_passed is not None or facts.tests_failed is not None:
+    if facts.by_target:  # a line per target release: what its Python gave
+        rows.append(("Tests", per_target(facts.by_target, tests_line)))
+    elif facts.tests_passed is not None or facts.tests_failed is not None:
         rows.append(
             ("Tests", [f"{facts.tests_passed or 0} passed, {facts.tests_failed or 0} failed"])
         )
@@ -179,7 +182,14 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
             if facts.coverage_threshold is not None
             else ""
         )
-        rows.append(("Coverage", [f"{format_percent(facts.coverage_percent)}%{threshold}"]))
+        lines = [f"{format_percent(facts.coverage_percent)}%{threshold}"]
+        if facts.by_target:
+            lines = per_target(facts.by_target, coverage_line) + (
+                [f"threshold {format_percent(facts.coverage_threshold)}%"]
+                if facts.coverage_threshold is not None
+                else []
+            )
+        rows.append(("Coverage", lines))
     if facts.lint_problems:
         first = list(facts.lint_first) if facts.kind != FIXED else []
         rows.append(
@@ -189,6 +199,23 @@ def _rows(facts: MailFacts) -> list[tuple[str, list[str]]]:
             )
         )
     return rows
+
+
+def tests_line(figures: dict) -> str | None:
+    if "passed" not in figures and "failed" not in figures:
+        return None
+    return f"{figures.get('passed', 0)} passed, {figures.get('failed', 0)} failed"
+
+
+def coverage_line(figures: dict) -> str | None:
+    coverage = figures.get("coverage")
+    return None if coverage is None else f"{format_percent(coverage)}%"
+
+
+def per_target(by_target: dict, line) -> list[str]:
+    """'bookworm: 12 passed, 0 failed' …: each target release's figures, in build order (a
+    release whose step did not get that far says so)."""
+    return [f"{release}: {line(figures) or 'not run'}" for release, figures in by_target.items()]
 
 
 LIST_MAX = 25  # entries of a list in a mail (commits since the last green, released commits)
@@ -258,11 +285,16 @@ def status_description(
     tests_passed: int | None,
     tests_failed: int | None,
     coverage_percent: float | None,
+    by_target: dict | None = None,
 ) -> str:
-    """The one-line description of a finished build's GitHub commit status (≤ 140 chars)."""
+    """The one-line description of a finished build's GitHub commit status (≤ 140 chars); with
+    target releases, each one's tests: 'success: bookworm 12 passed, trixie 12 passed, …'."""
     parts = []
     if results in PASSING:
-        if tests_passed is not None:
+        ran = {r: f for r, f in (by_target or {}).items() if "passed" in f}
+        if ran:
+            parts += [f"{release} {figures['passed']} passed" for release, figures in ran.items()]
+        elif tests_passed is not None:
             parts.append(f"{tests_passed} passed")
         if coverage_percent is not None:
             parts.append(f"coverage {format_percent(coverage_percent)}%")

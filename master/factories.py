@@ -19,13 +19,22 @@ from steps import repository as repo_steps
 
 VENV = "../venv"
 REPORTS = "../reports"
-# The project's own code (pip install, tests, coverage's report, the source package) runs in
-# the worker's sandbox (worker/bin/conveyor-sandbox): an allow-list (the read-only system, the
-# builder's own directory and cache, private /tmp), and no network but a loopback of its own;
-# debian/rules runs in a throwaway chroot (worker/bin/conveyor-sbuild).
-SANDBOX = ["conveyor-sandbox", util.Property("builddir"), "--"]
-# ...and with network, to install the project's dependencies from the package indexes
-SANDBOX_ONLINE = ["conveyor-sandbox", "--network", util.Property("builddir"), "--"]
+
+
+def sandbox(target: str = "", network: bool = False) -> list:
+    """The argv prefix of a command that runs the project's own code (pip install, tests,
+    coverage's report, the source package): the worker's sandbox (worker/bin/conveyor-sandbox),
+    an allow-list (the read-only system, the builder's own directory and cache, private /tmp),
+    no network but a loopback of its own; with `network`, the package indexes are reachable (to
+    install dependencies); with `target`, the system is that release's (its Python).
+    debian/rules runs in a throwaway chroot (worker/bin/conveyor-sbuild)."""
+    return [
+        "conveyor-sandbox",
+        *(["--network"] if network else []),
+        *(["--release", target] if target else []),
+        util.Property("builddir"),
+        "--",
+    ]
 
 
 @util.renderer
@@ -38,63 +47,96 @@ def _authors(props) -> str:
 
 def test_steps(settings: Settings, project: Project, f: util.BuildFactory, clone) -> None:
     """checkout → virtualenv → install → tests → coverage (+ its HTML report): what a push and a
-    pull request have in common."""
+    pull request have in common. A project with target releases gets the four once per release,
+    each in that release's system (`virtualenv-trixie` …); lint and the coverage report are the
+    first release's."""
     where = util.Interpolate("%(prop:buildername)s/%(prop:buildnumber)s")
     f.addStep(clone)
-    f.addStep(
-        python.CreateVirtualenv(
-            python=project.python, venv=VENV, installer=project.installer, haltOnFailure=True
-        )
-    )
-    f.addStep(
-        python.InstallRequirements(
-            requirements=project.requirements,
-            venv=VENV,
-            installer=project.installer,
-            extras=project.extras,
-            groups=project.dependency_groups,
-            sandbox=SANDBOX_ONLINE,
-            haltOnFailure=True,
-        )
-    )
-    f.addStep(
-        python.RunTests(
-            runner=project.test_runner,
-            args=project.test_args,
-            venv=VENV,
-            junit_xml=f"{REPORTS}/junit.xml",
-            sandbox=SANDBOX,
-        )
-    )
-    f.addStep(
-        python.Coverage(
-            threshold=project.coverage_threshold,
-            below=project.coverage_below,
-            venv=VENV,
-            html_dir=f"{REPORTS}/htmlcov",
-            sandbox=SANDBOX,
-        )
-    )
+    targets = project.targets or ("",)
+    for target in targets:
+        _python_steps(project, f, target)
+    venv, reports = _places(targets[0])
     if project.lint:
         f.addStep(
             lint.Lint(
-                command=list(project.lint), below=project.lint_below, venv=VENV, sandbox=SANDBOX
+                command=list(project.lint),
+                below=project.lint_below,
+                venv=venv,
+                sandbox=sandbox(targets[0]),
             )
         )
     f.addStep(
         steps.DirectoryUpload(
             name="coverage report",
-            workersrc=f"{REPORTS}/htmlcov",
+            workersrc=f"{reports}/htmlcov",
             masterdest=util.Interpolate(
                 f"{settings.artifacts_dir}/%(kw:where)s/coverage", where=where
             ),
             url=util.Interpolate(
                 f"{settings.artifacts_url}%(kw:where)s/coverage/index.html", where=where
             ),
-            urlText="coverage report",
+            urlText="coverage report" + (f" ({targets[0]})" if targets[0] else ""),
             alwaysRun=True,
             doStepIf=lambda step: step.getProperty(buildprops.COVERAGE_PERCENT) is not None,
             hideStepIf=lambda results, step: step.getProperty(buildprops.COVERAGE_PERCENT) is None,
+        )
+    )
+
+
+def _places(target: str) -> tuple[str, str]:
+    """(virtualenv, reports directory) of a target release's tests, beside the checkout."""
+    return (f"{VENV}-{target}", f"{REPORTS}-{target}") if target else (VENV, REPORTS)
+
+
+def _python_steps(project: Project, f: util.BuildFactory, target: str) -> None:
+    """virtualenv → install → tests → coverage, in `target`'s system ('': the worker's)."""
+    venv, reports = _places(target)
+
+    def name(step: str) -> dict:
+        return {"name": f"{step}-{target}"} if target else {}
+
+    f.addStep(
+        python.CreateVirtualenv(
+            python=project.python,
+            venv=venv,
+            installer=project.installer,
+            sandbox=sandbox(target) if target else (),
+            haltOnFailure=True,
+            **name("virtualenv"),
+        )
+    )
+    f.addStep(
+        python.InstallRequirements(
+            requirements=project.requirements,
+            venv=venv,
+            installer=project.installer,
+            extras=project.extras,
+            groups=project.dependency_groups,
+            sandbox=sandbox(target, network=True),
+            haltOnFailure=True,
+            **name("install"),
+        )
+    )
+    f.addStep(
+        python.RunTests(
+            runner=project.test_runner,
+            args=project.test_args,
+            venv=venv,
+            junit_xml=f"{reports}/junit.xml",
+            sandbox=sandbox(target),
+            target=target,
+            **name("tests"),
+        )
+    )
+    f.addStep(
+        python.Coverage(
+            threshold=project.coverage_threshold,
+            below=project.coverage_below,
+            venv=venv,
+            html_dir=f"{reports}/htmlcov",
+            sandbox=sandbox(target),
+            target=target,
+            **name("coverage"),
         )
     )
 
@@ -143,7 +185,7 @@ def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
     for i, target in enumerate(project.targets or ("",)):
         f.addStep(
             debian.BuildDebianPackage(
-                packages=project.packages, sandbox=SANDBOX, target=target, first=i == 0
+                packages=project.packages, sandbox=sandbox(), target=target, first=i == 0
             )
         )
     f.addStep(

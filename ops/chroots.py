@@ -12,12 +12,15 @@ operator's setup (`make run`, `python -m ops build-worker`), never by a build:
 - written to a temporary name and renamed into place, under a machine-wide lock, so that a
   build never reads half a base;
 - made again when older than MAX_AGE_DAYS, so builds get the release's security updates (the
-  build also runs `apt-get update` in its chroot before it installs its Build-Depends).
+  build also runs `apt-get update` in its chroot before it installs its Build-Depends);
+- unpacked beside it, once per base (`RELEASE-ARCH.root`, ensure_tree): the system a project's
+  tests see on that release (worker/bin/conveyor-sandbox --release), read-only to them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -35,6 +38,12 @@ BASE_PACKAGES = (
     "python3-venv",
     "dh-virtualenv",
 )
+# what conveyor-sandbox --network lays over the tree's /etc from the host (the resolver, the
+# trusted certificates, pip's index): bwrap binds onto paths that exist, in a read-only /etc
+MOUNT_POINTS = ("etc/resolv.conf", "etc/hosts", "etc/pip.conf", "etc/ssl/certs/", "etc/xdg/pip/")
+DEFAULTS = {"etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"}
+TREE_LAYOUT = 1  # made again by a Conveyor whose trees differ (e.g. more mount points)
+OLD_TREE_DAYS = 1  # a replaced tree stays that long for the sandboxes still running on it
 MIRROR = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
 
@@ -92,6 +101,7 @@ def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path
     with setup.machine_lock(f"chroot-{release}"):
         fresh = base.exists() and time.time() - base.stat().st_mtime < MAX_AGE_DAYS * 86400
         if fresh and not refresh:
+            ensure_tree(base)
             return base
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o755)
@@ -117,4 +127,46 @@ def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path
             f"made the {release} chroot base in {time.monotonic() - started:.0f} s "
             f"({base.stat().st_size // 2**20} MiB)"
         )
+        ensure_tree(base)
         return base
+
+
+def tree_path(base: Path) -> Path:
+    """Where conveyor-sandbox --release looks for a release's system (its naming, in step)."""
+    return base.with_name(base.name.removesuffix(".tar.zst") + ".root")
+
+
+def ensure_tree(base: Path) -> Path:
+    """The base unpacked (as root: its owners and modes kept), when it is missing or older than
+    the base. A tree made again replaces the old one by a rename: a sandbox running on the old
+    one keeps it until OLD_TREE_DAYS later, when the next replacement removes it. Called under
+    the release's machine lock (ensure_base)."""
+    tree = tree_path(base)
+    stamp = f"{TREE_LAYOUT} {int(base.stat().st_mtime)} {base.stat().st_size}\n"
+    made = tree / ".conveyor-base"
+    if made.is_file() and made.read_text() == stamp:
+        return tree
+    started = time.monotonic()
+    partial = tree.with_name(f"partial-{tree.name}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(mode=0o755)
+    # without /dev: the sandbox makes its own (and a user cannot make device nodes)
+    setup.run(["tar", "--zstd", "--exclude=./dev/*", "-xf", str(base), "-C", str(partial)])
+    for point in MOUNT_POINTS:
+        path = partial / point.rstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if point.endswith("/"):
+            path.mkdir(exist_ok=True)
+        elif path.is_symlink() or not path.exists() or not path.stat().st_size:
+            path.unlink(missing_ok=True)
+            path.write_text(DEFAULTS.get(point, ""))
+    (partial / ".conveyor-base").write_text(stamp)
+    os.chmod(partial, 0o755)
+    for old in tree.parent.glob(f"old-{tree.name}-*"):
+        if time.time() - int(old.name.rsplit("-", 1)[1]) > OLD_TREE_DAYS * 86400:
+            shutil.rmtree(old, ignore_errors=True)
+    if tree.exists():
+        tree.rename(tree.with_name(f"old-{tree.name}-{int(time.time())}"))
+    partial.rename(tree)
+    setup.say(f"unpacked it for the tests' sandbox in {time.monotonic() - started:.0f} s: {tree}")
+    return tree

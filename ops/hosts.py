@@ -63,11 +63,8 @@ def chown_tree(path: Path, user: str) -> None:
 
 
 def own_cache(cache: Path, user: str) -> None:
-    """The builds' cache: its directory is the build user's, and what is in it the build user
-    wrote itself. Never `chown -R`: the install checks' unpacked bases in there belong to the
-    user's subordinate ids (root-owned, setuid, group shadow inside their namespace), and a
-    check that is running reads them as its overlay's lower layer; a recursive chown clears
-    their setuid bits under it ("After purging files have been modified: /usr/bin/chage")."""
+    """The cache itself, never what is in it: a running install check's overlay reads the bases
+    unpacked there (setuid files); a `chown -R` cleared their bits ("/usr/bin/chage modified")."""
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     shutil.chown(cache, user, pwd.getpwnam(user).pw_gid)
 

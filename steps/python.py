@@ -3,6 +3,11 @@
 All paths are as seen from the step's workdir (the checkout, "build"): the virtualenv lives
 beside it in ../venv and reports go to ../reports. `sandbox` is an argv prefix (the factory's:
 `conveyor-sandbox <builddir> --`) for every command that runs the project's own code.
+
+A project with target releases (conveyor/targets.py) runs these steps once per release, in
+that release's system (`conveyor-sandbox --release R`), with its own virtualenv (../venv-R) and
+reports: `target` names it. The tests' and coverage's figures of each go into BY_TARGET; the
+plain properties hold their sums, and the lowest coverage.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 
 from twisted.internet import defer
 
@@ -27,6 +31,7 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor import buildprops
 from conveyor.results import format_percent
 from steps.failfast import fails_with_the_package
+from steps.junit import parse_junit
 from steps.summary import Summarized
 
 MAX_FAILED_NAMES = 20  # length limit of the tests_failed_names property
@@ -65,12 +70,13 @@ class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
     name = "virtualenv"
     description = "creating virtualenv"
     descriptionDone = "virtualenv"
-    renderables = ["python", "venv", "installer"]
+    renderables = ["python", "venv", "installer", "sandbox"]
 
-    def __init__(self, python="python3", venv="../venv", installer="pip", **kwargs):
+    def __init__(self, python="python3", venv="../venv", installer="pip", sandbox=(), **kwargs):
         self.python = python
         self.venv = venv
         self.installer = _installer(installer)
+        self.sandbox = sandbox  # a target release's system: the venv gets its Python
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
 
@@ -78,12 +84,21 @@ class CreateVirtualenv(buildstep.ShellMixin, buildstep.BuildStep):
     def run(self):
         if self.installer == "uv":
             cmd = yield self.makeRemoteShellCommand(
-                command=["uv", "venv", "--quiet", "--clear", "--python", self.python, self.venv],
+                command=[
+                    *self.sandbox,
+                    "uv",
+                    "venv",
+                    "--quiet",
+                    "--clear",
+                    "--python",
+                    self.python,
+                    self.venv,
+                ],
                 env=UV_ENV,
             )
         else:
             cmd = yield self.makeRemoteShellCommand(
-                command=[self.python, "-m", "venv", "--clear", self.venv]
+                command=[*self.sandbox, self.python, "-m", "venv", "--clear", self.venv]
             )
         yield self.runCommand(cmd)
         return cmd.results()
@@ -150,64 +165,12 @@ class InstallRequirements(Summarized, buildstep.ShellMixin, buildstep.BuildStep)
         return cmd.results()
 
 
-@dataclass(frozen=True)
-class JUnitCase:
-    name: str
-    outcome: str  # "passed", "failed" or "skipped"
-    file: str | None = None
-    line: int | None = None
-    duration_ns: int | None = None
-    failure: str | None = None  # the <failure>/<error> message and text, for a failed case
-
-
-def failure_text(element) -> str:
-    """What a <failure> or <error> says: its message attribute, then its text (pytest puts the
-    traceback there, which ends with the message: then the text alone)."""
-    message = (element.get("message") or "").strip()
-    text = (element.text or "").strip()
-    if message and message.splitlines()[0] not in text:
-        return f"{message}\n{text}".strip()
-    return text or message or element.tag
-
-
-def parse_junit(text):
-    """The test cases of a JUnit XML report (root <testsuites> or <testsuite>), a failed case
-    with its failure text.
-
-    Raises xml.etree.ElementTree.ParseError when the text is not XML.
-    """
-    cases = []
-    for case in ET.fromstring(text).iter("testcase"):
-        classname, name = case.get("classname"), case.get("name", "?")
-        children = {child.tag for child in case}
-        failure = None
-        if children & {"failure", "error"}:
-            outcome = "failed"
-            failure = "\n\n".join(
-                failure_text(child) for child in case if child.tag in ("failure", "error")
-            )
-        elif "skipped" in children:
-            outcome = "skipped"
-        else:
-            outcome = "passed"
-        cases.append(
-            JUnitCase(
-                name=f"{classname}::{name}" if classname else name,
-                outcome=outcome,
-                file=case.get("file"),
-                line=_to_number(int, case.get("line")),
-                duration_ns=_to_number(lambda t: int(float(t) * 1e9), case.get("time")),
-                failure=failure,
-            )
-        )
-    return cases
-
-
-def _to_number(convert, value):
-    try:
-        return convert(value) if value is not None else None
-    except ValueError:
-        return None
+def by_target_with(step, target: str, figures: dict) -> dict:
+    """BY_TARGET with `figures` added to `target`'s (set on the build): {release: figures}."""
+    by_target = {k: dict(v) for k, v in (step.getProperty(buildprops.BY_TARGET) or {}).items()}
+    by_target.setdefault(target, {}).update(figures)
+    step.setProperty(buildprops.BY_TARGET, by_target, step.__class__.__name__)
+    return by_target
 
 
 @fails_with_the_package
@@ -232,9 +195,11 @@ class RunTests(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.B
         venv="../venv",
         junit_xml="../reports/junit.xml",
         sandbox=(),
+        target="",
         **kwargs,
     ):
         self.sandbox = sandbox
+        self.target = target
         self.runner = runner
         self.args = args
         self.venv = venv
@@ -316,7 +281,8 @@ class RunTests(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.B
     def record(self, cases):
         """Test result set (pass_fail: '1' passed, '0' failed; skipped tests are not recorded),
         properties and summary."""
-        setid = yield self.addTestResultSet(f"{self.runner} results", "pass_fail", "boolean")
+        on = f" ({self.target})" if self.target else ""
+        setid = yield self.addTestResultSet(f"{self.runner} results{on}", "pass_fail", "boolean")
         for case in cases:
             if case.outcome != "skipped":
                 self.addTestResult(
@@ -329,24 +295,28 @@ class RunTests(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.B
                 )
 
         counts = {o: sum(c.outcome == o for c in cases) for o in ("passed", "failed", "skipped")}
-        failed_names = [c.name for c in cases if c.outcome == "failed"][:MAX_FAILED_NAMES]
+        failures = [c for c in cases if c.outcome == "failed"]
+        # the failure text of each failed test (the board and the failure mail show it), and
+        # all of it, uncut, in the log "failures"; a target's failing tests say which release
+        mark = f" [{self.target}]" if self.target else ""
+        listed = [{"name": c.name + mark, "text": c.failure or ""} for c in failures]
+        totals = counts
+        if self.target:  # the sums of every release's figures so far
+            by_target = by_target_with(self, self.target, counts)
+            totals = {o: sum(t.get(o, 0) for t in by_target.values()) for o in counts}
+            listed = list(self.getProperty(buildprops.TESTS_FAILURES) or []) + listed
         source = self.__class__.__name__
         for name, outcome in (
             (buildprops.TESTS_PASSED, "passed"),
             (buildprops.TESTS_FAILED, "failed"),
             ("tests_skipped", "skipped"),
         ):
-            self.setProperty(name, counts[outcome], source)
-        self.setProperty(buildprops.TESTS_FAILED_NAMES, failed_names, source)
-        # the failure text of each failed test (the board and the failure mail show it), and
-        # all of it, uncut, in the log "failures"
-        failures = [c for c in cases if c.outcome == "failed"]
+            self.setProperty(name, totals[outcome], source)
+        listed = listed[:MAX_FAILED_NAMES]
+        self.setProperty(buildprops.TESTS_FAILED_NAMES, [f["name"] for f in listed], source)
         self.setProperty(
             buildprops.TESTS_FAILURES,
-            [
-                {"name": c.name, "text": (c.failure or "")[:MAX_FAILURE_TEXT]}
-                for c in failures[:MAX_FAILED_NAMES]
-            ],
+            [{"name": f["name"], "text": f["text"][:MAX_FAILURE_TEXT]} for f in listed],
             source,
         )
         if failures:
@@ -382,9 +352,11 @@ class Coverage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
         venv="../venv",
         html_dir="../reports/htmlcov",
         sandbox=(),
+        target="",
         **kwargs,
     ):
         self.sandbox = sandbox
+        self.target = target
         if isinstance(below, str) and below not in ("failure", "warnings"):
             config.error(f"Coverage: below must be 'failure' or 'warnings', not {below!r}")
         self.threshold = threshold
@@ -418,7 +390,11 @@ class Coverage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
             )
 
         threshold = float(self.threshold)
-        self.setProperty(buildprops.COVERAGE_PERCENT, percent, self.__class__.__name__)
+        lowest = percent
+        if self.target:  # the build's coverage: its lowest release's
+            by_target = by_target_with(self, self.target, {"coverage": percent})
+            lowest = min(t["coverage"] for t in by_target.values() if "coverage" in t)
+        self.setProperty(buildprops.COVERAGE_PERCENT, lowest, self.__class__.__name__)
         self.setProperty(buildprops.COVERAGE_THRESHOLD, threshold, self.__class__.__name__)
         if percent >= threshold:
             result = SUCCESS

@@ -71,6 +71,7 @@ def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
         tests_failures=list(prop(build, buildprops.TESTS_FAILURES) or []),
         coverage_percent=prop(build, buildprops.COVERAGE_PERCENT),
         coverage_threshold=prop(build, buildprops.COVERAGE_THRESHOLD),
+        by_target=dict(prop(build, buildprops.BY_TARGET) or {}),
         lint_problems=prop(build, buildprops.LINT_PROBLEMS),
         lint_first=list(prop(build, buildprops.LINT_FIRST) or []),
         pull_request_url=prop(build, "pullrequesturl"),

@@ -35,6 +35,7 @@ def _describe_finished(context: dict) -> str:
         prop(build, buildprops.TESTS_PASSED),
         prop(build, buildprops.TESTS_FAILED),
         prop(build, buildprops.COVERAGE_PERCENT),
+        prop(build, buildprops.BY_TARGET),
     )
 
 

@@ -205,3 +205,36 @@ def test_without_bubblewrap_the_command_does_not_run(tmp_path: Path):
     assert proc.returncode == 3
     assert "apt-get install bubblewrap" in proc.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_target_release_runs_on_that_releases_python_still_sealed_off(tmp_path: Path):
+    """--release: the system is the release's (the clean builds' base, unpacked by the trusted
+    side), not the host's: a project's tests get each target's Python. The rest is the same
+    sandbox: no network but with --network (through the host's resolver and certificates)."""
+    from ops import chroots
+
+    other = "trixie" if chroots.machine_release() != "trixie" else "bookworm"
+    chroots.ensure_base(chroots.CHROOTS, other)  # and its tree (made once; the tests share it)
+    wanted = {"trixie": "3.13", "bookworm": "3.11"}[other]
+    script = (
+        "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'; "
+        ". /etc/os-release; echo $VERSION_CODENAME; "
+        "python3 -m venv venv && venv/bin/python -c 'import sys; print(sys.base_prefix)'"
+    )
+    proc = run_sandboxed(tmp_path, script, "--release", other)
+    assert proc.stdout.split() == [wanted, other, "/usr"], proc.stderr
+    # the virtualenv is bound to that release's Python, which the host does not have
+    assert os.readlink(tmp_path / "venv" / "bin" / "python3").startswith("/usr/bin/python3")
+    assert f"python{wanted}" in os.listdir(tmp_path / "venv" / "lib")
+    # sealed off as on the host's system: nothing to connect to without --network
+    fetch = (
+        "python3 -c 'import urllib.request; "
+        'urllib.request.urlopen("http://deb.debian.org/", timeout=10); print("fetched")\''
+    )
+    assert "fetched" not in run_sandboxed(tmp_path, fetch, "--release", other).stdout
+    online = run_sandboxed(tmp_path, fetch, "--network", "--release", other)
+    assert "fetched" in online.stdout, online.stderr
+    # a release the host has no system of: refused, saying what to do, nothing run
+    missing = run_sandboxed(tmp_path, "echo ran > ran", "--release", "forky")
+    assert missing.returncode == 3 and "python -m ops chroots" in missing.stderr
+    assert not (tmp_path / "ran").exists()

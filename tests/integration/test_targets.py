@@ -121,6 +121,30 @@ def test_each_release_gets_a_package_built_and_checked_in_its_own_release(instal
         assert check["results"] == 0 and "smoke passed" in check["state_string"], check
 
 
+def test_the_tests_run_on_each_releases_python_and_each_gives_its_figures(installation, versions):
+    builderid = api.builder_id(installation, installation.projects[0].ci_builder)
+    builds = api.api(installation, f"builds?builderid={builderid}&order=-number&property=*")[
+        "builds"
+    ]
+    (build,) = [b for b in builds if b["properties"]["package_version"][0] == versions[1]]
+    steps = steps_of(installation, build)
+    for release in RELEASES:
+        assert steps[f"tests-{release}"]["results"] == 0, steps[f"tests-{release}"]
+        chunks = api.api(
+            installation, f"builds/{build['buildid']}/steps/tests-{release}/logs/stdio/contents"
+        )["logchunks"]
+        # pytest's header: the release's own Python ran the tests, in its virtualenv
+        log = "".join(c["content"] for c in chunks)
+        assert f"Python {PYTHON[release]}." in log, log[-2000:]
+    figures = build["properties"]["by_target"][0]
+    assert list(figures) == list(RELEASES)  # each release's own, for the mail and the board
+    for release in RELEASES:
+        assert figures[release]["passed"] > 0 and figures[release]["failed"] == 0
+        assert figures[release]["coverage"] >= installation.projects[0].coverage_threshold
+    passed = sum(figures[r]["passed"] for r in RELEASES)
+    assert build["properties"]["tests_passed"][0] == passed
+
+
 def test_promote_moves_every_release_and_rollback_moves_them_back(installation, versions):
     older, newer = versions
     releaser = session(installation, "releaser")

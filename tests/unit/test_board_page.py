@@ -75,6 +75,16 @@ class FakeApi:
             failing = path[1] == 12
             return {
                 "coverage_percent": (None if failing else 91.5, "Coverage"),
+                # the green build ran its tests on two target releases
+                "by_target": (
+                    {}
+                    if failing
+                    else {
+                        "bookworm": {"passed": 9, "failed": 0, "coverage": 91.5},
+                        "trixie": {"passed": 9, "failed": 0, "coverage": 92.0},
+                    },
+                    "RunTests",
+                ),
                 "tests_passed": (9, "RunTests"),
                 "tests_failed": (int(failing), "RunTests"),
                 "tests_failures": (
@@ -145,6 +155,9 @@ def test_a_public_board_shows_anyone_the_grid_commits_history_and_ci_but_no_butt
     assert "failing since #2</a>" in page
     assert "<pre>assert &lt;a&gt; == b</pre>" in page  # escaped
     assert "<svg" in page and "#1: 91.5%" in page
+    # each target release's figures of the green build, in its own line
+    assert '<div class="conveyor-target" data-release="trixie">trixie: 92%</div>' in page
+    assert '<div class="conveyor-target" data-release="bookworm">bookworm: 9</div>' in page
     assert "conveyor-force" not in page.replace(".conveyor-force", "")
     assert "log in (top right)" in page
     assert client.asked == []  # anonymous: authz is not even asked

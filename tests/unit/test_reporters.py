@@ -142,6 +142,24 @@ def test_failure_text_has_step_tests_log_tail_and_link():
     assert "Coverage" not in text  # the coverage step did not run
 
 
+def test_a_mail_gives_each_target_releases_tests_and_coverage():
+    by_target = {
+        "bookworm": {"passed": 41, "failed": 0, "coverage": 93.0},
+        "trixie": {"passed": 40, "failed": 1},  # its coverage step did not run
+    }
+    text = mail_text.render_text(
+        facts(by_target=by_target, coverage_percent=93.0, coverage_threshold=80.0)
+    )
+    assert "Tests          bookworm: 41 passed, 0 failed\n" in text
+    assert "               trixie: 40 passed, 1 failed\n" in text
+    assert "Coverage       bookworm: 93%\n               trixie: not run\n" in text
+    assert "               threshold 80%\n" in text
+    assert (
+        mail_text.status_description(SUCCESS, None, None, 81, 0, 93.0, by_target)
+        == "success: bookworm 41 passed, trixie 40 passed, coverage 93%"
+    )
+
+
 def test_failure_text_says_how_many_more_tests_failed_than_named():
     text = mail_text.render_text(facts(tests_failed=25, tests_failed_names=["t1", "t2"]))
     assert "… and 23 more" in text

@@ -218,6 +218,40 @@ def test_each_target_release_is_built_then_checked_in_one_package_build(tmp_path
     ]
 
 
+def test_the_tests_run_on_each_target_releases_python_each_in_its_own_venv(tmp_path):
+    s = load(tmp_path, 'targets = ["bookworm", "trixie"]\n')
+    steps = factories.ci_factory(s, s.projects[0]).steps
+    python = [st for st in steps if st.step_class.__module__ == "steps.python"]
+    assert [st.kwargs["name"] for st in python] == [
+        f"{step}-{release}"
+        for release in ("bookworm", "trixie")
+        for step in ("virtualenv", "install", "tests", "coverage")
+    ]
+    for st in python:
+        release = st.kwargs["name"].rsplit("-", 1)[1]
+        sandbox = [arg for arg in st.kwargs["sandbox"] if isinstance(arg, str)]  # no Property
+        # every command of a release's steps runs in that release's system (its Python)
+        assert sandbox[sandbox.index("--release") + 1] == release
+        assert ("--network" in sandbox) == (st.step_class.__name__ == "InstallRequirements")
+        assert st.kwargs["venv"] == f"../venv-{release}"
+    tests = {
+        st.kwargs["target"]: st.kwargs["junit_xml"] for st in python if "junit_xml" in st.kwargs
+    }
+    assert tests == {
+        "bookworm": "../reports-bookworm/junit.xml",
+        "trixie": "../reports-trixie/junit.xml",
+    }
+    # a project without targets: the worker's own system, as before
+    plain = load(tmp_path, "")
+    steps = factories.ci_factory(plain, plain.projects[0]).steps
+    names = [st.kwargs.get("name") for st in steps if st.step_class.__module__ == "steps.python"]
+    assert names == [None] * 4
+    assert not any(
+        "--release" in [a for a in st.kwargs.get("sandbox", ()) if isinstance(a, str)]
+        for st in steps
+    )
+
+
 def test_install_check_false_leaves_the_step_out(tmp_path):
     s = load(tmp_path, "install_check = false\n")
     for factory in (factories.ci_factory, factories.package_factory):

@@ -17,11 +17,11 @@ from buildbot.test.steps import ExpectRmfile
 from buildbot.test.steps import TestBuildStepMixin
 from buildbot.util import test_result_submitter
 
+from steps.junit import parse_junit
 from steps.python import Coverage
 from steps.python import CreateVirtualenv
 from steps.python import InstallRequirements
 from steps.python import RunTests
-from steps.python import parse_junit
 from tests.unit.stepcase import ExpectShell
 
 PY = "../venv/bin/python"
@@ -342,6 +342,35 @@ class TestRunTests(StepTestCase):
         )
         return self.run_step()
 
+    def test_a_target_releases_figures_are_its_own_and_add_up_to_the_builds(self):
+        # bookworm's tests passed earlier in the build; trixie's fail one (its Python's)
+        self.setup_step(RunTests(workdir="build", target="trixie"))
+        bookworm = {"passed": 3, "failed": 0, "skipped": 0, "coverage": 91.0}
+        self.build.setProperty("by_target", {"bookworm": dict(bookworm)}, "RunTests")
+        self.build.setProperty("tests_failures", [], "RunTests")
+        self.expect_commands(
+            *self.expect_prepare(),
+            ExpectShell(workdir="build", command=self.pytest_command()).exit(1),
+            self.expect_upload(JUNIT),
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property(
+            "by_target",
+            {"bookworm": bookworm, "trixie": {"passed": 2, "failed": 1, "skipped": 1}},
+        )
+        self.expect_property("tests_passed", 5)
+        self.expect_property("tests_failed", 1)
+        self.expect_property("tests_failed_names", ["tests.test_a::test_bad [trixie]"])
+        self.expect_test_result_sets([("pytest results (trixie)", "pass_fail", "boolean")])
+        self.expect_test_results(
+            [
+                (1000, "1", "tests.test_a::test_ok", "tests/test_a.py", 3, 500000000),
+                (1000, "0", "tests.test_a::test_bad", None, None, 250000000),
+                (1000, "1", "tests.test_b::test_fine", None, None, 1000000000),
+            ]
+        )
+        return self.run_step()
+
     def test_the_report_is_read_in_the_sandbox_the_tests_ran_in(self):
         sandbox = ["conveyor-sandbox", "/srv/worker/snowbird-ci", "--"]
         self.setup_step(RunTests(workdir="build", sandbox=sandbox))
@@ -574,6 +603,17 @@ class TestCoverage(StepTestCase):
         self.expect_result_summary({"step": "coverage 93% (threshold 80%)"})
         self.expect_property("coverage_percent", 93.0, "Coverage")
         self.expect_property("coverage_threshold", 80.0)
+        return self.run_step()
+
+    def test_a_target_releases_coverage_is_its_own_and_the_builds_is_the_lowest(self):
+        self.setup_step(Coverage(workdir="build", target="trixie"))
+        self.build.setProperty("by_target", {"bookworm": {"coverage": 95.0}}, "Coverage")
+        self.expect_coverage(REPORT.format(93))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property(
+            "by_target", {"bookworm": {"coverage": 95.0}, "trixie": {"coverage": 93.0}}
+        )
+        self.expect_property("coverage_percent", 93.0)
         return self.run_step()
 
     def test_at_threshold_with_precision(self):

@@ -1,7 +1,9 @@
 """Target releases (conveyor/targets.py): the per-release versions, what each component of a
 distribution publishes, and the settings that name them."""
 
+import os
 import subprocess
+import time
 
 import pytest
 
@@ -136,3 +138,34 @@ def test_a_distribution_published_before_its_targets_changed_is_named_not_republ
     problem = targets.layout_problem("app", plain, ("bookworm", "trixie"), "main")
     assert problem.startswith("app is published with the component(s) main, but its project's")
     assert "aptly publish drop app" in problem
+
+
+def test_a_releases_system_is_unpacked_once_per_base_and_a_new_base_replaces_it(tmp_path):
+    """The tree conveyor-sandbox --release shows the tests: made beside the base, with the
+    mount points the sandbox binds the host's network files onto, made again for a new base
+    while the old one stays for the sandboxes still running on it."""
+    from ops import chroots
+
+    made = tmp_path / "made"
+    (made / "etc").mkdir(parents=True)
+    (made / "etc" / "os-release").write_text("VERSION_CODENAME=trixie\n")
+    (made / "dev").mkdir()
+    (made / "dev" / "null").write_text("")  # a device node in a real base: never unpacked
+    base = tmp_path / "trixie-amd64.tar.zst"
+    subprocess.run(["tar", "--zstd", "-cf", str(base), "-C", str(made), "."], check=True)
+    tree = chroots.ensure_tree(base)
+    assert tree == tmp_path / "trixie-amd64.root"
+    assert (tree / "etc" / "os-release").read_text() == "VERSION_CODENAME=trixie\n"
+    assert not (tree / "dev" / "null").exists()
+    assert "localhost" in (tree / "etc" / "hosts").read_text()  # the sandbox's loopback
+    for point in ("etc/pip.conf", "etc/resolv.conf", "etc/ssl/certs", "etc/xdg/pip"):
+        assert (tree / point).exists(), point
+    (tree / "etc" / "marker").write_text("")
+    assert chroots.ensure_tree(base) == tree and (tree / "etc" / "marker").exists()  # kept
+    (made / "etc" / "os-release").write_text("VERSION_CODENAME=trixie\nrefreshed\n")
+    subprocess.run(["tar", "--zstd", "-cf", str(base), "-C", str(made), "."], check=True)
+    os.utime(base, (time.time() + 5, time.time() + 5))
+    chroots.ensure_tree(base)
+    assert (tree / "etc" / "os-release").read_text().endswith("refreshed\n")
+    (old,) = tmp_path.glob("old-trixie-amd64.root-*")
+    assert (old / "etc" / "marker").exists()  # a sandbox running on it keeps it
