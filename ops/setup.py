@@ -460,6 +460,9 @@ def ensure_worker(settings: Settings, name: str) -> None:
     basedir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", basedir / "buildbot.tac")
     own_venv = WORKER_VENV if separate_build_user() else ROOT / ".venv"
+    if separate_build_user():  # first: the tools come from its venv (uv)
+        ensure_build_user()
+        ensure_worker_venv()
     install_worker_tools(basedir, own_venv)
     if name == settings.repository.worker:
         os.chmod(basedir, 0o700)
@@ -474,8 +477,6 @@ def ensure_worker(settings: Settings, name: str) -> None:
     local = [p.clone_url for p in settings.projects if p.clone_url.startswith("/")]
     (basedir / ".gitconfig").write_text("".join(f"[safe]\n\tdirectory = {url}\n" for url in local))
     if separate_build_user():
-        ensure_build_user()
-        ensure_worker_venv()
         BUILD_CACHE.mkdir(mode=0o700, parents=True, exist_ok=True)
         run(["chown", f"{BUILD_USER}:{BUILD_USER}", str(BUILD_CACHE)])
         run(["chown", "-R", f"{BUILD_USER}:{BUILD_USER}", str(basedir)])
@@ -489,9 +490,8 @@ def install_worker_tools(basedir: Path, venv: Path) -> Path:
     the project's code (CONVEYOR_SANDBOX_ALLOW), read-only: `uv pip install` runs there."""
     bindir = basedir / "bin"
     bindir.mkdir(exist_ok=True)
-    tools = sorted((ROOT / "worker" / "bin").glob("conveyor-*"))
-    if (venv / "bin" / "uv").exists():
-        tools.append(venv / "bin" / "uv")
+    # uv is the worker's requirement: missing, the set-up stops here, not the builds later
+    tools = [*sorted((ROOT / "worker" / "bin").glob("conveyor-*")), venv / "bin" / "uv"]
     for tool in tools:
         shutil.copyfile(tool, bindir / tool.name)
         os.chmod(bindir / tool.name, 0o755)
