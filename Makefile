@@ -18,17 +18,17 @@ stop: venv                  ## stop what run/start started (by pid)
 	$(PY) -m ops stop
 
 test: system-tests venv     ## lint and format check, unit tests, then the integration tests, three modules at a time
-	$(PY) -m ruff check . worker/bin/conveyor-install-check
-	$(PY) -m ruff format --check . worker/bin/conveyor-install-check
+	$(PY) -m ruff check . worker/bin/conveyor-install-check worker/bin/conveyor-attest
+	$(PY) -m ruff format --check . worker/bin/conveyor-install-check worker/bin/conveyor-attest
 	$(PY) -m pytest tests/unit
 	$(PY) -m pytest -n 3 --dist loadfile --durations=15 tests/integration
 
 lint: venv                  ## ruff on Conveyor's own code (ruff.toml): lint and format check
-	$(PY) -m ruff check . worker/bin/conveyor-install-check
-	$(PY) -m ruff format --check . worker/bin/conveyor-install-check
+	$(PY) -m ruff check . worker/bin/conveyor-install-check worker/bin/conveyor-attest
+	$(PY) -m ruff format --check . worker/bin/conveyor-install-check worker/bin/conveyor-attest
 
 format: venv                ## ruff format: write the code's layout (what make test checks)
-	$(PY) -m ruff format . worker/bin/conveyor-install-check
+	$(PY) -m ruff format . worker/bin/conveyor-install-check worker/bin/conveyor-attest
 
 unit: venv                  ## unit tests only (seconds)
 	$(PY) -m pytest tests/unit

@@ -8,14 +8,14 @@ Each: set by → read by.
 
 - PACKAGE_VERSION: steps/debian.py (StampVersion), steps/promotion.py (the version promoted),
   master/factories.py (to publish) → steps/package.py, steps/repository.py, steps/indexes.py,
-  master/reporters/mail.py and admins.py, conveyor/board.py, ops/__main__.py
+  steps/provenance.py, master/reporters/mail.py and admins.py, conveyor/board.py, ops/__main__.py
 - SOURCE_PACKAGE: steps/debian.py → steps/debian.py, steps/package.py (handed over)
 - COMMIT_TIME: steps/checkout.py, steps/debian.py → steps/debian.py, steps/package.py
 - CI_NUMBER: steps/package.py (the CI build's number, to its package build) → steps/debian.py
 - DEBS: steps/debian.py, master/factories.py (to publish) → steps/package.py, steps/install.py,
-  steps/repository.py, steps/indexes.py
+  steps/repository.py, steps/indexes.py, steps/provenance.py
 - ARTIFACTS_PATH: steps/debian.py (UploadPackages), master/factories.py (to publish) →
-  steps/package.py, steps/repository.py
+  steps/package.py, steps/repository.py, steps/provenance.py
 - PACKAGE_REQUEST: steps/package.py (StartPackage) → steps/package.py (AwaitPackage),
   steps/failfast.py
 - PACKAGE_FAILED_FIRST: steps/failfast.py → steps/package.py

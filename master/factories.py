@@ -14,6 +14,7 @@ from steps import install
 from steps import lint
 from steps import package
 from steps import promotion
+from steps import provenance
 from steps import python
 from steps import repository as repo_steps
 
@@ -275,6 +276,23 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
     new = {"doStepIf": lambda step: not step.getProperty(buildprops.ALREADY_PUBLISHED)}
     f.addStep(indexes.SkipPublishedCommit(distribution=dist, **_index(settings)))
     f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
+    r = settings.repository
+    # each .deb's provenance, signed here with the repository's key: none, nothing published
+    f.addStep(
+        provenance.Attest(
+            artifacts_dir=str(settings.artifacts_dir),
+            projects={
+                p.name: {"clone_url": p.clone_url, "branch": p.branch, "targets": p.targets}
+                for p in settings.projects
+            },
+            web_url=settings.web_url,
+            www_root=str(r.www_root),
+            key=r.signing_key(),
+            passphrase_file=str(r.passphrase_file) if r.passphrase_file else None,
+            gnupg_home=str(r.gnupg_home),
+            **new,
+        )
+    )
     f.addStep(repo_steps.NextSnapshot(**_aptly(settings, dist), **new))
     _publish_steps(settings, f, dist, "publish", **new)
     return f
@@ -305,14 +323,22 @@ def promote_factory(settings: Settings) -> util.BuildFactory:
     )
     f.addStep(repo_steps.CurrentSnapshot(doStepIf=_changes, **_aptly(settings, target)))
     f.addStep(promotion.CheckBasis(distribution=target, doStepIf=_changes))
-    f.addStep(repo_steps.SelectVersion(doStepIf=_changes, **_aptly(settings, target)))
-    f.addStep(repo_steps.MergeSnapshot(doStepIf=_changes, **_aptly(settings, target)))
-    _publish_steps(settings, f, target, "promote", doStepIf=_changes)
     ends = {project.path[-1] for project in settings.projects}
 
     def into_production(step) -> bool:
         return _changes(step) and step.getProperty("to_dist") in ends
 
+    # into a path's last distribution: only packages whose signed provenance proves out
+    f.addStep(
+        provenance.CheckProvenance(
+            settings=settings,
+            doStepIf=into_production,
+            hideStepIf=lambda results, step: results == SKIPPED,
+        )
+    )
+    f.addStep(repo_steps.SelectVersion(doStepIf=_changes, **_aptly(settings, target)))
+    f.addStep(repo_steps.MergeSnapshot(doStepIf=_changes, **_aptly(settings, target)))
+    _publish_steps(settings, f, target, "promote", doStepIf=_changes)
     f.addStep(
         promotion.CommitsBetween(
             clone_urls={

@@ -225,11 +225,13 @@ def describe(build: dict) -> str:
     return "\n".join(lines)
 
 
-def fetch_text(url: str) -> str | None:
-    """A file the repository serves (an index, a history), as text; None if it is not there."""
+def fetch_text(url: str, raw: bool = False):
+    """A file the repository serves (an index, a history), as text (bytes: `raw`); None if it
+    is not there."""
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
-            return response.read().decode()
+            data = response.read()
+            return data if raw else data.decode()
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None

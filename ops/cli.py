@@ -10,13 +10,16 @@
     conveyor unfreeze DIST                          promotions into DIST again
     conveyor host-setup DIST                        the commands that set a host up to follow
                                                     DIST, rollbacks included
+    conveyor verify PACKAGE=VERSION                 prove each served .deb of it by its signed
+                                                    provenance (conveyor/provenance.py)
 
 promote, rollback, freeze and unfreeze log in to the master's REST API, force the build, follow
 it to its end and print its result and URL. Credentials come from CONVEYOR_USER and
 CONVEYOR_PASSWORD, or from the file named by CONVEYOR_CREDENTIALS (one line `user:password`;
 default: the demo releaser's, var/secrets/cli-credentials) — never from the command line.
 
-Exit codes: 0 done (or nothing to do), 1 the build failed or a rule refused it, 2 the request was
+Exit codes: 0 done (or nothing to do, or verified), 1 the build failed or a rule refused it (or
+the provenance does not prove the package), 2 the request was
 refused before any build (invalid input, a rule of the path), 3 not allowed (log-in or role),
 4 the master or repository could not be reached.
 """
@@ -95,6 +98,30 @@ def host_setup(settings, dist: str) -> int:
     return OK
 
 
+def verify(settings, wanted: str) -> int:
+    """Prove every served .deb of PACKAGE=VERSION by its provenance, over HTTP as apt reads."""
+    from conveyor import provenance
+
+    package, _, version = wanted.partition("=")
+    if not package or not version:
+        print(
+            f"conveyor: {wanted!r}: say PACKAGE=VERSION, e.g. snowbird=1.4.0+ci…", file=sys.stderr
+        )
+        return REFUSED
+
+    try:
+        proofs = provenance.verify_served(
+            settings, package, version, fetch_text, lambda url: fetch_text(url, raw=True)
+        )
+    except provenance.ProvenanceError as exc:
+        print(f"conveyor: NOT verified: {exc}", file=sys.stderr)
+        return FAILED
+    for proof in proofs:
+        print("\n".join(proof.lines()))
+    print(f"verified: {package} {version} ({len(proofs)} package(s))")
+    return OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="conveyor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", default="unfrozen")
     p = sub.add_parser("host-setup", help="host-setup DIST: set a host up to follow DIST")
     p.add_argument("distribution")
+    p = sub.add_parser("verify", help="verify PACKAGE=VERSION: its signed provenance")
+    p.add_argument("package", metavar="PACKAGE=VERSION")
     args = parser.parse_args(argv)
     try:
         settings = settings_module.load(args.settings)
@@ -161,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return board_status(settings, args.json)
         if args.command == "host-setup":
             return host_setup(settings, args.distribution)
+        if args.command == "verify":
+            return verify(settings, args.package)
         return history(settings, args.distribution)
     except settings_module.SettingsError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)

@@ -494,6 +494,9 @@ def install_worker_tools(basedir: Path, venv: Path) -> Path:
     tools = [*sorted((ROOT / "worker" / "bin").glob("conveyor-*")), venv / "bin" / "uv"]
     for tool in tools:
         shutil.copyfile(tool, bindir / tool.name)
+        if tool.name == "conveyor-attest":  # Python with the venv's securesystemslib
+            text = tool.read_text().replace("/usr/bin/python3", str(venv / "bin" / "python"), 1)
+            (bindir / tool.name).write_text(text)
         os.chmod(bindir / tool.name, 0o755)
     return bindir
 

@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+from conveyor import debformats
 from conveyor import hostsetup
 from conveyor.results import NAMES
 from conveyor.results import result_name
@@ -215,6 +216,43 @@ def test_promote_then_apt_get_install_from_production(installation, versions):
     assert NAMES[build["results"]] == "SUCCESS"
     assert f"{PACKAGE} {older} is already in {PRODUCTION}: nothing changed" in step_text(build)
     assert history(installation, PRODUCTION)[-1] == last
+
+
+def test_verify_proves_a_package_and_one_changed_byte_stops_its_promotion(
+    installation, versions, capsys
+):
+    older, newer = versions
+    args = ["--settings", str(installation.file)]
+    assert cli.main(args + ["verify", f"{PACKAGE}={newer}"]) == cli.OK
+    out = capsys.readouterr().out
+    assert "signed by the repository's key" in out and "commit " in out, out
+    assert f"verified: {PACKAGE} {newer} (1 package(s))" in out
+    # the provenance is the master's: it names the package build and its worker
+    assert f"{installation.web_url}#/builders/" in out and " on build" in out
+
+    # one byte of the .deb as the repository serves it
+    stanza = next(
+        s
+        for s in debformats.parse_packages_stanzas(index(installation, STAGING))
+        if s["Version"] == newer
+    )
+    served = installation.repository.www_root / stanza["Filename"]
+    original = served.read_bytes()
+    served.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        assert cli.main(args + ["verify", f"{PACKAGE}={newer}"]) == cli.FAILED
+        err = capsys.readouterr().err
+        assert "NOT verified" in err and "the file is not the one that was built" in err, err
+        before = index(installation, PRODUCTION)
+        build = promote(session(installation, "releaser"), version=newer)
+        assert NAMES[build["results"]] == "FAILURE", api.describe(build)
+        assert "does not verify" in step_text(build) and "not the one that was built" in (
+            step_text(build)
+        )
+        assert index(installation, PRODUCTION) == before  # nothing changed
+    finally:
+        served.write_bytes(original)
+    assert cli.main(args + ["verify", f"{PACKAGE}={newer}"]) == cli.OK
 
 
 def test_two_promotions_at_once_both_run_in_order(installation, versions):

@@ -1,0 +1,199 @@
+"""Provenance steps (conveyor/provenance.py): a publish attests each package before it
+publishes it; a promotion into a path's last distribution proves each one first.
+
+Attest runs in the publish build, on the repository's worker: the master makes each .deb's
+in-toto statement from what it saw (the package build, through the data API: its builder,
+number, worker and times; the .deb's sha256, from the master's own artifact store), hands it
+to the worker, and the worker signs it with the repository's key (worker/bin/conveyor-attest)
+into the served tree's provenance/. A package that cannot be attested is not published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from datetime import UTC
+from datetime import datetime
+
+from twisted.internet import defer
+from twisted.internet import threads
+
+from buildbot.data.resultspec import Filter
+from buildbot.process import buildstep
+from buildbot.process import results
+from buildbot.steps.worker import CompositeStepMixin
+
+from conveyor import buildprops
+from conveyor import provenance
+from conveyor import targets
+from steps.summary import Summarized
+
+STATEMENTS = "attest"  # the build's directory for the statements handed to the worker
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _when(epoch) -> str | None:
+    if epoch is None:
+        return None
+    if isinstance(epoch, datetime):
+        return epoch.astimezone(UTC).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+    """Sign the provenance of each .deb of `debs` (see the module's docstring)."""
+
+    name = "attest"
+    description = "attesting"
+    descriptionDone = "attested"
+    logEnviron = False
+
+    def __init__(
+        self, artifacts_dir, projects, web_url, www_root, key, passphrase_file, gnupg_home, **kwargs
+    ):
+        self.artifacts_dir = str(artifacts_dir)
+        self.projects = projects  # {project: {clone_url, branch, targets}}
+        self.web_url = web_url
+        self.out_dir = posixpath.join(str(www_root), "provenance")
+        self.key = key
+        self.passphrase_file = passphrase_file
+        self.gnupg_home = str(gnupg_home)
+        kwargs.setdefault("haltOnFailure", True)
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def package_build(self, where: str):
+        """The package build that made the .debs (its artifacts are at <builder>/<number>)."""
+        name, number = where.rsplit("/", 1)
+        builders = yield self.master.data.get(("builders",), filters=[Filter("name", "eq", [name])])
+        if not builders:
+            return None, name
+        build = yield self.master.data.get(
+            ("builders", builders[0]["builderid"], "builds", int(number))
+        )
+        if build is None:
+            return None, name
+        worker = yield self.master.data.get(("workers", build["workerid"]))
+        build["worker"] = worker["name"] if worker else "?"
+        return build, name
+
+    @defer.inlineCallbacks
+    def run(self):
+        debs = self.getProperty(buildprops.DEBS) or []
+        where = self.getProperty(buildprops.ARTIFACTS_PATH)
+        project = self.projects.get(self.getProperty("project"))
+        commit = self.getProperty("commit")
+        if not (debs and where and project and commit):
+            self.summary = "nothing to attest: no packages, project or commit named"
+            return results.FAILURE
+        build, builder = yield self.package_build(where)
+        if build is None:
+            self.summary = f"the package build {where} is unknown to the master: not attested"
+            return results.FAILURE
+        base = self.web_url.rstrip("/") + "/"
+        version = self.getProperty(buildprops.PACKAGE_VERSION)
+        log = yield self.addLog("statements")
+        yield self.runRmdir(posixpath.join(self.workdir, STATEMENTS))
+        files = []
+        for deb in debs:
+            sha256 = yield threads.deferToThread(
+                _sha256, posixpath.join(self.artifacts_dir, where, deb)
+            )
+            deb_version = deb.split("_")[1]
+            statement = provenance.statement(
+                deb=deb,
+                sha256=sha256,
+                clone_url=project["clone_url"],
+                branch=project["branch"],
+                commit=commit,
+                project=self.getProperty("project"),
+                version=version,
+                target=targets.base_of(deb_version, project["targets"])[1] or "",
+                builder_url=f"{base}#/builders/{build['builderid']}",
+                build_url=f"{base}#/builders/{build['builderid']}/builds/{build['number']}",
+                worker=build["worker"],
+                started=_when(build.get("started_at")),
+                finished=_when(build.get("complete_at")),
+                parameters={
+                    "builder": builder,
+                    "number": build["number"],
+                    "distribution": self.getProperty("distribution"),
+                },
+            )
+            text = json.dumps(statement, indent=1, sort_keys=True)
+            yield log.addStdout(f"{deb}:\n{text}\n")
+            name = f"{STATEMENTS}/{deb}.statement.json"
+            yield self.downloadFileContentToWorker(name, text, abandonOnFailure=True, mode=0o644)
+            files.append(name)
+        command = ["conveyor-attest", "--key", self.key, "--out-dir", self.out_dir]
+        if self.passphrase_file:
+            command += ["--passphrase-file", str(self.passphrase_file)]
+        cmd = yield self.makeRemoteShellCommand(
+            command=command + files, env={"GNUPGHOME": self.gnupg_home}
+        )
+        yield self.runCommand(cmd)
+        if cmd.didFail():
+            self.summary = "the provenance could not be signed: nothing is published"
+            return results.FAILURE
+        self.summary = f"attested {len(debs)} package(s), signed with the repository's key"
+        return results.SUCCESS
+
+
+def _fetch(url: str, raw: bool = False):
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            data = response.read()
+            return data if raw else data.decode()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+class CheckProvenance(Summarized, buildstep.BuildStep):
+    """Before a promotion into a path's last distribution: every .deb of the version, as the
+    repository serves it, proves out by its signed provenance (conveyor/provenance.py), or the
+    promotion stops here and says why."""
+
+    name = "provenance"
+    description = "verifying provenance"
+    descriptionDone = "provenance verified"
+
+    def __init__(self, settings, **kwargs):
+        self.settings = settings
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self):
+        package = self.getProperty("package")
+        version = self.getProperty(buildprops.PACKAGE_VERSION)
+        log = yield self.addLog("stdio")
+        try:
+            proofs = yield threads.deferToThread(
+                provenance.verify_served,
+                self.settings,
+                package,
+                version,
+                _fetch,
+                lambda url: _fetch(url, raw=True),
+            )
+        except (provenance.ProvenanceError, OSError) as exc:
+            yield log.addStderr(f"{exc}\n")
+            self.summary = f"refused: {package} {version} does not verify: {exc}"
+            return results.FAILURE
+        yield log.addStdout("".join(line + "\n" for p in proofs for line in p.lines()))
+        self.summary = f"{package} {version}: provenance verified ({len(proofs)} package(s))"
+        return results.SUCCESS

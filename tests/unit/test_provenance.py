@@ -1,0 +1,129 @@
+"""Signed provenance (conveyor/provenance.py, worker/bin/conveyor-attest): a statement signed
+with a GnuPG key as the repository's worker signs it, then checked as `bin/conveyor verify`
+checks a served .deb: the signature against the published key, the digest, the commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conveyor import provenance
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMIT = "4d4a7f9" + "c" * 33
+DEB = "snowbird_1.4.0+ci20261205.084400.7.g4d4a7f9_amd64.deb"
+DEB_BYTES = b"!<arch>\n a package, as far as digests go"
+
+
+def make_key(home: Path, name: str) -> tuple[bytes, str]:
+    """A signing key without passphrase in `home`: (its public half, its fingerprint)."""
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", str(home)]
+    subprocess.run(
+        [*gpg, "--passphrase", "", "--quick-gen-key", name, "ed25519", "sign", "never"],
+        check=True,
+        capture_output=True,
+    )
+    listing = subprocess.run(
+        [*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True
+    ).stdout
+    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line[:4] == "fpr:")
+    public = subprocess.run([*gpg, "--export", fingerprint], check=True, capture_output=True)
+    return public.stdout, fingerprint
+
+
+def attest(tmp_path: Path, home: Path, fingerprint: str, deb_bytes: bytes = DEB_BYTES) -> str:
+    """As the publish's attest step: a statement, signed by conveyor-attest; the envelope."""
+    statement = provenance.statement(
+        deb=DEB,
+        sha256=hashlib.sha256(deb_bytes).hexdigest(),
+        clone_url="https://github.com/sprintly/snowbird.git",
+        branch="main",
+        commit=COMMIT,
+        project="snowbird",
+        version="1.4.0+ci20261205.084400.7.g4d4a7f9",
+        target="",
+        builder_url="http://ci.test/#/builders/3",
+        build_url="http://ci.test/#/builders/3/builds/7",
+        worker="build",
+        started="2026-12-05T08:44:00+00:00",
+        finished="2026-12-05T08:44:30+00:00",
+        parameters={"builder": "snowbird-package", "number": 7},
+    )
+    (tmp_path / "in").mkdir(exist_ok=True)
+    source = tmp_path / "in" / f"{DEB}.statement.json"
+    source.write_text(json.dumps(statement))
+    out = tmp_path / "www" / "provenance"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "worker/bin/conveyor-attest"),
+            "--key",
+            fingerprint,
+            "--out-dir",
+            str(out),
+            str(source),
+        ],
+        env={**os.environ, "GNUPGHOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return (out / f"{DEB}.intoto.json").read_text()
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("provenance")
+    public, fingerprint = make_key(tmp / "gnupg", "Conveyor repository <repo@ci.test>")
+    return tmp, public, fingerprint, attest(tmp, tmp / "gnupg", fingerprint)
+
+
+def test_a_signed_statement_proves_the_deb_its_digest_and_commit(signed):
+    _, public, fingerprint, envelope = signed
+    assert json.loads(envelope)["payloadType"] == "application/vnd.in-toto+json"
+    digest = hashlib.sha256(DEB_BYTES).hexdigest()
+    proof = provenance.check(DEB, DEB_BYTES, digest, envelope, public, COMMIT)
+    assert proof.sha256 == digest and proof.commit == COMMIT
+    assert fingerprint.lower().endswith(proof.keyid.lower()[-16:])
+    assert "http://ci.test/#/builders/3/builds/7 on build" in "\n".join(proof.lines())
+
+
+def test_one_changed_byte_of_the_served_deb_is_refused(signed):
+    _, public, _, envelope = signed
+    changed = DEB_BYTES[:-1] + b"X"
+    digest = hashlib.sha256(changed).hexdigest()
+    with pytest.raises(provenance.ProvenanceError, match="not the one that was built"):
+        provenance.check(DEB, changed, digest, envelope, public, COMMIT)
+
+
+def test_another_key_or_a_changed_statement_does_not_verify(signed, tmp_path):
+    tmp, public, _, envelope = signed
+    digest = hashlib.sha256(DEB_BYTES).hexdigest()
+    other, other_fingerprint = make_key(tmp_path / "other", "Mallory <m@x.test>")
+    forged = attest(tmp_path, tmp_path / "other", other_fingerprint)
+    with pytest.raises(provenance.ProvenanceError, match="does not verify"):
+        provenance.check(DEB, DEB_BYTES, digest, forged, public, COMMIT)
+    # the payload changed after signing (another commit written in)
+    data = json.loads(envelope)
+    import base64
+
+    payload = base64.b64decode(data["payload"]).replace(COMMIT.encode(), b"f" * 40)
+    data["payload"] = base64.b64encode(payload).decode()
+    with pytest.raises(provenance.ProvenanceError, match="does not verify"):
+        provenance.check(DEB, DEB_BYTES, digest, json.dumps(data), public, COMMIT)
+
+
+def test_a_commit_other_than_the_packages_or_no_provenance_is_refused(signed):
+    _, public, _, envelope = signed
+    digest = hashlib.sha256(DEB_BYTES).hexdigest()
+    with pytest.raises(provenance.ProvenanceError, match="Conveyor-Commit field"):
+        provenance.check(DEB, DEB_BYTES, digest, envelope, public, "b" * 40)
+    with pytest.raises(provenance.ProvenanceError, match="no provenance is served"):
+        provenance.check(DEB, DEB_BYTES, digest, None, public, COMMIT)
