@@ -16,6 +16,8 @@ Each: set by → read by.
   steps/repository.py, steps/indexes.py, steps/provenance.py
 - ARTIFACTS_PATH: steps/debian.py (UploadPackages), master/factories.py (to publish) →
   steps/package.py, steps/repository.py, steps/provenance.py
+- CHROOT_BASES: steps/debian.py ({base file name: its sha256}, from the trusted side's digest)
+  → steps/provenance.py (through the data API)
 - PACKAGE_REQUEST: steps/package.py (StartPackage) → steps/package.py (AwaitPackage),
   steps/failfast.py
 - PACKAGE_FAILED_FIRST: steps/failfast.py → steps/package.py
@@ -45,6 +47,7 @@ COMMIT_TIME = "commit_time"
 CI_NUMBER = "ci_number"
 DEBS = "debs"
 ARTIFACTS_PATH = "artifacts_path"
+CHROOT_BASES = "chroot_bases"
 PACKAGE_REQUEST = "package_request"
 PACKAGE_FAILED_FIRST = "package_failed_first"
 PACKAGE_FAILED_STEP = "package_failed_step"

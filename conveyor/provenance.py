@@ -2,9 +2,9 @@
 in a DSSE envelope signed with the repository's key, served beside the packages.
 
 - statement(): made by the master, from what it saw of the build (steps/provenance.py): the
-  repository and commit, the package build's builder, number and worker, the target release,
-  the build's parameters, the .deb's sha256. The repository's worker signs it
-  (worker/bin/conveyor-attest); no build worker holds the key.
+  repository and commit, the package build's builder, number and worker, the target release
+  and the digest of its chroot base, the build's parameters, the .deb's sha256. The
+  repository's worker signs it (worker/bin/conveyor-attest); no build worker holds the key.
 - check(): what `bin/conveyor verify PACKAGE=VERSION` and a promotion into a path's last
   distribution prove, from what is served over HTTP: the envelope's signature against the
   repository's published key, the served .deb's digest against the statement's (and the
@@ -48,6 +48,7 @@ def statement(
     project: str,
     version: str,
     target: str,
+    bases: dict[str, str],
     builder_url: str,
     build_url: str,
     worker: str,
@@ -72,6 +73,11 @@ def statement(
                 "internalParameters": parameters,
                 "resolvedDependencies": [
                     {"uri": f"git+{clone_url}@refs/heads/{branch}", "digest": {"gitCommit": commit}}
+                ]
+                # the chroot base it was built in (its release's, made by the trusted side)
+                + [
+                    {"uri": f"conveyor-chroot-base:{name}", "digest": {"sha256": digest}}
+                    for name, digest in sorted(bases.items())
                 ],
             },
             "runDetails": {

@@ -282,7 +282,12 @@ def publish_factory(settings: Settings) -> util.BuildFactory:
         provenance.Attest(
             artifacts_dir=str(settings.artifacts_dir),
             projects={
-                p.name: {"clone_url": p.clone_url, "branch": p.branch, "targets": p.targets}
+                p.name: {
+                    "clone_url": p.clone_url,
+                    "branch": p.branch,
+                    "targets": p.targets,
+                    "packages": p.packages,
+                }
                 for p in settings.projects
             },
             web_url=settings.web_url,

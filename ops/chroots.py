@@ -19,6 +19,7 @@ operator's setup (`make run`, `python -m ops build-worker`), never by a build:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -101,6 +102,7 @@ def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path
     with setup.machine_lock(f"chroot-{release}"):
         fresh = base.exists() and time.time() - base.stat().st_mtime < MAX_AGE_DAYS * 86400
         if fresh and not refresh:
+            ensure_digest(base)
             ensure_tree(base)
             return base
         directory.mkdir(parents=True, exist_ok=True)
@@ -127,8 +129,26 @@ def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path
             f"made the {release} chroot base in {time.monotonic() - started:.0f} s "
             f"({base.stat().st_size // 2**20} MiB)"
         )
+        ensure_digest(base, again=True)
         ensure_tree(base)
         return base
+
+
+def ensure_digest(base: Path, again: bool = False) -> str:
+    """The base's sha256, written beside it (`<base>.sha256`) by the trusted side: what a
+    package's provenance names as the chroot it was built in (worker/bin/conveyor-sbuild
+    --digest)."""
+    written = base.with_name(base.name + ".sha256")
+    if written.is_file() and not again:
+        return written.read_text().strip()
+    digest = hashlib.sha256()
+    with open(base, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    written.with_name(written.name + ".partial").write_text(digest.hexdigest() + "\n")
+    os.chmod(written.with_name(written.name + ".partial"), 0o644)
+    written.with_name(written.name + ".partial").replace(written)
+    return digest.hexdigest()
 
 
 def tree_path(base: Path) -> Path:

@@ -128,6 +128,7 @@ dpkg-source --build .
 # namespace is gone with it), and sbuild wrote only its results here, so what follows the last
 # BUILT line is find's; only regular files are listed (a link could point anywhere).
 BUILT = "conveyor: built packages:"
+BASE = "conveyor: chroot base: "  # the line before BUILT: "<sha256>  <base's file name>"
 BUILD_SCRIPT = rf"""set -u
 pattern=$1 dsc=$2 release=$3 clean=$4
 shift 4
@@ -146,9 +147,23 @@ if [ ! -f "$dsc" ]; then
     exit 1
 fi
 conveyor-sbuild "$release" "$dsc" || exit
+base=$(conveyor-sbuild --digest "$release") || exit
+echo "{BASE}$base"
 echo '{BUILT}'
 find .. -maxdepth 1 -type f -name "$pattern" -printf '%f\n'
 """
+
+
+def chroot_base(stdout: str) -> tuple[str, str] | None:
+    """(the base's file name, its sha256) from the line BUILD_SCRIPT printed just before its
+    last BUILT line, when nothing of the build ran any more; None without it."""
+    if f"{BUILT}\n" not in stdout:
+        return None
+    last = stdout.rsplit(f"{BUILT}\n", 1)[0].rstrip("\n").rsplit("\n", 1)[-1]
+    if not last.startswith(BASE) or len(last[len(BASE) :].split()) != 2:
+        return None
+    digest, name = last[len(BASE) :].split()
+    return name, digest
 
 
 def built_debs(stdout: str, version: str) -> list[str]:
@@ -248,6 +263,12 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
             return results.FAILURE
         earlier = [] if self.first else list(self.getProperty(buildprops.DEBS) or [])
         self.setProperty(buildprops.DEBS, earlier + debs, "BuildDebianPackage")
+        base = chroot_base(cmd.stdout)
+        if base:  # which chroot each release was built in: the provenance names it
+            bases = {} if self.first else dict(self.getProperty(buildprops.CHROOT_BASES) or {})
+            self.setProperty(
+                buildprops.CHROOT_BASES, {**bases, base[0]: base[1]}, "BuildDebianPackage"
+            )
         if debs:
             self.summary = "built " + ", ".join(debs)
         return results.SUCCESS

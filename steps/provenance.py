@@ -25,6 +25,7 @@ from buildbot.process import results
 from buildbot.steps.worker import CompositeStepMixin
 
 from conveyor import buildprops
+from conveyor import debformats
 from conveyor import provenance
 from conveyor import targets
 from steps.summary import Summarized
@@ -84,13 +85,19 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
             return None, name
         worker = yield self.master.data.get(("workers", build["workerid"]))
         build["worker"] = worker["name"] if worker else "?"
+        properties = yield self.master.data.get(("builds", build["buildid"], "properties"))
+        build["bases"] = (properties or {}).get(buildprops.CHROOT_BASES, ({}, None))[0] or {}
         return build, name
 
     @defer.inlineCallbacks
     def run(self):
         debs = self.getProperty(buildprops.DEBS) or []
         where = self.getProperty(buildprops.ARTIFACTS_PATH)
-        project = self.projects.get(self.getProperty("project"))
+        # the project whose packages these are (the build's `project` is its sourcestamp's)
+        names = set(debformats.packages_of(debs))
+        name, project = next(
+            ((n, p) for n, p in self.projects.items() if names <= set(p["packages"])), (None, None)
+        )
         commit = self.getProperty("commit")
         if not (debs and where and project and commit):
             self.summary = "nothing to attest: no packages, project or commit named"
@@ -109,15 +116,20 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
                 _sha256, posixpath.join(self.artifacts_dir, where, deb)
             )
             deb_version = deb.split("_")[1]
+            target = targets.base_of(deb_version, project["targets"])[1] or ""
+            bases = {
+                n: d for n, d in build["bases"].items() if not target or n.startswith(f"{target}-")
+            }
             statement = provenance.statement(
                 deb=deb,
                 sha256=sha256,
                 clone_url=project["clone_url"],
                 branch=project["branch"],
                 commit=commit,
-                project=self.getProperty("project"),
+                project=name,
                 version=version,
-                target=targets.base_of(deb_version, project["targets"])[1] or "",
+                target=target,
+                bases=bases,
                 builder_url=f"{base}#/builders/{build['builderid']}",
                 build_url=f"{base}#/builders/{build['builderid']}/builds/{build['number']}",
                 worker=build["worker"],

@@ -7,6 +7,7 @@ Needs root (apt-get install into this machine, then purge).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -22,12 +23,14 @@ from conveyor import hostsetup
 from conveyor.results import NAMES
 from conveyor.results import result_name
 from ops import api
+from ops import chroots
 from ops import cli
 from ops import demo
 from ops import github
 from ops import mailsink
 from ops import services
 from ops import setup
+from ops.api import fetch_text
 from tests.integration.helpers import AptClient
 from tests.integration.helpers import free_port
 from tests.integration.helpers import installed_version
@@ -230,12 +233,25 @@ def test_verify_proves_a_package_and_one_changed_byte_stops_its_promotion(
     # the provenance is the master's: it names the package build and its worker
     assert f"{installation.web_url}#/builders/" in out and " on build" in out
 
-    # one byte of the .deb as the repository serves it
     stanza = next(
         s
         for s in debformats.parse_packages_stanzas(index(installation, STAGING))
         if s["Version"] == newer
     )
+    # the chroot base it was built in, by the digest the trusted side wrote beside the base
+    deb = stanza["Filename"].rsplit("/", 1)[1]
+    envelope = json.loads(fetch_text(installation.repository.url + f"provenance/{deb}.intoto.json"))
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    bases = {
+        d["uri"]: d["digest"]["sha256"]
+        for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        if d["uri"].startswith("conveyor-chroot-base:")
+    }
+    name = f"{chroots.machine_release()}-amd64.tar.zst"
+    assert bases == {
+        f"conveyor-chroot-base:{name}": (chroots.CHROOTS / f"{name}.sha256").read_text().strip()
+    }
+    # one byte of the .deb as the repository serves it
     served = installation.repository.www_root / stanza["Filename"]
     original = served.read_bytes()
     served.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))

@@ -49,6 +49,7 @@ def attest(tmp_path: Path, home: Path, fingerprint: str, deb_bytes: bytes = DEB_
         project="snowbird",
         version="1.4.0+ci20261205.084400.7.g4d4a7f9",
         target="",
+        bases={"bookworm-amd64.tar.zst": "ab" * 32},
         builder_url="http://ci.test/#/builders/3",
         build_url="http://ci.test/#/builders/3/builds/7",
         worker="build",

@@ -301,6 +301,7 @@ DEB_VERSION = "1.4.0+ci57.g3f2a9c1"
 # stands in for worker/bin/conveyor-sbuild: what sbuild leaves beside the .dsc, and a record of
 # how it was called
 FAKE_SBUILD = f"""#!/bin/sh
+if [ "$1" = --digest ]; then echo "{"e3" * 32}  $2-amd64.tar.zst"; exit 0; fi
 echo "$@" > ../sbuild-called
 cd "$(dirname "$2")"
 : > snowbird_{DEB_VERSION}_amd64.deb
@@ -371,6 +372,11 @@ def test_the_build_script_builds_the_source_for_the_release_and_lists_this_build
         f"snowbird_{DEB_VERSION}_amd64.deb",
     ]
     assert not any("ci56" in p.name for p in tmp_path.iterdir())
+    # the chroot base it was built in, as the trusted side wrote its digest: after the build,
+    # so that no line the source build or the package's rules printed can pass for it
+    assert debian.chroot_base(out) == ("bookworm-amd64.tar.zst", "e3" * 32)
+    forged = f"{debian.BASE}{'0' * 64}  bookworm-amd64.tar.zst\n{debian.BUILT}\nx.deb\n"
+    assert debian.chroot_base(forged + out) == ("bookworm-amd64.tar.zst", "e3" * 32)
 
 
 def test_a_second_target_keeps_the_first_targets_files(tmp_path):
