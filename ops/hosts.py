@@ -263,7 +263,7 @@ def repository_host(
     os.chmod(home, 0o711)  # the web server's user may pass to www/; nothing else is listed
     if user:
         setup.ensure_user(user, home)
-        setup.ensure_worker_venv()
+    setup.ensure_worker_venv()  # the worker's, and conveyor-attest's securesystemslib
     fingerprint = setup.ensure_signing_key(settings)
     repo.aptly_root.mkdir(parents=True, exist_ok=True)
     setup.ensure_repository(settings, fingerprint)
@@ -274,6 +274,7 @@ def repository_host(
     worker = paths["worker"]
     worker.mkdir(exist_ok=True)
     shutil.copyfile(ROOT / "worker" / "buildbot.tac", worker / "buildbot.tac")
+    bindir = setup.install_worker_tools(worker, setup.WORKER_VENV)  # conveyor-attest
     paths["run"].mkdir(exist_ok=True)
     copy_private(password_file, paths["password"], None)
     write_env_file(
@@ -283,7 +284,7 @@ def repository_host(
             "CONVEYOR_MASTER": master,
             "CONVEYOR_WORKER_PASSWORD_FILE": str(paths["password"]),
             "HOME": str(worker),
-            "PATH": SYSTEM_PATH,
+            "PATH": f"{bindir}:{SYSTEM_PATH}",
             **({"CONVEYOR_WORKER_BIND": bind} if bind else {}),
         },
     )
