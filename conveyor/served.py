@@ -5,6 +5,9 @@ repository's one, or one per target release, conveyor/targets.py), its history a
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 from conveyor import debformats
 from conveyor import targets
 from conveyor.settings import Settings
@@ -44,3 +47,16 @@ def history_url(settings: Settings, dist: str) -> str:
 def freeze_url(settings: Settings, dist: str) -> str:
     """Where a distribution's freeze (conveyor.release.parse_freeze) is served."""
     return f"{settings.repository.url}history/{dist}.freeze.json"
+
+
+def fetch(url: str, raw: bool = False):
+    """A file the repository serves, as text (bytes: `raw`); None when it is not there (404).
+    Other failures raise urllib's errors (OSError)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            data = response.read()
+            return data if raw else data.decode()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise

@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from conveyor import served
 from conveyor.results import result_name
 from conveyor.served import read_index
 from conveyor.settings import Settings
@@ -229,12 +230,8 @@ def fetch_text(url: str, raw: bool = False):
     """A file the repository serves (an index, a history), as text (bytes: `raw`); None if it
     is not there."""
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            data = response.read()
-            return data if raw else data.decode()
+        return served.fetch(url, raw)
     except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
         raise ApiError(f"{url}: {exc.code}", UNREACHABLE) from None
     except urllib.error.URLError as exc:
         raise ApiError(f"cannot reach {url}: {exc.reason}", UNREACHABLE) from None

@@ -27,6 +27,7 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import provenance
+from conveyor import served
 from conveyor import targets
 from steps.summary import Summarized
 
@@ -160,20 +161,6 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
         return results.SUCCESS
 
 
-def _fetch(url: str, raw: bool = False):
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            data = response.read()
-            return data if raw else data.decode()
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
-
-
 class CheckProvenance(Summarized, buildstep.BuildStep):
     """Before a promotion into a path's last distribution: every .deb of the version, as the
     repository serves it, proves out by its signed provenance (conveyor/provenance.py), or the
@@ -199,8 +186,8 @@ class CheckProvenance(Summarized, buildstep.BuildStep):
                 self.settings,
                 package,
                 version,
-                _fetch,
-                lambda url: _fetch(url, raw=True),
+                served.fetch,
+                lambda url: served.fetch(url, raw=True),
             )
         except (provenance.ProvenanceError, OSError) as exc:
             yield log.addStderr(f"{exc}\n")
