@@ -138,6 +138,7 @@ def cell(
         "ago": "",
         "action": None,
         "by_build": None,
+        "provenance": None,
     }
     if version is None:
         return result
@@ -166,6 +167,7 @@ def cell(
             ago=ago(when, now),
             action=entry.get("action"),
             by_build=entry.get("build"),
+            provenance=entry.get("provenance"),  # "signed" or "verified" (conveyor/provenance.py)
         )
     return result
 

@@ -18,6 +18,8 @@ Each: set by → read by.
   steps/package.py, steps/repository.py, steps/provenance.py
 - CHROOT_BASES: steps/debian.py ({base file name: its sha256}, from the trusted side's digest)
   → steps/provenance.py (through the data API)
+- PROVENANCE: steps/provenance.py ("signed" by a publish's attest, "verified" by a promotion's
+  check) → steps/repository.py (into the history entry, which the board shows)
 - PACKAGE_REQUEST: steps/package.py (StartPackage) → steps/package.py (AwaitPackage),
   steps/failfast.py
 - PACKAGE_FAILED_FIRST: steps/failfast.py → steps/package.py
@@ -48,6 +50,7 @@ CI_NUMBER = "ci_number"
 DEBS = "debs"
 ARTIFACTS_PATH = "artifacts_path"
 CHROOT_BASES = "chroot_bases"
+PROVENANCE = "provenance_check"
 PACKAGE_REQUEST = "package_request"
 PACKAGE_FAILED_FIRST = "package_failed_first"
 PACKAGE_FAILED_STEP = "package_failed_step"

@@ -157,6 +157,7 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
         if cmd.didFail():
             self.summary = "the provenance could not be signed: nothing is published"
             return results.FAILURE
+        self.setProperty(buildprops.PROVENANCE, "signed", "Attest")
         self.summary = f"attested {len(debs)} package(s), signed with the repository's key"
         return results.SUCCESS
 
@@ -194,5 +195,6 @@ class CheckProvenance(Summarized, buildstep.BuildStep):
             self.summary = f"refused: {package} {version} does not verify: {exc}"
             return results.FAILURE
         yield log.addStdout("".join(line + "\n" for p in proofs for line in p.lines()))
+        self.setProperty(buildprops.PROVENANCE, "verified", "CheckProvenance")
         self.summary = f"{package} {version}: provenance verified ({len(proofs)} package(s))"
         return results.SUCCESS

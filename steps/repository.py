@@ -575,6 +575,8 @@ class RecordHistory(HistoryStep):
             "who": self.getProperty("who") or self.getProperty("owner") or "",
             "build": (yield self.build.getUrl()),
         }
+        if self.getProperty(buildprops.PROVENANCE):  # signed (publish), verified (production)
+            entry["provenance"] = self.getProperty(buildprops.PROVENANCE)
         yield self.downloadFileContentToWorker(
             path, text + release.history_line(entry), abandonOnFailure=True, mode=0o644
         )

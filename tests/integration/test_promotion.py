@@ -232,6 +232,10 @@ def test_verify_proves_a_package_and_one_changed_byte_stops_its_promotion(
     assert f"verified: {PACKAGE} {newer} (1 package(s))" in out
     # the provenance is the master's: it names the package build and its worker
     assert f"{installation.web_url}#/builders/" in out and " on build" in out
+    # the history, which the board shows: signed at the publish, verified on the way into
+    # production (the promotion of the older version, just before)
+    assert history(installation, STAGING)[-1]["provenance"] == "signed"
+    assert history(installation, PRODUCTION)[-1]["provenance"] == "verified"
 
     stanza = next(
         s

@@ -178,7 +178,8 @@ TEXTS = {
     '"build": "http://ci.test/#/builders/2/builds/2"}\n',
     history("snowbird"): '{"n": 1, "action": "promote", "snapshot": "p1", "package": "snowbird", '
     '"version": "1.4.0+ci1.gaaaaaaa", "from": "snowbird-staging", "who": "releaser", '
-    '"when": "2026-11-26T11:30:00+00:00", "build": "http://ci.test/#/builders/3/builds/1"}\n',
+    '"when": "2026-11-26T11:30:00+00:00", "build": "http://ci.test/#/builders/3/builds/1", '
+    '"provenance": "verified"}\n',
 }
 
 
@@ -221,6 +222,9 @@ def test_collect_gives_cells_waiting_commits_history_and_ci():
     assert staging["build_number"] == 4
     assert (staging["who"], staging["action"], staging["ago"]) == ("cy", "publish", "1 h ago")
     assert (production["who"], production["action"]) == ("releaser", "promote")
+    # the promotion into production checked the package's signed provenance; staging's
+    # publish predates provenance: no claim
+    assert (production["provenance"], staging["provenance"]) == ("verified", None)
     step = path["steps"][1]
     assert (step["source"], step["target"], step["promotable"], step["production"]) == (
         "snowbird-staging",

@@ -155,6 +155,8 @@ def test_a_public_board_shows_anyone_the_grid_commits_history_and_ci_but_no_butt
     assert "failing since #2</a>" in page
     assert "<pre>assert &lt;a&gt; == b</pre>" in page  # escaped
     assert "<svg" in page and "#1: 91.5%" in page
+    assert 'class="conveyor-provenance conveyor-provenance-verified"' in page
+    assert ">provenance verified</div>" in page
     # each target release's figures of the green build, in its own line
     assert '<div class="conveyor-target" data-release="trixie">trixie: 92%</div>' in page
     assert '<div class="conveyor-target" data-release="bookworm">bookworm: 9</div>' in page
