@@ -29,9 +29,11 @@ from conveyor import debformats
 from conveyor import provenance
 from conveyor import served
 from conveyor import targets
+from steps.repository import SIGNING_MESSAGE
 from steps.summary import Summarized
 
 STATEMENTS = "attest"  # the build's directory for the statements handed to the worker
+GNUPG_FAILED = 4  # conveyor-attest's exit status when GnuPG could not sign
 
 
 def _sha256(path: str) -> str:
@@ -155,7 +157,12 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
         )
         yield self.runCommand(cmd)
         if cmd.didFail():
-            self.summary = "the provenance could not be signed: nothing is published"
+            # GnuPG (exit 4): as the publish's own signing says it, for the admins' mail
+            self.summary = (
+                SIGNING_MESSAGE
+                if cmd.rc == GNUPG_FAILED
+                else "the provenance could not be signed: nothing was published"
+            )
             return results.FAILURE
         self.setProperty(buildprops.PROVENANCE, "signed", "Attest")
         self.summary = f"attested {len(debs)} package(s), signed with the repository's key"
