@@ -19,6 +19,8 @@ COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 # what a rollback request names: a state's number, or its snapshot's name as
 # release.snapshot_name makes it, with the UTC time's upper-case T and Z
 ROLLBACK_STATE = re.compile(r"^[0-9]+$|^[a-z0-9][A-Za-z0-9.+@-]*$")
+# a promotion request's number (its promote build's), for the approve button
+REQUEST_NUMBER = re.compile(r"^[1-9][0-9]{0,9}$")
 GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 GITHUB_ORG_OR_TEAM = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9-]*$")

@@ -17,6 +17,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from conveyor import approvals as conveyor_approvals
 from conveyor import targets as conveyor_targets
 from conveyor.grammar import DISTRIBUTION_NAME
 from conveyor.grammar import EMAIL
@@ -240,6 +241,7 @@ class Settings:
     # the secret (file in the secrets directory) with the database's password; None: no password
     db_password_secret: str | None = None
     retention: Retention = field(default_factory=Retention)
+    approvals: conveyor_approvals.Approvals = field(default_factory=conveyor_approvals.Approvals)
 
     @property
     def history_dir(self) -> Path:
@@ -423,6 +425,9 @@ def parse(data: dict, file: Path) -> Settings:
         github=_github(top.table("github", required=False)),
         auth=_auth(top.table("auth", required=False)),
         retention=_retention(top.table("retention", required=False)),
+        approvals=conveyor_approvals.from_table(
+            top.table("approvals", required=False), {p.path[-1] for p in projects}
+        ),
         **conveyor,
     )
     top.check_unknown()
