@@ -7,6 +7,8 @@ from buildbot.plugins import util
 
 from conveyor.settings import Settings
 from master import factories
+from master import releases
+from master.schedulers import APPROVE
 from master.schedulers import FREEZE
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
@@ -36,10 +38,12 @@ def builders(settings: Settings) -> list[util.BuilderConfig]:
         for project in settings.projects
     ]
     for name, factory in (
-        (PUBLISH, factories.publish_factory),
-        (PROMOTE, factories.promote_factory),
-        (ROLLBACK, factories.rollback_factory),
-        (FREEZE, factories.freeze_factory),
+        (PUBLISH, releases.publish_factory),
+        (PROMOTE, releases.promote_factory),
+        (ROLLBACK, releases.rollback_factory),
+        (FREEZE, releases.freeze_factory),
+        # the approvals of a promotion into production (only when [approvals] asks for some)
+        *([(APPROVE, releases.approve_factory)] if settings.approvals.needed else []),
     ):
         result.append(
             util.BuilderConfig(

@@ -2,21 +2,16 @@
 
 from buildbot.plugins import steps
 from buildbot.plugins import util
-from buildbot.process.results import SKIPPED
 
 from conveyor import buildprops
 from conveyor.settings import Project
 from conveyor.settings import Settings
 from steps import checkout
 from steps import debian
-from steps import indexes
 from steps import install
 from steps import lint
 from steps import package
-from steps import promotion
-from steps import provenance
 from steps import python
-from steps import repository as repo_steps
 
 VENV = "../venv"
 REPORTS = "../reports"
@@ -218,170 +213,3 @@ def install_check(settings: Settings, project: Project, target: str = "") -> ins
         smoke=project.smoke,
         target=target,
     )
-
-
-def _components(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """{distribution: its target releases}: those published one component per release."""
-    return {d: settings.targets_of(d) for d in settings.distributions if settings.targets_of(d)}
-
-
-def _aptly(settings: Settings, distribution) -> dict:
-    r = settings.repository
-    return {
-        "aptly_config": str(r.aptly_config),
-        "gnupg_home": str(r.gnupg_home),
-        "distribution": distribution,
-        "components": _components(settings),
-    }
-
-
-def _index(settings: Settings) -> dict:
-    """What a step that reads a distribution's index over HTTP needs (steps/indexes.py)."""
-    r = settings.repository
-    return {
-        "repo_url": r.url,
-        "component": r.component,
-        "architectures": r.architectures,
-        "components": _components(settings),
-    }
-
-
-def _publish_steps(
-    settings: Settings, f: util.BuildFactory, distribution, action: str, **when
-) -> None:
-    """switch (signed) → verify over HTTP → history: the end of every repository change; when
-    the verification or the history fails after the switch, the previous state is put back."""
-    r = settings.repository
-    f.addStep(
-        repo_steps.PublishSwitch(signing=r.signing_args(), **_aptly(settings, distribution), **when)
-    )
-    f.addStep(indexes.VerifyPublished(distribution=distribution, **_index(settings), **when))
-    f.addStep(
-        repo_steps.RecordHistory(
-            history_dir=str(settings.history_dir), action=action, distribution=distribution, **when
-        )
-    )
-    # a switched-to state that failed its check goes: the history knows what is served
-    f.addStep(
-        repo_steps.RestorePublished(signing=r.signing_args(), **_aptly(settings, distribution))
-    )
-    f.addStep(repo_steps.DropUnpublished(**_aptly(settings, distribution)))
-
-
-def publish_factory(settings: Settings) -> util.BuildFactory:
-    """On the repository's worker: (a commit already published: nothing) → fetch → the next
-    snapshot (current state + the packages, one step) → publish."""
-    dist = util.Property("distribution")
-    f = util.BuildFactory()
-    new = {"doStepIf": lambda step: not step.getProperty(buildprops.ALREADY_PUBLISHED)}
-    f.addStep(indexes.SkipPublishedCommit(distribution=dist, **_index(settings)))
-    f.addStep(repo_steps.FetchPackages(artifacts_dir=str(settings.artifacts_dir), **new))
-    r = settings.repository
-    # each .deb's provenance, signed here with the repository's key: none, nothing published
-    f.addStep(
-        provenance.Attest(
-            artifacts_dir=str(settings.artifacts_dir),
-            projects={
-                p.name: {
-                    "clone_url": p.clone_url,
-                    "branch": p.branch,
-                    "targets": p.targets,
-                    "packages": p.packages,
-                }
-                for p in settings.projects
-            },
-            web_url=settings.web_url,
-            www_root=str(r.www_root),
-            key=r.signing_key(),
-            passphrase_file=str(r.passphrase_file) if r.passphrase_file else None,
-            gnupg_home=str(r.gnupg_home),
-            **new,
-        )
-    )
-    f.addStep(repo_steps.NextSnapshot(**_aptly(settings, dist), **new))
-    _publish_steps(settings, f, dist, "publish", **new)
-    return f
-
-
-def _changes(step) -> bool:
-    return not step.getProperty(buildprops.PROMOTION_NOOP)
-
-
-def promote_factory(settings: Settings) -> util.BuildFactory:
-    """check the rules → the target as the request saw it (master/basis.py)? → select the
-    version from the source's published snapshot → merge into the target's → publish →
-    verify → history → the commits it brings (into the end of a path, for the release mail
-    that master/reporters/mail.py sends)."""
-    target = util.Property("to_dist")
-    paths = {
-        package: list(project.path) for project in settings.projects for package in project.packages
-    }
-    f = util.BuildFactory()
-    f.addStep(promotion.ResolvePromotion(paths=paths, **_index(settings)))
-    f.addStep(
-        repo_steps.CurrentSnapshot(
-            into="source_snapshot",
-            name="source",
-            doStepIf=_changes,
-            **_aptly(settings, util.Property("from_dist")),
-        )
-    )
-    f.addStep(repo_steps.CurrentSnapshot(doStepIf=_changes, **_aptly(settings, target)))
-    f.addStep(promotion.CheckBasis(distribution=target, doStepIf=_changes))
-    ends = {project.path[-1] for project in settings.projects}
-
-    def into_production(step) -> bool:
-        return _changes(step) and step.getProperty("to_dist") in ends
-
-    # into a path's last distribution: only packages whose signed provenance proves out
-    f.addStep(
-        provenance.CheckProvenance(
-            settings=settings,
-            doStepIf=into_production,
-            hideStepIf=lambda results, step: results == SKIPPED,
-        )
-    )
-    f.addStep(repo_steps.SelectVersion(doStepIf=_changes, **_aptly(settings, target)))
-    f.addStep(repo_steps.MergeSnapshot(doStepIf=_changes, **_aptly(settings, target)))
-    _publish_steps(settings, f, target, "promote", doStepIf=_changes)
-    f.addStep(
-        promotion.CommitsBetween(
-            clone_urls={
-                p: project.clone_url for project in settings.projects for p in project.packages
-            },
-            doStepIf=into_production,
-            hideStepIf=lambda results, step: results == SKIPPED,
-        )
-    )
-    return f
-
-
-def rollback_factory(settings: Settings) -> util.BuildFactory:
-    """current state → as the request saw it? → the state to return to (by the history) →
-    publish it → verify → history."""
-    dist = util.Property("distribution")
-    f = util.BuildFactory()
-    f.addStep(repo_steps.CurrentSnapshot(**_aptly(settings, dist)))
-    f.addStep(promotion.CheckBasis(distribution=dist))
-    f.addStep(
-        promotion.ResolveRollback(
-            history_dir=str(settings.history_dir),
-            keep_states=settings.retention.snapshots_keep_states,
-            aptly_config=str(settings.repository.aptly_config),
-            gnupg_home=str(settings.repository.gnupg_home),
-            distribution=dist,
-        )
-    )
-    _publish_steps(settings, f, dist, "rollback")
-    return f
-
-
-def freeze_factory(settings: Settings) -> util.BuildFactory:
-    """Write the distribution's freeze (or its end) beside its history."""
-    f = util.BuildFactory()
-    f.addStep(
-        promotion.SetFreeze(
-            history_dir=str(settings.history_dir), distribution=util.Property("distribution")
-        )
-    )
-    return f

@@ -174,11 +174,11 @@ def test_the_master_signs_with_the_key_the_repository_host_serves(tmp_path, serv
     known = repository.with_fingerprint(settings)
     assert known.repository.fingerprint == fingerprint
     # the publish, promote and rollback builders sign with it
-    from master import factories
+    from master import releases
 
     steps = [
         s
-        for s in factories.publish_factory(known).steps
+        for s in releases.publish_factory(known).steps
         if issubclass(s.step_class, repo_steps.PublishSwitch)
     ]
     assert steps and all(s.kwargs["signing"] == [f"-gpg-key={fingerprint}"] for s in steps)
