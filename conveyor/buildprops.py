@@ -8,7 +8,8 @@ Each: set by → read by.
 
 - PACKAGE_VERSION: steps/debian.py (StampVersion), steps/promotion.py (the version promoted),
   master/factories.py (to publish) → steps/package.py, steps/repository.py, steps/indexes.py,
-  steps/provenance.py, master/reporters/mail.py and admins.py, conveyor/board.py, ops/__main__.py
+  steps/provenance.py, steps/approvals.py (the version requested), master/reporters/mail.py
+  and admins.py, conveyor/board.py, ops/__main__.py
 - SOURCE_PACKAGE: steps/debian.py → steps/debian.py, steps/package.py (handed over)
 - COMMIT_TIME: steps/checkout.py, steps/debian.py → steps/debian.py, steps/package.py
 - CI_NUMBER: steps/package.py (the CI build's number, to its package build) → steps/debian.py
@@ -37,10 +38,15 @@ Each: set by → read by.
 - LINT_PROBLEMS, LINT_FIRST: steps/lint.py → master/reporters/facts.py
 - PUSH_FORCED: master/pushes.py (a change property), master/factories.py (to publish) →
   steps/indexes.py
-- ALREADY_PUBLISHED: steps/indexes.py (SkipPublishedCommit) → master/factories.py
+- ALREADY_PUBLISHED: steps/indexes.py (SkipPublishedCommit) → master/releases.py
 - PREVIOUS_VERSION, RELEASE_COMMITS: steps/promotion.py → master/reporters/mail.py
-- PROMOTION_NOOP: steps/promotion.py → master/reporters/mail.py, master/factories.py
+- PROMOTION_NOOP: steps/promotion.py → master/reporters/mail.py, master/releases.py
 - MAIL_FAILED: master/reporters/mail.py → conveyor/board.py
+- AWAITING_APPROVAL: steps/approvals.py (a request recorded, or an approval short of the
+  count: the promotion's steps do not run) → master/releases.py, master/reporters/mail.py
+- APPROVED_BY: steps/approvals.py (the approval that completes the count) →
+  steps/repository.py (into the history entry), master/reporters/mail.py
+- APPROVAL_REQUEST: steps/approvals.py (the same) → master/releases.py, steps/repository.py
 """
 
 PACKAGE_VERSION = "package_version"
@@ -69,3 +75,6 @@ PREVIOUS_VERSION = "previous_version"
 PROMOTION_NOOP = "promotion_noop"
 RELEASE_COMMITS = "release_commits"
 MAIL_FAILED = "mail_failed"
+AWAITING_APPROVAL = "awaiting_approval"
+APPROVED_BY = "request_approvers"
+APPROVAL_REQUEST = "approval_request"

@@ -44,6 +44,12 @@ def history_url(settings: Settings, dist: str) -> str:
     return f"{settings.repository.url}history/{dist}.jsonl"
 
 
+def requests_url(settings: Settings, dist: str) -> str:
+    """Where a distribution's promotion requests and approvals are served
+    (conveyor.approvals.parse_log)."""
+    return f"{settings.repository.url}history/{dist}.requests.jsonl"
+
+
 def freeze_url(settings: Settings, dist: str) -> str:
     """Where a distribution's freeze (conveyor.release.parse_freeze) is served."""
     return f"{settings.repository.url}history/{dist}.freeze.json"

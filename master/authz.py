@@ -16,9 +16,12 @@ projects; control actions stay as below.
     cancel build requests of those builders          -          -         yes        yes      yes
     promote into the last distribution of a path
       (force, and rebuild of such a promotion)       -          -          -         yes      yes
+      (one that needs [approvals]: a request)        -          -         yes        yes      yes
     roll back the last distribution of a path
       (force, and rebuild of such a rollback)        -          -          -         yes      yes
     freeze or unfreeze a distribution (`freeze`)     -          -          -         yes      yes
+    approve a promotion request (`approve`; never
+      one's own: the build refuses it)               -          -          -         yes      yes
     workers: stop, kill, pause, unpause              -          -          -          -       yes
     schedulers: enable (and disable)                 -          -          -          -       yes
     build requests: set_priority                     -          -          -          -        -
@@ -41,6 +44,7 @@ from buildbot.www.authz.endpointmatchers import Match
 from conveyor.release import ReleaseError
 from conveyor.settings import Settings
 from master.forms import form_value
+from master.schedulers import APPROVE
 from master.schedulers import FREEZE
 from master.schedulers import PROMOTE
 from master.schedulers import PUBLISH
@@ -78,6 +82,10 @@ class PromoteIntoProductionMatcher(EndpointMatcherBase):
             package, _, target = promotion_target(self.conveyor, options)
         except ReleaseError:
             return False  # malformed or unknown: the scheduler refuses it with the reason
+        # a distribution that needs approvals: asking changes nothing; the approvals, by
+        # production roles (the `approve` builder below), promote
+        if self.conveyor.approvals.of(target):
+            return False
         return target == self.conveyor.project_of_package(package).path[-1]
 
     def match_ForceSchedulerEndpoint_force(self, epobject, epdict, options):
@@ -214,6 +222,12 @@ def rules(settings: Settings) -> list:
             result += _any_of(matcher, roles["releasers"], builder=builder)
     for matcher in build_matchers:  # freezing and unfreezing a distribution
         result += _any_of(matcher, roles["production"], builder=FREEZE)
+    for matcher in (  # approving a promotion request (never rebuilt: steps/approvals.py)
+        util.ForceBuildEndpointMatcher,
+        util.StopBuildEndpointMatcher,
+        BuildRequestEndpointMatcher,
+    ):
+        result += _any_of(matcher, roles["production"], builder=APPROVE)
     for project in settings.projects:
         for builder in (project.ci_builder, project.pr_builder):
             for matcher in build_matchers:

@@ -32,6 +32,7 @@ PUBLISH = "publish"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 FREEZE = "freeze"
+APPROVE = "approve"
 
 
 class StrictForceScheduler(dispatch.StartsAtOnce, schedulers.ForceScheduler):
@@ -270,6 +271,38 @@ def freeze_scheduler(settings: Settings) -> schedulers.ForceScheduler:
     )
 
 
+def approve_scheduler(settings: Settings) -> schedulers.ForceScheduler:
+    """Approve a pending promotion request into a distribution that needs approvals
+    (conveyor/approvals.py): by its number, so that an approval is for the request its approver
+    saw; users with a production role may (master/authz.py), never the requester (the build)."""
+    dists = sorted(settings.approvals.needed)
+    return StrictForceScheduler(
+        name=APPROVE,
+        buttonName="Approve",
+        builderNames=[APPROVE],
+        label="Approve a promotion request into production (the board lists them)",
+        codebases=_no_codebase(),
+        reason=util.StringParameter(name="reason", label="Note", default="approved", size=60),
+        properties=[
+            util.ChoiceStringParameter(
+                name="distribution",
+                label="Distribution",
+                choices=dists,
+                default=dists[0],
+                strict=True,
+            ),
+            util.StringParameter(
+                name="request",
+                label="Request (its number, as the board and bin/conveyor approvals show)",
+                default="",
+                required=True,
+                regex=grammar.REQUEST_NUMBER,
+                size=10,
+            ),
+        ],
+    )
+
+
 def schedulers_for(settings: Settings) -> list:
     result: list = [
         dispatch.PromptTriggerable(name=PUBLISH, builderNames=[PUBLISH]),
@@ -277,6 +310,8 @@ def schedulers_for(settings: Settings) -> list:
         rollback_scheduler(settings),
         freeze_scheduler(settings),
     ]
+    if settings.approvals.needed:
+        result.append(approve_scheduler(settings))
     for project in settings.projects:
         result.append(
             dispatch.PromptTriggerable(

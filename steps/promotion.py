@@ -26,6 +26,20 @@ from steps.repository import HistoryStep
 from steps.summary import Summarized
 
 
+@defer.inlineCallbacks
+def rebuilt(step):
+    """The properties of the build `step`'s build rebuilds, or None when it is no rebuild."""
+    try:
+        bsid = step.build.requests[0].bsid
+    except (AttributeError, IndexError, TypeError):
+        return None
+    buildset = yield step.master.data.get(("buildsets", bsid))
+    if not isinstance(buildset, dict) or not buildset.get("rebuilt_buildid"):
+        return None
+    properties = yield step.master.data.get(("builds", buildset["rebuilt_buildid"], "properties"))
+    return {name: value for name, (value, _source) in (properties or {}).items()}
+
+
 class CheckBasis(Summarized, buildstep.BuildStep):
     """A change is exactly the one its requester saw: the distribution must still be in the
     state the request recorded (`basis_snapshot`, `basis_state`: master/basis.py), now that
@@ -90,20 +104,8 @@ class ResolvePromotion(Summarized, IndexReader, buildstep.BuildStep):
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(**kwargs)
 
-    @defer.inlineCallbacks
     def rebuilt(self):
-        """The properties of the build this one rebuilds, or None when it is no rebuild."""
-        try:
-            bsid = self.build.requests[0].bsid
-        except (AttributeError, IndexError, TypeError):
-            return None
-        buildset = yield self.master.data.get(("buildsets", bsid))
-        if not isinstance(buildset, dict) or not buildset.get("rebuilt_buildid"):
-            return None
-        properties = yield self.master.data.get(
-            ("builds", buildset["rebuilt_buildid"], "properties")
-        )
-        return {name: value for name, (value, _source) in (properties or {}).items()}
+        return rebuilt(self)
 
     @defer.inlineCallbacks
     def run(self):

@@ -577,6 +577,9 @@ class RecordHistory(HistoryStep):
         }
         if self.getProperty(buildprops.PROVENANCE):  # signed (publish), verified (production)
             entry["provenance"] = self.getProperty(buildprops.PROVENANCE)
+        if self.getProperty(buildprops.APPROVAL_REQUEST):  # steps/approvals.py
+            entry["request"] = self.getProperty(buildprops.APPROVAL_REQUEST)
+            entry["approved_by"] = list(self.getProperty(buildprops.APPROVED_BY) or [])
         yield self.downloadFileContentToWorker(
             path, text + release.history_line(entry), abandonOnFailure=True, mode=0o644
         )

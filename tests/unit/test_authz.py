@@ -76,6 +76,7 @@ class ForceSchedulerEndpoint(_Endpoint):
         "promote": ["promote"],
         "rollback": ["rollback"],
         "freeze": ["freeze"],
+        "approve": ["approve"],
     }
 
     def findForceScheduler(self, name):  # (Buildbot's: None for a name it does not have)
@@ -281,3 +282,30 @@ def test_github_roles_pass_the_rules_too(tmp_path):
     path, method, options = ACTIONS["kill worker"]
     d = rule_set.assertUserAllowed(path, method, options, {"groups": ["acme/ops"]})
     assert d.called and d.result is None
+
+
+def test_with_approvals_a_releaser_asks_and_only_production_roles_approve(tmp_path):
+    # [approvals] app = 2: a promotion into app is a request (steps/approvals.py), which a
+    # releaser may make; approving it is for the production roles (never the requester: the
+    # build refuses that)
+    rule_set = the_authz(load(tmp_path, AUTH + "[approvals]\napp = 2\n"))
+    BUILDERS[7] = "approve"
+    BUILDS[40] = (7, {"distribution": "app", "request": "3"})
+    ACTIONS["approve"] = (
+        ("forceschedulers", "approve"),
+        "force",
+        {"distribution": "app", "request": "3"},
+    )
+    ACTIONS["rebuild approve"] = (("builds", 40), "rebuild", {})
+    try:
+        users = [None, "nobody", D, R, M, A]
+        for action, who in (
+            ("promote to production", {R, M, A}),
+            ("rebuild promote to production", {R, M, A}),
+            ("roll back production", {M, A}),
+            ("approve", {M, A}),
+            ("rebuild approve", {A}),  # and the build refuses it: an approval is not rebuilt
+        ):
+            assert {u for u in users if allowed(rule_set, action, u)} == who, action
+    finally:
+        del BUILDERS[7], BUILDS[40], ACTIONS["approve"], ACTIONS["rebuild approve"]
