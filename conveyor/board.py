@@ -25,12 +25,14 @@ from datetime import datetime
 from typing import Any
 from typing import Protocol
 
+from conveyor import approvals
 from conveyor import buildprops
 from conveyor import debformats
 from conveyor import release
 from conveyor.served import freeze_url
 from conveyor.served import history_url
 from conveyor.served import read_index
+from conveyor.served import requests_url
 from conveyor.settings import Project
 from conveyor.settings import Settings
 
@@ -465,6 +467,7 @@ class Board:
     generated: str
     freezes: dict[str, dict] = field(default_factory=dict)  # the frozen distributions
     attention: list[dict] = field(default_factory=list)  # see attention()
+    approvals: dict[str, dict] = field(default_factory=dict)  # conveyor.approvals.view
 
     def as_json(self) -> dict:
         return {
@@ -473,6 +476,7 @@ class Board:
             "histories": self.histories,
             "frozen": self.freezes,
             "attention": self.attention,
+            "approvals": self.approvals,
             "ci": [{k: v for k, v in c.items() if k != "trend_svg"} for c in self.ci],
         }
 
@@ -524,9 +528,16 @@ def collect(
         freezes,
         problems,
     )
+    for dist in settings.approvals.needed:  # the two-person rule's requests
+        events = approvals.parse_log(source.text(requests_url(settings, dist)))
+        result.approvals[dist] = {
+            **approvals.view(events, now),
+            "needed": settings.approvals.of(dist),
+        }
     for path in result.paths:
         for c in path["cells"]:
             c["frozen"] = freezes.get(c["distribution"])
         for step in path["steps"]:
             step["frozen"] = freezes.get(step["target"])
+            step["approvals"] = result.approvals.get(step["target"])
     return result

@@ -326,6 +326,7 @@ class ReleaseFacts:
     who: str
     url: str
     commits: list[str] = field(default_factory=list)
+    approved_by: list[str] = field(default_factory=list)  # conveyor/approvals.py
 
 
 def render_release(facts: ReleaseFacts) -> tuple[str, str]:
@@ -341,6 +342,7 @@ def render_release(facts: ReleaseFacts) -> tuple[str, str]:
         url=facts.url,
         commits=cut(facts.commits),
         count=len(facts.commits),
+        approved_by=facts.approved_by,
     )
     return " ".join(subject.split()), body
 

@@ -144,6 +144,15 @@ def print_status(data: board.Board) -> None:
                 print(f"{step['version']} waits, {len(step['commits'])} commit(s){note}")
                 for commit in step["commits"]:
                     print(f"  {commit['short']}  {commit['subject']}  ({commit['author']})")
+            pending = (step.get("approvals") or {}).get("pending")
+            if pending:  # conveyor/approvals.py
+                print(
+                    f"  request {pending['request']} ({pending['state']}): "
+                    f"{pending['version']}, asked by {pending['requested_by']}; approved by "
+                    f"{', '.join(pending['approved_by']) or 'nobody yet'} "
+                    f"({len(pending['approved_by'])} of {pending['needed']}); "
+                    f"expires {pending['expires']}"
+                )
 
 
 def status(settings: Settings, as_json: bool = False) -> int:

@@ -12,9 +12,12 @@
                                                     DIST, rollbacks included
     conveyor verify PACKAGE=VERSION                 prove each served .deb of it by its signed
                                                     provenance (conveyor/provenance.py)
+    conveyor approvals [DIST]                       the promotion requests waiting for approval
+    conveyor approve DIST [REQUEST]                 approve DIST's pending request (the one
+                                                    printed; REQUEST: its number, to be sure)
 
-promote, rollback, freeze and unfreeze log in to the master's REST API, force the build, follow
-it to its end and print its result and URL. Credentials come from CONVEYOR_USER and
+promote, rollback, freeze, unfreeze and approve log in to the master's REST API, force the
+build, follow it to its end and print its result and URL. Credentials come from CONVEYOR_USER and
 CONVEYOR_PASSWORD, or from the file named by CONVEYOR_CREDENTIALS (one line `user:password`;
 default: the demo releaser's, var/secrets/cli-credentials) — never from the command line.
 
@@ -29,6 +32,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import UTC
+from datetime import datetime
 
 from conveyor import hostsetup
 from conveyor import release
@@ -72,11 +77,66 @@ def history(settings, dist: str) -> int:
         current = " <- published" if entry is entries[-1] else ""
         what = f"{entry.get('package') or ''} {entry.get('version') or ''}".strip() or "(empty)"
         origin = f" from {entry['from']}" if entry.get("from") else ""
+        if entry.get("approved_by"):  # conveyor/approvals.py
+            origin += f" (request {entry.get('request')}, approved by "
+            origin += f"{', '.join(entry['approved_by'])})"
         print(
             f"{entry['n']:>3}  {entry['when']}  {entry['action']:<8}  {what}{origin}  "
             f"by {entry.get('who') or '?'}  {entry['snapshot']}{current}"
         )
+    if settings.approvals.of(dist):  # every request and approval (conveyor/approvals.py)
+        print(f"requests into {dist} (each needs {settings.approvals.of(dist)} approvals):")
+        for e in _requests(settings, dist):
+            what = f" {e['package']} {e['version']}" if e["event"] == "requested" else ""
+            extra = f" by {e['by']}" if e.get("by") else f": {e['why']}" if e.get("why") else ""
+            who = f" by {e['who']}" if e.get("who") else ""
+            print(f"  {e['when']}  request {e['request']} {e['event']}{what}{who}{extra}")
     return OK
+
+
+def _requests(settings, dist: str) -> list[dict]:
+    """The request log of a distribution that needs approvals (conveyor/approvals.py)."""
+    from conveyor import approvals
+    from conveyor.served import requests_url
+
+    if not settings.approvals.of(dist):
+        needing = ", ".join(sorted(settings.approvals.needed)) or "none ([approvals] is empty)"
+        raise ApiError(f"{dist!r} needs no approvals (those that do: {needing})", REFUSED)
+    return approvals.parse_log(fetch_text(requests_url(settings, dist)) or "")
+
+
+def list_approvals(settings, dist: str | None) -> int:
+    from conveyor import approvals
+
+    for name in [dist] if dist else sorted(settings.approvals.needed):
+        request = approvals.open_request(_requests(settings, name))
+        if request is None:
+            print(
+                f"{name}: no request waits (a promotion into it needs "
+                f"{settings.approvals.of(name)} approval(s))"
+            )
+        else:
+            state = request.state(datetime.now(UTC))
+            print(f"{name}: {state} {approvals.summary(request)}")
+    return OK
+
+
+def approve(settings, dist: str, number: str) -> int:
+    """Approve the pending request of `dist`: the one printed here (or number `number`)."""
+    from conveyor import approvals
+
+    request = approvals.open_request(_requests(settings, dist))
+    if not number and request is None:
+        raise ApiError(f"{dist}: no request waits for approval", REFUSED)
+    print(approvals.summary(request) if request else f"{dist}: request {number}")
+    return run_build(
+        settings,
+        "approve",
+        "approve",
+        distribution=dist,
+        request=number or str(request.number),
+        reason=f"conveyor approve {dist}",
+    )
 
 
 def host_setup(settings, dist: str) -> int:
@@ -152,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", default="unfrozen")
     p = sub.add_parser("host-setup", help="host-setup DIST: set a host up to follow DIST")
     p.add_argument("distribution")
+    p = sub.add_parser("approvals", help="approvals [DIST]: the requests that wait")
+    p.add_argument("distribution", nargs="?")
+    p = sub.add_parser("approve", help="approve DIST [REQUEST]: approve its pending request")
+    p.add_argument("distribution")
+    p.add_argument("request", nargs="?", default="")
     p = sub.add_parser("verify", help="verify PACKAGE=VERSION: its signed provenance")
     p.add_argument("package", metavar="PACKAGE=VERSION")
     args = parser.parse_args(argv)
@@ -192,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             return host_setup(settings, args.distribution)
         if args.command == "verify":
             return verify(settings, args.package)
+        if args.command == "approvals":
+            return list_approvals(settings, args.distribution)
+        if args.command == "approve":
+            return approve(settings, args.distribution, args.request)
         return history(settings, args.distribution)
     except settings_module.SettingsError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from flask import Response
 from flask import render_template
 from flask import request
 
+from conveyor import approvals
 from conveyor import board as board_module
 from conveyor import release
 from conveyor import settings as settings_module
@@ -30,6 +31,7 @@ from master.board.source import DataSource
 from master.board.source import allowed
 from master.board.source import may_read
 from master.board.source import user_info
+from master.schedulers import APPROVE
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
@@ -121,8 +123,11 @@ def promote_button(
     }
     if not allowed(api, user, "promote", params):
         return None
+    needed = (step.get("approvals") or {}).get("needed")
     return {
-        "label": f"Promote to {step['target']}",
+        "label": f"Ask to promote to {step['target']} ({needed} approvals)"
+        if needed
+        else f"Promote to {step['target']}",
         "scheduler": "promote",
         "params": params,
         "confirm": f"Promote {package} {step['version']} from {step['source']} to "
@@ -155,6 +160,33 @@ def rollback_button(
     }
 
 
+def approve_button(api: Any, user: dict, builderid: int | None, dist: str, view: dict | None):
+    """The "Approve" button of a distribution's pending request, if the user may press it: a
+    production role (the authz), not its requester, not approved by them already."""
+    pending = (view or {}).get("pending")
+    if builderid is None or not pending or pending["state"] != "pending":
+        return None
+    me = approvals.identity(user)
+    if me == pending["requested_by"] or me in pending["approved_by"]:
+        return None
+    params = {
+        "builderid": builderid,
+        "distribution": dist,
+        "request": str(pending["request"]),
+        "reason": "release board",
+    }
+    if not allowed(api, user, APPROVE, params):
+        return None
+    return {
+        "label": f"Approve request {pending['request']}",
+        "scheduler": APPROVE,
+        "params": params,
+        "confirm": f"Approve {pending['package']} {pending['version']} into {dist}, asked by "
+        f"{pending['requested_by']}?",
+        "done": f"approval of request {pending['request']}",
+    }
+
+
 def page(app: Flask, settings: Settings) -> dict:
     api = api_of(app)
     source = DataSource(api)
@@ -163,9 +195,15 @@ def page(app: Flask, settings: Settings) -> dict:
     promote_id = rollback_id = None  # anonymous: no button, and the authz is not asked
     if not user.get("anonymous") and user.get("username"):
         promote_id, rollback_id = source.builder_id("promote"), source.builder_id("rollback")
+    approve_id = None
+    if promote_id is not None and settings.approvals.needed:
+        approve_id = source.builder_id(APPROVE)
     for path in data.paths:
         for step in path["steps"]:
             step["button"] = promote_button(api, user, promote_id, path["package"], step)
+            step["approve"] = approve_button(
+                api, user, approve_id, step["target"], step.get("approvals")
+            )
     rollbacks = {
         dist: rollback_button(api, user, rollback_id, dist, history)
         for dist, history in data.histories.items()

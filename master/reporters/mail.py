@@ -47,6 +47,7 @@ from master.reporters.admins import PublishFailureGenerator
 from master.reporters.facts import gather_facts
 from master.reporters.facts import previous_build
 from master.reporters.facts import prop
+from master.schedulers import APPROVE
 from master.schedulers import PROMOTE
 
 
@@ -132,7 +133,9 @@ class ReleaseMailFormatter(MessageFormatterBase):
                 previous=prop(build, buildprops.PREVIOUS_VERSION),
                 source=prop(build, "from_dist"),
                 target=prop(build, "to_dist"),
-                who=prop(build, "owner") or "?",
+                # an approved promotion: its requester, and who approved it (steps/approvals.py)
+                who=prop(build, "who") or prop(build, "owner") or "?",
+                approved_by=list(prop(build, buildprops.APPROVED_BY) or []),
                 url=build.get("url")
                 or reporter_utils.getURLForBuild(master, build["builderid"], build["number"]),
                 commits=list(prop(build, buildprops.RELEASE_COMMITS) or []),
@@ -167,6 +170,7 @@ class ReleaseMailGenerator(BuildStatusGenerator):
         if (
             build["results"] != SUCCESS
             or prop(build, buildprops.PROMOTION_NOOP)
+            or prop(build, buildprops.AWAITING_APPROVAL)  # a request, or an approval short of it
             or prop(build, "package") not in self.packages
             or prop(build, "to_dist") not in self.ends
         ):
@@ -305,7 +309,9 @@ def mail_notifiers(settings: Settings) -> list:
                     extraRecipients=list(project.mail),
                     sendToInterestedUsers=False,
                     generators=[
-                        ReleaseMailGenerator([PROMOTE], project.packages, [project.path[-1]])
+                        ReleaseMailGenerator(
+                            [PROMOTE, APPROVE], project.packages, [project.path[-1]]
+                        )
                     ],
                     **_mail_auth(settings),
                 )

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from conveyor import board
+from conveyor.approvals import Approvals
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
@@ -27,6 +28,7 @@ SETTINGS = SimpleNamespace(
     projects=(PROJECT,),
     repository=REPO,
     distributions=PROJECT.path,
+    approvals=Approvals(),
     targets_of=lambda dist: (),  # one component (see test_targets for target releases)
 )
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import jwt
 import pytest
 
+from conveyor.approvals import Approvals
 from master.board import app as app_module
 from master.board import dashboards
 from master.board import source as source_module
@@ -25,6 +26,7 @@ SETTINGS = SimpleNamespace(
     projects=(PROJECT,),
     repository=REPO,
     distributions=PROJECT.path,
+    approvals=Approvals(),
     targets_of=lambda dist: (),
     web_url="http://ci.test/",
     file=Path("/nonexistent/pipeline.toml"),
