@@ -17,6 +17,8 @@ Each: set by → read by.
   steps/repository.py, steps/indexes.py, steps/provenance.py
 - ARTIFACTS_PATH: steps/debian.py (UploadPackages), master/factories.py (to publish) →
   steps/package.py, steps/repository.py, steps/provenance.py
+- BUILDINFOS: steps/debian.py (sbuild's .buildinfo of each release built) → steps/debian.py
+  (UploadPackages), steps/provenance.py (through the data API)
 - CHROOT_BASES: steps/debian.py ({base file name: its sha256}, from the trusted side's digest)
   → steps/provenance.py (through the data API)
 - PROVENANCE: steps/provenance.py ("signed" by a publish's attest, "verified" by a promotion's
@@ -56,6 +58,7 @@ CI_NUMBER = "ci_number"
 DEBS = "debs"
 ARTIFACTS_PATH = "artifacts_path"
 CHROOT_BASES = "chroot_bases"
+BUILDINFOS = "buildinfos"
 PROVENANCE = "provenance_check"
 PACKAGE_REQUEST = "package_request"
 PACKAGE_FAILED_FIRST = "package_failed_first"

@@ -3,13 +3,14 @@ in a DSSE envelope signed with the repository's key, served beside the packages.
 
 - statement(): made by the master, from what it saw of the build (steps/provenance.py): the
   repository and commit, the package build's builder, number and worker, the target release
-  and the digest of its chroot base, the build's parameters, the .deb's sha256. The
+  and the digest of its chroot base, the build's parameters, the .deb's sha256 and sbuild's
+  .buildinfo (its sha256; the file is served beside the envelope). The
   repository's worker signs it (worker/bin/conveyor-attest); no build worker holds the key.
 - check(): what `bin/conveyor verify PACKAGE=VERSION` and a promotion into a path's last
   distribution prove, from what is served over HTTP: the envelope's signature against the
   repository's published key, the served .deb's digest against the statement's (and the
   index's), and the commit (the statement's, the package's Conveyor-Commit field, the
-  version's g<sha>).
+  version's g<sha>), and the .buildinfo's digest and its listing of the .deb.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def provenance_path(deb: str) -> str:
     return f"provenance/{deb}.intoto.json"
 
 
+def buildinfo_path(name: str) -> str:
+    """Where a build's .buildinfo is served, below the repository's URL."""
+    return f"provenance/{name}"
+
+
 def statement(
     *,
     deb: str,
@@ -55,8 +61,10 @@ def statement(
     started: str | None,
     finished: str | None,
     parameters: dict,
+    buildinfo: tuple[str, str] | None = None,
 ) -> dict:
-    """The in-toto Statement of one .deb (SLSA Provenance v1)."""
+    """The in-toto Statement of one .deb (SLSA Provenance v1); `buildinfo`: (the file name,
+    the sha256) of sbuild's record of the build, served beside it (buildinfo_path)."""
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": deb, "digest": {"sha256": sha256}}],
@@ -87,7 +95,12 @@ def statement(
                     "startedOn": started,
                     "finishedOn": finished,
                 },
-                "byproducts": [{"name": "version", "content": version}],
+                "byproducts": [{"name": "version", "content": version}]
+                + (
+                    [{"name": buildinfo[0], "digest": {"sha256": buildinfo[1]}}]
+                    if buildinfo
+                    else []
+                ),
             },
         },
     }
@@ -102,6 +115,7 @@ class Proof:
     commit: str
     keyid: str
     build: str
+    buildinfo: str = ""  # what was proved of the build's .buildinfo
 
     def lines(self) -> list[str]:
         return [
@@ -109,6 +123,7 @@ class Proof:
             f"  sha256 {self.sha256}: the .deb as served, as its index and its provenance say",
             f"  commit {self.commit}: the provenance's, the package's and the version's",
             f"  built by {self.build}",
+            f"  {self.buildinfo or 'no .buildinfo recorded (published before Conveyor kept it)'}",
         ]
 
 
@@ -173,6 +188,7 @@ def check(
     envelope_text: str | None,
     public_key: bytes,
     control_commit: str | None,
+    buildinfo_of=None,
 ) -> Proof:
     """Prove one served .deb (see the module's docstring); ProvenanceError says what failed."""
     if envelope_text is None:
@@ -204,7 +220,41 @@ def check(
         raise ProvenanceError(f"{deb}: its version names commit {short}, the provenance {commit}")
     run = payload["predicate"]["runDetails"]
     build = f"{run['metadata'].get('invocationId')} on {run['builder']['version'].get('worker')}"
-    return Proof(deb=deb, sha256=served, commit=commit, keyid=keyid, build=build)
+    proof = Proof(deb=deb, sha256=served, commit=commit, keyid=keyid, build=build)
+    records = [b for b in run.get("byproducts", []) if b.get("name", "").endswith(".buildinfo")]
+    if records:
+        proof.buildinfo = check_buildinfo(deb, served, records[0], buildinfo_of)
+    return proof
+
+
+def check_buildinfo(deb: str, deb_sha256: str, record: dict, buildinfo_of) -> str:
+    """The .buildinfo the provenance names, as served (`buildinfo_of(name)` -> bytes or None):
+    its sha256 is the signed one, and it lists the .deb with the served .deb's sha256. What it
+    proved, in words; ProvenanceError otherwise."""
+    from debian import deb822
+
+    name, signed = record["name"], (record.get("digest") or {}).get("sha256")
+    data = buildinfo_of(name) if buildinfo_of else None
+    if data is None:
+        raise ProvenanceError(
+            f"{deb}: its .buildinfo {name} is not served ({buildinfo_path(name)})"
+        )
+    if hashlib.sha256(data).hexdigest() != signed:
+        raise ProvenanceError(
+            f"{deb}: the served {name} is not the one the provenance names (sha256 {signed})"
+        )
+    info = deb822.BuildInfo(data.decode("utf-8", "replace"))
+    listed = {c["name"]: c["sha256"] for c in info.get("Checksums-Sha256") or []}
+    if listed.get(deb) != deb_sha256:
+        raise ProvenanceError(
+            f"{deb}: its .buildinfo {name} lists sha256 {listed.get(deb) or 'nothing'} for it, "
+            f"the served .deb is {deb_sha256}"
+        )
+    depends = len((info.get("Installed-Build-Depends") or "").split(","))
+    return (
+        f"buildinfo {name}: as signed; it lists this .deb's sha256, built among {depends} "
+        "installed packages"
+    )
 
 
 def control_field(deb_bytes: bytes, name: str) -> str | None:
@@ -261,6 +311,7 @@ def verify_served(settings, package: str, version: str, text_of, bytes_of) -> li
                 text_of(repo.url + provenance_path(deb)),
                 public_key,
                 control_field(deb_bytes, "Conveyor-Commit"),
+                lambda name: bytes_of(repo.url + buildinfo_path(name)),
             )
         )
     return proofs

@@ -150,7 +150,8 @@ conveyor-sbuild "$release" "$dsc" || exit
 base=$(conveyor-sbuild --digest "$release") || exit
 echo "{BASE}$base"
 echo '{BUILT}'
-find .. -maxdepth 1 -type f -name "$pattern" -printf '%f\n'
+find .. -maxdepth 1 -type f \( -name "$pattern" -o -name "${{pattern%.deb}}.buildinfo" \) \
+    -printf '%f\n'
 """
 
 
@@ -166,13 +167,13 @@ def chroot_base(stdout: str) -> tuple[str, str] | None:
     return name, digest
 
 
-def built_debs(stdout: str, version: str) -> list[str]:
-    """The .debs BUILD_SCRIPT listed after its last BUILT line: file names of `version`
-    (without epoch), nothing else."""
+def built_debs(stdout: str, version: str, suffix: str = ".deb") -> list[str]:
+    """The .debs (or, with `suffix` .buildinfo, the build records) BUILD_SCRIPT listed after
+    its last BUILT line: file names of `version` (without epoch), nothing else."""
     if f"{BUILT}\n" not in stdout:
         return []
     listed = stdout.rsplit(f"{BUILT}\n", 1)[1].split()
-    name = re.compile(rf"[a-z0-9][a-z0-9+.-]*_{re.escape(version)}_[a-z0-9-]+\.deb")
+    name = re.compile(rf"[a-z0-9][a-z0-9+.-]*_{re.escape(version)}_[a-z0-9-]+{re.escape(suffix)}")
     return sorted(deb for deb in listed if name.fullmatch(deb))
 
 
@@ -261,8 +262,13 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
                 f"{', '.join(missing)}: fix `packages` in pipeline.toml or debian/control\n"
             )
             return results.FAILURE
-        earlier = [] if self.first else list(self.getProperty(buildprops.DEBS) or [])
-        self.setProperty(buildprops.DEBS, earlier + debs, "BuildDebianPackage")
+        for name, found in (
+            (buildprops.DEBS, debs),
+            # sbuild's record of the build (its environment, the .debs' digests): provenance
+            (buildprops.BUILDINFOS, built_debs(cmd.stdout, version, ".buildinfo")),
+        ):
+            earlier = [] if self.first else list(self.getProperty(name) or [])
+            self.setProperty(name, earlier + found, "BuildDebianPackage")
         base = chroot_base(cmd.stdout)
         if base:  # which chroot each release was built in: the provenance names it
             bases = {} if self.first else dict(self.getProperty(buildprops.CHROOT_BASES) or {})
@@ -302,7 +308,8 @@ class UploadPackages(Summarized, buildstep.BuildStep):
             self.summary = "no packages to upload"
             return results.FAILURE
         log = yield self.addLog("stdio")
-        for deb in debs:
+        # and the .buildinfo of each release, which the provenance records (steps/provenance.py)
+        for deb in debs + list(self.getProperty(buildprops.BUILDINFOS) or []):
             masterdest = posixpath.join(self.artifacts_dir, where, deb)
             writer = remotetransfer.FileWriter(masterdest, None, 0o644)
             cmd = remotecommand.RemoteCommand(

@@ -90,7 +90,24 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
         build["worker"] = worker["name"] if worker else "?"
         properties = yield self.master.data.get(("builds", build["buildid"], "properties"))
         build["bases"] = (properties or {}).get(buildprops.CHROOT_BASES, ({}, None))[0] or {}
+        build["records"] = (properties or {}).get(buildprops.BUILDINFOS, ([], None))[0] or []
         return build, name
+
+    @defer.inlineCallbacks
+    def buildinfo(self, where: str, build: dict, deb_version: str, log):
+        """(file name, sha256) of the package build's .buildinfo of that version, copied from
+        the master's artifact store to the served provenance/ beside the envelopes; None when
+        the build recorded none (a build from before Conveyor kept them)."""
+        name = next((b for b in build["records"] if b.split("_")[1] == deb_version), None)
+        if name is None:
+            return None
+        path = posixpath.join(self.artifacts_dir, where, name)
+        data = yield threads.deferToThread(lambda: open(path, "rb").read())
+        yield self.downloadFileContentToWorker(
+            posixpath.join(self.out_dir, name), data, abandonOnFailure=True, mode=0o644
+        )
+        yield log.addStdout(f"{name} -> {self.out_dir}/\n")
+        return name, hashlib.sha256(data).hexdigest()
 
     @defer.inlineCallbacks
     def run(self):
@@ -143,6 +160,7 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
                     "number": build["number"],
                     "distribution": self.getProperty("distribution"),
                 },
+                buildinfo=(yield self.buildinfo(where, build, deb_version, log)),
             )
             text = json.dumps(statement, indent=1, sort_keys=True)
             yield log.addStdout(f"{deb}:\n{text}\n")

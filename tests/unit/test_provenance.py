@@ -38,7 +38,9 @@ def make_key(home: Path, name: str) -> tuple[bytes, str]:
     return public.stdout, fingerprint
 
 
-def attest(tmp_path: Path, home: Path, fingerprint: str, deb_bytes: bytes = DEB_BYTES) -> str:
+def attest(
+    tmp_path: Path, home: Path, fingerprint: str, deb_bytes: bytes = DEB_BYTES, buildinfo=None
+) -> str:
     """As the publish's attest step: a statement, signed by conveyor-attest; the envelope."""
     statement = provenance.statement(
         deb=DEB,
@@ -56,6 +58,7 @@ def attest(tmp_path: Path, home: Path, fingerprint: str, deb_bytes: bytes = DEB_
         started="2026-12-05T08:44:00+00:00",
         finished="2026-12-05T08:44:30+00:00",
         parameters={"builder": "snowbird-package", "number": 7},
+        buildinfo=buildinfo,
     )
     (tmp_path / "in").mkdir(exist_ok=True)
     source = tmp_path / "in" / f"{DEB}.statement.json"
@@ -128,3 +131,54 @@ def test_a_commit_other_than_the_packages_or_no_provenance_is_refused(signed):
         provenance.check(DEB, DEB_BYTES, digest, envelope, public, "b" * 40)
     with pytest.raises(provenance.ProvenanceError, match="no provenance is served"):
         provenance.check(DEB, DEB_BYTES, digest, None, public, COMMIT)
+
+
+BUILDINFO_NAME = "snowbird_1.4.0+ci20261205.084400.7.g4d4a7f9_amd64.buildinfo"
+
+
+def buildinfo(deb_sha256: str) -> bytes:
+    """sbuild's record of a build, as dpkg-genbuildinfo writes it (the parts checked)."""
+    return (
+        "Format: 1.0\nSource: snowbird\nBinary: snowbird\nArchitecture: amd64\n"
+        "Version: 1.4.0+ci20261205.084400.7.g4d4a7f9\nChecksums-Sha256:\n"
+        f" {deb_sha256} {len(DEB_BYTES)} {DEB}\n"
+        f" {'e' * 64} 812 snowbird_1.4.0+ci20261205.084400.7.g4d4a7f9_amd64.changes\n"
+        "Build-Origin: Debian\nInstalled-Build-Depends:\n base-files (= 12.4),\n"
+        " debhelper (= 13.11.4),\n dh-virtualenv (= 1.2.2-1.4)\n"
+    ).encode()
+
+
+def test_the_buildinfo_is_signed_by_its_digest_and_must_list_the_deb_as_served(signed):
+    tmp, public, fingerprint, _ = signed
+    digest = hashlib.sha256(DEB_BYTES).hexdigest()
+    record = buildinfo(digest)
+    envelope = attest(
+        tmp,
+        tmp / "gnupg",
+        fingerprint,
+        buildinfo=(BUILDINFO_NAME, hashlib.sha256(record).hexdigest()),
+    )
+    served = {BUILDINFO_NAME: record}
+    proof = provenance.check(DEB, DEB_BYTES, digest, envelope, public, COMMIT, served.get)
+    assert proof.buildinfo == (
+        f"buildinfo {BUILDINFO_NAME}: as signed; it lists this .deb's sha256, built among 3 "
+        "installed packages"
+    )
+    # the record changed after signing, or served without it
+    changed = {BUILDINFO_NAME: record.replace(b"12.4", b"12.5")}
+    with pytest.raises(provenance.ProvenanceError, match="not the one the provenance names"):
+        provenance.check(DEB, DEB_BYTES, digest, envelope, public, COMMIT, changed.get)
+    with pytest.raises(provenance.ProvenanceError, match="is not served"):
+        provenance.check(DEB, DEB_BYTES, digest, envelope, public, COMMIT, {}.get)
+    # a record (signed as it is) that names another .deb than the one served
+    other = buildinfo("f" * 64)
+    envelope = attest(
+        tmp,
+        tmp / "gnupg",
+        fingerprint,
+        buildinfo=(BUILDINFO_NAME, hashlib.sha256(other).hexdigest()),
+    )
+    with pytest.raises(provenance.ProvenanceError, match=f"lists sha256 {'f' * 64} for it"):
+        provenance.check(
+            DEB, DEB_BYTES, digest, envelope, public, COMMIT, {BUILDINFO_NAME: other}.get
+        )

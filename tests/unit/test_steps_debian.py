@@ -130,9 +130,12 @@ class BuildDebianPackageTest(StepTestCase):
 
     def test_builds_and_lists_packages(self):
         self.setup_build(["snowbird"])
-        self.expect_build("snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\n")
+        self.expect_build(
+            "snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb\nsnowbird_1.4.0+ci57.g3f2a9c1_amd64.buildinfo\n"
+        )
         self.expect_outcome(result=SUCCESS)
         self.expect_property("debs", ["snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"])
+        self.expect_property("buildinfos", ["snowbird_1.4.0+ci57.g3f2a9c1_amd64.buildinfo"])
         self.expect_result_summary({"step": "built snowbird_1.4.0+ci57.g3f2a9c1_amd64.deb"})
         return self.run_step()
 
@@ -370,6 +373,10 @@ def test_the_build_script_builds_the_source_for_the_release_and_lists_this_build
     assert debian.built_debs(out, DEB_VERSION) == [
         f"snowbird-doc_{DEB_VERSION}_all.deb",
         f"snowbird_{DEB_VERSION}_amd64.deb",
+    ]
+    # and sbuild's record of the build, which the provenance names
+    assert debian.built_debs(out, DEB_VERSION, ".buildinfo") == [
+        f"snowbird_{DEB_VERSION}_amd64.buildinfo"
     ]
     assert not any("ci56" in p.name for p in tmp_path.iterdir())
     # the chroot base it was built in, as the trusted side wrote its digest: after the build,
