@@ -214,6 +214,33 @@ def version_gt(a: str, b: str) -> bool:
     return subprocess.run(["dpkg", "--compare-versions", a, "gt", b]).returncode == 0
 
 
+def two_versions(settings) -> tuple[str, str]:
+    """Push the demo app twice (the second commit writes release notes) and wait for both CI
+    builds to publish: (older, newer) versions, in the project's upload_to."""
+    from conveyor.results import result_name
+    from ops import api
+    from ops import demo
+    from ops import github
+
+    project = settings.projects[0]
+    checkout = demo.ensure_demo_repo(settings, project)
+    found = []
+    for n in range(2):
+        before = github.git(checkout, "rev-parse", "HEAD")
+        if n:
+            (checkout / "NOTES.md").write_text("Second release.\n")
+            github.git(checkout, "add", "NOTES.md")
+            github.git(checkout, "commit", "-qm", "Write release notes")
+            github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
+        build = github.push_and_wait(
+            settings, project, checkout, before=before if n else github.ZERO
+        )
+        assert result_name(build["results"]) == "SUCCESS", api.describe(build)
+        found.append(build["properties"]["package_version"][0])
+    assert version_gt(found[1], found[0])
+    return found[0], found[1]
+
+
 def users_file(users: dict[str, tuple[str, str]]):
     """A `before_start` for running_installation: the web users file with these users,
     name -> (password, "role,role"); the first user with a role is the operator's (the

@@ -11,18 +11,15 @@ import pytest
 
 from conveyor import approvals
 from conveyor.results import NAMES
-from conveyor.results import result_name
 from ops import api
 from ops import cli
-from ops import demo
-from ops import github
 from ops import mailsink
 from ops import services
 from tests.integration.helpers import free_port
 from tests.integration.helpers import running_installation
 from tests.integration.helpers import staging_index
+from tests.integration.helpers import two_versions
 from tests.integration.helpers import users_file
-from tests.integration.helpers import version_gt
 
 pytestmark = [
     pytest.mark.integration,
@@ -55,21 +52,7 @@ def installation():
 @pytest.fixture(scope="module")
 def versions(installation):
     """Two CI builds in staging: (older, newer)."""
-    project = installation.projects[0]
-    checkout = demo.ensure_demo_repo(installation, project)
-    found = []
-    for n in range(2):
-        before = github.git(checkout, "rev-parse", "HEAD") if n else github.ZERO
-        if n:
-            (checkout / "NOTES.md").write_text("Second release.\n")
-            github.git(checkout, "add", "NOTES.md")
-            github.git(checkout, "commit", "-qm", "Write release notes")
-            github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
-        build = github.push_and_wait(installation, project, checkout, before=before)
-        assert result_name(build["results"]) == "SUCCESS", api.describe(build)
-        found.append(build["properties"]["package_version"][0])
-    assert version_gt(found[1], found[0])
-    return tuple(found)
+    return two_versions(installation)
 
 
 def login(settings, user: str) -> api.Master:

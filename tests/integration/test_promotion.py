@@ -21,12 +21,9 @@ import pytest
 from conveyor import debformats
 from conveyor import hostsetup
 from conveyor.results import NAMES
-from conveyor.results import result_name
 from ops import api
 from ops import chroots
 from ops import cli
-from ops import demo
-from ops import github
 from ops import mailsink
 from ops import services
 from ops import setup
@@ -37,7 +34,7 @@ from tests.integration.helpers import installed_version
 from tests.integration.helpers import purge
 from tests.integration.helpers import running_installation
 from tests.integration.helpers import session
-from tests.integration.helpers import version_gt
+from tests.integration.helpers import two_versions
 
 pytestmark = [
     pytest.mark.integration,
@@ -59,23 +56,7 @@ def installation(tmp_path_factory):
 @pytest.fixture(scope="module")
 def versions(installation):
     """Two CI builds in staging: (older, newer) versions."""
-    project = installation.projects[0]
-    checkout = demo.ensure_demo_repo(installation, project)
-    found = []
-    for n in range(2):
-        before = github.git(checkout, "rev-parse", "HEAD")
-        if n:
-            (checkout / "NOTES.md").write_text("Second release.\n")
-            github.git(checkout, "add", "NOTES.md")
-            github.git(checkout, "commit", "-qm", "Write release notes")
-            github.git(checkout, "push", "-q", "origin", "HEAD:refs/heads/main")
-        build = github.push_and_wait(
-            installation, project, checkout, before=before if n else github.ZERO
-        )
-        assert result_name(build["results"]) == "SUCCESS", api.describe(build)
-        found.append(build["properties"]["package_version"][0])
-    assert version_gt(found[1], found[0])
-    return tuple(found)
+    return two_versions(installation)
 
 
 def index(settings, dist: str) -> str:
