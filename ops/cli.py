@@ -12,6 +12,8 @@
                                                     DIST, rollbacks included
     conveyor verify PACKAGE=VERSION                 prove each served .deb of it by its signed
                                                     provenance (conveyor/provenance.py)
+    conveyor host-token add|revoke|list [HOST]      the hosts' report tokens, on the master's
+                                                    machine (ops/hostreports.py)
 
 promote, rollback, freeze and unfreeze log in to the master's REST API, force the build, follow
 it to its end and print its result and URL. Credentials come from CONVEYOR_USER and
@@ -44,6 +46,7 @@ from ops.api import Master
 from ops.api import credentials
 from ops.api import fetch_text
 from ops.board import status as board_status
+from ops.hostreports import host_token
 from ops.progress import StepPrinter
 
 
@@ -154,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("distribution")
     p = sub.add_parser("verify", help="verify PACKAGE=VERSION: its signed provenance")
     p.add_argument("package", metavar="PACKAGE=VERSION")
+    p = sub.add_parser("host-token", help="host-token add|revoke|list [HOST]: report tokens")
+    p.add_argument("action", choices=("add", "revoke", "list"))
+    p.add_argument("host", nargs="?")
     args = parser.parse_args(argv)
     try:
         settings = settings_module.load(args.settings)
@@ -192,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             return host_setup(settings, args.distribution)
         if args.command == "verify":
             return verify(settings, args.package)
+        if args.command == "host-token":
+            return host_token(settings, args.action, args.host)
         return history(settings, args.distribution)
     except settings_module.SettingsError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)
