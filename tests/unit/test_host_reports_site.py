@@ -22,6 +22,8 @@ from conveyor import hosttokens
 from master import hostreports as endpoint
 from master import limits
 from tests.integration.helpers import write_pipeline
+from tests.unit import test_board_page as board_page
+from tests.unit.test_board_page import client  # noqa: F401 (the board's test client, a fixture)
 
 V1 = "1.4.0+ci20261204.140521.1.g4d4a7f9"
 READERS = ("developers",)
@@ -155,3 +157,30 @@ def test_the_view_is_for_readers(settings, monkeypatch):
     answer = json.loads(b"".join(request.written))
     (prod,) = [d for d in answer["distributions"] if d["distribution"] == "snowbird"]
     assert prod["served"] is None and prod["hosts"][0]["lags"] is None  # repository not there
+
+
+# --- on the release board (master/board/) ------------------------------------------------------
+
+
+def test_the_board_lists_each_host_with_its_version_and_who_lags(client, monkeypatch, tmp_path):  # noqa: F811
+    monkeypatch.setattr(board_page.SETTINGS, "state_dir", tmp_path)
+    path = hostreports.reports_file(tmp_path)
+    for host, version in (("web-1", "1.4.0+ci1.gaaaaaaa"), ("web-2", "1.4.0+ci4.gccccccc")):
+        hostreports.record(path, json.loads(report(host, version)))
+    client.set_cookie("TWISTED_SESSION", board_page.session_cookie("developer"))
+    text = client.get("/").get_data(as_text=True)
+    section = text[text.index('id="hosts-snowbird"') :]
+    assert 'data-host="web-1"' in section and 'data-host="web-2"' in section
+    assert "1 of 2 host(s) behind" in section  # production serves ci1: web-2 runs ci4
+    web2 = section[section.index('data-host="web-2"') :].split("</tr>")[0]
+    assert "1.4.0+ci4.gccccccc" in web2 and "behind: snowbird serves 1.4.0+ci1.gaaaaaaa" in web2
+    web1 = section[section.index('data-host="web-1"') :].split("</tr>")[0]
+    assert "current" in web1 and "behind" not in web1
+    (prod,) = [d for d in client.get("/board.json").get_json()["hosts"] if d["hosts"]]
+    assert (prod["distribution"], prod["lagging"]) == ("snowbird", ["web-2"])
+
+
+def test_a_board_without_reports_says_how_hosts_report(client):  # noqa: F811
+    client.set_cookie("TWISTED_SESSION", board_page.session_cookie("developer"))
+    text = client.get("/").get_data(as_text=True)
+    assert "No host has reported yet" in text and "bin/conveyor host-token add HOST" in text
