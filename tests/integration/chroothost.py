@@ -102,6 +102,14 @@ class ChrootHost:
         status, _, version = out.partition("\t")
         return version if status == "install ok installed" else None
 
+    def candidate(self, package: str) -> str:
+        """The version apt would install now (`apt-cache policy`)."""
+        out = self.run(f"apt-cache policy {package}").stdout
+        for line in out.splitlines():
+            if line.strip().startswith("Candidate:"):
+                return line.split(":", 1)[1].strip()
+        raise AssertionError(f"on {self.name}: apt-cache policy {package} has no candidate:\n{out}")
+
     def upgrade(self) -> subprocess.CompletedProcess:
         """What a host runs to follow its distribution (the last line of host-setup)."""
         return self.run("apt-get update -q && apt-get upgrade -y --allow-downgrades")
