@@ -93,6 +93,13 @@ def read_token(path: Path) -> str:
     return token
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is refused: it would carry the token to wherever it points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise ReportFailed(f"{req.full_url}: {code}: redirected to {newurl}, not followed")
+
+
 def send(url: str, report: dict, token: str, timeout: float = TIMEOUT) -> None:
     request = urllib.request.Request(
         url,
@@ -101,7 +108,7 @@ def send(url: str, report: dict, token: str, timeout: float = TIMEOUT) -> None:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         text = exc.read().decode(errors="replace").strip().splitlines()

@@ -308,3 +308,33 @@ def test_the_reporter_without_a_token_says_so_and_fails_alone(tmp_path, capsys):
     assert hostreporter.main(argv) == 1
     assert "no token in" in capsys.readouterr().err
     assert hostreporter.main(["--config-dir", str(tmp_path / "nothing")]) == 0  # not set up
+
+
+def test_the_reporter_follows_no_redirect_with_its_token(monkeypatch):
+    """A redirect would carry the token elsewhere: refused, and said."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hosts/report"
+    try:
+        with pytest.raises(hostreporter.ReportFailed, match="302: redirected to"):
+            hostreporter.send(url, {"host": "web-1"}, "s3cret", timeout=5)
+    finally:
+        server.server_close()
+    assert seen == [("/hosts/report", "Bearer s3cret")]  # asked once, never /elsewhere
