@@ -48,7 +48,10 @@ def base_tree(release: str | None = None) -> Path:
 
 class ChrootHost:
     def __init__(self, name: str, directory: Path, lower: Path):
-        self.name, self.directory, self.lower = name, directory, lower
+        self.name, self.directory = name, directory
+        # the base tree as it is now: the trusted side may replace it meanwhile (a rename,
+        # ops/chroots.ensure_tree); this host's upper layer stays on the tree it began with
+        self.lower_fd = os.open(lower, os.O_RDONLY | os.O_DIRECTORY)
         self.upper, self.work, self.merged = (directory / d for d in ("upper", "work", "root"))
         for path in (self.upper, self.work, self.merged):
             path.mkdir(parents=True, exist_ok=True)
@@ -60,7 +63,7 @@ class ChrootHost:
         with it when it fails (unless `check` is false)."""
         env = {
             "PATH": PATH,
-            "LOWER": str(self.lower),
+            "LOWER": self.lower(),
             "UPPER": str(self.upper),
             "WORK": str(self.work),
             "MERGED": str(self.merged),
@@ -82,6 +85,16 @@ class ChrootHost:
                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
             )
         return proc
+
+    def lower(self) -> str:
+        path = os.readlink(f"/proc/self/fd/{self.lower_fd}")
+        if path.endswith(" (deleted)"):
+            raise AssertionError(f"{self.name}: its chroot base tree was removed meanwhile")
+        return path
+
+    def close(self) -> None:
+        os.close(self.lower_fd)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def set_up(self, commands: str, token: str | None = None) -> subprocess.CompletedProcess:
         """What a host's operator does: the host's token first (as `bin/conveyor host-token
@@ -138,4 +151,4 @@ def chroot_hosts(directory: Path, *names: str, release: str | None = None):
         yield hosts
     finally:
         for host in hosts:
-            shutil.rmtree(host.directory, ignore_errors=True)
+            host.close()
