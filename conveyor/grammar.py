@@ -29,6 +29,10 @@ EXTRA_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
 ROLE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# a host that reports what it runs: a host name as hostname(7) allows (labels of letters, digits
+# and hyphens, joined by dots), at most 253 characters
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_NAME = re.compile(rf"^(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\Z")
 # one line a person types (the reason of a forced build): 1 to 200 characters, not all blank,
 # none of them a control, format, line or paragraph separator, private-use, non-character or
 # lone surrogate

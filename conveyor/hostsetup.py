@@ -15,9 +15,18 @@ A distribution of a project with target releases (conveyor/targets.py) serves on
 release, `hosts/<distribution>.<release>.sources` (its component is the release); the commands
 fetch the one of the host's own release (VERSION_CODENAME of /etc/os-release). The pin is the
 same for every release.
+
+What runs where (conveyor/hostreports.py): the reporter `hosts/conveyor-report`
+(conveyor/hostreporter.py, installed as /usr/sbin/conveyor-report), its apt hook
+`hosts/conveyor-report.apt.conf` (/etc/apt/apt.conf.d/90conveyor-report: after each dpkg run,
+never failing it) and, per distribution, `hosts/<distribution>.report.conf` (the master's URL,
+the distribution and its packages; /etc/conveyor/report.d/<distribution>.conf). The host's token
+is not served: `bin/conveyor host-token add HOST` on the master prints it and how to install it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 KEYRING = "/etc/apt/keyrings/conveyor.gpg"
 PRIORITY = 1001  # > 1000: a downgrade when the distribution goes back (apt_preferences(5))
@@ -76,6 +85,7 @@ def commands(
                 f"sudo curl -fsSo {KEYRING} {repo_url}conveyor.gpg",
                 f"sudo curl -fsSo /etc/apt/sources.list.d/{source} {repo_url}{served_source}",
                 f"sudo curl -fsSo /etc/apt/preferences.d/{pref} {repo_url}{served_pref}",
+                *report_commands(repo_url, distribution),
                 f"sudo apt-get update && sudo apt-get install -y {' '.join(packages)}",
                 "# then, to follow the distribution (promotions and rollbacks alike):",
                 "sudo apt-get update && sudo apt-get upgrade -y --allow-downgrades",
@@ -83,3 +93,68 @@ def commands(
         )
         + "\n"
     )
+
+
+# --- what runs where: the reporter, its hook, its configuration -------------------------------
+
+REPORTER = "/usr/sbin/conveyor-report"
+REPORT_HOOK = "/etc/apt/apt.conf.d/90conveyor-report"
+REPORT_DIR = "/etc/conveyor/report.d"
+REPORT_TOKEN = "/etc/conveyor/report.token"
+REPORT_PATH = "hosts/report"  # below the master's web URL (master/hostreports.py)
+SERVED_REPORTER, SERVED_HOOK = "hosts/conveyor-report", "hosts/conveyor-report.apt.conf"
+
+
+def report_hook() -> str:
+    """The apt hook: after each dpkg run; a report that fails never fails apt."""
+    return (
+        "// Conveyor: after each dpkg run, tell the master which versions of its packages run\n"
+        "// here (conveyor-report; a failed report never fails apt)\n"
+        f'DPkg::Post-Invoke {{ "if [ -x {REPORTER} ]; then {REPORTER} || true; fi"; }};\n'
+    )
+
+
+def report_config(web_url: str, distribution: str, packages: list[str] | tuple[str, ...]) -> str:
+    """/etc/conveyor/report.d/<distribution>.conf: where and what conveyor-report reports."""
+    return (
+        f"# Conveyor: what conveyor-report sends after each dpkg run ({distribution})\n"
+        "[report]\n"
+        f"url = {web_url}{REPORT_PATH}\n"
+        f"distribution = {distribution}\n"
+        f"packages = {' '.join(packages)}\n"
+    )
+
+
+def served_report_config(distribution: str) -> str:
+    return f"hosts/{distribution}.report.conf"
+
+
+def report_files(settings, distribution: str) -> dict[str, str]:
+    """What the repository serves for the reports (path below its URL -> text)."""
+    packages = [
+        p for project in settings.projects if distribution in project.path for p in project.packages
+    ]
+    return {
+        SERVED_REPORTER: (Path(__file__).parent / "hostreporter.py").read_text(),
+        SERVED_HOOK: report_hook(),
+        served_report_config(distribution): report_config(settings.web_url, distribution, packages),
+    }
+
+
+def report_commands(repo_url: str, distribution: str) -> list[str]:
+    """The lines of `commands` that install the reporter, its configuration and its hook."""
+    return [
+        "# what runs where: the reporter, its configuration and its apt hook (this host's token:",
+        "# `bin/conveyor host-token add HOST` on the master prints it, and how to install it)",
+        f"sudo install -d -m 0755 {REPORT_DIR}",
+        f"sudo curl -fsSo {REPORT_DIR}/{distribution}.conf {repo_url}"
+        f"{served_report_config(distribution)}",
+        f"sudo curl -fsSo {REPORTER} {repo_url}{SERVED_REPORTER} && sudo chmod 0755 {REPORTER}",
+        f"sudo curl -fsSo {REPORT_HOOK} {repo_url}{SERVED_HOOK}",
+    ]
+
+
+def token_command() -> str:
+    """How a host gets its token (`bin/conveyor host-token add` prints it): from the terminal,
+    readable by root only, never on a command line."""
+    return f"sudo install -D -m 0600 /dev/stdin {REPORT_TOKEN}"

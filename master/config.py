@@ -98,6 +98,7 @@ def build(settings: settings_module.Settings) -> dict:
                 authz.role_lists(settings)["developers"],
                 public=settings.auth.public,
                 public_reports=settings.auth.public_reports,
+                hosts_settings=settings,
             )
         ],
         "www": www(settings),

@@ -6,7 +6,8 @@
   timeout only counts idle time, and a slow client is never idle.
 - A connection with no request under way is closed after IDLE seconds (Twisted: 12 hours).
 - A change hook body keeps at most hookguard.MAX_BODY bytes (`LimitedRequest`): the rest is
-  received and dropped, with no memory and no temporary file, and the hook answers 413.
+  received and dropped, with no memory and no temporary file, and the hook answers 413. A host's
+  report (master/hostreports.py) keeps at most hostreports.MAX_REPORT bytes the same way.
 
 `install` makes Buildbot's site use them: Twisted's documented factory attributes
 (`requestFactory`, `protocol`, `timeOut`) of the site Buildbot made. A site that is not
@@ -23,6 +24,7 @@ from twisted.python import log
 from twisted.web import http
 from twisted.web import server
 
+from conveyor.hostreports import MAX_REPORT
 from master.hookguard import MAX_BODY
 from master.hookguard import answer
 
@@ -31,14 +33,29 @@ IDLE = 120  # seconds a connection may stay open with no request under way
 TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
+# the bodies kept at most, by the start of their path (a host's report: master/hostreports.py)
+BODY_LIMITS = ((b"/change_hook", MAX_BODY), (b"/hosts/report", MAX_REPORT))
+
+
 class LimitedRequest(server.Request):
-    """A request that keeps at most MAX_BODY bytes of a change hook's body."""
+    """A request that keeps at most MAX_BODY bytes of a change hook's body (MAX_REPORT of a
+    host's report)."""
 
     body_too_large = False
 
-    def _limited(self) -> bool:
+    def _path(self) -> bytes | None:
         path = getattr(self.channel, "_path", None) or getattr(self, "uri", None)
-        return not isinstance(path, bytes) or path.startswith(b"/change_hook")
+        return path if isinstance(path, bytes) else None
+
+    def _limited(self) -> bool:
+        path = self._path()
+        return path is None or path.startswith(b"/change_hook")
+
+    def _body_limit(self) -> int | None:
+        path = self._path()
+        if path is None:
+            return MAX_BODY
+        return next((limit for start, limit in BODY_LIMITS if path.startswith(start)), None)
 
     def render(self, resrc: Any) -> None:
         if self._limited() and self.method not in (b"GET", b"HEAD", b"POST"):
@@ -47,16 +64,18 @@ class LimitedRequest(server.Request):
         super().render(resrc)
 
     def gotLength(self, length: int | None) -> None:
-        if length is not None and length > MAX_BODY and self._limited():
+        limit = self._body_limit()
+        if length is not None and limit is not None and length > limit:
             self.body_too_large, self.content = True, io.BytesIO()
         else:
             super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
+        limit = self._body_limit()
         if (
             not self.body_too_large
-            and self._limited()
-            and (self.content.tell() + len(data) > MAX_BODY)
+            and limit is not None
+            and (self.content.tell() + len(data) > limit)
         ):
             self.content.close()
             self.body_too_large, self.content = True, io.BytesIO()

@@ -13,6 +13,9 @@ The limits of every client (master/limits.py): a change hook body of at most 25 
 received whole within 30 s, idle connections closed. If they cannot be set, the master stops
 with a message rather than run without them.
 
+What runs where (master/hostreports.py): hosts POST their reports to <web url>hosts/report
+with their own token (no log-in); readers GET <web url>hosts.
+
 Only the apt repository itself (dists/, pool/, the public key, the history) is served without
 log-in, by the repository's own web server. Buildbot 4 serves no files of its own, so a small
 service puts a Twisted resource beside /api and /auth on the master's site; the session is
@@ -118,6 +121,7 @@ class SiteService(service.BuildbotService):
         readers: tuple[str, ...],
         public: bool = False,
         public_reports: bool = False,
+        hosts_settings: Any = None,
     ) -> None:
         pass
 
@@ -128,10 +132,12 @@ class SiteService(service.BuildbotService):
         readers: tuple[str, ...],
         public: bool = False,
         public_reports: bool = False,
+        hosts_settings: Any = None,
     ) -> Any:
         """`readers`: the roles that may read; `public`: anyone may read, but the artifacts
-        ([auth] public); `public_reports`: anyone may read the artifacts."""
-        self.directory, self.readers = directory, readers
+        ([auth] public); `public_reports`: anyone may read the artifacts; `hosts_settings`:
+        the settings of what runs where (master/hostreports.py), None for none."""
+        self.directory, self.readers, self.hosts_settings = directory, readers, hosts_settings
         self.public, self.public_reports = public, public_reports
         yield self.mount()
 
@@ -154,6 +160,15 @@ class SiteService(service.BuildbotService):
             if events is None:
                 raise RuntimeError("Buildbot's web site has no /sse to guard")
             root.putChild(SSE, GuardedEvents(self.master, events, self.public, self.readers))
+            if self.hosts_settings is not None:
+                from master import hostreports  # it builds on this module's ForReaders
+
+                root.putChild(
+                    hostreports.HOSTS,
+                    hostreports.HostsResource(
+                        self.master, self.hosts_settings, self.public, self.readers
+                    ),
+                )
             if not limits.install(self.master):
                 raise RuntimeError("the master's web site has a root but no site")
         except Exception as exc:

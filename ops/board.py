@@ -16,6 +16,7 @@ import urllib.request
 from conveyor import board
 from conveyor.settings import Project
 from conveyor.settings import Settings
+from ops import hostreports
 from ops.api import UNREACHABLE
 from ops.api import ApiError
 from ops.api import Master
@@ -157,8 +158,10 @@ def print_status(data: board.Board) -> None:
 
 def status(settings: Settings, as_json: bool = False) -> int:
     data = collect(settings, with_builds=as_json)
+    hosts = hostreports.read_view(settings)  # what runs where (ops/hostreports.py)
     if as_json:
-        print(json.dumps(data.as_json(), indent=1, default=str))
+        print(json.dumps({**data.as_json(), "hosts": hosts}, indent=1, default=str))
     else:
         print_status(data)
+        hostreports.print_hosts(hosts)
     return 0

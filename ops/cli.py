@@ -15,6 +15,8 @@
     conveyor approvals [DIST]                       the promotion requests waiting for approval
     conveyor approve DIST [REQUEST]                 approve DIST's pending request (the one
                                                     printed; REQUEST: its number, to be sure)
+    conveyor host-token add|revoke|list [HOST]      the hosts' report tokens, on the master's
+                                                    machine (ops/hostreports.py)
 
 promote, rollback, freeze, unfreeze and approve log in to the master's REST API, force the
 build, follow it to its end and print its result and URL. Credentials come from CONVEYOR_USER and
@@ -49,6 +51,7 @@ from ops.api import Master
 from ops.api import credentials
 from ops.api import fetch_text
 from ops.board import status as board_status
+from ops.hostreports import host_token
 from ops.progress import StepPrinter
 
 
@@ -219,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("request", nargs="?", default="")
     p = sub.add_parser("verify", help="verify PACKAGE=VERSION: its signed provenance")
     p.add_argument("package", metavar="PACKAGE=VERSION")
+    p = sub.add_parser("host-token", help="host-token add|revoke|list [HOST]: report tokens")
+    p.add_argument("action", choices=("add", "revoke", "list"))
+    p.add_argument("host", nargs="?")
     args = parser.parse_args(argv)
     try:
         settings = settings_module.load(args.settings)
@@ -261,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             return list_approvals(settings, args.distribution)
         if args.command == "approve":
             return approve(settings, args.distribution, args.request)
+        if args.command == "host-token":
+            return host_token(settings, args.action, args.host)
         return history(settings, args.distribution)
     except settings_module.SettingsError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)

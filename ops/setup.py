@@ -272,6 +272,8 @@ def write_host_files(settings: Settings) -> None:
             source.parent.mkdir(parents=True, exist_ok=True)
             source.write_text(hostsetup.sources(repo.url, dist, target or repo.component))
         pref.write_text(hostsetup.preferences(repo.origin, dist))
+        for path, text in hostsetup.report_files(settings, dist).items():
+            (repo.www_root / path).write_text(text)
 
 
 DEMO_USERS = (("releaser", "releasers"), ("developer", "developers"), ("admin", "admins"))

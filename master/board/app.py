@@ -31,6 +31,7 @@ from master.board.source import DataSource
 from master.board.source import allowed
 from master.board.source import may_read
 from master.board.source import user_info
+from master.hostreports import current_view
 from master.schedulers import APPROVE
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
@@ -88,10 +89,9 @@ def make_app(settings: Settings) -> Flask:
         refusal = refused()
         if refusal is not None:
             return refusal
-        data = collect(app, current.get())
-        return Response(
-            json.dumps(data.as_json(), indent=1, default=str), mimetype="application/json"
-        )
+        settings = current.get()
+        data = {**collect(app, settings).as_json(), "hosts": hosts_of(app, settings)}
+        return Response(json.dumps(data, indent=1, default=str), mimetype="application/json")
 
     return app
 
@@ -215,4 +215,15 @@ def page(app: Flask, settings: Settings) -> dict:
         "web_path": urllib.parse.urlsplit(settings.web_url).path or "/",
         "web_url": settings.web_url,
         "json": json.dumps,
+        "hosts": hosts_of(app, settings),
     }
+
+
+def hosts_of(app: Flask, settings: Settings) -> list[dict] | None:
+    """What runs where (master/hostreports.py): per distribution, who runs which version; None
+    when the kept reports cannot be read (the rest of the board still shows)."""
+    try:
+        return current_view(settings, DataSource(api_of(app)).text)["distributions"]
+    except (OSError, ValueError) as exc:
+        app.logger.error("the hosts' reports cannot be read: %s", exc)
+        return None

@@ -28,6 +28,8 @@ from ops import mailsink
 from ops import services
 from ops import setup
 from ops.api import fetch_text
+from tests.integration.chroothost import chroot_hosts
+from tests.integration.chroothost import host_setup_commands
 from tests.integration.helpers import AptClient
 from tests.integration.helpers import free_port
 from tests.integration.helpers import installed_version
@@ -293,8 +295,8 @@ def test_two_promotions_at_once_both_run_in_order(installation, versions):
 
 
 def test_a_rollback_takes_a_host_back(installation, versions):
-    # a host set up as `bin/conveyor host-setup snowbird` says: the served source and pin (the
-    # keyring is this test's own, as AptClient keeps apt off the machine's configuration)
+    # a host (a chroot standing in for one) set up with the very lines `bin/conveyor host-setup
+    # snowbird` prints: the served keyring, source and pin, apt-get install
     older, newer = versions
     repo = installation.repository
     served = {
@@ -303,13 +305,11 @@ def test_a_rollback_takes_a_host_back(installation, versions):
     }
     assert served["sources"] == hostsetup.sources(repo.url, PRODUCTION, repo.component)
     assert "Pin-Priority: 1001\n" in served["pref"]
-    apt = AptClient(installation.state_dir / "apt-rollback", repo.url, PRODUCTION)
-    (apt.base / "preferences.d" / hostsetup.file_names(PRODUCTION)[1]).write_text(served["pref"])
-    apt.update()
-    assert apt.candidate(PACKAGE) == newer
-    apt.install(PACKAGE)
-    try:
-        assert installed_version(PACKAGE) == newer
+    with chroot_hosts(installation.state_dir / "chroot-hosts", "production-host") as (host,):
+        host.set_up(host_setup_commands(installation, PRODUCTION))
+        pref = f"/etc/apt/preferences.d/{hostsetup.file_names(PRODUCTION)[1]}"
+        assert host.run(f"cat {pref}").stdout == served["pref"]
+        assert host.installed_version(PACKAGE) == newer
         brid = session(installation, "releaser").force(
             "rollback", "rollback", distribution=PRODUCTION, state="", reason="bad release"
         )
@@ -319,13 +319,10 @@ def test_a_rollback_takes_a_host_back(installation, versions):
         assert f"Version: {newer}\n" not in index(installation, PRODUCTION)
 
         # what the host runs to follow the distribution: it goes back too
-        apt.update()
-        assert apt.candidate(PACKAGE) == older
-        out = apt.run("apt-get", "upgrade", "-y", "--allow-downgrades").stdout
+        out = host.upgrade().stdout
         assert "DOWNGRADED" in out, out
-        assert installed_version(PACKAGE) == older
-    finally:
-        purge(PACKAGE)
+        assert host.installed_version(PACKAGE) == older
+        assert host.candidate(PACKAGE) == older
 
     # a developer may not roll back
     with pytest.raises(api.ApiError) as err:

@@ -30,6 +30,7 @@ SETTINGS = SimpleNamespace(
     targets_of=lambda dist: (),
     web_url="http://ci.test/",
     file=Path("/nonexistent/pipeline.toml"),
+    state_dir=Path("/nonexistent/var"),  # no host has reported (tests/unit/test_host_reports_site)
 )
 BUILDERS = {"snowbird-ci": 1, "promote": 5, "rollback": 6, "publish": 7}
 
