@@ -132,17 +132,19 @@ def _promotion_steps(settings: Settings, f: util.BuildFactory, when=None) -> Non
         )
 
     skipped = {"hideStepIf": lambda results, step: results == SKIPPED}
-    f.addStep(promotion.ResolvePromotion(paths=paths, doStepIf=gate, **_index(settings)))
+    hidden = skipped if when else {}  # an approval short of the count shows its own step only
+    f.addStep(promotion.ResolvePromotion(paths=paths, doStepIf=gate, **hidden, **_index(settings)))
     f.addStep(
         repo_steps.CurrentSnapshot(
             into="source_snapshot",
             name="source",
             doStepIf=changes,
+            **hidden,
             **_aptly(settings, util.Property("from_dist")),
         )
     )
-    f.addStep(repo_steps.CurrentSnapshot(doStepIf=changes, **_aptly(settings, target)))
-    f.addStep(promotion.CheckBasis(distribution=target, doStepIf=changes))
+    f.addStep(repo_steps.CurrentSnapshot(doStepIf=changes, **hidden, **_aptly(settings, target)))
+    f.addStep(promotion.CheckBasis(distribution=target, doStepIf=changes, **hidden))
     # into a path's last distribution: only packages whose signed provenance proves out
     f.addStep(provenance.CheckProvenance(settings=settings, doStepIf=into_production, **skipped))
     f.addStep(
@@ -155,9 +157,9 @@ def _promotion_steps(settings: Settings, f: util.BuildFactory, when=None) -> Non
             **skipped,
         )
     )
-    f.addStep(repo_steps.SelectVersion(doStepIf=changes, **_aptly(settings, target)))
-    f.addStep(repo_steps.MergeSnapshot(doStepIf=changes, **_aptly(settings, target)))
-    _publish_steps(settings, f, target, "promote", doStepIf=changes)
+    f.addStep(repo_steps.SelectVersion(doStepIf=changes, **hidden, **_aptly(settings, target)))
+    f.addStep(repo_steps.MergeSnapshot(doStepIf=changes, **hidden, **_aptly(settings, target)))
+    _publish_steps(settings, f, target, "promote", doStepIf=changes, **hidden)
     f.addStep(
         promotion.CommitsBetween(
             clone_urls={
@@ -190,7 +192,10 @@ def approve_factory(settings: Settings) -> util.BuildFactory:
     _promotion_steps(settings, f, when=approved)
     f.addStep(
         approvals.CloseRequest(
-            history_dir=str(settings.history_dir), distribution=dist, doStepIf=approved
+            history_dir=str(settings.history_dir),
+            distribution=dist,
+            doStepIf=approved,
+            hideStepIf=lambda results, step: results == SKIPPED,
         )
     )
     return f
