@@ -45,10 +45,12 @@ Each: set by → read by.
 - PROMOTION_NOOP: steps/promotion.py → master/reporters/mail.py, master/releases.py
 - MAIL_FAILED: master/reporters/mail.py → conveyor/board.py
 - AWAITING_APPROVAL: steps/approvals.py (a request recorded, or an approval short of the
-  count: the promotion's steps do not run) → master/releases.py, master/reporters/mail.py
+  count: the promotion's steps do not run) → master/releases.py
 - APPROVED_BY: steps/approvals.py (the approval that completes the count) →
   steps/repository.py (into the history entry), master/reporters/mail.py
 - APPROVAL_REQUEST: steps/approvals.py (the same) → master/releases.py, steps/repository.py
+- PENDING_REQUEST: steps/approvals.py (the request that waits, as the approvals module's
+  as_json) → master/reporters/mail.py (the mail that asks for approvals)
 """
 
 PACKAGE_VERSION = "package_version"
@@ -81,3 +83,4 @@ MAIL_FAILED = "mail_failed"
 AWAITING_APPROVAL = "awaiting_approval"
 APPROVED_BY = "request_approvers"
 APPROVAL_REQUEST = "approval_request"
+PENDING_REQUEST = "pending_request"

@@ -347,6 +347,23 @@ def render_release(facts: ReleaseFacts) -> tuple[str, str]:
     return " ".join(subject.split()), body
 
 
+def render_request(request: dict, url: str, board_url: str) -> tuple[str, str]:
+    """(subject, plain text) of the mail that tells the team a promotion into production waits
+    for approvals (`request`: conveyor.approvals.Request.as_json)."""
+    subject = (
+        f"[conveyor] {request['package']} {request['version']} waits for approval into "
+        f"{request['to']}: {len(request['approved_by'])} of {request['needed']} "
+        f"(request {request['request']})"
+    )
+    body = _TEXT.get_template("request.txt").render(
+        r=request,
+        url=url,
+        board=board_url,
+        others=[request["requested_by"], *request["approved_by"]],
+    )
+    return " ".join(subject.split())[:200], body
+
+
 def render_publish_failure(
     project: str, version: str | None, distribution: str, commit: str | None, reason: str, url: str
 ) -> tuple[str, str]:

@@ -90,6 +90,7 @@ class RequestApproval(RequestLog):
         yield self.append(text, added)
         request = approvals.requests(events + added)[number]
         self.setProperty(buildprops.AWAITING_APPROVAL, True, "RequestApproval")
+        self.setProperty(buildprops.PENDING_REQUEST, request.as_json(now), "RequestApproval")
         self.summary = (
             f"waiting for approval: {approvals.summary(request)}; to approve: "
             + APPROVE_COMMAND.format(dist=self.distribution, number=number)
@@ -138,6 +139,7 @@ class RecordApproval(RequestLog):
         request.approvals.append(event)
         if request.missing():
             self.setProperty(buildprops.AWAITING_APPROVAL, True, "RecordApproval")
+            self.setProperty(buildprops.PENDING_REQUEST, request.as_json(now), "RecordApproval")
             self.summary = f"{who} approved: {approvals.summary(request)}"
             return results.SUCCESS
         for name, value in (

@@ -38,6 +38,7 @@ from conveyor.mail import ReleaseFacts
 from conveyor.mail import mail_kind
 from conveyor.mail import render_mail
 from conveyor.mail import render_release
+from conveyor.mail import render_request
 from conveyor.mime import address_header
 from conveyor.mime import mime_message
 from conveyor.results import result_name
@@ -151,26 +152,62 @@ class ReleaseMailFormatter(MessageFormatterBase):
         raise NotImplementedError("release mails are per build")
 
 
-class ReleaseMailGenerator(BuildStatusGenerator):
-    """A promote build that succeeded, changed something and put one of `packages` into one of
-    `ends` (the last distribution of their path): one mail to the team's list."""
+class RequestMailFormatter(MessageFormatterBase):
+    """Subject and plain text of the mail that asks for approvals (conveyor.mail.render_request),
+    from the request the build recorded (steps/approvals.py)."""
 
-    compare_attrs: ClassVar[Sequence[str]] = ["packages", "ends"]
+    compare_attrs: ClassVar[Sequence[str]] = ["board_url"]
 
-    def __init__(self, builders: list[str], packages: Sequence[str], ends: Sequence[str]):
+    def __init__(self, board_url: str):
+        self.board_url = board_url
         super().__init__(
-            mode=("passing",), builders=builders, message_formatter=ReleaseMailFormatter()
+            want_properties=True, want_steps=False, want_logs=False, want_logs_content=False
         )
+
+    def format_message_for_build(self, master: Any, build: dict, **kwargs: Any) -> Any:
+        url = build.get("url") or reporter_utils.getURLForBuild(
+            master, build["builderid"], build["number"]
+        )
+        subject, text = render_request(prop(build, buildprops.PENDING_REQUEST), url, self.board_url)
+        return defer.succeed(
+            {"body": text, "type": "plain", "subject": subject, "extra_info": None}
+        )
+
+    def format_message_for_buildset(
+        self, master: Any, buildset: dict, builds: list, **kwargs: Any
+    ) -> Any:
+        raise NotImplementedError("request mails are per build")
+
+
+class ReleaseMailGenerator(BuildStatusGenerator):
+    """A promote (or approve) build that succeeded, changed something and put one of `packages`
+    into one of `ends` (the last distribution of their path): one mail to the team's list. With
+    `board_url`, instead: a request into one of them, or an approval short of the count, that
+    waits for approvals (steps/approvals.py): the mail that asks for them."""
+
+    compare_attrs: ClassVar[Sequence[str]] = ["packages", "ends", "board_url"]
+
+    def __init__(
+        self,
+        builders: list[str],
+        packages: Sequence[str],
+        ends: Sequence[str],
+        board_url: str | None = None,
+    ):
+        formatter = RequestMailFormatter(board_url) if board_url else ReleaseMailFormatter()
+        super().__init__(mode=("passing",), builders=builders, message_formatter=formatter)
         self.packages = list(packages)
         self.ends = list(ends)
+        self.board_url = board_url
 
     @defer.inlineCallbacks
     def generate(self, master: Any, reporter: Any, key: Any, build: dict) -> Any:
         yield reporter_utils.getDetailsForBuild(master, build, want_properties=True)
+        waiting = bool(prop(build, buildprops.PENDING_REQUEST))
         if (
             build["results"] != SUCCESS
             or prop(build, buildprops.PROMOTION_NOOP)
-            or prop(build, buildprops.AWAITING_APPROVAL)  # a request, or an approval short of it
+            or waiting != bool(self.board_url)  # release mails, or the mails that ask
             or prop(build, "package") not in self.packages
             or prop(build, "to_dist") not in self.ends
         ):
@@ -311,7 +348,14 @@ def mail_notifiers(settings: Settings) -> list:
                     generators=[
                         ReleaseMailGenerator(
                             [PROMOTE, APPROVE], project.packages, [project.path[-1]]
-                        )
+                        ),
+                        # a promotion into production that waits for approvals asks the team
+                        ReleaseMailGenerator(
+                            [PROMOTE, APPROVE],
+                            project.packages,
+                            [project.path[-1]],
+                            board_url=f"{settings.web_url}#/releases",
+                        ),
                     ],
                     **_mail_auth(settings),
                 )

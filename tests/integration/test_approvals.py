@@ -105,6 +105,13 @@ def test_two_person_rule(installation, versions, monkeypatch, capsys):
     assert f"Version: {older}\n" not in production(s)
     assert log(s)[-1]["event"] == "requested" and log(s)[-1]["who"] == "carol"
     number = first["number"]
+    # the team is asked (the project's mail list), with what is asked and how to approve
+    asking = wait_for_mail(
+        s,
+        f"[conveyor] snowbird {older} waits for approval into {PRODUCTION}: 0 of 2 "
+        f"(request {number})",
+    )
+    assert f"bin/conveyor approve {PRODUCTION} {number}" in asking and "asked by carol" in asking
 
     # the requester cannot approve their own request (the build refuses, and says why)
     own = approve(s, "carol", number)

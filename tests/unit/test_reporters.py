@@ -835,6 +835,8 @@ class ReleaseGeneratorTest(OneBuilderTest):
     """Promote builds in a fake database: only a successful change into the end of the path
     is mailed, to the team's list only."""
 
+    board_url = None  # the release mail's generator; with a URL, the one that asks for approvals
+
     @defer.inlineCallbacks
     def report(self, results: int, **props: Any) -> Any:
         self.number += 1
@@ -868,7 +870,9 @@ class ReleaseGeneratorTest(OneBuilderTest):
         }
         rows += [fakedb.BuildProperty(buildid=100 + n, name=k, value=v) for k, v in values.items()]
         yield self.master.db.insert_test_data(rows)
-        generator = mail_reporters.ReleaseMailGenerator(["promote"], ["snowbird"], ["snowbird"])
+        generator = mail_reporters.ReleaseMailGenerator(
+            ["promote"], ["snowbird"], ["snowbird"], board_url=self.board_url
+        )
         build = yield self.master.data.get(("builds", 100 + n))
         report = yield generator.generate(
             self.master, FakeReporter(self.master), ("builds", 100 + n, "finished"), build
@@ -888,6 +892,41 @@ class ReleaseGeneratorTest(OneBuilderTest):
         self.assertIsNone((yield self.report(SUCCESS, promotion_noop=True)))
         self.assertIsNone((yield self.report(FAILURE)))
         self.assertIsNone((yield self.report(SUCCESS, package="other")))
+
+    @defer.inlineCallbacks
+    def test_a_request_is_no_release_but_asks_the_team_for_approvals(self) -> Any:
+        pending = {
+            "request": 12,
+            "package": "snowbird",
+            "version": "1.0+ci2.g2",
+            "from": "snowbird-staging",
+            "to": "snowbird",
+            "requested_by": "alice",
+            "approved_by": ["carol"],
+            "needed": 2,
+            "missing": 1,
+            "expires": "2026-12-08T12:00:00+00:00",
+        }
+        waiting = {"awaiting_approval": True, "pending_request": pending}
+        self.assertIsNone((yield self.report(SUCCESS, **waiting)))  # no release mail
+        self.board_url = "http://ci/#/releases"
+        report = yield self.report(SUCCESS, **waiting)
+        self.assertEqual(
+            report["subject"],
+            "[conveyor] snowbird 1.0+ci2.g2 waits for approval into snowbird: 1 of 2 (request 12)",
+        )
+        for line in (
+            "request 12 asked by alice\n",
+            "approved by carol (1 of 2)\n",
+            "still needed: 1 more, with a production role, not alice, carol\n",
+            "expires: 2026-12-08T12:00:00+00:00\n",
+            "bin/conveyor approve snowbird 12\n",
+            "http://ci/#/releases\n",
+        ):
+            self.assertIn(line, report["body"])
+        self.assertEqual(report["users"], [])
+        # the asking generator mails no release
+        self.assertIsNone((yield self.report(SUCCESS)))
 
 
 class PublishFailureGeneratorTest(OneBuilderTest):
