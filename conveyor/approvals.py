@@ -26,13 +26,13 @@ A request's number is its promote build's number. Pure: no Buildbot, no I/O.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from conveyor import release
 from conveyor.release import ReleaseError
 
 EXPIRE_KEY = "expire_after_hours"
@@ -70,12 +70,9 @@ def from_table(t: Any, ends: set[str]) -> Approvals:
 # --- The log ------------------------------------------------------------------------------------
 
 
-def parse_log(text: str | None) -> list[dict]:
-    return [json.loads(line) for line in (text or "").splitlines() if line.strip()]
-
-
-def log_line(event: dict) -> str:
-    return json.dumps(event, sort_keys=True) + "\n"
+# the log is JSON lines, as a distribution's history is (conveyor/release.py)
+parse_log = release.parse_history
+log_line = release.history_line
 
 
 @dataclass

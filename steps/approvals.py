@@ -32,11 +32,9 @@ class RequestLog(HistoryStep):
     def log_path(self) -> str:
         return posixpath.join(self.history_dir, f"{self.distribution}.requests.jsonl")
 
-    @defer.inlineCallbacks
     def read_log(self):
         """-> (the file's text, its events)"""
-        text = (yield self.getFileContentFromWorker(self.log_path)) or ""
-        return text, approvals.parse_log(text)
+        return self.read_lines(self.log_path)
 
     @defer.inlineCallbacks
     def append(self, text: str, events: list[dict]):
@@ -57,7 +55,7 @@ class RequestApproval(RequestLog):
     description = "recording the request"
     descriptionDone = "request recorded"
 
-    def __init__(self, needed: int | dict, expire_hours: int, **kwargs):
+    def __init__(self, needed: dict[str, int], expire_hours: int, **kwargs):
         self.needed = needed  # {distribution: approvals}
         self.expire_hours = expire_hours
         super().__init__(**kwargs)

@@ -538,10 +538,14 @@ class HistoryStep(Summarized, CompositeStepMixin, buildstep.BuildStep):
     def history_path(self) -> str:
         return posixpath.join(self.history_dir, f"{self.distribution}.jsonl")
 
-    @defer.inlineCallbacks
     def read_history(self):
         """-> (the file's text, its entries)"""
-        text = (yield self.getFileContentFromWorker(self.history_path)) or ""
+        return self.read_lines(self.history_path)
+
+    @defer.inlineCallbacks
+    def read_lines(self, path: str):
+        """-> (the text of a JSON-lines file beside the history, its entries); none: ("", [])"""
+        text = (yield self.getFileContentFromWorker(path)) or ""
         return text, release.parse_history(text)
 
 
