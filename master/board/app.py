@@ -89,8 +89,8 @@ def make_app(settings: Settings) -> Flask:
         refusal = refused()
         if refusal is not None:
             return refusal
-        settings = current.get()
-        data = {**collect(app, settings).as_json(), "hosts": hosts_of(app, settings)}
+        settings, source = current.get(), DataSource(api_of(app))
+        data = {**collect(settings, source).as_json(), "hosts": hosts_of(app, settings, source)}
         return Response(json.dumps(data, indent=1, default=str), mimetype="application/json")
 
     return app
@@ -100,11 +100,11 @@ def api_of(app: Flask) -> Any:
     return app.buildbot_api  # set by the wsgi_dashboards plugin
 
 
-def collect(app: Flask, settings: Settings) -> board_module.Board:
+def collect(settings: Settings, source: DataSource) -> board_module.Board:
     def build_url(build: dict) -> str:
         return f"{settings.web_url}#/builders/{build['builderid']}/builds/{build['number']}"
 
-    return board_module.collect(settings, DataSource(api_of(app)), build_url)
+    return board_module.collect(settings, source, build_url)
 
 
 def promote_button(
@@ -190,7 +190,7 @@ def approve_button(api: Any, user: dict, builderid: int | None, dist: str, view:
 def page(app: Flask, settings: Settings) -> dict:
     api = api_of(app)
     source = DataSource(api)
-    data = collect(app, settings)
+    data = collect(settings, source)
     user = user_info(api, request.headers.get("Cookie"))
     promote_id = rollback_id = None  # anonymous: no button, and the authz is not asked
     if not user.get("anonymous") and user.get("username"):
@@ -215,15 +215,15 @@ def page(app: Flask, settings: Settings) -> dict:
         "web_path": urllib.parse.urlsplit(settings.web_url).path or "/",
         "web_url": settings.web_url,
         "json": json.dumps,
-        "hosts": hosts_of(app, settings),
+        "hosts": hosts_of(app, settings, source),
     }
 
 
-def hosts_of(app: Flask, settings: Settings) -> list[dict] | None:
+def hosts_of(app: Flask, settings: Settings, source: DataSource) -> list[dict] | None:
     """What runs where (master/hostreports.py): per distribution, who runs which version; None
     when the kept reports cannot be read (the rest of the board still shows)."""
     try:
-        return current_view(settings, DataSource(api_of(app)).text)["distributions"]
+        return current_view(settings, source.text)["distributions"]
     except (OSError, ValueError) as exc:
         app.logger.error("the hosts' reports cannot be read: %s", exc)
         return None

@@ -22,16 +22,23 @@ from conveyor.settings import Project
 
 class DataSource:
     """conveyor.board.Source on the master's data API; `api` is the WSGI plugin (it has
-    `dataGet` and `master`)."""
+    `dataGet` and `master`). One per page: the board and what runs where read the same
+    indexes, fetched once."""
 
     def __init__(self, api: Any, timeout: float = 10):
         self.api = api
         self.timeout = timeout
+        self.texts: dict[str, str | None] = {}  # one page reads each file once
+
+    def text(self, url: str) -> str | None:
+        if url not in self.texts:
+            self.texts[url] = self._text(url)
+        return self.texts[url]
 
     def get(self, path: tuple, **kwargs) -> Any:
         return self.api.dataGet(path, **kwargs)
 
-    def text(self, url: str) -> str | None:
+    def _text(self, url: str) -> str | None:
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
                 return response.read().decode()
