@@ -37,10 +37,12 @@ import time
 from datetime import UTC
 from datetime import datetime
 
+from conveyor import approvals
 from conveyor import hostsetup
 from conveyor import release
 from conveyor import settings as settings_module
 from conveyor.results import result_name
+from conveyor.served import requests_url
 from ops import setup
 from ops.api import FAILED
 from ops.api import FORBIDDEN  # noqa: F401 (an exit code of the CLI, as OK and FAILED)
@@ -99,9 +101,6 @@ def history(settings, dist: str) -> int:
 
 def _requests(settings, dist: str) -> list[dict]:
     """The request log of a distribution that needs approvals (conveyor/approvals.py)."""
-    from conveyor import approvals
-    from conveyor.served import requests_url
-
     if not settings.approvals.of(dist):
         needing = ", ".join(sorted(settings.approvals.needed)) or "none ([approvals] is empty)"
         raise ApiError(f"{dist!r} needs no approvals (those that do: {needing})", REFUSED)
@@ -109,8 +108,6 @@ def _requests(settings, dist: str) -> list[dict]:
 
 
 def list_approvals(settings, dist: str | None) -> int:
-    from conveyor import approvals
-
     for name in [dist] if dist else sorted(settings.approvals.needed):
         request = approvals.open_request(_requests(settings, name))
         if request is None:
@@ -126,8 +123,6 @@ def list_approvals(settings, dist: str | None) -> int:
 
 def approve(settings, dist: str, number: str) -> int:
     """Approve the pending request of `dist`: the one printed here (or number `number`)."""
-    from conveyor import approvals
-
     request = approvals.open_request(_requests(settings, dist))
     if not number and request is None:
         raise ApiError(f"{dist}: no request waits for approval", REFUSED)
