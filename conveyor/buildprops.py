@@ -15,16 +15,19 @@ Each: set by → read by.
 - CI_NUMBER: steps/package.py (the CI build's number, to its package build) → steps/debian.py
 - DEBS: steps/debian.py, master/factories.py (to publish) → steps/package.py, steps/install.py,
   steps/repository.py, steps/indexes.py, steps/provenance.py
-- ARTIFACTS_PATH: steps/debian.py (UploadPackages), master/factories.py (to publish) →
-  steps/package.py, steps/repository.py, steps/provenance.py
-- BUILDINFOS: steps/debian.py (sbuild's .buildinfo of each release built) → steps/debian.py
-  (UploadPackages), steps/provenance.py (through the data API)
+- ARTIFACTS_PATH: steps/debian.py (UploadPackages: a package build's `<builder>/<number>` in
+  the artifact store) → steps/package.py
+- ARTIFACT_PATHS: steps/package.py (AwaitPackage: {each .deb and .buildinfo: the
+  ARTIFACTS_PATH of the package build that made it}), master/factories.py (to publish) →
+  steps/repository.py, steps/provenance.py
+- BUILDINFOS: steps/debian.py (sbuild's .buildinfo of the release built) → steps/debian.py
+  (UploadPackages), steps/package.py, steps/provenance.py (through the data API)
 - CHROOT_BASES: steps/debian.py ({base file name: its sha256}, from the trusted side's digest)
   → steps/provenance.py (through the data API)
 - PROVENANCE: steps/provenance.py ("signed" by a publish's attest, "verified" by a promotion's
   check) → steps/repository.py (into the history entry, which the board shows)
-- PACKAGE_REQUEST: steps/package.py (StartPackage) → steps/package.py (AwaitPackage),
-  steps/failfast.py
+- PACKAGE_REQUESTS: steps/package.py (StartPackage: the build request of each target
+  release's package build) → steps/package.py (AwaitPackage), steps/failfast.py
 - PACKAGE_FAILED_FIRST: steps/failfast.py → steps/package.py
 - PACKAGE_FAILED_STEP: steps/package.py (AwaitPackage) → master/reporters/facts.py
 - COVERAGE_PERCENT: steps/python.py → master/factories.py, master/reporters/facts.py and
@@ -59,10 +62,11 @@ COMMIT_TIME = "commit_time"
 CI_NUMBER = "ci_number"
 DEBS = "debs"
 ARTIFACTS_PATH = "artifacts_path"
+ARTIFACT_PATHS = "artifact_paths"
 CHROOT_BASES = "chroot_bases"
 BUILDINFOS = "buildinfos"
 PROVENANCE = "provenance_check"
-PACKAGE_REQUEST = "package_request"
+PACKAGE_REQUESTS = "package_requests"
 PACKAGE_FAILED_FIRST = "package_failed_first"
 PACKAGE_FAILED_STEP = "package_failed_step"
 COVERAGE_PERCENT = "coverage_percent"

@@ -89,9 +89,13 @@ class Project:
         return f"{self.name}-ci"
 
     @property
-    def package_builder(self) -> str:
-        """The builder (and the triggerable scheduler) of the package build beside CI's."""
-        return f"{self.name}-package"
+    def package_builders(self) -> tuple[tuple[str, str], ...]:
+        """(target release, builder) of each package build beside CI's: one per target, side by
+        side (`<name>-package-trixie`; a builder is also its triggerable scheduler); one
+        (`<name>-package`, target '': the worker's release) for a project without targets."""
+        if not self.targets:
+            return (("", f"{self.name}-package"),)
+        return tuple((target, f"{self.name}-package-{target}") for target in self.targets)
 
     @property
     def push_scheduler(self) -> str:

@@ -1,5 +1,5 @@
-"""Builders are data: one CI builder and one package builder (its builds run beside CI's: see
-steps/package.py) per [projects.<name>] table (pull-request builders: see
+"""Builders are data: one CI builder and a package builder per target release (their builds run
+beside CI's: see steps/package.py) per [projects.<name>] table (pull-request builders: see
 master/pullrequests.py), and the repository builders, publish, promote, rollback and freeze,
 on the repository's worker under one lock."""
 
@@ -20,23 +20,28 @@ REPOSITORY_LOCK = util.MasterLock("apt-repository")
 
 
 def builders(settings: Settings) -> list[util.BuilderConfig]:
-    # per project: its CI builder, and its package builder (builds beside CI's, steps/package.py)
-    result = [
-        util.BuilderConfig(
-            name=name(project),
-            workernames=list(project.workers),
-            factory=factory(settings, project),
-            project=project.name,
-            tags=[tag, project.name],
-            # every push is its own build, with its own version and its own status
-            collapseRequests=False,
-        )
+    # per project: its CI builder, and its package builders (one per target release: their
+    # builds run beside CI's and beside each other, steps/package.py)
+    result = []
+    for project in settings.projects:
         for name, factory, tag in (
-            (lambda p: p.ci_builder, factories.ci_factory, "ci"),
-            (lambda p: p.package_builder, factories.package_factory, "package"),
-        )
-        for project in settings.projects
-    ]
+            (project.ci_builder, factories.ci_factory(settings, project), "ci"),
+            *(
+                (builder, factories.package_factory(settings, project, target), "package")
+                for target, builder in project.package_builders
+            ),
+        ):
+            result.append(
+                util.BuilderConfig(
+                    name=name,
+                    workernames=list(project.workers),
+                    factory=factory,
+                    project=project.name,
+                    tags=[tag, project.name],
+                    # every push is its own build, with its own version and its own status
+                    collapseRequests=False,
+                )
+            )
     for name, factory in (
         (PUBLISH, releases.publish_factory),
         (PROMOTE, releases.promote_factory),

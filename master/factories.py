@@ -146,7 +146,7 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
     """start the package build (package_factory, beside this one) → tests (see test_steps) →
     wait for the package → publish into `upload_to`: only when both succeeded."""
     f = util.BuildFactory()
-    f.addStep(package.StartPackage(scheduler=project.package_builder))
+    f.addStep(package.StartPackage(schedulers=[b for _, b in project.package_builders]))
     test_steps(settings, project, f, _checkout(project))
     f.addStep(package.AwaitPackage(artifacts_url=settings.artifacts_url))
     f.addStep(
@@ -160,7 +160,7 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
                 "distribution": project.upload_to,
                 buildprops.DEBS: util.Property(buildprops.DEBS),
                 buildprops.PACKAGE_VERSION: util.Property(buildprops.PACKAGE_VERSION),
-                buildprops.ARTIFACTS_PATH: util.Property(buildprops.ARTIFACTS_PATH),
+                buildprops.ARTIFACT_PATHS: util.Property(buildprops.ARTIFACT_PATHS),
                 "commit": util.Property("got_revision"),
                 # a force-push back to a commit published before publishes it again (pushes.py)
                 buildprops.PUSH_FORCED: util.Property(buildprops.PUSH_FORCED, default=False),
@@ -171,19 +171,16 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
     return f
 
 
-def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
-    """checkout → version (the CI build's) → deb → upload → install check: a CI build's package,
-    built while its tests run (steps/package.py)."""
+def package_factory(settings: Settings, project: Project, target: str = "") -> util.BuildFactory:
+    """checkout → version (the CI build's) → deb → upload → install check: a CI build's package
+    for one target release ('': the worker's own), built while its tests run and beside the
+    other releases' package builds (steps/package.py)."""
     f = util.BuildFactory()
     f.addStep(_checkout(project, changelog=debian.CHANGELOG))
     f.addStep(debian.StampVersion(haltOnFailure=True))
-    # one build per target release, one after another (conveyor/targets.py); none: the worker's
-    for i, target in enumerate(project.targets or ("",)):
-        f.addStep(
-            debian.BuildDebianPackage(
-                packages=project.packages, sandbox=sandbox(), target=target, first=i == 0
-            )
-        )
+    f.addStep(
+        debian.BuildDebianPackage(packages=project.packages, sandbox=sandbox(), target=target)
+    )
     f.addStep(
         debian.UploadPackages(
             artifacts_dir=str(settings.artifacts_dir),
@@ -192,8 +189,7 @@ def package_factory(settings: Settings, project: Project) -> util.BuildFactory:
         )
     )
     if project.install_check:
-        for target in project.targets or ("",):
-            f.addStep(install_check(settings, project, target))
+        f.addStep(install_check(settings, project, target))
     return f
 
 

@@ -313,11 +313,10 @@ def schedulers_for(settings: Settings) -> list:
     if settings.approvals.needed:
         result.append(approve_scheduler(settings))
     for project in settings.projects:
-        result.append(
-            dispatch.PromptTriggerable(
-                name=project.package_builder, builderNames=[project.package_builder]
-            )
-        )
+        result += [
+            dispatch.PromptTriggerable(name=builder, builderNames=[builder])
+            for _, builder in project.package_builders
+        ]
         result.append(
             pushes.PushScheduler(  # one build per push (master/pushes.py)
                 name=project.push_scheduler,

@@ -107,11 +107,8 @@ def submitted_at(build) -> float:
 # build from the checkout is a native package, whatever the project ships for its releases),
 # then dpkg-source, which runs none of the project's code. In the sandbox all the same, because
 # the files are the project's (a symlink there reaches nothing secret).
-# The project's own changelog is kept beside the checkout, so that the source of a second
-# target release gets its entry on top of the project's history, not on top of the first's.
 SOURCE_SCRIPT = r"""set -e
-[ -f ../changelog.conveyor-orig ] || cp debian/changelog ../changelog.conveyor-orig
-{ printf '%s' "$1"; cat ../changelog.conveyor-orig; } > debian/changelog.conveyor
+{ printf '%s' "$1"; cat debian/changelog; } > debian/changelog.conveyor
 mv -f debian/changelog.conveyor debian/changelog
 mkdir -p debian/source
 echo '3.0 (native)' > debian/source/format
@@ -119,8 +116,7 @@ dpkg-source --build .
 """
 
 # One worker command (each is a round trip between master and worker): remove the files of earlier
-# builds from the builder's directory (not for a build's second target release, $4 = keep: the
-# first's .debs are beside it), make the source package ($5…: in the sandbox), check what
+# builds from the builder's directory, make the source package ($4…: in the sandbox), check what
 # it left (regular files only: sbuild reads them with the worker's rights), build its binary
 # packages for the release ($3, empty: the worker's own) in a throwaway chroot
 # (worker/bin/conveyor-sbuild), then list this version's .debs ($1: their name pattern) after
@@ -130,12 +126,10 @@ dpkg-source --build .
 BUILT = "conveyor: built packages:"
 BASE = "conveyor: chroot base: "  # the line before BUILT: "<sha256>  <base's file name>"
 BUILD_SCRIPT = rf"""set -u
-pattern=$1 dsc=$2 release=$3 clean=$4
-shift 4
-if [ "$clean" = clean ]; then
-    find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \
-        -o -name '*.dsc' -o -name '*.tar.*' -o -name changelog.conveyor-orig \) -delete || exit
-fi
+pattern=$1 dsc=$2 release=$3
+shift 3
+find .. -maxdepth 1 -type f \( -name '*.deb' -o -name '*.changes' -o -name '*.buildinfo' \
+    -o -name '*.dsc' -o -name '*.tar.*' \) -delete || exit
 "$@" || exit
 links=$(find .. -maxdepth 1 -type l)
 if [ -n "$links" ]; then
@@ -188,9 +182,8 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     settings name is there.
 
     With a `target` release (conveyor/targets.py), the packages' version carries its suffix
-    (`…+deb13`), the step is named after it, and `debs` gains its packages: a project's targets
-    are built one after another in one package build, the first one (`first`) clearing what
-    earlier builds left.
+    (`…+deb13`) and the step is named after it: each of a project's targets has a package build
+    of its own, beside the others (steps/package.py).
     """
 
     logEnviron = False  # the worker's environment is in no log (steps/__init__.py)
@@ -206,14 +199,12 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
         sandbox=(),
         release: str = "",
         target: str = "",
-        first: bool = True,
         **kwargs,
     ):
         self.packages = list(packages)
         self.sandbox = sandbox  # argv prefix: the checkout is the project's own
         self.target = target  # one of the project's target releases, its version suffixed
         self.release = release or target  # the release built for; empty: the worker's own
-        self.first = first
         if target:
             kwargs.setdefault("name", f"deb-{target}")
         kwargs.setdefault("haltOnFailure", True)
@@ -239,7 +230,6 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
                 f"*_{version}_*.deb",
                 dsc,
                 self.release,
-                "clean" if self.first else "keep",
                 *self.sandbox,
                 "sh",
                 "-c",
@@ -267,14 +257,10 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
             # sbuild's record of the build (its environment, the .debs' digests): provenance
             (buildprops.BUILDINFOS, built_debs(cmd.stdout, version, ".buildinfo")),
         ):
-            earlier = [] if self.first else list(self.getProperty(name) or [])
-            self.setProperty(name, earlier + found, "BuildDebianPackage")
+            self.setProperty(name, found, "BuildDebianPackage")
         base = chroot_base(cmd.stdout)
         if base:  # which chroot each release was built in: the provenance names it
-            bases = {} if self.first else dict(self.getProperty(buildprops.CHROOT_BASES) or {})
-            self.setProperty(
-                buildprops.CHROOT_BASES, {**bases, base[0]: base[1]}, "BuildDebianPackage"
-            )
+            self.setProperty(buildprops.CHROOT_BASES, {base[0]: base[1]}, "BuildDebianPackage")
         if debs:
             self.summary = "built " + ", ".join(debs)
         return results.SUCCESS

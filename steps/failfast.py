@@ -1,7 +1,7 @@
-"""Fail fast: a CI build goes red as soon as its package build fails, not when its tests end.
+"""Fail fast: a CI build goes red as soon as a package build fails, not when its tests end.
 
-The CI build runs its tests side (install, tests, coverage, lint) while its package build runs
-beside it (steps/package.py). When the package build fails first (a broken debian/rules fails in
+The CI build runs its tests side (install, tests, coverage, lint) while its package builds run
+beside it (steps/package.py). When a package build fails first (a broken debian/rules fails in
 a second, a test suite may take minutes), the running step of the tests side stops its command
 and fails, saying why; the CI build then goes to AwaitPackage, which tells of the package
 build's failing step, and the build's result (the GitHub status, the mail) is red at once.
@@ -12,24 +12,18 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from buildbot.process.results import FAILURE
-from buildbot.process.results import SUCCESS
-from buildbot.process.results import WARNINGS
 
 from conveyor import buildprops
 from steps.package import RequestWatch
+from steps.package import failed
 from steps.summary import Summarized
 
 STOPPED = "stopped: the package build failed"
 
 
-def failed(request: dict | None) -> bool:
-    """A complete build request whose result is a failure (cancelled included)."""
-    return request is not None and request.get("results") not in (SUCCESS, WARNINGS, None)
-
-
 def fails_with_the_package(cls):
-    """A class decorator for the tests side's steps: when the package build (property
-    `package_request`, set by StartPackage) fails while the step runs, its command is stopped
+    """A class decorator for the tests side's steps: when a package build (property
+    `package_requests`, set by StartPackage) fails while the step runs, its command is stopped
     and the step fails with STOPPED; the property `package_failed_first` tells AwaitPackage to
     report the package build's failure rather than cancel it. (A decorator, not a mixin: it
     wraps the step's own `run`.) The step is Summarized (steps/summary.py): STOPPED is its
@@ -41,12 +35,13 @@ def fails_with_the_package(cls):
     @defer.inlineCallbacks
     def run(self):
         self.stopped_by_package = False
-        brid = self.getProperty(buildprops.PACKAGE_REQUEST)
-        if brid is None:
+        brids = self.getProperty(buildprops.PACKAGE_REQUESTS) or []
+        if not brids:
             return (yield step_run(self))
-        watch = RequestWatch(self.master, brid)
-        yield watch.start()
+        watches = [RequestWatch(self.master, brid) for brid in brids]
         try:
+            for watch in watches:
+                yield watch.start()
             running = step_run(self)
             first: defer.Deferred = defer.Deferred()
 
@@ -56,11 +51,12 @@ def fails_with_the_package(cls):
                 return result
 
             running.addBoth(ran)
-            watch.completed.addCallback(
-                lambda request: (
-                    first.callback("package") if failed(request) and not first.called else None
+            for watch in watches:
+                watch.completed.addCallback(
+                    lambda request: (
+                        first.callback("package") if failed(request) and not first.called else None
+                    )
                 )
-            )
             if (yield first) == "ran":
                 return (yield running)
             self.stopped_by_package = True
@@ -74,7 +70,8 @@ def fails_with_the_package(cls):
             self.summary = STOPPED
             return FAILURE
         finally:
-            yield watch.stop()
+            for watch in watches:
+                yield watch.stop()
 
     def runCommand(self, command):
         if getattr(self, "stopped_by_package", False):  # no next command once it has failed

@@ -1,11 +1,14 @@
-"""The package build beside the tests.
+"""The package builds beside the tests.
 
-A CI build starts its project's package build first (StartPackage: a build of the
-`<project>-package` builder on any build worker, same commit), runs its own checkout, virtualenv,
-install, tests, coverage and lint meanwhile, then waits for the package (AwaitPackage) and takes
-over what the publish needs (version, .debs, where they were uploaded). The publish comes after
-both, so a failing test still publishes nothing; a CI build that has already failed stops its
-package build instead of waiting for it.
+A CI build starts its project's package builds first (StartPackage: a build of the
+`<project>-package` builder, or one of `<project>-package-<release>` per target release, each on
+any build worker, same commit), runs its own checkout, virtualenv, install, tests, coverage and
+lint meanwhile, then waits for the packages (AwaitPackage) and takes over what the publish needs
+(version, .debs, where each was uploaded). The target releases' package builds run side by side
+(a worker runs one build of a builder at a time, and each release has its own builder). The
+publish comes after all of them, so a failing test or a failing release publishes nothing; a CI
+build that has already failed stops its package builds instead of waiting for them, and the
+first package build that fails stops the others.
 """
 
 from __future__ import annotations
@@ -32,15 +35,15 @@ from steps.debian import artifact_url
 from steps.debian import submitted_at
 from steps.summary import Summarized
 
-# what the publish (and the board, the mails) need of the package build
 RECHECK = 2.0  # seconds: how often a waiting CI build checks its package build all the same
-HANDED_OVER = (
-    buildprops.PACKAGE_VERSION,
-    buildprops.SOURCE_PACKAGE,
-    buildprops.COMMIT_TIME,
-    buildprops.DEBS,
-    buildprops.ARTIFACTS_PATH,
-)
+# what the publish (and the board, the mails) need of the package builds: the same in each
+# (the version is the CI build's), besides their .debs and where they are (AwaitPackage)
+HANDED_OVER = (buildprops.PACKAGE_VERSION, buildprops.SOURCE_PACKAGE, buildprops.COMMIT_TIME)
+
+
+def failed(request: dict | None) -> bool:
+    """A complete build request whose result is a failure (cancelled included)."""
+    return request is not None and request.get("results") not in (SUCCESS, WARNINGS, None)
 
 
 @renderer
@@ -95,19 +98,20 @@ class RequestWatch:
 
 
 class StartPackage(Summarized, Trigger):
-    """Trigger the package build and go on at once; sets `package_request` (its build request).
+    """Trigger the package builds (one per scheduler: each target release's) and go on at once;
+    sets `package_requests` (their build requests, in the schedulers' order).
 
-    The package build gets this build's commit, number, request time and URL: its version is
+    Each package build gets this build's commit, number, request time and URL: its version is
     this build's, and so is the build its changelog entry names (steps/debian.py
     StampVersion)."""
 
     name = "start package"
     description = "starting package build"
 
-    def __init__(self, scheduler: str, **kwargs):
+    def __init__(self, schedulers: list[str], **kwargs):
         kwargs.setdefault("haltOnFailure", True)
         super().__init__(
-            schedulerNames=[scheduler],
+            schedulerNames=list(schedulers),
             waitForFinish=False,
             set_properties={
                 buildprops.CI_NUMBER: Property("buildnumber"),
@@ -122,7 +126,7 @@ class StartPackage(Summarized, Trigger):
         yield self._cancel_earlier_attempts()
         result = yield super().run()
         if self.brids:
-            self.setProperty(buildprops.PACKAGE_REQUEST, self.brids[0], "StartPackage")
+            self.setProperty(buildprops.PACKAGE_REQUESTS, list(self.brids), "StartPackage")
             self.summary = f"started {', '.join(self.triggeredNames or ())}"
         return result
 
@@ -163,11 +167,14 @@ class StartPackage(Summarized, Trigger):
 
 
 class AwaitPackage(Summarized, buildstep.BuildStep):
-    """Wait for the package build StartPackage started, then take over its HANDED_OVER
-    properties. Its failure is this build's, told with the failing step and its log's tail.
+    """Wait for the package builds StartPackage started, then take over their HANDED_OVER
+    properties, their .debs (`debs`, in the target releases' order) and where each was uploaded
+    (`artifact_paths`). The failure of one is this build's, told with its failing step and its
+    log's tail, as soon as it fails: the other package builds are stopped then, since nothing
+    of the commit is published.
 
-    When this build has already failed (tests, coverage, lint), or is stopped, the package build
-    is cancelled: nothing of this build is published, so its package is not needed. Unless the
+    When this build has already failed (tests, coverage, lint), or is stopped, the package builds
+    are cancelled: nothing of this build is published, so its packages are not needed. Unless a
     package build failed first and stopped the tests side (`package_failed_first`,
     steps/failfast.py): then its failure is told, as when this step waits for it."""
 
@@ -180,68 +187,103 @@ class AwaitPackage(Summarized, buildstep.BuildStep):
     def __init__(self, artifacts_url: str = "", **kwargs):
         self.artifacts_url = artifacts_url  # the .debs are linked from this build too
         super().__init__(**kwargs)
-        self.brid: int | None = None
+        self.brids: list[int] = []
 
     @defer.inlineCallbacks
     def run(self):
-        self.brid = self.getProperty(buildprops.PACKAGE_REQUEST)
-        if self.brid is None:
+        self.brids = list(self.getProperty(buildprops.PACKAGE_REQUESTS) or [])
+        if not self.brids:
             self.summary = "no package build was started"
             return FAILURE
         failed_first = self.getProperty(buildprops.PACKAGE_FAILED_FIRST)  # steps/failfast.py
         if (self.build.results in (*FAILING, CANCELLED) or self.build.stopped) and not failed_first:
-            yield self._cancel("the CI build failed: nothing of it is published")
-            self.summary = "package build stopped: nothing is published"
+            yield self._cancel(self.brids, "the CI build failed: nothing of it is published")
+            self.summary = f"{self._builds_word()} stopped: nothing is published"
             return SKIPPED
-        yield self.addURL(
-            f"package build request #{self.brid}", getURLForBuildrequest(self.master, self.brid)
-        )
-        yield self._wait()
-        builds = yield self.master.db.builds.getBuilds(buildrequestid=self.brid)
-        if not builds:
-            self.summary = "the package build was cancelled before it began"
-            return FAILURE
-        child = builds[-1]
-        builder = yield self.master.data.get(("builders", child.builderid))
-        name = f"{builder['name']} #{child.number}"
-        yield self.addURL(name, getURLForBuild(self.master, child.builderid, child.number))
-        if child.results not in (SUCCESS, WARNINGS):
-            return (yield self._failed(child, name))
-        props = yield self.master.data.get(("builds", child.id, "properties"))
-        got, ours = (props.get("got_revision") or (None,))[0], self.getProperty("got_revision")
-        if got and ours and got != ours:
-            # a forced build of a branch that moved between the two checkouts
-            self.summary = f"{name} built {got[:12]}, the tests ran on {ours[:12]}"
-            log = yield self.addLog("stdio")
-            yield log.addStderr(
-                f"the branch moved between the checkouts: {name} packaged "
-                f"{got}, this build tested {ours}; nothing is published, build "
-                "again\n"
+        for brid in self.brids:
+            yield self.addURL(
+                f"package build request #{brid}", getURLForBuildrequest(self.master, brid)
             )
-            return FAILURE
-        for key in HANDED_OVER:
-            if key in props:
-                self.setProperty(key, props[key][0], name)
-        if self.artifacts_url and self.getProperty(buildprops.ARTIFACTS_PATH):
-            for deb in self.getProperty(buildprops.DEBS) or []:
-                where = self.getProperty(buildprops.ARTIFACTS_PATH)
-                yield self.addURL(deb, artifact_url(self.artifacts_url, where, deb))
-        self.summary = f"version {self.getProperty(buildprops.PACKAGE_VERSION)} from {name}"
+        failing = yield self._wait()
+        children = []
+        for brid in [failing] if failing is not None else self.brids:
+            builds = yield self.master.db.builds.getBuilds(buildrequestid=brid)
+            if not builds:
+                self.summary = "the package build was cancelled before it began"
+                return FAILURE
+            child = builds[-1]
+            builder = yield self.master.data.get(("builders", child.builderid))
+            name = f"{builder['name']} #{child.number}"
+            yield self.addURL(name, getURLForBuild(self.master, child.builderid, child.number))
+            if child.results not in (SUCCESS, WARNINGS):
+                return (yield self._failed(child, name))
+            children.append((child, name))
+        debs, artifacts = [], {}
+        for child, name in children:
+            props = yield self.master.data.get(("builds", child.id, "properties"))
+            got, ours = (props.get("got_revision") or (None,))[0], self.getProperty("got_revision")
+            if got and ours and got != ours:
+                # a forced build of a branch that moved between the two checkouts
+                self.summary = f"{name} built {got[:12]}, the tests ran on {ours[:12]}"
+                log = yield self.addLog("stdio")
+                yield log.addStderr(
+                    f"the branch moved between the checkouts: {name} packaged "
+                    f"{got}, this build tested {ours}; nothing is published, build "
+                    "again\n"
+                )
+                return FAILURE
+            if child is children[0][0]:
+                for key in HANDED_OVER:
+                    if key in props:
+                        self.setProperty(key, props[key][0], name)
+            where = (props.get(buildprops.ARTIFACTS_PATH) or (None,))[0]
+            built = (props.get(buildprops.DEBS) or ([],))[0] or []
+            records = (props.get(buildprops.BUILDINFOS) or ([],))[0] or []
+            debs += built
+            artifacts.update({each: where for each in [*built, *records]})
+            if self.artifacts_url and where:
+                for deb in built:
+                    yield self.addURL(deb, artifact_url(self.artifacts_url, where, deb))
+        self.setProperty(buildprops.DEBS, debs, "AwaitPackage")
+        self.setProperty(buildprops.ARTIFACT_PATHS, artifacts, "AwaitPackage")
+        names = ", ".join(name for _, name in children)
+        self.summary = f"version {self.getProperty(buildprops.PACKAGE_VERSION)} from {names}"
         return SUCCESS
+
+    def _builds_word(self) -> str:
+        return "package build" if len(self.brids) == 1 else "package builds"
 
     @defer.inlineCallbacks
     def _wait(self):
-        """Until the package build's request is complete (RequestWatch)."""
-        watch = RequestWatch(self.master, self.brid)
-        yield watch.start()
+        """Until every package build's request is complete (RequestWatch), or one has failed:
+        then the others are cancelled, and its request id is returned (None when all passed)."""
+        watches = [RequestWatch(self.master, brid) for brid in self.brids]
+        pending = set(self.brids)
+        first: defer.Deferred = defer.Deferred()
+
+        def completed(request, brid):
+            pending.discard(brid)
+            if not first.called and (failed(request) or not pending):
+                first.callback(brid if failed(request) else None)
+
         try:
-            yield watch.completed
+            for watch in watches:
+                yield watch.start()
+                watch.completed.addCallback(completed, watch.brid)
+            failing = yield first
+            if failing is not None and pending:
+                yield self._cancel(
+                    sorted(pending),
+                    f"package build request #{failing} failed: nothing of this commit is published",
+                )
+            return failing
         finally:
-            yield watch.stop()
+            for watch in watches:
+                yield watch.stop()
 
     @defer.inlineCallbacks
     def _failed(self, child, name: str):
-        """The package build failed: say which of its steps, with the tail of its log."""
+        """A package build failed: say which of its steps, with the tail of its log."""
         steps = yield self.master.data.get(("builds", child.id, "steps"))
         step = buildlogs.failing_step({"steps": list(steps or [])})
         what = f"{step['name']} failed" if step else "failed"
@@ -262,10 +304,11 @@ class AwaitPackage(Summarized, buildstep.BuildStep):
         return CANCELLED if child.results == CANCELLED else FAILURE
 
     @defer.inlineCallbacks
-    def _cancel(self, reason: str):
-        yield self.master.data.control("cancel", {"reason": reason}, ("buildrequests", self.brid))
+    def _cancel(self, brids: list[int], reason: str):
+        for brid in brids:
+            yield self.master.data.control("cancel", {"reason": reason}, ("buildrequests", brid))
 
     def interrupt(self, reason):
-        if self.brid is not None:
-            self._cancel("the CI build was stopped")
+        if self.brids:
+            self._cancel(self.brids, "the CI build was stopped")
         super().interrupt(reason)

@@ -112,26 +112,30 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
     @defer.inlineCallbacks
     def run(self):
         debs = self.getProperty(buildprops.DEBS) or []
-        where = self.getProperty(buildprops.ARTIFACTS_PATH)
+        artifacts = self.getProperty(buildprops.ARTIFACT_PATHS) or {}
         # the project whose packages these are (the build's `project` is its sourcestamp's)
         names = set(debformats.packages_of(debs))
         name, project = next(
             ((n, p) for n, p in self.projects.items() if names <= set(p["packages"])), (None, None)
         )
         commit = self.getProperty("commit")
-        if not (debs and where and project and commit):
-            self.summary = "nothing to attest: no packages, project or commit named"
+        if not (debs and all(artifacts.get(deb) for deb in debs) and project and commit):
+            self.summary = "nothing to attest: no packages, artifacts, project or commit named"
             return results.FAILURE
-        build, builder = yield self.package_build(where)
-        if build is None:
-            self.summary = f"the package build {where} is unknown to the master: not attested"
-            return results.FAILURE
+        package_builds = {}  # each release's package build, by its artifact path
+        for where in sorted({artifacts[deb] for deb in debs}):
+            package_builds[where] = yield self.package_build(where)
+            if package_builds[where][0] is None:
+                self.summary = f"the package build {where} is unknown to the master: not attested"
+                return results.FAILURE
         base = self.web_url.rstrip("/") + "/"
         version = self.getProperty(buildprops.PACKAGE_VERSION)
         log = yield self.addLog("statements")
         yield self.runRmdir(posixpath.join(self.workdir, STATEMENTS))
         files = []
         for deb in debs:
+            where = artifacts[deb]
+            build, builder = package_builds[where]
             sha256 = yield threads.deferToThread(
                 _sha256, posixpath.join(self.artifacts_dir, where, deb)
             )
@@ -164,9 +168,9 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
             )
             text = json.dumps(statement, indent=1, sort_keys=True)
             yield log.addStdout(f"{deb}:\n{text}\n")
-            name = f"{STATEMENTS}/{deb}.statement.json"
-            yield self.downloadFileContentToWorker(name, text, abandonOnFailure=True, mode=0o644)
-            files.append(name)
+            handed = f"{STATEMENTS}/{deb}.statement.json"
+            yield self.downloadFileContentToWorker(handed, text, abandonOnFailure=True, mode=0o644)
+            files.append(handed)
         command = ["conveyor-attest", "--key", self.key, "--out-dir", self.out_dir]
         if self.passphrase_file:
             command += ["--passphrase-file", str(self.passphrase_file)]

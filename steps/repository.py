@@ -35,7 +35,8 @@ from steps.summary import Summarized
 
 class FetchPackages(Summarized, CompositeStepMixin, buildstep.BuildStep):
     """Empty `incoming/` (in the build's directory), then download the .deb files named by `debs`
-    from the master's artifact store into it, in this one step (a step per file would cost a
+    from the master's artifact store (each where `artifact_paths` says its package build put it)
+    into it, in this one step (a step per file would cost a
     round of Buildbot's bookkeeping each, on the way from push to staging): what the import adds
     is this build's packages, never a package an earlier publish (of any project) left there."""
 
@@ -54,15 +55,15 @@ class FetchPackages(Summarized, CompositeStepMixin, buildstep.BuildStep):
     @defer.inlineCallbacks
     def run(self):
         debs = self.getProperty(buildprops.DEBS) or []
-        where = self.getProperty(buildprops.ARTIFACTS_PATH)
-        if not debs or not where:
-            self.summary = "no packages named"
+        artifacts = self.getProperty(buildprops.ARTIFACT_PATHS) or {}
+        if not debs or not all(artifacts.get(deb) for deb in debs):
+            self.summary = "no packages named" if not debs else "no artifact path for the packages"
             return results.FAILURE
         # rmdir's path is the builder's directory's; the downloads' is the build's (workdir)
         yield self.runRmdir(posixpath.join(self.workdir, self.incoming))
         log = yield self.addLog("stdio")
         for deb in debs:
-            source = posixpath.join(self.artifacts_dir, where, deb)
+            source = posixpath.join(self.artifacts_dir, artifacts[deb], deb)
             try:
                 fp = open(source, "rb")  # noqa: SIM115 (closed by the `with` below)
             except OSError as exc:

@@ -205,10 +205,10 @@ def test_the_master_killed_mid_package_builds_the_package_once_more(installation
     settings = installation
     project = settings.projects[0]
     before, after = new_commit(settings, checkout, "killed mid-package")
-    package_id = api.builder_id(settings, project.package_builder)
-    package_before = api.last_build_number(settings, project.package_builder)
+    package_id = api.builder_id(settings, project.package_builders[0][1])
+    package_before = api.last_build_number(settings, project.package_builders[0][1])
     deliver_push(settings, checkout, before, after)
-    kill_master_once(settings, project.package_builder, package_before, step="deb")
+    kill_master_once(settings, project.package_builders[0][1], package_before, step="deb")
 
     from_commit = [
         s["Version"] for s in staging_stanzas(settings) if s.get("Conveyor-Commit") == after

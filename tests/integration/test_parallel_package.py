@@ -82,7 +82,7 @@ def test_the_package_is_built_while_the_tests_run_and_published_after_both(insta
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
 
     parts = children(installation, build)
-    package = parts[project.package_builder]
+    package = parts[project.package_builders[0][1]]
     assert result_name(package["results"]) == "SUCCESS"
     deb = step(package, "deb")
     tests = step(build, "tests")
@@ -98,15 +98,17 @@ def test_the_package_is_built_while_the_tests_run_and_published_after_both(insta
     version = build["properties"]["package_version"][0]
     assert (
         waited["state_string"]
-        == f"version {version} from {project.package_builder} #{package['number']}"
+        == f"version {version} from {project.package_builders[0][1]} #{package['number']}"
     )
     assert any(
         url["url"].endswith(f"/builders/{package['builderid']}/builds/{package['number']}")
         for url in waited["urls"]
     ), waited["urls"]
-    assert (
-        build["properties"]["artifacts_path"][0] == f"{project.package_builder}/{package['number']}"
-    )
+    where = f"{project.package_builders[0][1]}/{package['number']}"
+    assert build["properties"]["artifact_paths"][0] == {
+        name: where
+        for name in [*package["properties"]["debs"][0], *package["properties"]["buildinfos"][0]]
+    }
     assert package["properties"]["package_version"][0] == version
     assert f"Version: {version}\n" in staging_index(installation)
     # the version carries the CI build's number, not the package build's
@@ -132,7 +134,7 @@ def test_a_failing_test_publishes_nothing_and_stops_the_package_build(installati
     ]
     parts = children(installation, build)
     assert "publish" not in parts
-    package = parts[project.package_builder]
+    package = parts[project.package_builders[0][1]]
     deadline = time.monotonic() + 60
     while not package["complete"] and time.monotonic() < deadline:  # being stopped
         time.sleep(0.5)
@@ -183,9 +185,12 @@ def test_a_failing_package_build_fails_the_ci_build_which_tells_why(installation
     tests = step(build, "tests")
     assert tests["state_string"] == "stopped: the package build failed", tests
     assert tests["complete_at"] - build["started_at"] < SLOW_SECONDS  # the slow test never ended
-    package = children(installation, build)[project.package_builder]
+    package = children(installation, build)[project.package_builders[0][1]]
     waited = step(build, "package")
-    assert waited["state_string"] == f"deb failed in {project.package_builder} #{package['number']}"
+    assert (
+        waited["state_string"]
+        == f"deb failed in {project.package_builders[0][1]} #{package['number']}"
+    )
     assert staging_index(installation) == index
 
     # the mail tells of the package build's failing step as the CI build's own, with its log

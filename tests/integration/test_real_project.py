@@ -72,7 +72,7 @@ def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
     build = github.push_and_wait(settings, project, checkout)
     assert result_name(build["results"]) == "SUCCESS", api.describe(build)
 
-    builderid = api.builder_id(settings, project.package_builder)
+    builderid = api.builder_id(settings, project.package_builders[0][1])
     package = api.api(settings, f"builds?builderid={builderid}&order=-number&limit=1")["builds"][0]
     log = step_log(settings, package, "deb")
     # built by sbuild in a chroot of this machine's release, its Build-Depends installed there

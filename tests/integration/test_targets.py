@@ -1,7 +1,8 @@
 """Target releases, end to end: the demo with `targets = ["bookworm", "trixie"]`. Each push
-builds a package per release in a chroot of that release (sbuild), each installed, smoke-tested
-and purged by the install check in a root of its own release (piuparts), and both land in
-staging, one component per release. A promotion moves both, a rollback moves both back, and a
+builds a package per release in a chroot of that release (sbuild), in a package build of its own
+beside the other release's, each installed, smoke-tested and purged by the install check in a
+root of its own release (piuparts), each attested by its own build, and both land in staging,
+one component per release. A promotion moves both, a rollback moves both back, and a
 push whose trixie build fails publishes nothing, not even its bookworm package.
 
 Needs root (the build user and its subordinate ids) and Debian's archive (the chroots'
@@ -10,12 +11,15 @@ Build-Depends, trixie's base).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import urllib.request
 
 import pytest
 
 from conveyor import debformats
+from conveyor import provenance
 from conveyor import targets
 from conveyor.results import result_name
 from conveyor.served import index_url
@@ -78,8 +82,10 @@ def listed(settings, dist: str) -> dict[str, dict[str, str]]:
     return found
 
 
-def package_build(settings, project) -> dict:
-    builderid = api.builder_id(settings, project.package_builder)
+def package_build(settings, release: str) -> dict:
+    """The last package build of `release` (each release has a package builder of its own)."""
+    builder = dict((t, b) for t, b in settings.projects[0].package_builders)[release]
+    builderid = api.builder_id(settings, builder)
     return api.api(settings, f"builds?builderid={builderid}&order=-number&limit=1")["builds"][0]
 
 
@@ -113,12 +119,37 @@ def test_each_release_gets_a_package_built_and_checked_in_its_own_release(instal
         # built in a chroot of that release: bound to that release's Python
         depends = staging[release][targets.version(newer, release)]
         assert f"python3 (>= {PYTHON[release]})" in depends, depends
-    steps = steps_of(installation, package_build(installation, installation.projects[0]))
+    builds = {release: package_build(installation, release) for release in RELEASES}
     for release in RELEASES:
+        steps = steps_of(installation, builds[release])
         assert steps[f"deb-{release}"]["results"] == 0, steps[f"deb-{release}"]
         check = steps[f"install-check-{release}"]
         # installed, purged and smoke-tested in a root of its release (piuparts)
         assert check["results"] == 0 and "smoke passed" in check["state_string"], check
+        # each release's package build builds that release only
+        assert not any(n.endswith(tuple(set(RELEASES) - {release})) for n in steps), list(steps)
+    # side by side: each began before the other ended
+    first, second = (builds[r] for r in RELEASES)
+    assert (
+        first["started_at"] < second["complete_at"] and second["started_at"] < first["complete_at"]
+    )
+    # each .deb's signed provenance names the project and the build of its own release
+    for release in RELEASES:
+        version = targets.version(newer, release)
+        deb = f"snowbird_{debformats.deb_filename_version(version)}_amd64.deb"
+        url = installation.repository.url + provenance.provenance_path(deb)
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            envelope = json.loads(answer.read())
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        assert statement["predicate"]["buildDefinition"]["externalParameters"] == {
+            "repository": installation.projects[0].clone_url,
+            "ref": "refs/heads/main",
+            "project": "snowbird",
+            "target": release,
+        }
+        invocation = statement["predicate"]["runDetails"]["metadata"]["invocationId"]
+        builderid = builds[release]["builderid"]
+        assert invocation.endswith(f"#/builders/{builderid}/builds/{builds[release]['number']}")
 
 
 def test_the_tests_run_on_each_releases_python_and_each_gives_its_figures(installation, versions):
@@ -176,9 +207,17 @@ def test_a_push_whose_trixie_build_fails_publishes_nothing(installation, version
 
     build = push(installation, "Break the trixie build", breaks_on_trixie)
     assert result_name(build["results"]) == "FAILURE"
-    steps = steps_of(installation, package_build(installation, installation.projects[0]))
-    assert steps["deb-bookworm"]["results"] == 0  # built, but not published alone
-    assert steps["deb-trixie"]["results"] == 2, steps["deb-trixie"]
+    trixie = package_build(installation, "trixie")
+    assert steps_of(installation, trixie)["deb-trixie"]["results"] == 2
+    # the CI build tells of trixie's failing step; bookworm's build, beside it, was built or
+    # stopped when trixie's failed, and is not published alone
+    waited = steps_of(installation, build)["package"]
+    assert (
+        waited["state_string"]
+        == f"deb-trixie failed in snowbird-package-trixie #{trixie['number']}"
+    )
+    bookworm = package_build(installation, "bookworm")
+    assert result_name(bookworm["results"]) in ("SUCCESS", "CANCELLED"), bookworm
     staging = listed(installation, STAGING)
     for release in RELEASES:
         assert {targets.base_of(v, RELEASES)[0] for v in staging[release]} == set(versions)

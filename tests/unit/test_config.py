@@ -62,8 +62,8 @@ def test_multi_project_example_passes_checkconfig_and_has_a_builder_each(tmp_pat
     # a CI and a package builder per project, on the project's build workers (steps/package.py)
     assert names[:5] == [
         "snowbird-ci",
-        "falcon-ci",
         "snowbird-package",
+        "falcon-ci",
         "falcon-package",
         "publish",
     ]
@@ -71,7 +71,7 @@ def test_multi_project_example_passes_checkconfig_and_has_a_builder_each(tmp_pat
     assert names[-2:] == ["snowbird-pr", "falcon-pr"]
     publish = cfg["builders"][4]
     assert publish.workernames == ["apt"]
-    assert cfg["builders"][1].workernames == ["build-1", "build-2"]
+    assert cfg["builders"][2].workernames == ["build-1", "build-2"]
     assert cfg["builders"][3].workernames == ["build-1", "build-2"]
     assert {s.name for s in cfg["schedulers"]} >= {
         "snowbird-push",
@@ -80,6 +80,42 @@ def test_multi_project_example_passes_checkconfig_and_has_a_builder_each(tmp_pat
         "snowbird-package",
         "falcon-package",
     }
+
+
+def test_each_target_release_has_a_package_builder_and_its_ci_build_starts_them_all(tmp_path):
+    """Two releases: two package builders per project, so their builds run side by side (a
+    worker runs one build of a builder at a time), each triggered by the CI build's first step
+    and building one release."""
+    path = 'path = ["sprintly-development", "sprintly-staging", "sprintly"]'
+    target = copy_settings(
+        tmp_path,
+        ROOT / "examples" / "pipeline-multi.toml",
+        **{
+            'state_dir = "/srv/conveyor"': 'state_dir = "var"',
+            path: f'{path}\ntargets = ["bookworm", "trixie"]',
+        },
+    )
+    proc = checkconfig(target)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cfg = config.load(str(target))
+    builders = {b.name: b for b in cfg["builders"]}
+    assert [n for n in builders if n.startswith("falcon-")] == [
+        "falcon-ci",
+        "falcon-package-bookworm",
+        "falcon-package-trixie",
+        "falcon-pr",
+    ]
+    assert {s.name for s in cfg["schedulers"]} >= {
+        "falcon-package-bookworm",
+        "falcon-package-trixie",
+    }
+    start = builders["falcon-ci"].factory.steps[0]
+    assert start.kwargs["schedulers"] == ["falcon-package-bookworm", "falcon-package-trixie"]
+    for release in ("bookworm", "trixie"):
+        built = [s.buildStep().name for s in builders[f"falcon-package-{release}"].factory.steps]
+        assert f"deb-{release}" in built and f"install-check-{release}" in built
+        other = {"bookworm": "trixie", "trixie": "bookworm"}[release]
+        assert not any(other in name for name in built), built
 
 
 def test_wrong_settings_stop_checkconfig_with_file_key_and_reason(tmp_path):

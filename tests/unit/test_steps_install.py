@@ -199,23 +199,24 @@ def test_the_package_build_checks_the_install_after_the_upload_before_ci_publish
     assert kwargs["smoke"] == ("/opt/venvs/app/bin/app", "--version")
 
 
-def test_each_target_release_is_built_then_checked_in_one_package_build(tmp_path):
+def test_each_target_release_is_built_then_checked_in_a_package_build_of_its_own(tmp_path):
     s = load(tmp_path, 'targets = ["bookworm", "trixie"]\n')
-    steps = factories.package_factory(s, s.projects[0]).steps
-    order = [(st.step_class.__name__, st.kwargs.get("target")) for st in steps]
-    assert order[-5:] == [
-        ("BuildDebianPackage", "bookworm"),
-        ("BuildDebianPackage", "trixie"),
-        ("UploadPackages", None),
-        ("InstallCheck", "bookworm"),
-        ("InstallCheck", "trixie"),
-    ]
-    assert [
-        st.kwargs["first"] for st in steps if st.step_class.__name__ == "BuildDebianPackage"
-    ] == [
-        True,
-        False,
-    ]
+    project = s.projects[0]
+    assert project.package_builders == (
+        ("bookworm", f"{project.name}-package-bookworm"),
+        ("trixie", f"{project.name}-package-trixie"),
+    )
+    for release in ("bookworm", "trixie"):
+        steps = factories.package_factory(s, project, release).steps
+        order = [(st.step_class.__name__, st.kwargs.get("target")) for st in steps]
+        assert order[-3:] == [
+            ("BuildDebianPackage", release),
+            ("UploadPackages", None),
+            ("InstallCheck", release),
+        ]
+    # the CI build starts both, side by side
+    start = factories.ci_factory(s, project).steps[0]
+    assert start.kwargs["schedulers"] == [builder for _, builder in project.package_builders]
 
 
 def test_the_tests_run_on_each_target_releases_python_each_in_its_own_venv(tmp_path):

@@ -53,18 +53,37 @@ class StampVersionOfACiBuildTest(stepcase.StepTestCase):
         return self.run_step()
 
 
+TRIXIE = SimpleNamespace(id=32, builderid=5, number=4, results=SUCCESS)
+TRIXIE_PROPS = {
+    **PROPS,
+    "debs": (["snowbird_1.4.0+deb13_amd64.deb"], "BuildDebianPackage"),
+    "buildinfos": (["snowbird_1.4.0+deb13_amd64.buildinfo"], "BuildDebianPackage"),
+    "artifacts_path": ("snowbird-package-trixie/4", "UploadPackages"),
+}
+
+
 class AwaitPackageTest(stepcase.StepTestCase):
-    def setup_await(self, child=CHILD, props=PROPS, failing=None, **build_props):
+    def setup_await(
+        self, child=CHILD, props=PROPS, failing=None, children=None, waited=None, **build_props
+    ):
+        """`children`: {build request: its build (None: none began)}, default request 5's
+        `child`; `waited`: what _wait returns (a failing request, or None when all passed)."""
         step = self.setup(package.AwaitPackage(), **build_props)
         self.build.results, self.build.stopped = SUCCESS, False  # so far, in a real Build
-        step._wait = mock.Mock(return_value=defer.succeed(None))
+        step._wait = mock.Mock(return_value=defer.succeed(waited))
+        children = {5: child} if children is None else children
         self.master.db.builds.getBuilds = mock.Mock(
-            return_value=defer.succeed([child] if child else [])
+            side_effect=lambda buildrequestid: defer.succeed(
+                [children[buildrequestid]] if children.get(buildrequestid) else []
+            )
         )
         answers = {
             ("builders", 4): {"name": "snowbird-package"},
+            ("builders", 5): {"name": "snowbird-package-trixie"},
             ("builds", 31, "properties"): props,
+            ("builds", 32, "properties"): TRIXIE_PROPS,
             ("builds", 31, "steps"): [failing] if failing else [],
+            ("builds", 32, "steps"): [failing] if failing else [],
             ("steps", 77, "logs"): [],
         }
         real = self.master.data.get
@@ -77,17 +96,61 @@ class AwaitPackageTest(stepcase.StepTestCase):
         return step
 
     def test_a_good_package_build_hands_over_version_debs_and_where_they_are(self):
-        self.setup_await(package_request=5, got_revision=SHA)
+        self.setup_await(package_requests=[5], got_revision=SHA)
         self.expect_outcome(result=SUCCESS)
         for key in package.HANDED_OVER:
             self.expect_property(key, PROPS[key][0])
+        self.expect_property("debs", ["snowbird_1.4.0_amd64.deb"])
+        self.expect_property("artifact_paths", {"snowbird_1.4.0_amd64.deb": "snowbird-package/9"})
         self.expect_result_summary(
             {"step": "version 1.4.0+ci20261126.143005.57.g3f2a9c1 from snowbird-package #9"}
         )
         return self.run_step()
 
+    def test_the_target_releases_package_builds_are_handed_over_together(self):
+        self.setup_await(children={5: CHILD, 6: TRIXIE}, package_requests=[5, 6], got_revision=SHA)
+        self.expect_outcome(result=SUCCESS)
+        # each release's .debs, in the targets' order, and where each package build put them
+        self.expect_property("debs", ["snowbird_1.4.0_amd64.deb", "snowbird_1.4.0+deb13_amd64.deb"])
+        self.expect_property(
+            "artifact_paths",
+            {
+                "snowbird_1.4.0_amd64.deb": "snowbird-package/9",
+                "snowbird_1.4.0+deb13_amd64.deb": "snowbird-package-trixie/4",
+                "snowbird_1.4.0+deb13_amd64.buildinfo": "snowbird-package-trixie/4",
+            },
+        )
+        self.expect_result_summary(
+            {
+                "step": "version 1.4.0+ci20261126.143005.57.g3f2a9c1 from snowbird-package #9, "
+                "snowbird-package-trixie #4"
+            }
+        )
+        return self.run_step()
+
+    def test_the_release_that_failed_is_told_and_nothing_is_handed_over(self):
+        failing = {
+            "stepid": 77,
+            "name": "deb-trixie",
+            "results": FAILURE,
+            "hidden": False,
+            "state_string": "package (failure)",
+        }
+        self.setup_await(
+            children={5: CHILD, 6: SimpleNamespace(**{**vars(TRIXIE), "results": FAILURE})},
+            failing=failing,
+            waited=6,
+            package_requests=[5, 6],
+            got_revision=SHA,
+        )
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("package_failed_step", 77)
+        self.expect_no_property("debs")
+        self.expect_result_summary({"step": "deb-trixie failed in snowbird-package-trixie #4"})
+        return self.run_step()
+
     def test_a_package_of_another_commit_than_the_tested_one_is_refused(self):
-        self.setup_await(package_request=5, got_revision="b" * 40)
+        self.setup_await(package_requests=[5], got_revision="b" * 40)
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("debs")
         self.expect_result_summary(
@@ -106,7 +169,7 @@ class AwaitPackageTest(stepcase.StepTestCase):
         self.setup_await(
             child=SimpleNamespace(**{**vars(CHILD), "results": FAILURE}),
             failing=failing,
-            package_request=5,
+            package_requests=[5],
             got_revision=SHA,
         )
         self.expect_outcome(result=FAILURE)
@@ -115,18 +178,19 @@ class AwaitPackageTest(stepcase.StepTestCase):
         self.expect_result_summary({"step": "deb failed in snowbird-package #9"})
         return self.run_step()
 
-    def test_a_ci_build_that_already_failed_cancels_its_package_build(self):
-        step = self.setup_await(package_request=5)
+    def test_a_ci_build_that_already_failed_cancels_its_package_builds(self):
+        step = self.setup_await(package_requests=[5, 6])
         self.build.results = FAILURE
         self.expect_outcome(result=SKIPPED)
+        self.expect_result_summary({"step": "package builds stopped: nothing is published"})
         d = self.run_step()
 
         def check(_):
-            self.master.data.control.assert_called_once_with(
-                "cancel",
-                {"reason": "the CI build failed: nothing of it is published"},
-                ("buildrequests", 5),
-            )
+            reason = {"reason": "the CI build failed: nothing of it is published"}
+            assert self.master.data.control.call_args_list == [
+                mock.call("cancel", reason, ("buildrequests", 5)),
+                mock.call("cancel", reason, ("buildrequests", 6)),
+            ]
             step._wait.assert_not_called()
 
         return d.addCallback(check)
@@ -138,16 +202,74 @@ class AwaitPackageTest(stepcase.StepTestCase):
         return self.run_step()
 
     def test_a_package_build_cancelled_before_it_began_fails(self):
-        self.setup_await(child=None, package_request=5)
+        self.setup_await(child=None, package_requests=[5])
         self.expect_outcome(result=FAILURE)
         return self.run_step()
 
     def test_a_cancelled_package_build_cancels(self):
         self.setup_await(
-            child=SimpleNamespace(**{**vars(CHILD), "results": CANCELLED}), package_request=5
+            child=SimpleNamespace(**{**vars(CHILD), "results": CANCELLED}), package_requests=[5]
         )
         self.expect_outcome(result=CANCELLED)
         return self.run_step()
+
+
+class FakeWatch:
+    """A RequestWatch whose request completes when the test says so."""
+
+    def __init__(self, master, brid):
+        self.brid = brid
+        self.completed = defer.Deferred()
+        self.stopped = False
+        WATCHES[brid] = self
+
+    def start(self):
+        return defer.succeed(None)
+
+    def stop(self):
+        self.stopped = True
+        return defer.succeed(None)
+
+
+WATCHES: dict = {}
+
+
+class WaitForTheReleasesTest(unittest.TestCase):
+    """AwaitPackage._wait: done when every package build passed, or as soon as one failed; then
+    the others are cancelled, since nothing of the commit is published."""
+
+    def setUp(self):
+        WATCHES.clear()
+        self.step = buildstep.create_step_from_step_or_factory(package.AwaitPackage())
+        self.step.master = SimpleNamespace(
+            data=SimpleNamespace(control=mock.Mock(return_value=defer.succeed(None)))
+        )
+        self.step.brids = [5, 6, 7]
+        patcher = mock.patch.object(package, "RequestWatch", FakeWatch)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_the_first_failure_ends_the_wait_and_cancels_the_releases_still_building(self):
+        waited = self.step._wait()
+        WATCHES[5].completed.callback({"complete": True, "results": SUCCESS})
+        assert not waited.called
+        WATCHES[7].completed.callback({"complete": True, "results": FAILURE})
+        assert waited.called and self.successResultOf(waited) == 7
+        self.step.master.data.control.assert_called_once_with(
+            "cancel",
+            {"reason": "package build request #7 failed: nothing of this commit is published"},
+            ("buildrequests", 6),
+        )
+        assert all(w.stopped for w in WATCHES.values())
+
+    def test_all_passed_ends_the_wait_with_no_failure(self):
+        waited = self.step._wait()
+        for brid in (6, 5):
+            WATCHES[brid].completed.callback({"complete": True, "results": SUCCESS})
+        assert not waited.called
+        WATCHES[7].completed.callback({"complete": True, "results": SUCCESS})
+        assert self.successResultOf(waited) is None
+        self.step.master.data.control.assert_not_called()
 
 
 class CancelEarlierAttemptsTest(TestReactorMixin, unittest.TestCase):
@@ -207,7 +329,7 @@ class CancelEarlierAttemptsTest(TestReactorMixin, unittest.TestCase):
         )
         yield self.master.db.insert_test_data(rows)
         step = buildstep.create_step_from_step_or_factory(
-            package.StartPackage(scheduler="snowbird-package")
+            package.StartPackage(schedulers=["snowbird-package"])
         )
         step.build = SimpleNamespace(requests=[SimpleNamespace(id=7)], buildid=12)
         step.master = self.master

@@ -246,14 +246,19 @@ class AptlyStepsTest(StepTestCase):
 
         store = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, store)
-        os.makedirs(os.path.join(store, "app-package", "4"))
-        for deb, body in (("a_1_all.deb", b"first"), ("b_1_amd64.deb", b"second")):
-            with open(os.path.join(store, "app-package", "4", deb), "wb") as f:
+        # each release's package build put its .debs in its own place
+        where = {
+            "a_1+deb12_all.deb": "app-package-bookworm/4",
+            "b_1+deb13_all.deb": "app-package-trixie/2",
+        }
+        for deb, body in (("a_1+deb12_all.deb", b"first"), ("b_1+deb13_all.deb", b"second")):
+            os.makedirs(os.path.join(store, where[deb]))
+            with open(os.path.join(store, where[deb], deb), "wb") as f:
                 f.write(body)
         self.setup(
             repository.FetchPackages(artifacts_dir=store),
-            debs=["a_1_all.deb", "b_1_amd64.deb"],
-            artifacts_path="app-package/4",
+            debs=["a_1+deb12_all.deb", "b_1+deb13_all.deb"],
+            artifact_paths=where,
         )
         written = []
         # the build's incoming/ (where the downloads land), not the builder's: a package an
@@ -271,7 +276,7 @@ class AptlyStepsTest(StepTestCase):
                 )
                 .download_string(written.append)
                 .exit(0)
-                for deb in ("a_1_all.deb", "b_1_amd64.deb")
+                for deb in ("a_1+deb12_all.deb", "b_1+deb13_all.deb")
             ),
         )
         self.expect_outcome(result=SUCCESS, state_string="fetched 2 package(s)")
@@ -282,10 +287,19 @@ class AptlyStepsTest(StepTestCase):
         self.setup(
             repository.FetchPackages(artifacts_dir="/nonexistent"),
             debs=["a_1_all.deb"],
-            artifacts_path="app-package/4",
+            artifact_paths={"a_1_all.deb": "app-package/4"},
         )
         self.expect_commands(ExpectRmdir(dir="wkdir/incoming", log_environ=False).exit(0))
         self.expect_outcome(result=FAILURE, state_string="a_1_all.deb is not in the artifact store")
+        return self.run_step()
+
+    def test_a_package_with_no_artifact_path_fetches_nothing(self):
+        self.setup(
+            repository.FetchPackages(artifacts_dir="/nonexistent"),
+            debs=["a_1_all.deb", "b_1_all.deb"],
+            artifact_paths={"a_1_all.deb": "app-package/4"},
+        )
+        self.expect_outcome(result=FAILURE, state_string="no artifact path for the packages")
         return self.run_step()
 
     def test_next_snapshot_is_current_plus_import_merged_in_one_command(self):
