@@ -26,20 +26,25 @@ Each: set by → read by.
   → steps/provenance.py (through the data API)
 - PROVENANCE: steps/provenance.py ("signed" by a publish's attest, "verified" by a promotion's
   check) → steps/repository.py (into the history entry, which the board shows)
-- PACKAGE_REQUESTS: steps/package.py (StartPackage: the build request of each target
-  release's package build) → steps/package.py (AwaitPackage), steps/failfast.py
-- PACKAGE_FAILED_FIRST: steps/failfast.py → steps/package.py
-- PACKAGE_FAILED_STEP: steps/package.py (AwaitPackage) → master/reporters/facts.py
-- COVERAGE_PERCENT: steps/python.py → master/factories.py, master/reporters/facts.py and
-  github.py, conveyor/board.py
-- COVERAGE_THRESHOLD: steps/python.py → master/reporters/facts.py, conveyor/board.py
-- TESTS_PASSED, TESTS_FAILED: steps/python.py → master/reporters/facts.py
-  and github.py, conveyor/board.py
-- TESTS_FAILED_NAMES: steps/python.py → master/reporters/facts.py
-- BY_TARGET: steps/python.py (each target release's tests and coverage: {release: {passed,
-  failed, skipped, coverage}}; the figures above are their sums and their lowest coverage) →
+- PACKAGE_REQUESTS: steps/package.py (StartPackage, through StartBeside: the build request
+  of each target release's package build), steps/beside.py (StartTests hands them to the
+  tests builds) → steps/beside.py (AwaitTests), steps/failfast.py
+- TESTS_REQUESTS: steps/beside.py (StartBeside, for StartTests: the build request of each
+  later target release's tests build) → steps/beside.py (AwaitTests)
+- PACKAGE_FAILED_FIRST: steps/failfast.py, steps/beside.py (AwaitTests) → steps/package.py
+- BESIDE_FAILED_STEP: steps/beside.py (AwaitBeside: the failing step of a package or tests
+  build beside the CI build) → master/reporters/facts.py
+- COVERAGE_PERCENT: steps/python.py, steps/beside.py (AwaitTests) → master/factories.py,
   master/reporters/facts.py and github.py, conveyor/board.py
-- TESTS_FAILURES: steps/python.py → master/reporters/facts.py, conveyor/board.py
+- COVERAGE_THRESHOLD: steps/python.py → master/reporters/facts.py, conveyor/board.py
+- TESTS_PASSED, TESTS_FAILED: steps/python.py, steps/beside.py (AwaitTests) →
+  master/reporters/facts.py and github.py, conveyor/board.py
+- TESTS_FAILED_NAMES: steps/python.py, steps/beside.py (AwaitTests) → master/reporters/facts.py
+- BY_TARGET: steps/python.py, steps/beside.py (AwaitTests: each target release's tests and
+  coverage: {release: {passed, failed, skipped, coverage}}; the figures above are their sums
+  and their lowest coverage) → master/reporters/facts.py and github.py, conveyor/board.py
+- TESTS_FAILURES: steps/python.py, steps/beside.py (AwaitTests) → master/reporters/facts.py,
+  conveyor/board.py
 - LINT_PROBLEMS, LINT_FIRST: steps/lint.py → master/reporters/facts.py
 - PUSH_FORCED: master/pushes.py (a change property), master/factories.py (to publish) →
   steps/indexes.py
@@ -67,8 +72,9 @@ CHROOT_BASES = "chroot_bases"
 BUILDINFOS = "buildinfos"
 PROVENANCE = "provenance_check"
 PACKAGE_REQUESTS = "package_requests"
+TESTS_REQUESTS = "tests_requests"
 PACKAGE_FAILED_FIRST = "package_failed_first"
-PACKAGE_FAILED_STEP = "package_failed_step"
+BESIDE_FAILED_STEP = "beside_failed_step"
 COVERAGE_PERCENT = "coverage_percent"
 COVERAGE_THRESHOLD = "coverage_threshold"
 TESTS_PASSED = "tests_passed"

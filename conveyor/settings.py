@@ -90,12 +90,15 @@ class Project:
 
     @property
     def package_builders(self) -> tuple[tuple[str, str], ...]:
-        """(target release, builder) of each package build beside CI's: one per target, side by
-        side (`<name>-package-trixie`; a builder is also its triggerable scheduler); one
-        (`<name>-package`, target '': the worker's release) for a project without targets."""
-        if not self.targets:
-            return (("", f"{self.name}-package"),)
-        return tuple((target, f"{self.name}-package-{target}") for target in self.targets)
+        """(target, builder) of each package build beside CI's (steps/beside.py), one per target
+        (`<name>-package-trixie`), else `<name>-package` for the worker's release (target '')."""
+        targets = self.targets or ("",)
+        return tuple((t, f"{self.name}-package" + (f"-{t}" if t else "")) for t in targets)
+
+    @property
+    def tests_builders(self) -> tuple[tuple[str, str], ...]:
+        """(target, builder) of the tests of each target after the first, beside CI's."""
+        return tuple((target, f"{self.name}-tests-{target}") for target in self.targets[1:])
 
     @property
     def push_scheduler(self) -> str:

@@ -232,8 +232,9 @@ def rules(settings: Settings) -> list:
         for builder in (project.ci_builder, project.pr_builder):
             for matcher in build_matchers:
                 result += _any_of(matcher, roles["developers"], builder=builder)
-        # a package build is part of a CI build: stopped with it, never forced or rebuilt alone
-        for _, builder in project.package_builders:
+        # a package or tests build is part of a CI build: stopped with it, never forced or
+        # rebuilt alone
+        for _, builder in (*project.package_builders, *project.tests_builders):
             result += _any_of(util.StopBuildEndpointMatcher, roles["developers"], builder=builder)
     # Buildbot 4.3's set_priority fails inside (SQLAlchemy 2): a clear 403 for all, not a 500
     # (compat: set_priority_fails)

@@ -1,5 +1,6 @@
-"""Builders are data: one CI builder and a package builder per target release (their builds run
-beside CI's: see steps/package.py) per [projects.<name>] table (pull-request builders: see
+"""Builders are data: one CI builder, a package builder per target release and a tests builder
+per target release after the first (their builds run beside CI's: see steps/beside.py) per
+[projects.<name>] table (pull-request builders: see
 master/pullrequests.py), and the repository builders, publish, promote, rollback and freeze,
 on the repository's worker under one lock."""
 
@@ -20,8 +21,9 @@ REPOSITORY_LOCK = util.MasterLock("apt-repository")
 
 
 def builders(settings: Settings) -> list[util.BuilderConfig]:
-    # per project: its CI builder, and its package builders (one per target release: their
-    # builds run beside CI's and beside each other, steps/package.py)
+    # per project: its CI builder, its package builders (one per target release) and its tests
+    # builders (one per target release after the first): their builds run beside CI's and
+    # beside each other (steps/beside.py)
     result = []
     for project in settings.projects:
         for name, factory, tag in (
@@ -29,6 +31,10 @@ def builders(settings: Settings) -> list[util.BuilderConfig]:
             *(
                 (builder, factories.package_factory(settings, project, target), "package")
                 for target, builder in project.package_builders
+            ),
+            *(
+                (builder, factories.tests_factory(settings, project, target), "tests")
+                for target, builder in project.tests_builders
             ),
         ):
             result.append(

@@ -47,7 +47,7 @@ WORKAROUNDS = (
     ),
     Workaround(
         key="simplemq_skips_consumer",
-        where="steps/package.py",
+        where="steps/beside.py",
         why="SimpleMQ.produce iterates over its list of consumers while a consumer that stops "
         "consuming removes itself from that list: the next consumer then misses the "
         "message. RequestWatch therefore also reads its build request every RECHECK "

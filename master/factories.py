@@ -6,6 +6,7 @@ from buildbot.plugins import util
 from conveyor import buildprops
 from conveyor.settings import Project
 from conveyor.settings import Settings
+from steps import beside
 from steps import checkout
 from steps import debian
 from steps import install
@@ -41,18 +42,20 @@ def _authors(props) -> str:
     return ", ".join(names) or props.getProperty("owner") or ""
 
 
-def test_steps(settings: Settings, project: Project, f: util.BuildFactory, clone) -> None:
+def test_steps(
+    settings: Settings, project: Project, f: util.BuildFactory, clone, targets=None, with_lint=True
+) -> None:
     """checkout → virtualenv → install → tests → coverage (+ its HTML report): what a push and a
-    pull request have in common. A project with target releases gets the four once per release,
-    each in that release's system (`virtualenv-trixie` …); lint and the coverage report are the
-    first release's."""
-    where = util.Interpolate("%(prop:buildername)s/%(prop:buildnumber)s")
+    pull request have in common. A project with target releases gets the four once per release
+    of `targets` (default: all of them, one after another), each in that release's system
+    (`virtualenv-trixie` …); lint (`with_lint`) and the coverage report are the first
+    release's."""
     f.addStep(clone)
-    targets = project.targets or ("",)
+    targets = targets or project.targets or ("",)
     for target in targets:
         _python_steps(project, f, target)
-    venv, reports = _places(targets[0])
-    if project.lint:
+    venv, _ = _places(targets[0])
+    if project.lint and with_lint:
         f.addStep(
             lint.Lint(
                 command=list(project.lint),
@@ -61,21 +64,24 @@ def test_steps(settings: Settings, project: Project, f: util.BuildFactory, clone
                 sandbox=sandbox(targets[0]),
             )
         )
-    f.addStep(
-        steps.DirectoryUpload(
-            name="coverage report",
-            workersrc=f"{reports}/htmlcov",
-            masterdest=util.Interpolate(
-                f"{settings.artifacts_dir}/%(kw:where)s/coverage", where=where
-            ),
-            url=util.Interpolate(
-                f"{settings.artifacts_url}%(kw:where)s/coverage/index.html", where=where
-            ),
-            urlText="coverage report" + (f" ({targets[0]})" if targets[0] else ""),
-            alwaysRun=True,
-            doStepIf=lambda step: step.getProperty(buildprops.COVERAGE_PERCENT) is not None,
-            hideStepIf=lambda results, step: step.getProperty(buildprops.COVERAGE_PERCENT) is None,
-        )
+    f.addStep(_coverage_report(settings, targets[0]))
+
+
+def _coverage_report(settings: Settings, target: str):
+    """The HTML coverage report of `target`'s tests, uploaded to the artifact store and linked."""
+    where = util.Interpolate("%(prop:buildername)s/%(prop:buildnumber)s")
+    _, reports = _places(target)
+    return steps.DirectoryUpload(
+        name="coverage report",
+        workersrc=f"{reports}/htmlcov",
+        masterdest=util.Interpolate(f"{settings.artifacts_dir}/%(kw:where)s/coverage", where=where),
+        url=util.Interpolate(
+            f"{settings.artifacts_url}%(kw:where)s/coverage/index.html", where=where
+        ),
+        urlText="coverage report" + (f" ({target})" if target else ""),
+        alwaysRun=True,
+        doStepIf=lambda step: step.getProperty(buildprops.COVERAGE_PERCENT) is not None,
+        hideStepIf=lambda results, step: step.getProperty(buildprops.COVERAGE_PERCENT) is None,
     )
 
 
@@ -143,11 +149,17 @@ def _checkout(project: Project, **kwargs) -> checkout.Checkout:
 
 
 def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
-    """start the package build (package_factory, beside this one) → tests (see test_steps) →
-    wait for the package → publish into `upload_to`: only when both succeeded."""
+    """start the package builds (package_factory, beside this one) and the tests of the target
+    releases after the first (tests_factory) → tests of the first release (see test_steps) →
+    wait for the other releases' tests → wait for the packages → publish into `upload_to`: only
+    when all succeeded (steps/beside.py)."""
     f = util.BuildFactory()
     f.addStep(package.StartPackage(schedulers=[b for _, b in project.package_builders]))
-    test_steps(settings, project, f, _checkout(project))
+    if project.tests_builders:
+        f.addStep(beside.StartTests(schedulers=[b for _, b in project.tests_builders]))
+    test_steps(settings, project, f, _checkout(project), targets=project.targets[:1])
+    if project.tests_builders:
+        f.addStep(beside.AwaitTests())
     f.addStep(package.AwaitPackage(artifacts_url=settings.artifacts_url))
     f.addStep(
         steps.Trigger(
@@ -168,6 +180,15 @@ def ci_factory(settings: Settings, project: Project) -> util.BuildFactory:
             },
         )
     )
+    return f
+
+
+def tests_factory(settings: Settings, project: Project, target: str) -> util.BuildFactory:
+    """checkout → virtualenv → install → tests → coverage (+ its HTML report) of one target
+    release after the first, beside the CI build, which takes over its figures (steps/beside.py
+    AwaitTests)."""
+    f = util.BuildFactory()
+    test_steps(settings, project, f, _checkout(project), targets=(target,), with_lint=False)
     return f
 
 

@@ -315,7 +315,7 @@ def schedulers_for(settings: Settings) -> list:
     for project in settings.projects:
         result += [
             dispatch.PromptTriggerable(name=builder, builderNames=[builder])
-            for _, builder in project.package_builders
+            for _, builder in (*project.package_builders, *project.tests_builders)
         ]
         result.append(
             pushes.PushScheduler(  # one build per push (master/pushes.py)

@@ -14,11 +14,12 @@ from twisted.internet import defer
 from buildbot.process.results import FAILURE
 
 from conveyor import buildprops
-from steps.package import RequestWatch
-from steps.package import failed
+from steps.beside import STOPPED_BY_PACKAGE
+from steps.beside import RequestWatch
+from steps.beside import failed
 from steps.summary import Summarized
 
-STOPPED = "stopped: the package build failed"
+STOPPED = STOPPED_BY_PACKAGE
 
 
 def fails_with_the_package(cls):

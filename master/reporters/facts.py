@@ -77,11 +77,11 @@ def gather_facts(master: Any, build: dict, project: str, kind: str) -> Any:
         pull_request_url=prop(build, "pullrequesturl"),
     )
     step = failing_step(build)
-    inner = prop(build, buildprops.PACKAGE_FAILED_STEP)
+    inner = prop(build, buildprops.BESIDE_FAILED_STEP)
     if step is not None and inner:
-        # the CI build failed for its package build (steps/package.py; when the package failed
-        # first, the tests side stopped: steps/failfast.py): tell of the package build's
-        # failing step, as if it were the CI build's own
+        # the CI build failed for a build beside it, a package or a tests build
+        # (steps/beside.py; when a package failed first, the tests side stopped:
+        # steps/failfast.py): tell of that build's failing step, as if it were the CI build's own
         step = (yield master.data.get(("steps", inner))) or step
     if step is not None and kind != FIXED:
         facts.failing_step = step["name"]

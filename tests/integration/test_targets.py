@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,7 @@ from conveyor.served import index_url
 from ops import api
 from ops import demo
 from ops import github
+from ops.progress import triggered_builds
 from tests.integration.helpers import running_installation
 from tests.integration.helpers import session
 from tests.integration.helpers import version_gt
@@ -152,21 +154,35 @@ def test_each_release_gets_a_package_built_and_checked_in_its_own_release(instal
         assert invocation.endswith(f"#/builders/{builderid}/builds/{builds[release]['number']}")
 
 
-def test_the_tests_run_on_each_releases_python_and_each_gives_its_figures(installation, versions):
+def test_the_tests_run_on_each_releases_python_side_by_side_and_each_gives_its_figures(
+    installation, versions
+):
     builderid = api.builder_id(installation, installation.projects[0].ci_builder)
     builds = api.api(installation, f"builds?builderid={builderid}&order=-number&property=*")[
         "builds"
     ]
     (build,) = [b for b in builds if b["properties"]["package_version"][0] == versions[1]]
-    steps = steps_of(installation, build)
+    # bookworm's tests in the CI build, trixie's in a tests build of its own beside it
+    (trixie,) = [
+        b
+        for b in triggered_builds(api.reader(installation), build["buildid"])
+        if b["builderid"] == api.builder_id(installation, "snowbird-tests-trixie")
+    ]
+    ran = {"bookworm": build, "trixie": trixie}
     for release in RELEASES:
+        steps = steps_of(installation, ran[release])
         assert steps[f"tests-{release}"]["results"] == 0, steps[f"tests-{release}"]
         chunks = api.api(
-            installation, f"builds/{build['buildid']}/steps/tests-{release}/logs/stdio/contents"
+            installation,
+            f"builds/{ran[release]['buildid']}/steps/tests-{release}/logs/stdio/contents",
         )["logchunks"]
         # pytest's header: the release's own Python ran the tests, in its virtualenv
         log = "".join(c["content"] for c in chunks)
         assert f"Python {PYTHON[release]}." in log, log[-2000:]
+    ci_tests = steps_of(installation, build)["tests-bookworm"]
+    trixie_tests = steps_of(installation, trixie)["tests-trixie"]
+    # side by side: trixie's tests began before bookworm's ended
+    assert trixie_tests["started_at"] <= ci_tests["complete_at"], (trixie_tests, ci_tests)
     figures = build["properties"]["by_target"][0]
     assert list(figures) == list(RELEASES)  # each release's own, for the mail and the board
     for release in RELEASES:
@@ -222,3 +238,40 @@ def test_a_push_whose_trixie_build_fails_publishes_nothing(installation, version
     for release in RELEASES:
         assert {targets.base_of(v, RELEASES)[0] for v in staging[release]} == set(versions)
     assert debformats.newest(set(staging["bookworm"])) == targets.version(versions[1], "bookworm")
+
+
+def test_a_push_whose_trixie_tests_fail_is_red_with_trixies_failure(installation, versions):
+    def fails_on_trixie(checkout):
+        # the demo's own rules (an earlier test broke trixie's package build)
+        rules = Path(__file__).resolve().parents[2] / "examples" / "snowbird" / "debian" / "rules"
+        (checkout / "debian" / "rules").write_text(rules.read_text())
+        (checkout / "tests" / "test_python.py").write_text(
+            "import sys\n\n\ndef test_runs_before_python_3_13():\n"
+            "    assert sys.version_info < (3, 13)\n"
+        )
+        github.git(checkout, "add", "tests/test_python.py")
+
+    build = push(installation, "Insist on Python before 3.13", fails_on_trixie)
+    assert result_name(build["results"]) == "FAILURE"
+    steps = steps_of(installation, build)
+    assert steps["tests-bookworm"]["results"] == 0  # bookworm's tests passed in the CI build
+    (trixie,) = [
+        b
+        for b in triggered_builds(api.reader(installation), build["buildid"])
+        if b["builderid"] == api.builder_id(installation, "snowbird-tests-trixie")
+    ]
+    waited = steps["release-tests"]
+    # the CI build tells of trixie's failing step, and takes over its failing test, which the
+    # failure mail, the GitHub status and the board read there
+    assert waited["state_string"] == (
+        f"tests-trixie failed in snowbird-tests-trixie #{trixie['number']}"
+    )
+    names = build["properties"]["tests_failed_names"][0]
+    assert names == ["tests.test_python::test_runs_before_python_3_13 [trixie]"], names
+    figures = build["properties"]["by_target"][0]
+    assert figures["bookworm"]["failed"] == 0 and figures["trixie"]["failed"] == 1
+    failed_step = build["properties"]["beside_failed_step"][0]
+    assert api.api(installation, f"steps/{failed_step}")["steps"][0]["name"] == "tests-trixie"
+    # nothing of the commit is published: staging still has the two good commits only
+    staging = listed(installation, STAGING)
+    assert {targets.base_of(v, RELEASES)[0] for v in staging["trixie"]} == set(versions)

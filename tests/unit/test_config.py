@@ -103,11 +103,13 @@ def test_each_target_release_has_a_package_builder_and_its_ci_build_starts_them_
         "falcon-ci",
         "falcon-package-bookworm",
         "falcon-package-trixie",
+        "falcon-tests-trixie",
         "falcon-pr",
     ]
     assert {s.name for s in cfg["schedulers"]} >= {
         "falcon-package-bookworm",
         "falcon-package-trixie",
+        "falcon-tests-trixie",
     }
     start = builders["falcon-ci"].factory.steps[0]
     assert start.kwargs["schedulers"] == ["falcon-package-bookworm", "falcon-package-trixie"]

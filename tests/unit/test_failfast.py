@@ -1,4 +1,4 @@
-"""steps/package.py RequestWatch, and steps/failfast.py on it: the watch on the package build
+"""steps/beside.py RequestWatch, and steps/failfast.py on it: the watch on the package build
 that AwaitPackage waits with, and that stops the tests side when the package build fails."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 
 from steps import failfast
-from steps.package import RECHECK
-from steps.package import RequestWatch
+from steps.beside import RECHECK
+from steps.beside import RequestWatch
 
 
 class FakeMaster:

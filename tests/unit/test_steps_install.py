@@ -10,6 +10,7 @@ from buildbot.process.results import SUCCESS
 
 from conveyor import settings
 from master import factories
+from master import pullrequests
 from steps import install
 from tests.unit import stepcase
 from tests.unit.stepcase import ExpectShell
@@ -221,12 +222,26 @@ def test_each_target_release_is_built_then_checked_in_a_package_build_of_its_own
 
 def test_the_tests_run_on_each_target_releases_python_each_in_its_own_venv(tmp_path):
     s = load(tmp_path, 'targets = ["bookworm", "trixie"]\n')
-    steps = factories.ci_factory(s, s.projects[0]).steps
+    project = s.projects[0]
+    ci = factories.ci_factory(s, project).steps
+    # the first release's tests in the CI build, trixie's in a tests build beside it
+    assert project.tests_builders == (("trixie", f"{project.name}-tests-trixie"),)
+    beside = factories.tests_factory(s, project, "trixie").steps
+    steps = ci + beside
     python = [st for st in steps if st.step_class.__module__ == "steps.python"]
     assert [st.kwargs["name"] for st in python] == [
         f"{step}-{release}"
         for release in ("bookworm", "trixie")
         for step in ("virtualenv", "install", "tests", "coverage")
+    ]
+    order = [st.step_class.__name__ for st in ci]
+    assert order[:2] == ["StartPackage", "StartTests"]
+    assert order.index("AwaitTests") < order.index("AwaitPackage")
+    assert ci[1].kwargs["schedulers"] == [f"{project.name}-tests-trixie"]
+    # a pull request's build has no builds beside it: every release, one after another
+    pr = pullrequests.pr_factory(s, project).steps
+    assert [st.kwargs["name"] for st in pr if st.step_class.__module__ == "steps.python"] == [
+        st.kwargs["name"] for st in python
     ]
     for st in python:
         release = st.kwargs["name"].rsplit("-", 1)[1]

@@ -144,7 +144,7 @@ class AwaitPackageTest(stepcase.StepTestCase):
             got_revision=SHA,
         )
         self.expect_outcome(result=FAILURE)
-        self.expect_property("package_failed_step", 77)
+        self.expect_property("beside_failed_step", 77)
         self.expect_no_property("debs")
         self.expect_result_summary({"step": "deb-trixie failed in snowbird-package-trixie #4"})
         return self.run_step()
@@ -154,7 +154,7 @@ class AwaitPackageTest(stepcase.StepTestCase):
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("debs")
         self.expect_result_summary(
-            {"step": f"snowbird-package #9 built {SHA[:12]}, the tests ran on {'b' * 12}"}
+            {"step": f"snowbird-package #9 built {SHA[:12]}, this build {'b' * 12}"}
         )
         return self.run_step()
 
@@ -173,7 +173,7 @@ class AwaitPackageTest(stepcase.StepTestCase):
             got_revision=SHA,
         )
         self.expect_outcome(result=FAILURE)
-        self.expect_property("package_failed_step", 77)
+        self.expect_property("beside_failed_step", 77)
         self.expect_no_property("debs")
         self.expect_result_summary({"step": "deb failed in snowbird-package #9"})
         return self.run_step()
@@ -212,64 +212,6 @@ class AwaitPackageTest(stepcase.StepTestCase):
         )
         self.expect_outcome(result=CANCELLED)
         return self.run_step()
-
-
-class FakeWatch:
-    """A RequestWatch whose request completes when the test says so."""
-
-    def __init__(self, master, brid):
-        self.brid = brid
-        self.completed = defer.Deferred()
-        self.stopped = False
-        WATCHES[brid] = self
-
-    def start(self):
-        return defer.succeed(None)
-
-    def stop(self):
-        self.stopped = True
-        return defer.succeed(None)
-
-
-WATCHES: dict = {}
-
-
-class WaitForTheReleasesTest(unittest.TestCase):
-    """AwaitPackage._wait: done when every package build passed, or as soon as one failed; then
-    the others are cancelled, since nothing of the commit is published."""
-
-    def setUp(self):
-        WATCHES.clear()
-        self.step = buildstep.create_step_from_step_or_factory(package.AwaitPackage())
-        self.step.master = SimpleNamespace(
-            data=SimpleNamespace(control=mock.Mock(return_value=defer.succeed(None)))
-        )
-        self.step.brids = [5, 6, 7]
-        patcher = mock.patch.object(package, "RequestWatch", FakeWatch)
-        patcher.start()
-        self.addCleanup(patcher.stop)
-
-    def test_the_first_failure_ends_the_wait_and_cancels_the_releases_still_building(self):
-        waited = self.step._wait()
-        WATCHES[5].completed.callback({"complete": True, "results": SUCCESS})
-        assert not waited.called
-        WATCHES[7].completed.callback({"complete": True, "results": FAILURE})
-        assert waited.called and self.successResultOf(waited) == 7
-        self.step.master.data.control.assert_called_once_with(
-            "cancel",
-            {"reason": "package build request #7 failed: nothing of this commit is published"},
-            ("buildrequests", 6),
-        )
-        assert all(w.stopped for w in WATCHES.values())
-
-    def test_all_passed_ends_the_wait_with_no_failure(self):
-        waited = self.step._wait()
-        for brid in (6, 5):
-            WATCHES[brid].completed.callback({"complete": True, "results": SUCCESS})
-        assert not waited.called
-        WATCHES[7].completed.callback({"complete": True, "results": SUCCESS})
-        assert self.successResultOf(waited) is None
-        self.step.master.data.control.assert_not_called()
 
 
 class CancelEarlierAttemptsTest(TestReactorMixin, unittest.TestCase):
