@@ -1,6 +1,8 @@
 """The base of the step unit tests: Buildbot's TestBuildStepMixin on a fake master, no
 processes; commands are expected with ExpectShell and friends."""
 
+from unittest import mock
+
 from twisted.internet import defer
 from twisted.trial import unittest
 
@@ -31,3 +33,14 @@ class StepTestCase(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
             self.build.setProperty(name, value, "test")
         self.build.number = self.build_number
         return step
+
+    def answer_data(self, answers: dict) -> None:
+        """The fake master's data API answers these paths ({path tuple: object}) and the rest
+        as before; its `control` (cancel …) is a Mock that records the calls."""
+        real = self.master.data.get
+        self.master.data.get = mock.Mock(
+            side_effect=lambda path, **kw: (
+                defer.succeed(answers[tuple(path)]) if tuple(path) in answers else real(path, **kw)
+            )
+        )
+        self.master.data.control = mock.Mock(return_value=defer.succeed(None))

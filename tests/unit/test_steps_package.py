@@ -86,13 +86,7 @@ class AwaitPackageTest(stepcase.StepTestCase):
             ("builds", 32, "steps"): [failing] if failing else [],
             ("steps", 77, "logs"): [],
         }
-        real = self.master.data.get
-        self.master.data.get = mock.Mock(
-            side_effect=lambda path, **kw: (
-                defer.succeed(answers[tuple(path)]) if tuple(path) in answers else real(path, **kw)
-            )
-        )
-        self.master.data.control = mock.Mock(return_value=defer.succeed(None))
+        self.answer_data(answers)
         return step
 
     def test_a_good_package_build_hands_over_version_debs_and_where_they_are(self):
