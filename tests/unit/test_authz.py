@@ -309,3 +309,52 @@ def test_with_approvals_a_releaser_asks_and_only_production_roles_approve(tmp_pa
             assert {u for u in users if allowed(rule_set, action, u)} == who, action
     finally:
         del BUILDERS[7], BUILDS[40], ACTIONS["approve"], ACTIONS["rebuild approve"]
+
+
+def test_each_releases_package_and_tests_builds_are_stopped_with_the_ci_build_never_alone(
+    tmp_path,
+):
+    # targets: a package builder per release and a tests builder per release after the first
+    # (steps/beside.py), part of a CI build as the package build is
+    settings = settings_module.load(
+        write(
+            tmp_path,
+            PIPELINE.replace(
+                'path = ["app-dev", "app-staging", "app"]',
+                'path = ["app-dev", "app-staging", "app"]\ntargets = ["bookworm", "trixie"]',
+            )
+            + AUTH,
+        )
+    )
+    rule_set = the_authz(settings)
+    added = {8: "app-tests-trixie", 9: "app-package-trixie"}
+    BUILDERS.update(added)
+    BUILDS.update({50: (8, {}), 51: (9, {})})
+    ACTIONS.update(
+        {
+            "stop tests build": (("builds", 50), "stop", {}),
+            "rebuild tests build": (("builds", 50), "rebuild", {}),
+            "stop trixie's package build": (("builds", 51), "stop", {}),
+            "rebuild trixie's package build": (("builds", 51), "rebuild", {}),
+        }
+    )
+    try:
+        users = [None, "nobody", D, R, M, A]
+        for action, who in (
+            ("stop tests build", {D, R, M, A}),
+            ("rebuild tests build", {A}),
+            ("stop trixie's package build", {D, R, M, A}),
+            ("rebuild trixie's package build", {A}),
+        ):
+            assert {u for u in users if allowed(rule_set, action, u)} == who, action
+    finally:
+        for key in added:
+            del BUILDERS[key]
+        del BUILDS[50], BUILDS[51]
+        for action in (
+            "stop tests build",
+            "rebuild tests build",
+            "stop trixie's package build",
+            "rebuild trixie's package build",
+        ):
+            del ACTIONS[action]
