@@ -37,14 +37,15 @@ Each: set by → read by.
 - COVERAGE_PERCENT: steps/python.py, steps/beside.py (AwaitTests) → master/factories.py,
   master/reporters/facts.py and github.py, conveyor/board.py
 - COVERAGE_THRESHOLD: steps/python.py → master/reporters/facts.py, conveyor/board.py
-- TESTS_PASSED, TESTS_FAILED: steps/python.py, steps/beside.py (AwaitTests) →
+- TESTS_PASSED, TESTS_FAILED: steps/figures.py (for the tests steps and AwaitTests) →
   master/reporters/facts.py and github.py, conveyor/board.py
-- TESTS_FAILED_NAMES: steps/python.py, steps/beside.py (AwaitTests) → master/reporters/facts.py
-- BY_TARGET: steps/python.py, steps/beside.py (AwaitTests: each target release's tests and
+- TESTS_FAILED_NAMES: steps/figures.py → master/reporters/facts.py
+- BY_TARGET: steps/figures.py, steps/beside.py (AwaitTests: each target release's tests and
   coverage: {release: {passed, failed, skipped, coverage}}; the figures above are their sums
-  and their lowest coverage) → master/reporters/facts.py and github.py, conveyor/board.py
-- TESTS_FAILURES: steps/python.py, steps/beside.py (AwaitTests) → master/reporters/facts.py,
+  and their lowest coverage) → steps/figures.py, master/reporters/facts.py and github.py,
   conveyor/board.py
+- TESTS_FAILURES: steps/figures.py → steps/python.py, steps/beside.py (AwaitTests: earlier
+  releases' failures), master/reporters/facts.py, conveyor/board.py
 - LINT_PROBLEMS, LINT_FIRST: steps/lint.py → master/reporters/facts.py
 - PUSH_FORCED: master/pushes.py (a change property), master/factories.py (to publish) →
   steps/indexes.py

@@ -31,10 +31,10 @@ from buildbot.steps.trigger import Trigger
 from conveyor import buildprops
 from conveyor.results import FAILING
 from steps import buildlogs
+from steps import figures
 from steps.summary import Summarized
 
 RECHECK = 2.0  # seconds: how often a waiting CI build checks a build beside it all the same
-MAX_FAILED_NAMES = 20  # as steps/python.py keeps them
 STOPPED_BY_PACKAGE = "stopped: the package build failed"  # as steps/failfast.py says it
 
 
@@ -287,26 +287,17 @@ class AwaitTests(AwaitBeside):
         return list(self.getProperty(buildprops.PACKAGE_REQUESTS) or [])
 
     def take_over(self, children: list, failing: bool = False):
-        by_target = {k: dict(v) for k, v in (self.getProperty(buildprops.BY_TARGET) or {}).items()}
+        by_target = figures.copy_by_target(self)
         listed = list(self.getProperty(buildprops.TESTS_FAILURES) or [])
         for _, _, props in children:
-            for release, figures in ((props.get(buildprops.BY_TARGET) or ({},))[0] or {}).items():
-                by_target.setdefault(release, {}).update(figures)
+            for release, theirs in ((props.get(buildprops.BY_TARGET) or ({},))[0] or {}).items():
+                by_target.setdefault(release, {}).update(theirs)
             listed += (props.get(buildprops.TESTS_FAILURES) or ([],))[0] or []
-        source = type(self).__name__
-        self.setProperty(buildprops.BY_TARGET, by_target, source)
-        for name, outcome in (
-            (buildprops.TESTS_PASSED, "passed"),
-            (buildprops.TESTS_FAILED, "failed"),
-            ("tests_skipped", "skipped"),
-        ):
-            self.setProperty(name, sum(t.get(outcome, 0) for t in by_target.values()), source)
-        listed = listed[:MAX_FAILED_NAMES]
-        self.setProperty(buildprops.TESTS_FAILED_NAMES, [f["name"] for f in listed], source)
-        self.setProperty(buildprops.TESTS_FAILURES, listed, source)
-        coverages = [t["coverage"] for t in by_target.values() if "coverage" in t]
-        if coverages:  # the build's coverage: its lowest release's
-            self.setProperty(buildprops.COVERAGE_PERCENT, min(coverages), source)
+        self.setProperty(buildprops.BY_TARGET, by_target, type(self).__name__)
+        figures.set_tests(self, figures.totals(by_target), listed)
+        lowest = figures.lowest_coverage(by_target)
+        if lowest is not None:
+            self.setProperty(buildprops.COVERAGE_PERCENT, lowest, type(self).__name__)
         self.summary = "; ".join(
             f"{release}: {t.get('passed', 0)} passed, {t.get('failed', 0)} failed"
             for release, t in by_target.items()

@@ -31,11 +31,12 @@ from buildbot.steps.worker import CompositeStepMixin
 from conveyor import buildprops
 from conveyor.results import format_percent
 from steps.failfast import fails_with_the_package
+from steps.figures import by_target_with
+from steps.figures import lowest_coverage
+from steps.figures import set_tests
+from steps.figures import totals
 from steps.junit import parse_junit
 from steps.summary import Summarized
-
-MAX_FAILED_NAMES = 20  # length limit of the tests_failed_names property
-MAX_FAILURE_TEXT = 2000  # characters of each failure's text kept in tests_failures
 
 
 def venv_python(venv):
@@ -165,14 +166,6 @@ class InstallRequirements(Summarized, buildstep.ShellMixin, buildstep.BuildStep)
         return cmd.results()
 
 
-def by_target_with(step, target: str, figures: dict) -> dict:
-    """BY_TARGET with `figures` added to `target`'s (set on the build): {release: figures}."""
-    by_target = {k: dict(v) for k, v in (step.getProperty(buildprops.BY_TARGET) or {}).items()}
-    by_target.setdefault(target, {}).update(figures)
-    step.setProperty(buildprops.BY_TARGET, by_target, step.__class__.__name__)
-    return by_target
-
-
 @fails_with_the_package
 class RunTests(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
     """Runs the test runner under coverage and records the JUnit XML results.
@@ -300,25 +293,11 @@ class RunTests(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.B
         # all of it, uncut, in the log "failures"; a target's failing tests say which release
         mark = f" [{self.target}]" if self.target else ""
         listed = [{"name": c.name + mark, "text": c.failure or ""} for c in failures]
-        totals = counts
+        sums = counts
         if self.target:  # the sums of every release's figures so far
-            by_target = by_target_with(self, self.target, counts)
-            totals = {o: sum(t.get(o, 0) for t in by_target.values()) for o in counts}
+            sums = totals(by_target_with(self, self.target, counts))
             listed = list(self.getProperty(buildprops.TESTS_FAILURES) or []) + listed
-        source = self.__class__.__name__
-        for name, outcome in (
-            (buildprops.TESTS_PASSED, "passed"),
-            (buildprops.TESTS_FAILED, "failed"),
-            ("tests_skipped", "skipped"),
-        ):
-            self.setProperty(name, totals[outcome], source)
-        listed = listed[:MAX_FAILED_NAMES]
-        self.setProperty(buildprops.TESTS_FAILED_NAMES, [f["name"] for f in listed], source)
-        self.setProperty(
-            buildprops.TESTS_FAILURES,
-            [{"name": f["name"], "text": f["text"][:MAX_FAILURE_TEXT]} for f in listed],
-            source,
-        )
+        set_tests(self, sums, listed)
         if failures:
             yield self.addCompleteLog(
                 "failures", "".join(f"=== {c.name}\n{c.failure or ''}\n\n" for c in failures)
@@ -392,8 +371,7 @@ class Coverage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
         threshold = float(self.threshold)
         lowest = percent
         if self.target:  # the build's coverage: its lowest release's
-            by_target = by_target_with(self, self.target, {"coverage": percent})
-            lowest = min(t["coverage"] for t in by_target.values() if "coverage" in t)
+            lowest = lowest_coverage(by_target_with(self, self.target, {"coverage": percent}))
         self.setProperty(buildprops.COVERAGE_PERCENT, lowest, self.__class__.__name__)
         self.setProperty(buildprops.COVERAGE_THRESHOLD, threshold, self.__class__.__name__)
         if percent >= threshold:

@@ -37,7 +37,6 @@ OVER_THE_CAP = {
     ),
     "ops/hosts.py": (605, "the three hosts' set-up commands and their systemd units"),
     "ops/setup.py": (565, "the machine's set-up: users, venvs, GnuPG, aptly, secrets"),
-    "steps/python.py": (420, "the Python steps of a CI build: venv, install, tests, coverage"),
     "conveyor/board.py": (550, "the board's pure data; the SVG trend could move out"),
 }
 
