@@ -84,6 +84,28 @@ class RequestWatch:
             yield self._consumer.stopConsuming()
 
 
+class RequestWatches:
+    """A RequestWatch on each of several build requests: `when_complete(callback)` calls
+    `callback(request, brid)` as each one completes."""
+
+    def __init__(self, master, brids: list[int]):
+        self.watches = [RequestWatch(master, brid) for brid in brids]
+
+    @defer.inlineCallbacks
+    def start(self):
+        for watch in self.watches:
+            yield watch.start()
+
+    def when_complete(self, callback) -> None:
+        for watch in self.watches:
+            watch.completed.addCallback(callback, watch.brid)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        for watch in self.watches:
+            yield watch.stop()
+
+
 class StartBeside(Summarized, Trigger):
     """Trigger a build of each scheduler and go on at once; their build requests go into the
     property `requests_property`, in the schedulers' order."""
@@ -191,8 +213,7 @@ class AwaitBeside(Summarized, buildstep.BuildStep):
         """Until every build's request is complete (RequestWatch), or one has failed (or one of
         also_watched): then the others are cancelled, and its request id is returned (None when
         all passed)."""
-        also = list(self.also_watched())
-        watches = [RequestWatch(self.master, brid) for brid in [*self.brids, *also]]
+        watches = RequestWatches(self.master, [*self.brids, *self.also_watched()])
         pending = set(self.brids)
         first: defer.Deferred = defer.Deferred()
 
@@ -202,9 +223,8 @@ class AwaitBeside(Summarized, buildstep.BuildStep):
                 first.callback(brid if failed(request) else None)
 
         try:
-            for watch in watches:
-                yield watch.start()
-                watch.completed.addCallback(completed, watch.brid)
+            yield watches.start()
+            watches.when_complete(completed)
             failing = yield first
             if failing is not None and pending:
                 yield self._cancel(
@@ -216,8 +236,7 @@ class AwaitBeside(Summarized, buildstep.BuildStep):
                 )
             return failing
         finally:
-            for watch in watches:
-                yield watch.stop()
+            yield watches.stop()
 
     @defer.inlineCallbacks
     def _failed(self, child, name: str):

@@ -15,7 +15,7 @@ from buildbot.process.results import FAILURE
 
 from conveyor import buildprops
 from steps.beside import STOPPED_BY_PACKAGE
-from steps.beside import RequestWatch
+from steps.beside import RequestWatches
 from steps.beside import failed
 from steps.summary import Summarized
 
@@ -39,10 +39,9 @@ def fails_with_the_package(cls):
         brids = self.getProperty(buildprops.PACKAGE_REQUESTS) or []
         if not brids:
             return (yield step_run(self))
-        watches = [RequestWatch(self.master, brid) for brid in brids]
+        watches = RequestWatches(self.master, brids)
         try:
-            for watch in watches:
-                yield watch.start()
+            yield watches.start()
             running = step_run(self)
             first: defer.Deferred = defer.Deferred()
 
@@ -52,12 +51,11 @@ def fails_with_the_package(cls):
                 return result
 
             running.addBoth(ran)
-            for watch in watches:
-                watch.completed.addCallback(
-                    lambda request: (
-                        first.callback("package") if failed(request) and not first.called else None
-                    )
+            watches.when_complete(
+                lambda request, _brid: (
+                    first.callback("package") if failed(request) and not first.called else None
                 )
+            )
             if (yield first) == "ran":
                 return (yield running)
             self.stopped_by_package = True
@@ -71,8 +69,7 @@ def fails_with_the_package(cls):
             self.summary = STOPPED
             return FAILURE
         finally:
-            for watch in watches:
-                yield watch.stop()
+            yield watches.stop()
 
     def runCommand(self, command):
         if getattr(self, "stopped_by_package", False):  # no next command once it has failed
