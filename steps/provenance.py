@@ -10,6 +10,7 @@ into the served tree's provenance/. A package that cannot be attested is not pub
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import posixpath
@@ -22,7 +23,6 @@ from twisted.internet import threads
 from buildbot.data.resultspec import Filter
 from buildbot.process import buildstep
 from buildbot.process import results
-from buildbot.steps.worker import CompositeStepMixin
 
 from conveyor import buildprops
 from conveyor import debformats
@@ -32,7 +32,6 @@ from conveyor import targets
 from steps.repository import SIGNING_MESSAGE
 from steps.summary import Summarized
 
-STATEMENTS = "attest"  # the build's directory for the statements handed to the worker
 GNUPG_FAILED = 4  # conveyor-attest's exit status when GnuPG could not sign
 
 
@@ -52,7 +51,7 @@ def _when(epoch) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+class Attest(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """Sign the provenance of each .deb of `debs` (see the module's docstring)."""
 
     name = "attest"
@@ -94,19 +93,17 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
         return build, name
 
     @defer.inlineCallbacks
-    def buildinfo(self, where: str, build: dict, deb_version: str, log):
-        """(file name, sha256) of the package build's .buildinfo of that version, copied from
-        the master's artifact store to the served provenance/ beside the envelopes; None when
-        the build recorded none (a build from before Conveyor kept them)."""
+    def buildinfo(self, where: str, build: dict, deb_version: str, files: dict):
+        """(file name, sha256) of the package build's .buildinfo of that version, read from the
+        master's artifact store into `files` (base64, for conveyor-attest to write to the
+        served provenance/ beside the envelopes); None when the build recorded none (a build
+        from before Conveyor kept them)."""
         name = next((b for b in build["records"] if b.split("_")[1] == deb_version), None)
         if name is None:
             return None
         path = posixpath.join(self.artifacts_dir, where, name)
         data = yield threads.deferToThread(lambda: open(path, "rb").read())
-        yield self.downloadFileContentToWorker(
-            posixpath.join(self.out_dir, name), data, abandonOnFailure=True, mode=0o644
-        )
-        yield log.addStdout(f"{name} -> {self.out_dir}/\n")
+        files[name] = base64.b64encode(data).decode()
         return name, hashlib.sha256(data).hexdigest()
 
     @defer.inlineCallbacks
@@ -131,8 +128,7 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
         base = self.web_url.rstrip("/") + "/"
         version = self.getProperty(buildprops.PACKAGE_VERSION)
         log = yield self.addLog("statements")
-        yield self.runRmdir(posixpath.join(self.workdir, STATEMENTS))
-        files = []
+        statements, files = {}, {}  # handed to conveyor-attest in one worker command
         for deb in debs:
             where = artifacts[deb]
             build, builder = package_builds[where]
@@ -164,18 +160,18 @@ class Attest(Summarized, buildstep.ShellMixin, CompositeStepMixin, buildstep.Bui
                     "number": build["number"],
                     "distribution": self.getProperty("distribution"),
                 },
-                buildinfo=(yield self.buildinfo(where, build, deb_version, log)),
+                buildinfo=(yield self.buildinfo(where, build, deb_version, files)),
             )
             text = json.dumps(statement, indent=1, sort_keys=True)
             yield log.addStdout(f"{deb}:\n{text}\n")
-            handed = f"{STATEMENTS}/{deb}.statement.json"
-            yield self.downloadFileContentToWorker(handed, text, abandonOnFailure=True, mode=0o644)
-            files.append(handed)
-        command = ["conveyor-attest", "--key", self.key, "--out-dir", self.out_dir]
+            statements[deb] = statement
+        command = ["conveyor-attest", "--key", self.key, "--out-dir", self.out_dir, "--bundle"]
         if self.passphrase_file:
             command += ["--passphrase-file", str(self.passphrase_file)]
         cmd = yield self.makeRemoteShellCommand(
-            command=command + files, env={"GNUPGHOME": self.gnupg_home}
+            command=command,
+            env={"GNUPGHOME": self.gnupg_home},
+            initialStdin=json.dumps({"statements": statements, "files": files}),
         )
         yield self.runCommand(cmd)
         if cmd.didFail():

@@ -4,6 +4,7 @@ checks a served .deb: the signature against the published key, the digest, the c
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -38,11 +39,9 @@ def make_key(home: Path, name: str) -> tuple[bytes, str]:
     return public.stdout, fingerprint
 
 
-def attest(
-    tmp_path: Path, home: Path, fingerprint: str, deb_bytes: bytes = DEB_BYTES, buildinfo=None
-) -> str:
-    """As the publish's attest step: a statement, signed by conveyor-attest; the envelope."""
-    statement = provenance.statement(
+def statement_of(deb_bytes: bytes = DEB_BYTES, buildinfo=None) -> dict:
+    """A .deb's statement, as the publish's attest step makes it."""
+    return provenance.statement(
         deb=DEB,
         sha256=hashlib.sha256(deb_bytes).hexdigest(),
         clone_url="https://github.com/sprintly/snowbird.git",
@@ -60,11 +59,10 @@ def attest(
         parameters={"builder": "snowbird-package", "number": 7},
         buildinfo=buildinfo,
     )
-    (tmp_path / "in").mkdir(exist_ok=True)
-    source = tmp_path / "in" / f"{DEB}.statement.json"
-    source.write_text(json.dumps(statement))
-    out = tmp_path / "www" / "provenance"
-    proc = subprocess.run(
+
+
+def run_attest(home: Path, fingerprint: str, out: Path, *args: str, stdin: str | None = None):
+    return subprocess.run(
         [
             sys.executable,
             str(ROOT / "worker/bin/conveyor-attest"),
@@ -72,12 +70,26 @@ def attest(
             fingerprint,
             "--out-dir",
             str(out),
-            str(source),
+            *args,
         ],
         env={**os.environ, "GNUPGHOME": str(home)},
+        input=stdin,
         capture_output=True,
         text=True,
     )
+
+
+def attest(
+    tmp_path: Path, home: Path, fingerprint: str, deb_bytes: bytes = DEB_BYTES, record=None
+) -> str:
+    """As the publish's attest step: the statement (naming the package build's .buildinfo
+    `record`, if any) and the record handed to conveyor-attest in one bundle on its standard
+    input, signed; the envelope."""
+    named = (BUILDINFO_NAME, hashlib.sha256(record).hexdigest()) if record else None
+    files = {BUILDINFO_NAME: base64.b64encode(record).decode()} if record else {}
+    bundle = {"statements": {DEB: statement_of(deb_bytes, named)}, "files": files}
+    out = tmp_path / "www" / "provenance"
+    proc = run_attest(home, fingerprint, out, "--bundle", stdin=json.dumps(bundle))
     assert proc.returncode == 0, proc.stderr
     return (out / f"{DEB}.intoto.json").read_text()
 
@@ -116,8 +128,6 @@ def test_another_key_or_a_changed_statement_does_not_verify(signed, tmp_path):
         provenance.check(DEB, DEB_BYTES, digest, forged, public, COMMIT)
     # the payload changed after signing (another commit written in)
     data = json.loads(envelope)
-    import base64
-
     payload = base64.b64decode(data["payload"]).replace(COMMIT.encode(), b"f" * 40)
     data["payload"] = base64.b64encode(payload).decode()
     with pytest.raises(provenance.ProvenanceError, match="does not verify"):
@@ -152,13 +162,11 @@ def test_the_buildinfo_is_signed_by_its_digest_and_must_list_the_deb_as_served(s
     tmp, public, fingerprint, _ = signed
     digest = hashlib.sha256(DEB_BYTES).hexdigest()
     record = buildinfo(digest)
-    envelope = attest(
-        tmp,
-        tmp / "gnupg",
-        fingerprint,
-        buildinfo=(BUILDINFO_NAME, hashlib.sha256(record).hexdigest()),
-    )
-    served = {BUILDINFO_NAME: record}
+    envelope = attest(tmp, tmp / "gnupg", fingerprint, record=record)
+    # written beside the envelope, from the bundle, as the served tree has it
+    written = tmp / "www" / "provenance" / BUILDINFO_NAME
+    assert written.read_bytes() == record and written.stat().st_mode & 0o777 == 0o644
+    served = {BUILDINFO_NAME: written.read_bytes()}
     proof = provenance.check(DEB, DEB_BYTES, digest, envelope, public, COMMIT, served.get)
     assert proof.buildinfo == (
         f"buildinfo {BUILDINFO_NAME}: as signed; it lists this .deb's sha256, built among 3 "
@@ -172,13 +180,28 @@ def test_the_buildinfo_is_signed_by_its_digest_and_must_list_the_deb_as_served(s
         provenance.check(DEB, DEB_BYTES, digest, envelope, public, COMMIT, {}.get)
     # a record (signed as it is) that names another .deb than the one served
     other = buildinfo("f" * 64)
-    envelope = attest(
-        tmp,
-        tmp / "gnupg",
-        fingerprint,
-        buildinfo=(BUILDINFO_NAME, hashlib.sha256(other).hexdigest()),
-    )
+    envelope = attest(tmp, tmp / "gnupg", fingerprint, record=other)
     with pytest.raises(provenance.ProvenanceError, match=f"lists sha256 {'f' * 64} for it"):
         provenance.check(
             DEB, DEB_BYTES, digest, envelope, public, COMMIT, {BUILDINFO_NAME: other}.get
         )
+
+
+def test_a_statement_file_is_signed_too_and_a_bad_bundle_writes_nothing(signed, tmp_path):
+    """By hand, an operator names STATEMENT files; a bundle that names a path, or is no bundle,
+    is refused with what is wrong, and nothing is written."""
+    tmp, public, fingerprint, _ = signed
+    source = tmp_path / f"{DEB}.statement.json"
+    source.write_text(json.dumps(statement_of()))
+    out = tmp_path / "www"
+    assert run_attest(tmp / "gnupg", fingerprint, out, str(source)).returncode == 0
+    digest = hashlib.sha256(DEB_BYTES).hexdigest()
+    envelope = (out / f"{DEB}.intoto.json").read_text()
+    assert provenance.check(DEB, DEB_BYTES, digest, envelope, public, COMMIT).commit == COMMIT
+    refused = tmp_path / "refused"
+    bad = {"statements": {"../" + DEB: statement_of()}, "files": {}}
+    proc = run_attest(tmp / "gnupg", fingerprint, refused, "--bundle", stdin=json.dumps(bad))
+    assert proc.returncode == 1 and "not a file name: '../" in proc.stderr
+    proc = run_attest(tmp / "gnupg", fingerprint, refused, "--bundle", stdin="[1, 2]")
+    assert proc.returncode == 1 and "not what --bundle reads" in proc.stderr
+    assert not refused.exists()
