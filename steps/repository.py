@@ -197,30 +197,20 @@ class AptlyCommand(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     def switch_to(self, state: str, signing: list[str]):
         """`aptly publish switch`, signed: the distribution serves `state`, every component at
         once; with target releases, each component what aptly's filter derives from it (made
-        once: a rollback to a state reuses them)."""
+        once: a rollback to a state reuses them), in the same worker command (SWITCH)."""
         releases = self.releases()
-        for release_ in releases:
-            derived = targets.derived(state, release_)
-            query = targets.component_filter(release_)
-            cmd = yield self.run_worker(
-                ["sh", "-c", DERIVE, "derive", self.aptly_config, state, derived, query]
-            )
-            if cmd.didFail():
-                return cmd
-        sources = [targets.derived(state, r) for r in releases] or [state]
-        components = [f"-component={','.join(releases)}"] if releases else []
-        return (
-            yield self.run_aptly(
-                "publish",
-                "switch",
-                "-batch",
-                *signing,
-                *components,
-                self.distribution,
-                ".",
-                *sources,
-            )
-        )
+        switch = ["publish", "switch", "-batch", *signing]
+        if not releases:
+            return (yield self.run_aptly(*switch, self.distribution, ".", state))
+        derived = [targets.derived(state, r) for r in releases]
+        pairs = [
+            x
+            for r, d in zip(releases, derived, strict=True)
+            for x in (d, targets.component_filter(r))
+        ]
+        components = [f"-component={','.join(releases)}", self.distribution, ".", *derived]
+        script = ["sh", "-c", SWITCH, "switch", self.aptly_config, state, *pairs, "--"]
+        return (yield self.run_worker([*script, *switch, *components]))
 
     def new_name(self, kind: str) -> str:
         return release.snapshot_name(
@@ -240,9 +230,18 @@ class AptlyCommand(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
         return results.FAILURE
 
 
-# $1 aptly's config, $2 a state, $3 what one component publishes of it, $4 the filter's query
-DERIVE = r"""aptly "-config=$1" snapshot show "$3" >/dev/null 2>&1 ||
-    aptly "-config=$1" snapshot filter "$2" "$3" "$4"
+# $1 aptly's config, $2 a state; then, per component, what it publishes of the state and the
+# filter's query that derives it (derived unless it was before); after "--", the arguments of
+# `aptly publish switch`, run only when every component is there. Running it again is safe.
+SWITCH = r"""config=$1 state=$2
+shift 2
+while [ "$1" != "--" ]; do
+    aptly "-config=$config" snapshot show "$1" >/dev/null 2>&1 ||
+        aptly "-config=$config" snapshot filter "$state" "$1" "$2" || exit
+    shift 2
+done
+shift
+exec aptly "-config=$config" "$@"
 """
 
 

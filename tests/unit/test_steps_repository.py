@@ -1,6 +1,9 @@
 """Unit tests of the apt repository steps: the aptly argv they run and the HTTP verification."""
 
 import json
+import os
+import subprocess
+from pathlib import Path
 from unittest import mock
 
 from twisted.internet import defer
@@ -599,21 +602,92 @@ class VerifyPublishedTest(StepTestCase):
 TARGETS = {"snowbird-staging": ("bookworm", "trixie"), "snowbird": ("bookworm", "trixie")}
 
 
-def derive(state: str, release: str) -> ExpectShell:
+def query(release: str) -> str:
+    return f"Version (% *+deb{12 if release == 'bookworm' else 13})"
+
+
+def switch(state: str, *signing: str) -> ExpectShell:
+    """Each release's component derived from `state` and the switch, in one worker command."""
     return ExpectShell(
         workdir="wkdir",
         env=ENV,
         command=[
             "sh",
             "-c",
-            repository.DERIVE,
-            "derive",
+            repository.SWITCH,
+            "switch",
             "/var/lib/conveyor/aptly.conf",
             state,
-            f"{state}~{release}",
-            f"Version (% *+deb{12 if release == 'bookworm' else 13})",
+            f"{state}~bookworm",
+            query("bookworm"),
+            f"{state}~trixie",
+            query("trixie"),
+            "--",
+            "publish",
+            "switch",
+            "-batch",
+            *signing,
+            "-component=bookworm,trixie",
+            "snowbird-staging",
+            ".",
+            f"{state}~bookworm",
+            f"{state}~trixie",
         ],
     )
+
+
+def run_switch_script(tmp_path: Path, fails: str = "") -> list[str]:
+    """repository.SWITCH with an `aptly` that logs its calls, has snap-2~bookworm already,
+    and fails on a call that contains `fails`: the calls it made."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "aptly"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        f'case "$*" in *"snapshot show snap-2~bookworm"*) exit 0 ;; *"show"*) exit 1 ;; esac\n'
+        f'case "$*" in *"{fails or "(never)"}"*) exit 9 ;; esac\n'
+    )
+    fake.chmod(0o755)
+    args = [
+        "conf",
+        "snap-2",
+        "snap-2~bookworm",
+        query("bookworm"),
+        "snap-2~trixie",
+        query("trixie"),
+        "--",
+        "publish",
+        "switch",
+        "-batch",
+        "-component=bookworm,trixie",
+        "snowbird-staging",
+        ".",
+        "snap-2~bookworm",
+        "snap-2~trixie",
+    ]
+    proc = subprocess.run(
+        ["sh", "-c", repository.SWITCH, "switch", *args],
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        capture_output=True,
+    )
+    made = calls.read_text().splitlines() if calls.exists() else []
+    return [proc.returncode, *(line.removeprefix("-config=conf ") for line in made)]
+
+
+def test_the_switch_script_derives_what_is_missing_then_switches(tmp_path):
+    assert run_switch_script(tmp_path) == [
+        0,
+        "snapshot show snap-2~bookworm",
+        "snapshot show snap-2~trixie",
+        f"snapshot filter snap-2 snap-2~trixie {query('trixie')}",
+        "publish switch -batch -component=bookworm,trixie snowbird-staging . snap-2~bookworm "
+        "snap-2~trixie",
+    ]
+
+
+def test_a_component_that_cannot_be_derived_switches_nothing(tmp_path):
+    status, *calls = run_switch_script(tmp_path, fails="snapshot filter")
+    assert status == 9 and not any(call.startswith("publish") for call in calls)
 
 
 class TargetReleasesTest(StepTestCase):
@@ -630,31 +704,17 @@ class TargetReleasesTest(StepTestCase):
             ),
             snapshot="snap-2",
         )
-        self.expect_commands(
-            derive("snap-2", "bookworm").exit(0),
-            derive("snap-2", "trixie").exit(0),
-            aptly(
-                "publish",
-                "switch",
-                "-batch",
-                "-gpg-key=ABCDEF0123",
-                "-component=bookworm,trixie",
-                "snowbird-staging",
-                ".",
-                "snap-2~bookworm",
-                "snap-2~trixie",
-            ).exit(0),
-        )
+        self.expect_commands(switch("snap-2", "-gpg-key=ABCDEF0123").exit(0))
         self.expect_outcome(result=SUCCESS, state_string="snowbird-staging → snap-2")
         self.expect_property("published", "snap-2")
         return self.run_step()
 
-    def test_a_component_that_cannot_be_derived_switches_nothing(self):
+    def test_a_switch_that_fails_publishes_nothing(self):
         self.setup(
             repository.PublishSwitch(distribution="snowbird-staging", components=TARGETS, **APTLY),
             snapshot="snap-2",
         )
-        self.expect_commands(derive("snap-2", "bookworm").exit(1))
+        self.expect_commands(switch("snap-2").exit(1))
         self.expect_outcome(result=FAILURE)
         self.expect_no_property("published")
         return self.run_step()
