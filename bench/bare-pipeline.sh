@@ -11,7 +11,7 @@
 # (RELEASE:SUFFIX: a target release and its version suffix, conveyor/targets.py: bookworm:+deb12)
 # fresh clone → per target release (none: the worker's own, no version suffix): a fresh venv,
 # install, tests under coverage (JUnit XML, total, HTML), each in the sandbox on that release's
-# system → per release: a CI changelog entry, the source package, sbuild in a chroot of the
+# system → per release: a CI changelog entry, the source package, the clean build in a chroot of the
 # release (conveyor-sbuild) → aptly: import, merge with the distribution's current snapshot,
 # signed publish switch → each version listed in the published Packages.
 set -euo pipefail

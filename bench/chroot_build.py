@@ -3,13 +3,16 @@
     .venv/bin/python bench/chroot_build.py [--rounds 3] [--package examples/snowbird]
 
 The same source package (the demo's by default: dh-virtualenv), built alternately, round by
-round, two ways:
+round, two ways (three with --sbuild):
 - host: `dpkg-buildpackage -b` in the checkout, with the Build-Depends installed on this host
   (the way Conveyor built before its clean builds; the baseline);
-- chroot: worker/bin/conveyor-sbuild, as the deb step runs it: sbuild --chroot-mode=unshare in a
-  throwaway chroot unpacked from the cached base of this machine's release, apt-get update and
-  the Build-Depends installed there, dpkg-buildpackage without network.
-Both as the build user. Prints each median, the ratio chroot / host and the difference.
+- chroot: worker/bin/conveyor-sbuild, as the deb step runs it: a throwaway overlay of the base
+  of this machine's release (unpacked once, in the build user's cache, as the build workers
+  have it: the first build of a base unpacks it, timed apart), the Build-Depends the base lacks
+  installed there, dpkg-buildpackage without network;
+- with --sbuild: what conveyor-sbuild ran until 2026-12-06, `sbuild --chroot-mode=unshare` with
+  the same base (unpacked for every build) and its settings then (needs sbuild installed).
+All as the build user. Prints each median, and each ratio to the host's and difference.
 Needs root (the build user and its subordinate ids), the base (made when missing:
 ops/chroots.py) and, for the baseline, the package's Build-Depends on this host
 (dpkg-checkbuilddeps says which are missing).
@@ -34,6 +37,12 @@ from ops import chroots  # noqa: E402
 from ops import setup  # noqa: E402
 
 SBUILD = ROOT / "worker" / "bin" / "conveyor-sbuild"
+# sbuild's settings as conveyor-sbuild had them (--sbuild)
+SBUILDRC = """$purge_build_directory = 'always'; $purge_session = 'always';
+$purge_build_deps = 'always'; $run_lintian = 0; $run_piuparts = 0; $run_autopkgtest = 0;
+$apt_upgrade = 0; $apt_distupgrade = 0; $build_arch_all = 1; $build_arch_any = 1;
+$build_source = 0; 1;
+"""
 
 
 def as_build_user(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -62,6 +71,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--package", type=Path, default=ROOT / "examples" / "snowbird")
+    parser.add_argument(
+        "--sbuild", action="store_true", help="also sbuild --chroot-mode=unshare, as before"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the builds run as the build user, with its subordinate ids")
@@ -91,9 +103,23 @@ def main() -> int:
             "HOME": str(work),
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "CONVEYOR_CHROOTS": str(base.parent),
+            "XDG_CACHE_HOME": str(setup.BUILD_CACHE),  # as the build workers have it
             "LANG": "C.UTF-8",
         }
-        host, chroot = [], []
+        rc = work / "sbuildrc"
+        rc.write_text(f"$unshare_tmpdir_template = '/dev/shm/chroot-bench.XXXXXXXXXX';\n{SBUILDRC}")
+        old = [
+            "sbuild",
+            "--chroot-mode=unshare",
+            f"--chroot={base}",
+            f"--dist={release}",
+            "--nolog",
+            "--build-dir=.",
+            dsc.name,
+        ]
+        # the first build of this base: unpacks it into the cache when it is not there yet
+        first = as_build_user([str(SBUILD), release, str(dsc)], work, env)
+        host, chroot, sbuild = [], [], []
         for _ in range(args.rounds):
             host.append(
                 as_build_user(
@@ -103,21 +129,33 @@ def main() -> int:
                 )
             )
             chroot.append(as_build_user([str(SBUILD), release, str(dsc)], work, env))
+            if args.sbuild:
+                sbuild.append(
+                    as_build_user(
+                        old, work, {**env, "SBUILD_CONFIG": str(rc), "DEB_BUILD_OPTIONS": "nocheck"}
+                    )
+                )
         print(
             f"package: {args.package.name}, release {release}, base {base} "
             f"({base.stat().st_size // 2**20} MiB), {args.rounds} rounds, alternating"
         )
+        print(f"{'the first build of the base (unpacked if not yet)':<56} {first:6.1f} s")
         for name, seconds in (
             ("host: dpkg-buildpackage (Build-Depends on the host)", host),
-            ("chroot: conveyor-sbuild (cached base)", chroot),
+            ("chroot: conveyor-sbuild (an overlay of the base)", chroot),
+            ("chroot: sbuild --chroot-mode=unshare (as before)", sbuild),
         ):
+            if not seconds:
+                continue
             print(
                 f"{name:<56} median {statistics.median(seconds):6.1f} s  "
                 f"min {min(seconds):5.1f}  max {max(seconds):5.1f}"
             )
-        ratio = statistics.median(chroot) / statistics.median(host)
-        extra = statistics.median(chroot) - statistics.median(host)
-        print(f"{'chroot / host':<56} {ratio:6.2f}x  (+{extra:.1f} s a build)")
+        for name, seconds in (("conveyor-sbuild", chroot), ("sbuild", sbuild)):
+            if seconds:
+                ratio = statistics.median(seconds) / statistics.median(host)
+                extra = statistics.median(seconds) - statistics.median(host)
+                print(f"{name + ' / host':<56} {ratio:6.2f}x  ({extra:+.1f} s a build)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

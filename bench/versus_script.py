@@ -8,9 +8,9 @@ HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/
 the same commands with the same tools (the build worker's conveyor-sandbox, uv and
 conveyor-sbuild), as the same user, one after another: fresh clone; per target release a fresh
 venv, install, pytest under coverage with its report and HTML; per release a CI changelog entry,
-the source package and sbuild in a chroot of the release; aptly import + merge + signed publish
-switch; the versions in `Packages`. With `--targets`, the demo has those target releases (a team
-that runs two releases); without, the worker's own.
+the source package and the clean build in a chroot of the release; aptly import + merge + signed
+publish switch; the versions in `Packages`. With `--targets`, the demo has those target releases
+(a team that runs two releases); without, the worker's own.
 Prints both medians, their ratio, and Conveyor's own overhead: the time from webhook to staging not
 spent in the longest chain of the same work. Conveyor runs each release's tests (clone,
 virtualenv, install, tests, coverage, lint: the first release's in the CI build, each later one's

@@ -20,7 +20,7 @@ Each: set by → read by.
 - ARTIFACT_PATHS: steps/package.py (AwaitPackage: {each .deb and .buildinfo: the
   ARTIFACTS_PATH of the package build that made it}), master/factories.py (to publish) →
   steps/repository.py, steps/provenance.py
-- BUILDINFOS: steps/debian.py (sbuild's .buildinfo of the release built) → steps/debian.py
+- BUILDINFOS: steps/debian.py (the build's .buildinfo of the release built) → steps/debian.py
   (UploadPackages), steps/package.py, steps/provenance.py (through the data API)
 - CHROOT_BASES: steps/debian.py ({base file name: its sha256}, from the trusted side's digest)
   → steps/provenance.py (through the data API)

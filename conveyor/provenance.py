@@ -3,7 +3,7 @@ in a DSSE envelope signed with the repository's key, served beside the packages.
 
 - statement(): made by the master, from what it saw of the build (steps/provenance.py): the
   repository and commit, the package build's builder, number and worker, the target release
-  and the digest of its chroot base, the build's parameters, the .deb's sha256 and sbuild's
+  and the digest of its chroot base, the build's parameters, the .deb's sha256 and the build's
   .buildinfo (its sha256; the file is served beside the envelope). The
   repository's worker signs it (worker/bin/conveyor-attest); no build worker holds the key.
 - check(): what `bin/conveyor verify PACKAGE=VERSION` and a promotion into a path's last
@@ -64,7 +64,7 @@ def statement(
     buildinfo: tuple[str, str] | None = None,
 ) -> dict:
     """The in-toto Statement of one .deb (SLSA Provenance v1); `buildinfo`: (the file name,
-    the sha256) of sbuild's record of the build, served beside it (buildinfo_path)."""
+    the sha256) of the build's record (its .buildinfo), served beside it (buildinfo_path)."""
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": deb, "digest": {"sha256": sha256}}],

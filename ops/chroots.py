@@ -1,8 +1,8 @@
 """The clean-build chroots' bases: one tarball per target release, made by the trusted side.
 
-A package build (worker/bin/conveyor-sbuild) unpacks its release's base into a throwaway
-directory and builds there with sbuild in unshare mode; the base itself is made here, by the
-operator's setup (`make run`, `python -m ops build-worker`), never by a build:
+A package build (worker/bin/conveyor-sbuild) builds in a throwaway copy-on-write overlay of
+its release's base (unpacked once per base, in the build user's cache); the base itself is made
+here, by the operator's setup (`make run`, `python -m ops build-worker`), never by a build:
 
 - with mmdebstrap's `buildd` variant from Debian's archive (the release, its -updates and its
   security suite), plus BASE_PACKAGES: what Python packages build with, so that most builds
@@ -11,8 +11,8 @@ operator's setup (`make run`, `python -m ops build-worker`), never by a build:
   without root, into the state directory (a developer's installation, one user anyway);
 - written to a temporary name and renamed into place, under a machine-wide lock, so that a
   build never reads half a base;
-- made again when older than MAX_AGE_DAYS, so builds get the release's security updates (the
-  build also runs `apt-get update` in its chroot before it installs its Build-Depends);
+- made again when older than MAX_AGE_DAYS, so builds get the release's security updates (a
+  build runs `apt-get update` in its chroot when it installs Build-Depends the base lacks);
 - unpacked beside it, once per base (`RELEASE-ARCH.root`, ensure_tree): the system a project's
   tests see on that release (worker/bin/conveyor-sandbox --release), read-only to them.
 """
@@ -38,6 +38,7 @@ BASE_PACKAGES = (
     "pybuild-plugin-pyproject",
     "python3-venv",
     "dh-virtualenv",
+    "python3-wheel-whl",  # dh-virtualenv's --preinstall wheel (the demo's Build-Depends)
 )
 # what conveyor-sandbox --network lays over the tree's /etc from the host (the resolver, the
 # trusted certificates, pip's index): bwrap binds onto paths that exist, in a read-only /etc

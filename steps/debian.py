@@ -117,12 +117,12 @@ dpkg-source --build .
 
 # One worker command (each is a round trip between master and worker): remove the files of earlier
 # builds from the builder's directory, make the source package ($4…: in the sandbox), check what
-# it left (regular files only: sbuild reads them with the worker's rights), build its binary
-# packages for the release ($3, empty: the worker's own) in a throwaway chroot
+# it left (regular files only: the clean build reads them with the worker's rights), build its
+# binary packages for the release ($3, empty: the worker's own) in a throwaway chroot
 # (worker/bin/conveyor-sbuild), then list this version's .debs ($1: their name pattern) after
 # the line BUILT. By then nothing the source build started runs any more (the sandbox's PID
-# namespace is gone with it), and sbuild wrote only its results here, so what follows the last
-# BUILT line is find's; only regular files are listed (a link could point anywhere).
+# namespace is gone with it), and the clean build wrote only its results here, so what follows
+# the last BUILT line is find's; only regular files are listed (a link could point anywhere).
 BUILT = "conveyor: built packages:"
 BASE = "conveyor: chroot base: "  # the line before BUILT: "<sha256>  <base's file name>"
 BUILD_SCRIPT = rf"""set -u
@@ -173,7 +173,7 @@ def built_debs(stdout: str, version: str, suffix: str = ".deb") -> list[str]:
 
 class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """The binary packages of the checkout, built as Debian builds them: the source package is
-    made in the sandbox (`sandbox`), then built by sbuild in a throwaway chroot of the target
+    made in the sandbox (`sandbox`), then built in a throwaway chroot of the target
     release (worker/bin/conveyor-sbuild), its Build-Depends installed there; the .deb files
     land next to the checkout (`..`).
 
@@ -254,7 +254,7 @@ class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
             return results.FAILURE
         for name, found in (
             (buildprops.DEBS, debs),
-            # sbuild's record of the build (its environment, the .debs' digests): provenance
+            # the build's record, its .buildinfo (its environment, the .debs' digests): provenance
             (buildprops.BUILDINFOS, built_debs(cmd.stdout, version, ".buildinfo")),
         ):
             self.setProperty(name, found, "BuildDebianPackage")

@@ -2,7 +2,7 @@
 hatchling project (its test dependencies an extra of pyproject.toml) with its own debian/
 (dh + pybuild, `3.0 (quilt)`, a Debian revision), whose Build-Depends (python3-hatchling,
 python3-toolz) the worker host lacks and whose rules need root
-(a chown under fakeroot, no `Rules-Requires-Root: no`). Its package is built by sbuild in a
+(a chown, no `Rules-Requires-Root: no`). Its package is built in a
 throwaway chroot of the worker's release (worker/bin/conveyor-sbuild), installed and smoke-tested
 by the install check, and published into staging; nothing is installed on the host.
 
@@ -75,10 +75,10 @@ def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
     builderid = api.builder_id(settings, project.package_builders[0][1])
     package = api.api(settings, f"builds?builderid={builderid}&order=-number&limit=1")["builds"][0]
     log = step_log(settings, package, "deb")
-    # built by sbuild in a chroot of this machine's release, its Build-Depends installed there
-    assert "sbuild" in log and "Install package build dependencies" in log, log[-3000:]
+    # built in a chroot of this machine's release, its Build-Depends installed there
+    assert "in a throwaway overlay of" in log and "installing them from the" in log, log[-3000:]
     assert "python3-toolz" in log and "python3-hatchling" in log
-    assert "Status: successful" in log
+    assert "conveyor-sbuild: built in" in log
     version = api.api(settings, f"builds/{package['buildid']}/properties")["properties"][0][
         "package_version"
     ][0]

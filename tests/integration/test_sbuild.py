@@ -1,11 +1,13 @@
 """worker/bin/conveyor-sbuild leaves no chroot behind.
 
-Each build unpacks a chroot of its release (about 600 MB) into memory (/dev/shm). A chroot left
-by a failed build, or by a build killed when its step was stopped or its worker went down, stays
-there until the machine reboots: a few dozen of them filled this machine's memory, and every
-service on it then failed (workers could not start, the masters refused connections). Here a
-small package of our own is built for real, as the build user: a failing build leaves nothing,
-and what a killed build left is removed by the next build."""
+Each build writes its chroot's upper layer (what it installs and builds) into memory
+(/dev/shm). A chroot left by a failed build, or by a build killed when its step was stopped or
+its worker went down, stays there until the machine reboots: when each build unpacked a whole
+base (about 600 MB), a few dozen of them filled this machine's memory, and every service on it
+then failed (workers could not start, the masters refused connections). Here a small package of
+our own is built for real, as the build user: a failing build leaves nothing, what a killed
+build left is removed by the next build, and a build's rules run as root in the chroot without
+network."""
 
 from __future__ import annotations
 
@@ -61,10 +63,12 @@ def work():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def source_package(work: Path, name: str, build: str) -> Path:
-    """A native source package whose build runs BUILD (a shell line); returns its .dsc."""
+def source_package(work: Path, name: str, build: str, probe: str = "") -> Path:
+    """A native source package whose build runs BUILD (a shell line; `probe`: debian/probe, a
+    shell script it may run); returns its .dsc."""
     tree = work / name
     (tree / "debian" / "source").mkdir(parents=True)
+    (tree / "debian" / "probe").write_text(probe)
     (tree / "debian" / "control").write_text(CONTROL)
     (tree / "debian" / "source" / "format").write_text("3.0 (native)\n")
     (tree / "debian" / "changelog").write_text(
@@ -83,6 +87,7 @@ def source_package(work: Path, name: str, build: str) -> Path:
 def sbuild(base: Path, work: Path, dsc: Path, **popen) -> subprocess.Popen:
     env = {
         "HOME": str(work),
+        "XDG_CACHE_HOME": str(setup.BUILD_CACHE),  # the bases unpacked, as the workers' own
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LANG": "C.UTF-8",
         "CONVEYOR_CHROOTS": str(base.parent),
@@ -110,9 +115,14 @@ def sbuild(base: Path, work: Path, dsc: Path, **popen) -> subprocess.Popen:
 
 def test_no_chroot_outlives_a_failed_or_killed_build(base, work):
     # a build stopped the way Buildbot stops a step: its process group killed
-    hanging = sbuild(base, work, source_package(work, "hangs", "sleep 300"), start_new_session=True)
+    hanging = sbuild(
+        base,
+        work,
+        source_package(work, "hangs", "touch started; sleep 300"),
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
-    while not list((work / "tmp").glob("conveyor-sbuild.*/chroot.*/build")):
+    while not list((work / "tmp").glob("conveyor-sbuild.*/upper/build/pkg/started")):
         assert hanging.poll() is None, hanging.stdout.read()
         assert time.monotonic() < deadline, "the build never got its chroot"
         time.sleep(0.5)
@@ -120,7 +130,7 @@ def test_no_chroot_outlives_a_failed_or_killed_build(base, work):
     os.killpg(hanging.pid, signal.SIGKILL)
     hanging.wait(timeout=30)
     (left,) = [p for p in (work / "tmp").glob("conveyor-sbuild.*") if p.is_dir()]
-    assert list(left.glob("chroot.*/usr/bin"))  # the killed build's chroot, left behind
+    assert list(left.glob("upper/build/pkg"))  # the killed build's chroot, left behind
     old = time.time() - 120  # (a minute is the grace for a build that just took its lock)
     os.utime(f"{left}.lock", (old, old))
 
@@ -133,3 +143,45 @@ def test_no_chroot_outlives_a_failed_or_killed_build(base, work):
     assert list((work / "tmp").iterdir()) == [], (
         "a chroot (or its lock) is left in the build's temporary directory"
     )
+
+
+# what debian/rules can do in the chroot: run as its root (chown to any user), and reach neither
+# the network (a port listening on this host) nor the host's files (the test's own directory)
+PROBE = """set -u
+echo "PROBE uid=$(id -u)"
+touch owned && chown 1234:5678 owned && echo "PROBE chown=$(stat -c %u:%g owned)"
+python3 -c 'import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+    print("PROBE host port: reached")
+except OSError as exc:
+    print("PROBE host port:", type(exc).__name__)' "$1"
+if [ -e "$2" ]; then echo "PROBE host files: seen"; else echo "PROBE host files: unseen"; fi
+"""
+
+
+def test_the_rules_run_as_root_without_network_or_the_hosts_files(base, work):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    dsc = source_package(work, "probes", f"sh debian/probe {port} {work}", probe=PROBE)
+    build = sbuild(base, work, dsc)
+    output, _ = build.communicate(timeout=600)
+    listener.close()
+    assert build.returncode == 0, output[-3000:]
+    probes = [line for line in output.splitlines() if line.startswith("PROBE ")]
+    assert probes == [
+        "PROBE uid=0",
+        "PROBE chown=1234:5678",
+        "PROBE host port: ConnectionRefusedError",
+        "PROBE host files: unseen",
+    ], output[-3000:]
+    # the results beside the .dsc, the build user's
+    (deb,) = work.glob("leftover_1.0_all.deb")
+    assert deb.stat().st_uid == int(
+        subprocess.run(["id", "-u", setup.BUILD_USER], capture_output=True, text=True).stdout
+    )
+    assert list((work / "tmp").iterdir()) == []

@@ -27,15 +27,15 @@ def run(path: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_without_sbuild_it_says_what_to_install(tmp_path):
+def test_without_bubblewrap_it_says_what_to_install(tmp_path):
     proc = run(f"{tmp_path}/empty", "bookworm", "x.dsc")
     assert proc.returncode == 3
-    assert "apt-get install sbuild" in proc.stderr
+    assert "apt-get install bubblewrap" in proc.stderr
 
 
 def test_without_subordinate_ids_it_says_how_to_add_them(tmp_path):
     path = fake_tools(
-        tmp_path / "bin", sbuild="exit 0", unshare="exit 0", id='echo "conveyor-test-nobody-$$"'
+        tmp_path / "bin", bwrap="exit 0", unshare="exit 0", id='echo "conveyor-test-nobody-$$"'
     )
     proc = run(path, "bookworm", "x.dsc")
     assert proc.returncode == 3
