@@ -25,7 +25,8 @@ aptly() { command aptly -config="$aptly_config" "$@"; }
 builder() {
     runuser -u conveyor-build -- env -i PATH="$bindir:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
         LANG=C.UTF-8 HOME="$builddir" CONVEYOR_SANDBOX_ALLOW="$bindir" \
-        CONVEYOR_CHROOTS=/var/cache/conveyor/chroots UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy \
+        CONVEYOR_CHROOTS=/var/cache/conveyor/chroots XDG_CACHE_HOME=/var/cache/conveyor-build \
+        UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy \
         UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 ${http_proxy:+http_proxy=$http_proxy} \
         ${https_proxy:+https_proxy=$https_proxy} ${no_proxy:+no_proxy=$no_proxy} "$@"
 }

@@ -213,7 +213,7 @@ def test_verify_proves_a_package_and_one_changed_byte_stops_its_promotion(
     out = capsys.readouterr().out
     assert "signed by the repository's key" in out and "commit " in out, out
     assert f"verified: {PACKAGE} {newer} (1 package(s))" in out
-    # sbuild's .buildinfo, served beside the envelope, signed by its digest, names the .deb
+    # the build's .buildinfo, served beside the envelope, signed by its digest, names the .deb
     assert re.search(r"buildinfo snowbird_\S+_amd64\.buildinfo: as signed; it lists this", out)
     # the provenance is the master's: it names the package build and its worker
     assert f"{installation.web_url}#/builders/" in out and " on build" in out
