@@ -146,7 +146,8 @@ def test_no_chroot_outlives_a_failed_or_killed_build(base, work):
 
 
 # what debian/rules can do in the chroot: run as its root (chown to any user), and reach neither
-# the network (a port listening on this host) nor the host's files (the test's own directory)
+# the network (a port listening on this host) nor the host's files (the test's own directory),
+# nor write the source package's directory, mounted read-only (no remount: no CAP_SYS_ADMIN)
 PROBE = """set -u
 echo "PROBE uid=$(id -u)"
 touch owned && chown 1234:5678 owned && echo "PROBE chown=$(stat -c %u:%g owned)"
@@ -157,6 +158,10 @@ try:
 except OSError as exc:
     print("PROBE host port:", type(exc).__name__)' "$1"
 if [ -e "$2" ]; then echo "PROBE host files: seen"; else echo "PROBE host files: unseen"; fi
+python3 -c 'import ctypes
+ctypes.CDLL(None).mount(b"none", b"/in", None, 32 | 4096, None)  # MS_REMOUNT | MS_BIND, rw'
+if touch /in/planted 2>/dev/null; then echo "PROBE /in: written"
+else echo "PROBE /in: read-only"; fi
 """
 
 
@@ -178,7 +183,9 @@ def test_the_rules_run_as_root_without_network_or_the_hosts_files(base, work):
         "PROBE chown=1234:5678",
         "PROBE host port: ConnectionRefusedError",
         "PROBE host files: unseen",
+        "PROBE /in: read-only",
     ], output[-3000:]
+    assert not (work / "planted").exists()
     # the results beside the .dsc, the build user's
     (deb,) = work.glob("leftover_1.0_all.deb")
     assert deb.stat().st_uid == int(
