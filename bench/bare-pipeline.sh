@@ -2,7 +2,7 @@
 # The baseline of bench/versus_script.py: the work of one Conveyor CI build, its package builds and
 # its publish, as one bare shell script that runs every command one after another, with nothing
 # around them: the same commands as Conveyor's steps, with the same tools (the build worker's
-# bin/: conveyor-sandbox, conveyor-sbuild, uv), as the same user, in a builder directory of its
+# bin/: conveyor-sandbox, conveyor-chroot-build, uv), as the same user, in a builder directory of its
 # own that keeps its download cache between runs as a builder's does.
 #
 #   bench/bare-pipeline.sh CLONE_URL COMMIT N APTLY_CONFIG GNUPG_HOME KEY DISTRIBUTION BINDIR \
@@ -12,7 +12,7 @@
 # fresh clone → per target release (none: the worker's own, no version suffix): a fresh venv,
 # install, tests under coverage (JUnit XML, total, HTML), each in the sandbox on that release's
 # system → per release: a CI changelog entry, the source package, the clean build in a chroot of the
-# release (conveyor-sbuild) → aptly: import, merge with the distribution's current snapshot,
+# release (conveyor-chroot-build) → aptly: import, merge with the distribution's current snapshot,
 # signed publish switch → each version listed in the published Packages.
 set -euo pipefail
 clone_url=$1 commit=$2 n=$3 aptly_config=$4 gnupg_home=$5 key=$6 dist=$7 bindir=$8 builddir=$9
@@ -75,11 +75,11 @@ for target in "${targets[@]}"; do
     entry=$(printf '%s (%s) UNRELEASED; urgency=medium\n\n  * bare script build %s\n\n -- Bench <bench@example.com>  %s\n\n' \
         "$source" "$version" "$n" "$(date -R)")
     # the package as Conveyor builds it: a native source package made in the sandbox, then
-    # sbuild in a throwaway chroot of the release (worker/bin/conveyor-sbuild)
+    # sbuild in a throwaway chroot of the release (worker/bin/conveyor-chroot-build)
     sandbox "$release" sh -c '{ printf "%s\n\n" "$1"; cat ../changelog.orig; } > debian/changelog &&
         mkdir -p debian/source && echo "3.0 (native)" > debian/source/format &&
         dpkg-source --build . >/dev/null' source "$entry"
-    builder conveyor-sbuild "$release" "../${source}_$version.dsc" >/dev/null 2>&1
+    builder conveyor-chroot-build "$release" "../${source}_$version.dsc" >/dev/null 2>&1
 done
 
 current=$(aptly publish show "$dist" . | sed -n 's/^ *main: \(.*\) \[snapshot\]$/\1/p')

@@ -6,11 +6,11 @@ The same source package (the demo's by default: dh-virtualenv), built alternatel
 round, two ways (three with --sbuild):
 - host: `dpkg-buildpackage -b` in the checkout, with the Build-Depends installed on this host
   (the way Conveyor built before its clean builds; the baseline);
-- chroot: worker/bin/conveyor-sbuild, as the deb step runs it: a throwaway overlay of the base
+- chroot: worker/bin/conveyor-chroot-build, as the deb step runs it: a throwaway overlay of the base
   of this machine's release (unpacked once, in the build user's cache, as the build workers
   have it: the first build of a base unpacks it, timed apart), the Build-Depends the base lacks
   installed there, dpkg-buildpackage without network;
-- with --sbuild: what conveyor-sbuild ran until 2026-12-06, `sbuild --chroot-mode=unshare` with
+- with --sbuild: what the clean build ran until 2026-12-06, `sbuild --chroot-mode=unshare` with
   the same base (unpacked for every build) and its settings then (needs sbuild installed).
 All as the build user. Prints each median, and each ratio to the host's and difference.
 Needs root (the build user and its subordinate ids), the base (made when missing:
@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from ops import chroots  # noqa: E402
 from ops import setup  # noqa: E402
 
-SBUILD = ROOT / "worker" / "bin" / "conveyor-sbuild"
-# sbuild's settings as conveyor-sbuild had them (--sbuild)
+SBUILD = ROOT / "worker" / "bin" / "conveyor-chroot-build"
+# sbuild's settings as conveyor-chroot-build had them (--sbuild)
 SBUILDRC = """$purge_build_directory = 'always'; $purge_session = 'always';
 $purge_build_deps = 'always'; $run_lintian = 0; $run_piuparts = 0; $run_autopkgtest = 0;
 $apt_upgrade = 0; $apt_distupgrade = 0; $build_arch_all = 1; $build_arch_any = 1;
@@ -142,7 +142,7 @@ def main() -> int:
         print(f"{'the first build of the base (unpacked if not yet)':<56} {first:6.1f} s")
         for name, seconds in (
             ("host: dpkg-buildpackage (Build-Depends on the host)", host),
-            ("chroot: conveyor-sbuild (an overlay of the base)", chroot),
+            ("chroot: conveyor-chroot-build (an overlay of the base)", chroot),
             ("chroot: sbuild --chroot-mode=unshare (as before)", sbuild),
         ):
             if not seconds:
@@ -151,7 +151,7 @@ def main() -> int:
                 f"{name:<56} median {statistics.median(seconds):6.1f} s  "
                 f"min {min(seconds):5.1f}  max {max(seconds):5.1f}"
             )
-        for name, seconds in (("conveyor-sbuild", chroot), ("sbuild", sbuild)):
+        for name, seconds in (("conveyor-chroot-build", chroot), ("sbuild", sbuild)):
             if seconds:
                 ratio = statistics.median(seconds) / statistics.median(host)
                 extra = statistics.median(seconds) - statistics.median(host)

@@ -6,7 +6,7 @@
 Alternately, run by run: a signed push to Conveyor (webhook → staging's `Packages`, fetched over
 HTTP by the bench every 50 ms as apt would, lists the push's commit), and bench/bare-pipeline.sh:
 the same commands with the same tools (the build worker's conveyor-sandbox, uv and
-conveyor-sbuild), as the same user, one after another: fresh clone; per target release a fresh
+conveyor-chroot-build), as the same user, one after another: fresh clone; per target release a fresh
 venv, install, pytest under coverage with its report and HTML; per release a CI changelog entry,
 the source package and the clean build in a chroot of the release; aptly import + merge + signed
 publish switch; the versions in `Packages`. With `--targets`, the demo has those target releases

@@ -24,7 +24,7 @@ def sandbox(target: str = "", network: bool = False) -> list:
     an allow-list (the read-only system, the builder's own directory and cache, private /tmp),
     no network but a loopback of its own; with `network`, the package indexes are reachable (to
     install dependencies); with `target`, the system is that release's (its Python).
-    debian/rules runs in a throwaway chroot (worker/bin/conveyor-sbuild)."""
+    debian/rules runs in a throwaway chroot (worker/bin/conveyor-chroot-build)."""
     return [
         "conveyor-sandbox",
         *(["--network"] if network else []),

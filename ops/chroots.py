@@ -1,6 +1,6 @@
 """The clean-build chroots' bases: one tarball per target release, made by the trusted side.
 
-A package build (worker/bin/conveyor-sbuild) builds in a throwaway copy-on-write overlay of
+A package build (worker/bin/conveyor-chroot-build) builds in a throwaway copy-on-write overlay of
 its release's base (unpacked once per base, in the build user's cache); the base itself is made
 here, by the operator's setup (`make run`, `python -m ops build-worker`), never by a build:
 
@@ -84,7 +84,7 @@ def chroots_dir(state_dir: Path) -> Path:
 
 
 def base_path(directory: Path, release: str, arch: str) -> Path:
-    """Where conveyor-sbuild looks for a release's base (its naming, kept in step)."""
+    """Where conveyor-chroot-build looks for a release's base (its naming, kept in step)."""
     return directory / f"{release}-{arch}.tar.zst"
 
 
@@ -137,7 +137,7 @@ def ensure_base(directory: Path, release: str, *, refresh: bool = False) -> Path
 
 def ensure_digest(base: Path, again: bool = False) -> str:
     """The base's sha256, written beside it (`<base>.sha256`) by the trusted side: what a
-    package's provenance names as the chroot it was built in (worker/bin/conveyor-sbuild
+    package's provenance names as the chroot it was built in (worker/bin/conveyor-chroot-build
     --digest)."""
     written = base.with_name(base.name + ".sha256")
     if written.is_file() and not again:

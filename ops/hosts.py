@@ -389,7 +389,8 @@ def build_worker(
             "CONVEYOR_SANDBOX_HIDE": str(paths["password"]),
             # what a build's sandbox shows of the worker: its tools (uv), read-only
             "CONVEYOR_SANDBOX_ALLOW": str(bindir),
-            # the clean builds' bases, made here by the trusted side (worker/bin/conveyor-sbuild)
+            # the clean builds' bases, made here by the trusted side
+            # (worker/bin/conveyor-chroot-build)
             "CONVEYOR_CHROOTS": str(chroots_dir),
             "HOME": str(basedir),
             "XDG_CACHE_HOME": str(cache),

@@ -186,7 +186,7 @@ def start_worker(settings: Settings, name: str) -> None:
                 ),
                 # what a build's sandbox shows of the worker: its tools (uv), read-only
                 "CONVEYOR_SANDBOX_ALLOW": str(basedir / "bin"),
-                # the clean builds' bases (worker/bin/conveyor-sbuild)
+                # the clean builds' bases (worker/bin/conveyor-chroot-build)
                 "CONVEYOR_CHROOTS": str(chroots.chroots_dir(settings.state_dir)),
             }
         )

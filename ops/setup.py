@@ -500,6 +500,9 @@ def install_worker_tools(basedir: Path, venv: Path) -> Path:
             text = tool.read_text().replace("/usr/bin/python3", str(venv / "bin" / "python"), 1)
             (bindir / tool.name).write_text(text)
         os.chmod(bindir / tool.name, 0o755)
+    # a tool an earlier Conveyor had (conveyor-sbuild, now conveyor-chroot-build): gone
+    for stale in set(bindir.glob("conveyor-*")) - {bindir / t.name for t in tools}:
+        stale.unlink()
     return bindir
 
 

@@ -119,7 +119,7 @@ dpkg-source --build .
 # builds from the builder's directory, make the source package ($4…: in the sandbox), check what
 # it left (regular files only: the clean build reads them with the worker's rights), build its
 # binary packages for the release ($3, empty: the worker's own) in a throwaway chroot
-# (worker/bin/conveyor-sbuild), then list this version's .debs ($1: their name pattern) after
+# (worker/bin/conveyor-chroot-build), then list this version's .debs ($1: their name pattern) after
 # the line BUILT. By then nothing the source build started runs any more (the sandbox's PID
 # namespace is gone with it), and the clean build wrote only its results here, so what follows
 # the last BUILT line is find's; only regular files are listed (a link could point anywhere).
@@ -140,8 +140,8 @@ if [ ! -f "$dsc" ]; then
     echo "conveyor: the source build made no $dsc" >&2
     exit 1
 fi
-conveyor-sbuild "$release" "$dsc" || exit
-base=$(conveyor-sbuild --digest "$release") || exit
+conveyor-chroot-build "$release" "$dsc" || exit
+base=$(conveyor-chroot-build --digest "$release") || exit
 echo "{BASE}$base"
 echo '{BUILT}'
 find .. -maxdepth 1 -type f \( -name "$pattern" -o -name "${{pattern%.deb}}.buildinfo" \) \
@@ -174,7 +174,7 @@ def built_debs(stdout: str, version: str, suffix: str = ".deb") -> list[str]:
 class BuildDebianPackage(Summarized, buildstep.ShellMixin, buildstep.BuildStep):
     """The binary packages of the checkout, built as Debian builds them: the source package is
     made in the sandbox (`sandbox`), then built in a throwaway chroot of the target
-    release (worker/bin/conveyor-sbuild), its Build-Depends installed there; the .deb files
+    release (worker/bin/conveyor-chroot-build), its Build-Depends installed there; the .deb files
     land next to the checkout (`..`).
 
     Needs `package_version`, `source_package` and `changelog_entry` from StampVersion; sets the

@@ -2,9 +2,9 @@
 hatchling project (its test dependencies an extra of pyproject.toml) with its own debian/
 (dh + pybuild, `3.0 (quilt)`, a Debian revision), whose Build-Depends (python3-hatchling,
 python3-toolz) the worker host lacks and whose rules need root
-(a chown, no `Rules-Requires-Root: no`). Its package is built in a
-throwaway chroot of the worker's release (worker/bin/conveyor-sbuild), installed and smoke-tested
-by the install check, and published into staging; nothing is installed on the host.
+(a chown, no `Rules-Requires-Root: no`). Its package is built in a throwaway chroot of the
+worker's release (worker/bin/conveyor-chroot-build), installed and smoke-tested by the install
+check, and published into staging; nothing is installed on the host.
 
 Needs root (the build user and its subordinate ids) and Debian's archive (the chroot's
 Build-Depends)."""
@@ -78,7 +78,7 @@ def test_a_pybuild_package_goes_green_into_staging_unedited(installation):
     # built in a chroot of this machine's release, its Build-Depends installed there
     assert "in a throwaway overlay of" in log and "installing them from the" in log, log[-3000:]
     assert "python3-toolz" in log and "python3-hatchling" in log
-    assert "conveyor-sbuild: built in" in log
+    assert "conveyor-chroot-build: built in" in log
     version = api.api(settings, f"builds/{package['buildid']}/properties")["properties"][0][
         "package_version"
     ][0]

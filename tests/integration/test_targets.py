@@ -1,8 +1,8 @@
-"""Target releases, end to end: the demo with `targets = ["bookworm", "trixie"]`. Each push
-builds a package per release in a chroot of that release (conveyor-sbuild), in a package build of
+"""Target releases, end to end: the demo with `targets = ["bookworm", "trixie"]`. Each push builds
+a package per release in a chroot of that release (conveyor-chroot-build), in a package build of
 its own beside the other release's, each installed, smoke-tested and purged by the install check
-in a root of its own release (piuparts), each attested by its own build, and both land in staging,
-one component per release. A promotion moves both, a rollback moves both back, and a
+in a root of its own release (piuparts), each attested by its own build, and both land in
+staging, one component per release. A promotion moves both, a rollback moves both back, and a
 push whose trixie build fails publishes nothing, not even its bookworm package.
 
 Needs root (the build user and its subordinate ids) and Debian's archive (the chroots'

@@ -147,7 +147,7 @@ BUILDINFO_NAME = "snowbird_1.4.0+ci20261205.084400.7.g4d4a7f9_amd64.buildinfo"
 
 
 def buildinfo(deb_sha256: str) -> bytes:
-    """sbuild's record of a build, as dpkg-genbuildinfo writes it (the parts checked)."""
+    """A build's record, as dpkg-genbuildinfo writes it (the parts checked)."""
     return (
         "Format: 1.0\nSource: snowbird\nBinary: snowbird\nArchitecture: amd64\n"
         "Version: 1.4.0+ci20261205.084400.7.g4d4a7f9\nChecksums-Sha256:\n"

@@ -297,22 +297,22 @@ class UploadPackagesTest(StepTestCase):
 
 
 DEB_VERSION = "1.4.0+ci57.g3f2a9c1"
-# stands in for worker/bin/conveyor-sbuild: what sbuild leaves beside the .dsc, and a record of
-# how it was called
-FAKE_SBUILD = f"""#!/bin/sh
+# stands in for worker/bin/conveyor-chroot-build: what the build leaves beside the .dsc, and a
+# record of how it was called
+FAKE_BUILD = f"""#!/bin/sh
 if [ "$1" = --digest ]; then echo "{"e3" * 32}  $2-amd64.tar.zst"; exit 0; fi
-echo "$@" > ../sbuild-called
+echo "$@" > ../build-called
 cd "$(dirname "$2")"
 : > snowbird_{DEB_VERSION}_amd64.deb
 : > snowbird-doc_{DEB_VERSION}_all.deb
 : > snowbird_{DEB_VERSION}_amd64.buildinfo
-echo 'sbuild: Status: successful'
+echo 'built'
 """
 
 
-def run_build_script(where, source: str, sbuild: str = FAKE_SBUILD) -> tuple[int, str, str]:
+def run_build_script(where, source: str, build: str = FAKE_BUILD) -> tuple[int, str, str]:
     """debian.BUILD_SCRIPT in `where`/build (the checkout): `source` stands in for the sandboxed
-    source build, FAKE_SBUILD (on the PATH) for conveyor-sbuild."""
+    source build, FAKE_BUILD (on the PATH) for conveyor-chroot-build."""
     import os
     import subprocess
 
@@ -320,8 +320,8 @@ def run_build_script(where, source: str, sbuild: str = FAKE_SBUILD) -> tuple[int
     checkout.mkdir(exist_ok=True)
     tools = where / "tools"
     tools.mkdir(exist_ok=True)
-    (tools / "conveyor-sbuild").write_text(sbuild)
-    (tools / "conveyor-sbuild").chmod(0o755)
+    (tools / "conveyor-chroot-build").write_text(build)
+    (tools / "conveyor-chroot-build").chmod(0o755)
     proc = subprocess.run(
         [
             "bash",
@@ -362,12 +362,12 @@ def test_the_build_script_builds_the_source_for_the_release_and_lists_this_build
     """,
     )
     assert code == 0
-    assert (tmp_path / "sbuild-called").read_text() == f"bookworm ../snowbird_{DEB_VERSION}.dsc\n"
+    assert (tmp_path / "build-called").read_text() == f"bookworm ../snowbird_{DEB_VERSION}.dsc\n"
     assert debian.built_debs(out, DEB_VERSION) == [
         f"snowbird-doc_{DEB_VERSION}_all.deb",
         f"snowbird_{DEB_VERSION}_amd64.deb",
     ]
-    # and sbuild's record of the build, which the provenance names
+    # and the build's record of it, which the provenance names
     assert debian.built_debs(out, DEB_VERSION, ".buildinfo") == [
         f"snowbird_{DEB_VERSION}_amd64.buildinfo"
     ]
@@ -379,28 +379,28 @@ def test_the_build_script_builds_the_source_for_the_release_and_lists_this_build
     assert debian.chroot_base(forged + out) == ("bookworm-amd64.tar.zst", "e3" * 32)
 
 
-def test_a_link_left_by_the_source_build_is_refused_before_sbuild_reads_it(tmp_path):
-    # sbuild reads the source package with the worker's rights, outside the sandbox: a .dsc or
-    # a tarball linked to the worker's password would carry it into the chroot
+def test_a_link_left_by_the_source_build_is_refused_before_the_clean_build_reads_it(tmp_path):
+    # the clean build reads the source package with the worker's rights, outside the sandbox: a
+    # .dsc or a tarball linked to the worker's password would carry it into the chroot
     code, out, err = run_build_script(
         tmp_path, f"ln -s /etc/hostname ../snowbird_{DEB_VERSION}.dsc"
     )
     assert code == 1
     assert "symbolic links" in err and f"snowbird_{DEB_VERSION}.dsc" in err
-    assert not (tmp_path / "sbuild-called").exists()
+    assert not (tmp_path / "build-called").exists()
     assert debian.built_debs(out, DEB_VERSION) == []
 
 
 def test_the_build_script_fails_as_the_build_does_and_lists_nothing(tmp_path):
-    code, out, _ = run_build_script(tmp_path, MAKES_SOURCE, sbuild="#!/bin/sh\nexit 3\n")
+    code, out, _ = run_build_script(tmp_path, MAKES_SOURCE, build="#!/bin/sh\nexit 3\n")
     assert code == 3
     assert debian.built_debs(out, DEB_VERSION) == []
 
 
-def test_a_source_build_that_makes_no_dsc_fails_before_sbuild(tmp_path):
+def test_a_source_build_that_makes_no_dsc_fails_before_the_clean_build(tmp_path):
     code, _, err = run_build_script(tmp_path, "true")
     assert code == 1 and f"made no ../snowbird_{DEB_VERSION}.dsc" in err
-    assert not (tmp_path / "sbuild-called").exists()
+    assert not (tmp_path / "build-called").exists()
 
 
 def test_names_off_the_version_or_with_a_path_are_not_packages():

@@ -1,4 +1,4 @@
-"""worker/bin/conveyor-sbuild leaves no chroot behind.
+"""worker/bin/conveyor-chroot-build leaves no chroot behind.
 
 Each build writes its chroot's upper layer (what it installs and builds) into memory
 (/dev/shm). A chroot left by a failed build, or by a build killed when its step was stopped or
@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="builds as the build user: needs root"),
 ]
 
-SBUILD = ROOT / "worker" / "bin" / "conveyor-sbuild"
+SBUILD = ROOT / "worker" / "bin" / "conveyor-chroot-build"
 
 CONTROL = """\
 Source: leftover
@@ -56,7 +56,7 @@ def base():
 
 @pytest.fixture
 def work():
-    path = Path(tempfile.mkdtemp(prefix="conveyor-sbuild-test-", dir="/srv"))
+    path = Path(tempfile.mkdtemp(prefix="conveyor-chroot-build-test-", dir="/srv"))
     os.chmod(path, 0o755)
     (path / "tmp").mkdir()
     yield path
@@ -84,14 +84,14 @@ def source_package(work: Path, name: str, build: str, probe: str = "") -> Path:
     return work / "leftover_1.0.dsc"
 
 
-def sbuild(base: Path, work: Path, dsc: Path, **popen) -> subprocess.Popen:
+def chroot_build(base: Path, work: Path, dsc: Path, **popen) -> subprocess.Popen:
     env = {
         "HOME": str(work),
         "XDG_CACHE_HOME": str(setup.BUILD_CACHE),  # the bases unpacked, as the workers' own
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LANG": "C.UTF-8",
         "CONVEYOR_CHROOTS": str(base.parent),
-        "CONVEYOR_SBUILD_TMPDIR": str(work / "tmp"),
+        "CONVEYOR_BUILD_TMPDIR": str(work / "tmp"),
     }
     return subprocess.Popen(
         [
@@ -115,27 +115,27 @@ def sbuild(base: Path, work: Path, dsc: Path, **popen) -> subprocess.Popen:
 
 def test_no_chroot_outlives_a_failed_or_killed_build(base, work):
     # a build stopped the way Buildbot stops a step: its process group killed
-    hanging = sbuild(
+    hanging = chroot_build(
         base,
         work,
         source_package(work, "hangs", "touch started; sleep 300"),
         start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    while not list((work / "tmp").glob("conveyor-sbuild.*/upper/build/pkg/started")):
+    while not list((work / "tmp").glob("conveyor-chroot-build.*/upper/build/pkg/started")):
         assert hanging.poll() is None, hanging.stdout.read()
         assert time.monotonic() < deadline, "the build never got its chroot"
         time.sleep(0.5)
     time.sleep(3)
     os.killpg(hanging.pid, signal.SIGKILL)
     hanging.wait(timeout=30)
-    (left,) = [p for p in (work / "tmp").glob("conveyor-sbuild.*") if p.is_dir()]
+    (left,) = [p for p in (work / "tmp").glob("conveyor-chroot-build.*") if p.is_dir()]
     assert list(left.glob("upper/build/pkg"))  # the killed build's chroot, left behind
     old = time.time() - 120  # (a minute is the grace for a build that just took its lock)
     os.utime(f"{left}.lock", (old, old))
 
     # the next build on this host: it fails, and removes the chroot the killed one left
-    failing = sbuild(base, work, source_package(work, "fails", "false"))
+    failing = chroot_build(base, work, source_package(work, "fails", "false"))
     output, _ = failing.communicate(timeout=600)
     assert failing.returncode != 0, output
     assert f"removing {left}, left by a build that was killed" in output
@@ -173,7 +173,7 @@ def test_the_rules_run_as_root_without_network_or_the_hosts_files(base, work):
     listener.listen()
     port = listener.getsockname()[1]
     dsc = source_package(work, "probes", f"sh debian/probe {port} {work}", probe=PROBE)
-    build = sbuild(base, work, dsc)
+    build = chroot_build(base, work, dsc)
     output, _ = build.communicate(timeout=600)
     listener.close()
     assert build.returncode == 0, output[-3000:]

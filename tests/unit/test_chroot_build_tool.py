@@ -1,12 +1,13 @@
-"""worker/bin/conveyor-sbuild refuses, with what to do, where it cannot build in a chroot: the
-deb step's log says it (fakes on the PATH stand in for the machine's tools)."""
+"""worker/bin/conveyor-chroot-build refuses, with what to do, where it cannot build in a chroot: the
+deb step's log says it (fakes on the PATH stand in for the machine's tools). And the worker's bin/
+is given it (ops/setup.install_worker_tools)."""
 
 import os
 import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "worker" / "bin" / "conveyor-sbuild"
+TOOL = ROOT / "worker" / "bin" / "conveyor-chroot-build"
 
 
 def fake_tools(where: Path, **scripts: str) -> str:
@@ -44,3 +45,19 @@ def test_without_subordinate_ids_it_says_how_to_add_them(tmp_path):
 
 def test_bad_usage(tmp_path):
     assert run(f"{tmp_path}/empty", "only-one").returncode == 2
+
+
+def test_the_workers_bin_gets_conveyors_tools_and_loses_a_tool_conveyor_dropped(tmp_path):
+    """An upgraded worker: its bin/ had conveyor-sbuild (before conveyor-chroot-build)."""
+    from ops import setup
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "uv").write_text("#!/bin/sh\n")
+    basedir = tmp_path / "worker"
+    (basedir / "bin").mkdir(parents=True)
+    (basedir / "bin" / "conveyor-sbuild").write_text("#!/bin/sh\nsbuild\n")
+    bindir = setup.install_worker_tools(basedir, venv)
+    names = sorted(p.name for p in bindir.iterdir())
+    assert names == sorted([p.name for p in (ROOT / "worker" / "bin").glob("conveyor-*")] + ["uv"])
+    assert "conveyor-chroot-build" in names and "conveyor-sbuild" not in names
