@@ -606,6 +606,14 @@ def query(release: str) -> str:
     return f"Version (% *+deb{12 if release == 'bookworm' else 13})"
 
 
+def switch_args(config: str, state: str, *signing: str) -> list[str]:
+    """SWITCH's arguments: each release's component derived from `state`, then the switch."""
+    derived = [f"{state}~bookworm", f"{state}~trixie"]
+    pairs = [derived[0], query("bookworm"), derived[1], query("trixie")]
+    switch = ["publish", "switch", "-batch", *signing, "-component=bookworm,trixie"]
+    return [config, state, *pairs, "--", *switch, "snowbird-staging", ".", *derived]
+
+
 def switch(state: str, *signing: str) -> ExpectShell:
     """Each release's component derived from `state` and the switch, in one worker command."""
     return ExpectShell(
@@ -616,22 +624,7 @@ def switch(state: str, *signing: str) -> ExpectShell:
             "-c",
             repository.SWITCH,
             "switch",
-            "/var/lib/conveyor/aptly.conf",
-            state,
-            f"{state}~bookworm",
-            query("bookworm"),
-            f"{state}~trixie",
-            query("trixie"),
-            "--",
-            "publish",
-            "switch",
-            "-batch",
-            *signing,
-            "-component=bookworm,trixie",
-            "snowbird-staging",
-            ".",
-            f"{state}~bookworm",
-            f"{state}~trixie",
+            *switch_args("/var/lib/conveyor/aptly.conf", state, *signing),
         ],
     )
 
@@ -648,23 +641,7 @@ def run_switch_script(tmp_path: Path, fails: str = "") -> list[str]:
         f'case "$*" in *"{fails or "(never)"}"*) exit 9 ;; esac\n'
     )
     fake.chmod(0o755)
-    args = [
-        "conf",
-        "snap-2",
-        "snap-2~bookworm",
-        query("bookworm"),
-        "snap-2~trixie",
-        query("trixie"),
-        "--",
-        "publish",
-        "switch",
-        "-batch",
-        "-component=bookworm,trixie",
-        "snowbird-staging",
-        ".",
-        "snap-2~bookworm",
-        "snap-2~trixie",
-    ]
+    args = switch_args("conf", "snap-2")
     proc = subprocess.run(
         ["sh", "-c", repository.SWITCH, "switch", *args],
         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
