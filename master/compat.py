@@ -56,6 +56,18 @@ WORKAROUNDS = (
         "self.qrefs`). Not reported upstream yet (2026-12-05).",
     ),
     Workaround(
+        key="trigger_waits_for_results",
+        where="steps/beside.py",
+        why="Trigger.run calls its private _add_results(brid) for every build request it makes, "
+        "also with waitForFinish=False: a consumer of the request's `complete` event that "
+        "updates the finished step's summary later, and a second consumer of the event "
+        "RequestWatch waits for (see simplemq_skips_consumer). StartBeside, a Trigger that "
+        "does not wait, overrides _add_results with a no-op; AwaitBeside tells the results.",
+        upstream="Buildbot 4.3: buildbot/steps/trigger.py, Trigger.run (`self._add_results"
+        "(brid)`, 'No yield since we let this happen as the builds complete'). Trigger has no "
+        "public way to start builds without following them.",
+    ),
+    Workaround(
         key="set_priority_fails",
         where="master/authz.py",
         why="The data API's buildrequests set_priority control fails inside Buildbot with "

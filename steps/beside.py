@@ -125,7 +125,8 @@ class StartBeside(Summarized, Trigger):
 
     def _add_results(self, brid):
         """Trigger's own wait for the build's result, for its summary: AwaitBeside tells it. (And
-        a second consumer of the same `complete` event could make Buildbot skip the first.)"""
+        a second consumer of the same `complete` event could make Buildbot skip the first.)
+        Trigger's private method (compat: trigger_waits_for_results)."""
         return defer.succeed(None)
 
 

@@ -138,6 +138,36 @@ def test_the_simplemq_canary_notices_a_fixed_produce():
     assert not mq_skips_a_consumer(produce)
 
 
+# --- trigger_waits_for_results -----------------------------------------------------------
+
+
+def trigger_adds_results(run=None) -> bool:
+    """Does Trigger.run (or `run`) still follow each build request it makes through
+    _add_results(brid), the private method StartBeside replaces?"""
+    from buildbot.steps.trigger import Trigger
+
+    source = inspect.getsource(run or Trigger.run)
+    method = getattr(Trigger, "_add_results", None)
+    return (
+        method is not None
+        and list(inspect.signature(method).parameters) == ["self", "brid"]
+        and "self._add_results(brid)" in source
+    )
+
+
+def test_canary_trigger_waits_for_results():
+    assert trigger_adds_results()
+
+
+def test_the_trigger_canary_notices_a_trigger_that_no_longer_follows_its_requests():
+    def run(self):  # a Trigger that follows a request only when it waits for it
+        if self.waitForFinish:
+            for brid in self.brids:
+                self._follow(brid)
+
+    assert not trigger_adds_results(run)
+
+
 # --- set_priority_fails -------------------------------------------------------------------
 
 
