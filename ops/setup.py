@@ -486,13 +486,11 @@ def ensure_worker(settings: Settings, name: str) -> None:
 
 
 def install_worker_tools(basedir: Path, venv: Path) -> Path:
-    """The worker's bin/, first on its steps' PATH: Conveyor's tools (worker/bin) and uv, copied
-    from the worker's virtualenv. Nothing else of that virtualenv is on the PATH: a project's
-    build finds the system's python3, never the worker's. The sandbox shows this directory to
-    the project's code (CONVEYOR_SANDBOX_ALLOW), read-only: `uv pip install` runs there."""
-    bindir = basedir / "bin"
-    bindir.mkdir(exist_ok=True)
-    # uv is the worker's requirement: missing, the set-up stops here, not the builds later
+    """The worker's bin/, first on its steps' PATH: Conveyor's tools (worker/bin; none it has
+    dropped) and uv, the worker's requirement (missing: the set-up stops), copied from its
+    virtualenv, of which nothing else is on the PATH: a build finds the system's python3. The
+    sandbox shows it to the project's code, read-only (CONVEYOR_SANDBOX_ALLOW): uv runs there."""
+    (bindir := basedir / "bin").mkdir(exist_ok=True)
     tools = [*sorted((ROOT / "worker" / "bin").glob("conveyor-*")), venv / "bin" / "uv"]
     for tool in tools:
         shutil.copyfile(tool, bindir / tool.name)
@@ -500,7 +498,6 @@ def install_worker_tools(basedir: Path, venv: Path) -> Path:
             text = tool.read_text().replace("/usr/bin/python3", str(venv / "bin" / "python"), 1)
             (bindir / tool.name).write_text(text)
         os.chmod(bindir / tool.name, 0o755)
-    # a tool an earlier Conveyor had (conveyor-sbuild, now conveyor-chroot-build): gone
     for stale in set(bindir.glob("conveyor-*")) - {bindir / t.name for t in tools}:
         stale.unlink()
     return bindir
