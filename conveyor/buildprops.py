@@ -30,8 +30,10 @@ Each: set by → read by.
   of each target release's package build), steps/beside.py (StartTests hands them to the
   tests builds) → steps/beside.py (AwaitTests), steps/failfast.py
 - TESTS_REQUESTS: steps/beside.py (StartBeside, for StartTests: the build request of each
-  later target release's tests build) → steps/beside.py (AwaitTests)
+  later target release's tests build) → steps/beside.py (AwaitTests), steps/failfast.py
 - PACKAGE_FAILED_FIRST: steps/failfast.py, steps/beside.py (AwaitTests) → steps/package.py
+- TESTS_FAILED_FIRST: steps/failfast.py → steps/beside.py (AwaitTests: a later release's tests
+  build failed while the CI build's own tests ran, and stopped them)
 - BESIDE_FAILED_STEP: steps/beside.py (AwaitBeside: the failing step of a package or tests
   build beside the CI build) → master/reporters/facts.py
 - COVERAGE_PERCENT: steps/python.py, steps/beside.py (AwaitTests) → master/factories.py,
@@ -75,6 +77,7 @@ PROVENANCE = "provenance_check"
 PACKAGE_REQUESTS = "package_requests"
 TESTS_REQUESTS = "tests_requests"
 PACKAGE_FAILED_FIRST = "package_failed_first"
+TESTS_FAILED_FIRST = "tests_failed_first"
 BESIDE_FAILED_STEP = "beside_failed_step"
 COVERAGE_PERCENT = "coverage_percent"
 COVERAGE_THRESHOLD = "coverage_threshold"

@@ -306,6 +306,10 @@ class AwaitTests(AwaitBeside):
     def also_watched(self) -> list[int]:
         return list(self.getProperty(buildprops.PACKAGE_REQUESTS) or [])
 
+    def waits_after_a_failure(self) -> bool:
+        # this build's own tests stopped for a tests build that failed (steps/failfast.py)
+        return bool(self.getProperty(buildprops.TESTS_FAILED_FIRST))
+
     def take_over(self, children: list, failing: bool = False):
         by_target = figures.copy_by_target(self)
         listed = list(self.getProperty(buildprops.TESTS_FAILURES) or [])

@@ -1,10 +1,12 @@
-"""Fail fast: a CI build goes red as soon as a package build fails, not when its tests end.
+"""Fail fast: a CI build goes red as soon as a build beside it fails, not when its tests end.
 
 The CI build runs its tests side (install, tests, coverage, lint) while its package builds run
-beside it (steps/package.py). When a package build fails first (a broken debian/rules fails in
-a second, a test suite may take minutes), the running step of the tests side stops its command
-and fails, saying why; the CI build then goes to AwaitPackage, which tells of the package
-build's failing step, and the build's result (the GitHub status, the mail) is red at once.
+beside it (steps/package.py), and the later target releases' tests builds (steps/beside.py).
+When a package build fails first (a broken debian/rules fails in a second, a test suite may
+take minutes), the running step of the tests side stops its command and fails, saying why; the
+CI build then goes to AwaitPackage, which tells of the package build's failing step, and the
+build's result (the GitHub status, the mail) is red at once. A later release's tests build that
+fails first stops it the same way, and AwaitTests tells of that build's failing step.
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from steps.beside import failed
 from steps.summary import Summarized
 
 STOPPED = STOPPED_BY_PACKAGE
+STOPPED_BY_TESTS = "stopped: another release's tests failed"
 
 
 def fails_with_the_package(cls):
     """A class decorator for the tests side's steps: when a package build (property
     `package_requests`, set by StartPackage) fails while the step runs, its command is stopped
     and the step fails with STOPPED; the property `package_failed_first` tells AwaitPackage to
-    report the package build's failure rather than cancel it. (A decorator, not a mixin: it
-    wraps the step's own `run`.) The step is Summarized (steps/summary.py): STOPPED is its
-    summary, whatever its own `run` said before it was stopped."""
+    report the package build's failure rather than cancel it. A later release's tests build
+    (`tests_requests`, StartTests) that fails does the same, with STOPPED_BY_TESTS and
+    `tests_failed_first`, for AwaitTests. (A decorator, not a mixin: it wraps the step's own
+    `run`.) The step is Summarized (steps/summary.py): its STOPPED… is its summary, whatever its
+    own `run` said before it was stopped."""
     if not issubclass(cls, Summarized):
         raise TypeError(f"{cls.__name__}: fails_with_the_package needs a Summarized step")
     step_run, step_run_command = cls.run, cls.runCommand
@@ -36,7 +41,8 @@ def fails_with_the_package(cls):
     @defer.inlineCallbacks
     def run(self):
         self.stopped_by_package = False
-        brids = self.getProperty(buildprops.PACKAGE_REQUESTS) or []
+        packages = list(self.getProperty(buildprops.PACKAGE_REQUESTS) or [])
+        brids = packages + list(self.getProperty(buildprops.TESTS_REQUESTS) or [])
         if not brids:
             return (yield step_run(self))
         watches = RequestWatches(self.master, brids)
@@ -52,21 +58,28 @@ def fails_with_the_package(cls):
 
             running.addBoth(ran)
             watches.when_complete(
-                lambda request, _brid: (
-                    first.callback("package") if failed(request) and not first.called else None
+                lambda request, brid: (
+                    first.callback(brid) if failed(request) and not first.called else None
                 )
             )
-            if (yield first) == "ran":
+            stopper = yield first
+            if stopper == "ran":
                 return (yield running)
             self.stopped_by_package = True
-            self.setProperty(buildprops.PACKAGE_FAILED_FIRST, True, cls.__name__)
+            by_package = stopper in packages
+            why = STOPPED if by_package else STOPPED_BY_TESTS
+            self.setProperty(
+                buildprops.PACKAGE_FAILED_FIRST if by_package else buildprops.TESTS_FAILED_FIRST,
+                True,
+                cls.__name__,
+            )
             if self.cmd is not None:
-                yield defer.ensureDeferred(self.cmd.interrupt(STOPPED))
+                yield defer.ensureDeferred(self.cmd.interrupt(why))
             try:
                 yield running
             except Exception:  # the interrupted command's end; the package's failure is the news
                 pass
-            self.summary = STOPPED
+            self.summary = why
             return FAILURE
         finally:
             yield watches.stop()

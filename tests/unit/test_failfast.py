@@ -3,17 +3,25 @@ that AwaitPackage waits with, and that stops the tests side when the package bui
 
 from __future__ import annotations
 
+from unittest import mock
+
 from twisted.internet import defer
 from twisted.internet import task
 
+from buildbot.process import buildstep
 from buildbot.process.results import CANCELLED
 from buildbot.process.results import FAILURE
 from buildbot.process.results import SUCCESS
 from buildbot.process.results import WARNINGS
 
+from steps import beside
 from steps import failfast
 from steps.beside import RECHECK
 from steps.beside import RequestWatch
+from steps.summary import Summarized
+from tests.unit import stepcase
+from tests.unit.test_steps_beside import WATCHES
+from tests.unit.test_steps_beside import FakeWatch
 
 
 class FakeMaster:
@@ -92,3 +100,60 @@ def test_the_tests_side_steps_are_stopped_by_a_failed_package():
 
     for step in (InstallRequirements, RunTests, Coverage, Lint):
         assert step.run.__qualname__.startswith("fails_with_the_package"), step
+
+
+class FailFastTest(stepcase.StepTestCase):
+    """fails_with_the_package on a step of the CI build's own tests: a package build or a later
+    release's tests build that fails while the step runs stops it, each saying which."""
+
+    def setUp(self):
+        WATCHES.clear()
+        patcher = mock.patch.object(beside, "RequestWatch", FakeWatch)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        return super().setUp()
+
+    def running_step(self):
+        @failfast.fails_with_the_package
+        class Slow(Summarized, buildstep.BuildStep):
+            name = "tests"
+
+            def run(self):
+                self.summary = "12 passed"
+                self.pending = defer.Deferred()  # a long test suite
+                return self.pending
+
+        return self.setup(Slow(), package_requests=[3], tests_requests=[6])
+
+    def test_a_failing_tests_build_beside_stops_the_step_for_awaittests_to_tell(self):
+        step = self.running_step()
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": failfast.STOPPED_BY_TESTS})
+        self.expect_property("tests_failed_first", True)
+        self.expect_no_property("package_failed_first")
+        d = self.run_step()
+        assert not d.called
+        WATCHES[6].completed.callback({"complete": True, "results": FAILURE})
+        step.pending.callback(SUCCESS)  # the interrupted command's end
+        return d
+
+    def test_a_failing_package_build_stops_it_for_awaitpackage_to_tell(self):
+        step = self.running_step()
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": failfast.STOPPED})
+        self.expect_property("package_failed_first", True)
+        self.expect_no_property("tests_failed_first")
+        d = self.run_step()
+        WATCHES[6].completed.callback({"complete": True, "results": SUCCESS})  # trixie passed
+        assert not d.called
+        WATCHES[3].completed.callback({"complete": True, "results": FAILURE})
+        step.pending.callback(SUCCESS)
+        return d
+
+    def test_the_step_ends_as_it_ran_when_nothing_beside_fails(self):
+        step = self.running_step()
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "12 passed"})
+        d = self.run_step()
+        step.pending.callback(SUCCESS)
+        return d

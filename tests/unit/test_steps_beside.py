@@ -205,3 +205,20 @@ class AwaitTestsTest(stepcase.StepTestCase):
             step._wait.assert_not_called()
 
         return d.addCallback(check)
+
+    def test_a_ci_build_stopped_by_a_failing_release_tells_that_releases_failure(self):
+        # the CI build's own tests were stopped when trixie's failed (steps/failfast.py): the
+        # build has failed already, and the wait tells of trixie's failing step all the same
+        failing = {"stepid": 77, "name": "tests-trixie", "results": FAILURE, "hidden": False}
+        self.setup_await(
+            child=SimpleNamespace(**{**vars(TRIXIE), "results": FAILURE}),
+            props=trixie_props(passed=11, failed=1),
+            failing=failing,
+            waited=6,
+            tests_failed_first=True,
+        )
+        self.build.results = FAILURE
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("beside_failed_step", 77)
+        self.expect_result_summary({"step": "tests-trixie failed in snowbird-tests-trixie #4"})
+        return self.run_step()
