@@ -21,28 +21,27 @@ below `home`, the distributions) and its worker's password; a build worker needs
 from __future__ import annotations
 
 import argparse
-import grp
 import hashlib
 import os
 import pwd
-import re
-import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from conveyor.settings import Settings
 from ops import chroots
-from ops import services
 from ops import setup
 from ops.setup import ROOT
 from ops.setup import run
 from ops.setup import say
+from ops.units import install_units
+from ops.units import render_unit
+from ops.units import running
+from ops.units import start_unit
+from ops.units import stop_pids
+from ops.units import systemd_running
 
-UNITS = ROOT / "ops" / "systemd"
 COMMANDS = ("repository-host", "build-worker", "master-host")
 # the master's own virtualenv (the system's Python, requirements/master.txt): a service user cannot
 # run a virtualenv whose Python lives in someone's home
@@ -81,114 +80,6 @@ def copy_private(source: Path, target: Path, user: str | None) -> None:
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:
     path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-
-
-def render_unit(
-    name: str, paths: dict[str, str], user: str | None, exec_start: str | None = None
-) -> str:
-    """A shipped unit (ops/systemd/NAME) with this host's paths (longest first), user and
-    ExecStart filled in."""
-    text = (UNITS / name).read_text()
-    for default in sorted(paths, key=len, reverse=True):
-        text = text.replace(default, paths[default])
-    if user:
-        text = re.sub(r"(?m)^User=.*$", f"User={user}", text)
-        text = re.sub(r"(?m)^Group=.*$", f"Group={user}", text)
-    if exec_start:
-        text = re.sub(r"(?m)^ExecStart=.*$", lambda _: f"ExecStart={exec_start}", text)
-    return text
-
-
-def install_units(unit_dir: Path, units: dict[str, str], enable: list[str]) -> None:
-    """Write the units; with systemd running, reload it and enable and start `enable`."""
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in units.items():
-        (unit_dir / name).write_text(text)
-        say(f"wrote {unit_dir / name}")
-    if systemd_running() and unit_dir == Path("/etc/systemd/system"):
-        run(["systemctl", "daemon-reload"])
-        run(["systemctl", "enable", "--now", *enable])
-        say(f"enabled and started {', '.join(enable)}")
-
-
-def systemd_running() -> bool:
-    return Path("/run/systemd/system").is_dir()
-
-
-def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> int:
-    """Run a unit's ExecStart as systemd would (its User=, WorkingDirectory=, Environment=,
-    EnvironmentFile=, UMask=, after its ExecStartPre=), in the background; returns its pid,
-    also written to `pidfile` (what --stop reads). For machines without systemd as PID 1."""
-    fields: dict[str, list[str]] = {}
-    for line in unit.read_text().replace("%i", instance).splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.startswith(("#", ";", "[")):
-            fields.setdefault(key.strip(), []).append(value.strip())
-    env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"}
-    for assignment in fields.get("Environment", []):
-        for word in shlex.split(assignment):
-            key, _, value = word.partition("=")
-            env[key] = value
-    for file in fields.get("EnvironmentFile", []):
-        for line in Path(file.lstrip("-")).read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not line.startswith("#"):
-                env[key.strip()] = value.strip()
-    user = fields.get("User", [None])[-1]
-    if user:
-        entry = pwd.getpwnam(user)
-        env.update({"HOME": env.get("HOME", entry.pw_dir), "USER": user, "LOGNAME": user})
-    workdir = fields.get("WorkingDirectory", ["/"])[-1]
-    umask = int(fields.get("UMask", ["0022"])[-1], 8)
-    log = open(Path(workdir) / f"{unit.name.replace('@', '-')}.start.log", "ab")
-
-    def enter():
-        os.umask(umask)
-
-    as_user = {
-        "cwd": workdir,
-        "env": env,
-        "stdin": subprocess.DEVNULL,
-        "stdout": log,
-        "stderr": subprocess.STDOUT,
-        "preexec_fn": enter,
-        "user": user,
-        "group": grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name if user else None,
-        "extra_groups": [] if user else None,
-    }
-    for command in fields.get("ExecStartPre", []):
-        if subprocess.run(shlex.split(command), **as_user).returncode != 0:
-            log.close()
-            raise RuntimeError(f"{unit.name}: ExecStartPre={command} failed: see {log.name}")
-    proc = subprocess.Popen(shlex.split(fields["ExecStart"][-1]), start_new_session=True, **as_user)
-    log.close()
-    if pidfile:  # `buildbot start --nodaemon` writes none
-        pidfile.write_text(f"{proc.pid}\n")
-    return proc.pid
-
-
-def stop_pids(pidfiles: list[Path], pids: list[int] = ()) -> None:
-    """Stop each process named by a pid file (or pid), waiting up to 20 s each."""
-    for pid in [*(services.read_pid(p) for p in pidfiles), *pids]:
-        if not pid:
-            continue
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 20
-        while services.alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.2)
-    for path in pidfiles:
-        path.unlink(missing_ok=True)
-
-
-def running(pidfile: Path) -> bool:
-    """What --start started before is still running: it is left alone."""
-    return services.read_pid(pidfile) is not None
 
 
 def ensure_master_venv() -> Path:

@@ -23,6 +23,7 @@ from buildbot.config.errors import ConfigErrors
 from conveyor import settings as settings_module
 from master import repository
 from ops import hosts
+from ops import units
 from steps import repository as repo_steps
 
 FINGERPRINT = "3B8F2A5C9D0E41F7A6B2C8D94E1F0A7B5C3D2E19"
@@ -195,7 +196,7 @@ def test_an_unreachable_or_wrong_key_stops_the_configuration_saying_why(tmp_path
 
 
 def test_units_get_the_hosts_paths_and_user(tmp_path):
-    text = hosts.render_unit(
+    text = units.render_unit(
         "conveyor-worker@.service",
         {
             "/srv/conveyor-worker": "/data/workers",
@@ -214,10 +215,10 @@ def test_units_get_the_hosts_paths_and_user(tmp_path):
 def test_every_shipped_unit_passes_systemd_analyze_verify(tmp_path):
     venv = str(Path(sys.executable).parent.parent)  # this virtualenv has all three programs
     (tmp_path / "conveyor-chroots.timer").write_text(
-        hosts.render_unit("conveyor-chroots.timer", {}, None)
+        units.render_unit("conveyor-chroots.timer", {}, None)
     )
-    for name in sorted(p.name for p in hosts.UNITS.glob("*.service")):
-        text = hosts.render_unit(
+    for name in sorted(p.name for p in units.UNITS.glob("*.service")):
+        text = units.render_unit(
             name,
             {
                 "/opt/conveyor-worker/venv": venv,
@@ -227,8 +228,10 @@ def test_every_shipped_unit_passes_systemd_analyze_verify(tmp_path):
             "root",
         )
         (tmp_path / name).write_text(text)
-        for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"):
+        for hardening in ("ProtectSystem=strict", "PrivateTmp=yes"):
             assert hardening in text, name
+        # all but the build worker's: its builds map subordinate ids with set-uid newuidmap
+        assert ("NoNewPrivileges=yes" in text) == (name != "conveyor-worker@.service"), name
         unit = tmp_path / name.replace("@.", "@test.")
         proc = subprocess.run(
             ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True
@@ -253,13 +256,31 @@ WorkingDirectory={tmp_path}
 ExecStartPre=/bin/sh -c "echo pre > pre.txt"
 ExecStart=/bin/sh -c "echo $FROM_UNIT $NAME $FROM_FILE > out.txt"
 """)
-    hosts.start_unit(tmp_path / "t@.service", "x")
+    units.start_unit(tmp_path / "t@.service", "x")
     deadline = time.monotonic() + 10
     while not (tmp_path / "out.txt").exists() or not (tmp_path / "out.txt").read_text():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert (tmp_path / "out.txt").read_text() == "unit x file value\n"
     assert (tmp_path / "pre.txt").read_text() == "pre\n"
+
+
+def test_a_unit_started_without_systemd_gets_no_new_privileges_when_it_says_so(tmp_path):
+    """As systemd: NoNewPrivileges=yes sets no_new_privs, under which a set-uid newuidmap fails
+    (so the build worker's unit, whose builds need it, does not say it)."""
+    for says, expected in (("yes", "1"), ("no", "0")):
+        (tmp_path / f"{says}.service").write_text(f"""[Service]
+NoNewPrivileges={says}
+WorkingDirectory={tmp_path}
+ExecStart=/bin/sh -c "grep NoNewPrivs /proc/self/status > {says}.txt"
+""")
+        units.start_unit(tmp_path / f"{says}.service")
+        out = tmp_path / f"{says}.txt"
+        deadline = time.monotonic() + 10
+        while not out.exists() or not out.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert out.read_text().split() == ["NoNewPrivs:", expected]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
