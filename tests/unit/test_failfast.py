@@ -125,12 +125,16 @@ class FailFastTest(stepcase.StepTestCase):
 
         return self.setup(Slow(), package_requests=[3], tests_requests=[6])
 
+    def expect_stopped(self, summary: str, told: str, untold: str) -> None:
+        """Stopped, saying `summary`, with the property `told` for the wait that tells why."""
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": summary})
+        self.expect_property(told, True)
+        self.expect_no_property(untold)
+
     def test_a_failing_tests_build_beside_stops_the_step_for_awaittests_to_tell(self):
         step = self.running_step()
-        self.expect_outcome(result=FAILURE)
-        self.expect_result_summary({"step": failfast.STOPPED_BY_TESTS})
-        self.expect_property("tests_failed_first", True)
-        self.expect_no_property("package_failed_first")
+        self.expect_stopped(failfast.STOPPED_BY_TESTS, "tests_failed_first", "package_failed_first")
         d = self.run_step()
         assert not d.called
         WATCHES[6].completed.callback({"complete": True, "results": FAILURE})
@@ -139,10 +143,7 @@ class FailFastTest(stepcase.StepTestCase):
 
     def test_a_failing_package_build_stops_it_for_awaitpackage_to_tell(self):
         step = self.running_step()
-        self.expect_outcome(result=FAILURE)
-        self.expect_result_summary({"step": failfast.STOPPED})
-        self.expect_property("package_failed_first", True)
-        self.expect_no_property("tests_failed_first")
+        self.expect_stopped(failfast.STOPPED, "package_failed_first", "tests_failed_first")
         d = self.run_step()
         WATCHES[6].completed.callback({"complete": True, "results": SUCCESS})  # trixie passed
         assert not d.called
