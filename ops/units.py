@@ -24,6 +24,23 @@ from ops.setup import say
 UNITS = ROOT / "ops" / "systemd"
 SYSTEM_PATH = setup.SYSTEM_PATH
 PR_SET_NO_NEW_PRIVS = 38  # prctl(2)
+# $1 1 for PrivateTmp=, $2 how many ReadWritePaths= follow, then the command (setpriv …)
+PROTECT = r"""set -e
+private=$1 n=$2
+shift 2
+mount -o remount,bind,ro /
+while [ "$n" -gt 0 ]; do
+    mount --bind "$1" "$1"
+    mount -o remount,bind,rw "$1"
+    shift
+    n=$((n - 1))
+done
+if [ "$private" = 1 ]; then
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+fi
+exec "$@"
+"""
 
 
 def render_unit(
@@ -60,8 +77,9 @@ def systemd_running() -> bool:
 
 def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> int:
     """Run a unit's ExecStart as systemd would (User=, WorkingDirectory=, Environment=,
-    EnvironmentFile=, UMask=, NoNewPrivileges=, after ExecStartPre=), in the background; its pid,
-    also written to `pidfile` (what --stop reads). For machines without systemd as PID 1."""
+    EnvironmentFile=, UMask=, NoNewPrivileges=, ProtectSystem=strict with ReadWritePaths= and
+    PrivateTmp=, after ExecStartPre=), in the background; its pid, also written to `pidfile`
+    (what --stop reads). For machines without systemd as PID 1."""
     fields: dict[str, list[str]] = {}
     for line in unit.read_text().replace("%i", instance).splitlines():
         key, sep, value = line.partition("=")
@@ -86,11 +104,40 @@ def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> i
     log = open(Path(workdir) / f"{unit.name.replace('@', '-')}.start.log", "ab")
 
     no_new_privs = fields.get("NoNewPrivileges", ["no"])[-1] in ("yes", "true", "1")
+    # ProtectSystem=strict (as root: a mount namespace needs it): the file system read-only but
+    # ReadWritePaths=, /dev, /proc and /sys, with PrivateTmp='s own /tmp and /var/tmp; then
+    # User= (setpriv). Not ProtectHome=: a virtualenv's Python may live in /root (pyenv).
+    protect = fields.get("ProtectSystem", ["no"])[-1] == "strict" and os.geteuid() == 0
 
     def enter():
         os.umask(umask)
-        if no_new_privs:  # as systemd sets it: no set-uid program gains its rights any more
+        if no_new_privs and not protect:  # as systemd sets it: set-uid programs gain nothing
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+    def command(line: str) -> list[str]:
+        if not protect:
+            return shlex.split(line)
+        writable = [
+            path.lstrip("-")
+            for value in fields.get("ReadWritePaths", [])
+            for path in shlex.split(value)
+            if not path.startswith("-") or Path(path[1:]).exists()
+        ]
+        private = fields.get("PrivateTmp", ["no"])[-1] in ("yes", "true", "1")
+        become = ["setpriv", "--clear-groups"] if user else ["setpriv"]
+        if user:
+            become += [f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}"]
+        if no_new_privs:
+            become.append("--no-new-privs")
+        return [
+            *("unshare", "--mount", "--propagation", "slave", "sh", "-c", PROTECT, "protect"),
+            "1" if private else "0",
+            str(len(writable)),
+            *writable,
+            *become,
+            "--",
+            *shlex.split(line),
+        ]
 
     as_user = {
         "cwd": workdir,
@@ -99,15 +146,15 @@ def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> i
         "stdout": log,
         "stderr": subprocess.STDOUT,
         "preexec_fn": enter,
-        "user": user,
-        "group": grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name if user else None,
-        "extra_groups": [] if user else None,
     }
-    for command in fields.get("ExecStartPre", []):
-        if subprocess.run(shlex.split(command), **as_user).returncode != 0:
+    if user and not protect:
+        group = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+        as_user.update({"user": user, "group": group, "extra_groups": []})
+    for line in fields.get("ExecStartPre", []):
+        if subprocess.run(command(line), **as_user).returncode != 0:
             log.close()
-            raise RuntimeError(f"{unit.name}: ExecStartPre={command} failed: see {log.name}")
-    proc = subprocess.Popen(shlex.split(fields["ExecStart"][-1]), start_new_session=True, **as_user)
+            raise RuntimeError(f"{unit.name}: ExecStartPre={line} failed: see {log.name}")
+    proc = subprocess.Popen(command(fields["ExecStart"][-1]), start_new_session=True, **as_user)
     log.close()
     if pidfile:  # `buildbot start --nodaemon` writes none
         pidfile.write_text(f"{proc.pid}\n")

@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -303,3 +304,36 @@ def test_the_build_worker_owns_the_cache_directory_without_touching_what_builds_
         100042,
         0o4755,
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace needs root")
+def test_a_unit_started_without_systemd_gets_its_read_only_system_and_private_tmp():
+    """As systemd: ProtectSystem=strict leaves only ReadWritePaths= writable (and /dev),
+    PrivateTmp= gives an empty /tmp of its own, and User= runs the command."""
+    base = Path(tempfile.mkdtemp(prefix="unit-test-", dir="/srv"))
+    try:
+        os.chmod(base, 0o755)
+        (base / "rw").mkdir()
+        os.chmod(base / "rw", 0o777)
+        (base / "t.service").write_text(f"""[Service]
+User=nobody
+ProtectSystem=strict
+PrivateTmp=yes
+ReadWritePaths={base / "rw"} -/nonexistent-path
+NoNewPrivileges=yes
+WorkingDirectory={base}
+ExecStart=/bin/sh -c "id -un > rw/who; touch /srv/conveyor-unit-test 2> rw/outside; \
+ls -A /tmp > rw/tmp; grep NoNewPrivs /proc/self/status > rw/nnp; echo done > rw/end"
+""")
+        units.start_unit(base / "t.service")
+        deadline = time.monotonic() + 10
+        while not (base / "rw" / "end").exists():
+            assert time.monotonic() < deadline, (base / "t.service.start.log").read_text()
+            time.sleep(0.05)
+        assert (base / "rw" / "who").read_text() == "nobody\n"
+        assert "Read-only file system" in (base / "rw" / "outside").read_text()
+        assert not Path("/srv/conveyor-unit-test").exists()
+        assert (base / "rw" / "tmp").read_text() == ""
+        assert (base / "rw" / "nnp").read_text().split() == ["NoNewPrivs:", "1"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
