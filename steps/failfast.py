@@ -40,7 +40,7 @@ def fails_with_the_package(cls):
 
     @defer.inlineCallbacks
     def run(self):
-        self.stopped_by_package = False
+        self.stopped_why = None  # STOPPED or STOPPED_BY_TESTS, once a build beside failed
         packages = list(self.getProperty(buildprops.PACKAGE_REQUESTS) or [])
         brids = packages + list(self.getProperty(buildprops.TESTS_REQUESTS) or [])
         if not brids:
@@ -65,9 +65,8 @@ def fails_with_the_package(cls):
             stopper = yield first
             if stopper == "ran":
                 return (yield running)
-            self.stopped_by_package = True
             by_package = stopper in packages
-            why = STOPPED if by_package else STOPPED_BY_TESTS
+            why = self.stopped_why = STOPPED if by_package else STOPPED_BY_TESTS
             self.setProperty(
                 buildprops.PACKAGE_FAILED_FIRST if by_package else buildprops.TESTS_FAILED_FIRST,
                 True,
@@ -77,7 +76,7 @@ def fails_with_the_package(cls):
                 yield defer.ensureDeferred(self.cmd.interrupt(why))
             try:
                 yield running
-            except Exception:  # the interrupted command's end; the package's failure is the news
+            except Exception:  # the interrupted command's end; the failure beside it is the news
                 pass
             self.summary = why
             return FAILURE
@@ -85,8 +84,8 @@ def fails_with_the_package(cls):
             yield watches.stop()
 
     def runCommand(self, command):
-        if getattr(self, "stopped_by_package", False):  # no next command once it has failed
-            return defer.fail(RuntimeError(STOPPED))
+        if getattr(self, "stopped_why", None):  # no next command once it has failed
+            return defer.fail(RuntimeError(self.stopped_why))
         return step_run_command(self, command)
 
     cls.run, cls.runCommand = run, runCommand
