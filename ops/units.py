@@ -96,14 +96,17 @@ def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> i
             if sep and not line.startswith("#"):
                 env[key.strip()] = value.strip()
     user = fields.get("User", [None])[-1]
-    if user:
-        entry = pwd.getpwnam(user)
+    entry = pwd.getpwnam(user) if user else None
+    if entry:
         env.update({"HOME": env.get("HOME", entry.pw_dir), "USER": user, "LOGNAME": user})
     workdir = fields.get("WorkingDirectory", ["/"])[-1]
     umask = int(fields.get("UMask", ["0022"])[-1], 8)
     log = open(Path(workdir) / f"{unit.name.replace('@', '-')}.start.log", "ab")
 
-    no_new_privs = fields.get("NoNewPrivileges", ["no"])[-1] in ("yes", "true", "1")
+    def says(key: str) -> bool:  # a boolean setting of the unit, as systemd reads "yes"
+        return fields.get(key, ["no"])[-1] in ("yes", "true", "1")
+
+    no_new_privs = says("NoNewPrivileges")
     # ProtectSystem=strict (as root: a mount namespace needs it): the file system read-only but
     # ReadWritePaths=, /dev, /proc and /sys, with PrivateTmp='s own /tmp and /var/tmp; then
     # User= (setpriv). Not ProtectHome=: a virtualenv's Python may live in /root (pyenv).
@@ -123,15 +126,14 @@ def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> i
             for path in shlex.split(value)
             if not path.startswith("-") or Path(path[1:]).exists()
         ]
-        private = fields.get("PrivateTmp", ["no"])[-1] in ("yes", "true", "1")
-        become = ["setpriv", "--clear-groups"] if user else ["setpriv"]
-        if user:
-            become += [f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}"]
+        become = ["setpriv"]
+        if entry:
+            become += ["--clear-groups", f"--reuid={user}", f"--regid={entry.pw_gid}"]
         if no_new_privs:
             become.append("--no-new-privs")
         return [
             *("unshare", "--mount", "--propagation", "slave", "sh", "-c", PROTECT, "protect"),
-            "1" if private else "0",
+            "1" if says("PrivateTmp") else "0",
             str(len(writable)),
             *writable,
             *become,
@@ -147,8 +149,8 @@ def start_unit(unit: Path, instance: str = "", pidfile: Path | None = None) -> i
         "stderr": subprocess.STDOUT,
         "preexec_fn": enter,
     }
-    if user and not protect:
-        group = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    if entry and not protect:
+        group = grp.getgrgid(entry.pw_gid).gr_name
         as_user.update({"user": user, "group": group, "extra_groups": []})
     for line in fields.get("ExecStartPre", []):
         if subprocess.run(command(line), **as_user).returncode != 0:
